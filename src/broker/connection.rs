@@ -1,0 +1,338 @@
+//! One client connection: a reader that feeds frames to the [`Session`] and carries out its
+//! actions, and a writer that drains the [`Outbox`] with vectored writes.
+//!
+//! Every complete frame that arrived before EOF is processed, in order (the C client sends
+//! one publish and closes; the Node.js client pipelines auth and subscribe), and a refusal
+//! is flushed to the client before the connection closes.
+
+use std::io::{self, IoSlice};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::time::Instant;
+use tokio_util::codec::Decoder;
+use tokio_util::sync::CancellationToken;
+
+use super::Shared;
+use super::handle::{SessionHandle, SessionId};
+use super::messages::{Disconnected, Register, Subscribe, Unsubscribe};
+use super::outbox::Outbox;
+use super::refusal::Refusal;
+use super::session::{Action, Session};
+use super::stats::Stats;
+use crate::wire::codec::CodecError;
+use crate::wire::{Frame, FrameCodec, Nonce};
+
+/// Read buffer of a connection that has been quiet: idle subscribers hold little memory.
+const IDLE_READ: usize = 1024;
+/// Read buffer of a busy connection (the last read filled what it was given).
+const BUSY_READ: usize = 64 * 1024;
+/// iovecs per vectored write.
+const MAX_IOV: usize = 256;
+
+/// Serves one connection until it closes, the broker shuts down, or it is killed.
+pub async fn serve<R, W>(reader: R, writer: W, peer: SocketAddr, shared: Arc<Shared>)
+where
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send,
+{
+    let id = SessionId(shared.next_session.fetch_add(1, Relaxed));
+    let nonce = match Nonce::random() {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::error!(%peer, "no randomness for a nonce, dropping connection: {e}");
+            return;
+        }
+    };
+    let outbox = Arc::new(Outbox::new(shared.config.outbox_bytes));
+    let info = Frame::Info {
+        name: shared.config.name.clone(),
+        nonce,
+    };
+    match info.to_bytes() {
+        Ok(b) => {
+            let _ = outbox.push_control(b);
+        }
+        Err(e) => {
+            tracing::error!("cannot encode info frame: {e}");
+            return;
+        }
+    }
+    let kill = shared.hard_kill.child_token();
+    let mut conn = Reader {
+        id,
+        peer,
+        session: Session::new(nonce),
+        handle: None,
+        outbox: Arc::clone(&outbox),
+        kill: kill.clone(),
+        shared: Arc::clone(&shared),
+    };
+    let write = write_loop(writer, Arc::clone(&outbox), shared.config.write_timeout());
+    tokio::pin!(write);
+    tokio::select! {
+        () = kill.cancelled() => {}
+        res = &mut write => log_write_end(peer, res),
+        () = conn.run(reader) => {
+            // The reader closed the outbox; let the writer flush it unless killed.
+            tokio::select! {
+                () = kill.cancelled() => {}
+                res = &mut write => log_write_end(peer, res),
+            }
+        }
+    }
+    if conn.handle.is_some() {
+        shared.broker.do_send(Disconnected(id));
+    }
+}
+
+fn log_write_end(peer: SocketAddr, res: io::Result<()>) {
+    if let Err(e) = res {
+        tracing::debug!(%peer, "write side ended: {e}");
+    }
+}
+
+struct Reader {
+    id: SessionId,
+    peer: SocketAddr,
+    session: Session,
+    handle: Option<Arc<SessionHandle>>,
+    outbox: Arc<Outbox>,
+    kill: CancellationToken,
+    shared: Arc<Shared>,
+}
+
+/// Whether the reader goes on after a frame.
+enum Flow {
+    Continue,
+    Stop,
+}
+
+impl Reader {
+    async fn run<R: AsyncRead + Unpin>(&mut self, mut reader: R) {
+        let mut codec = FrameCodec::new(self.shared.config.limits());
+        let mut buf = BytesMut::new();
+        let mut busy = false;
+        let auth_deadline = Instant::now() + self.shared.config.auth_timeout();
+        loop {
+            loop {
+                match codec.decode(&mut buf) {
+                    Ok(Some(rx)) => {
+                        if let Flow::Stop = self.apply(rx.frame, rx.raw).await {
+                            return;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(CodecError::Wire(e)) => {
+                        Stats::add(&self.shared.stats.protocol_errors, 1);
+                        self.refuse(Refusal::Protocol(e));
+                        return;
+                    }
+                    Err(CodecError::Io(_)) => return self.outbox.close(),
+                }
+            }
+            let want = if busy { BUSY_READ } else { IDLE_READ };
+            if buf.is_empty() && buf.capacity() > want {
+                buf = BytesMut::new();
+            }
+            buf.reserve(want);
+            let spare = buf.capacity() - buf.len();
+            let shutdown = self.shared.shutdown.clone();
+            let read = async {
+                if self.handle.is_some() {
+                    Ok(reader.read_buf(&mut buf).await)
+                } else {
+                    tokio::time::timeout_at(auth_deadline, reader.read_buf(&mut buf)).await
+                }
+            };
+            let res = tokio::select! {
+                r = read => r,
+                () = shutdown.cancelled() => {
+                    // Stop reading; what is queued is flushed by the writer.
+                    return self.outbox.close();
+                }
+            };
+            match res {
+                Err(_elapsed) => {
+                    let t = self.shared.config.auth_timeout();
+                    return self.refuse(Refusal::AuthTimeout(t));
+                }
+                Ok(Ok(0)) => {
+                    if !buf.is_empty() {
+                        tracing::debug!(peer = %self.peer, bytes = buf.len(), "EOF inside a frame");
+                    }
+                    return self.outbox.close();
+                }
+                Ok(Ok(n)) => busy = n == spare,
+                Ok(Err(e)) => {
+                    tracing::debug!(peer = %self.peer, "read error: {e}");
+                    return self.outbox.close();
+                }
+            }
+        }
+    }
+
+    /// Sends the refusal to the client, counts and logs it; closes when it says so.
+    fn refuse(&self, refusal: Refusal) {
+        let ident = self.session.ident().map(ToString::to_string).unwrap_or_default();
+        match &refusal {
+            Refusal::AuthFailed { .. } => {
+                Stats::add(&self.shared.stats.auth_failed, 1);
+                tracing::warn!(peer = %self.peer, "{refusal}");
+            }
+            Refusal::IdentMismatch { .. }
+            | Refusal::PublishDenied { .. }
+            | Refusal::SubscribeDenied { .. } => {
+                Stats::add(&self.shared.stats.acl_refusals, 1);
+                tracing::warn!(peer = %self.peer, %ident, "{refusal}");
+            }
+            _ => tracing::info!(peer = %self.peer, %ident, kind = refusal.kind(), "{refusal}"),
+        }
+        let _ = self.outbox.push_control(Frame::error_bytes(&refusal.to_string()));
+        if refusal.closes() {
+            self.outbox.close();
+        }
+    }
+
+    async fn apply(&mut self, frame: Frame, raw: Bytes) -> Flow {
+        let action = {
+            let keys = self.shared.keys.load();
+            let acl = self.handle.as_ref().map(|h| h.acl.load_full());
+            self.session
+                .on_frame(frame, raw, &keys, acl.as_ref().and_then(|a| a.as_deref()))
+        };
+        match action {
+            Action::Authenticated(acl) => {
+                Stats::add(&self.shared.stats.auth_ok, 1);
+                tracing::debug!(peer = %self.peer, ident = %acl.ident, "authenticated");
+                let handle = Arc::new(SessionHandle {
+                    id: self.id,
+                    peer: self.peer,
+                    ident: acl.ident.clone(),
+                    outbox: Arc::clone(&self.outbox),
+                    acl: ArcSwapOption::from(Some(acl)),
+                    kill: self.kill.clone(),
+                });
+                self.shared.broker.do_send(Register(Arc::clone(&handle)));
+                self.handle = Some(handle);
+            }
+            Action::Publish {
+                channel,
+                source,
+                frame,
+            } => {
+                Stats::add(&self.shared.stats.publishes, 1);
+                Stats::add(&self.shared.stats.publish_bytes, frame.len() as u64);
+                self.shared.router.publish(source, channel.as_str(), &frame);
+            }
+            Action::Subscribe(channel) => {
+                let msg = Subscribe {
+                    session: self.id,
+                    channel,
+                };
+                match self.shared.broker.send(msg).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(refusal)) => {
+                        let closes = refusal.closes();
+                        self.refuse(refusal);
+                        if closes {
+                            return Flow::Stop;
+                        }
+                    }
+                    Err(_mailbox_closed) => {
+                        self.refuse(Refusal::ShuttingDown);
+                        return Flow::Stop;
+                    }
+                }
+            }
+            Action::Unsubscribe(channel) => {
+                self.shared.broker.do_send(Unsubscribe {
+                    session: self.id,
+                    channel,
+                });
+            }
+            Action::Refuse(refusal) => {
+                let closes = refusal.closes();
+                self.refuse(refusal);
+                if closes {
+                    return Flow::Stop;
+                }
+            }
+        }
+        Flow::Continue
+    }
+}
+
+/// Drains the outbox in batches until it is closed and empty, then shuts the socket down.
+async fn write_loop<W: AsyncWrite + Unpin>(
+    mut w: W,
+    outbox: Arc<Outbox>,
+    timeout: Duration,
+) -> io::Result<()> {
+    let mut batch: Vec<Bytes> = Vec::new();
+    while outbox.next_batch(&mut batch).await {
+        tokio::time::timeout(timeout, write_all_vectored(&mut w, &batch))
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "write deadline passed"))??;
+        batch.clear();
+        if batch.capacity() > MAX_IOV * 4 {
+            batch = Vec::new();
+        }
+    }
+    let _ = tokio::time::timeout(timeout, w.shutdown()).await;
+    Ok(())
+}
+
+/// Writes every frame, many per syscall.
+async fn write_all_vectored<W: AsyncWrite + Unpin>(w: &mut W, frames: &[Bytes]) -> io::Result<()> {
+    let (mut i, mut off) = (0usize, 0usize);
+    while i < frames.len() {
+        let mut iov = [IoSlice::new(&[]); MAX_IOV];
+        let mut k = 0;
+        for (j, f) in frames[i..].iter().take(MAX_IOV).enumerate() {
+            iov[j] = IoSlice::new(if j == 0 { &f[off..] } else { f });
+            k = j + 1;
+        }
+        let mut n = w.write_vectored(&iov[..k]).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        while n > 0 && i < frames.len() {
+            let rest = frames[i].len() - off;
+            if n >= rest {
+                n -= rest;
+                i += 1;
+                off = 0;
+            } else {
+                off += n;
+                n = 0;
+            }
+        }
+    }
+    w.flush().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn vectored_writes_survive_partial_writes() {
+        // A duplex pipe with a tiny buffer forces many partial writes.
+        let (mut a, mut b) = tokio::io::duplex(7);
+        let frames: Vec<Bytes> = (0..300u16).map(|i| Bytes::from(format!("frame-{i};"))).collect();
+        let expected: Vec<u8> = frames.iter().flat_map(|f| f.to_vec()).collect();
+        let writer = tokio::spawn(async move {
+            write_all_vectored(&mut a, &frames).await.unwrap();
+        });
+        let mut got = vec![0; expected.len()];
+        b.read_exact(&mut got).await.unwrap();
+        writer.await.unwrap();
+        assert_eq!(got, expected);
+    }
+}

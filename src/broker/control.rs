@@ -1,0 +1,262 @@
+//! The Broker actor: the control plane.
+//!
+//! It owns who is subscribed to what and rebuilds a channel's route in the [`Router`] after
+//! every change, and it holds the key table sessions authenticate against. It is never on
+//! the publish path: publishing sessions read the router directly.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+
+use actix::{Actor, Context, Handler};
+use arc_swap::ArcSwap;
+
+use super::handle::{SessionHandle, SessionId};
+use super::messages::{Census, Disconnected, GetCensus, KeysChanged, Register, Subscribe, Unsubscribe};
+use super::refusal::Refusal;
+use super::router::{Route, Router};
+use super::stats::Stats;
+use crate::social::acl::{KeyTable, Sources};
+use crate::wire::Channel;
+
+struct Entry {
+    handle: Arc<SessionHandle>,
+    channels: HashSet<Channel>,
+}
+
+/// Control-plane state; see the module doc.
+pub struct Broker {
+    router: Arc<Router>,
+    keys: Arc<ArcSwap<KeyTable>>,
+    stats: Arc<Stats>,
+    max_subscriptions: usize,
+    sessions: HashMap<SessionId, Entry>,
+    channels: HashMap<Channel, HashSet<SessionId>>,
+}
+
+impl Broker {
+    /// A Broker writing routes into `router` and publishing key tables into `keys`.
+    pub fn new(
+        router: Arc<Router>,
+        keys: Arc<ArcSwap<KeyTable>>,
+        stats: Arc<Stats>,
+        max_subscriptions: usize,
+    ) -> Self {
+        Self {
+            router,
+            keys,
+            stats,
+            max_subscriptions,
+            sessions: HashMap::new(),
+            channels: HashMap::new(),
+        }
+    }
+
+    /// Recomputes `channel`'s route from its subscribers' current ACLs.
+    fn rebuild(&self, channel: &Channel) {
+        let mut route = Route::default();
+        for id in self.channels.get(channel).into_iter().flatten() {
+            let Some(entry) = self.sessions.get(id) else {
+                continue;
+            };
+            let acl = entry.handle.acl.load();
+            match acl.as_ref().and_then(|a| a.sources(channel.as_str())) {
+                Some(Sources::Everyone) => route.everyone.push(Arc::clone(&entry.handle)),
+                Some(Sources::Users(users)) => {
+                    for u in users {
+                        route
+                            .by_source
+                            .entry(*u)
+                            .or_default()
+                            .push(Arc::clone(&entry.handle));
+                    }
+                }
+                None => {}
+            }
+        }
+        self.router.set_route(channel.clone(), route);
+    }
+
+    /// Removes `id`'s subscription to `channel` from the tables; true when it existed.
+    fn forget(&mut self, id: SessionId, channel: &Channel) -> bool {
+        let had = self
+            .sessions
+            .get_mut(&id)
+            .is_some_and(|e| e.channels.remove(channel));
+        if let Some(subs) = self.channels.get_mut(channel) {
+            subs.remove(&id);
+            if subs.is_empty() {
+                self.channels.remove(channel);
+            }
+        }
+        had
+    }
+
+    /// Removes a session from the tables without touching routes; returns its entry.
+    fn detach(&mut self, id: SessionId) -> Option<Entry> {
+        let entry = self.sessions.remove(&id)?;
+        for channel in &entry.channels {
+            if let Some(subs) = self.channels.get_mut(channel) {
+                subs.remove(&id);
+                if subs.is_empty() {
+                    self.channels.remove(channel);
+                }
+            }
+        }
+        Some(entry)
+    }
+}
+
+impl Actor for Broker {
+    type Context = Context<Self>;
+}
+
+impl Handler<Register> for Broker {
+    type Result = ();
+
+    fn handle(&mut self, Register(handle): Register, _: &mut Context<Self>) {
+        // The key may have changed between authentication and now: align with the table.
+        match self.keys.load().get(&handle.ident) {
+            Some(acl) => handle.acl.store(Some(Arc::clone(acl))),
+            None => {
+                handle.acl.store(None);
+                handle.refuse(&Refusal::KeyRevoked {
+                    ident: handle.ident.clone(),
+                });
+                return;
+            }
+        }
+        self.sessions.insert(
+            handle.id,
+            Entry {
+                handle,
+                channels: HashSet::new(),
+            },
+        );
+    }
+}
+
+impl Handler<Subscribe> for Broker {
+    type Result = Result<(), Refusal>;
+
+    fn handle(&mut self, msg: Subscribe, _: &mut Context<Self>) -> Result<(), Refusal> {
+        let Some(entry) = self.sessions.get_mut(&msg.session) else {
+            // Unregistered: the key was revoked meanwhile, and the session is closing.
+            return Ok(());
+        };
+        let allowed = entry
+            .handle
+            .acl
+            .load()
+            .as_ref()
+            .is_some_and(|a| a.sources(msg.channel.as_str()).is_some());
+        if !allowed {
+            return Err(Refusal::SubscribeDenied {
+                ident: entry.handle.ident.clone(),
+                channel: msg.channel,
+            });
+        }
+        if entry.channels.contains(&msg.channel) {
+            return Ok(());
+        }
+        if entry.channels.len() >= self.max_subscriptions {
+            return Err(Refusal::TooManySubscriptions(self.max_subscriptions));
+        }
+        entry.channels.insert(msg.channel.clone());
+        self.channels
+            .entry(msg.channel.clone())
+            .or_default()
+            .insert(msg.session);
+        self.rebuild(&msg.channel);
+        Ok(())
+    }
+}
+
+impl Handler<Unsubscribe> for Broker {
+    type Result = ();
+
+    fn handle(&mut self, msg: Unsubscribe, _: &mut Context<Self>) {
+        if self.forget(msg.session, &msg.channel) {
+            self.rebuild(&msg.channel);
+        }
+    }
+}
+
+impl Handler<Disconnected> for Broker {
+    type Result = ();
+
+    fn handle(&mut self, Disconnected(id): Disconnected, _: &mut Context<Self>) {
+        if let Some(entry) = self.detach(id) {
+            for channel in &entry.channels {
+                self.rebuild(channel);
+            }
+        }
+    }
+}
+
+impl Handler<KeysChanged> for Broker {
+    type Result = ();
+
+    fn handle(&mut self, KeysChanged(table): KeysChanged, _: &mut Context<Self>) {
+        self.keys.store(Arc::clone(&table));
+        let mut dirty: BTreeSet<Channel> = BTreeSet::new();
+        let mut revoked = Vec::new();
+        let mut lost: Vec<(SessionId, Channel)> = Vec::new();
+        for (id, entry) in &self.sessions {
+            let old = entry.handle.acl.load_full();
+            let new = table.get(&entry.handle.ident);
+            match (old.as_deref(), new) {
+                (_, None) => revoked.push(*id),
+                (Some(o), Some(n)) if o == n.as_ref() => {}
+                (old, Some(n)) => {
+                    entry.handle.acl.store(Some(Arc::clone(n)));
+                    for ch in &entry.channels {
+                        let before = old.and_then(|o| o.sources(ch.as_str()));
+                        match n.sources(ch.as_str()) {
+                            None => lost.push((*id, ch.clone())),
+                            Some(after) if Some(after) != before => {
+                                dirty.insert(ch.clone());
+                            }
+                            Some(_) => {}
+                        }
+                    }
+                }
+            }
+        }
+        for (id, channel) in lost {
+            self.forget(id, &channel);
+            if let Some(e) = self.sessions.get(&id) {
+                Stats::add(&self.stats.access_lost, 1);
+                tracing::info!(ident = %e.handle.ident, %channel, "subscription lost its right");
+                e.handle.refuse(&Refusal::AccessLost {
+                    channel: channel.clone(),
+                });
+            }
+            dirty.insert(channel);
+        }
+        for id in revoked {
+            if let Some(e) = self.detach(id) {
+                tracing::info!(ident = %e.handle.ident, peer = %e.handle.peer, "key revoked: closing session");
+                e.handle.acl.store(None);
+                e.handle.refuse(&Refusal::KeyRevoked {
+                    ident: e.handle.ident.clone(),
+                });
+                dirty.extend(e.channels);
+            }
+        }
+        for ch in &dirty {
+            self.rebuild(ch);
+        }
+    }
+}
+
+impl Handler<GetCensus> for Broker {
+    type Result = actix::MessageResult<GetCensus>;
+
+    fn handle(&mut self, _: GetCensus, _: &mut Context<Self>) -> Self::Result {
+        actix::MessageResult(Census {
+            sessions: self.sessions.len(),
+            subscriptions: self.sessions.values().map(|e| e.channels.len()).sum(),
+            channels: self.channels.len(),
+        })
+    }
+}

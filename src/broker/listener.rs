@@ -1,0 +1,147 @@
+//! The TCP accept loop: connection limits (total and per address), keepalive, back-off on
+//! accept errors, and no new connections once shutdown starts.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use socket2::{SockRef, TcpKeepalive};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::task::TaskTracker;
+
+use super::Shared;
+use super::connection;
+use super::refusal::Refusal;
+use super::stats::Stats;
+use crate::wire::Frame;
+
+/// Longest pause between retries when `accept` fails (e.g. out of file descriptors).
+const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
+/// How long a refused client gets to read its error frame.
+const REFUSE_WRITE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Counts open connections per IP address.
+#[derive(Debug, Default)]
+struct PerAddress {
+    open: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// Releases one slot of an address when the connection ends.
+struct AddressSlot {
+    table: Arc<PerAddress>,
+    ip: IpAddr,
+}
+
+impl PerAddress {
+    fn acquire(table: &Arc<PerAddress>, ip: IpAddr, max: usize) -> Option<AddressSlot> {
+        let mut open = table.open.lock();
+        let n = open.entry(ip).or_default();
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(AddressSlot {
+            table: Arc::clone(table),
+            ip,
+        })
+    }
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut open = self.table.open.lock();
+        if let Some(n) = open.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// What a connection holds while it is open.
+struct Slots {
+    _total: OwnedSemaphorePermit,
+    _address: AddressSlot,
+}
+
+/// Accepts connections until shutdown; each is served on `tracker`.
+pub async fn run(listener: TcpListener, shared: Arc<Shared>, tracker: TaskTracker) {
+    let total = Arc::new(Semaphore::new(shared.config.max_connections));
+    let per_address = Arc::new(PerAddress::default());
+    let keepalive = TcpKeepalive::new()
+        .with_time(Duration::from_secs(10))
+        .with_interval(Duration::from_secs(5))
+        .with_retries(3);
+    let mut backoff = Duration::from_millis(5);
+    loop {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            () = shared.shutdown.cancelled() => return,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!("accept failed: {e}; retrying in {backoff:?}");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_ACCEPT_BACKOFF);
+                continue;
+            }
+        };
+        backoff = Duration::from_millis(5);
+        Stats::add(&shared.stats.connections_accepted, 1);
+        // Same keepalive as 3.1.0, so half-open subscribers are noticed within a minute.
+        let sock = SockRef::from(&stream);
+        let _ = sock.set_tcp_keepalive(&keepalive);
+        let _ = stream.set_nodelay(true);
+
+        let slots = match Arc::clone(&total).try_acquire_owned() {
+            Err(_) => Err(Refusal::TooManyConnections),
+            Ok(permit) => {
+                match PerAddress::acquire(&per_address, peer.ip(), shared.config.max_connections_per_ip) {
+                    None => Err(Refusal::TooManyFromAddress),
+                    Some(address) => Ok(Slots {
+                        _total: permit,
+                        _address: address,
+                    }),
+                }
+            }
+        };
+        match slots {
+            Err(refusal) => {
+                Stats::add(&shared.stats.connections_refused, 1);
+                tracing::warn!(%peer, "{refusal}");
+                tracker.spawn(refuse(stream, refusal));
+            }
+            Ok(slots) => {
+                let shared = Arc::clone(&shared);
+                tracker.spawn(async move {
+                    let _slots = slots;
+                    serve_tcp(stream, peer, shared).await;
+                });
+            }
+        }
+    }
+}
+
+async fn serve_tcp(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+    shared.stats.connections_open.fetch_add(1, Relaxed);
+    let (r, w) = stream.into_split();
+    connection::serve(r, w, peer, Arc::clone(&shared)).await;
+    shared.stats.connections_open.fetch_sub(1, Relaxed);
+}
+
+/// Tells a client over a limit why, then closes.
+async fn refuse(mut stream: TcpStream, refusal: Refusal) {
+    let frame = Frame::error_bytes(&refusal.to_string());
+    let _ = tokio::time::timeout(REFUSE_WRITE_TIMEOUT, async {
+        stream.write_all(&frame).await?;
+        stream.shutdown().await
+    })
+    .await;
+}

@@ -1,0 +1,64 @@
+//! Typed messages of the Broker actor. Sessions and the key loader hold only an
+//! `Addr<Broker>` and send these; the Broker's state stays private to it.
+
+use std::sync::Arc;
+
+use actix::Message;
+
+use super::handle::{SessionHandle, SessionId};
+use super::refusal::Refusal;
+use crate::social::acl::KeyTable;
+use crate::wire::Channel;
+
+/// A session authenticated; the Broker tracks it so ACL changes can reach it.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Register(pub Arc<SessionHandle>);
+
+/// Add a subscription. Answered once the route is live, so frames the client sends after
+/// its subscribe are processed with the subscription in place.
+#[derive(Message)]
+#[rtype(result = "Result<(), Refusal>")]
+pub struct Subscribe {
+    /// The session.
+    pub session: SessionId,
+    /// The channel, already checked against the session's ACL.
+    pub channel: Channel,
+}
+
+/// Drop a subscription (no error if there is none, as 3.1.0).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Unsubscribe {
+    /// The session.
+    pub session: SessionId,
+    /// The channel.
+    pub channel: Channel,
+}
+
+/// The connection ended; forget the session and its subscriptions.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Disconnected(pub SessionId);
+
+/// A new key table was derived: authenticate against it from now on and bring every live
+/// session in line with it (cut lost channels, re-route changed sources, close revoked keys).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct KeysChanged(pub Arc<KeyTable>);
+
+/// How many sessions and subscriptions the Broker holds (for stats and tests).
+#[derive(Message)]
+#[rtype(result = "Census")]
+pub struct GetCensus;
+
+/// Answer to [`GetCensus`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Census {
+    /// Authenticated sessions.
+    pub sessions: usize,
+    /// Subscriptions over all sessions.
+    pub subscriptions: usize,
+    /// Channels with at least one subscriber.
+    pub channels: usize,
+}

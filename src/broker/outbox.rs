@@ -1,0 +1,184 @@
+//! A subscriber's bounded queue of frames waiting to be written.
+//!
+//! Publishers push cheap `Bytes` clones of one shared frame; the connection's writer takes
+//! everything queued in one batch and writes it with vectored writes, so one syscall carries
+//! many frames. The queue is bounded in bytes: a full outbox is a slow consumer, handled by
+//! the configured policy, never by growing memory.
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+/// Why a frame was not queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushError {
+    /// The byte bound would be exceeded: the subscriber is not keeping up.
+    Full,
+    /// The connection is closing; nothing more is written.
+    Closed,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    queue: VecDeque<Bytes>,
+    bytes: usize,
+    closed: bool,
+}
+
+/// Bounded multi-producer, single-consumer frame queue.
+#[derive(Debug)]
+pub struct Outbox {
+    state: Mutex<State>,
+    ready: Notify,
+    limit: usize,
+}
+
+impl Outbox {
+    /// An empty outbox holding at most `limit` bytes of data frames.
+    pub fn new(limit: usize) -> Self {
+        Self {
+            state: Mutex::new(State::default()),
+            ready: Notify::new(),
+            limit,
+        }
+    }
+
+    fn enqueue(&self, st: &mut State, frame: Bytes) {
+        let was_empty = st.queue.is_empty();
+        st.bytes += frame.len();
+        st.queue.push_back(frame);
+        if was_empty {
+            // notify_one stores a permit when the writer is not waiting yet, so no wake-up is lost.
+            self.ready.notify_one();
+        }
+    }
+
+    /// Queues a data frame unless that would pass the byte bound.
+    pub fn push(&self, frame: Bytes) -> Result<(), PushError> {
+        let mut st = self.state.lock();
+        if st.closed {
+            return Err(PushError::Closed);
+        }
+        if st.bytes + frame.len() > self.limit {
+            return Err(PushError::Full);
+        }
+        self.enqueue(&mut st, frame);
+        Ok(())
+    }
+
+    /// Queues a data frame, dropping the oldest queued frames to make room. Returns how
+    /// many older frames were dropped; `Full` when the frame alone is over the bound.
+    pub fn push_drop_oldest(&self, frame: Bytes) -> Result<usize, PushError> {
+        let mut st = self.state.lock();
+        if st.closed {
+            return Err(PushError::Closed);
+        }
+        if frame.len() > self.limit {
+            return Err(PushError::Full);
+        }
+        let mut dropped = 0;
+        while st.bytes + frame.len() > self.limit {
+            match st.queue.pop_front() {
+                Some(old) => {
+                    st.bytes -= old.len();
+                    dropped += 1;
+                }
+                None => break,
+            }
+        }
+        self.enqueue(&mut st, frame);
+        Ok(dropped)
+    }
+
+    /// Queues a small control frame (an error) regardless of the bound, so that a client is
+    /// always told why; refused only once closed.
+    pub fn push_control(&self, frame: Bytes) -> Result<(), PushError> {
+        let mut st = self.state.lock();
+        if st.closed {
+            return Err(PushError::Closed);
+        }
+        self.enqueue(&mut st, frame);
+        Ok(())
+    }
+
+    /// Accepts nothing more; the writer drains what is queued, then ends.
+    pub fn close(&self) {
+        self.state.lock().closed = true;
+        self.ready.notify_one();
+    }
+
+    /// Drops everything queued and closes; returns how many frames were dropped.
+    pub fn abort(&self) -> usize {
+        let mut st = self.state.lock();
+        st.closed = true;
+        let n = st.queue.len();
+        st.queue.clear();
+        st.bytes = 0;
+        self.ready.notify_one();
+        n
+    }
+
+    /// Bytes queued now.
+    pub fn queued_bytes(&self) -> usize {
+        self.state.lock().bytes
+    }
+
+    /// Waits for frames and moves all queued ones into `batch`. Returns `false` once the
+    /// outbox is closed and drained: the writer then shuts the connection down.
+    pub async fn next_batch(&self, batch: &mut Vec<Bytes>) -> bool {
+        loop {
+            {
+                let mut st = self.state.lock();
+                if !st.queue.is_empty() {
+                    batch.extend(st.queue.drain(..));
+                    st.bytes = 0;
+                    return true;
+                }
+                if st.closed {
+                    return false;
+                }
+            }
+            self.ready.notified().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bound_is_in_bytes() {
+        let o = Outbox::new(10);
+        assert_eq!(o.push(Bytes::from_static(b"123456")), Ok(()));
+        assert_eq!(o.push(Bytes::from_static(b"12345")), Err(PushError::Full));
+        assert_eq!(o.push(Bytes::from_static(b"1234")), Ok(()));
+        assert_eq!(o.queued_bytes(), 10);
+        assert_eq!(o.push_control(Bytes::from_static(b"error")), Ok(()));
+    }
+
+    #[test]
+    fn drop_oldest_makes_room() {
+        let o = Outbox::new(10);
+        o.push(Bytes::from_static(b"aaaaa")).unwrap();
+        o.push(Bytes::from_static(b"bbbbb")).unwrap();
+        assert_eq!(o.push_drop_oldest(Bytes::from_static(b"cc")), Ok(1));
+        assert_eq!(o.queued_bytes(), 7);
+        assert_eq!(o.push_drop_oldest(Bytes::from(vec![0; 11])), Err(PushError::Full));
+    }
+
+    #[tokio::test]
+    async fn writer_drains_then_sees_close() {
+        let o = Outbox::new(100);
+        o.push(Bytes::from_static(b"a")).unwrap();
+        o.push(Bytes::from_static(b"b")).unwrap();
+        o.close();
+        assert_eq!(o.push(Bytes::from_static(b"c")), Err(PushError::Closed));
+        let mut batch = Vec::new();
+        assert!(o.next_batch(&mut batch).await);
+        assert_eq!(batch.len(), 2);
+        assert!(!o.next_batch(&mut batch).await);
+    }
+}

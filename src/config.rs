@@ -1,0 +1,228 @@
+//! One `Config` for the whole process: defaults < TOML file (`--config`) < environment
+//! (`HPFRIENDS_<KEY>`, e.g. `HPFRIENDS_MAX_PAYLOAD=65536`) < command-line flags.
+//!
+//! Every knob is documented in `deploy/hpfriends.example.toml`; a test keeps that file and
+//! these defaults in step. Nothing else in the crate reads configuration files.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::wire::Limits;
+use crate::wire::limits::DEFAULT_MAX_PAYLOAD;
+
+/// Prefix of the environment variables that override file settings.
+pub const ENV_PREFIX: &str = "HPFRIENDS_";
+
+/// What to do with a subscriber whose outbox is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SlowConsumerPolicy {
+    /// Drop the connection (the client reconnects; nothing queued grows without bound).
+    #[default]
+    Disconnect,
+    /// Keep the connection, dropping its oldest queued messages (counted).
+    DropOldest,
+}
+
+/// Everything `serve` can be told.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// hpfeeds TCP listener.
+    pub listen: SocketAddr,
+    /// Database: a SQLite file path or `sqlite://PATH`.
+    pub db: String,
+    /// Broker name sent in the info frame.
+    pub name: String,
+    /// Plain hpfeeds mode: every subscriber of a channel receives every publisher.
+    pub open: bool,
+    /// Largest publish, counted as 3.1.0 does: the whole frame may be 5 + this many bytes.
+    pub max_payload: usize,
+    /// Connections open at once; more are refused with an error frame.
+    pub max_connections: usize,
+    /// Connections open at once from one IP address.
+    pub max_connections_per_ip: usize,
+    /// Subscriptions one connection may hold.
+    pub max_subscriptions: usize,
+    /// Bytes queued for one subscriber before the slow-consumer policy applies.
+    pub outbox_bytes: usize,
+    /// What happens to a subscriber whose outbox is full.
+    pub slow_consumer: SlowConsumerPolicy,
+    /// Seconds a new connection has to authenticate.
+    pub auth_timeout_secs: u64,
+    /// Seconds one write to a client may block before the connection is dropped.
+    pub write_timeout_secs: u64,
+    /// Milliseconds between checks for ACL changes made by other processes.
+    pub acl_poll_ms: u64,
+    /// Seconds to flush outboxes on shutdown before connections are dropped.
+    pub shutdown_grace_secs: u64,
+    /// Seconds between statistics lines in the log (0: never).
+    pub stats_interval_secs: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 10000)),
+            db: crate::store::DEFAULT_DB.to_owned(),
+            name: "hpfriends".to_owned(),
+            open: false,
+            max_payload: DEFAULT_MAX_PAYLOAD,
+            max_connections: 20_000,
+            max_connections_per_ip: 1_000,
+            max_subscriptions: 1_000,
+            outbox_bytes: 16 * 1024 * 1024,
+            slow_consumer: SlowConsumerPolicy::Disconnect,
+            auth_timeout_secs: 10,
+            write_timeout_secs: 60,
+            acl_poll_ms: 250,
+            shutdown_grace_secs: 5,
+            stats_interval_secs: 300,
+        }
+    }
+}
+
+/// Why the configuration could not be assembled.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file or an environment variable holds something invalid.
+    #[error("invalid configuration ({origin}): {message}")]
+    Invalid {
+        /// Where the bad value came from.
+        origin: String,
+        /// What serde said.
+        message: String,
+    },
+}
+
+impl Config {
+    /// Loads defaults, then `file` if given, then `HPFRIENDS_*` variables from `env`.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut table = toml::Table::new();
+        let mut origin = "defaults".to_owned();
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.display().to_string(),
+                source,
+            })?;
+            table = text.parse::<toml::Table>().map_err(|e| ConfigError::Invalid {
+                origin: path.display().to_string(),
+                message: e.to_string(),
+            })?;
+            origin = path.display().to_string();
+        }
+        let known = toml::Table::try_from(Config::default()).map_err(|e| ConfigError::Invalid {
+            origin: "defaults".into(),
+            message: e.to_string(),
+        })?;
+        for (key, value) in env {
+            let Some(name) = key.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            let field = name.to_ascii_lowercase();
+            let Some(default) = known.get(&field) else {
+                continue;
+            };
+            // Numbers and booleans are parsed as TOML; everything else is taken as a string.
+            let parsed = match default {
+                toml::Value::String(_) => toml::Value::String(value.clone()),
+                _ => format!("v = {value}")
+                    .parse::<toml::Table>()
+                    .ok()
+                    .and_then(|mut t| t.remove("v"))
+                    .unwrap_or_else(|| toml::Value::String(value.clone())),
+            };
+            table.insert(field, parsed);
+            origin = format!("{origin} + environment");
+        }
+        Config::deserialize(table).map_err(|e| ConfigError::Invalid {
+            origin,
+            message: e.to_string(),
+        })
+    }
+
+    /// Frame limits derived from `max_payload`.
+    pub fn limits(&self) -> Limits {
+        Limits::with_max_payload(self.max_payload)
+    }
+
+    /// `auth_timeout_secs` as a duration.
+    pub fn auth_timeout(&self) -> Duration {
+        Duration::from_secs(self.auth_timeout_secs)
+    }
+
+    /// `write_timeout_secs` as a duration.
+    pub fn write_timeout(&self) -> Duration {
+        Duration::from_secs(self.write_timeout_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_file_documents_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/hpfriends.example.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let from_file = Config::load(Some(&path), []).unwrap();
+        assert_eq!(from_file, Config::default());
+        // Every key is present (not merely defaulted) and documented by a comment above it.
+        let table: toml::Table = text.parse().unwrap();
+        let known = toml::Table::try_from(Config::default()).unwrap();
+        for key in known.keys() {
+            assert!(table.contains_key(key), "{key} missing from the example file");
+            let line = text
+                .lines()
+                .position(|l| l.starts_with(&format!("{key} =")))
+                .unwrap();
+            assert!(
+                text.lines().nth(line - 1).unwrap().starts_with('#'),
+                "{key} is undocumented"
+            );
+        }
+    }
+
+    #[test]
+    fn env_overrides_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(&f, "max_payload = 10\nname = \"file\"\n").unwrap();
+        let env = [
+            ("HPFRIENDS_MAX_PAYLOAD".to_owned(), "20".to_owned()),
+            ("HPFRIENDS_OPEN".to_owned(), "true".to_owned()),
+            ("HPFRIENDS_SLOW_CONSUMER".to_owned(), "drop-oldest".to_owned()),
+            ("UNRELATED".to_owned(), "x".to_owned()),
+        ];
+        let c = Config::load(Some(&f), env).unwrap();
+        assert_eq!(c.max_payload, 20);
+        assert!(c.open);
+        assert_eq!(c.name, "file");
+        assert_eq!(c.slow_consumer, SlowConsumerPolicy::DropOldest);
+    }
+
+    #[test]
+    fn bad_values_say_where() {
+        let env = [("HPFRIENDS_MAX_PAYLOAD".to_owned(), "lots".to_owned())];
+        let e = Config::load(None, env).unwrap_err().to_string();
+        assert!(e.contains("environment"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(&f, "no_such_key = 1\n").unwrap();
+        assert!(Config::load(Some(&f), []).is_err());
+    }
+}

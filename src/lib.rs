@@ -1,0 +1,12 @@
+//! hpfriends: an hpfeeds broker whose delivery follows a social sharing graph.
+//!
+//! See `README.md` for running it and `../shared/design/ARCHITECTURE.md` for the shape.
+
+pub mod broker;
+pub mod cli;
+pub mod client;
+pub mod config;
+pub mod server;
+pub mod social;
+pub mod store;
+pub mod wire;

@@ -1,0 +1,200 @@
+//! `serve`: opens nothing itself but wires the parts together — the key table loaded from
+//! the store, the Broker actor, the listener, the ACL watcher and graceful shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use actix::Actor;
+use arc_swap::ArcSwap;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::broker::control::Broker;
+use crate::broker::messages::KeysChanged;
+use crate::broker::router::Router;
+use crate::broker::stats::Stats;
+use crate::broker::{Shared, listener};
+use crate::config::Config;
+use crate::social::acl::{KeyRecord, Mode, derive};
+use crate::store::{Store, StoreError};
+
+/// Why `serve` could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The hpfeeds port could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The database failed at start.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A blocking database task panicked or was cancelled.
+    #[error("database task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// Where a running broker can be reached.
+#[derive(Debug, Clone, Copy)]
+pub struct Endpoints {
+    /// The hpfeeds TCP listener's bound address (the real port when 0 was asked for).
+    pub hpfeeds: SocketAddr,
+}
+
+async fn blocking<T: Send + 'static>(
+    store: &Store,
+    f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, ServeError> {
+    let store = store.clone();
+    Ok(tokio::task::spawn_blocking(move || f(&store)).await??)
+}
+
+/// Runs the broker until `shutdown` is cancelled, then flushes outboxes for up to
+/// `shutdown_grace_secs`. Must run inside an actix `System` (the Broker is an actor).
+pub async fn serve(
+    config: Config,
+    store: Store,
+    shutdown: CancellationToken,
+    on_ready: impl FnOnce(Endpoints),
+) -> Result<(), ServeError> {
+    let mode = if config.open { Mode::Open } else { Mode::Social };
+    let (version, records) = blocking(&store, |s| Ok((s.acl_version()?, s.key_records()?))).await?;
+    let table = derive(&records, mode);
+    tracing::info!(keys = table.len(), mode = ?mode, "loaded authkeys");
+
+    let config = Arc::new(config);
+    let keys = Arc::new(ArcSwap::from_pointee(table));
+    let stats = Arc::new(Stats::default());
+    let router = Arc::new(Router::new(config.slow_consumer, Arc::clone(&stats)));
+    let broker = Broker::new(
+        Arc::clone(&router),
+        Arc::clone(&keys),
+        Arc::clone(&stats),
+        config.max_subscriptions,
+    )
+    .start();
+
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let hpfeeds = listener.local_addr().map_err(|source| ServeError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+
+    let shared = Arc::new(Shared {
+        config: Arc::clone(&config),
+        router,
+        keys,
+        broker: broker.clone(),
+        stats: Arc::clone(&stats),
+        next_session: AtomicU64::new(1),
+        shutdown: shutdown.clone(),
+        hard_kill: CancellationToken::new(),
+    });
+    let background = TaskTracker::new();
+    background.spawn(watch_keys(
+        store.clone(),
+        mode,
+        version,
+        broker,
+        Duration::from_millis(config.acl_poll_ms.max(10)),
+        shutdown.clone(),
+    ));
+    if config.stats_interval_secs > 0 {
+        background.spawn(log_stats(
+            Arc::clone(&stats),
+            Duration::from_secs(config.stats_interval_secs),
+            shutdown.clone(),
+        ));
+    }
+    tracing::info!(%hpfeeds, "hpfeeds broker listening");
+    on_ready(Endpoints { hpfeeds });
+
+    let connections = TaskTracker::new();
+    listener::run(listener, Arc::clone(&shared), connections.clone()).await;
+
+    tracing::info!("shutting down: flushing outboxes");
+    connections.close();
+    let grace = Duration::from_secs(config.shutdown_grace_secs);
+    if tokio::time::timeout(grace, connections.wait()).await.is_err() {
+        tracing::warn!("grace period over: dropping the remaining connections");
+        shared.hard_kill.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(1), connections.wait()).await;
+    }
+    background.close();
+    background.wait().await;
+    tracing::info!("stopped: {}", stats.summary());
+    Ok(())
+}
+
+/// Polls the store's ACL version and, when another process changed keys, derives the new
+/// table and hands it to the Broker. A database outage is logged once; the broker keeps
+/// serving with the ACLs it has.
+async fn watch_keys(
+    store: Store,
+    mode: Mode,
+    mut version: i64,
+    broker: actix::Addr<Broker>,
+    every: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut failing = false;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = shutdown.cancelled() => return,
+        }
+        let seen = version;
+        let changed: Result<Option<(i64, Vec<KeyRecord>)>, ServeError> = blocking(&store, move |s| {
+            let v = s.acl_version()?;
+            if v == seen {
+                return Ok(None);
+            }
+            Ok(Some((v, s.key_records()?)))
+        })
+        .await;
+        match changed {
+            Ok(change) => {
+                if failing {
+                    tracing::info!("database reachable again");
+                    failing = false;
+                }
+                if let Some((v, records)) = change {
+                    version = v;
+                    let table = derive(&records, mode);
+                    tracing::info!(keys = table.len(), version, "authkeys changed: applying");
+                    broker.do_send(KeysChanged(Arc::new(table)));
+                }
+            }
+            Err(e) => {
+                if !failing {
+                    tracing::warn!("cannot read ACL changes, serving with the ACLs loaded: {e}");
+                }
+                failing = true;
+            }
+        }
+    }
+}
+
+async fn log_stats(stats: Arc<Stats>, every: Duration, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(every);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => tracing::info!("stats: {}", stats.summary()),
+            () = shutdown.cancelled() => return,
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! Persistence: the diesel schema, a pooled connection, embedded migrations, and one model
+//! file per table with its queries as methods.
+//!
+//! Diesel types stay in here: callers get domain types (`social::acl::KeyRecord`, ids) and a
+//! [`StoreError`]. Every call is blocking; async callers use `spawn_blocking`.
+
+pub mod models;
+pub mod schema;
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::sqlite::SqliteConnection;
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+/// The SQLite schema, compiled into the binary so `serve` and `migrate` need no files.
+pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+
+/// Default database: a SQLite file in the working directory.
+pub const DEFAULT_DB: &str = "hpfriends.db";
+
+/// How long a connection waits on a locked SQLite file before failing.
+const BUSY_TIMEOUT_MS: u32 = 5000;
+
+/// What can go wrong talking to the database, worded for the operator.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The URL names a backend this build does not include.
+    #[error("unsupported database URL {0:?}: this build supports SQLite files (a path or sqlite://PATH)")]
+    Unsupported(String),
+    /// The pool could not open or hand out a connection.
+    #[error("cannot open database {url}: {message}")]
+    Open {
+        /// The database URL.
+        url: String,
+        /// What the driver said.
+        message: String,
+    },
+    /// A pending migration failed.
+    #[error("database migration failed: {0}")]
+    Migration(String),
+    /// A uniqueness rule would be broken (a name or ident already taken).
+    #[error("{0}")]
+    Conflict(String),
+    /// What was named does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// Any other database error.
+    #[error("database error: {0}")]
+    Query(#[from] DieselError),
+    /// A connection could not be had from the pool in time.
+    #[error("database unavailable: {0}")]
+    Pool(#[from] diesel::r2d2::PoolError),
+}
+
+/// Sets the per-connection PRAGMAs SQLite needs for a server: WAL so readers never block
+/// the writer, a busy timeout so concurrent writers (the CLI beside `serve`) wait instead of
+/// failing, and enforced foreign keys.
+#[derive(Debug, Clone, Copy)]
+struct SqlitePragmas;
+
+impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqlitePragmas {
+    fn on_acquire(&self, conn: &mut SqliteConnection) -> Result<(), diesel::r2d2::Error> {
+        // busy_timeout first: the journal-mode switch itself needs a lock on a new file.
+        conn.batch_execute(&format!(
+            "PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}; PRAGMA journal_mode = WAL; \
+             PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;"
+        ))
+        .map_err(diesel::r2d2::Error::QueryError)
+    }
+}
+
+/// A pooled handle on the database; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool<ConnectionManager<SqliteConnection>>,
+    url: String,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("url", &self.url).finish()
+    }
+}
+
+/// A connection checked out of the pool.
+pub type Conn = PooledConnection<ConnectionManager<SqliteConnection>>;
+
+/// Turns `--db` (a path, `sqlite://PATH` or `sqlite:PATH`) into a SQLite file path.
+pub fn sqlite_path(url: &str) -> Result<PathBuf, StoreError> {
+    if url.contains("://") && !url.starts_with("sqlite://") {
+        return Err(StoreError::Unsupported(url.to_owned()));
+    }
+    let path = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
+    if path.is_empty() {
+        return Err(StoreError::Unsupported(url.to_owned()));
+    }
+    Ok(PathBuf::from(path))
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `url` and runs pending migrations.
+    pub fn open(url: &str) -> Result<Store, StoreError> {
+        let store = Self::open_unmigrated(url)?;
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// Opens the pool without migrating (for `migrate` itself and for tests).
+    pub fn open_unmigrated(url: &str) -> Result<Store, StoreError> {
+        let path = sqlite_path(url)?;
+        let open_err = |message: String| StoreError::Open {
+            url: url.to_owned(),
+            message,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| open_err(e.to_string()))?;
+        }
+        let manager = ConnectionManager::<SqliteConnection>::new(path.to_string_lossy());
+        let pool = Pool::builder()
+            .max_size(8)
+            // Open connections on demand: eight opened at once race for the WAL switch.
+            .min_idle(Some(1))
+            .connection_timeout(Duration::from_secs(10))
+            .connection_customizer(Box::new(SqlitePragmas))
+            .build(manager)
+            .map_err(|e| open_err(e.to_string()))?;
+        Ok(Store {
+            pool,
+            url: url.to_owned(),
+        })
+    }
+
+    /// Applies every embedded migration not yet applied; returns how many ran. Idempotent.
+    pub fn migrate(&self) -> Result<usize, StoreError> {
+        let mut conn = self.conn()?;
+        let ran = conn
+            .run_pending_migrations(SQLITE_MIGRATIONS)
+            .map_err(|e| StoreError::Migration(e.to_string()))?;
+        Ok(ran.len())
+    }
+
+    /// A connection from the pool.
+    pub fn conn(&self) -> Result<Conn, StoreError> {
+        Ok(self.pool.get()?)
+    }
+
+    /// The URL this store was opened with.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The counter that every ACL-relevant change bumps (see the migration's triggers).
+    pub fn acl_version(&self) -> Result<i64, StoreError> {
+        use schema::acl_version::dsl;
+        let mut conn = self.conn()?;
+        Ok(dsl::acl_version
+            .select(dsl::version)
+            .filter(dsl::id.eq(1))
+            .first(&mut conn)?)
+    }
+}
+
+/// Seconds since the epoch, for the schema's BIGINT times.
+pub fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Maps a unique-constraint violation to a readable [`StoreError::Conflict`].
+pub(crate) fn conflict(e: DieselError, message: impl FnOnce() -> String) -> StoreError {
+    match e {
+        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => StoreError::Conflict(message()),
+        other => StoreError::Query(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        assert_eq!(sqlite_path("a.db").unwrap(), PathBuf::from("a.db"));
+        assert_eq!(
+            sqlite_path("sqlite:///tmp/a.db").unwrap(),
+            PathBuf::from("/tmp/a.db")
+        );
+        assert_eq!(sqlite_path("sqlite:x.db").unwrap(), PathBuf::from("x.db"));
+        assert!(matches!(
+            sqlite_path("postgres://localhost/x"),
+            Err(StoreError::Unsupported(_))
+        ));
+    }
+
+    #[test]
+    fn migrations_are_idempotent() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = dir.path().join("t.db").to_string_lossy().into_owned();
+        let s = Store::open(&url).unwrap();
+        assert_eq!(s.migrate().unwrap(), 0);
+        assert_eq!(s.acl_version().unwrap(), 0);
+    }
+}

@@ -1,0 +1,334 @@
+//! `authkeys` and `authkey_channels`: the keys that touch the feed, and the channel names
+//! each lists for publish and for subscribe.
+
+use std::collections::{BTreeMap, HashMap};
+
+use diesel::prelude::*;
+use diesel::sqlite::SqliteConnection;
+
+use super::audit;
+use crate::social::acl::KeyRecord;
+use crate::social::{AuthkeyId, UserId};
+use crate::store::schema::{authkey_channels, authkeys, users};
+use crate::store::{Store, StoreError, conflict, now};
+use crate::wire::{Channel, Ident, Secret};
+
+/// A key to create.
+#[derive(Debug, Clone)]
+pub struct NewAuthkey {
+    /// Owning user.
+    pub owner: UserId,
+    /// Public name, unique.
+    pub ident: Ident,
+    /// Shared secret.
+    pub secret: Secret,
+    /// Channels it may publish on.
+    pub publish: Vec<Channel>,
+    /// Channels it may subscribe to.
+    pub subscribe: Vec<Channel>,
+    /// Free text for its owner ("dionaea on sensor-3").
+    pub comment: String,
+}
+
+/// A key as listed to operators (no secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthkeyInfo {
+    /// Database id.
+    pub id: AuthkeyId,
+    /// Public name.
+    pub ident: Ident,
+    /// Owner's user name.
+    pub owner: String,
+    /// Whether it may authenticate.
+    pub enabled: bool,
+    /// Channels listed for publish.
+    pub publish: Vec<Channel>,
+    /// Channels listed for subscribe.
+    pub subscribe: Vec<Channel>,
+    /// Free text.
+    pub comment: String,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+#[derive(Queryable)]
+struct ChannelRow {
+    authkey_id: i64,
+    channel: String,
+    can_publish: bool,
+    can_subscribe: bool,
+}
+
+/// Both lists of every key, by key id. Rows with a name that is no longer valid (edited by
+/// hand) are skipped with a warning rather than failing every key.
+fn channel_lists(conn: &mut SqliteConnection) -> QueryResult<HashMap<i64, (Vec<Channel>, Vec<Channel>)>> {
+    let rows: Vec<ChannelRow> = authkey_channels::table
+        .order((authkey_channels::authkey_id, authkey_channels::channel))
+        .select((
+            authkey_channels::authkey_id,
+            authkey_channels::channel,
+            authkey_channels::can_publish,
+            authkey_channels::can_subscribe,
+        ))
+        .load(conn)?;
+    let mut out: HashMap<i64, (Vec<Channel>, Vec<Channel>)> = HashMap::new();
+    for r in rows {
+        let Ok(ch) = Channel::new(&r.channel) else {
+            tracing::warn!(authkey_id = r.authkey_id, channel = %r.channel, "skipping invalid channel name in database");
+            continue;
+        };
+        let e = out.entry(r.authkey_id).or_default();
+        if r.can_publish {
+            e.0.push(ch.clone());
+        }
+        if r.can_subscribe {
+            e.1.push(ch);
+        }
+    }
+    Ok(out)
+}
+
+/// Replaces the channel lists of key `id`.
+fn write_channels(
+    conn: &mut SqliteConnection,
+    id: i64,
+    publish: &[Channel],
+    subscribe: &[Channel],
+) -> QueryResult<()> {
+    diesel::delete(authkey_channels::table.filter(authkey_channels::authkey_id.eq(id))).execute(conn)?;
+    let mut merged: BTreeMap<&str, (bool, bool)> = BTreeMap::new();
+    for c in publish {
+        merged.entry(c.as_str()).or_default().0 = true;
+    }
+    for c in subscribe {
+        merged.entry(c.as_str()).or_default().1 = true;
+    }
+    for (channel, (p, s)) in merged {
+        diesel::insert_into(authkey_channels::table)
+            .values((
+                authkey_channels::authkey_id.eq(id),
+                authkey_channels::channel.eq(channel),
+                authkey_channels::can_publish.eq(p),
+                authkey_channels::can_subscribe.eq(s),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+fn describe(publish: &[Channel], subscribe: &[Channel]) -> String {
+    let list = |v: &[Channel]| v.iter().map(Channel::as_str).collect::<Vec<_>>().join(",");
+    format!("publish=[{}] subscribe=[{}]", list(publish), list(subscribe))
+}
+
+impl Store {
+    /// Creates a key with its channel lists; a taken ident is a [`StoreError::Conflict`].
+    pub fn add_authkey(&self, new: &NewAuthkey, actor: &str) -> Result<AuthkeyId, StoreError> {
+        let mut conn = self.conn()?;
+        conn.transaction(|conn| {
+            let t = now();
+            let id: i64 = diesel::insert_into(authkeys::table)
+                .values((
+                    authkeys::ident.eq(new.ident.as_str()),
+                    authkeys::secret.eq(new.secret.expose()),
+                    authkeys::owner_id.eq(new.owner.0),
+                    authkeys::comment.eq(&new.comment),
+                    authkeys::created_at.eq(t),
+                    authkeys::updated_at.eq(t),
+                ))
+                .returning(authkeys::id)
+                .get_result(conn)
+                .map_err(|e| conflict(e, || format!("ident {:?} is already taken", new.ident.as_str())))?;
+            write_channels(conn, id, &new.publish, &new.subscribe)?;
+            audit::record(
+                conn,
+                actor,
+                "authkey.add",
+                new.ident.as_str(),
+                &describe(&new.publish, &new.subscribe),
+            )?;
+            Ok(AuthkeyId(id))
+        })
+    }
+
+    /// Replaces a key's channel lists.
+    pub fn set_authkey_channels(
+        &self,
+        ident: &Ident,
+        publish: &[Channel],
+        subscribe: &[Channel],
+        actor: &str,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        conn.transaction(|conn| {
+            let id = key_id(conn, ident)?;
+            write_channels(conn, id, publish, subscribe)?;
+            diesel::update(authkeys::table.find(id))
+                .set(authkeys::updated_at.eq(now()))
+                .execute(conn)?;
+            audit::record(
+                conn,
+                actor,
+                "authkey.set",
+                ident.as_str(),
+                &describe(publish, subscribe),
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Deletes a key; its live sessions are closed by the broker within a second.
+    pub fn remove_authkey(&self, ident: &Ident, actor: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        conn.transaction(|conn| {
+            let id = key_id(conn, ident)?;
+            diesel::delete(authkeys::table.find(id)).execute(conn)?;
+            audit::record(conn, actor, "authkey.rm", ident.as_str(), "")?;
+            Ok(())
+        })
+    }
+
+    /// Every key with its owner's name, by ident.
+    pub fn authkeys(&self) -> Result<Vec<AuthkeyInfo>, StoreError> {
+        let mut conn = self.conn()?;
+        conn.transaction(|conn| {
+            let rows: Vec<(i64, String, String, bool, String, i64)> = authkeys::table
+                .inner_join(users::table)
+                .order(authkeys::ident)
+                .select((
+                    authkeys::id,
+                    authkeys::ident,
+                    users::name,
+                    authkeys::enabled,
+                    authkeys::comment,
+                    authkeys::created_at,
+                ))
+                .load(conn)?;
+            let mut lists = channel_lists(conn)?;
+            Ok(rows
+                .into_iter()
+                .filter_map(|(id, ident, owner, enabled, comment, created_at)| {
+                    let ident = Ident::new(&ident).ok()?;
+                    let (publish, subscribe) = lists.remove(&id).unwrap_or_default();
+                    Some(AuthkeyInfo {
+                        id: AuthkeyId(id),
+                        ident,
+                        owner,
+                        enabled,
+                        publish,
+                        subscribe,
+                        comment,
+                        created_at,
+                    })
+                })
+                .collect())
+        })
+    }
+
+    /// Everything the ACL derivation needs, read in one transaction so it is consistent.
+    pub fn key_records(&self) -> Result<Vec<KeyRecord>, StoreError> {
+        let mut conn = self.conn()?;
+        conn.transaction(|conn| {
+            let rows: Vec<(i64, String, String, i64, bool, bool)> = authkeys::table
+                .inner_join(users::table)
+                .select((
+                    authkeys::id,
+                    authkeys::ident,
+                    authkeys::secret,
+                    authkeys::owner_id,
+                    authkeys::enabled,
+                    users::enabled,
+                ))
+                .load(conn)?;
+            let mut lists = channel_lists(conn)?;
+            Ok(rows
+                .into_iter()
+                .filter_map(|(id, ident, secret, owner, enabled, owner_enabled)| {
+                    let Ok(ident) = Ident::new(&ident) else {
+                        tracing::warn!(authkey_id = id, "skipping authkey with an invalid ident");
+                        return None;
+                    };
+                    let (publish, subscribe) = lists.remove(&id).unwrap_or_default();
+                    Some(KeyRecord {
+                        id: AuthkeyId(id),
+                        ident,
+                        secret: Secret::new(secret),
+                        owner: UserId(owner),
+                        enabled,
+                        owner_enabled,
+                        publish,
+                        subscribe,
+                    })
+                })
+                .collect())
+        })
+    }
+}
+
+fn key_id(conn: &mut SqliteConnection, ident: &Ident) -> Result<i64, StoreError> {
+    authkeys::table
+        .filter(authkeys::ident.eq(ident.as_str()))
+        .select(authkeys::id)
+        .first(conn)
+        .optional()?
+        .ok_or_else(|| StoreError::NotFound(format!("no authkey with ident {:?}", ident.as_str())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ch(s: &str) -> Channel {
+        Channel::new(s).unwrap()
+    }
+
+    #[test]
+    fn keys_roundtrip_and_bump_acl_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db").to_string_lossy()).unwrap();
+        let u = store.add_user("alice", "a@example.org", "test").unwrap();
+        assert!(matches!(
+            store.add_user("alice", "b@example.org", "test"),
+            Err(StoreError::Conflict(_))
+        ));
+        let v0 = store.acl_version().unwrap();
+        let new = NewAuthkey {
+            owner: u.id,
+            ident: Ident::new("k1").unwrap(),
+            secret: Secret::new("s1"),
+            publish: vec![ch("a"), ch("b")],
+            subscribe: vec![ch("b")],
+            comment: String::new(),
+        };
+        store.add_authkey(&new, "test").unwrap();
+        assert!(matches!(
+            store.add_authkey(&new, "test"),
+            Err(StoreError::Conflict(_))
+        ));
+        assert!(store.acl_version().unwrap() > v0);
+        let recs = store.key_records().unwrap();
+        assert_eq!(recs.len(), 1);
+        assert_eq!(recs[0].publish, vec![ch("a"), ch("b")]);
+        assert_eq!(recs[0].subscribe, vec![ch("b")]);
+        assert_eq!(recs[0].secret, Secret::new("s1"));
+        let list = store.authkeys().unwrap();
+        assert_eq!(list[0].owner, "alice");
+        store
+            .set_authkey_channels(&new.ident, &[], &[ch("c")], "test")
+            .unwrap();
+        assert_eq!(store.key_records().unwrap()[0].subscribe, vec![ch("c")]);
+        store.remove_authkey(&new.ident, "test").unwrap();
+        assert!(matches!(
+            store.remove_authkey(&new.ident, "test"),
+            Err(StoreError::NotFound(_))
+        ));
+        assert!(store.key_records().unwrap().is_empty());
+        let actions: Vec<String> = store
+            .audit_entries(10)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.action)
+            .collect();
+        assert_eq!(actions, ["authkey.rm", "authkey.set", "authkey.add", "user.add"]);
+    }
+}

@@ -1,0 +1,5 @@
+//! One file per table (or closely bound pair of tables), queries as `Store` methods.
+
+pub mod audit;
+pub mod authkeys;
+pub mod users;

@@ -1,0 +1,108 @@
+//! `users`: the accounts that own authkeys.
+
+use diesel::prelude::*;
+
+use super::audit;
+use crate::social::UserId;
+use crate::store::schema::users;
+use crate::store::{Store, StoreError, conflict, now};
+
+/// A user as the CLI and the broker see it (no password material).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// Database id.
+    pub id: UserId,
+    /// Unique login name.
+    pub name: String,
+    /// Unique email address.
+    pub email: String,
+    /// A disabled user's keys cannot authenticate.
+    pub enabled: bool,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = users)]
+struct UserRow {
+    id: i64,
+    name: String,
+    email: String,
+    enabled: bool,
+    created_at: i64,
+}
+
+impl From<UserRow> for User {
+    fn from(r: UserRow) -> Self {
+        User {
+            id: UserId(r.id),
+            name: r.name,
+            email: r.email,
+            enabled: r.enabled,
+            created_at: r.created_at,
+        }
+    }
+}
+
+impl Store {
+    /// Creates a user; a taken name or email is a [`StoreError::Conflict`].
+    pub fn add_user(&self, name: &str, email: &str, actor: &str) -> Result<User, StoreError> {
+        let mut conn = self.conn()?;
+        conn.transaction(|conn| {
+            let row: UserRow = diesel::insert_into(users::table)
+                .values((
+                    users::name.eq(name),
+                    users::email.eq(email),
+                    users::created_at.eq(now()),
+                ))
+                .returning(UserRow::as_returning())
+                .get_result(conn)
+                .map_err(|e| {
+                    conflict(e, || {
+                        format!("user name {name:?} or email {email:?} is already taken")
+                    })
+                })?;
+            audit::record(conn, actor, "user.add", name, email)?;
+            Ok(row.into())
+        })
+    }
+
+    /// The user called `name`, if any.
+    pub fn user_by_name(&self, name: &str) -> Result<Option<User>, StoreError> {
+        let mut conn = self.conn()?;
+        Ok(users::table
+            .filter(users::name.eq(name))
+            .select(UserRow::as_select())
+            .first(&mut conn)
+            .optional()?
+            .map(User::from))
+    }
+
+    /// Every user, by name.
+    pub fn users(&self) -> Result<Vec<User>, StoreError> {
+        let mut conn = self.conn()?;
+        Ok(users::table
+            .order(users::name)
+            .select(UserRow::as_select())
+            .load(&mut conn)?
+            .into_iter()
+            .map(User::from)
+            .collect())
+    }
+
+    /// Enables or disables a user; a disabled user's keys are cut off at once.
+    pub fn set_user_enabled(&self, name: &str, enabled: bool, actor: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        conn.transaction(|conn| {
+            let n = diesel::update(users::table.filter(users::name.eq(name)))
+                .set(users::enabled.eq(enabled))
+                .execute(conn)?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("no user named {name:?}")));
+            }
+            let action = if enabled { "user.enable" } else { "user.disable" };
+            audit::record(conn, actor, action, name, "")?;
+            Ok(())
+        })
+    }
+}
