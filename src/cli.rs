@@ -350,7 +350,7 @@ fn user(store: &Store, cmd: UserCommand) -> anyhow::Result<()> {
             let users = store.users()?;
             let mut out = std::io::stdout().lock();
             if !json {
-                writeln!(out, "{:<24} {:<32} {}", "NAME", "EMAIL", "ENABLED")?;
+                writeln!(out, "{:<24} {:<32} ENABLED", "NAME", "EMAIL")?;
             }
             for u in users {
                 if json {
@@ -421,8 +421,8 @@ fn authkey(store: &Store, cmd: AuthkeyCommand) -> anyhow::Result<()> {
             if !json {
                 writeln!(
                     out,
-                    "{:<20} {:<16} {:<8} {:<30} {}",
-                    "IDENT", "OWNER", "ENABLED", "PUBLISH", "SUBSCRIBE"
+                    "{:<20} {:<16} {:<8} {:<30} SUBSCRIBE",
+                    "IDENT", "OWNER", "ENABLED", "PUBLISH"
                 )?;
             }
             for k in keys {

@@ -35,8 +35,18 @@ const BUSY_READ: usize = 64 * 1024;
 /// iovecs per vectored write.
 const MAX_IOV: usize = 256;
 
+/// How a connection ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// Closed in order: what was queued was written.
+    Closed,
+    /// Killed (slow consumer, grace period over): the caller should reset the socket so
+    /// the kernel drops what it still buffers for this client.
+    Killed,
+}
+
 /// Serves one connection until it closes, the broker shuts down, or it is killed.
-pub async fn serve<R, W>(reader: R, writer: W, peer: SocketAddr, shared: Arc<Shared>)
+pub async fn serve<R, W>(reader: R, writer: W, peer: SocketAddr, shared: Arc<Shared>) -> End
 where
     R: AsyncRead + Unpin + Send,
     W: AsyncWrite + Unpin + Send,
@@ -46,7 +56,7 @@ where
         Ok(n) => n,
         Err(e) => {
             tracing::error!(%peer, "no randomness for a nonce, dropping connection: {e}");
-            return;
+            return End::Killed;
         }
     };
     let outbox = Arc::new(Outbox::new(shared.config.outbox_bytes));
@@ -60,7 +70,7 @@ where
         }
         Err(e) => {
             tracing::error!("cannot encode info frame: {e}");
-            return;
+            return End::Killed;
         }
     }
     let kill = shared.hard_kill.child_token();
@@ -88,6 +98,11 @@ where
     }
     if conn.handle.is_some() {
         shared.broker.do_send(Disconnected(id));
+    }
+    if kill.is_cancelled() {
+        End::Killed
+    } else {
+        End::Closed
     }
 }
 

@@ -131,8 +131,14 @@ pub async fn run(listener: TcpListener, shared: Arc<Shared>, tracker: TaskTracke
 
 async fn serve_tcp(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     shared.stats.connections_open.fetch_add(1, Relaxed);
-    let (r, w) = stream.into_split();
-    connection::serve(r, w, peer, Arc::clone(&shared)).await;
+    let (mut r, mut w) = stream.into_split();
+    let end = connection::serve(&mut r, &mut w, peer, Arc::clone(&shared)).await;
+    if end == connection::End::Killed {
+        // Reset instead of a graceful close: megabytes may sit in the kernel's send buffer
+        // for a client that stopped reading, and they would be kept until it reads them.
+        let _ = SockRef::from(r.as_ref()).set_linger(Some(Duration::ZERO));
+    }
+    drop((r, w));
     shared.stats.connections_open.fetch_sub(1, Relaxed);
 }
 

@@ -61,7 +61,10 @@ struct ChannelRow {
 
 /// Both lists of every key, by key id. Rows with a name that is no longer valid (edited by
 /// hand) are skipped with a warning rather than failing every key.
-fn channel_lists(conn: &mut SqliteConnection) -> QueryResult<HashMap<i64, (Vec<Channel>, Vec<Channel>)>> {
+/// A key's (publish, subscribe) channel lists.
+type ChannelLists = (Vec<Channel>, Vec<Channel>);
+
+fn channel_lists(conn: &mut SqliteConnection) -> QueryResult<HashMap<i64, ChannelLists>> {
     let rows: Vec<ChannelRow> = authkey_channels::table
         .order((authkey_channels::authkey_id, authkey_channels::channel))
         .select((
@@ -71,7 +74,7 @@ fn channel_lists(conn: &mut SqliteConnection) -> QueryResult<HashMap<i64, (Vec<C
             authkey_channels::can_subscribe,
         ))
         .load(conn)?;
-    let mut out: HashMap<i64, (Vec<Channel>, Vec<Channel>)> = HashMap::new();
+    let mut out: HashMap<i64, ChannelLists> = HashMap::new();
     for r in rows {
         let Ok(ch) = Channel::new(&r.channel) else {
             tracing::warn!(authkey_id = r.authkey_id, channel = %r.channel, "skipping invalid channel name in database");

@@ -1,0 +1,186 @@
+//! Shared helpers of the black-box tests: a real `hpfriends serve` on port 0 with a scratch
+//! SQLite file, the CLI against the same file, a raw wire client, and waits on conditions.
+#![allow(dead_code, clippy::unwrap_used)]
+
+pub mod python;
+pub mod raw;
+
+use std::fs;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+pub use raw::Raw;
+
+/// Path of the binary under test.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_hpfriends")
+}
+
+/// Polls `f` until it returns `Some`, or panics with `what` after `limit`.
+pub fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A running `hpfriends serve` and its scratch directory.
+pub struct TestServer {
+    child: Option<Child>,
+    /// The hpfeeds listener.
+    pub addr: SocketAddr,
+    /// Scratch directory holding the database and logs.
+    pub dir: TempDir,
+}
+
+impl TestServer {
+    /// A server in social mode with default settings.
+    pub fn start() -> TestServer {
+        Self::start_with(&[], &[])
+    }
+
+    /// A server with extra `serve` flags and environment variables.
+    pub fn start_with(flags: &[&str], env: &[(&str, &str)]) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = TestServer {
+            child: None,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            dir,
+        };
+        s.launch(flags, env);
+        s
+    }
+
+    fn launch(&mut self, flags: &[&str], env: &[(&str, &str)]) {
+        let out = self.dir.path().join("serve.out");
+        let err = self.dir.path().join("serve.err");
+        let mut cmd = Command::new(bin());
+        cmd.arg("--db")
+            .arg(self.db())
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(flags)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(fs::File::create(&out).unwrap())
+            .stderr(fs::File::create(&err).unwrap());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let addr = wait_for("the server's ready line", Duration::from_secs(30), || {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!(
+                    "server exited with {status}: {}",
+                    fs::read_to_string(&err).unwrap_or_default()
+                );
+            }
+            let text = fs::read_to_string(&out).ok()?;
+            let rest = text.split("hpfeeds tcp://").nth(1)?;
+            rest.split_whitespace().next()?.parse().ok()
+        });
+        self.addr = addr;
+        self.child = Some(child);
+    }
+
+    /// The SQLite file.
+    pub fn db(&self) -> PathBuf {
+        self.dir.path().join("hpfriends.db")
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.path().join("serve.err")).unwrap_or_default()
+    }
+
+    /// Runs the CLI against this server's database.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        cli_with_db(&self.db(), args)
+    }
+
+    /// Runs the CLI and panics unless it succeeds; returns stdout.
+    pub fn cli_ok(&self, args: &[&str]) -> String {
+        let o = self.cli(args);
+        assert!(
+            o.status.success(),
+            "hpfriends {args:?} failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stdout).unwrap()
+    }
+
+    /// Creates a user.
+    pub fn user(&self, name: &str) {
+        self.cli_ok(&["user", "add", name, "--email", &format!("{name}@example.org")]);
+    }
+
+    /// Creates a key with the given secret and channel lists, and waits until the running
+    /// broker accepts it.
+    pub fn key(&self, owner: &str, ident: &str, secret: &str, publish: &[&str], subscribe: &[&str]) {
+        let mut args = vec![
+            "authkey", "add", "--owner", owner, "--ident", ident, "--secret", secret,
+        ];
+        for p in publish {
+            args.extend(["--publish", p]);
+        }
+        for s in subscribe {
+            args.extend(["--subscribe", s]);
+        }
+        self.cli_ok(&args);
+        self.wait_key(ident, secret);
+    }
+
+    /// Waits until `ident` can authenticate (the broker polls the database for changes).
+    pub fn wait_key(&self, ident: &str, secret: &str) {
+        wait_for(
+            &format!("key {ident} to be live"),
+            Duration::from_secs(10),
+            || {
+                let mut c = Raw::connect(self.addr);
+                c.auth(ident, secret);
+                // An unknown key is answered by an error and a close; a known one by silence.
+                c.is_quiet(Duration::from_millis(100)).then_some(())
+            },
+        );
+    }
+
+    /// Sends SIGTERM and waits for the process to exit.
+    pub fn stop(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("server running");
+        let st = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        wait_for("the server to exit", Duration::from_secs(20), || {
+            child.try_wait().unwrap()
+        })
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Runs the CLI against a database file.
+pub fn cli_with_db(db: &Path, args: &[&str]) -> Output {
+    Command::new(bin())
+        .arg("--db")
+        .arg(db)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}

@@ -1,0 +1,222 @@
+//! A blocking raw hpfeeds client for tests: sends exactly the bytes a test wants (malformed
+//! ones included) and reads frames with deadlines.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use hpfriends::wire::{AuthHash, Channel, Frame, FrameCodec, Ident, Limits, Nonce, Secret};
+use tokio_util::codec::Decoder;
+
+/// Prefix of the markers [`Raw::barrier`] publishes; other readers skip them.
+pub const BARRIER: &[u8] = b"barrier-";
+
+/// What a read saw.
+#[derive(Debug, PartialEq)]
+pub enum Event {
+    /// A frame.
+    Frame(Frame),
+    /// The broker closed the connection (EOF or reset).
+    Closed,
+    /// Nothing within the time given.
+    Quiet,
+}
+
+/// One connection.
+pub struct Raw {
+    pub stream: TcpStream,
+    buf: BytesMut,
+    codec: FrameCodec,
+    pub nonce: Nonce,
+    ident: String,
+}
+
+impl Raw {
+    /// Connects and reads the info frame.
+    pub fn connect(addr: SocketAddr) -> Raw {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream.set_nodelay(true).unwrap();
+        let mut r = Raw {
+            stream,
+            buf: BytesMut::new(),
+            codec: FrameCodec::new(Limits::with_max_payload(64 << 20)),
+            nonce: Nonce([0; 4]),
+            ident: String::new(),
+        };
+        match r.next(Duration::from_secs(10)) {
+            Event::Frame(Frame::Info { nonce, .. }) => r.nonce = nonce,
+            other => panic!("expected info, got {other:?}"),
+        }
+        r
+    }
+
+    /// Connects and authenticates.
+    pub fn login(addr: SocketAddr, ident: &str, secret: &str) -> Raw {
+        let mut r = Self::connect(addr);
+        r.auth(ident, secret);
+        r
+    }
+
+    /// Sends an auth frame for `ident`/`secret`.
+    pub fn auth(&mut self, ident: &str, secret: &str) {
+        self.ident = ident.to_owned();
+        let hash = AuthHash::compute(&self.nonce, &Secret::new(secret));
+        self.send(&Frame::Auth {
+            ident: Ident::new(ident).unwrap(),
+            hash,
+        });
+    }
+
+    /// Sends a frame.
+    pub fn send(&mut self, f: &Frame) {
+        self.send_raw(&f.to_bytes().unwrap());
+    }
+
+    /// Sends raw bytes (ignoring a broker that already closed).
+    pub fn send_raw(&mut self, b: &[u8]) {
+        let _ = self.stream.write_all(b);
+    }
+
+    /// Publish frame bytes as this session's ident.
+    pub fn publish_frame(&self, channel: &str, payload: &[u8]) -> Bytes {
+        Frame::Publish {
+            ident: Ident::new(&self.ident).unwrap(),
+            channel: Channel::new(channel).unwrap(),
+            payload: Bytes::copy_from_slice(payload),
+        }
+        .to_bytes()
+        .unwrap()
+    }
+
+    /// Publishes as this session's ident.
+    pub fn publish(&mut self, channel: &str, payload: &[u8]) {
+        let f = self.publish_frame(channel, payload);
+        self.send_raw(&f);
+    }
+
+    /// Subscribes as this session's ident.
+    pub fn subscribe(&mut self, channel: &str) {
+        let f = Frame::Subscribe {
+            ident: Ident::new(&self.ident).unwrap(),
+            channel: Channel::new(channel).unwrap(),
+        };
+        self.send(&f);
+    }
+
+    /// Unsubscribes as this session's ident.
+    pub fn unsubscribe(&mut self, channel: &str) {
+        let f = Frame::Unsubscribe {
+            ident: Ident::new(&self.ident).unwrap(),
+            channel: Channel::new(channel).unwrap(),
+        };
+        self.send(&f);
+    }
+
+    /// Waits until the broker has processed every frame sent so far on this connection:
+    /// subscribes to `channel`, publishes a marker there and reads up to it (frames are
+    /// handled in order, and a subscribe is live before the next frame is read). Returns
+    /// the publishes that arrived before the marker. The key needs both rights on `channel`.
+    pub fn barrier(&mut self, channel: &str) -> Vec<(String, String, Vec<u8>)> {
+        let mut marker = [0u8; 16];
+        getrandom::getrandom(&mut marker).unwrap();
+        let marker = format!("{}{}", String::from_utf8_lossy(BARRIER), hex::encode(marker));
+        self.subscribe(channel);
+        self.publish(channel, marker.as_bytes());
+        let mut before = Vec::new();
+        loop {
+            match self.next(Duration::from_secs(20)) {
+                Event::Frame(Frame::Publish {
+                    ident,
+                    channel: c,
+                    payload,
+                }) => {
+                    if c.as_str() == channel && payload == marker.as_bytes() {
+                        return before;
+                    }
+                    if !payload.starts_with(BARRIER) {
+                        before.push((ident.to_string(), c.to_string(), payload.to_vec()));
+                    }
+                }
+                other => panic!("while waiting for the barrier: {other:?}"),
+            }
+        }
+    }
+
+    /// The next event within `limit`.
+    pub fn next(&mut self, limit: Duration) -> Event {
+        let deadline = Instant::now() + limit;
+        loop {
+            match self.codec.decode(&mut self.buf) {
+                Ok(Some(rx)) => return Event::Frame(rx.frame),
+                Ok(None) => {}
+                Err(e) => panic!("broker sent an invalid frame: {e}"),
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Event::Quiet;
+            }
+            self.stream.set_read_timeout(Some(deadline - now)).unwrap();
+            let mut chunk = [0u8; 65536];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return Event::Closed,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    return Event::Quiet;
+                }
+                Err(_) => return Event::Closed,
+            }
+        }
+    }
+
+    /// The next publish, as (ident, channel, payload), skipping other sessions' barrier
+    /// markers; panics on anything else.
+    pub fn expect_publish(&mut self) -> (String, String, Vec<u8>) {
+        loop {
+            match self.next(Duration::from_secs(20)) {
+                Event::Frame(Frame::Publish { payload, .. }) if payload.starts_with(BARRIER) => {}
+                Event::Frame(Frame::Publish {
+                    ident,
+                    channel,
+                    payload,
+                }) => {
+                    return (ident.to_string(), channel.to_string(), payload.to_vec());
+                }
+                other => panic!("expected a publish, got {other:?}"),
+            }
+        }
+    }
+
+    /// The next frame must be an error; returns its text.
+    pub fn expect_error(&mut self) -> String {
+        match self.next(Duration::from_secs(20)) {
+            Event::Frame(Frame::Error(e)) => e,
+            other => panic!("expected an error frame, got {other:?}"),
+        }
+    }
+
+    /// The broker must close the connection (after at most the frames it already sent).
+    pub fn expect_closed(&mut self) {
+        match self.next(Duration::from_secs(20)) {
+            Event::Closed => {}
+            other => panic!("expected the connection to close, got {other:?}"),
+        }
+    }
+
+    /// An error with exactly `text`, then a close.
+    pub fn expect_refusal(&mut self, text: &str) {
+        assert_eq!(self.expect_error(), text);
+        self.expect_closed();
+    }
+
+    /// Whether nothing arrives within `limit` (and the connection stays open).
+    pub fn is_quiet(&mut self, limit: Duration) -> bool {
+        self.next(limit) == Event::Quiet
+    }
+
+    /// Half-closes the sending side, as the C client does after its last publish.
+    pub fn shutdown_write(&self) {
+        let _ = self.stream.shutdown(Shutdown::Write);
+    }
+}

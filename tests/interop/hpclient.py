@@ -1,0 +1,98 @@
+"""Drives the PyPI hpfeeds 3.1.0 client against a broker, for hpfriends' interop tests.
+
+Every command prints one JSON object per line on stdout, so the Rust tests can parse it:
+  sub HOST PORT IDENT SECRET CHANNEL COUNT   -> {"ready": true}, then COUNT messages
+  pub HOST PORT IDENT SECRET CHANNEL HEX...  -> publishes each hex payload, then closes
+  error HOST PORT IDENT SECRET ACTION CHANNEL -> {"error": "<broker's text>"}
+  aio HOST PORT IDENT SECRET CHANNEL         -> asyncio ClientSession round trip
+"""
+import asyncio
+import binascii
+import json
+import os
+import sys
+
+import hpfeeds
+from hpfeeds.asyncio import ClientSession
+
+
+def out(obj):
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+def message(ident, channel, payload):
+    if isinstance(payload, str):
+        payload = payload.encode("utf-8")
+    return {"ident": ident, "channel": channel, "payload": binascii.hexlify(bytes(payload)).decode()}
+
+
+def sub(host, port, ident, secret, channel, count):
+    count = int(count)
+    client = hpfeeds.new(host, int(port), ident, secret, reconnect=False)
+    client.subscribe(channel)
+    # The broker acknowledges nothing: publish a marker to ourselves and wait for it, so
+    # that the test knows the subscription is live before it publishes.
+    marker = "ready-" + binascii.hexlify(os.urandom(8)).decode()
+    client._subscribe()
+    client.publish(channel, marker)
+    state = {"ready": False, "n": 0}
+
+    def on_message(ident_, channel_, payload):
+        if not state["ready"]:
+            if bytes(payload) == marker.encode():
+                state["ready"] = True
+                out({"ready": True})
+                if count == 0:
+                    client.stop()
+            return
+        out(message(ident_, channel_, payload))
+        state["n"] += 1
+        if state["n"] >= count:
+            client.stop()
+
+    def on_error(err):
+        out({"error": err})
+        client.stop()
+
+    client.run(on_message, on_error)
+    client.close()
+
+
+def pub(host, port, ident, secret, channel, *payloads):
+    client = hpfeeds.new(host, int(port), ident, secret, reconnect=False)
+    for p in payloads:
+        client.publish(channel, binascii.unhexlify(p))
+    client.close()
+
+
+def error(host, port, ident, secret, action, channel):
+    client = hpfeeds.new(host, int(port), ident, secret, reconnect=False)
+    if action == "pub":
+        client.publish(channel, b"x")
+    elif action == "sub":
+        client.subscribe(channel)
+        client._subscribe()
+    out({"error": client.wait(timeout=10)})
+    client.close()
+
+
+async def aio(host, port, ident, secret, channel):
+    async with ClientSession(host, int(port), ident, secret) as client:
+        client.subscribe(channel)
+        # Give the subscribe a marker round trip before the real message.
+        for payload in (b"aio-marker", b"aio-message"):
+            client.publish(channel, payload)
+            while True:
+                ident_, channel_, data = await asyncio.wait_for(client.read(), 10)
+                if bytes(data) == payload:
+                    break
+        out(message(ident_, channel_, data))
+
+
+if __name__ == "__main__":
+    cmd, args = sys.argv[1], sys.argv[2:]
+    if cmd == "aio":
+        asyncio.run(aio(*args))
+    else:
+        {"sub": sub, "pub": pub, "error": error}[cmd](*args)
