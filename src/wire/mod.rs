@@ -8,6 +8,8 @@ pub mod codec;
 pub mod frame;
 pub mod limits;
 pub mod names;
+#[cfg(test)]
+mod proptests;
 
 pub use auth::{AuthHash, Nonce, Secret};
 pub use codec::{FrameCodec, Received};
