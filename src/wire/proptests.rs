@@ -18,11 +18,23 @@ fn frame() -> impl Strategy<Value = Frame> {
     let payload = proptest::collection::vec(any::<u8>(), 0..2048).prop_map(Bytes::from);
     prop_oneof![
         ".{0,200}".prop_map(Frame::Error),
-        (".{0,60}".prop_filter("255 bytes", |s: &String| s.len() <= 255), any::<[u8; 4]>())
-            .prop_map(|(name, n)| Frame::Info { name, nonce: Nonce(n) }),
-        (ident.clone(), any::<[u8; 20]>()).prop_map(|(ident, h)| Frame::Auth { ident, hash: AuthHash(h) }),
-        (ident.clone(), channel.clone(), payload)
-            .prop_map(|(ident, channel, payload)| Frame::Publish { ident, channel, payload }),
+        (
+            ".{0,60}".prop_filter("255 bytes", |s: &String| s.len() <= 255),
+            any::<[u8; 4]>()
+        )
+            .prop_map(|(name, n)| Frame::Info {
+                name,
+                nonce: Nonce(n)
+            }),
+        (ident.clone(), any::<[u8; 20]>()).prop_map(|(ident, h)| Frame::Auth {
+            ident,
+            hash: AuthHash(h)
+        }),
+        (ident.clone(), channel.clone(), payload).prop_map(|(ident, channel, payload)| Frame::Publish {
+            ident,
+            channel,
+            payload
+        }),
         (ident.clone(), channel.clone()).prop_map(|(ident, channel)| Frame::Subscribe { ident, channel }),
         (ident, channel).prop_map(|(ident, channel)| Frame::Unsubscribe { ident, channel }),
     ]
