@@ -53,6 +53,9 @@ pub struct Config {
     pub slow_consumer: SlowConsumerPolicy,
     /// Seconds a new connection has to authenticate.
     pub auth_timeout_secs: u64,
+    /// Failed auths per minute (per address and per ident) answered at once; each further
+    /// one is answered 200 ms later than the last, up to 5 s.
+    pub auth_free_failures: u32,
     /// Seconds one write to a client may block before the connection is dropped.
     pub write_timeout_secs: u64,
     /// Milliseconds between checks for ACL changes made by other processes.
@@ -77,6 +80,7 @@ impl Default for Config {
             outbox_bytes: 16 * 1024 * 1024,
             slow_consumer: SlowConsumerPolicy::Disconnect,
             auth_timeout_secs: 10,
+            auth_free_failures: crate::broker::throttle::FREE_FAILURES,
             write_timeout_secs: 60,
             acl_poll_ms: 250,
             shutdown_grace_secs: 5,
@@ -106,6 +110,16 @@ pub enum ConfigError {
     },
 }
 
+/// Folds a multi-line parser message (TOML snippets, serde paths) into one line.
+fn one_line(message: &str) -> String {
+    message
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.chars().all(|c| matches!(c, '|' | '^' | ' ')))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 impl Config {
     /// Loads defaults, then `file` if given, then `HPFRIENDS_*` variables from `env`.
     pub fn load(
@@ -121,7 +135,7 @@ impl Config {
             })?;
             table = text.parse::<toml::Table>().map_err(|e| ConfigError::Invalid {
                 origin: path.display().to_string(),
-                message: e.to_string(),
+                message: one_line(&e.to_string()),
             })?;
             origin = path.display().to_string();
         }
@@ -151,7 +165,7 @@ impl Config {
         }
         Config::deserialize(table).map_err(|e| ConfigError::Invalid {
             origin,
-            message: e.to_string(),
+            message: one_line(&e.to_string()),
         })
     }
 
@@ -223,6 +237,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("c.toml");
         std::fs::write(&f, "no_such_key = 1\n").unwrap();
-        assert!(Config::load(Some(&f), []).is_err());
+        let e = Config::load(Some(&f), []).unwrap_err().to_string();
+        assert!(e.contains("no_such_key") && !e.contains('\n'), "{e}");
+        std::fs::write(&f, "max_payload = \n").unwrap();
+        let e = Config::load(Some(&f), []).unwrap_err().to_string();
+        assert!(!e.contains('\n'), "{e}");
     }
 }

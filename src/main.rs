@@ -1,6 +1,7 @@
 //! The `hpfriends` binary: parses the command line and runs it; every failure is one line
 //! on stderr and a non-zero exit.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -8,8 +9,30 @@ use tracing_subscriber::EnvFilter;
 
 use hpfriends::cli::{Cli, Command};
 
+/// Clap's usage errors folded into one line (help and version are printed as they are).
+fn parse() -> Result<Cli, ExitCode> {
+    Cli::try_parse().map_err(|e| {
+        if !e.use_stderr() {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        let text = e.render().to_string();
+        let line = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with("Usage:") && !l.starts_with("For more information"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        eprintln!("hpfriends: {} (see --help)", line.trim_start_matches("error: "));
+        ExitCode::from(2)
+    })
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match parse() {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
     // The broker logs at info; one-shot commands only warn, so their output stays clean.
     let default = if matches!(cli.command, Command::Serve(_)) {
         "info"
@@ -19,6 +42,8 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default)))
         .with_writer(std::io::stderr)
+        // Colours only on a terminal: log files and journald get plain text.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     match hpfriends::cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,

@@ -16,6 +16,7 @@ use crate::broker::control::Broker;
 use crate::broker::messages::KeysChanged;
 use crate::broker::router::Router;
 use crate::broker::stats::Stats;
+use crate::broker::throttle::AuthThrottle;
 use crate::broker::{Shared, listener};
 use crate::config::Config;
 use crate::social::acl::{KeyRecord, Mode, derive};
@@ -97,6 +98,7 @@ pub async fn serve(
         keys,
         broker: broker.clone(),
         stats: Arc::clone(&stats),
+        throttle: AuthThrottle::new(config.auth_free_failures),
         next_session: AtomicU64::new(1),
         shutdown: shutdown.clone(),
         hard_kill: CancellationToken::new(),

@@ -55,6 +55,51 @@ fn auth_ok_wrong_secret_unknown_ident() {
 }
 
 #[test]
+fn wrong_secrets_are_throttled_but_the_real_user_gets_in() {
+    let s = TestServer::start_with(&[], &[("HPFRIENDS_AUTH_FREE_FAILURES", "2")]);
+    s.user("alice");
+    s.cli_ok(&[
+        "authkey",
+        "add",
+        "--owner",
+        "alice",
+        "--ident",
+        "a1",
+        "--secret",
+        "sa1",
+        "--publish",
+        "sync",
+    ]);
+    s.cli_ok(&[
+        "authkey",
+        "add",
+        "--owner",
+        "alice",
+        "--ident",
+        "a1x",
+        "--secret",
+        "x",
+        "--subscribe",
+        "sync",
+    ]);
+    // Wait for the keys without failing auths: the log says when they are applied.
+    wait_for("the keys to be applied", Duration::from_secs(10), || {
+        s.log().contains("keys=2").then_some(())
+    });
+    for _ in 0..6 {
+        Raw::login(s.addr, "a1", "guess").expect_refusal("Authentication failed for a1");
+    }
+    // Successful auths are never delayed: the real key works at once.
+    let mut real = Raw::login(s.addr, "a1", "sa1");
+    real.send(&Frame::Unsubscribe {
+        ident: hpfriends::wire::Ident::new("zz").unwrap(),
+        channel: hpfriends::wire::Channel::new("x").unwrap(),
+    });
+    assert_eq!(real.expect_error(), "Invalid authkey in message, ident=zz");
+    assert!(s.log().contains("Authentication failed for a1"));
+}
+
+#[test]
 fn first_frame_must_be_auth() {
     let s = two_users();
     let mut c = Raw::connect(s.addr);
@@ -433,6 +478,34 @@ fn auth_timeout_and_connection_limits() {
     drop(held);
     assert_eq!(idle.expect_error(), "Authentication timeout: no AUTH within 1 s");
     idle.expect_closed();
+}
+
+#[test]
+fn shutdown_flushes_what_is_queued() {
+    let mut s = TestServer::start_with(&[], &[("HPFRIENDS_SHUTDOWN_GRACE_SECS", "30")]);
+    s.user("alice");
+    s.key("alice", "k", "s", &["c", "sync"], &["c", "sync"]);
+    let mut sub = Raw::login(s.addr, "k", "s");
+    sub.subscribe("c");
+    sub.barrier("sync");
+    // 12 MB while the subscriber does not read: more than the kernel's socket buffers hold,
+    // less than its 16 MiB outbox, so part of it waits in the outbox at shutdown.
+    let mut p = Raw::login(s.addr, "k", "s");
+    const N: usize = 12_000;
+    for i in 0..N {
+        p.publish("c", format!("{i:0>1000}").as_bytes());
+    }
+    p.barrier("sync");
+    let stopper = thread::spawn(move || {
+        let status = s.stop();
+        (status, s)
+    });
+    for i in 0..N {
+        assert_eq!(sub.expect_publish().2, format!("{i:0>1000}").as_bytes());
+    }
+    sub.expect_closed();
+    let (status, _s) = stopper.join().unwrap();
+    assert!(status.success(), "{status}");
 }
 
 #[test]

@@ -272,6 +272,13 @@ impl Reader {
                 });
             }
             Action::Refuse(refusal) => {
+                if let Refusal::AuthFailed { ident } = &refusal {
+                    let delay = self.shared.throttle.failed(self.peer.ip(), ident);
+                    if !delay.is_zero() {
+                        tracing::debug!(peer = %self.peer, %ident, ?delay, "throttling repeated auth failures");
+                        tokio::time::sleep(delay).await;
+                    }
+                }
                 let closes = refusal.closes();
                 self.refuse(refusal);
                 if closes {

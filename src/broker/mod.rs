@@ -14,6 +14,7 @@ pub mod refusal;
 pub mod router;
 pub mod session;
 pub mod stats;
+pub mod throttle;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -37,6 +38,8 @@ pub struct Shared {
     pub broker: Addr<control::Broker>,
     /// Counters.
     pub stats: Arc<stats::Stats>,
+    /// Delays answers to repeated failed auths.
+    pub throttle: throttle::AuthThrottle,
     /// Source of session ids.
     pub next_session: AtomicU64,
     /// Cancelled when shutdown starts: stop accepting and reading, flush outboxes.

@@ -1,0 +1,151 @@
+//! The command line: every command's help, clear one-line failures, and the database it
+//! creates and migrates.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::process::{Command, Output};
+
+use common::{bin, cli_with_db};
+
+fn run(args: &[&str]) -> Output {
+    Command::new(bin()).args(args).output().unwrap()
+}
+
+/// A failure: non-zero exit and exactly one line on stderr containing `text`.
+fn fails_with(o: &Output, text: &str) {
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err.trim_end().lines().count(), 1, "one line expected: {err}");
+    assert!(err.contains(text), "{err:?} should contain {text:?}");
+}
+
+#[test]
+fn every_command_has_help() {
+    for args in [
+        &["--help"][..],
+        &["serve", "--help"],
+        &["migrate", "--help"],
+        &["user", "add", "--help"],
+        &["user", "list", "--help"],
+        &["authkey", "add", "--help"],
+        &["authkey", "list", "--help"],
+        &["authkey", "rm", "--help"],
+        &["pub", "--help"],
+        &["sub", "--help"],
+    ] {
+        let o = run(args);
+        assert!(o.status.success(), "{args:?}");
+        assert!(String::from_utf8_lossy(&o.stdout).contains("Usage"), "{args:?}");
+    }
+}
+
+#[test]
+fn migrate_creates_the_schema_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("sub/dir/h.db");
+    let first = String::from_utf8(cli_with_db(&db, &["migrate"]).stdout).unwrap();
+    assert!(first.contains("1 migration(s) applied"), "{first}");
+    let again = String::from_utf8(cli_with_db(&db, &["migrate"]).stdout).unwrap();
+    assert!(again.contains("0 migration(s) applied"), "{again}");
+}
+
+#[test]
+fn users_and_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("h.db");
+    assert!(
+        cli_with_db(&db, &["user", "add", "alice", "--email", "a@example.org"])
+            .status
+            .success()
+    );
+    fails_with(
+        &cli_with_db(&db, &["user", "add", "alice", "--email", "other@example.org"]),
+        "already taken",
+    );
+    fails_with(
+        &cli_with_db(&db, &["user", "add", "bad name", "--email", "x@y"]),
+        "invalid user name",
+    );
+    fails_with(
+        &cli_with_db(&db, &["user", "add", "bob", "--email", "nope"]),
+        "invalid email",
+    );
+    fails_with(
+        &cli_with_db(&db, &["authkey", "add", "--owner", "nobody", "--publish", "c"]),
+        "no user named \"nobody\"",
+    );
+    let o = cli_with_db(
+        &db,
+        &[
+            "authkey",
+            "add",
+            "--owner",
+            "alice",
+            "--publish",
+            "a,b",
+            "--subscribe",
+            "b",
+        ],
+    );
+    let out = String::from_utf8(o.stdout).unwrap();
+    let ident = out
+        .lines()
+        .next()
+        .unwrap()
+        .strip_prefix("ident: ")
+        .unwrap()
+        .to_owned();
+    let secret = out.lines().nth(1).unwrap().strip_prefix("secret: ").unwrap();
+    assert_eq!(secret.len(), 64);
+    let list = String::from_utf8(cli_with_db(&db, &["authkey", "list", "--json"]).stdout).unwrap();
+    let v: serde_json::Value = serde_json::from_str(list.lines().next().unwrap()).unwrap();
+    assert_eq!(v["ident"], ident.as_str());
+    assert_eq!(v["publish"], serde_json::json!(["a", "b"]));
+    assert_eq!(v["subscribe"], serde_json::json!(["b"]));
+    assert!(!list.contains(secret), "secrets are never listed");
+    fails_with(
+        &cli_with_db(&db, &["authkey", "add", "--owner", "alice", "--ident", &ident]),
+        "already taken",
+    );
+    fails_with(
+        &cli_with_db(&db, &["authkey", "add", "--owner", "alice", "--publish", ""]),
+        "channel is empty",
+    );
+    assert!(cli_with_db(&db, &["authkey", "rm", &ident]).status.success());
+    fails_with(
+        &cli_with_db(&db, &["authkey", "rm", &ident]),
+        "no authkey with ident",
+    );
+}
+
+#[test]
+fn clear_errors_for_bad_databases_and_brokers() {
+    fails_with(
+        &run(&["--db", "postgres://localhost/x", "user", "list"]),
+        "unsupported database URL",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("bad.toml");
+    std::fs::write(&cfg, "max_payload = \"big\"\n").unwrap();
+    fails_with(
+        &run(&["--config", cfg.to_str().unwrap(), "user", "list"]),
+        "invalid configuration",
+    );
+    // Nothing listens on port 1.
+    fails_with(
+        &run(&[
+            "pub",
+            "--port",
+            "1",
+            "--ident",
+            "i",
+            "--secret",
+            "s",
+            "--channel",
+            "c",
+            "x",
+        ]),
+        "cannot connect to 127.0.0.1:1",
+    );
+}
