@@ -1,5 +1,5 @@
-//! `serve`: opens nothing itself but wires the parts together — the key table loaded from
-//! the store, the Broker actor, the listener, the ACL watcher and graceful shutdown.
+//! `serve`: wires the parts together — the social graph loaded from the store, the
+//! SocialGraph and Broker actors, the listener, and graceful shutdown.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,13 +13,13 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::broker::control::Broker;
-use crate::broker::messages::KeysChanged;
 use crate::broker::router::Router;
 use crate::broker::stats::Stats;
 use crate::broker::throttle::AuthThrottle;
 use crate::broker::{Shared, listener};
 use crate::config::Config;
-use crate::social::acl::{KeyRecord, Mode, derive};
+use crate::social::acl::{Mode, derive};
+use crate::social::graph::SocialGraph;
 use crate::store::{Store, StoreError};
 
 /// Why `serve` could not run.
@@ -65,9 +65,9 @@ pub async fn serve(
     on_ready: impl FnOnce(Endpoints),
 ) -> Result<(), ServeError> {
     let mode = if config.open { Mode::Open } else { Mode::Social };
-    let (version, records) = blocking(&store, |s| Ok((s.acl_version()?, s.key_records()?))).await?;
-    let table = derive(&records, mode);
-    tracing::info!(keys = table.len(), mode = ?mode, "loaded authkeys");
+    let (version, graph) = blocking(&store, |s| Ok((s.acl_version()?, s.load_graph()?))).await?;
+    let table = derive(&graph, mode);
+    tracing::info!(keys = table.len(), shares = graph.shares.len(), mode = ?mode, "loaded the social graph");
 
     let config = Arc::new(config);
     let keys = Arc::new(ArcSwap::from_pointee(table));
@@ -103,15 +103,16 @@ pub async fn serve(
         shutdown: shutdown.clone(),
         hard_kill: CancellationToken::new(),
     });
-    let background = TaskTracker::new();
-    background.spawn(watch_keys(
+    let social = SocialGraph::new(
         store.clone(),
         mode,
         version,
-        broker,
+        Arc::clone(&shared.keys),
+        broker.recipient(),
         Duration::from_millis(config.acl_poll_ms.max(10)),
-        shutdown.clone(),
-    ));
+    )
+    .start();
+    let background = TaskTracker::new();
     if config.stats_interval_secs > 0 {
         background.spawn(log_stats(
             Arc::clone(&stats),
@@ -135,59 +136,9 @@ pub async fn serve(
     }
     background.close();
     background.wait().await;
+    drop(social);
     tracing::info!("stopped: {}", stats.summary());
     Ok(())
-}
-
-/// Polls the store's ACL version and, when another process changed keys, derives the new
-/// table and hands it to the Broker. A database outage is logged once; the broker keeps
-/// serving with the ACLs it has.
-async fn watch_keys(
-    store: Store,
-    mode: Mode,
-    mut version: i64,
-    broker: actix::Addr<Broker>,
-    every: Duration,
-    shutdown: CancellationToken,
-) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut failing = false;
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            () = shutdown.cancelled() => return,
-        }
-        let seen = version;
-        let changed: Result<Option<(i64, Vec<KeyRecord>)>, ServeError> = blocking(&store, move |s| {
-            let v = s.acl_version()?;
-            if v == seen {
-                return Ok(None);
-            }
-            Ok(Some((v, s.key_records()?)))
-        })
-        .await;
-        match changed {
-            Ok(change) => {
-                if failing {
-                    tracing::info!("database reachable again");
-                    failing = false;
-                }
-                if let Some((v, records)) = change {
-                    version = v;
-                    let table = derive(&records, mode);
-                    tracing::info!(keys = table.len(), version, "authkeys changed: applying");
-                    broker.do_send(KeysChanged(Arc::new(table)));
-                }
-            }
-            Err(e) => {
-                if !failing {
-                    tracing::warn!("cannot read ACL changes, serving with the ACLs loaded: {e}");
-                }
-                failing = true;
-            }
-        }
-    }
 }
 
 async fn log_stats(stats: Arc<Stats>, every: Duration, shutdown: CancellationToken) {

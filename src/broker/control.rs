@@ -11,12 +11,12 @@ use actix::{Actor, Context, Handler};
 use arc_swap::ArcSwap;
 
 use super::handle::{SessionHandle, SessionId};
-use super::messages::{Census, Disconnected, GetCensus, KeysChanged, Register, Subscribe, Unsubscribe};
+use super::messages::{AclChanged, Census, Disconnected, GetCensus, Register, Subscribe, Unsubscribe};
 use super::refusal::Refusal;
 use super::router::{Route, Router};
 use super::stats::Stats;
 use crate::social::acl::{KeyTable, Sources};
-use crate::wire::Channel;
+use crate::wire::{Channel, Ident};
 
 struct Entry {
     handle: Arc<SessionHandle>,
@@ -31,6 +31,7 @@ pub struct Broker {
     max_subscriptions: usize,
     sessions: HashMap<SessionId, Entry>,
     channels: HashMap<Channel, HashSet<SessionId>>,
+    by_ident: HashMap<Ident, HashSet<SessionId>>,
 }
 
 impl Broker {
@@ -48,6 +49,7 @@ impl Broker {
             max_subscriptions,
             sessions: HashMap::new(),
             channels: HashMap::new(),
+            by_ident: HashMap::new(),
         }
     }
 
@@ -94,6 +96,12 @@ impl Broker {
     /// Removes a session from the tables without touching routes; returns its entry.
     fn detach(&mut self, id: SessionId) -> Option<Entry> {
         let entry = self.sessions.remove(&id)?;
+        if let Some(ids) = self.by_ident.get_mut(&entry.handle.ident) {
+            ids.remove(&id);
+            if ids.is_empty() {
+                self.by_ident.remove(&entry.handle.ident);
+            }
+        }
         for channel in &entry.channels {
             if let Some(subs) = self.channels.get_mut(channel) {
                 subs.remove(&id);
@@ -125,6 +133,10 @@ impl Handler<Register> for Broker {
                 return;
             }
         }
+        self.by_ident
+            .entry(handle.ident.clone())
+            .or_default()
+            .insert(handle.id);
         self.sessions.insert(
             handle.id,
             Entry {
@@ -193,32 +205,33 @@ impl Handler<Disconnected> for Broker {
     }
 }
 
-impl Handler<KeysChanged> for Broker {
+impl Handler<AclChanged> for Broker {
     type Result = ();
 
-    fn handle(&mut self, KeysChanged(table): KeysChanged, _: &mut Context<Self>) {
-        self.keys.store(Arc::clone(&table));
+    fn handle(&mut self, msg: AclChanged, _: &mut Context<Self>) {
+        let table = msg.table;
         let mut dirty: BTreeSet<Channel> = BTreeSet::new();
         let mut revoked = Vec::new();
         let mut lost: Vec<(SessionId, Channel)> = Vec::new();
-        for (id, entry) in &self.sessions {
+        let affected = msg.idents.iter().filter_map(|i| self.by_ident.get(i)).flatten();
+        for id in affected {
+            let Some(entry) = self.sessions.get(id) else {
+                continue;
+            };
             let old = entry.handle.acl.load_full();
-            let new = table.get(&entry.handle.ident);
-            match (old.as_deref(), new) {
-                (_, None) => revoked.push(*id),
-                (Some(o), Some(n)) if o == n.as_ref() => {}
-                (old, Some(n)) => {
-                    entry.handle.acl.store(Some(Arc::clone(n)));
-                    for ch in &entry.channels {
-                        let before = old.and_then(|o| o.sources(ch.as_str()));
-                        match n.sources(ch.as_str()) {
-                            None => lost.push((*id, ch.clone())),
-                            Some(after) if Some(after) != before => {
-                                dirty.insert(ch.clone());
-                            }
-                            Some(_) => {}
-                        }
+            let Some(new) = table.get(&entry.handle.ident) else {
+                revoked.push(*id);
+                continue;
+            };
+            entry.handle.acl.store(Some(Arc::clone(new)));
+            for ch in &entry.channels {
+                let before = old.as_deref().and_then(|o| o.sources(ch.as_str()));
+                match new.sources(ch.as_str()) {
+                    None => lost.push((*id, ch.clone())),
+                    Some(after) if Some(after) != before => {
+                        dirty.insert(ch.clone());
                     }
+                    Some(_) => {}
                 }
             }
         }

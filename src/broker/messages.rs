@@ -8,7 +8,7 @@ use actix::Message;
 use super::handle::{SessionHandle, SessionId};
 use super::refusal::Refusal;
 use crate::social::acl::KeyTable;
-use crate::wire::Channel;
+use crate::wire::{Channel, Ident};
 
 /// A session authenticated; the Broker tracks it so ACL changes can reach it.
 #[derive(Message)]
@@ -41,11 +41,17 @@ pub struct Unsubscribe {
 #[rtype(result = "()")]
 pub struct Disconnected(pub SessionId);
 
-/// A new key table was derived: authenticate against it from now on and bring every live
-/// session in line with it (cut lost channels, re-route changed sources, close revoked keys).
+/// The derived key table changed (it is already what sessions authenticate against): bring
+/// the live sessions of exactly these keys in line with it — cut lost channels, re-route
+/// changed sources, close revoked keys.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct KeysChanged(pub Arc<KeyTable>);
+pub struct AclChanged {
+    /// The new table.
+    pub table: Arc<KeyTable>,
+    /// The keys whose ACL differs from the previous table (added, changed or gone).
+    pub idents: Vec<Ident>,
+}
 
 /// How many sessions and subscriptions the Broker holds (for stats and tests).
 #[derive(Message)]

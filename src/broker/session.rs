@@ -119,22 +119,24 @@ mod tests {
     use super::*;
     use crate::social::AuthkeyId;
     use crate::social::acl::{KeyRecord, Mode, derive};
+    use crate::social::model::Graph;
     use crate::wire::{AuthHash, Secret};
 
     fn keys() -> KeyTable {
-        derive(
-            &[KeyRecord {
+        let graph = Graph {
+            users: [(UserId(7), true)].into(),
+            keys: vec![KeyRecord {
                 id: AuthkeyId(1),
                 ident: Ident::new("k").unwrap(),
                 secret: Secret::new("s"),
                 owner: UserId(7),
                 enabled: true,
-                owner_enabled: true,
                 publish: vec![Channel::new("p").unwrap()],
                 subscribe: vec![Channel::new("s").unwrap()],
             }],
-            Mode::Social,
-        )
+            ..Graph::default()
+        };
+        derive(&graph, Mode::Social)
     }
 
     fn auth(s: &mut Session, keys: &KeyTable, secret: &str) -> Action {

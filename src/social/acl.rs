@@ -1,22 +1,31 @@
-//! Each authkey's effective ACL, derived as a pure function of what the store holds.
+//! Each authkey's effective ACL, derived as a pure function of the social [`Graph`].
 //!
 //! The broker never asks the database: it holds an immutable [`KeyTable`] snapshot, and a
 //! session checks a publish or subscribe against its key's `Arc<KeyAcl>`. The rule is
-//! ARCHITECTURE.md's `deliver`: a message on channel `c` published by a key of user `P`
-//! reaches a subscriber key `k` when `k` lists `c` for subscribe and `P ∈ sources(owner(k), c)`.
-//! Until shares exist, `sources` is the owner alone, or every user in open (plain hpfeeds)
-//! mode, which deployments migrating from another broker rely on.
+//! ARCHITECTURE.md's:
+//!
+//! ```text
+//! sources(R, c) = {R} ∪ {P : P shares c with R, a group R is in, or everyone; accepted}
+//!               ∪ ⋃ sources(X, c) for each X that shares c with R that way as `redistribute`
+//! deliver(c, published by a key of P, to key k) = k enabled, owner(k) enabled,
+//!                                                 k subscribes c, P ∈ sources(owner(k), c)
+//! ```
+//!
+//! Unfolded, `sources(R, c)` is every user reachable from R over redistribute edges (R
+//! included) plus everyone who shares `c` directly with one of them, so a breadth-first
+//! search with a visited set computes the fixpoint and terminates on cycles.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
+use super::model::{Graph, Share, ShareKind};
 use super::{AuthkeyId, UserId};
 use crate::wire::{Channel, Ident, Secret};
 
 /// Whose messages a subscription receives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Sources {
-    /// Every publisher on the channel (open mode, shares to everyone).
+    /// Every publisher on the channel (open mode).
     Everyone,
     /// Only messages published by keys of these users.
     Users(BTreeSet<UserId>),
@@ -64,7 +73,7 @@ impl KeyAcl {
 /// Every usable key by ident: the immutable snapshot sessions authenticate against.
 pub type KeyTable = HashMap<Ident, Arc<KeyAcl>>;
 
-/// An authkey as stored, with what the derivation needs of its owner.
+/// An authkey as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyRecord {
     /// Database id.
@@ -77,98 +86,372 @@ pub struct KeyRecord {
     pub owner: UserId,
     /// Whether the key itself is enabled.
     pub enabled: bool,
-    /// Whether its owner's account is enabled.
-    pub owner_enabled: bool,
     /// Channels listed for publish.
     pub publish: Vec<Channel>,
     /// Channels listed for subscribe.
     pub subscribe: Vec<Channel>,
 }
 
-/// How receivers are chosen when no share says otherwise.
+/// How receivers are chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Mode {
-    /// hpfriends: a key receives only its own owner's messages until shares say more.
+    /// hpfriends: delivery follows the share graph.
     #[default]
     Social,
     /// Plain hpfeeds: a key receives every publisher on the channels it lists.
     Open,
 }
 
+/// The accepted shares of each channel, so a search scans only its channel's edges.
+struct ShareIndex<'g> {
+    by_channel: HashMap<&'g str, Vec<&'g Share>>,
+}
+
+impl<'g> ShareIndex<'g> {
+    fn new(graph: &'g Graph) -> Self {
+        let mut by_channel: HashMap<&str, Vec<&Share>> = HashMap::new();
+        for s in &graph.shares {
+            if s.state == super::model::ShareState::Accepted && graph.enabled(s.from) {
+                by_channel.entry(s.channel.as_str()).or_default().push(s);
+            }
+        }
+        Self { by_channel }
+    }
+}
+
+/// `sources(user, channel)`: the fixpoint, by breadth-first search over redistribute edges.
+pub fn sources(graph: &Graph, user: UserId, channel: &str) -> BTreeSet<UserId> {
+    sources_indexed(graph, &ShareIndex::new(graph), user, channel)
+}
+
+fn sources_indexed(graph: &Graph, index: &ShareIndex<'_>, user: UserId, channel: &str) -> BTreeSet<UserId> {
+    let mut result = BTreeSet::from([user]);
+    let Some(shares) = index.by_channel.get(channel) else {
+        return result;
+    };
+    let mut reached = HashSet::from([user]);
+    let mut queue = VecDeque::from([user]);
+    while let Some(y) = queue.pop_front() {
+        for s in shares.iter().filter(|s| graph.reaches(s, y)) {
+            result.insert(s.from);
+            if s.kind == ShareKind::Redistribute && reached.insert(s.from) {
+                queue.push_back(s.from);
+            }
+        }
+    }
+    result
+}
+
 /// Derives the key table: disabled keys and keys of disabled users are left out, so they
 /// can neither authenticate nor keep a session.
-pub fn derive(keys: &[KeyRecord], mode: Mode) -> KeyTable {
-    keys.iter()
-        .filter(|k| k.enabled && k.owner_enabled)
+pub fn derive(graph: &Graph, mode: Mode) -> KeyTable {
+    let index = ShareIndex::new(graph);
+    let mut memo: HashMap<(UserId, &str), BTreeSet<UserId>> = HashMap::new();
+    graph
+        .keys
+        .iter()
+        .filter(|k| k.enabled && graph.enabled(k.owner))
         .map(|k| {
-            let sources = match mode {
-                Mode::Open => Sources::Everyone,
-                Mode::Social => Sources::Users(BTreeSet::from([k.owner])),
-            };
+            let subscribe = k
+                .subscribe
+                .iter()
+                .map(|c| {
+                    let s = match mode {
+                        Mode::Open => Sources::Everyone,
+                        Mode::Social => Sources::Users(
+                            memo.entry((k.owner, c.as_str()))
+                                .or_insert_with(|| sources_indexed(graph, &index, k.owner, c.as_str()))
+                                .clone(),
+                        ),
+                    };
+                    (c.clone(), s)
+                })
+                .collect();
             let acl = KeyAcl {
                 id: k.id,
                 ident: k.ident.clone(),
                 secret: k.secret.clone(),
                 owner: k.owner,
                 publish: k.publish.iter().cloned().collect(),
-                subscribe: k.subscribe.iter().map(|c| (c.clone(), sources.clone())).collect(),
+                subscribe,
             };
             (k.ident.clone(), Arc::new(acl))
         })
         .collect()
 }
 
+/// The idents whose ACL differs between two tables (added, removed or changed): exactly
+/// the keys whose live sessions must hear of a change.
+pub fn changed(old: &KeyTable, new: &KeyTable) -> Vec<Ident> {
+    let mut out: Vec<Ident> = new
+        .iter()
+        .filter(|(i, acl)| old.get(*i).is_none_or(|o| o != *acl))
+        .map(|(i, _)| i.clone())
+        .collect();
+    out.extend(old.keys().filter(|i| !new.contains_key(*i)).cloned());
+    out.sort();
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::social::model::{Grantee, Share, ShareState};
+    use crate::social::{GroupId, ShareId};
+    use proptest::prelude::*;
 
-    fn key(id: i64, owner: i64, enabled: bool, owner_enabled: bool) -> KeyRecord {
+    const A: UserId = UserId(1);
+    const B: UserId = UserId(2);
+    const C: UserId = UserId(3);
+    const D: UserId = UserId(4);
+    const E: UserId = UserId(5);
+
+    fn ch(s: &str) -> Channel {
+        Channel::new(s).unwrap()
+    }
+
+    fn key(id: i64, owner: UserId, channels: &[&str]) -> KeyRecord {
         KeyRecord {
             id: AuthkeyId(id),
             ident: Ident::new(&format!("k{id}")).unwrap(),
             secret: Secret::new("s"),
-            owner: UserId(owner),
-            enabled,
-            owner_enabled,
-            publish: vec![Channel::new("p").unwrap()],
-            subscribe: vec![Channel::new("s").unwrap()],
+            owner,
+            enabled: true,
+            publish: channels.iter().map(|c| ch(c)).collect(),
+            subscribe: channels.iter().map(|c| ch(c)).collect(),
+        }
+    }
+
+    fn share(id: i64, from: UserId, to: Grantee, kind: ShareKind, state: ShareState) -> Share {
+        Share {
+            id: ShareId(id),
+            from,
+            channel: ch("c"),
+            to,
+            kind,
+            state,
+        }
+    }
+
+    fn graph(shares: Vec<Share>) -> Graph {
+        Graph {
+            users: [A, B, C, D, E].into_iter().map(|u| (u, true)).collect(),
+            groups: HashMap::new(),
+            shares,
+            keys: vec![],
+        }
+    }
+
+    fn set(users: &[UserId]) -> BTreeSet<UserId> {
+        users.iter().copied().collect()
+    }
+
+    use ShareKind::{Own, Redistribute};
+    use ShareState::{Accepted, Declined, Left, Offered, Revoked};
+
+    #[test]
+    fn a_share_flows_only_once_accepted() {
+        let mut g = graph(vec![share(1, A, Grantee::User(B), Own, Offered)]);
+        assert_eq!(sources(&g, B, "c"), set(&[B]));
+        g.shares[0].state = Accepted;
+        assert_eq!(sources(&g, B, "c"), set(&[A, B]));
+        assert_eq!(sources(&g, B, "other"), set(&[B]), "only the shared channel");
+        assert_eq!(sources(&g, A, "c"), set(&[A]), "shares are one-way");
+    }
+
+    #[test]
+    fn own_does_not_pass_on_but_redistribute_does() {
+        // A → B (own), B → C: C gets A's data only if B redistributes.
+        let mut g = graph(vec![
+            share(1, A, Grantee::User(B), Own, Accepted),
+            share(2, B, Grantee::User(C), Own, Accepted),
+        ]);
+        assert_eq!(sources(&g, C, "c"), set(&[B, C]));
+        g.shares[1].kind = Redistribute;
+        assert_eq!(sources(&g, C, "c"), set(&[A, B, C]));
+    }
+
+    #[test]
+    fn redistribute_cycles_terminate() {
+        let g = graph(vec![
+            share(1, A, Grantee::User(B), Redistribute, Accepted),
+            share(2, B, Grantee::User(C), Redistribute, Accepted),
+            share(3, C, Grantee::User(A), Redistribute, Accepted),
+            share(4, D, Grantee::User(C), Own, Accepted),
+        ]);
+        assert_eq!(sources(&g, A, "c"), set(&[A, B, C, D]));
+        assert_eq!(sources(&g, B, "c"), set(&[A, B, C, D]));
+        assert_eq!(sources(&g, E, "c"), set(&[E]));
+    }
+
+    #[test]
+    fn group_members_receive_until_they_leave() {
+        let mut g = graph(vec![share(1, A, Grantee::Group(GroupId(9)), Own, Accepted)]);
+        g.groups.insert(GroupId(9), HashSet::from([B, D]));
+        assert_eq!(sources(&g, D, "c"), set(&[A, D]));
+        g.groups.get_mut(&GroupId(9)).unwrap().remove(&D);
+        assert_eq!(sources(&g, D, "c"), set(&[D]));
+        assert_eq!(sources(&g, B, "c"), set(&[A, B]));
+    }
+
+    #[test]
+    fn shares_to_everyone_reach_every_user() {
+        let g = graph(vec![share(1, A, Grantee::Everyone, Own, Accepted)]);
+        for u in [B, C, D, E] {
+            assert!(sources(&g, u, "c").contains(&A));
         }
     }
 
     #[test]
-    fn social_mode_receives_own_owner_only() {
-        let t = derive(&[key(1, 7, true, true)], Mode::Social);
-        let acl = &t[&Ident::new("k1").unwrap()];
-        assert!(acl.may_publish("p"));
-        assert!(!acl.may_publish("s"));
-        let s = acl.sources("s").unwrap();
-        assert!(s.admits(UserId(7)));
-        assert!(!s.admits(UserId(8)));
-        assert!(acl.sources("p").is_none());
+    fn revoked_declined_and_left_shares_carry_nothing() {
+        for state in [Revoked, Declined, Left, Offered] {
+            let g = graph(vec![share(1, A, Grantee::User(B), Redistribute, state)]);
+            assert_eq!(sources(&g, B, "c"), set(&[B]), "{state}");
+        }
+    }
+
+    #[test]
+    fn disabled_keys_and_owners_are_left_out_and_disabled_sharers_share_nothing() {
+        let mut g = graph(vec![share(1, A, Grantee::User(B), Own, Accepted)]);
+        g.keys = vec![key(1, A, &["c"]), key(2, B, &["c"]), key(3, C, &["c"])];
+        g.keys[2].enabled = false;
+        let t = derive(&g, Mode::Social);
+        assert_eq!(t.len(), 2);
+        assert!(t["k2"].sources("c").unwrap().admits(A));
+        g.users.insert(A, false);
+        let t = derive(&g, Mode::Social);
+        assert_eq!(t.len(), 1, "A's key is gone");
+        assert!(!t["k2"].sources("c").unwrap().admits(A), "and so is A's share");
     }
 
     #[test]
     fn open_mode_receives_everyone() {
-        let t = derive(&[key(1, 7, true, true)], Mode::Open);
-        assert!(
-            t[&Ident::new("k1").unwrap()]
-                .sources("s")
-                .unwrap()
-                .admits(UserId(99))
+        let mut g = graph(vec![]);
+        g.keys = vec![key(1, A, &["c"])];
+        assert_eq!(
+            derive(&g, Mode::Open)["k1"].sources("c"),
+            Some(&Sources::Everyone)
+        );
+        assert_eq!(
+            derive(&g, Mode::Social)["k1"].sources("c"),
+            Some(&Sources::Users(set(&[A])))
         );
     }
 
     #[test]
-    fn disabled_keys_and_owners_are_left_out() {
-        let t = derive(
-            &[
-                key(1, 7, false, true),
-                key(2, 7, true, false),
-                key(3, 7, true, true),
-            ],
-            Mode::Social,
+    fn changed_names_exactly_the_keys_that_differ() {
+        let mut g = graph(vec![]);
+        g.keys = vec![key(1, A, &["c"]), key(2, B, &["c"]), key(3, C, &["c"])];
+        let before = derive(&g, Mode::Social);
+        g.shares.push(share(1, A, Grantee::User(B), Own, Accepted));
+        g.keys.retain(|k| k.id != AuthkeyId(3));
+        let after = derive(&g, Mode::Social);
+        assert_eq!(
+            changed(&before, &after),
+            vec![Ident::new("k2").unwrap(), Ident::new("k3").unwrap()]
         );
-        assert_eq!(t.len(), 1);
-        assert!(t.contains_key("k3"));
+    }
+
+    /// The definition, applied literally until nothing changes.
+    fn naive(g: &Graph, channel: &str) -> HashMap<UserId, BTreeSet<UserId>> {
+        let users: Vec<UserId> = g.users.keys().copied().collect();
+        let on_c: Vec<&Share> = g
+            .shares
+            .iter()
+            .filter(|s| s.channel.as_str() == channel)
+            .collect();
+        let mut s: HashMap<UserId, BTreeSet<UserId>> = users
+            .iter()
+            .map(|&r| {
+                let mut set = BTreeSet::from([r]);
+                set.extend(on_c.iter().filter(|sh| g.reaches(sh, r)).map(|sh| sh.from));
+                (r, set)
+            })
+            .collect();
+        loop {
+            let mut grew = false;
+            for &r in &users {
+                for sh in on_c
+                    .iter()
+                    .filter(|sh| g.reaches(sh, r) && sh.kind == Redistribute)
+                {
+                    let add: Vec<UserId> = s[&sh.from].iter().copied().collect();
+                    let target = s.get_mut(&r).unwrap();
+                    for x in add {
+                        grew |= target.insert(x);
+                    }
+                }
+            }
+            if !grew {
+                return s;
+            }
+        }
+    }
+
+    fn arb_graph() -> impl Strategy<Value = Graph> {
+        let users = 1..=6i64;
+        let share = (
+            1..=6i64,
+            prop_oneof![
+                (1..=6i64).prop_map(|u| Grantee::User(UserId(u))),
+                (1..=2i64).prop_map(|g| Grantee::Group(GroupId(g))),
+                Just(Grantee::Everyone),
+            ],
+            prop_oneof![Just(Own), Just(Redistribute)],
+            prop_oneof![
+                Just(Accepted),
+                Just(Accepted),
+                Just(Offered),
+                Just(Revoked),
+                Just(Left)
+            ],
+            prop_oneof![Just("c"), Just("d")],
+        );
+        (
+            proptest::collection::vec(any::<bool>(), 7),
+            proptest::collection::vec(proptest::collection::hash_set(users, 0..4), 2),
+            proptest::collection::vec(share, 0..14),
+        )
+            .prop_map(|(enabled, groups, shares)| Graph {
+                users: (1..=6)
+                    .map(|u| (UserId(u), enabled[(u - 1) as usize] || u <= 2))
+                    .collect(),
+                groups: groups
+                    .into_iter()
+                    .zip(1i64..)
+                    .map(|(m, g)| (GroupId(g), m.into_iter().map(UserId).collect()))
+                    .collect(),
+                shares: shares
+                    .into_iter()
+                    .zip(1i64..)
+                    .map(|((from, to, kind, state, c), i)| Share {
+                        id: ShareId(i),
+                        from: UserId(from),
+                        channel: ch(c),
+                        to,
+                        kind,
+                        state,
+                    })
+                    .collect(),
+                keys: (1..=6).map(|u| key(u, UserId(u), &["c", "d"])).collect(),
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn derivation_matches_the_naive_fixpoint(g in arb_graph()) {
+            let table = derive(&g, Mode::Social);
+            for c in ["c", "d"] {
+                let reference = naive(&g, c);
+                for k in &g.keys {
+                    let got = table.get(&k.ident).map(|acl| acl.sources(c).cloned());
+                    if g.enabled(k.owner) {
+                        prop_assert_eq!(got, Some(Some(Sources::Users(reference[&k.owner].clone()))));
+                    } else {
+                        prop_assert_eq!(got, None);
+                    }
+                }
+            }
+        }
     }
 }

@@ -180,6 +180,51 @@ impl Store {
         })
     }
 
+    /// Replaces a key's secret (live sessions stay; new connections need the new one).
+    pub fn rotate_secret(&self, ident: &Ident, secret: &Secret, actor: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        conn.transaction(|conn| {
+            let id = key_id(conn, ident)?;
+            diesel::update(authkeys::table.find(id))
+                .set((
+                    authkeys::secret.eq(secret.expose()),
+                    authkeys::updated_at.eq(now()),
+                ))
+                .execute(conn)?;
+            audit::record(conn, actor, "authkey.rotate", ident.as_str(), "")?;
+            Ok(())
+        })
+    }
+
+    /// Enables or disables a key; a disabled key's sessions are closed.
+    pub fn set_authkey_enabled(&self, ident: &Ident, enabled: bool, actor: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        conn.transaction(|conn| {
+            let id = key_id(conn, ident)?;
+            diesel::update(authkeys::table.find(id))
+                .set((authkeys::enabled.eq(enabled), authkeys::updated_at.eq(now())))
+                .execute(conn)?;
+            let action = if enabled {
+                "authkey.enable"
+            } else {
+                "authkey.disable"
+            };
+            audit::record(conn, actor, action, ident.as_str(), "")?;
+            Ok(())
+        })
+    }
+
+    /// The owner of the key `ident`, if it exists.
+    pub fn authkey_owner(&self, ident: &Ident) -> Result<Option<UserId>, StoreError> {
+        let mut conn = self.conn()?;
+        Ok(authkeys::table
+            .filter(authkeys::ident.eq(ident.as_str()))
+            .select(authkeys::owner_id)
+            .first::<i64>(&mut conn)
+            .optional()?
+            .map(UserId))
+    }
+
     /// Deletes a key; its live sessions are closed by the broker within a second.
     pub fn remove_authkey(&self, ident: &Ident, actor: &str) -> Result<(), StoreError> {
         let mut conn = self.conn()?;
@@ -232,21 +277,19 @@ impl Store {
     pub fn key_records(&self) -> Result<Vec<KeyRecord>, StoreError> {
         let mut conn = self.conn()?;
         conn.transaction(|conn| {
-            let rows: Vec<(i64, String, String, i64, bool, bool)> = authkeys::table
-                .inner_join(users::table)
+            let rows: Vec<(i64, String, String, i64, bool)> = authkeys::table
                 .select((
                     authkeys::id,
                     authkeys::ident,
                     authkeys::secret,
                     authkeys::owner_id,
                     authkeys::enabled,
-                    users::enabled,
                 ))
                 .load(conn)?;
             let mut lists = channel_lists(conn)?;
             Ok(rows
                 .into_iter()
-                .filter_map(|(id, ident, secret, owner, enabled, owner_enabled)| {
+                .filter_map(|(id, ident, secret, owner, enabled)| {
                     let Ok(ident) = Ident::new(&ident) else {
                         tracing::warn!(authkey_id = id, "skipping authkey with an invalid ident");
                         return None;
@@ -258,7 +301,6 @@ impl Store {
                         secret: Secret::new(secret),
                         owner: UserId(owner),
                         enabled,
-                        owner_enabled,
                         publish,
                         subscribe,
                     })

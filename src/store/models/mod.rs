@@ -2,4 +2,7 @@
 
 pub mod audit;
 pub mod authkeys;
+pub mod graph;
+pub mod groups;
+pub mod shares;
 pub mod users;

@@ -1,0 +1,198 @@
+//! `groups` and `group_members`: invited → active; members leave, owners remove.
+
+use diesel::prelude::*;
+
+use super::audit;
+use crate::social::{GroupId, UserId};
+use crate::store::schema::{group_members, groups, users};
+use crate::store::{Store, StoreError, conflict, now};
+
+/// A member's role in a group.
+pub const ROLE_OWNER: &str = "owner";
+/// An ordinary member.
+pub const ROLE_MEMBER: &str = "member";
+/// Invited, not yet accepted: receives nothing through the group.
+pub const STATE_INVITED: &str = "invited";
+/// A full member.
+pub const STATE_ACTIVE: &str = "active";
+
+/// A group as listed to a user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupInfo {
+    /// Database id.
+    pub id: GroupId,
+    /// Unique name.
+    pub name: String,
+    /// Owner's user name.
+    pub owner: String,
+    /// Free text.
+    pub description: String,
+    /// Every member: (user name, role, state).
+    pub members: Vec<(String, String, String)>,
+}
+
+impl Store {
+    /// Creates a group owned (and joined) by `owner`.
+    pub fn create_group(
+        &self,
+        owner: UserId,
+        name: &str,
+        description: &str,
+        actor: &str,
+    ) -> Result<GroupId, StoreError> {
+        let mut conn = self.conn()?;
+        conn.transaction(|conn| {
+            let id: i64 = diesel::insert_into(groups::table)
+                .values((
+                    groups::name.eq(name),
+                    groups::owner_id.eq(owner.0),
+                    groups::description.eq(description),
+                    groups::created_at.eq(now()),
+                ))
+                .returning(groups::id)
+                .get_result(conn)
+                .map_err(|e| conflict(e, || format!("group name {name:?} is already taken")))?;
+            diesel::insert_into(group_members::table)
+                .values((
+                    group_members::group_id.eq(id),
+                    group_members::user_id.eq(owner.0),
+                    group_members::role.eq(ROLE_OWNER),
+                    group_members::state.eq(STATE_ACTIVE),
+                    group_members::created_at.eq(now()),
+                ))
+                .execute(conn)?;
+            audit::record(conn, actor, "group.create", name, description)?;
+            Ok(GroupId(id))
+        })
+    }
+
+    /// The group called `name`: (id, owner).
+    pub fn group_by_name(&self, name: &str) -> Result<Option<(GroupId, UserId)>, StoreError> {
+        let mut conn = self.conn()?;
+        Ok(groups::table
+            .filter(groups::name.eq(name))
+            .select((groups::id, groups::owner_id))
+            .first::<(i64, i64)>(&mut conn)
+            .optional()?
+            .map(|(g, o)| (GroupId(g), UserId(o))))
+    }
+
+    /// A user's (role, state) in a group, if any.
+    pub fn membership(&self, group: GroupId, user: UserId) -> Result<Option<(String, String)>, StoreError> {
+        let mut conn = self.conn()?;
+        Ok(group_members::table
+            .find((group.0, user.0))
+            .select((group_members::role, group_members::state))
+            .first(&mut conn)
+            .optional()?)
+    }
+
+    /// Invites `user` into `group`; already a member or invited is a conflict.
+    pub fn invite_member(
+        &self,
+        group: GroupId,
+        user: UserId,
+        by: UserId,
+        actor: &str,
+        subject: &str,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        conn.transaction(|conn| {
+            diesel::insert_into(group_members::table)
+                .values((
+                    group_members::group_id.eq(group.0),
+                    group_members::user_id.eq(user.0),
+                    group_members::role.eq(ROLE_MEMBER),
+                    group_members::state.eq(STATE_INVITED),
+                    group_members::invited_by.eq(by.0),
+                    group_members::created_at.eq(now()),
+                ))
+                .execute(conn)
+                .map_err(|e| conflict(e, || "already a member or invited".to_owned()))?;
+            audit::record(conn, actor, "group.invite", subject, "")?;
+            Ok(())
+        })
+    }
+
+    /// Moves an invited member to active; false when there was no such invitation.
+    pub fn activate_member(
+        &self,
+        group: GroupId,
+        user: UserId,
+        actor: &str,
+        subject: &str,
+    ) -> Result<bool, StoreError> {
+        let mut conn = self.conn()?;
+        conn.transaction(|conn| {
+            let n = diesel::update(
+                group_members::table
+                    .find((group.0, user.0))
+                    .filter(group_members::state.eq(STATE_INVITED)),
+            )
+            .set(group_members::state.eq(STATE_ACTIVE))
+            .execute(conn)?;
+            if n == 1 {
+                audit::record(conn, actor, "group.accept", subject, "")?;
+            }
+            Ok(n == 1)
+        })
+    }
+
+    /// Removes a non-owner membership (leave, decline, remove); false when there was none.
+    pub fn remove_member(
+        &self,
+        group: GroupId,
+        user: UserId,
+        actor: &str,
+        action: &str,
+        subject: &str,
+    ) -> Result<bool, StoreError> {
+        let mut conn = self.conn()?;
+        conn.transaction(|conn| {
+            let n = diesel::delete(
+                group_members::table
+                    .find((group.0, user.0))
+                    .filter(group_members::role.ne(ROLE_OWNER)),
+            )
+            .execute(conn)?;
+            if n == 1 {
+                audit::record(conn, actor, action, subject, "")?;
+            }
+            Ok(n == 1)
+        })
+    }
+
+    /// The groups `user` belongs to or is invited to, with their members.
+    pub fn groups_of(&self, user: UserId) -> Result<Vec<GroupInfo>, StoreError> {
+        let mut conn = self.conn()?;
+        conn.transaction(|conn| {
+            let mine: Vec<i64> = group_members::table
+                .filter(group_members::user_id.eq(user.0))
+                .select(group_members::group_id)
+                .load(conn)?;
+            let rows: Vec<(i64, String, i64, String)> = groups::table
+                .filter(groups::id.eq_any(&mine))
+                .order(groups::name)
+                .select((groups::id, groups::name, groups::owner_id, groups::description))
+                .load(conn)?;
+            let mut out = Vec::new();
+            for (id, name, owner_id, description) in rows {
+                let owner: String = users::table.find(owner_id).select(users::name).first(conn)?;
+                let members: Vec<(String, String, String)> = group_members::table
+                    .inner_join(users::table.on(users::id.eq(group_members::user_id)))
+                    .filter(group_members::group_id.eq(id))
+                    .order(users::name)
+                    .select((users::name, group_members::role, group_members::state))
+                    .load(conn)?;
+                out.push(GroupInfo {
+                    id: GroupId(id),
+                    name,
+                    owner,
+                    description,
+                    members,
+                });
+            }
+            Ok(out)
+        })
+    }
+}

@@ -1,0 +1,178 @@
+//! `shares`: `from —channel→ (user | group | everyone)`, own or redistribute, with the
+//! offered → accepted → revoked/left life. Transitions are conditional updates, so a
+//! concurrent change cannot slip between a check and the write.
+
+use diesel::prelude::*;
+
+use super::audit;
+use crate::social::model::{Grantee, Share, ShareKind, ShareState};
+use crate::social::{GroupId, ShareId, UserId};
+use crate::store::schema::{groups, shares, users};
+use crate::store::{Store, StoreError, now};
+use crate::wire::Channel;
+
+/// A share as listed, with names resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShareInfo {
+    /// The edge.
+    pub share: Share,
+    /// Sharer's user name.
+    pub from_name: String,
+    /// "user NAME", "group NAME" or "everyone".
+    pub to_name: String,
+}
+
+type ShareRow = (i64, i64, String, String, Option<i64>, Option<i64>, String, String);
+
+fn to_share(r: ShareRow) -> Option<Share> {
+    let (id, from, channel, to_kind, to_user, to_group, kind, state) = r;
+    let to = match (to_kind.as_str(), to_user, to_group) {
+        ("user", Some(u), _) => Grantee::User(UserId(u)),
+        ("group", _, Some(g)) => Grantee::Group(GroupId(g)),
+        ("everyone", _, _) => Grantee::Everyone,
+        _ => return None,
+    };
+    Some(Share {
+        id: ShareId(id),
+        from: UserId(from),
+        channel: Channel::new(&channel).ok()?,
+        to,
+        kind: kind.parse().ok()?,
+        state: state.parse().ok()?,
+    })
+}
+
+macro_rules! share_columns {
+    () => {
+        (
+            shares::id,
+            shares::from_user_id,
+            shares::channel,
+            shares::to_kind,
+            shares::to_user_id,
+            shares::to_group_id,
+            shares::share_type,
+            shares::state,
+        )
+    };
+}
+
+impl Store {
+    /// Records a new share in `state` (offered, or accepted for shares to everyone).
+    pub fn add_share(
+        &self,
+        from: UserId,
+        channel: &Channel,
+        to: Grantee,
+        kind: ShareKind,
+        state: ShareState,
+        actor: &str,
+    ) -> Result<ShareId, StoreError> {
+        let (to_kind, to_user, to_group) = match to {
+            Grantee::User(u) => ("user", Some(u.0), None),
+            Grantee::Group(g) => ("group", None, Some(g.0)),
+            Grantee::Everyone => ("everyone", None, None),
+        };
+        let mut conn = self.conn()?;
+        conn.transaction(|conn| {
+            let t = now();
+            let id: i64 = diesel::insert_into(shares::table)
+                .values((
+                    shares::from_user_id.eq(from.0),
+                    shares::channel.eq(channel.as_str()),
+                    shares::to_kind.eq(to_kind),
+                    shares::to_user_id.eq(to_user),
+                    shares::to_group_id.eq(to_group),
+                    shares::share_type.eq(kind.as_str()),
+                    shares::state.eq(state.as_str()),
+                    shares::created_at.eq(t),
+                    shares::updated_at.eq(t),
+                ))
+                .returning(shares::id)
+                .get_result(conn)?;
+            audit::record(
+                conn,
+                actor,
+                "share.offer",
+                &format!("share#{id}"),
+                &format!("{channel} {kind} {to:?} {state}"),
+            )?;
+            Ok(ShareId(id))
+        })
+    }
+
+    /// One share.
+    pub fn share(&self, id: ShareId) -> Result<Option<Share>, StoreError> {
+        let mut conn = self.conn()?;
+        let row: Option<ShareRow> = shares::table
+            .find(id.0)
+            .select(share_columns!())
+            .first(&mut conn)
+            .optional()?;
+        Ok(row.and_then(to_share))
+    }
+
+    /// Moves a share to `to` if it is in one of `from`; false when it was not.
+    pub fn transition_share(
+        &self,
+        id: ShareId,
+        from: &[ShareState],
+        to: ShareState,
+        actor: &str,
+    ) -> Result<bool, StoreError> {
+        let from: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
+        let mut conn = self.conn()?;
+        conn.transaction(|conn| {
+            let n = diesel::update(shares::table.find(id.0).filter(shares::state.eq_any(&from)))
+                .set((shares::state.eq(to.as_str()), shares::updated_at.eq(now())))
+                .execute(conn)?;
+            if n == 1 {
+                audit::record(
+                    conn,
+                    actor,
+                    &format!("share.{to}"),
+                    &format!("share#{}", id.0),
+                    "",
+                )?;
+            }
+            Ok(n == 1)
+        })
+    }
+
+    /// Every share in the database.
+    pub fn all_shares(&self) -> Result<Vec<Share>, StoreError> {
+        let mut conn = self.conn()?;
+        let rows: Vec<ShareRow> = shares::table
+            .order(shares::id)
+            .select(share_columns!())
+            .load(&mut conn)?;
+        Ok(rows.into_iter().filter_map(to_share).collect())
+    }
+
+    /// Shares as listed to people: with the sharer's and grantee's names.
+    pub fn describe_shares(&self, list: Vec<Share>) -> Result<Vec<ShareInfo>, StoreError> {
+        let mut conn = self.conn()?;
+        let mut name = |u: UserId| -> Result<String, StoreError> {
+            Ok(users::table.find(u.0).select(users::name).first(&mut conn)?)
+        };
+        let mut out = Vec::new();
+        for share in list {
+            let from_name = name(share.from)?;
+            let to_name = match share.to {
+                Grantee::User(u) => format!("user {}", name(u)?),
+                Grantee::Group(g) => {
+                    let mut c = self.conn()?;
+                    let n: String = groups::table.find(g.0).select(groups::name).first(&mut c)?;
+                    format!("group {n}")
+                }
+                Grantee::Everyone => "everyone".to_owned(),
+            };
+            out.push(ShareInfo {
+                share,
+                from_name,
+                to_name,
+            });
+        }
+        Ok(out)
+    }
+}
