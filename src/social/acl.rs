@@ -413,8 +413,9 @@ mod tests {
             proptest::collection::vec(share, 0..14),
         )
             .prop_map(|(enabled, groups, shares)| Graph {
-                users: (1..=6)
-                    .map(|u| (UserId(u), enabled[(u - 1) as usize] || u <= 2))
+                users: (1..=6i64)
+                    .zip(&enabled)
+                    .map(|(u, e)| (UserId(u), *e || u <= 2))
                     .collect(),
                 groups: groups
                     .into_iter()
