@@ -142,6 +142,57 @@ fn sources_indexed(graph: &Graph, index: &ShareIndex<'_>, user: UserId, channel:
     result
 }
 
+/// Why a user is a source of another's subscription.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Why {
+    /// The subscriber's own data.
+    Own,
+    /// Through `share` (to `to`), which reaches the last user of `chain`; `chain` runs from
+    /// the subscriber through each user who redistributes to the one before.
+    Share {
+        /// The share that admits the source.
+        share: super::ShareId,
+        /// Who that share is offered to.
+        to: super::model::Grantee,
+        /// Subscriber first, then each redistributor on the way.
+        chain: Vec<UserId>,
+    },
+}
+
+/// Every source of `user` on `channel` with the (shortest) reason it is one; the same set
+/// as [`sources`].
+pub fn explain(graph: &Graph, user: UserId, channel: &str) -> Vec<(UserId, Why)> {
+    let index = ShareIndex::new(graph);
+    let mut out = vec![(user, Why::Own)];
+    let Some(shares) = index.by_channel.get(channel) else {
+        return out;
+    };
+    let mut chains: HashMap<UserId, Vec<UserId>> = HashMap::from([(user, vec![user])]);
+    let mut queue = VecDeque::from([user]);
+    while let Some(y) = queue.pop_front() {
+        let chain = chains[&y].clone();
+        for s in shares.iter().filter(|s| graph.reaches(s, y)) {
+            if !out.iter().any(|(u, _)| *u == s.from) {
+                out.push((
+                    s.from,
+                    Why::Share {
+                        share: s.id,
+                        to: s.to,
+                        chain: chain.clone(),
+                    },
+                ));
+            }
+            if s.kind == ShareKind::Redistribute && !chains.contains_key(&s.from) {
+                let mut next = chain.clone();
+                next.push(s.from);
+                chains.insert(s.from, next);
+                queue.push_back(s.from);
+            }
+        }
+    }
+    out
+}
+
 /// Derives the key table: disabled keys and keys of disabled users are left out, so they
 /// can neither authenticate nor keep a session.
 pub fn derive(graph: &Graph, mode: Mode) -> KeyTable {
@@ -269,6 +320,38 @@ mod tests {
         assert_eq!(sources(&g, C, "c"), set(&[B, C]));
         g.shares[1].kind = Redistribute;
         assert_eq!(sources(&g, C, "c"), set(&[A, B, C]));
+    }
+
+    #[test]
+    fn explain_names_the_chain() {
+        let g = graph(vec![
+            share(1, A, Grantee::User(B), Own, Accepted),
+            share(2, B, Grantee::User(C), Redistribute, Accepted),
+        ]);
+        let why = explain(&g, C, "c");
+        assert_eq!(why[0], (C, Why::Own));
+        assert_eq!(
+            why[1],
+            (
+                B,
+                Why::Share {
+                    share: ShareId(2),
+                    to: Grantee::User(C),
+                    chain: vec![C]
+                }
+            )
+        );
+        assert_eq!(
+            why[2],
+            (
+                A,
+                Why::Share {
+                    share: ShareId(1),
+                    to: Grantee::User(B),
+                    chain: vec![C, B]
+                }
+            )
+        );
     }
 
     #[test]
@@ -445,6 +528,8 @@ mod tests {
             for c in ["c", "d"] {
                 let reference = naive(&g, c);
                 for k in &g.keys {
+                    let explained: BTreeSet<UserId> = explain(&g, k.owner, c).into_iter().map(|(u, _)| u).collect();
+                    prop_assert_eq!(&explained, &reference[&k.owner]);
                     let got = table.get(&k.ident).map(|acl| acl.sources(c).cloned());
                     if g.enabled(k.owner) {
                         prop_assert_eq!(got, Some(Some(Sources::Users(reference[&k.owner].clone()))));

@@ -5,6 +5,7 @@
 pub mod acl;
 pub mod graph;
 pub mod model;
+pub mod ops;
 
 use std::fmt;
 
