@@ -14,8 +14,11 @@ use tokio_util::sync::CancellationToken;
 use crate::client::{Client, ClientError};
 use crate::config::Config;
 use crate::server::{self, Endpoints};
+use crate::social::acl::{Why, explain};
+use crate::social::model::{Grantee, ShareKind};
+use crate::social::ops::{self, GranteeName};
+use crate::social::{GroupId, ShareId, UserId};
 use crate::store::Store;
-use crate::store::models::authkeys::NewAuthkey;
 use crate::wire::{Channel, Frame, Ident, Secret};
 
 /// Who the audit log names for changes made from the command line.
@@ -53,6 +56,15 @@ pub enum Command {
     /// Manage authkeys (ident + secret, with publish and subscribe channels).
     #[command(subcommand)]
     Authkey(AuthkeyCommand),
+    /// Groups of users that channels can be shared with.
+    #[command(subcommand)]
+    Group(GroupCommand),
+    /// Share channels with users, groups or everyone; answer and withdraw shares.
+    #[command(subcommand)]
+    Share(ShareCommand),
+    /// Show what a key may do and, for each channel it receives, whose data and why.
+    #[command(subcommand)]
+    Acl(AclCommand),
     /// Publish a message to a broker, as an hpfeeds client.
     Pub(PubArgs),
     /// Subscribe to channels on a broker and print each message on a line.
@@ -141,6 +153,184 @@ pub enum AuthkeyCommand {
         #[arg(value_parser = parse_ident)]
         ident: Ident,
     },
+    /// Replace a key's channel lists (live subscriptions that lose their right get
+    /// `accessfail`).
+    Set {
+        /// The key's ident.
+        #[arg(value_parser = parse_ident)]
+        ident: Ident,
+        /// Channels it may publish on (repeat, or separate with commas).
+        #[arg(long, num_args = 1.., value_delimiter = ',', value_parser = parse_channel)]
+        publish: Vec<Channel>,
+        /// Channels it may subscribe to (repeat, or separate with commas).
+        #[arg(long, num_args = 1.., value_delimiter = ',', value_parser = parse_channel)]
+        subscribe: Vec<Channel>,
+    },
+    /// Give a key a new random secret (printed once).
+    Rotate {
+        /// The key's ident.
+        #[arg(value_parser = parse_ident)]
+        ident: Ident,
+    },
+    /// Disable a key: it can no longer authenticate and its sessions close.
+    Disable {
+        /// The key's ident.
+        #[arg(value_parser = parse_ident)]
+        ident: Ident,
+    },
+    /// Enable a disabled key.
+    Enable {
+        /// The key's ident.
+        #[arg(value_parser = parse_ident)]
+        ident: Ident,
+    },
+}
+
+/// `group` subcommands; each acts as the user given with `--as`.
+#[derive(Debug, Subcommand)]
+pub enum GroupCommand {
+    /// Create a group owned by the acting user.
+    Create {
+        /// Group name: letters, digits, '.', '_' or '-', at most 64.
+        name: String,
+        /// Free text.
+        #[arg(long, default_value = "")]
+        description: String,
+        /// The acting user.
+        #[arg(long = "as")]
+        actor: String,
+    },
+    /// Invite a user (owner only).
+    Invite {
+        /// The group.
+        group: String,
+        /// The user to invite.
+        user: String,
+        /// The acting user.
+        #[arg(long = "as")]
+        actor: String,
+    },
+    /// Accept an invitation.
+    Accept {
+        /// The group.
+        group: String,
+        /// The acting user.
+        #[arg(long = "as")]
+        actor: String,
+    },
+    /// Decline an invitation.
+    Decline {
+        /// The group.
+        group: String,
+        /// The acting user.
+        #[arg(long = "as")]
+        actor: String,
+    },
+    /// Leave a group.
+    Leave {
+        /// The group.
+        group: String,
+        /// The acting user.
+        #[arg(long = "as")]
+        actor: String,
+    },
+    /// Remove a member or withdraw an invitation (owner only).
+    Remove {
+        /// The group.
+        group: String,
+        /// The member.
+        user: String,
+        /// The acting user.
+        #[arg(long = "as")]
+        actor: String,
+    },
+    /// List the acting user's groups and their members.
+    List {
+        /// The acting user.
+        #[arg(long = "as")]
+        actor: String,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `share` subcommands; each acts as the user given with `--as`.
+#[derive(Debug, Subcommand)]
+pub enum ShareCommand {
+    /// Offer a channel to a user, a group (its owner answers) or everyone (no answer needed).
+    Offer {
+        /// The channel.
+        #[arg(long, value_parser = parse_channel)]
+        channel: Channel,
+        /// Share with this user.
+        #[arg(long, group = "grantee")]
+        to_user: Option<String>,
+        /// Share with this group's members.
+        #[arg(long, group = "grantee")]
+        to_group: Option<String>,
+        /// Share with every user.
+        #[arg(long, group = "grantee")]
+        to_everyone: bool,
+        /// Also pass on what you receive on the channel (default: only your own data).
+        #[arg(long)]
+        redistribute: bool,
+        /// The acting user.
+        #[arg(long = "as")]
+        actor: String,
+    },
+    /// Accept a share offered to you (or to a group you own).
+    Accept {
+        /// Share id (see `share list`).
+        id: i64,
+        /// The acting user.
+        #[arg(long = "as")]
+        actor: String,
+    },
+    /// Decline a share offered to you.
+    Decline {
+        /// Share id.
+        id: i64,
+        /// The acting user.
+        #[arg(long = "as")]
+        actor: String,
+    },
+    /// Withdraw a share you made.
+    Revoke {
+        /// Share id.
+        id: i64,
+        /// The acting user.
+        #[arg(long = "as")]
+        actor: String,
+    },
+    /// Stop receiving a share you accepted.
+    Leave {
+        /// Share id.
+        id: i64,
+        /// The acting user.
+        #[arg(long = "as")]
+        actor: String,
+    },
+    /// What the acting user shares and what is shared with them.
+    List {
+        /// The acting user.
+        #[arg(long = "as")]
+        actor: String,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `acl` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AclCommand {
+    /// A key's publish channels and, per subscribed channel, its sources and why.
+    Show {
+        /// The key's ident.
+        #[arg(value_parser = parse_ident)]
+        ident: Ident,
+    },
 }
 
 /// Where a client connects and as whom.
@@ -215,6 +405,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::User(cmd) => user(&Store::open(&config.db)?, cmd),
         Command::Authkey(cmd) => authkey(&Store::open(&config.db)?, cmd),
+        Command::Group(cmd) => group(&Store::open(&config.db)?, cmd),
+        Command::Share(cmd) => share(&Store::open(&config.db)?, cmd),
+        Command::Acl(AclCommand::Show { ident }) => acl_show(&Store::open(&config.db)?, &ident, config.open),
         Command::Pub(args) => client_runtime()?.block_on(publish(args)),
         Command::Sub(args) => client_runtime()?.block_on(subscribe(args)),
     }
@@ -288,24 +481,21 @@ async fn cancel_on_signal(token: CancellationToken) {
 fn demo_key(store: &Store) -> anyhow::Result<Secret> {
     let user = match store.user_by_name(DEMO_USER)? {
         Some(u) => u,
-        None => store.add_user(DEMO_USER, "demo@localhost", CLI_ACTOR)?,
+        None => ops::register(store, DEMO_USER, "demo@localhost", CLI_ACTOR)?,
     };
     let ident = Ident::new(DEMO_IDENT)?;
     if let Some(k) = store.key_records()?.into_iter().find(|k| k.ident == ident) {
         return Ok(k.secret);
     }
-    let secret = Secret::random()?;
     let channel = Channel::new(DEMO_CHANNEL)?;
-    store.add_authkey(
-        &NewAuthkey {
-            owner: user.id,
-            ident,
-            secret: secret.clone(),
-            publish: vec![channel.clone()],
-            subscribe: vec![channel],
-            comment: "created by serve --demo".into(),
-        },
-        CLI_ACTOR,
+    let (_, secret) = ops::create_key(
+        store,
+        &user,
+        Some(ident),
+        None,
+        vec![channel.clone()],
+        vec![channel],
+        "created by serve --demo".into(),
     )?;
     Ok(secret)
 }
@@ -325,25 +515,10 @@ fn print_demo(addr: SocketAddr, secret: &Secret) {
     );
 }
 
-fn valid_user_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-}
-
 fn user(store: &Store, cmd: UserCommand) -> anyhow::Result<()> {
     match cmd {
         UserCommand::Add { name, email } => {
-            if !valid_user_name(&name) {
-                bail!("invalid user name {name:?}: use 1-64 letters, digits, '.', '_' or '-'");
-            }
-            let email = email.trim();
-            if !email.contains('@') || email.len() > 254 || email.chars().any(char::is_whitespace) {
-                bail!("invalid email address {email:?}");
-            }
-            let u = store.add_user(&name, email, CLI_ACTOR)?;
+            let u = ops::register(store, &name, &email, CLI_ACTOR)?;
             println!("user {} created (id {})", u.name, u.id.0);
         }
         UserCommand::List { json } => {
@@ -373,12 +548,6 @@ fn user(store: &Store, cmd: UserCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn random_ident() -> anyhow::Result<Ident> {
-    let mut b = [0u8; 8];
-    getrandom::getrandom(&mut b)?;
-    Ok(Ident::new(&hex::encode(b))?)
-}
-
 fn authkey(store: &Store, cmd: AuthkeyCommand) -> anyhow::Result<()> {
     match cmd {
         AuthkeyCommand::Add {
@@ -392,25 +561,14 @@ fn authkey(store: &Store, cmd: AuthkeyCommand) -> anyhow::Result<()> {
             let Some(user) = store.user_by_name(&owner)? else {
                 bail!("no user named {owner:?}: create it with `hpfriends user add {owner} --email ADDRESS`");
             };
-            let ident = match ident {
-                Some(i) => i,
-                None => random_ident()?,
-            };
-            let secret = match secret {
-                Some(s) if s.is_empty() => bail!("the secret must not be empty"),
-                Some(s) => Secret::new(s),
-                None => Secret::random()?,
-            };
-            store.add_authkey(
-                &NewAuthkey {
-                    owner: user.id,
-                    ident: ident.clone(),
-                    secret: secret.clone(),
-                    publish,
-                    subscribe,
-                    comment,
-                },
-                CLI_ACTOR,
+            let (ident, secret) = ops::create_key(
+                store,
+                &user,
+                ident,
+                secret.map(Secret::new),
+                publish,
+                subscribe,
+                comment,
             )?;
             println!("ident: {ident}\nsecret: {}", secret.expose());
         }
@@ -448,8 +606,221 @@ fn authkey(store: &Store, cmd: AuthkeyCommand) -> anyhow::Result<()> {
             }
         }
         AuthkeyCommand::Rm { ident } => {
-            store.remove_authkey(&ident, CLI_ACTOR)?;
+            ops::delete_key(store, &ops::key_owner(store, &ident)?, &ident)?;
             println!("authkey {ident} removed");
+        }
+        AuthkeyCommand::Set {
+            ident,
+            publish,
+            subscribe,
+        } => {
+            ops::set_key_channels(
+                store,
+                &ops::key_owner(store, &ident)?,
+                &ident,
+                &publish,
+                &subscribe,
+            )?;
+            println!("authkey {ident} updated");
+        }
+        AuthkeyCommand::Rotate { ident } => {
+            let secret = ops::rotate_key(store, &ops::key_owner(store, &ident)?, &ident)?;
+            println!("ident: {ident}\nsecret: {}", secret.expose());
+        }
+        AuthkeyCommand::Disable { ident } => {
+            ops::set_key_enabled(store, &ops::key_owner(store, &ident)?, &ident, false)?;
+            println!("authkey {ident} disabled");
+        }
+        AuthkeyCommand::Enable { ident } => {
+            ops::set_key_enabled(store, &ops::key_owner(store, &ident)?, &ident, true)?;
+            println!("authkey {ident} enabled");
+        }
+    }
+    Ok(())
+}
+
+fn group(store: &Store, cmd: GroupCommand) -> anyhow::Result<()> {
+    match cmd {
+        GroupCommand::Create {
+            name,
+            description,
+            actor,
+        } => {
+            ops::create_group(store, &ops::find_user(store, &actor)?, &name, &description)?;
+            println!("group {name} created, owned by {actor}");
+        }
+        GroupCommand::Invite { group, user, actor } => {
+            ops::invite(store, &ops::find_user(store, &actor)?, &group, &user)?;
+            println!("{user} invited to {group}");
+        }
+        GroupCommand::Accept { group, actor } => {
+            ops::accept_invitation(store, &ops::find_user(store, &actor)?, &group)?;
+            println!("{actor} joined {group}");
+        }
+        GroupCommand::Decline { group, actor } => {
+            ops::decline_invitation(store, &ops::find_user(store, &actor)?, &group)?;
+            println!("{actor} declined {group}");
+        }
+        GroupCommand::Leave { group, actor } => {
+            ops::leave_group(store, &ops::find_user(store, &actor)?, &group)?;
+            println!("{actor} left {group}");
+        }
+        GroupCommand::Remove { group, user, actor } => {
+            ops::remove_member(store, &ops::find_user(store, &actor)?, &group, &user)?;
+            println!("{user} removed from {group}");
+        }
+        GroupCommand::List { actor, json } => {
+            let mut out = std::io::stdout().lock();
+            for g in ops::my_groups(store, &ops::find_user(store, &actor)?)? {
+                if json {
+                    let members: Vec<_> = g
+                        .members
+                        .iter()
+                        .map(|(n, r, s)| serde_json::json!({"user": n, "role": r, "state": s}))
+                        .collect();
+                    let v = serde_json::json!({"name": g.name, "owner": g.owner, "description": g.description, "members": members});
+                    writeln!(out, "{v}")?;
+                } else {
+                    let members: Vec<String> = g
+                        .members
+                        .iter()
+                        .map(|(n, r, s)| match (r.as_str(), s.as_str()) {
+                            ("owner", _) => format!("{n} (owner)"),
+                            (_, "invited") => format!("{n} (invited)"),
+                            _ => n.clone(),
+                        })
+                        .collect();
+                    writeln!(out, "{}: {}", g.name, members.join(", "))?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn share(store: &Store, cmd: ShareCommand) -> anyhow::Result<()> {
+    match cmd {
+        ShareCommand::Offer {
+            channel,
+            to_user,
+            to_group,
+            to_everyone,
+            redistribute,
+            actor,
+        } => {
+            let to = match (to_user, to_group, to_everyone) {
+                (Some(u), _, _) => GranteeName::User(u),
+                (_, Some(g), _) => GranteeName::Group(g),
+                (_, _, true) => GranteeName::Everyone,
+                _ => bail!("say whom to share with: --to-user, --to-group or --to-everyone"),
+            };
+            let kind = if redistribute {
+                ShareKind::Redistribute
+            } else {
+                ShareKind::Own
+            };
+            let id = ops::offer_share(store, &ops::find_user(store, &actor)?, &channel, &to, kind)?;
+            let state = store.share(id)?.map(|s| s.state.to_string()).unwrap_or_default();
+            println!("share {} ({channel}, {kind}) {state}", id.0);
+        }
+        ShareCommand::Accept { id, actor } => {
+            ops::answer_share(store, &ops::find_user(store, &actor)?, ShareId(id), true)?;
+            println!("share {id} accepted");
+        }
+        ShareCommand::Decline { id, actor } => {
+            ops::answer_share(store, &ops::find_user(store, &actor)?, ShareId(id), false)?;
+            println!("share {id} declined");
+        }
+        ShareCommand::Revoke { id, actor } => {
+            ops::revoke_share(store, &ops::find_user(store, &actor)?, ShareId(id))?;
+            println!("share {id} revoked");
+        }
+        ShareCommand::Leave { id, actor } => {
+            ops::leave_share(store, &ops::find_user(store, &actor)?, ShareId(id))?;
+            println!("share {id} left");
+        }
+        ShareCommand::List { actor, json } => {
+            let (outgoing, incoming) = ops::my_shares(store, &ops::find_user(store, &actor)?)?;
+            let mut out = std::io::stdout().lock();
+            if !json {
+                writeln!(
+                    out,
+                    "{:<6} {:<10} {:<24} {:<13} {:<10} WITH",
+                    "ID", "DIRECTION", "CHANNEL", "TYPE", "STATE"
+                )?;
+            }
+            for (dir, list) in [("out", outgoing), ("in", incoming)] {
+                for i in list {
+                    let s = &i.share;
+                    if json {
+                        let v = serde_json::json!({
+                            "id": s.id.0, "direction": dir, "channel": s.channel.as_str(),
+                            "type": s.kind.as_str(), "state": s.state.as_str(),
+                            "from": i.from_name, "to": i.to_name,
+                        });
+                        writeln!(out, "{v}")?;
+                    } else {
+                        let with = if dir == "out" {
+                            i.to_name.clone()
+                        } else {
+                            format!("from {}", i.from_name)
+                        };
+                        writeln!(
+                            out,
+                            "{:<6} {:<10} {:<24} {:<13} {:<10} {with}",
+                            s.id.0, dir, s.channel, s.kind, s.state
+                        )?;
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn acl_show(store: &Store, ident: &Ident, open: bool) -> anyhow::Result<()> {
+    let graph = store.load_graph()?;
+    let Some(key) = graph.keys.iter().find(|k| k.ident == *ident) else {
+        bail!("no authkey with ident {:?}", ident.as_str());
+    };
+    let names: std::collections::HashMap<UserId, String> =
+        store.users()?.into_iter().map(|u| (u.id, u.name)).collect();
+    let name = |u: &UserId| names.get(u).cloned().unwrap_or_else(|| u.to_string());
+    let group_names: std::collections::HashMap<GroupId, String> = store.all_groups()?.into_iter().collect();
+    let grantee = |g: &Grantee| match g {
+        Grantee::User(u) => format!("user {}", name(u)),
+        Grantee::Group(id) => format!("group {}", group_names.get(id).cloned().unwrap_or_default()),
+        Grantee::Everyone => "everyone".to_owned(),
+    };
+    let mut out = std::io::stdout().lock();
+    let status = match (key.enabled, graph.enabled(key.owner)) {
+        (true, true) => "enabled",
+        (false, _) => "DISABLED: cannot authenticate",
+        (true, false) => "owner DISABLED: cannot authenticate",
+    };
+    writeln!(out, "authkey {ident} (owner {}, {status})", name(&key.owner))?;
+    let list = |v: &[Channel]| v.iter().map(Channel::as_str).collect::<Vec<_>>().join(", ");
+    writeln!(out, "publish: {}", list(&key.publish))?;
+    writeln!(out, "subscribe:")?;
+    for c in &key.subscribe {
+        writeln!(out, "  {c}")?;
+        if open {
+            writeln!(out, "    every publisher (open mode)")?;
+            continue;
+        }
+        for (source, why) in explain(&graph, key.owner, c.as_str()) {
+            let reason = match why {
+                Why::Own => "own data".to_owned(),
+                Why::Share { share, to, chain } => {
+                    let mut r = format!("share {} to {}", share.0, grantee(&to));
+                    if chain.len() > 1 {
+                        let path: Vec<String> = chain.iter().rev().map(&name).collect();
+                        r.push_str(&format!(", redistributed {}", path.join(" -> ")));
+                    }
+                    r
+                }
+            };
+            writeln!(out, "    {:<20} {reason}", name(&source))?;
         }
     }
     Ok(())
@@ -574,9 +945,9 @@ mod tests {
 
     #[test]
     fn user_names() {
-        assert!(valid_user_name("alice.b-c_1"));
-        assert!(!valid_user_name(""));
-        assert!(!valid_user_name("a b"));
-        assert!(!valid_user_name(&"a".repeat(65)));
+        assert!(ops::valid_name("alice.b-c_1"));
+        assert!(!ops::valid_name(""));
+        assert!(!ops::valid_name("a b"));
+        assert!(!ops::valid_name(&"a".repeat(65)));
     }
 }

@@ -82,7 +82,7 @@ impl Default for Config {
             auth_timeout_secs: 10,
             auth_free_failures: crate::broker::throttle::FREE_FAILURES,
             write_timeout_secs: 60,
-            acl_poll_ms: 250,
+            acl_poll_ms: 50,
             shutdown_grace_secs: 5,
             stats_interval_secs: 300,
         }

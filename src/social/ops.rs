@@ -78,6 +78,34 @@ fn group(store: &Store, name: &str) -> Result<(GroupId, super::UserId)> {
         .ok_or_else(|| SocialError::NotFound(format!("no group named {name:?}")))
 }
 
+// ----- users -----
+
+/// Registers a user (the operator's CLI, and later sign-up).
+pub fn register(store: &Store, name: &str, email: &str, actor: &str) -> Result<User> {
+    if !valid_name(name) {
+        return Err(SocialError::Invalid(format!(
+            "invalid user name {name:?}: use 1-64 letters, digits, '.', '_' or '-'"
+        )));
+    }
+    let email = email.trim();
+    if !email.contains('@') || email.len() > 254 || email.chars().any(char::is_whitespace) {
+        return Err(SocialError::Invalid(format!("invalid email address {email:?}")));
+    }
+    Ok(store.add_user(name, email, actor)?)
+}
+
+/// The user who owns key `ident`, to act as them (operator tools).
+pub fn key_owner(store: &Store, ident: &Ident) -> Result<User> {
+    let missing = || SocialError::NotFound(format!("no authkey with ident {:?}", ident.as_str()));
+    let owner = store.authkey_owner(ident)?.ok_or_else(missing)?;
+    store.user_by_id(owner)?.ok_or_else(missing)
+}
+
+/// The user called `name`.
+pub fn find_user(store: &Store, name: &str) -> Result<User> {
+    user(store, name)
+}
+
 // ----- groups -----
 
 /// Creates a group owned by `actor`.

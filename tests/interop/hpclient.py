@@ -5,6 +5,7 @@ Every command prints one JSON object per line on stdout, so the Rust tests can p
   pub HOST PORT IDENT SECRET CHANNEL HEX...  -> publishes each hex payload, then closes
   error HOST PORT IDENT SECRET ACTION CHANNEL -> {"error": "<broker's text>"}
   aio HOST PORT IDENT SECRET CHANNEL         -> asyncio ClientSession round trip
+  stream HOST PORT IDENT SECRET CHANNEL...   -> every message received, until killed
 """
 import asyncio
 import binascii
@@ -90,9 +91,16 @@ async def aio(host, port, ident, secret, channel):
         out(message(ident_, channel_, data))
 
 
+def stream(host, port, ident, secret, *channels):
+    client = hpfeeds.new(host, int(port), ident, secret, reconnect=False)
+    for c in channels:
+        client.subscribe(c)
+    client.run(lambda i, c, p: out(message(i, c, p)), lambda e: out({"error": e}))
+
+
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == "aio":
         asyncio.run(aio(*args))
     else:
-        {"sub": sub, "pub": pub, "error": error}[cmd](*args)
+        {"sub": sub, "pub": pub, "error": error, "stream": stream}[cmd](*args)

@@ -162,6 +162,17 @@ impl Store {
         })
     }
 
+    /// Every group's id and name.
+    pub fn all_groups(&self) -> Result<Vec<(GroupId, String)>, StoreError> {
+        let mut conn = self.conn()?;
+        Ok(groups::table
+            .select((groups::id, groups::name))
+            .load::<(i64, String)>(&mut conn)?
+            .into_iter()
+            .map(|(id, n)| (GroupId(id), n))
+            .collect())
+    }
+
     /// The groups `user` belongs to or is invited to, with their members.
     pub fn groups_of(&self, user: UserId) -> Result<Vec<GroupInfo>, StoreError> {
         let mut conn = self.conn()?;

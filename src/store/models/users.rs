@@ -78,6 +78,17 @@ impl Store {
             .map(User::from))
     }
 
+    /// The user with id `id`, if any.
+    pub fn user_by_id(&self, id: UserId) -> Result<Option<User>, StoreError> {
+        let mut conn = self.conn()?;
+        Ok(users::table
+            .find(id.0)
+            .select(UserRow::as_select())
+            .first(&mut conn)
+            .optional()?
+            .map(User::from))
+    }
+
     /// Every user, by name.
     pub fn users(&self) -> Result<Vec<User>, StoreError> {
         let mut conn = self.conn()?;
