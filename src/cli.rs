@@ -65,6 +65,19 @@ pub enum Command {
     /// Show what a key may do and, for each channel it receives, whose data and why.
     #[command(subcommand)]
     Acl(AclCommand),
+    /// Misuse of a user's keys (failed auths, refused channels), newest first: the first
+    /// place to look when a feed is silent.
+    Log {
+        /// Whose keys.
+        #[arg(long = "as")]
+        actor: String,
+        /// How many entries.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
     /// Publish a message to a broker, as an hpfeeds client.
     Pub(PubArgs),
     /// Subscribe to channels on a broker and print each message on a line.
@@ -408,6 +421,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Group(cmd) => group(&Store::open(&config.db)?, cmd),
         Command::Share(cmd) => share(&Store::open(&config.db)?, cmd),
         Command::Acl(AclCommand::Show { ident }) => acl_show(&Store::open(&config.db)?, &ident, config.open),
+        Command::Log { actor, limit, json } => key_log(&Store::open(&config.db)?, &actor, limit, json),
         Command::Pub(args) => client_runtime()?.block_on(publish(args)),
         Command::Sub(args) => client_runtime()?.block_on(subscribe(args)),
     }
@@ -773,6 +787,31 @@ fn share(store: &Store, cmd: ShareCommand) -> anyhow::Result<()> {
                     }
                 }
             }
+        }
+    }
+    Ok(())
+}
+
+fn key_log(store: &Store, actor: &str, limit: i64, json: bool) -> anyhow::Result<()> {
+    let user = ops::find_user(store, actor)?;
+    let mut out = std::io::stdout().lock();
+    for e in store.key_log_of(user.id, limit.clamp(1, 10_000))? {
+        if json {
+            let v = serde_json::json!({
+                "at": e.at, "ident": e.ident, "event": e.event, "channel": e.channel,
+                "peer": e.peer, "detail": e.detail,
+            });
+            writeln!(out, "{v}")?;
+        } else {
+            writeln!(
+                out,
+                "{} {:<18} {:<18} {:<22} {}",
+                e.at,
+                e.ident,
+                e.event,
+                e.peer.as_deref().unwrap_or("-"),
+                e.detail
+            )?;
         }
     }
     Ok(())

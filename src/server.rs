@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::broker::control::Broker;
+use crate::broker::keylog::KeyLog;
 use crate::broker::router::Router;
 use crate::broker::stats::Stats;
 use crate::broker::throttle::AuthThrottle;
@@ -92,7 +93,10 @@ pub async fn serve(
         source,
     })?;
 
+    let key_log_stop = CancellationToken::new();
+    let (key_log, key_log_writer) = KeyLog::start(store.clone(), Arc::clone(&stats), key_log_stop.clone());
     let shared = Arc::new(Shared {
+        key_log,
         config: Arc::clone(&config),
         router,
         keys,
@@ -136,6 +140,8 @@ pub async fn serve(
     }
     background.close();
     background.wait().await;
+    key_log_stop.cancel();
+    let _ = key_log_writer.await;
     drop(social);
     tracing::info!("stopped: {}", stats.summary());
     Ok(())

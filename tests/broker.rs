@@ -100,6 +100,37 @@ fn wrong_secrets_are_throttled_but_the_real_user_gets_in() {
 }
 
 #[test]
+fn misuse_is_in_the_owners_key_log_and_bounded() {
+    let s = two_users();
+    for _ in 0..30 {
+        Raw::login(s.addr, "a1", "wrong").expect_refusal("Authentication failed for a1");
+    }
+    let mut c = Raw::login(s.addr, "a2", "sa2");
+    c.publish("c", b"x");
+    c.expect_refusal("Authkey not allowed to pub here. ident=a2, chan=c");
+    let entries = wait_for("the key log", Duration::from_secs(10), || {
+        let out = s.cli_ok(&["log", "--as", "alice", "--json", "--limit", "100"]);
+        let v: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        v.iter().any(|e| e["event"] == "publish-denied").then_some(v)
+    });
+    // (Setup may add a few for keys polled before they were live: count a1's only.)
+    let auth: Vec<_> = entries
+        .iter()
+        .filter(|e| e["event"] == "auth-failed" && e["ident"] == "a1")
+        .collect();
+    assert_eq!(auth.len(), 20, "at most 20 a minute per key and event");
+    assert!(auth[0]["peer"].as_str().unwrap().starts_with("127.0.0.1:"));
+    let denied = entries.iter().find(|e| e["event"] == "publish-denied").unwrap();
+    assert_eq!(
+        (denied["ident"].as_str(), denied["channel"].as_str()),
+        (Some("a2"), Some("c"))
+    );
+    // bob sees only his own keys' entries, none of alice's.
+    let bobs = s.cli_ok(&["log", "--as", "bob", "--json", "--limit", "100"]);
+    assert!(bobs.lines().all(|l| l.contains(r#""ident":"b1""#)), "{bobs}");
+}
+
+#[test]
 fn first_frame_must_be_auth() {
     let s = two_users();
     let mut c = Raw::connect(s.addr);
@@ -350,6 +381,23 @@ fn keys_changed_by_the_cli_apply_to_the_running_broker() {
     assert_eq!(live.expect_error(), "Authkey revoked or disabled, ident=b2");
     live.expect_closed();
     Raw::login(s.addr, "b2", "sb2").expect_refusal("Authentication failed for b2");
+
+    // A channel taken off a live key's subscribe list: `accessfail`, the connection stays.
+    let mut sub = Raw::login(s.addr, "a2", "sa2");
+    sub.subscribe("c");
+    sub.barrier("sync");
+    s.cli_ok(&["authkey", "set", "a2", "--publish", "sync", "--subscribe", "sync"]);
+    assert_eq!(sub.expect_error(), "accessfail: c");
+    assert!(sub.barrier("sync").is_empty(), "the connection stays");
+    let mut p = Raw::login(s.addr, "a1", "sa1");
+    p.publish("c", b"not for a2 any more");
+    p.barrier("sync");
+    assert!(sub.barrier("sync").is_empty());
+
+    // Disabling a key closes its sessions.
+    s.cli_ok(&["authkey", "disable", "a2"]);
+    assert_eq!(sub.expect_error(), "Authkey revoked or disabled, ident=a2");
+    sub.expect_closed();
 
     // Disabling a user cuts all their keys; enabling restores them.
     let mut bob = Raw::login(s.addr, "b1", "sb1");

@@ -192,8 +192,10 @@ impl Reader {
         }
     }
 
-    /// Sends the refusal to the client, counts and logs it; closes when it says so.
+    /// Sends the refusal to the client, counts and logs it (and in the key log when it is
+    /// misuse of a key); closes when it says so.
     fn refuse(&self, refusal: Refusal) {
+        self.shared.key_log.record(&refusal, self.peer);
         let ident = self.session.ident().map(ToString::to_string).unwrap_or_default();
         match &refusal {
             Refusal::AuthFailed { .. } => {

@@ -7,6 +7,7 @@
 pub mod connection;
 pub mod control;
 pub mod handle;
+pub mod keylog;
 pub mod listener;
 pub mod messages;
 pub mod outbox;
@@ -38,6 +39,8 @@ pub struct Shared {
     pub broker: Addr<control::Broker>,
     /// Counters.
     pub stats: Arc<stats::Stats>,
+    /// Misuse of keys, for their owners.
+    pub key_log: Arc<keylog::KeyLog>,
     /// Delays answers to repeated failed auths.
     pub throttle: throttle::AuthThrottle,
     /// Source of session ids.

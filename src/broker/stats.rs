@@ -31,6 +31,8 @@ pub struct Stats {
     pub acl_refusals: AtomicU64,
     /// Subscriptions cut because the key lost the right while connected.
     pub access_lost: AtomicU64,
+    /// Key-log entries dropped because the writer fell behind.
+    pub key_log_dropped: AtomicU64,
 }
 
 impl Stats {
@@ -41,7 +43,7 @@ impl Stats {
 
     /// One line for the log: `name=value` pairs.
     pub fn summary(&self) -> String {
-        let fields: [(&str, &AtomicU64); 13] = [
+        let fields: [(&str, &AtomicU64); 14] = [
             ("connections_open", &self.connections_open),
             ("connections_accepted", &self.connections_accepted),
             ("connections_refused", &self.connections_refused),
@@ -55,6 +57,7 @@ impl Stats {
             ("protocol_errors", &self.protocol_errors),
             ("acl_refusals", &self.acl_refusals),
             ("access_lost", &self.access_lost),
+            ("key_log_dropped", &self.key_log_dropped),
         ];
         fields
             .iter()

@@ -4,5 +4,6 @@ pub mod audit;
 pub mod authkeys;
 pub mod graph;
 pub mod groups;
+pub mod key_log;
 pub mod shares;
 pub mod users;

@@ -1,0 +1,139 @@
+//! Records misuse of keys without touching the database on the hot path.
+//!
+//! Sessions hand entries to a bounded queue ([`KeyLog::record`] never blocks); a writer
+//! task stores them in batches. Each (ident, event) pair keeps at most [`PER_MINUTE`]
+//! entries a minute, so a client hammering a wrong secret cannot flood the table; what is
+//! left out is stored as one "suppressed" entry with the count. A full queue drops entries
+//! and counts them.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::refusal::Refusal;
+use super::stats::Stats;
+use crate::store::Store;
+use crate::store::models::key_log::KeyLogEntry;
+
+/// Entries kept per (ident, event) per minute.
+pub const PER_MINUTE: u32 = 20;
+/// Entries waiting to be written before new ones are dropped.
+pub const QUEUE: usize = 4096;
+/// Entries written in one transaction at most.
+const BATCH: usize = 256;
+
+/// The handle sessions record through.
+#[derive(Debug)]
+pub struct KeyLog {
+    tx: mpsc::Sender<KeyLogEntry>,
+    windows: Mutex<HashMap<(String, &'static str), (Instant, u32, u32)>>,
+    stats: Arc<Stats>,
+}
+
+impl KeyLog {
+    /// A key log writing into `store` until `shutdown`, then flushing what is queued.
+    pub fn start(
+        store: Store,
+        stats: Arc<Stats>,
+        shutdown: CancellationToken,
+    ) -> (Arc<KeyLog>, tokio::task::JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let writer = tokio::spawn(write(store, rx, shutdown));
+        let log = Arc::new(KeyLog {
+            tx,
+            windows: Mutex::new(HashMap::new()),
+            stats,
+        });
+        (log, writer)
+    }
+
+    /// Records the refusal if it is misuse of a key; returns at once.
+    pub fn record(&self, refusal: &Refusal, peer: SocketAddr) {
+        let (ident, channel) = match refusal {
+            Refusal::AuthFailed { ident } | Refusal::IdentMismatch { ident } => (ident, None),
+            Refusal::PublishDenied { ident, channel } | Refusal::SubscribeDenied { ident, channel } => {
+                (ident, Some(channel.to_string()))
+            }
+            _ => return,
+        };
+        let event = refusal.kind();
+        let now = Instant::now();
+        let suppressed = {
+            let mut w = self.windows.lock();
+            if w.len() > 100_000 {
+                w.retain(|_, (start, _, _)| now.duration_since(*start) < Duration::from_secs(60));
+            }
+            let e = w.entry((ident.to_string(), event)).or_insert((now, 0, 0));
+            let mut suppressed = 0;
+            if now.duration_since(e.0) >= Duration::from_secs(60) {
+                suppressed = e.2;
+                *e = (now, 0, 0);
+            }
+            e.1 += 1;
+            if e.1 > PER_MINUTE {
+                e.2 += 1;
+                return;
+            }
+            suppressed
+        };
+        let at = crate::store::now();
+        if suppressed > 0 {
+            self.send(KeyLogEntry {
+                at,
+                ident: ident.to_string(),
+                event: "suppressed".into(),
+                channel: None,
+                peer: None,
+                detail: format!("{suppressed} more {event} in the previous minute"),
+            });
+        }
+        self.send(KeyLogEntry {
+            at,
+            ident: ident.to_string(),
+            event: event.to_owned(),
+            channel,
+            peer: Some(peer.to_string()),
+            detail: refusal.to_string(),
+        });
+    }
+
+    fn send(&self, e: KeyLogEntry) {
+        if self.tx.try_send(e).is_err() {
+            Stats::add(&self.stats.key_log_dropped, 1);
+        }
+    }
+}
+
+async fn write(store: Store, mut rx: mpsc::Receiver<KeyLogEntry>, shutdown: CancellationToken) {
+    let mut failing = false;
+    loop {
+        let mut batch = Vec::new();
+        tokio::select! {
+            n = rx.recv_many(&mut batch, BATCH) => if n == 0 { return },
+            () = shutdown.cancelled() => {
+                rx.close();
+                while rx.recv_many(&mut batch, BATCH).await > 0 {}
+                if !batch.is_empty() {
+                    let s = store.clone();
+                    let _ = tokio::task::spawn_blocking(move || s.append_key_log(&batch)).await;
+                }
+                return;
+            }
+        }
+        let s = store.clone();
+        let n = batch.len();
+        match tokio::task::spawn_blocking(move || s.append_key_log(&batch)).await {
+            Ok(Ok(())) => failing = false,
+            Ok(Err(e)) if !failing => {
+                tracing::warn!("key log: {n} entries lost, the database refused them: {e}");
+                failing = true;
+            }
+            _ => {}
+        }
+    }
+}
