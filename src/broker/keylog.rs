@@ -27,11 +27,19 @@ pub const QUEUE: usize = 4096;
 /// Entries written in one transaction at most.
 const BATCH: usize = 256;
 
+/// One (ident, event) pair's current minute.
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    start: Instant,
+    seen: u32,
+    suppressed: u32,
+}
+
 /// The handle sessions record through.
 #[derive(Debug)]
 pub struct KeyLog {
     tx: mpsc::Sender<KeyLogEntry>,
-    windows: Mutex<HashMap<(String, &'static str), (Instant, u32, u32)>>,
+    windows: Mutex<HashMap<(String, &'static str), Window>>,
     stats: Arc<Stats>,
 }
 
@@ -66,17 +74,22 @@ impl KeyLog {
         let suppressed = {
             let mut w = self.windows.lock();
             if w.len() > 100_000 {
-                w.retain(|_, (start, _, _)| now.duration_since(*start) < Duration::from_secs(60));
+                w.retain(|_, win| now.duration_since(win.start) < Duration::from_secs(60));
             }
-            let e = w.entry((ident.to_string(), event)).or_insert((now, 0, 0));
+            let fresh = Window {
+                start: now,
+                seen: 0,
+                suppressed: 0,
+            };
+            let win = w.entry((ident.to_string(), event)).or_insert(fresh);
             let mut suppressed = 0;
-            if now.duration_since(e.0) >= Duration::from_secs(60) {
-                suppressed = e.2;
-                *e = (now, 0, 0);
+            if now.duration_since(win.start) >= Duration::from_secs(60) {
+                suppressed = win.suppressed;
+                *win = fresh;
             }
-            e.1 += 1;
-            if e.1 > PER_MINUTE {
-                e.2 += 1;
+            win.seen += 1;
+            if win.seen > PER_MINUTE {
+                win.suppressed += 1;
                 return;
             }
             suppressed

@@ -32,6 +32,9 @@ pub enum SocialError {
     /// The database failed.
     #[error(transparent)]
     Store(StoreError),
+    /// The operation could not run (its task died); nothing was changed by this layer.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl From<StoreError> for SocialError {

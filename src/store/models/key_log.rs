@@ -8,7 +8,7 @@ use crate::store::schema::{authkeys, key_log};
 use crate::store::{Store, StoreError};
 
 /// One recorded misuse.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Queryable)]
 pub struct KeyLogEntry {
     /// Unix seconds.
     pub at: i64,
@@ -55,7 +55,7 @@ impl Store {
     /// The newest `limit` entries about keys `owner` owns, newest first.
     pub fn key_log_of(&self, owner: UserId, limit: i64) -> Result<Vec<KeyLogEntry>, StoreError> {
         let mut conn = self.conn()?;
-        let rows: Vec<(i64, String, String, Option<String>, Option<String>, String)> = key_log::table
+        Ok(key_log::table
             .inner_join(authkeys::table)
             .filter(authkeys::owner_id.eq(owner.0))
             .order(key_log::id.desc())
@@ -68,17 +68,6 @@ impl Store {
                 key_log::peer,
                 key_log::detail,
             ))
-            .load(&mut conn)?;
-        Ok(rows
-            .into_iter()
-            .map(|(at, ident, event, channel, peer, detail)| KeyLogEntry {
-                at,
-                ident,
-                event,
-                channel,
-                peer,
-                detail,
-            })
-            .collect())
+            .load(&mut conn)?)
     }
 }
