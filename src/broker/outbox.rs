@@ -125,20 +125,27 @@ impl Outbox {
         self.state.lock().bytes
     }
 
+    /// Moves all queued frames into `batch` without waiting; false when there were none.
+    pub fn try_take(&self, batch: &mut Vec<Bytes>) -> bool {
+        let mut st = self.state.lock();
+        if st.queue.is_empty() {
+            return false;
+        }
+        batch.extend(st.queue.drain(..));
+        st.bytes = 0;
+        true
+    }
+
     /// Waits for frames and moves all queued ones into `batch`. Returns `false` once the
     /// outbox is closed and drained: the writer then shuts the connection down.
     pub async fn next_batch(&self, batch: &mut Vec<Bytes>) -> bool {
         loop {
-            {
-                let mut st = self.state.lock();
-                if !st.queue.is_empty() {
-                    batch.extend(st.queue.drain(..));
-                    st.bytes = 0;
-                    return true;
-                }
-                if st.closed {
-                    return false;
-                }
+            if self.try_take(batch) {
+                return true;
+            }
+            if self.state.lock().closed {
+                // Frames pushed just before the close are still taken.
+                return self.try_take(batch);
             }
             self.ready.notified().await;
         }
