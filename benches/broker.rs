@@ -100,7 +100,7 @@ fn fanout(c: &mut Criterion) {
                     if social {
                         // Each subscriber receives 20 sources through shares, the publisher among them.
                         let users: BTreeSet<UserId> = (0..20)
-                            .map(|u| UserId((u + i as i64) % 40))
+                            .map(|u| UserId((u + i64::try_from(i).unwrap()) % 40))
                             .chain([UserId(7)])
                             .collect();
                         handle(i, Sources::Users(users))
@@ -138,7 +138,7 @@ fn fanout(c: &mut Criterion) {
                 b.iter(|| {
                     let delivered = router.publish(UserId(7), "dionaea.capture", &frame);
                     i += 1;
-                    if i % 64 == 0 {
+                    if i.is_multiple_of(64) {
                         for h in &handles {
                             h.outbox.try_take(&mut sink);
                         }
