@@ -11,6 +11,7 @@ use bytes::Bytes;
 use clap::{Args, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
+use crate::bench;
 use crate::client::{Client, ClientError};
 use crate::config::Config;
 use crate::server::{self, Endpoints};
@@ -82,6 +83,8 @@ pub enum Command {
     Pub(PubArgs),
     /// Subscribe to channels on a broker and print each message on a line.
     Sub(SubArgs),
+    /// Load-test a broker (this one or any other) over the raw hpfeeds protocol.
+    Bench(BenchArgs),
 }
 
 /// Options of `serve`.
@@ -394,6 +397,112 @@ pub struct SubArgs {
     count: Option<u64>,
 }
 
+/// Options of `bench`. Channels are `bench.0` … `bench.C-1`; the subscriber key must also
+/// be allowed to publish on them (each subscriber confirms its subscription with a marker).
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Broker host.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Broker port.
+    #[arg(long, default_value_t = 10000)]
+    port: u16,
+    /// Publisher ident.
+    #[arg(long, default_value = "bench-pub")]
+    pub_ident: String,
+    /// Publisher secret.
+    #[arg(long, default_value = "bench")]
+    pub_secret: String,
+    /// Subscriber ident.
+    #[arg(long, default_value = "bench-sub")]
+    sub_ident: String,
+    /// Subscriber secret.
+    #[arg(long, default_value = "bench")]
+    sub_secret: String,
+    /// Publishing connections.
+    #[arg(long, default_value_t = 1)]
+    publishers: usize,
+    /// Subscribing connections (each on every channel).
+    #[arg(long, default_value_t = 1)]
+    subscribers: usize,
+    /// Channels.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    channels: u16,
+    /// Messages in all.
+    #[arg(long, default_value_t = 100_000)]
+    messages: u64,
+    /// Payload bytes (at least 16: send time and sequence number).
+    #[arg(long, default_value_t = 100)]
+    size: usize,
+    /// Total publish rate, msg/s [default: as fast as possible].
+    #[arg(long)]
+    rate: Option<u64>,
+    /// Instead of traffic: open this many authenticated idle subscribers.
+    #[arg(long)]
+    idle: Option<usize>,
+    /// Seconds to hold the idle connections before measuring.
+    #[arg(long, default_value_t = 2)]
+    hold: u64,
+    /// Broker process id, to report its memory.
+    #[arg(long)]
+    pid: Option<u32>,
+    /// One JSON line instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+fn bench(args: BenchArgs) -> anyhow::Result<()> {
+    if args.size < bench::MIN_SIZE {
+        bail!("--size must be at least {} bytes", bench::MIN_SIZE);
+    }
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
+    let w = bench::Workload {
+        addr: format!("{}:{}", args.host, args.port),
+        pub_ident: args.pub_ident,
+        pub_secret: args.pub_secret,
+        sub_ident: args.sub_ident,
+        sub_secret: args.sub_secret,
+        publishers: args.publishers,
+        subscribers: args.subscribers,
+        channels: usize::from(args.channels),
+        messages: args.messages,
+        size: args.size,
+        rate: args.rate,
+        progress: !args.json,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    if let Some(n) = args.idle {
+        let r = rt.block_on(bench::idle(
+            &w,
+            n,
+            std::time::Duration::from_secs(args.hold),
+            args.pid,
+        ))?;
+        if args.json {
+            println!("{}", serde_json::to_string(&r)?);
+        } else {
+            let kib = |v: Option<u64>| v.map_or("?".to_owned(), |k| format!("{:.1} MiB", k as f64 / 1024.0));
+            println!(
+                "{} idle subscribers: broker RSS {} -> {}, {} per connection",
+                r.connections,
+                kib(r.rss_before_kib),
+                kib(r.rss_after_kib),
+                r.kib_per_connection
+                    .map_or("? (give --pid)".to_owned(), |k| format!("{k:.2} KiB")),
+            );
+        }
+        return Ok(());
+    }
+    let mut r = rt.block_on(bench::run(w))?;
+    r.broker_rss_kib = args.pid.and_then(bench::rss_kib);
+    if args.json {
+        println!("{}", serde_json::to_string(&r)?);
+    } else {
+        println!("{}", bench::table(&r));
+    }
+    Ok(())
+}
+
 fn parse_ident(s: &str) -> Result<Ident, String> {
     Ident::new(s).map_err(|e| e.to_string())
 }
@@ -424,6 +533,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Log { actor, limit, json } => key_log(&Store::open(&config.db)?, &actor, limit, json),
         Command::Pub(args) => client_runtime()?.block_on(publish(args)),
         Command::Sub(args) => client_runtime()?.block_on(subscribe(args)),
+        Command::Bench(args) => bench(args),
     }
 }
 

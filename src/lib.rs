@@ -2,6 +2,7 @@
 //!
 //! See `README.md` for running it and `../shared/design/ARCHITECTURE.md` for the shape.
 
+pub mod bench;
 pub mod broker;
 pub mod cli;
 pub mod client;

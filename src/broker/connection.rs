@@ -26,10 +26,10 @@ use super::refusal::Refusal;
 use super::session::{Action, Session};
 use super::stats::Stats;
 use crate::wire::codec::CodecError;
-use crate::wire::{Frame, FrameCodec, Nonce};
+use crate::wire::{Channel, Frame, FrameCodec, Nonce};
 
 /// Read buffer of a connection that has been quiet: idle subscribers hold little memory.
-const IDLE_READ: usize = 1024;
+const IDLE_READ: usize = 64;
 /// Read buffer of a busy connection (the last read filled what it was given).
 const BUSY_READ: usize = 64 * 1024;
 /// iovecs per vectored write.
@@ -128,6 +128,14 @@ enum Flow {
     Stop,
 }
 
+/// What a frame needs after it was handled synchronously.
+enum Step {
+    /// Nothing more.
+    Done(Flow),
+    /// A subscribe to register with the Broker actor.
+    Subscribe(Channel),
+}
+
 impl Reader {
     async fn run<R: AsyncRead + Unpin>(&mut self, mut reader: R) {
         let mut codec = FrameCodec::new(self.shared.config.limits());
@@ -138,7 +146,13 @@ impl Reader {
             loop {
                 match codec.decode(&mut buf) {
                     Ok(Some(rx)) => {
-                        if let Flow::Stop = self.apply(rx.frame, rx.raw).await {
+                        let flow = match self.apply(rx.frame, rx.raw) {
+                            Step::Done(flow) => flow,
+                            // Rare and slow (a round trip to the Broker actor): boxed, so its
+                            // state is not carried by every idle connection's future.
+                            Step::Subscribe(channel) => Box::pin(self.subscribe(channel)).await,
+                        };
+                        if let Flow::Stop = flow {
                             return;
                         }
                     }
@@ -162,7 +176,8 @@ impl Reader {
                 if self.handle.is_some() {
                     Ok(reader.read_buf(&mut buf).await)
                 } else {
-                    tokio::time::timeout_at(auth_deadline, reader.read_buf(&mut buf)).await
+                    // The timer is needed only before auth: boxed, it costs nothing after.
+                    Box::pin(tokio::time::timeout_at(auth_deadline, reader.read_buf(&mut buf))).await
                 }
             };
             let res = tokio::select! {
@@ -192,12 +207,11 @@ impl Reader {
         }
     }
 
-    /// Sends the refusal to the client, counts and logs it (and in the key log when it is
-    /// misuse of a key); closes when it says so.
-    fn refuse(&self, refusal: Refusal) {
-        self.shared.key_log.record(&refusal, self.peer);
+    /// Counts and logs a refusal, and records it in the key log when it is misuse of a key.
+    fn note(&self, refusal: &Refusal) {
+        self.shared.key_log.record(refusal, self.peer);
         let ident = self.session.ident().map(ToString::to_string).unwrap_or_default();
-        match &refusal {
+        match refusal {
             Refusal::AuthFailed { .. } => {
                 Stats::add(&self.shared.stats.auth_failed, 1);
                 tracing::warn!(peer = %self.peer, "{refusal}");
@@ -210,13 +224,18 @@ impl Reader {
             }
             _ => tracing::info!(peer = %self.peer, %ident, kind = refusal.kind(), "{refusal}"),
         }
+    }
+
+    /// Tells the client why (after [`Self::note`]); closes when the refusal says so.
+    fn refuse(&self, refusal: Refusal) {
+        self.note(&refusal);
         let _ = self.outbox.push_control(Frame::error_bytes(&refusal.to_string()));
         if refusal.closes() {
             self.outbox.close();
         }
     }
 
-    async fn apply(&mut self, frame: Frame, raw: Bytes) -> Flow {
+    fn apply(&mut self, frame: Frame, raw: Bytes) -> Step {
         let action = {
             let keys = self.shared.keys.load();
             let acl = self.handle.as_ref().map(|h| h.acl.load_full());
@@ -247,26 +266,7 @@ impl Reader {
                 Stats::add(&self.shared.stats.publish_bytes, frame.len() as u64);
                 self.shared.router.publish(source, channel.as_str(), &frame);
             }
-            Action::Subscribe(channel) => {
-                let msg = Subscribe {
-                    session: self.id,
-                    channel,
-                };
-                match self.shared.broker.send(msg).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(refusal)) => {
-                        let closes = refusal.closes();
-                        self.refuse(refusal);
-                        if closes {
-                            return Flow::Stop;
-                        }
-                    }
-                    Err(_mailbox_closed) => {
-                        self.refuse(Refusal::ShuttingDown);
-                        return Flow::Stop;
-                    }
-                }
-            }
+            Action::Subscribe(channel) => return Step::Subscribe(channel),
             Action::Unsubscribe(channel) => {
                 self.shared.broker.do_send(Unsubscribe {
                     session: self.id,
@@ -278,17 +278,49 @@ impl Reader {
                     let delay = self.shared.throttle.failed(self.peer.ip(), ident);
                     if !delay.is_zero() {
                         tracing::debug!(peer = %self.peer, %ident, ?delay, "throttling repeated auth failures");
-                        tokio::time::sleep(delay).await;
+                        return Step::Done(self.refuse_later(refusal, delay));
                     }
                 }
                 let closes = refusal.closes();
                 self.refuse(refusal);
                 if closes {
-                    return Flow::Stop;
+                    return Step::Done(Flow::Stop);
                 }
             }
         }
-        Flow::Continue
+        Step::Done(Flow::Continue)
+    }
+
+    /// Answers a throttled auth failure after `delay`, without holding up this task's
+    /// memory: the connection stops reading and a timer sends the refusal.
+    fn refuse_later(&self, refusal: Refusal, delay: Duration) -> Flow {
+        self.note(&refusal);
+        let outbox = Arc::clone(&self.outbox);
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let _ = outbox.push_control(Frame::error_bytes(&refusal.to_string()));
+            outbox.close();
+        });
+        Flow::Stop
+    }
+
+    async fn subscribe(&mut self, channel: Channel) -> Flow {
+        let msg = Subscribe {
+            session: self.id,
+            channel,
+        };
+        match self.shared.broker.send(msg).await {
+            Ok(Ok(())) => Flow::Continue,
+            Ok(Err(refusal)) => {
+                let closes = refusal.closes();
+                self.refuse(refusal);
+                if closes { Flow::Stop } else { Flow::Continue }
+            }
+            Err(_mailbox_closed) => {
+                self.refuse(Refusal::ShuttingDown);
+                Flow::Stop
+            }
+        }
     }
 }
 
@@ -300,29 +332,34 @@ async fn write_loop<W: AsyncWrite + Unpin>(
 ) -> io::Result<()> {
     let mut batch: Vec<Bytes> = Vec::new();
     while outbox.next_batch(&mut batch).await {
-        tokio::time::timeout(timeout, write_all_vectored(&mut w, &batch))
+        // Boxed per batch: the deadline timer then costs an idle connection nothing.
+        Box::pin(tokio::time::timeout(timeout, write_all_vectored(&mut w, &batch)))
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "write deadline passed"))??;
-        batch.clear();
-        if batch.capacity() > MAX_IOV * 4 {
+        // Keep the vector for busy connections; an idle one should hold nothing.
+        if batch.len() < 16 {
             batch = Vec::new();
+        } else {
+            batch.clear();
         }
     }
-    let _ = tokio::time::timeout(timeout, w.shutdown()).await;
+    let _ = Box::pin(tokio::time::timeout(timeout, w.shutdown())).await;
     Ok(())
 }
 
-/// Writes every frame, many per syscall.
+/// Writes every frame, many per syscall. The iovec lives on the heap only while writing:
+/// an array in the future would cost every idle connection its size.
 async fn write_all_vectored<W: AsyncWrite + Unpin>(w: &mut W, frames: &[Bytes]) -> io::Result<()> {
     let (mut i, mut off) = (0usize, 0usize);
     while i < frames.len() {
-        let mut iov = [IoSlice::new(&[]); MAX_IOV];
-        let mut k = 0;
-        for (j, f) in frames[i..].iter().take(MAX_IOV).enumerate() {
-            iov[j] = IoSlice::new(if j == 0 { &f[off..] } else { f });
-            k = j + 1;
-        }
-        let mut n = w.write_vectored(&iov[..k]).await?;
+        let iov: Vec<IoSlice<'_>> = frames[i..]
+            .iter()
+            .take(MAX_IOV)
+            .enumerate()
+            .map(|(j, f)| IoSlice::new(if j == 0 { &f[off..] } else { f }))
+            .collect();
+        let mut n = w.write_vectored(&iov).await?;
+        drop(iov);
         if n == 0 {
             return Err(io::ErrorKind::WriteZero.into());
         }
@@ -358,5 +395,62 @@ mod tests {
         b.read_exact(&mut got).await.unwrap();
         writer.await.unwrap();
         assert_eq!(got, expected);
+    }
+}
+
+/// Every connection carries its future for its whole life: keep it small (idle memory
+/// per connection is a target of its own, see bench/NOTES.md).
+#[cfg(test)]
+mod future_size {
+    use std::sync::Arc;
+
+    use actix::Actor;
+
+    #[test]
+    fn writer_future_stays_small() {
+        let (a, _b) = tokio::io::duplex(8);
+        let outbox = Arc::new(super::Outbox::new(10));
+        let wf = super::write_loop(a, outbox, std::time::Duration::from_secs(1));
+        assert!(
+            std::mem::size_of_val(&wf) <= 256,
+            "{}",
+            std::mem::size_of_val(&wf)
+        );
+    }
+
+    #[actix_rt::test]
+    async fn connection_future_stays_small() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::open(&dir.path().join("t.db").to_string_lossy()).unwrap();
+        let stats = Arc::new(super::Stats::default());
+        let router = Arc::new(crate::broker::router::Router::new(
+            Default::default(),
+            stats.clone(),
+        ));
+        let keys = Arc::new(arc_swap::ArcSwap::from_pointee(
+            crate::social::acl::KeyTable::new(),
+        ));
+        let broker =
+            crate::broker::control::Broker::new(router.clone(), keys.clone(), stats.clone(), 10).start();
+        let (key_log, _) = crate::broker::keylog::KeyLog::start(store, stats.clone(), Default::default());
+        let shared = Arc::new(crate::broker::Shared {
+            config: Arc::new(crate::config::Config::default()),
+            router,
+            keys,
+            broker,
+            stats,
+            key_log,
+            throttle: crate::broker::throttle::AuthThrottle::new(5),
+            next_session: Default::default(),
+            shutdown: Default::default(),
+            hard_kill: Default::default(),
+        });
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let c = tokio::net::TcpStream::connect(l.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (mut r, mut w) = c.into_split();
+        let f = super::serve(&mut r, &mut w, "127.0.0.1:1".parse().unwrap(), shared);
+        assert!(std::mem::size_of_val(&f) <= 1024, "{}", std::mem::size_of_val(&f));
     }
 }
