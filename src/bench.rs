@@ -51,6 +51,10 @@ pub struct Workload {
     pub size: usize,
     /// Total publish rate in msg/s; `None` is as fast as possible.
     pub rate: Option<u64>,
+    /// Bytes a publisher may be ahead of the subscribers (0: unbounded). Flat-out runs
+    /// measure sustained throughput only when the generator does not outrun its own
+    /// subscribers, which a broker then rightly disconnects as slow consumers.
+    pub window: u64,
     /// Print progress on stderr.
     pub progress: bool,
 }
@@ -231,6 +235,7 @@ fn publish_parts(body: &[u8]) -> Option<(&[u8], &[u8])> {
 }
 
 struct Shared {
+    progress: tokio::sync::Notify,
     delivered: AtomicU64,
     published: AtomicU64,
     publishing_done: AtomicBool,
@@ -319,6 +324,7 @@ async fn receive(
         got += n;
         shared.delivered.fetch_add(n, Relaxed);
         shared.last_receive_ns.fetch_max(now, Relaxed);
+        shared.progress.notify_waiters();
     }
     Ok((got, hist))
 }
@@ -360,6 +366,9 @@ async fn publish(
             }
         };
         let n = due.min(count - sent);
+        if w.window > 0 && w.subscribers > 0 {
+            wait_for_window(&w, &shared, frame_len as u64).await;
+        }
         out.clear();
         let ts = now_ns();
         for k in 0..n {
@@ -377,10 +386,27 @@ async fn publish(
     Ok(())
 }
 
+/// Waits while the publishers are more than the window ahead of the average subscriber.
+async fn wait_for_window(w: &Workload, shared: &Shared, frame_len: u64) {
+    loop {
+        let progressed = shared.progress.notified();
+        tokio::pin!(progressed);
+        progressed.as_mut().enable();
+        let received_each = shared.delivered.load(Relaxed) / w.subscribers as u64;
+        let ahead = shared.published.load(Relaxed).saturating_sub(received_each);
+        if ahead.saturating_mul(frame_len) <= w.window {
+            return;
+        }
+        // Bounded wait: a subscriber that died must not hang the publishers.
+        let _ = tokio::time::timeout(Duration::from_millis(20), progressed).await;
+    }
+}
+
 /// Runs a workload.
 pub async fn run(w: Workload) -> Result<Report, BenchError> {
     let _ = clock();
     let shared = Arc::new(Shared {
+        progress: tokio::sync::Notify::new(),
         delivered: AtomicU64::new(0),
         published: AtomicU64::new(0),
         publishing_done: AtomicBool::new(false),

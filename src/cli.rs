@@ -408,13 +408,13 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 10000)]
     port: u16,
     /// Publisher ident.
-    #[arg(long, default_value = "bench-pub")]
+    #[arg(long, default_value = "benchpub")]
     pub_ident: String,
     /// Publisher secret.
     #[arg(long, default_value = "bench")]
     pub_secret: String,
     /// Subscriber ident.
-    #[arg(long, default_value = "bench-sub")]
+    #[arg(long, default_value = "benchsub")]
     sub_ident: String,
     /// Subscriber secret.
     #[arg(long, default_value = "bench")]
@@ -437,6 +437,11 @@ pub struct BenchArgs {
     /// Total publish rate, msg/s [default: as fast as possible].
     #[arg(long)]
     rate: Option<u64>,
+    /// Bytes publishers may run ahead of the subscribers (0: unbounded). Without a bound a
+    /// flat-out generator outruns its own subscribers and measures the broker's
+    /// slow-consumer policy instead of its throughput.
+    #[arg(long, default_value_t = 4 * 1024 * 1024)]
+    window: u64,
     /// Instead of traffic: open this many authenticated idle subscribers.
     #[arg(long)]
     idle: Option<usize>,
@@ -468,6 +473,7 @@ fn bench(args: BenchArgs) -> anyhow::Result<()> {
         messages: args.messages,
         size: args.size,
         rate: args.rate,
+        window: args.window,
         progress: !args.json,
     };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
