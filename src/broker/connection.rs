@@ -237,10 +237,15 @@ impl Reader {
 
     fn apply(&mut self, frame: Frame, raw: Bytes) -> Step {
         let action = {
-            let keys = self.shared.keys.load();
-            let acl = self.handle.as_ref().map(|h| h.acl.load_full());
-            self.session
-                .on_frame(frame, raw, &keys, acl.as_ref().and_then(|a| a.as_deref()))
+            // The key table is read only for an auth frame; the ACL is borrowed, not cloned.
+            let shared = &self.shared;
+            let acl = self.handle.as_ref().map(|h| h.acl.load());
+            self.session.on_frame(
+                frame,
+                raw,
+                || shared.keys.load_full(),
+                acl.as_ref().and_then(|a| a.as_deref()),
+            )
         };
         match action {
             Action::Authenticated(acl) => {

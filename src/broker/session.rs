@@ -4,6 +4,7 @@
 //! pure lets every rule of PROTOCOL.md's session table be unit-tested without sockets, and
 //! lets the fuzzer drive it with arbitrary frame sequences.
 
+use std::ops::Deref;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -58,12 +59,19 @@ impl Session {
         self.ident.as_ref()
     }
 
-    /// Decides what one frame means. `keys` is the table to authenticate against; `acl`
-    /// the session key's current ACL (`None` before auth, or once the key is gone).
-    pub fn on_frame(&mut self, frame: Frame, raw: Bytes, keys: &KeyTable, acl: Option<&KeyAcl>) -> Action {
+    /// Decides what one frame means. `keys` gives the table to authenticate against (asked
+    /// only for an auth frame); `acl` is the session key's current ACL (`None` before auth,
+    /// or once the key is gone).
+    pub fn on_frame<K: Deref<Target = KeyTable>>(
+        &mut self,
+        frame: Frame,
+        raw: Bytes,
+        keys: impl FnOnce() -> K,
+        acl: Option<&KeyAcl>,
+    ) -> Action {
         let Some(me) = &self.ident else {
             return match frame {
-                Frame::Auth { ident, hash } => match keys.get(&ident) {
+                Frame::Auth { ident, hash } => match keys().get(&ident) {
                     Some(key) if hash.verifies(&self.nonce, &key.secret) => {
                         self.ident = Some(ident);
                         Action::Authenticated(Arc::clone(key))
@@ -147,7 +155,7 @@ mod tests {
                 hash,
             },
             Bytes::new(),
-            keys,
+            || keys,
             None,
         )
     }
@@ -168,7 +176,7 @@ mod tests {
                 channel: c("s"),
             },
             Bytes::new(),
-            &keys(),
+            || Box::new(keys()),
             None,
         );
         assert_eq!(a, Action::Refuse(Refusal::FirstNotAuth));
@@ -204,7 +212,7 @@ mod tests {
             payload: Bytes::new(),
         };
         assert_eq!(
-            s.on_frame(publish("k", "p"), raw.clone(), &k, Some(&acl)),
+            s.on_frame(publish("k", "p"), raw.clone(), || &k, Some(&acl)),
             Action::Publish {
                 channel: c("p"),
                 source: UserId(7),
@@ -212,11 +220,11 @@ mod tests {
             }
         );
         assert_eq!(
-            s.on_frame(publish("other", "p"), raw.clone(), &k, Some(&acl)),
+            s.on_frame(publish("other", "p"), raw.clone(), || &k, Some(&acl)),
             Action::Refuse(Refusal::IdentMismatch { ident: i("other") })
         );
         assert_eq!(
-            s.on_frame(publish("k", "s"), raw.clone(), &k, Some(&acl)),
+            s.on_frame(publish("k", "s"), raw.clone(), || &k, Some(&acl)),
             Action::Refuse(Refusal::PublishDenied {
                 ident: i("k"),
                 channel: c("s")
@@ -229,7 +237,7 @@ mod tests {
                     channel: c("s")
                 },
                 raw.clone(),
-                &k,
+                || &k,
                 Some(&acl)
             ),
             Action::Subscribe(c("s"))
@@ -241,7 +249,7 @@ mod tests {
                     channel: c("p")
                 },
                 raw.clone(),
-                &k,
+                || &k,
                 Some(&acl)
             ),
             Action::Refuse(Refusal::SubscribeDenied {
@@ -256,13 +264,13 @@ mod tests {
                     channel: c("x")
                 },
                 raw.clone(),
-                &k,
+                || &k,
                 Some(&acl)
             ),
             Action::Unsubscribe(c("x"))
         );
         assert_eq!(
-            s.on_frame(Frame::Error("x".into()), raw.clone(), &k, Some(&acl)),
+            s.on_frame(Frame::Error("x".into()), raw.clone(), || &k, Some(&acl)),
             Action::Refuse(Refusal::UnexpectedOpcode(crate::wire::Opcode::Error))
         );
         let again = Frame::Auth {
@@ -270,11 +278,11 @@ mod tests {
             hash: AuthHash::compute(&s.nonce(), &Secret::new("s")),
         };
         assert_eq!(
-            s.on_frame(again, raw.clone(), &k, Some(&acl)),
+            s.on_frame(again, raw.clone(), || &k, Some(&acl)),
             Action::Refuse(Refusal::AlreadyAuthenticated)
         );
         assert_eq!(
-            s.on_frame(publish("k", "p"), raw, &k, None),
+            s.on_frame(publish("k", "p"), raw, || &k, None),
             Action::Refuse(Refusal::KeyRevoked { ident: i("k") })
         );
     }
