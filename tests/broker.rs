@@ -91,10 +91,7 @@ fn wrong_secrets_are_throttled_but_the_real_user_gets_in() {
     }
     // Successful auths are never delayed: the real key works at once.
     let mut real = Raw::login(s.addr, "a1", "sa1");
-    real.send(&Frame::Unsubscribe {
-        ident: hpfriends::wire::Ident::new("zz").unwrap(),
-        channel: hpfriends::wire::Channel::new("x").unwrap(),
-    });
+    real.unsubscribe_as("zz", "x");
     assert_eq!(real.expect_error(), "Invalid authkey in message, ident=zz");
     assert!(s.log().contains("Authentication failed for a1"));
 }
@@ -134,10 +131,7 @@ fn misuse_is_in_the_owners_key_log_and_bounded() {
 fn first_frame_must_be_auth() {
     let s = two_users();
     let mut c = Raw::connect(s.addr);
-    c.send(&Frame::Subscribe {
-        ident: hpfriends::wire::Ident::new("a1").unwrap(),
-        channel: hpfriends::wire::Channel::new("c").unwrap(),
-    });
+    c.subscribe_as("a1", "c");
     c.expect_refusal("First message was not AUTH");
 }
 
@@ -239,19 +233,11 @@ fn acl_refusals_use_the_reference_texts() {
     c.expect_refusal("Authkey not allowed to sub here. ident=a1, chan=elsewhere");
 
     let mut c = Raw::login(s.addr, "a1", "sa1");
-    let forged = Frame::Publish {
-        ident: hpfriends::wire::Ident::new("b1").unwrap(),
-        channel: hpfriends::wire::Channel::new("c").unwrap(),
-        payload: bytes::Bytes::from_static(b"x"),
-    };
-    c.send(&forged);
+    c.publish_as("b1", "c", b"x");
     c.expect_refusal("Invalid authkey in message, ident=b1");
 
     let mut c = Raw::login(s.addr, "a1", "sa1");
-    c.send(&Frame::Subscribe {
-        ident: hpfriends::wire::Ident::new("b1").unwrap(),
-        channel: hpfriends::wire::Channel::new("c").unwrap(),
-    });
+    c.subscribe_as("b1", "c");
     c.expect_refusal("Invalid authkey in message, ident=b1");
 }
 
@@ -351,15 +337,7 @@ fn pipelined_frames_before_eof_are_all_processed() {
     .unwrap();
     let mut all = auth.to_vec();
     for i in 0..3 {
-        all.extend_from_slice(
-            &Frame::Publish {
-                ident: hpfriends::wire::Ident::new("a1").unwrap(),
-                channel: hpfriends::wire::Channel::new("c").unwrap(),
-                payload: bytes::Bytes::from(format!("p{i}")),
-            }
-            .to_bytes()
-            .unwrap(),
-        );
+        all.extend_from_slice(&Raw::publish_frame_as("a1", "c", format!("p{i}").as_bytes()));
     }
     c.stream.write_all(&all).unwrap();
     c.shutdown_write();

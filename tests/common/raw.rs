@@ -79,15 +79,26 @@ impl Raw {
         let _ = self.stream.write_all(b);
     }
 
-    /// Publish frame bytes as this session's ident.
-    pub fn publish_frame(&self, channel: &str, payload: &[u8]) -> Bytes {
+    /// Publish frame bytes naming `ident` (this session's, or another to test refusals).
+    pub fn publish_frame_as(ident: &str, channel: &str, payload: &[u8]) -> Bytes {
         Frame::Publish {
-            ident: Ident::new(&self.ident).unwrap(),
+            ident: Ident::new(ident).unwrap(),
             channel: Channel::new(channel).unwrap(),
             payload: Bytes::copy_from_slice(payload),
         }
         .to_bytes()
         .unwrap()
+    }
+
+    /// Publish frame bytes as this session's ident.
+    pub fn publish_frame(&self, channel: &str, payload: &[u8]) -> Bytes {
+        Self::publish_frame_as(&self.ident, channel, payload)
+    }
+
+    /// Publishes naming `ident`.
+    pub fn publish_as(&mut self, ident: &str, channel: &str, payload: &[u8]) {
+        let f = Self::publish_frame_as(ident, channel, payload);
+        self.send_raw(&f);
     }
 
     /// Publishes as this session's ident.
@@ -96,10 +107,25 @@ impl Raw {
         self.send_raw(&f);
     }
 
+    /// Subscribes naming `ident`.
+    pub fn subscribe_as(&mut self, ident: &str, channel: &str) {
+        let f = Frame::Subscribe {
+            ident: Ident::new(ident).unwrap(),
+            channel: Channel::new(channel).unwrap(),
+        };
+        self.send(&f);
+    }
+
     /// Subscribes as this session's ident.
     pub fn subscribe(&mut self, channel: &str) {
-        let f = Frame::Subscribe {
-            ident: Ident::new(&self.ident).unwrap(),
+        let ident = self.ident.clone();
+        self.subscribe_as(&ident, channel);
+    }
+
+    /// Unsubscribes naming `ident`.
+    pub fn unsubscribe_as(&mut self, ident: &str, channel: &str) {
+        let f = Frame::Unsubscribe {
+            ident: Ident::new(ident).unwrap(),
             channel: Channel::new(channel).unwrap(),
         };
         self.send(&f);
@@ -107,11 +133,8 @@ impl Raw {
 
     /// Unsubscribes as this session's ident.
     pub fn unsubscribe(&mut self, channel: &str) {
-        let f = Frame::Unsubscribe {
-            ident: Ident::new(&self.ident).unwrap(),
-            channel: Channel::new(channel).unwrap(),
-        };
-        self.send(&f);
+        let ident = self.ident.clone();
+        self.unsubscribe_as(&ident, channel);
     }
 
     /// Waits until the broker has processed every frame sent so far on this connection:
