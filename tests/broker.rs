@@ -138,11 +138,9 @@ fn first_frame_must_be_auth() {
 #[test]
 fn publish_reaches_one_and_ten_subscribers_unchanged() {
     let s = two_users();
-    let mut subs: Vec<Raw> = (0..10).map(|_| Raw::login(s.addr, "a2", "sa2")).collect();
-    for sub in &mut subs {
-        sub.subscribe("c");
-        sub.barrier("sync");
-    }
+    let mut subs: Vec<Raw> = (0..10)
+        .map(|_| Raw::live_subscriber(s.addr, "a2", "sa2", "c"))
+        .collect();
     let mut p = Raw::login(s.addr, "a1", "sa1");
     for i in 0..100u32 {
         p.publish("c", format!("msg {i}").as_bytes());
@@ -155,9 +153,7 @@ fn publish_reaches_one_and_ten_subscribers_unchanged() {
         }
     }
     // The publisher subscribed too receives its own messages, as hpfeeds 3.1.0 does.
-    let mut me = Raw::login(s.addr, "a1", "sa1");
-    me.subscribe("c");
-    me.barrier("sync");
+    let mut me = Raw::live_subscriber(s.addr, "a1", "sa1", "c");
     me.publish("c", b"echo");
     assert_eq!(me.expect_publish().2, b"echo");
 }
@@ -165,9 +161,7 @@ fn publish_reaches_one_and_ten_subscribers_unchanged() {
 #[test]
 fn every_byte_value_survives() {
     let s = two_users();
-    let mut sub = Raw::login(s.addr, "a2", "sa2");
-    sub.subscribe("c");
-    sub.barrier("sync");
+    let mut sub = Raw::live_subscriber(s.addr, "a2", "sa2", "c");
     let payload: Vec<u8> = (0..=255u8).cycle().take(256 * 4 + 3).collect();
     let mut p = Raw::login(s.addr, "a1", "sa1");
     p.publish("c", &payload);
@@ -179,9 +173,7 @@ fn every_byte_value_survives() {
 #[test]
 fn payload_at_the_limit_passes_and_one_byte_more_is_refused() {
     let s = two_users();
-    let mut sub = Raw::login(s.addr, "a2", "sa2");
-    sub.subscribe("c");
-    sub.barrier("sync");
+    let mut sub = Raw::live_subscriber(s.addr, "a2", "sa2", "c");
     // 3.1.0 counts the whole frame: 5 + 1 MiB, ident and channel included.
     let max_frame = 5 + 1024 * 1024;
     let at_limit = vec![7u8; max_frame - 5 - (1 + 2) - (1 + 1)];
@@ -207,9 +199,7 @@ fn payload_at_the_limit_passes_and_one_byte_more_is_refused() {
 #[test]
 fn unsubscribe_stops_delivery() {
     let s = two_users();
-    let mut sub = Raw::login(s.addr, "a2", "sa2");
-    sub.subscribe("c");
-    sub.barrier("sync");
+    let mut sub = Raw::live_subscriber(s.addr, "a2", "sa2", "c");
     let mut p = Raw::login(s.addr, "a1", "sa1");
     p.publish("c", b"one");
     assert_eq!(sub.expect_publish().2, b"one");
@@ -245,9 +235,7 @@ fn acl_refusals_use_the_reference_texts() {
 fn delivery_follows_the_owner_until_shares_exist() {
     let s = two_users();
     // alice's second key receives alice's messages but not bob's.
-    let mut sub = Raw::login(s.addr, "a2", "sa2");
-    sub.subscribe("c");
-    sub.barrier("sync");
+    let mut sub = Raw::live_subscriber(s.addr, "a2", "sa2", "c");
     let mut bob = Raw::login(s.addr, "b1", "sb1");
     bob.publish("c", b"from bob");
     bob.barrier("sync");
@@ -264,9 +252,7 @@ fn open_mode_delivers_every_publisher() {
     s.user("bob");
     s.key("alice", "a2", "sa2", &["sync"], &["c", "sync"]);
     s.key("bob", "b1", "sb1", &["c"], &[]);
-    let mut sub = Raw::login(s.addr, "a2", "sa2");
-    sub.subscribe("c");
-    sub.barrier("sync");
+    let mut sub = Raw::live_subscriber(s.addr, "a2", "sa2", "c");
     let mut bob = Raw::login(s.addr, "b1", "sb1");
     bob.publish("c", b"from bob");
     assert_eq!(sub.expect_publish().0, "b1");
@@ -323,9 +309,7 @@ fn malformed_frames_get_a_clear_error_and_the_broker_serves_on() {
 #[test]
 fn pipelined_frames_before_eof_are_all_processed() {
     let s = two_users();
-    let mut sub = Raw::login(s.addr, "a2", "sa2");
-    sub.subscribe("c");
-    sub.barrier("sync");
+    let mut sub = Raw::live_subscriber(s.addr, "a2", "sa2", "c");
     // Like libhpfeeds: auth and publish in one write, then close at once.
     let mut c = Raw::connect(s.addr);
     let hash = hpfriends::wire::AuthHash::compute(&c.nonce, &hpfriends::wire::Secret::new("sa1"));
@@ -361,9 +345,7 @@ fn keys_changed_by_the_cli_apply_to_the_running_broker() {
     Raw::login(s.addr, "b2", "sb2").expect_refusal("Authentication failed for b2");
 
     // A channel taken off a live key's subscribe list: `accessfail`, the connection stays.
-    let mut sub = Raw::login(s.addr, "a2", "sa2");
-    sub.subscribe("c");
-    sub.barrier("sync");
+    let mut sub = Raw::live_subscriber(s.addr, "a2", "sa2", "c");
     s.cli_ok(&["authkey", "set", "a2", "--publish", "sync", "--subscribe", "sync"]);
     assert_eq!(sub.expect_error(), "accessfail: c");
     assert!(sub.barrier("sync").is_empty(), "the connection stays");
@@ -435,9 +417,7 @@ fn a_stalled_subscriber_does_not_slow_the_others() {
         .unwrap();
     stalled.subscribe("c");
     stalled.barrier("sync");
-    let mut fast = Raw::login(s.addr, "k", "s");
-    fast.subscribe("c");
-    fast.barrier("sync");
+    let mut fast = Raw::live_subscriber(s.addr, "k", "s", "c");
     let mut p = Raw::login(s.addr, "k", "s");
     let payload = vec![b'x'; 1024];
     const N: usize = 20_000;
@@ -511,9 +491,7 @@ fn shutdown_flushes_what_is_queued() {
     let mut s = TestServer::start_with(&[], &[("HPFRIENDS_SHUTDOWN_GRACE_SECS", "30")]);
     s.user("alice");
     s.key("alice", "k", "s", &["c", "sync"], &["c", "sync"]);
-    let mut sub = Raw::login(s.addr, "k", "s");
-    sub.subscribe("c");
-    sub.barrier("sync");
+    let mut sub = Raw::live_subscriber(s.addr, "k", "s", "c");
     // 12 MB while the subscriber does not read: more than the kernel's socket buffers hold,
     // less than its 16 MiB outbox, so part of it waits in the outbox at shutdown.
     let mut p = Raw::login(s.addr, "k", "s");
@@ -537,9 +515,7 @@ fn shutdown_flushes_what_is_queued() {
 #[test]
 fn sigterm_closes_sessions_cleanly_and_exits_zero() {
     let mut s = two_users();
-    let mut sub = Raw::login(s.addr, "a2", "sa2");
-    sub.subscribe("c");
-    sub.barrier("sync");
+    let mut sub = Raw::live_subscriber(s.addr, "a2", "sa2", "c");
     let status = s.stop();
     assert!(status.success(), "{status}");
     sub.expect_closed();

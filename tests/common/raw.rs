@@ -59,6 +59,15 @@ impl Raw {
         r
     }
 
+    /// Logs in, subscribes to `channel` and waits until the subscription is live (through
+    /// a barrier on `sync`, which every test key may publish and subscribe to).
+    pub fn live_subscriber(addr: SocketAddr, ident: &str, secret: &str, channel: &str) -> Raw {
+        let mut r = Self::login(addr, ident, secret);
+        r.subscribe(channel);
+        r.barrier("sync");
+        r
+    }
+
     /// Sends an auth frame for `ident`/`secret`.
     pub fn auth(&mut self, ident: &str, secret: &str) {
         self.ident = ident.to_owned();
