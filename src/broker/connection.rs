@@ -229,10 +229,7 @@ impl Reader {
     /// Tells the client why (after [`Self::note`]); closes when the refusal says so.
     fn refuse(&self, refusal: Refusal) {
         self.note(&refusal);
-        let _ = self.outbox.push_control(Frame::error_bytes(&refusal.to_string()));
-        if refusal.closes() {
-            self.outbox.close();
-        }
+        self.outbox.refuse(&refusal);
     }
 
     fn apply(&mut self, frame: Frame, raw: Bytes) -> Step {
@@ -303,8 +300,7 @@ impl Reader {
         let outbox = Arc::clone(&self.outbox);
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;
-            let _ = outbox.push_control(Frame::error_bytes(&refusal.to_string()));
-            outbox.close();
+            outbox.refuse(&refusal);
         });
         Flow::Stop
     }

@@ -11,7 +11,7 @@ use actix::{Actor, Context, Handler};
 use arc_swap::ArcSwap;
 
 use super::handle::{SessionHandle, SessionId};
-use super::messages::{AclChanged, Census, Disconnected, GetCensus, Register, Subscribe, Unsubscribe};
+use super::messages::{AclChanged, Disconnected, Register, Subscribe, Unsubscribe};
 use super::refusal::Refusal;
 use super::router::{Route, Router};
 use super::stats::Stats;
@@ -78,18 +78,23 @@ impl Broker {
         self.router.set_route(channel.clone(), route);
     }
 
-    /// Removes `id`'s subscription to `channel` from the tables; true when it existed.
-    fn forget(&mut self, id: SessionId, channel: &Channel) -> bool {
-        let had = self
-            .sessions
-            .get_mut(&id)
-            .is_some_and(|e| e.channels.remove(channel));
+    /// Takes `id` out of `channel`'s subscriber set, dropping the set when it empties.
+    fn unlink(&mut self, channel: &Channel, id: SessionId) {
         if let Some(subs) = self.channels.get_mut(channel) {
             subs.remove(&id);
             if subs.is_empty() {
                 self.channels.remove(channel);
             }
         }
+    }
+
+    /// Removes `id`'s subscription to `channel` from the tables; true when it existed.
+    fn forget(&mut self, id: SessionId, channel: &Channel) -> bool {
+        let had = self
+            .sessions
+            .get_mut(&id)
+            .is_some_and(|e| e.channels.remove(channel));
+        self.unlink(channel, id);
         had
     }
 
@@ -103,12 +108,7 @@ impl Broker {
             }
         }
         for channel in &entry.channels {
-            if let Some(subs) = self.channels.get_mut(channel) {
-                subs.remove(&id);
-                if subs.is_empty() {
-                    self.channels.remove(channel);
-                }
-            }
+            self.unlink(channel, id);
         }
         Some(entry)
     }
@@ -127,7 +127,7 @@ impl Handler<Register> for Broker {
             Some(acl) => handle.acl.store(Some(Arc::clone(acl))),
             None => {
                 handle.acl.store(None);
-                handle.refuse(&Refusal::KeyRevoked {
+                handle.outbox.refuse(&Refusal::KeyRevoked {
                     ident: handle.ident.clone(),
                 });
                 return;
@@ -240,7 +240,7 @@ impl Handler<AclChanged> for Broker {
             if let Some(e) = self.sessions.get(&id) {
                 Stats::add(&self.stats.access_lost, 1);
                 tracing::info!(ident = %e.handle.ident, %channel, "subscription lost its right");
-                e.handle.refuse(&Refusal::AccessLost {
+                e.handle.outbox.refuse(&Refusal::AccessLost {
                     channel: channel.clone(),
                 });
             }
@@ -250,7 +250,7 @@ impl Handler<AclChanged> for Broker {
             if let Some(e) = self.detach(id) {
                 tracing::info!(ident = %e.handle.ident, peer = %e.handle.peer, "key revoked: closing session");
                 e.handle.acl.store(None);
-                e.handle.refuse(&Refusal::KeyRevoked {
+                e.handle.outbox.refuse(&Refusal::KeyRevoked {
                     ident: e.handle.ident.clone(),
                 });
                 dirty.extend(e.channels);
@@ -259,17 +259,5 @@ impl Handler<AclChanged> for Broker {
         for ch in &dirty {
             self.rebuild(ch);
         }
-    }
-}
-
-impl Handler<GetCensus> for Broker {
-    type Result = actix::MessageResult<GetCensus>;
-
-    fn handle(&mut self, _: GetCensus, _: &mut Context<Self>) -> Self::Result {
-        actix::MessageResult(Census {
-            sessions: self.sessions.len(),
-            subscriptions: self.sessions.values().map(|e| e.channels.len()).sum(),
-            channels: self.channels.len(),
-        })
     }
 }

@@ -9,9 +9,8 @@ use arc_swap::ArcSwapOption;
 use tokio_util::sync::CancellationToken;
 
 use super::outbox::Outbox;
-use super::refusal::Refusal;
 use crate::social::acl::KeyAcl;
-use crate::wire::{Frame, Ident};
+use crate::wire::Ident;
 
 /// Process-unique id of a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -35,16 +34,6 @@ pub struct SessionHandle {
 }
 
 impl SessionHandle {
-    /// Tells the client why with an error frame and, when the refusal closes, lets the
-    /// writer flush and end the connection.
-    pub fn refuse(&self, refusal: &Refusal) {
-        // A closed outbox means the connection is already going away; nothing to tell.
-        let _ = self.outbox.push_control(Frame::error_bytes(&refusal.to_string()));
-        if refusal.closes() {
-            self.outbox.close();
-        }
-    }
-
     /// Drops the connection now, discarding what is queued; returns the frames discarded.
     pub fn kill(&self) -> usize {
         let n = self.outbox.abort();

@@ -52,19 +52,3 @@ pub struct AclChanged {
     /// The keys whose ACL differs from the previous table (added, changed or gone).
     pub idents: Vec<Ident>,
 }
-
-/// How many sessions and subscriptions the Broker holds (for stats and tests).
-#[derive(Message)]
-#[rtype(result = "Census")]
-pub struct GetCensus;
-
-/// Answer to [`GetCensus`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Census {
-    /// Authenticated sessions.
-    pub sessions: usize,
-    /// Subscriptions over all sessions.
-    pub subscriptions: usize,
-    /// Channels with at least one subscriber.
-    pub channels: usize,
-}

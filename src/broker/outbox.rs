@@ -11,6 +11,9 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
+use super::refusal::Refusal;
+use crate::wire::Frame;
+
 /// Why a frame was not queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PushError {
@@ -103,6 +106,16 @@ impl Outbox {
         Ok(())
     }
 
+    /// Tells the client why with an error frame and, when the refusal closes, lets the
+    /// writer flush and end the connection. (A closed outbox means the connection is already
+    /// going away: there is nobody left to tell.)
+    pub fn refuse(&self, refusal: &Refusal) {
+        let _ = self.push_control(Frame::error_bytes(&refusal.to_string()));
+        if refusal.closes() {
+            self.close();
+        }
+    }
+
     /// Accepts nothing more; the writer drains what is queued, then ends.
     pub fn close(&self) {
         self.state.lock().closed = true;
@@ -121,7 +134,8 @@ impl Outbox {
     }
 
     /// Bytes queued now.
-    pub fn queued_bytes(&self) -> usize {
+    #[cfg(test)]
+    fn queued_bytes(&self) -> usize {
         self.state.lock().bytes
     }
 

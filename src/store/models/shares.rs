@@ -2,6 +2,8 @@
 //! offered → accepted → revoked/left life. Transitions are conditional updates, so a
 //! concurrent change cannot slip between a check and the write.
 
+use std::collections::HashMap;
+
 use diesel::prelude::*;
 
 use super::audit;
@@ -149,30 +151,47 @@ impl Store {
         Ok(rows.into_iter().filter_map(to_share).collect())
     }
 
-    /// Shares as listed to people: with the sharer's and grantee's names.
+    /// Shares as listed to people: with the sharer's and grantee's names, looked up in two
+    /// queries on one connection.
     pub fn describe_shares(&self, list: Vec<Share>) -> Result<Vec<ShareInfo>, StoreError> {
-        let mut conn = self.conn()?;
-        let mut name = |u: UserId| -> Result<String, StoreError> {
-            Ok(users::table.find(u.0).select(users::name).first(&mut conn)?)
-        };
-        let mut out = Vec::new();
-        for share in list {
-            let from_name = name(share.from)?;
-            let to_name = match share.to {
-                Grantee::User(u) => format!("user {}", name(u)?),
-                Grantee::Group(g) => {
-                    let mut c = self.conn()?;
-                    let n: String = groups::table.find(g.0).select(groups::name).first(&mut c)?;
-                    format!("group {n}")
-                }
-                Grantee::Everyone => "everyone".to_owned(),
-            };
-            out.push(ShareInfo {
-                share,
-                from_name,
-                to_name,
-            });
+        let mut user_ids: Vec<i64> = list.iter().map(|s| s.from.0).collect();
+        let mut group_ids = Vec::new();
+        for s in &list {
+            match s.to {
+                Grantee::User(u) => user_ids.push(u.0),
+                Grantee::Group(g) => group_ids.push(g.0),
+                Grantee::Everyone => {}
+            }
         }
-        Ok(out)
+        let mut conn = self.conn()?;
+        let users: HashMap<i64, String> = users::table
+            .filter(users::id.eq_any(&user_ids))
+            .select((users::id, users::name))
+            .load::<(i64, String)>(&mut conn)?
+            .into_iter()
+            .collect();
+        let groups: HashMap<i64, String> = groups::table
+            .filter(groups::id.eq_any(&group_ids))
+            .select((groups::id, groups::name))
+            .load::<(i64, String)>(&mut conn)?
+            .into_iter()
+            .collect();
+        let name =
+            |map: &HashMap<i64, String>, id: i64| map.get(&id).cloned().unwrap_or_else(|| format!("#{id}"));
+        Ok(list
+            .into_iter()
+            .map(|share| {
+                let to_name = match share.to {
+                    Grantee::User(u) => format!("user {}", name(&users, u.0)),
+                    Grantee::Group(g) => format!("group {}", name(&groups, g.0)),
+                    Grantee::Everyone => "everyone".to_owned(),
+                };
+                ShareInfo {
+                    from_name: name(&users, share.from.0),
+                    to_name,
+                    share,
+                }
+            })
+            .collect())
     }
 }
