@@ -31,7 +31,7 @@ $hp authkey add --owner bench --ident benchsub --secret bench --publish "$channe
 start_brokers() {
     # Outbox as 3.1.0's high-water mark (50 x 1 MiB), so both brokers buffer alike.
     HPFRIENDS_OUTBOX_BYTES=52428800 HPFRIENDS_MAX_CONNECTIONS_PER_IP=30000 HPFRIENDS_MAX_CONNECTIONS=30000 \
-        RUST_LOG=warn $hp serve --listen 127.0.0.1:10991 >>"$work/hpfriends.log" 2>&1 &
+        RUST_LOG=warn $hp serve --listen 127.0.0.1:10991 --web-listen off >>"$work/hpfriends.log" 2>&1 &
     pids+=($!); hpfriends_pid=$!
     # hpfeeds 3.1.0: the same keys through its env backend.
     HPFEEDS_BENCHPUB_SECRET=bench HPFEEDS_BENCHPUB_PUBCHANS="$channels" HPFEEDS_BENCHPUB_SUBCHANS= \

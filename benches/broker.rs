@@ -85,6 +85,7 @@ fn handle(i: u64, sources: Sources) -> Arc<SessionHandle> {
         outbox: Arc::new(Outbox::new(usize::MAX)),
         acl: ArcSwapOption::from(Some(Arc::new(acl))),
         kill: CancellationToken::new(),
+        usage: Default::default(),
     })
 }
 

@@ -102,6 +102,9 @@ pub struct ServeArgs {
     /// Largest publish payload in bytes [default: 1048576].
     #[arg(long)]
     pub max_payload: Option<usize>,
+    /// Website listen address, or "off" [default: 127.0.0.1:8080].
+    #[arg(long)]
+    pub web_listen: Option<String>,
 }
 
 /// `user` subcommands.
@@ -559,6 +562,9 @@ fn serve(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
     if let Some(m) = args.max_payload {
         config.max_payload = m;
     }
+    if let Some(w) = args.web_listen {
+        config.web_listen = if w == "off" { String::new() } else { w };
+    }
     config.open |= args.open;
     match rlimit::increase_nofile_limit(u64::MAX) {
         Ok(n) => tracing::debug!("open file limit: {n}"),
@@ -578,8 +584,12 @@ fn serve(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
         tokio::spawn(cancel_on_signal(shutdown.clone()));
         let db = config.db.clone();
         server::serve(config, store, shutdown, |ep: Endpoints| {
+            let web = ep
+                .web
+                .map(|a| format!(", website http://{a}"))
+                .unwrap_or_default();
             println!(
-                "hpfriends listening: hpfeeds tcp://{} (database {db})",
+                "hpfriends listening: hpfeeds tcp://{}{web} (database {db})",
                 ep.hpfeeds
             );
             if let Some(secret) = &demo {

@@ -64,6 +64,22 @@ pub struct Config {
     pub shutdown_grace_secs: u64,
     /// Seconds between statistics lines in the log (0: never).
     pub stats_interval_secs: u64,
+    /// Website listener (`host:port`), or empty for no website.
+    pub web_listen: String,
+    /// The website's address as users reach it, for links in mail; empty: `http://` +
+    /// `web_listen`.
+    pub public_url: String,
+    /// Mark cookies `Secure` (set when the site is served over HTTPS).
+    pub secure_cookies: bool,
+    /// Hours a login lasts.
+    pub session_hours: u64,
+    /// Outgoing mail: `smtp://host:587` (STARTTLS), `smtps://user:pass@host:465` (TLS), or
+    /// empty to write each mail as an `.eml` file into `mail_dir`.
+    pub smtp_url: String,
+    /// Folder for mail files when `smtp_url` is empty.
+    pub mail_dir: String,
+    /// Sender of the site's mail.
+    pub mail_from: String,
 }
 
 impl Default for Config {
@@ -85,6 +101,13 @@ impl Default for Config {
             acl_poll_ms: 50,
             shutdown_grace_secs: 5,
             stats_interval_secs: 300,
+            web_listen: "127.0.0.1:8080".to_owned(),
+            public_url: String::new(),
+            secure_cookies: false,
+            session_hours: 24 * 14,
+            smtp_url: String::new(),
+            mail_dir: "mail".to_owned(),
+            mail_from: "hpfriends <hpfriends@localhost>".to_owned(),
         }
     }
 }
@@ -177,6 +200,16 @@ impl Config {
     /// `auth_timeout_secs` as a duration.
     pub fn auth_timeout(&self) -> Duration {
         Duration::from_secs(self.auth_timeout_secs)
+    }
+
+    /// Where mail links point: `public_url`, or `http://` + `web_listen`, without a final `/`.
+    pub fn site_url(&self) -> String {
+        let url = if self.public_url.is_empty() {
+            format!("http://{}", self.web_listen)
+        } else {
+            self.public_url.clone()
+        };
+        url.trim_end_matches('/').to_owned()
     }
 
     /// `write_timeout_secs` as a duration.

@@ -19,9 +19,11 @@ use crate::broker::stats::Stats;
 use crate::broker::throttle::AuthThrottle;
 use crate::broker::{Shared, listener};
 use crate::config::Config;
+use crate::mail::Mailer;
 use crate::social::acl::{Mode, derive};
 use crate::social::graph::SocialGraph;
 use crate::store::{Store, StoreError};
+use crate::web::WebState;
 
 /// Why `serve` could not run.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +42,9 @@ pub enum ServeError {
     /// A blocking database task panicked or was cancelled.
     #[error("database task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
+    /// The website could not start (its port, the mail setup, its templates).
+    #[error("cannot start the website: {0}")]
+    Web(String),
 }
 
 /// Where a running broker can be reached.
@@ -47,6 +52,8 @@ pub enum ServeError {
 pub struct Endpoints {
     /// The hpfeeds TCP listener's bound address (the real port when 0 was asked for).
     pub hpfeeds: SocketAddr,
+    /// The website's bound address, when it runs.
+    pub web: Option<SocketAddr>,
 }
 
 async fn blocking<T: Send + 'static>(
@@ -80,6 +87,7 @@ pub async fn serve(
         Arc::clone(&stats),
         config.max_subscriptions,
     )
+    .with_usage_store(store.clone(), USAGE_FLUSH)
     .start();
 
     let listener = TcpListener::bind(config.listen)
@@ -116,6 +124,11 @@ pub async fn serve(
         Duration::from_millis(config.acl_poll_ms.max(10)),
     )
     .start();
+    let website = if config.web_listen.is_empty() {
+        None
+    } else {
+        Some(start_web(&config, &store, social.clone(), Arc::clone(&shared))?)
+    };
     let background = TaskTracker::new();
     if config.stats_interval_secs > 0 {
         background.spawn(log_stats(
@@ -125,12 +138,18 @@ pub async fn serve(
         ));
     }
     tracing::info!(%hpfeeds, "hpfeeds broker listening");
-    on_ready(Endpoints { hpfeeds });
+    on_ready(Endpoints {
+        hpfeeds,
+        web: website.as_ref().map(|w| w.0),
+    });
 
     let connections = TaskTracker::new();
     listener::run(listener, Arc::clone(&shared), connections.clone()).await;
 
     tracing::info!("shutting down: flushing outboxes");
+    if let Some((_, handle)) = &website {
+        handle.stop(true).await;
+    }
     connections.close();
     let grace = Duration::from_secs(config.shutdown_grace_secs);
     if tokio::time::timeout(grace, connections.wait()).await.is_err() {
@@ -145,6 +164,35 @@ pub async fn serve(
     drop(social);
     tracing::info!("stopped: {}", stats.summary());
     Ok(())
+}
+
+/// How often each key's traffic counters are written to the database.
+const USAGE_FLUSH: Duration = Duration::from_secs(5);
+
+/// Binds the website, starts the mailer and serves the site in this actix system.
+fn start_web(
+    config: &Config,
+    store: &Store,
+    graph: actix::Addr<SocialGraph>,
+    shared: Arc<Shared>,
+) -> Result<(SocketAddr, actix_web::dev::ServerHandle), ServeError> {
+    let web_err = |e: &dyn std::fmt::Display| ServeError::Web(e.to_string());
+    let listener = std::net::TcpListener::bind(&config.web_listen)
+        .map_err(|e| ServeError::Web(format!("cannot listen on {}: {e}", config.web_listen)))?;
+    listener.set_nonblocking(true).map_err(|e| web_err(&e))?;
+    let addr = listener.local_addr().map_err(|e| web_err(&e))?;
+    let mut site = config.clone();
+    if site.public_url.is_empty() {
+        site.public_url = format!("http://{addr}");
+    }
+    let mailer = Mailer::start(&site.smtp_url, &site.mail_dir, &site.mail_from).map_err(|e| web_err(&e))?;
+    let state =
+        WebState::new(store.clone(), graph, shared, mailer, &site).map_err(|e| web_err(&e.log_text()))?;
+    let server = crate::web::start(actix_web::web::Data::new(state), listener).map_err(|e| web_err(&e))?;
+    let handle = server.handle();
+    actix_rt::spawn(server);
+    tracing::info!(%addr, url = %site.site_url(), "website listening");
+    Ok((addr, handle))
 }
 
 async fn log_stats(stats: Arc<Stats>, every: Duration, shutdown: CancellationToken) {

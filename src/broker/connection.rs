@@ -255,6 +255,7 @@ impl Reader {
                     outbox: Arc::clone(&self.outbox),
                     acl: ArcSwapOption::from(Some(acl)),
                     kill: self.kill.clone(),
+                    usage: Default::default(),
                 });
                 self.shared.broker.do_send(Register(Arc::clone(&handle)));
                 self.handle = Some(handle);
@@ -266,6 +267,9 @@ impl Reader {
             } => {
                 Stats::add(&self.shared.stats.publishes, 1);
                 Stats::add(&self.shared.stats.publish_bytes, frame.len() as u64);
+                if let Some(h) = &self.handle {
+                    h.usage.published(frame.len());
+                }
                 self.shared.router.publish(source, channel.as_str(), &frame);
             }
             Action::Subscribe(channel) => return Step::Subscribe(channel),

@@ -7,15 +7,17 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
-use actix::{Actor, Context, Handler};
+use actix::{Actor, AsyncContext, Context, Handler};
 use arc_swap::ArcSwap;
 
 use super::handle::{SessionHandle, SessionId};
-use super::messages::{AclChanged, Disconnected, Register, Subscribe, Unsubscribe};
+use super::messages::{AclChanged, Disconnected, LiveSessions, Register, Subscribe, Unsubscribe};
 use super::refusal::Refusal;
 use super::router::{Route, Router};
 use super::stats::Stats;
 use crate::social::acl::{KeyTable, Sources};
+use crate::store::Store;
+use crate::store::models::key_stats::KeyUsage;
 use crate::wire::{Channel, Ident};
 
 struct Entry {
@@ -32,6 +34,16 @@ pub struct Broker {
     sessions: HashMap<SessionId, Entry>,
     channels: HashMap<Channel, HashSet<SessionId>>,
     by_ident: HashMap<Ident, HashSet<SessionId>>,
+    usage_sink: Option<(Store, std::time::Duration)>,
+    usage: HashMap<Ident, KeyUsage>,
+}
+
+fn add_usage(to: &mut KeyUsage, [p, pb, r, rb]: [u64; 4]) {
+    let i = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    to.messages_published = to.messages_published.saturating_add(i(p));
+    to.bytes_published = to.bytes_published.saturating_add(i(pb));
+    to.messages_received = to.messages_received.saturating_add(i(r));
+    to.bytes_received = to.bytes_received.saturating_add(i(rb));
 }
 
 impl Broker {
@@ -50,7 +62,48 @@ impl Broker {
             sessions: HashMap::new(),
             channels: HashMap::new(),
             by_ident: HashMap::new(),
+            usage_sink: None,
+            usage: HashMap::new(),
         }
+    }
+
+    /// Writes each key's traffic to `store` every `every` (and what ended sessions had).
+    pub fn with_usage_store(mut self, store: Store, every: std::time::Duration) -> Self {
+        self.usage_sink = Some((store, every));
+        self
+    }
+
+    /// Moves a session's counters into the batch for the store, stamped with its address.
+    fn collect(&mut self, handle: &SessionHandle) {
+        let counts = handle.usage.take();
+        let u = self.usage.entry(handle.ident.clone()).or_default();
+        add_usage(u, counts);
+        u.last_seen_at = Some(crate::store::now());
+        u.last_peer = Some(handle.peer.to_string());
+    }
+
+    /// Sends the collected counters (live sessions included) to the store, off this actor.
+    fn flush_usage(&mut self) {
+        let Some((store, _)) = self.usage_sink.clone() else {
+            return;
+        };
+        let live: Vec<Arc<SessionHandle>> = self.sessions.values().map(|e| Arc::clone(&e.handle)).collect();
+        for h in live {
+            self.collect(&h);
+        }
+        if self.usage.is_empty() {
+            return;
+        }
+        let batch: Vec<(String, KeyUsage)> = self
+            .usage
+            .drain()
+            .map(|(ident, u)| (ident.as_str().to_owned(), u))
+            .collect();
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = store.add_key_usage(&batch) {
+                tracing::warn!("cannot record key usage ({} keys): {e}", batch.len());
+            }
+        });
     }
 
     /// Recomputes `channel`'s route from its subscribers' current ACLs.
@@ -116,6 +169,31 @@ impl Broker {
 
 impl Actor for Broker {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        if let Some((_, every)) = &self.usage_sink {
+            ctx.run_interval(*every, |act, _| act.flush_usage());
+        }
+    }
+
+    fn stopping(&mut self, _: &mut Context<Self>) -> actix::Running {
+        self.flush_usage();
+        actix::Running::Stop
+    }
+}
+
+impl Handler<LiveSessions> for Broker {
+    type Result = Vec<(Ident, std::net::SocketAddr)>;
+
+    fn handle(&mut self, LiveSessions(idents): LiveSessions, _: &mut Context<Self>) -> Self::Result {
+        idents
+            .iter()
+            .filter_map(|i| self.by_ident.get(i))
+            .flatten()
+            .filter_map(|id| self.sessions.get(id))
+            .map(|e| (e.handle.ident.clone(), e.handle.peer))
+            .collect()
+    }
 }
 
 impl Handler<Register> for Broker {
@@ -198,6 +276,9 @@ impl Handler<Disconnected> for Broker {
 
     fn handle(&mut self, Disconnected(id): Disconnected, _: &mut Context<Self>) {
         if let Some(entry) = self.detach(id) {
+            if self.usage_sink.is_some() {
+                self.collect(&entry.handle);
+            }
             for channel in &entry.channels {
                 self.rebuild(channel);
             }
@@ -248,6 +329,9 @@ impl Handler<AclChanged> for Broker {
         }
         for id in revoked {
             if let Some(e) = self.detach(id) {
+                if self.usage_sink.is_some() {
+                    self.collect(&e.handle);
+                }
                 tracing::info!(ident = %e.handle.ident, peer = %e.handle.peer, "key revoked: closing session");
                 e.handle.acl.store(None);
                 e.handle.outbox.refuse(&Refusal::KeyRevoked {

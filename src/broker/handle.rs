@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use arc_swap::ArcSwapOption;
 use tokio_util::sync::CancellationToken;
@@ -31,6 +32,42 @@ pub struct SessionHandle {
     pub acl: ArcSwapOption<KeyAcl>,
     /// Cancelled to drop the connection at once, without flushing.
     pub kill: CancellationToken,
+    /// What the session sent and received since the Broker last collected it.
+    pub usage: Usage,
+}
+
+/// Per-session traffic counters for the owner's Authkeys page: bumped lock-free on the data
+/// plane, collected (and zeroed) by the Broker now and then.
+#[derive(Debug, Default)]
+pub struct Usage {
+    published: AtomicU64,
+    published_bytes: AtomicU64,
+    received: AtomicU64,
+    received_bytes: AtomicU64,
+}
+
+impl Usage {
+    /// One publish frame of `bytes` accepted from the client.
+    pub fn published(&self, bytes: usize) {
+        self.published.fetch_add(1, Relaxed);
+        self.published_bytes.fetch_add(bytes as u64, Relaxed);
+    }
+
+    /// One frame of `bytes` queued for the client.
+    pub fn received(&self, bytes: usize) {
+        self.received.fetch_add(1, Relaxed);
+        self.received_bytes.fetch_add(bytes as u64, Relaxed);
+    }
+
+    /// Takes the counts so far, leaving zeros: (published, bytes, received, bytes).
+    pub fn take(&self) -> [u64; 4] {
+        [
+            self.published.swap(0, Relaxed),
+            self.published_bytes.swap(0, Relaxed),
+            self.received.swap(0, Relaxed),
+            self.received_bytes.swap(0, Relaxed),
+        ]
+    }
 }
 
 impl SessionHandle {

@@ -52,3 +52,9 @@ pub struct AclChanged {
     /// The keys whose ACL differs from the previous table (added, changed or gone).
     pub idents: Vec<Ident>,
 }
+
+/// The live sessions of some keys, so that their owner's Authkeys page can say which are
+/// connected now and from where: (ident, peer) per session.
+#[derive(Message)]
+#[rtype(result = "Vec<(Ident, std::net::SocketAddr)>")]
+pub struct LiveSessions(pub Vec<Ident>);

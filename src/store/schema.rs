@@ -130,6 +130,24 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    web_sessions (token_hash) {
+        token_hash -> Text,
+        user_id -> BigInt,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        peer -> Text,
+    }
+}
+
+diesel::table! {
+    server_secrets (name) {
+        name -> Text,
+        value -> Text,
+    }
+}
+
+diesel::joinable!(web_sessions -> users (user_id));
 diesel::joinable!(authkeys -> users (owner_id));
 diesel::joinable!(authkey_channels -> authkeys (authkey_id));
 diesel::joinable!(groups -> users (owner_id));
@@ -150,4 +168,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     key_stats,
     tokens,
     acl_version,
+    web_sessions,
+    server_secrets,
 );

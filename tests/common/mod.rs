@@ -66,7 +66,8 @@ impl TestServer {
         let mut cmd = Command::new(bin());
         cmd.arg("--db")
             .arg(self.db())
-            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(["serve", "--listen", "127.0.0.1:0", "--web-listen", "127.0.0.1:0"])
+            .env("HPFRIENDS_MAIL_DIR", self.dir.path().join("mail"))
             .args(flags)
             .env("RUST_LOG", "info")
             .env("HPFRIENDS_AUTH_FREE_FAILURES", "1000000")

@@ -1,9 +1,11 @@
 //! One file per table (or closely bound pair of tables), queries as `Store` methods.
 
+pub mod accounts;
 pub mod audit;
 pub mod authkeys;
 pub mod graph;
 pub mod groups;
 pub mod key_log;
+pub mod key_stats;
 pub mod shares;
 pub mod users;

@@ -1,0 +1,70 @@
+// The live channel view: tails /live/events (server-sent events) into the page.
+(function () {
+  var root = document.getElementById('live');
+  if (!root || !window.EventSource) return;
+  var channel = root.getAttribute('data-channel');
+  var list = document.getElementById('live-messages');
+  var state = document.getElementById('live-state');
+  var rateEl = document.getElementById('live-rate');
+  var countEl = document.getElementById('live-count');
+  var sourcesEl = document.getElementById('live-sources');
+  var paused = false, count = 0, recent = [], sources = {};
+  var MAX_SHOWN = 200;
+
+  function setState(text, cls) { state.textContent = text; state.className = 'badge ' + (cls || ''); }
+  function el(tag, cls, text) { var e = document.createElement(tag); if (cls) e.className = cls; if (text !== undefined) e.textContent = text; return e; }
+
+  function renderSources() {
+    sourcesEl.textContent = '';
+    Object.keys(sources).sort().forEach(function (ident) {
+      sourcesEl.appendChild(el('li', '', ident + ' · ' + sources[ident]));
+    });
+  }
+
+  function show(m) {
+    var li = el('li', 'message');
+    var head = el('header', '', new Date().toLocaleTimeString() + ' · from ' + m.ident + ' · ' + m.size + ' bytes · ' + m.encoding + (m.truncated ? ' (cut)' : ''));
+    li.appendChild(head);
+    if (m.encoding === 'binary') {
+      li.appendChild(el('pre', '', 'hex    ' + m.hex + '\nbase64 ' + m.base64));
+    } else {
+      li.appendChild(el('pre', '', m.text));
+    }
+    list.insertBefore(li, list.firstChild);
+    while (list.children.length > MAX_SHOWN) list.removeChild(list.lastChild);
+  }
+
+  var source = new EventSource('/live/events?channel=' + encodeURIComponent(channel));
+  source.addEventListener('ready', function (e) {
+    var d = JSON.parse(e.data);
+    setState('live · key ' + d.ident, 'ok');
+  });
+  source.addEventListener('message', function (e) {
+    var m = JSON.parse(e.data);
+    count += 1; recent.push(Date.now());
+    sources[m.ident] = (sources[m.ident] || 0) + 1;
+    countEl.textContent = String(count);
+    renderSources();
+    if (!paused) show(m);
+  });
+  source.addEventListener('error', function (e) {
+    if (e.data) {
+      var d = JSON.parse(e.data);
+      var li = el('li', 'message error', 'The broker says: ' + d.message);
+      list.insertBefore(li, list.firstChild);
+      setState('cut off', 'warn');
+      source.close();
+    } else if (source.readyState === EventSource.CONNECTING) {
+      setState('reconnecting…', 'warn');
+    }
+  });
+  setInterval(function () {
+    var now = Date.now();
+    recent = recent.filter(function (t) { return now - t < 10000; });
+    rateEl.textContent = (recent.length / 10).toFixed(1);
+  }, 1000);
+  document.getElementById('live-pause').addEventListener('click', function (ev) {
+    paused = !paused; ev.target.textContent = paused ? 'Resume' : 'Pause';
+  });
+  document.getElementById('live-clear').addEventListener('click', function () { list.textContent = ''; });
+})();

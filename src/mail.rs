@@ -1,0 +1,164 @@
+//! Outgoing mail: verification links, password resets, share and group invitations.
+//!
+//! SMTP (STARTTLS or TLS) when `smtp_url` is set; otherwise every mail is written as an
+//! `.eml` file into `mail_dir`, so a default install works with no mail server and tests
+//! read the links from the files. Requests never wait on a mail server: mails go into a
+//! bounded queue drained by one task; a full queue or a failed send is logged and counted.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use lettre::message::header::{ContentTransferEncoding, ContentType};
+use lettre::message::{Body, Mailbox};
+use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use tokio::sync::mpsc;
+
+/// Mails waiting to be sent before new ones are refused (and counted).
+pub const QUEUE: usize = 256;
+
+/// Why the mailer could not be set up or a mail not built.
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    /// `smtp_url` is not a URL lettre understands.
+    #[error("invalid smtp_url: {0}")]
+    Url(String),
+    /// `mail_dir` cannot be created.
+    #[error("cannot create mail_dir {dir}: {source}")]
+    Dir {
+        /// The folder.
+        dir: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// An address does not parse.
+    #[error("invalid email address {0:?}")]
+    Address(String),
+    /// The message could not be assembled.
+    #[error("cannot build mail: {0}")]
+    Build(String),
+}
+
+enum Transport {
+    File(AsyncFileTransport<Tokio1Executor>),
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+}
+
+/// Counters of the mail queue, never silent.
+#[derive(Debug, Default)]
+pub struct MailStats {
+    /// Mails handed to the transport successfully.
+    pub sent: AtomicU64,
+    /// Mails the transport refused or failed on.
+    pub failed: AtomicU64,
+    /// Mails refused because the queue was full.
+    pub dropped: AtomicU64,
+}
+
+/// A handle on the mail queue; cheap to clone.
+#[derive(Clone)]
+pub struct Mailer {
+    from: Mailbox,
+    tx: mpsc::Sender<Message>,
+    /// What happened to the mails so far.
+    pub stats: Arc<MailStats>,
+}
+
+impl std::fmt::Debug for Mailer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mailer")
+            .field("from", &self.from.to_string())
+            .finish()
+    }
+}
+
+impl Mailer {
+    /// Starts the sending task (needs a tokio runtime). `smtp_url` empty: files in `dir`.
+    pub fn start(smtp_url: &str, dir: &str, from: &str) -> Result<Mailer, MailError> {
+        let from: Mailbox = from.parse().map_err(|_| MailError::Address(from.to_owned()))?;
+        let transport = if smtp_url.is_empty() {
+            std::fs::create_dir_all(dir).map_err(|source| MailError::Dir {
+                dir: dir.to_owned(),
+                source,
+            })?;
+            Transport::File(AsyncFileTransport::<Tokio1Executor>::new(dir))
+        } else {
+            let t = AsyncSmtpTransport::<Tokio1Executor>::from_url(smtp_url)
+                .map_err(|e| MailError::Url(e.to_string()))?
+                .build();
+            Transport::Smtp(t)
+        };
+        let (tx, mut rx) = mpsc::channel::<Message>(QUEUE);
+        let stats = Arc::new(MailStats::default());
+        let counters = Arc::clone(&stats);
+        tokio::spawn(async move {
+            while let Some(m) = rx.recv().await {
+                let res = match &transport {
+                    Transport::File(t) => t.send(m).await.map(drop).map_err(|e| e.to_string()),
+                    Transport::Smtp(t) => t.send(m).await.map(drop).map_err(|e| e.to_string()),
+                };
+                match res {
+                    Ok(()) => counters.sent.fetch_add(1, Relaxed),
+                    Err(e) => {
+                        tracing::warn!("mail not sent: {e}");
+                        counters.failed.fetch_add(1, Relaxed)
+                    }
+                };
+            }
+        });
+        Ok(Mailer { from, tx, stats })
+    }
+
+    /// Queues a plain-text mail; returns at once. A bad address or a full queue is logged,
+    /// counted and reported, but never waits.
+    pub fn send(&self, to: &str, subject: &str, text: &str) -> Result<(), MailError> {
+        let to_box: Mailbox = to.parse().map_err(|_| MailError::Address(to.to_owned()))?;
+        // 7bit keeps links readable in the raw file; quoted-printable only if it must.
+        let body = Body::new_with_encoding(text.to_owned(), ContentTransferEncoding::SevenBit)
+            .unwrap_or_else(|b| {
+                Body::new_with_encoding(b, ContentTransferEncoding::QuotedPrintable).unwrap_or_else(Body::new)
+            });
+        let m = Message::builder()
+            .from(self.from.clone())
+            .to(to_box)
+            .subject(subject)
+            .header(ContentType::TEXT_PLAIN)
+            .body(body)
+            .map_err(|e| MailError::Build(e.to_string()))?;
+        if self.tx.try_send(m).is_err() {
+            self.stats.dropped.fetch_add(1, Relaxed);
+            tracing::warn!(%to, "mail queue full: mail dropped");
+            return Err(MailError::Build("the mail queue is full".into()));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn file_transport_writes_readable_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().to_string_lossy().into_owned();
+        let m = Mailer::start("", &d, "hpfriends <hp@localhost>").unwrap();
+        let link = format!("http://127.0.0.1:8080/verify/{}", "ab".repeat(32));
+        m.send("alice@example.org", "Confirm", &format!("Open {link}\n"))
+            .unwrap();
+        assert!(m.send("not an address", "x", "y").is_err());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().collect();
+            if let Some(f) = files.first() {
+                let text = std::fs::read_to_string(f.path()).unwrap();
+                if text.contains(&link) {
+                    assert!(text.contains("To: alice@example.org"));
+                    break;
+                }
+            }
+            assert!(std::time::Instant::now() < deadline, "no mail written");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert!(Mailer::start("nonsense://x", &d, "a@b").is_err());
+    }
+}

@@ -1,0 +1,433 @@
+//! The website's side of `users` (password hashes, verified emails), `tokens` (email links,
+//! API tokens), `web_sessions` and `server_secrets`.
+//!
+//! Only hashes of tokens and session ids are stored: the raw values exist in the mail, the
+//! cookie or the API client, never in the database. Consuming a one-time token is one
+//! conditional UPDATE, so a link clicked twice at once works once.
+
+use diesel::prelude::*;
+use sha2::{Digest, Sha256};
+
+use super::audit;
+use super::users::User;
+use crate::social::UserId;
+use crate::store::schema::{authkey_channels, groups, server_secrets, shares, tokens, users, web_sessions};
+use crate::store::{Store, StoreError, conflict, now};
+
+/// What a one-time or standing token is for (the `tokens.kind` column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    /// The link in a sign-up or email-change mail; the payload is the address to confirm.
+    VerifyEmail,
+    /// The link in a password-reset mail.
+    PasswordReset,
+    /// A standing API token (`Authorization: Bearer …`).
+    Api,
+}
+
+impl TokenKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::VerifyEmail => "verify_email",
+            Self::PasswordReset => "password_reset",
+            Self::Api => "api",
+        }
+    }
+}
+
+/// A user with what logging in needs.
+#[derive(Debug, Clone)]
+pub struct Account {
+    /// The user.
+    pub user: User,
+    /// Argon2id PHC string; `None` for users made by the CLI who never set a password.
+    pub password_hash: Option<String>,
+    /// Whether the address was confirmed through the mailed link.
+    pub email_verified: bool,
+}
+
+/// A fresh random token (256 bits, hex) for links, cookies and API clients.
+pub fn random_token() -> Result<String, StoreError> {
+    let mut b = [0u8; 32];
+    getrandom::getrandom(&mut b).map_err(|e| StoreError::Open {
+        url: "randomness".into(),
+        message: e.to_string(),
+    })?;
+    Ok(hex::encode(b))
+}
+
+/// What is stored for a token: its SHA-256, so the table alone opens nothing.
+pub fn token_hash(raw: &str) -> String {
+    hex::encode(Sha256::digest(raw.as_bytes()))
+}
+
+type UserCols = (i64, String, String, bool, i64, Option<String>, bool);
+
+fn account(r: UserCols) -> Account {
+    let (id, name, email, enabled, created_at, password_hash, email_verified) = r;
+    Account {
+        user: User {
+            id: UserId(id),
+            name,
+            email,
+            enabled,
+            created_at,
+        },
+        password_hash,
+        email_verified,
+    }
+}
+
+macro_rules! account_columns {
+    () => {
+        (
+            users::id,
+            users::name,
+            users::email,
+            users::enabled,
+            users::created_at,
+            users::password_hash,
+            users::email_verified,
+        )
+    };
+}
+
+/// Escapes `%`, `_` and `\` for a LIKE pattern with `ESCAPE '\'`.
+fn like_pattern(q: &str) -> String {
+    let mut p = String::with_capacity(q.len() + 2);
+    p.push('%');
+    for c in q.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
+}
+
+impl Store {
+    /// Creates an account with a password, not yet verified. A taken name or address is a
+    /// [`StoreError::Conflict`] that does not say which (no probing for addresses).
+    pub fn create_account(&self, name: &str, email: &str, password_hash: &str) -> Result<User, StoreError> {
+        let mut conn = self.conn()?;
+        conn.transaction(|conn| {
+            let id: i64 = diesel::insert_into(users::table)
+                .values((
+                    users::name.eq(name),
+                    users::email.eq(email),
+                    users::password_hash.eq(password_hash),
+                    users::created_at.eq(now()),
+                ))
+                .returning(users::id)
+                .get_result(conn)
+                .map_err(|e| {
+                    conflict(e, || {
+                        "that user name or email address is already registered".into()
+                    })
+                })?;
+            audit::record(conn, name, "user.signup", name, "")?;
+            let row: UserCols = users::table.find(id).select(account_columns!()).first(conn)?;
+            Ok(account(row).user)
+        })
+    }
+
+    /// The account whose name or email is `login`.
+    pub fn account_by_login(&self, login: &str) -> Result<Option<Account>, StoreError> {
+        let mut conn = self.conn()?;
+        Ok(users::table
+            .filter(users::name.eq(login).or(users::email.eq(login)))
+            .select(account_columns!())
+            .first::<UserCols>(&mut conn)
+            .optional()?
+            .map(account))
+    }
+
+    /// The account with id `id`.
+    pub fn account(&self, id: UserId) -> Result<Option<Account>, StoreError> {
+        let mut conn = self.conn()?;
+        Ok(users::table
+            .find(id.0)
+            .select(account_columns!())
+            .first::<UserCols>(&mut conn)
+            .optional()?
+            .map(account))
+    }
+
+    /// Replaces a password hash and ends every login session of the user but `keep`.
+    pub fn set_password(&self, user: UserId, hash: &str, keep: Option<&str>) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        conn.transaction(|conn| {
+            diesel::update(users::table.find(user.0))
+                .set(users::password_hash.eq(hash))
+                .execute(conn)?;
+            let keep = keep.map(token_hash).unwrap_or_default();
+            diesel::delete(
+                web_sessions::table
+                    .filter(web_sessions::user_id.eq(user.0))
+                    .filter(web_sessions::token_hash.ne(keep)),
+            )
+            .execute(conn)?;
+            let name: String = users::table.find(user.0).select(users::name).first(conn)?;
+            audit::record(conn, &name, "user.password", &name, "")?;
+            Ok(())
+        })
+    }
+
+    /// Marks `email` confirmed for `user`, making it the account's address if it was not.
+    pub fn confirm_email(&self, user: UserId, email: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        conn.transaction(|conn| {
+            diesel::update(users::table.find(user.0))
+                .set((users::email.eq(email), users::email_verified.eq(true)))
+                .execute(conn)
+                .map_err(|e| conflict(e, || "that email address is already registered".into()))?;
+            let name: String = users::table.find(user.0).select(users::name).first(conn)?;
+            audit::record(conn, &name, "user.email", &name, email)?;
+            Ok(())
+        })
+    }
+
+    /// Stores a new token for `user` and returns its raw value (shown or mailed once).
+    pub fn create_token(
+        &self,
+        kind: TokenKind,
+        user: UserId,
+        payload: &str,
+        ttl_secs: Option<i64>,
+    ) -> Result<String, StoreError> {
+        let raw = random_token()?;
+        let mut conn = self.conn()?;
+        let at = now();
+        diesel::insert_into(tokens::table)
+            .values((
+                tokens::token_hash.eq(token_hash(&raw)),
+                tokens::kind.eq(kind.as_str()),
+                tokens::user_id.eq(user.0),
+                tokens::payload.eq(payload),
+                tokens::created_at.eq(at),
+                tokens::expires_at.eq(ttl_secs.map(|t| at + t)),
+            ))
+            .execute(&mut conn)?;
+        Ok(raw)
+    }
+
+    /// Uses up a one-time token: its user and payload, or `None` when it is unknown,
+    /// expired or already used.
+    pub fn consume_token(&self, kind: TokenKind, raw: &str) -> Result<Option<(UserId, String)>, StoreError> {
+        let mut conn = self.conn()?;
+        let at = now();
+        let row: Option<(Option<i64>, String)> = diesel::update(
+            tokens::table
+                .filter(tokens::token_hash.eq(token_hash(raw)))
+                .filter(tokens::kind.eq(kind.as_str()))
+                .filter(tokens::used_at.is_null())
+                .filter(tokens::expires_at.is_null().or(tokens::expires_at.gt(at))),
+        )
+        .set(tokens::used_at.eq(at))
+        .returning((tokens::user_id, tokens::payload))
+        .get_result(&mut conn)
+        .optional()?;
+        Ok(row.and_then(|(u, p)| u.map(|u| (UserId(u), p))))
+    }
+
+    /// The enabled user a standing API token belongs to.
+    pub fn api_token_user(&self, raw: &str) -> Result<Option<User>, StoreError> {
+        let mut conn = self.conn()?;
+        let row: Option<UserCols> = tokens::table
+            .inner_join(users::table.on(tokens::user_id.eq(users::id.nullable())))
+            .filter(tokens::token_hash.eq(token_hash(raw)))
+            .filter(tokens::kind.eq(TokenKind::Api.as_str()))
+            .filter(tokens::used_at.is_null())
+            .filter(users::enabled.eq(true))
+            .select(account_columns!())
+            .first(&mut conn)
+            .optional()?;
+        Ok(row.map(|r| account(r).user))
+    }
+
+    /// How many standing API tokens `user` has.
+    pub fn api_token_count(&self, user: UserId) -> Result<i64, StoreError> {
+        let mut conn = self.conn()?;
+        Ok(tokens::table
+            .filter(tokens::user_id.eq(user.0))
+            .filter(tokens::kind.eq(TokenKind::Api.as_str()))
+            .filter(tokens::used_at.is_null())
+            .count()
+            .get_result(&mut conn)?)
+    }
+
+    /// Withdraws every API token of `user`.
+    pub fn revoke_api_tokens(&self, user: UserId) -> Result<usize, StoreError> {
+        let mut conn = self.conn()?;
+        Ok(diesel::update(
+            tokens::table
+                .filter(tokens::user_id.eq(user.0))
+                .filter(tokens::kind.eq(TokenKind::Api.as_str()))
+                .filter(tokens::used_at.is_null()),
+        )
+        .set(tokens::used_at.eq(now()))
+        .execute(&mut conn)?)
+    }
+
+    /// Opens a login session and returns the raw id for the cookie.
+    pub fn create_session(&self, user: UserId, ttl_secs: i64, peer: &str) -> Result<String, StoreError> {
+        let raw = random_token()?;
+        let mut conn = self.conn()?;
+        let at = now();
+        // Expired sessions are swept here, so the table stays as large as the live ones.
+        diesel::delete(web_sessions::table.filter(web_sessions::expires_at.le(at))).execute(&mut conn)?;
+        diesel::insert_into(web_sessions::table)
+            .values((
+                web_sessions::token_hash.eq(token_hash(&raw)),
+                web_sessions::user_id.eq(user.0),
+                web_sessions::created_at.eq(at),
+                web_sessions::expires_at.eq(at + ttl_secs),
+                web_sessions::peer.eq(peer),
+            ))
+            .execute(&mut conn)?;
+        Ok(raw)
+    }
+
+    /// The enabled user of a live session.
+    pub fn session_user(&self, raw: &str) -> Result<Option<User>, StoreError> {
+        let mut conn = self.conn()?;
+        let row: Option<UserCols> = web_sessions::table
+            .inner_join(users::table)
+            .filter(web_sessions::token_hash.eq(token_hash(raw)))
+            .filter(web_sessions::expires_at.gt(now()))
+            .filter(users::enabled.eq(true))
+            .select(account_columns!())
+            .first(&mut conn)
+            .optional()?;
+        Ok(row.map(|r| account(r).user))
+    }
+
+    /// Ends one login session.
+    pub fn delete_session(&self, raw: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        diesel::delete(web_sessions::table.filter(web_sessions::token_hash.eq(token_hash(raw))))
+            .execute(&mut conn)?;
+        Ok(())
+    }
+
+    /// A named server secret, created by `make` the first time it is asked for.
+    pub fn server_secret(&self, name: &str, make: impl FnOnce() -> String) -> Result<String, StoreError> {
+        let mut conn = self.conn()?;
+        diesel::insert_or_ignore_into(server_secrets::table)
+            .values((server_secrets::name.eq(name), server_secrets::value.eq(make())))
+            .execute(&mut conn)?;
+        Ok(server_secrets::table
+            .find(name)
+            .select(server_secrets::value)
+            .first(&mut conn)?)
+    }
+
+    /// Enabled users whose name contains `q`, for share and invitation forms.
+    pub fn search_users(&self, q: &str, limit: i64) -> Result<Vec<String>, StoreError> {
+        let mut conn = self.conn()?;
+        Ok(users::table
+            .filter(users::enabled.eq(true))
+            .filter(users::name.like(like_pattern(q)).escape('\\'))
+            .order(users::name)
+            .limit(limit)
+            .select(users::name)
+            .load(&mut conn)?)
+    }
+
+    /// Groups whose name or description contains `q`: (name, description).
+    pub fn search_groups(&self, q: &str, limit: i64) -> Result<Vec<(String, String)>, StoreError> {
+        let mut conn = self.conn()?;
+        let p = like_pattern(q);
+        Ok(groups::table
+            .filter(
+                groups::name
+                    .like(&p)
+                    .escape('\\')
+                    .or(groups::description.like(&p).escape('\\')),
+            )
+            .order(groups::name)
+            .limit(limit)
+            .select((groups::name, groups::description))
+            .load(&mut conn)?)
+    }
+
+    /// Channel names in use (listed by a key or shared) that contain `q`. Channel names are
+    /// tags, not owned rooms: knowing one exists gives nothing.
+    pub fn search_channels(&self, q: &str, limit: i64) -> Result<Vec<String>, StoreError> {
+        let mut conn = self.conn()?;
+        let p = like_pattern(q);
+        let mut names: Vec<String> = authkey_channels::table
+            .filter(authkey_channels::channel.like(&p).escape('\\'))
+            .select(authkey_channels::channel)
+            .distinct()
+            .limit(limit)
+            .load(&mut conn)?;
+        names.extend(
+            shares::table
+                .filter(shares::channel.like(&p).escape('\\'))
+                .select(shares::channel)
+                .distinct()
+                .limit(limit)
+                .load::<String>(&mut conn)?,
+        );
+        names.sort();
+        names.dedup();
+        names.truncate(usize::try_from(limit).unwrap_or(0));
+        Ok(names)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("t.db").to_string_lossy()).unwrap();
+        (dir, s)
+    }
+
+    #[test]
+    fn tokens_are_one_time_and_typed() {
+        let (_d, s) = store();
+        let u = s.create_account("a", "a@x.org", "h").unwrap();
+        let t = s
+            .create_token(TokenKind::VerifyEmail, u.id, "a@x.org", Some(60))
+            .unwrap();
+        assert_eq!(s.consume_token(TokenKind::PasswordReset, &t).unwrap(), None);
+        assert_eq!(
+            s.consume_token(TokenKind::VerifyEmail, &t).unwrap(),
+            Some((u.id, "a@x.org".into()))
+        );
+        assert_eq!(s.consume_token(TokenKind::VerifyEmail, &t).unwrap(), None);
+        let expired = s
+            .create_token(TokenKind::PasswordReset, u.id, "", Some(-1))
+            .unwrap();
+        assert_eq!(s.consume_token(TokenKind::PasswordReset, &expired).unwrap(), None);
+    }
+
+    #[test]
+    fn sessions_end_with_password_change_but_the_kept_one() {
+        let (_d, s) = store();
+        let u = s.create_account("a", "a@x.org", "h").unwrap();
+        let one = s.create_session(u.id, 3600, "").unwrap();
+        let two = s.create_session(u.id, 3600, "").unwrap();
+        assert_eq!(s.session_user(&one).unwrap().unwrap().id, u.id);
+        s.set_password(u.id, "h2", Some(&two)).unwrap();
+        assert!(s.session_user(&one).unwrap().is_none());
+        assert!(s.session_user(&two).unwrap().is_some());
+        s.delete_session(&two).unwrap();
+        assert!(s.session_user(&two).unwrap().is_none());
+    }
+
+    #[test]
+    fn search_escapes_like_wildcards() {
+        let (_d, s) = store();
+        s.create_account("al_ice", "a@x.org", "h").unwrap();
+        s.create_account("alxice", "b@x.org", "h").unwrap();
+        assert_eq!(s.search_users("l_i", 10).unwrap(), vec!["al_ice".to_owned()]);
+        assert_eq!(s.search_users("%", 10).unwrap(), Vec::<String>::new());
+        assert!(s.create_account("al_ice", "c@x.org", "h").is_err());
+    }
+}

@@ -1,0 +1,295 @@
+//! The JSON API under `/api/v1`: the website's operations for scripts, authenticated by a
+//! per-user token (`Authorization: Bearer TOKEN`, made on the Account page). Errors are
+//! `{"error": "..."}` with the matching status. README.md has curl examples.
+
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::State;
+use super::error::{ApiError, WebError};
+use super::routes::channel_list;
+use super::routes::shares::ShareOp;
+use super::session::{ApiUser, Viewer};
+use crate::social::ShareId;
+use crate::social::model::ShareKind;
+use crate::social::ops::{self, GranteeName};
+use crate::wire::{Channel, Ident};
+
+type ApiResult = Result<HttpResponse, ApiError>;
+
+/// The `/api/v1` scope.
+pub fn scope() -> actix_web::Scope {
+    web::scope("/api/v1")
+        .route("/me", web::get().to(me))
+        .route("/authkeys", web::get().to(list_keys))
+        .route("/authkeys", web::post().to(create_key))
+        .route("/authkeys/{ident}", web::put().to(set_key))
+        .route("/authkeys/{ident}", web::delete().to(delete_key))
+        .route("/authkeys/{ident}/{action}", web::post().to(key_action))
+        .route("/shares", web::get().to(list_shares))
+        .route("/shares", web::post().to(offer_share))
+        .route("/shares/{id}/{action}", web::post().to(share_action))
+        .route("/groups", web::get().to(list_groups))
+        .route("/groups", web::post().to(create_group))
+        .route("/groups/{name}/{action}", web::post().to(group_action))
+        .route("/logs", web::get().to(logs))
+        .route("/search", web::get().to(search))
+        .default_service(web::to(|| async {
+            HttpResponse::NotFound().json(json!({"error": "no such API endpoint"}))
+        }))
+}
+
+/// The API user as a page viewer, for the helpers the pages share.
+fn viewer(u: &ApiUser) -> Viewer {
+    Viewer {
+        user: u.0.clone(),
+        session: String::new(),
+    }
+}
+
+async fn me(u: ApiUser) -> ApiResult {
+    Ok(HttpResponse::Ok().json(json!({"name": u.0.name, "email": u.0.email, "created_at": u.0.created_at})))
+}
+
+async fn list_keys(state: State, u: ApiUser) -> ApiResult {
+    let keys = super::routes::authkeys::my_keys(&state, &viewer(&u)).await?;
+    Ok(HttpResponse::Ok().json(json!({ "authkeys": keys })))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct KeyBody {
+    publish: Vec<String>,
+    subscribe: Vec<String>,
+    comment: String,
+}
+
+fn channels(names: &[String], field: &str) -> Result<Vec<Channel>, ApiError> {
+    channel_list(&names.join(",")).map_err(|e| ApiError(WebError::BadRequest(format!("{field}: {e}"))))
+}
+
+fn ident(s: &str) -> Result<Ident, ApiError> {
+    Ident::new(s).map_err(|_| ApiError(WebError::NotFound(format!("you have no authkey {s:?}"))))
+}
+
+async fn create_key(state: State, u: ApiUser, body: web::Json<KeyBody>) -> ApiResult {
+    let b = body.into_inner();
+    let (publish, subscribe) = (
+        channels(&b.publish, "publish")?,
+        channels(&b.subscribe, "subscribe")?,
+    );
+    if publish.is_empty() && subscribe.is_empty() {
+        return Err(ApiError(WebError::BadRequest(
+            "list at least one channel in publish or subscribe".into(),
+        )));
+    }
+    if b.comment.len() > 200 {
+        return Err(ApiError(WebError::BadRequest(
+            "comment: at most 200 characters".into(),
+        )));
+    }
+    let me = u.0.clone();
+    let (ident, secret) = state
+        .apply(move |s| ops::create_key(s, &me, None, None, publish, subscribe, b.comment))
+        .await?;
+    Ok(HttpResponse::Created().json(json!({"ident": ident.as_str(), "secret": secret.expose()})))
+}
+
+async fn set_key(state: State, u: ApiUser, path: web::Path<String>, body: web::Json<KeyBody>) -> ApiResult {
+    let i = ident(&path)?;
+    let b = body.into_inner();
+    let (publish, subscribe) = (
+        channels(&b.publish, "publish")?,
+        channels(&b.subscribe, "subscribe")?,
+    );
+    let me = u.0.clone();
+    state
+        .apply(move |s| ops::set_key_channels(s, &me, &i, &publish, &subscribe))
+        .await?;
+    Ok(HttpResponse::Ok().json(json!({"ok": true})))
+}
+
+async fn delete_key(state: State, u: ApiUser, path: web::Path<String>) -> ApiResult {
+    let i = ident(&path)?;
+    let me = u.0.clone();
+    state.apply(move |s| ops::delete_key(s, &me, &i)).await?;
+    Ok(HttpResponse::Ok().json(json!({"ok": true})))
+}
+
+async fn key_action(state: State, u: ApiUser, path: web::Path<(String, String)>) -> ApiResult {
+    let (id, action) = path.into_inner();
+    let i = ident(&id)?;
+    let me = u.0.clone();
+    match action.as_str() {
+        "rotate" => {
+            let secret = state.apply(move |s| ops::rotate_key(s, &me, &i)).await?;
+            return Ok(HttpResponse::Ok().json(json!({"ident": id, "secret": secret.expose()})));
+        }
+        "disable" => {
+            state
+                .apply(move |s| ops::set_key_enabled(s, &me, &i, false))
+                .await?
+        }
+        "enable" => {
+            state
+                .apply(move |s| ops::set_key_enabled(s, &me, &i, true))
+                .await?
+        }
+        _ => {
+            return Err(ApiError(WebError::NotFound(format!(
+                "no action {action:?} on authkeys"
+            ))));
+        }
+    }
+    Ok(HttpResponse::Ok().json(json!({"ok": true})))
+}
+
+fn share_json(s: &crate::store::models::shares::ShareInfo) -> serde_json::Value {
+    json!({
+        "id": s.share.id.0,
+        "channel": s.share.channel.as_str(),
+        "from": s.from_name,
+        "to": s.to_name,
+        "type": s.share.kind.as_str(),
+        "state": s.share.state.as_str(),
+    })
+}
+
+async fn list_shares(state: State, u: ApiUser) -> ApiResult {
+    let me = u.0.clone();
+    let (out, inc) = state.db(move |s| ops::my_shares(s, &me)).await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "outgoing": out.iter().map(share_json).collect::<Vec<_>>(),
+        "incoming": inc.iter().map(share_json).collect::<Vec<_>>(),
+    })))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ShareBody {
+    channel: String,
+    to_user: Option<String>,
+    to_group: Option<String>,
+    to_everyone: bool,
+    redistribute: bool,
+}
+
+async fn offer_share(state: State, u: ApiUser, body: web::Json<ShareBody>) -> ApiResult {
+    let b = body.into_inner();
+    let channel = Channel::new(b.channel.trim())
+        .map_err(|e| ApiError(WebError::BadRequest(format!("channel: {e}"))))?;
+    let to = match (b.to_user, b.to_group, b.to_everyone) {
+        (Some(u), None, false) => GranteeName::User(u),
+        (None, Some(g), false) => GranteeName::Group(g),
+        (None, None, true) => GranteeName::Everyone,
+        _ => {
+            return Err(ApiError(WebError::BadRequest(
+                "give exactly one of to_user, to_group or to_everyone: true".into(),
+            )));
+        }
+    };
+    let kind = if b.redistribute {
+        ShareKind::Redistribute
+    } else {
+        ShareKind::Own
+    };
+    let me = u.0.clone();
+    let id = state
+        .apply(move |s| ops::offer_share(s, &me, &channel, &to, kind))
+        .await?;
+    Ok(HttpResponse::Created().json(json!({"id": id.0})))
+}
+
+async fn share_action(state: State, u: ApiUser, path: web::Path<(i64, String)>) -> ApiResult {
+    let (id, action) = path.into_inner();
+    let op = match action.as_str() {
+        "revoke" => ShareOp::Revoke,
+        "accept" => ShareOp::Answer(true),
+        "decline" => ShareOp::Answer(false),
+        "leave" => ShareOp::Leave,
+        _ => {
+            return Err(ApiError(WebError::NotFound(format!(
+                "no action {action:?} on shares"
+            ))));
+        }
+    };
+    let me = u.0.clone();
+    state.apply(move |s| op.run(s, &me, ShareId(id))).await?;
+    Ok(HttpResponse::Ok().json(json!({"ok": true})))
+}
+
+async fn list_groups(state: State, u: ApiUser) -> ApiResult {
+    let groups = super::routes::groups::my_groups(&state, &viewer(&u)).await?;
+    Ok(HttpResponse::Ok().json(json!({ "groups": groups })))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct GroupBody {
+    name: String,
+    description: String,
+    user: String,
+}
+
+async fn create_group(state: State, u: ApiUser, body: web::Json<GroupBody>) -> ApiResult {
+    let b = body.into_inner();
+    let me = u.0.clone();
+    state
+        .apply(move |s| ops::create_group(s, &me, b.name.trim(), b.description.trim()))
+        .await?;
+    Ok(HttpResponse::Created().json(json!({"ok": true})))
+}
+
+async fn group_action(
+    state: State,
+    u: ApiUser,
+    path: web::Path<(String, String)>,
+    body: Option<web::Json<GroupBody>>,
+) -> ApiResult {
+    let (g, action) = path.into_inner();
+    let who = body.map(|b| b.into_inner().user).unwrap_or_default();
+    let me = u.0.clone();
+    match action.as_str() {
+        "invite" => state.apply(move |s| ops::invite(s, &me, &g, &who)).await?,
+        "remove" => state.apply(move |s| ops::remove_member(s, &me, &g, &who)).await?,
+        "accept" => state.apply(move |s| ops::accept_invitation(s, &me, &g)).await?,
+        "decline" => state.apply(move |s| ops::decline_invitation(s, &me, &g)).await?,
+        "leave" => state.apply(move |s| ops::leave_group(s, &me, &g)).await?,
+        _ => {
+            return Err(ApiError(WebError::NotFound(format!(
+                "no action {action:?} on groups"
+            ))));
+        }
+    }
+    Ok(HttpResponse::Ok().json(json!({"ok": true})))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct LogQuery {
+    limit: Option<i64>,
+    q: String,
+}
+
+async fn logs(state: State, u: ApiUser, q: web::Query<LogQuery>) -> ApiResult {
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let id = u.0.id;
+    let entries = state.db(move |s| s.key_log_of(id, limit)).await?;
+    let list: Vec<_> = entries
+        .iter()
+        .map(|e| json!({"at": e.at, "ident": e.ident, "event": e.event, "channel": e.channel, "peer": e.peer, "detail": e.detail}))
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "entries": list })))
+}
+
+async fn search(state: State, u: ApiUser, q: web::Query<LogQuery>) -> ApiResult {
+    let text = q.into_inner().q;
+    if text.trim().is_empty() || text.len() > 200 {
+        return Err(ApiError(WebError::BadRequest(
+            "q: give 1-200 characters to search for".into(),
+        )));
+    }
+    let results = super::routes::pages::search_results(&state, &viewer(&u), text.trim()).await?;
+    Ok(HttpResponse::Ok().json(results))
+}

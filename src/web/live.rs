@@ -1,0 +1,253 @@
+//! The live channel view: a page that tails, as server-sent events, exactly the messages
+//! the viewer's keys would receive on a channel.
+//!
+//! The stream is a broker session of the viewer's own key (the first of their keys that may
+//! subscribe to the channel), registered with the Broker like a TCP client: the same ACL,
+//! the same route, the same bounded outbox and slow-consumer policy, and a revocation cuts
+//! it at once (an `error` event, then the end of the stream).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use actix_web::web::Bytes;
+use actix_web::{HttpRequest, HttpResponse, web};
+use arc_swap::ArcSwapOption;
+use base64::Engine;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use super::error::WebError;
+use super::render::Page;
+use super::routes::authkeys::receivable;
+use super::session::Viewer;
+use super::{State, WebState};
+use crate::broker::handle::{SessionHandle, SessionId};
+use crate::broker::messages::{Disconnected, Register, Subscribe};
+use crate::broker::outbox::Outbox;
+use crate::wire::{Channel, Frame};
+
+/// Bytes queued for one live view before the slow-consumer policy applies.
+pub const LIVE_OUTBOX: usize = 4 * 1024 * 1024;
+/// A comment line this often keeps proxies from closing a quiet stream.
+pub const KEEPALIVE: Duration = Duration::from_secs(15);
+/// Payload bytes shown per message; the rest is cut (and said so).
+pub const SHOWN: usize = 64 * 1024;
+
+/// `?channel=NAME` (a query, not a path segment: channel names may hold `/`).
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct ChannelQuery {
+    /// The channel.
+    pub channel: String,
+}
+
+/// `/live` without a channel lists the channels the viewer can tail; with one, the view.
+pub async fn index(
+    state: State,
+    req: HttpRequest,
+    v: Viewer,
+    q: web::Query<ChannelQuery>,
+) -> Result<HttpResponse, WebError> {
+    let channels = receivable(&state, &v);
+    let channel = q.into_inner().channel;
+    if !channel.is_empty() && !channels.contains(&channel) {
+        return Err(not_receivable(&channel));
+    }
+    Page::new(
+        "live",
+        "Live view",
+        "dashboard",
+        json!({"channel": if channel.is_empty() { Value::Null } else { json!(channel) }, "channels": channels}),
+    )
+    .render(&state, &req, Some(&v))
+}
+
+fn not_receivable(channel: &str) -> WebError {
+    WebError::NotFound(format!(
+        "none of your authkeys may subscribe to {channel:?}: add it to a key's subscribe list on the Authkeys page"
+    ))
+}
+
+/// The message as the page shows it: text, pretty JSON, or hex and base64 for binary.
+pub fn message_json(ident: &str, channel: &str, payload: &[u8]) -> Value {
+    let shown = &payload[..payload.len().min(SHOWN)];
+    let mut m = json!({
+        "ident": ident,
+        "channel": channel,
+        "size": payload.len(),
+        "truncated": payload.len() > SHOWN,
+    });
+    match std::str::from_utf8(shown) {
+        Ok(text) => match serde_json::from_str::<Value>(text) {
+            Ok(v) if v.is_object() || v.is_array() => {
+                m["encoding"] = json!("json");
+                m["text"] = json!(serde_json::to_string_pretty(&v).unwrap_or_else(|_| text.to_owned()));
+            }
+            _ => {
+                m["encoding"] = json!("text");
+                m["text"] = json!(text);
+            }
+        },
+        Err(_) => {
+            m["encoding"] = json!("binary");
+            m["hex"] = json!(hex::encode(&shown[..shown.len().min(4096)]));
+            m["base64"] = json!(base64::engine::general_purpose::STANDARD.encode(shown));
+        }
+    }
+    m
+}
+
+fn event(kind: &str, data: &Value) -> Bytes {
+    Bytes::from(format!("event: {kind}\ndata: {data}\n\n"))
+}
+
+/// Ends the broker session when the stream is dropped (the browser went away).
+struct Guard {
+    state: State,
+    id: SessionId,
+    outbox: Arc<Outbox>,
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        self.outbox.close();
+        self.state.shared.broker.do_send(Disconnected(self.id));
+    }
+}
+
+/// Registers a broker session of the viewer's key on `channel`.
+async fn open(
+    state: &WebState,
+    v: &Viewer,
+    channel: &Channel,
+    peer: SocketAddr,
+) -> Result<Arc<SessionHandle>, WebError> {
+    let acl = {
+        let table = state.shared.keys.load();
+        let mut mine: Vec<_> = table
+            .values()
+            .filter(|a| a.owner == v.user.id && a.sources(channel.as_str()).is_some())
+            .cloned()
+            .collect();
+        mine.sort_by(|a, b| a.ident.cmp(&b.ident));
+        mine.into_iter()
+            .next()
+            .ok_or_else(|| not_receivable(channel.as_str()))?
+    };
+    let id = SessionId(state.shared.next_session.fetch_add(1, Relaxed));
+    let handle = Arc::new(SessionHandle {
+        id,
+        peer,
+        ident: acl.ident.clone(),
+        outbox: Arc::new(Outbox::new(LIVE_OUTBOX)),
+        acl: ArcSwapOption::from(Some(acl)),
+        kill: CancellationToken::new(),
+        usage: Default::default(),
+    });
+    let broker = &state.shared.broker;
+    broker
+        .send(Register(Arc::clone(&handle)))
+        .await
+        .map_err(|e| WebError::Internal(e.to_string()))?;
+    let subscribed = broker
+        .send(Subscribe {
+            session: id,
+            channel: channel.clone(),
+        })
+        .await
+        .map_err(|e| WebError::Internal(e.to_string()))?;
+    if let Err(refusal) = subscribed {
+        broker.do_send(Disconnected(id));
+        return Err(WebError::Forbidden(refusal.to_string()));
+    }
+    Ok(handle)
+}
+
+/// The event stream of `/live/events?channel=…`.
+pub async fn events(
+    state: State,
+    req: HttpRequest,
+    v: Viewer,
+    q: web::Query<ChannelQuery>,
+) -> Result<HttpResponse, WebError> {
+    let name = q.into_inner().channel;
+    let channel = Channel::new(&name).map_err(|_| not_receivable(&name))?;
+    let peer = req
+        .peer_addr()
+        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let handle = open(&state, &v, &channel, peer).await?;
+    let shutdown = state.shared.shutdown.clone();
+    let guard = Guard {
+        state: state.clone(),
+        id: handle.id,
+        outbox: Arc::clone(&handle.outbox),
+    };
+    let hello = event(
+        "ready",
+        &json!({"channel": channel.as_str(), "ident": handle.ident.as_str()}),
+    );
+    let mut tick = tokio::time::interval(KEEPALIVE);
+    tick.reset();
+    let stream = futures_util::stream::unfold(
+        (guard, Some(hello), tick, Vec::new()),
+        move |(guard, first, mut tick, mut batch)| {
+            let shutdown = shutdown.clone();
+            async move {
+                if let Some(b) = first {
+                    return Some((Ok::<_, actix_web::Error>(b), (guard, None, tick, batch)));
+                }
+                let outbox = Arc::clone(&guard.outbox);
+                let out = tokio::select! {
+                    more = outbox.next_batch(&mut batch) => {
+                        if !more {
+                            return None;
+                        }
+                        let mut out = Vec::new();
+                        for raw in batch.drain(..) {
+                            match Frame::parse(&raw) {
+                                Ok(Frame::Publish { ident, channel, payload }) => {
+                                    out.extend_from_slice(&event("message", &message_json(ident.as_str(), channel.as_str(), &payload)));
+                                }
+                                Ok(Frame::Error(message)) => {
+                                    out.extend_from_slice(&event("error", &json!({"message": message})));
+                                }
+                                _ => {}
+                            }
+                        }
+                        Bytes::from(out)
+                    }
+                    _ = tick.tick() => Bytes::from_static(b": keepalive\n\n"),
+                    () = shutdown.cancelled() => return None,
+                };
+                Some((Ok(out), (guard, None, tick, batch)))
+            }
+        },
+    );
+    Ok(HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header(("Cache-Control", "no-store"))
+        .insert_header(("X-Accel-Buffering", "no"))
+        .streaming(stream))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_are_shown_by_kind() {
+        let j = message_json("k", "c", br#"{"a":1}"#);
+        assert_eq!(j["encoding"], "json");
+        assert!(j["text"].as_str().unwrap().contains("\"a\": 1"));
+        assert_eq!(message_json("k", "c", b"hello")["encoding"], "text");
+        let b = message_json("k", "c", &[0xff, 0x00, 0x10]);
+        assert_eq!(b["encoding"], "binary");
+        assert_eq!(b["hex"], "ff0010");
+        assert_eq!(b["base64"], "/wAQ");
+        let big = vec![b'a'; SHOWN + 1];
+        assert_eq!(message_json("k", "c", &big)["truncated"], true);
+    }
+}

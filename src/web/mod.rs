@@ -1,0 +1,165 @@
+//! The hpfriends website: accounts, shares and invitations, authkeys, groups, logs, search,
+//! the sharing graph, a live channel view, and the JSON API under `/api/v1`.
+//!
+//! Server-rendered (handlebars templates compiled into the binary; plain CSS and a little
+//! JS, no build step). Every write of the social model goes through `social::ops` via the
+//! SocialGraph actor's `Apply`, so its effect on live feeds applies at once. Reads go to the
+//! store on blocking threads. Every page works without JavaScript.
+
+pub mod api;
+pub mod error;
+pub mod graph_svg;
+pub mod live;
+pub mod password;
+pub mod render;
+pub mod routes;
+pub mod session;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::Addr;
+use actix_web::cookie::Key;
+use actix_web::middleware::DefaultHeaders;
+use actix_web::{App, HttpServer, web};
+use handlebars::Handlebars;
+
+use crate::broker::Shared;
+use crate::mail::Mailer;
+use crate::social::graph::{Apply, SocialGraph};
+use crate::social::ops::SocialError;
+use crate::store::Store;
+use error::WebError;
+use session::LoginThrottle;
+
+/// Everything a handler may use; shared by every worker.
+pub struct WebState {
+    /// The database (reads; writes go through `graph`).
+    pub store: Store,
+    /// Runs social operations and applies their ACL effects at once.
+    pub graph: Addr<SocialGraph>,
+    /// The broker, for the live view and live key status.
+    pub shared: Arc<Shared>,
+    /// Compiled page and mail templates.
+    pub templates: Handlebars<'static>,
+    /// Outgoing mail.
+    pub mailer: Mailer,
+    /// Signs cookies; kept in the database so restarts keep logins.
+    pub key: Key,
+    /// Links in mail start with this.
+    pub site_url: String,
+    /// Cookies get the Secure flag.
+    pub secure_cookies: bool,
+    /// How long a login lasts.
+    pub session_secs: i64,
+    /// Slows down password guessing.
+    pub logins: LoginThrottle,
+}
+
+/// How handlers receive the state.
+pub type State = web::Data<WebState>;
+
+impl WebState {
+    /// Assembles the state; reads (or creates) the cookie key from the database.
+    pub fn new(
+        store: Store,
+        graph: Addr<SocialGraph>,
+        shared: Arc<Shared>,
+        mailer: Mailer,
+        config: &crate::config::Config,
+    ) -> Result<WebState, WebError> {
+        let hex_key = store.server_secret("cookie_key", || {
+            let mut b = [0u8; 64];
+            // A failure leaves zeros, refused just below.
+            let _ = getrandom::getrandom(&mut b);
+            hex::encode(b)
+        })?;
+        let bytes = hex::decode(hex_key).map_err(|e| WebError::Internal(e.to_string()))?;
+        if bytes.len() < 64 || bytes.iter().all(|b| *b == 0) {
+            return Err(WebError::Internal("the stored cookie key is unusable".into()));
+        }
+        Ok(WebState {
+            store,
+            graph,
+            shared,
+            templates: render::templates().map_err(|e| WebError::Internal(e.to_string()))?,
+            mailer,
+            key: Key::from(&bytes),
+            site_url: config.site_url(),
+            secure_cookies: config.secure_cookies,
+            session_secs: i64::try_from(config.session_hours.saturating_mul(3600)).unwrap_or(i64::MAX),
+            logins: LoginThrottle::new(5, 30, Duration::from_secs(15 * 60)),
+        })
+    }
+
+    /// Runs blocking store work (reads, and writes outside the social graph) on the
+    /// blocking pool.
+    pub async fn db<T: Send + 'static, E: Into<WebError> + Send + 'static>(
+        &self,
+        f: impl FnOnce(&Store) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, WebError> {
+        let store = self.store.clone();
+        web::block(move || f(&store)).await?.map_err(Into::into)
+    }
+
+    /// Runs a social operation through the SocialGraph actor (ACL effects apply at once).
+    pub async fn apply<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&Store) -> Result<T, SocialError> + Send + 'static,
+    ) -> Result<T, SocialError> {
+        self.graph
+            .send(Apply(Box::new(op)))
+            .await
+            .map_err(|e| SocialError::Internal(e.to_string()))?
+    }
+}
+
+/// Security headers on every response: no framing, no sniffing, scripts and styles only
+/// from this site.
+pub fn security_headers() -> DefaultHeaders {
+    DefaultHeaders::new()
+        .add((
+            "Content-Security-Policy",
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; \
+             connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'",
+        ))
+        .add(("X-Content-Type-Options", "nosniff"))
+        .add(("X-Frame-Options", "DENY"))
+        .add(("Referrer-Policy", "same-origin"))
+}
+
+/// Every route of the site and the API, for `App::configure` (the server and the tests).
+pub fn configure(state: State) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |cfg: &mut web::ServiceConfig| {
+        cfg.app_data(state)
+            .app_data(web::PayloadConfig::new(session::FORM_LIMIT))
+            .app_data(
+                web::JsonConfig::default()
+                    .limit(session::FORM_LIMIT)
+                    .error_handler(|err, _| {
+                        let body = serde_json::json!({ "error": format!("unreadable JSON body: {err}") });
+                        actix_web::error::InternalError::from_response(
+                            err,
+                            actix_web::HttpResponse::BadRequest().json(body),
+                        )
+                        .into()
+                    }),
+            )
+            .service(api::scope())
+            .configure(routes::configure);
+    }
+}
+
+/// Serves the website on `listener` until the returned server is stopped.
+pub fn start(state: State, listener: std::net::TcpListener) -> std::io::Result<actix_web::dev::Server> {
+    let server = HttpServer::new(move || {
+        App::new()
+            .wrap(security_headers())
+            .configure(configure(state.clone()))
+    })
+    .workers(2)
+    .disable_signals()
+    .listen(listener)?
+    .run();
+    Ok(server)
+}

@@ -1,0 +1,265 @@
+//! Pages: handlebars templates compiled into the binary, one layout around every page, the
+//! CSRF cookie set where a page needs it, and small formatting helpers.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse};
+use handlebars::Handlebars;
+use serde_json::{Value, json};
+
+use super::WebState;
+use super::error::WebError;
+use super::session::{CSRF_COOKIE, Viewer, csrf_token, signed};
+
+/// Every template, by name (pages, the layout, and mails under `mail/`).
+pub const TEMPLATES: &[(&str, &str)] = &[
+    ("layout", include_str!("../../templates/layout.hbs")),
+    ("home", include_str!("../../templates/home.hbs")),
+    ("dashboard", include_str!("../../templates/dashboard.hbs")),
+    ("signup", include_str!("../../templates/signup.hbs")),
+    ("login", include_str!("../../templates/login.hbs")),
+    ("message", include_str!("../../templates/message.hbs")),
+    ("reset_request", include_str!("../../templates/reset_request.hbs")),
+    ("reset", include_str!("../../templates/reset.hbs")),
+    ("account", include_str!("../../templates/account.hbs")),
+    ("shares", include_str!("../../templates/shares.hbs")),
+    (
+        "shared_with_me",
+        include_str!("../../templates/shared_with_me.hbs"),
+    ),
+    ("authkeys", include_str!("../../templates/authkeys.hbs")),
+    ("secret", include_str!("../../templates/secret.hbs")),
+    ("groups", include_str!("../../templates/groups.hbs")),
+    ("logs", include_str!("../../templates/logs.hbs")),
+    ("search", include_str!("../../templates/search.hbs")),
+    ("graph", include_str!("../../templates/graph.hbs")),
+    ("live", include_str!("../../templates/live.hbs")),
+    ("mail/verify", include_str!("../../templates/mail/verify.hbs")),
+    ("mail/reset", include_str!("../../templates/mail/reset.hbs")),
+    ("mail/share", include_str!("../../templates/mail/share.hbs")),
+    ("mail/group", include_str!("../../templates/mail/group.hbs")),
+];
+
+/// Static files, by name: (content type, body).
+pub const ASSETS: &[(&str, &str, &str)] = &[
+    (
+        "style.css",
+        "text/css; charset=utf-8",
+        include_str!("../../assets/style.css"),
+    ),
+    (
+        "app.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/app.js"),
+    ),
+    (
+        "live.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/live.js"),
+    ),
+];
+
+/// Compiles every template once, at start.
+pub fn templates() -> Result<Handlebars<'static>, handlebars::TemplateError> {
+    let mut h = Handlebars::new();
+    h.set_dev_mode(false);
+    for (name, text) in TEMPLATES {
+        h.register_template_string(name, *text)?;
+    }
+    // Mails are plain text: no HTML escaping there.
+    Ok(h)
+}
+
+/// Renders a mail body (plain text, no escaping).
+pub fn mail_text(state: &WebState, name: &str, ctx: &Value) -> Result<String, WebError> {
+    let mut h = state.templates.clone();
+    h.register_escape_fn(handlebars::no_escape);
+    h.render(name, ctx).map_err(|e| WebError::Internal(e.to_string()))
+}
+
+/// One page: the template's body inside the layout, with the menu, the viewer and a fresh
+/// or kept CSRF token.
+pub struct Page<'a> {
+    /// The template.
+    pub template: &'a str,
+    /// Window title.
+    pub title: &'a str,
+    /// Which menu entry is current.
+    pub nav: &'a str,
+    /// The template's data.
+    pub ctx: Value,
+    /// 200 unless a form was refused (422) or similar.
+    pub status: StatusCode,
+}
+
+impl<'a> Page<'a> {
+    /// A page answered with 200.
+    pub fn new(template: &'a str, title: &'a str, nav: &'a str, ctx: Value) -> Self {
+        Self {
+            template,
+            title,
+            nav,
+            ctx,
+            status: StatusCode::OK,
+        }
+    }
+
+    /// Answers with another status (422 for a refused form).
+    pub fn status(mut self, status: StatusCode) -> Self {
+        self.status = status;
+        self
+    }
+
+    /// Renders for `viewer`.
+    pub fn render(
+        self,
+        state: &WebState,
+        req: &HttpRequest,
+        viewer: Option<&Viewer>,
+    ) -> Result<HttpResponse, WebError> {
+        let (csrf, fresh) = csrf_token(state, req)?;
+        let mut ctx = self.ctx;
+        if let Value::Object(m) = &mut ctx {
+            m.insert("csrf".into(), json!(csrf));
+            m.insert("me".into(), json!(viewer.map(|v| v.user.name.clone())));
+        }
+        let body = state
+            .templates
+            .render(self.template, &ctx)
+            .map_err(|e| WebError::Internal(format!("template {}: {e}", self.template)))?;
+        let ok = req
+            .query_string()
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("ok="))
+            .and_then(flash);
+        let nav: Vec<Value> = MENU
+            .iter()
+            .map(|(key, href, label)| json!({"href": href, "label": label, "current": *key == self.nav}))
+            .collect();
+        let page = state
+            .templates
+            .render(
+                "layout",
+                &json!({
+                    "title": self.title,
+                    "body": body,
+                    "me": viewer.map(|v| v.user.name.clone()),
+                    "nav": nav,
+                    "csrf": csrf,
+                    "flash": ok,
+                }),
+            )
+            .map_err(|e| WebError::Internal(format!("layout: {e}")))?;
+        let mut res = HttpResponse::build(self.status);
+        res.content_type("text/html; charset=utf-8")
+            .insert_header(("Cache-Control", "no-store"));
+        if fresh {
+            res.cookie(signed(
+                state,
+                super::session::cookie(state, CSRF_COOKIE, csrf, None),
+            ));
+        }
+        Ok(res.body(page))
+    }
+}
+
+/// The menu, as hpfriends had it: (key, link, label).
+pub const MENU: &[(&str, &str, &str)] = &[
+    ("dashboard", "/", "Dashboard"),
+    ("shares", "/shares", "Shares"),
+    ("shared", "/shared-with-me", "Shared with me"),
+    ("authkeys", "/authkeys", "Authkeys"),
+    ("groups", "/groups", "Groups"),
+    ("logs", "/logs", "Logs"),
+    ("search", "/search", "Search"),
+    ("graph", "/graph", "Graph"),
+    ("account", "/account", "Account"),
+];
+
+/// The fixed confirmation lines a redirect may ask for (`?ok=CODE`): a code, never text
+/// from the URL, so a link cannot put words in the site's mouth.
+pub fn flash(code: &str) -> Option<&'static str> {
+    Some(match code {
+        "share-offered" => "Share offered. The grantee has been sent an invitation.",
+        "share-everyone" => "Shared with everyone. It is live now.",
+        "share-revoked" => "Share revoked. It stopped carrying data at once.",
+        "share-accepted" => "Share accepted. Your keys receive it now.",
+        "share-declined" => "Share declined.",
+        "share-left" => "You left the share. Your keys no longer receive it.",
+        "key-updated" => "Authkey updated.",
+        "key-disabled" => "Authkey disabled. Its connections were closed.",
+        "key-enabled" => "Authkey enabled.",
+        "key-deleted" => "Authkey deleted. Its connections were closed.",
+        "group-created" => "Group created.",
+        "group-invited" => "Invitation sent.",
+        "group-joined" => "You joined the group.",
+        "group-declined" => "Invitation declined.",
+        "group-left" => "You left the group.",
+        "group-removed" => "Member removed.",
+        "password" => "Password changed. Your other sessions were logged out.",
+        "email" => "We sent a confirmation link to the new address.",
+        "verified" => "Email address confirmed. Welcome!",
+        "token-revoked" => "API tokens revoked.",
+        "logged-out" => "You are logged out.",
+        "reset-sent" => "If that account exists, a reset link is on its way.",
+        _ => return None,
+    })
+}
+
+/// Unix seconds as `YYYY-MM-DD HH:MM:SS UTC`.
+pub fn time(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// A byte count for people.
+pub fn bytes(n: i64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = u64::try_from(n).unwrap_or(0);
+    let mut unit = 0;
+    let mut frac = 0;
+    while v >= 1024 && unit < UNITS.len() - 1 {
+        frac = (v % 1024) * 10 / 1024;
+        v /= 1024;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{v} B")
+    } else {
+        format!("{v}.{frac} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats() {
+        assert_eq!(time(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(time(1_795_000_000), "2026-11-18 07:06:40 UTC");
+        assert_eq!(bytes(512), "512 B");
+        assert_eq!(bytes(1536), "1.5 KiB");
+        assert!(flash("<script>").is_none());
+    }
+
+    #[test]
+    fn every_template_compiles() {
+        templates().unwrap();
+    }
+}

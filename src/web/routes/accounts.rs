@@ -1,0 +1,535 @@
+//! Accounts: sign up with a mailed confirmation link, log in and out, password reset by
+//! mail, account settings (password, email, API tokens).
+//!
+//! Login answers the same for an unknown user and a wrong password, takes the same time for
+//! both, and is throttled per account and per address.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{FieldErrors, see_other};
+use crate::social::ops;
+use crate::store::models::accounts::TokenKind;
+use crate::web::error::WebError;
+use crate::web::password;
+use crate::web::render::{Page, mail_text, time};
+use crate::web::session::{CsrfForm, MaybeViewer, SESSION_COOKIE, Viewer, cookie, signed};
+use crate::web::{State, WebState};
+
+/// How long a mailed confirmation link works.
+const VERIFY_TTL: i64 = 48 * 3600;
+/// How long a password-reset link works.
+const RESET_TTL: i64 = 3600;
+
+/// Account routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/signup", web::get().to(signup_page))
+        .route("/signup", web::post().to(signup))
+        .route("/verify/{token}", web::get().to(verify))
+        .route("/login", web::get().to(login_page))
+        .route("/login", web::post().to(login))
+        .route("/logout", web::post().to(logout))
+        .route("/reset", web::get().to(reset_request_page))
+        .route("/reset", web::post().to(reset_request))
+        .route("/reset/{token}", web::get().to(reset_page))
+        .route("/reset/{token}", web::post().to(reset))
+        .route("/account", web::get().to(account_page))
+        .route("/account/password", web::post().to(change_password))
+        .route("/account/email", web::post().to(change_email))
+        .route("/account/api-token", web::post().to(create_api_token))
+        .route("/account/api-token/revoke", web::post().to(revoke_api_tokens));
+}
+
+fn peer(req: &HttpRequest) -> Option<std::net::IpAddr> {
+    req.peer_addr().map(|a| a.ip())
+}
+
+/// Opens a session for `user` and answers with its cookie and a redirect.
+async fn log_in(
+    state: &WebState,
+    req: &HttpRequest,
+    user: crate::social::UserId,
+    to: &str,
+    ok: Option<&str>,
+) -> Result<HttpResponse, WebError> {
+    let ttl = state.session_secs;
+    let addr = peer(req).map(|a| a.to_string()).unwrap_or_default();
+    let raw = state.db(move |s| s.create_session(user, ttl, &addr)).await?;
+    let mut res = see_other(to, ok);
+    res.add_cookie(&signed(state, cookie(state, SESSION_COOKIE, raw, Some(ttl))))
+        .map_err(|e| WebError::Internal(e.to_string()))?;
+    // A new CSRF token for the new session: one seen before login is worth nothing after.
+    res.add_removal_cookie(&cookie(
+        state,
+        crate::web::session::CSRF_COOKIE,
+        String::new(),
+        None,
+    ))
+    .map_err(|e| WebError::Internal(e.to_string()))?;
+    Ok(res)
+}
+
+/// Queues a mail rendered from `template`; a failure is logged (the mailer counts it).
+pub fn mail(state: &WebState, to: &str, subject: &str, template: &str, ctx: &serde_json::Value) {
+    match mail_text(state, template, ctx) {
+        Ok(text) => {
+            if let Err(e) = state.mailer.send(to, subject, &text) {
+                tracing::warn!(%to, "mail not queued: {e}");
+            }
+        }
+        Err(e) => tracing::error!("mail template {template}: {}", e.log_text()),
+    }
+}
+
+// ----- sign up -----
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct SignupForm {
+    name: String,
+    email: String,
+    password: String,
+    password2: String,
+}
+
+async fn signup_page(state: State, req: HttpRequest, v: MaybeViewer) -> Result<HttpResponse, WebError> {
+    if v.0.is_some() {
+        return Ok(see_other("/", None));
+    }
+    Page::new("signup", "Sign up", "", json!({"form": {}, "errors": {}})).render(&state, &req, None)
+}
+
+async fn signup(
+    state: State,
+    req: HttpRequest,
+    form: CsrfForm<SignupForm>,
+) -> Result<HttpResponse, WebError> {
+    let f = form.0;
+    let name = f.name.trim().to_owned();
+    let email = f.email.trim().to_owned();
+    let mut errors = FieldErrors::default();
+    if !ops::valid_name(&name) {
+        errors.add("name", "use 1-64 letters, digits, '.', '_' or '-'");
+    }
+    if !valid_email(&email) {
+        errors.add("email", "enter an email address like name@example.org");
+    }
+    if let Some(w) = password::weakness(&f.password, &name) {
+        errors.add("password", w);
+    }
+    if f.password != f.password2 {
+        errors.add("password2", "the two passwords differ");
+    }
+    let refuse = |errors: FieldErrors| {
+        Page::new(
+            "signup",
+            "Sign up",
+            "",
+            json!({"form": {"name": name, "email": email}, "errors": errors.to_json()}),
+        )
+        .status(StatusCode::UNPROCESSABLE_ENTITY)
+        .render(&state, &req, None)
+    };
+    if !errors.is_empty() {
+        return refuse(errors);
+    }
+    let hash = password::hash(f.password).await?;
+    let (n, e) = (name.clone(), email.clone());
+    let user = match state.db(move |s| s.create_account(&n, &e, &hash)).await {
+        Ok(u) => u,
+        Err(WebError::BadRequest(m)) => {
+            let mut errors = FieldErrors::default();
+            errors.add("name", m);
+            return refuse(errors);
+        }
+        Err(e) => return Err(e),
+    };
+    send_verification(&state, &user.name, user.id, &user.email).await?;
+    Page::new(
+        "message",
+        "Check your email",
+        "",
+        json!({
+            "heading": "Check your email",
+            "text": format!("We sent a confirmation link to {}. Open it to activate your account; it works for 48 hours.", user.email),
+        }),
+    )
+    .render(&state, &req, None)
+}
+
+async fn send_verification(
+    state: &WebState,
+    name: &str,
+    user: crate::social::UserId,
+    email: &str,
+) -> Result<(), WebError> {
+    let e = email.to_owned();
+    let token = state
+        .db(move |s| s.create_token(TokenKind::VerifyEmail, user, &e, Some(VERIFY_TTL)))
+        .await?;
+    let link = format!("{}/verify/{token}", state.site_url);
+    mail(
+        state,
+        email,
+        "Confirm your hpfriends email address",
+        "mail/verify",
+        &json!({"name": name, "link": link}),
+    );
+    Ok(())
+}
+
+/// Whether `email` looks like an address (the mail server has the last word).
+pub fn valid_email(email: &str) -> bool {
+    let Some((local, domain)) = email.rsplit_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && email.len() <= 254
+        && !email
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | ',' | '"'))
+}
+
+async fn verify(state: State, req: HttpRequest, token: web::Path<String>) -> Result<HttpResponse, WebError> {
+    let t = token.into_inner();
+    let Some((user, email)) = state
+        .db(move |s| s.consume_token(TokenKind::VerifyEmail, &t))
+        .await?
+    else {
+        return Page::new(
+            "message",
+            "Link expired",
+            "",
+            json!({"heading": "This link has expired or was used already", "text": "Log in, or ask for a new link with a password reset."}),
+        )
+        .status(StatusCode::NOT_FOUND)
+        .render(&state, &req, None);
+    };
+    state.db(move |s| s.confirm_email(user, &email)).await?;
+    log_in(&state, &req, user, "/", Some("verified")).await
+}
+
+// ----- log in and out -----
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct LoginForm {
+    login: String,
+    password: String,
+}
+
+async fn login_page(state: State, req: HttpRequest, v: MaybeViewer) -> Result<HttpResponse, WebError> {
+    if v.0.is_some() {
+        return Ok(see_other("/", None));
+    }
+    Page::new("login", "Log in", "", json!({"form": {}, "errors": {}})).render(&state, &req, None)
+}
+
+async fn login(state: State, req: HttpRequest, form: CsrfForm<LoginForm>) -> Result<HttpResponse, WebError> {
+    let f = form.0;
+    let login = f.login.trim().to_owned();
+    let ip = peer(&req);
+    let refuse = |status: StatusCode, message: &str| {
+        Page::new(
+            "login",
+            "Log in",
+            "",
+            json!({"form": {"login": login}, "errors": {"form": message}}),
+        )
+        .status(status)
+        .render(&state, &req, None)
+    };
+    if !state.logins.allowed(&login, ip) {
+        return refuse(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many failed logins. Wait 15 minutes, or reset your password.",
+        );
+    }
+    let l = login.clone();
+    let account = state.db(move |s| s.account_by_login(&l)).await?;
+    let stored = account.as_ref().and_then(|a| a.password_hash.clone());
+    let ok = password::verify(f.password, stored).await?;
+    let Some(account) = account.filter(|a| ok && a.user.enabled) else {
+        state.logins.failed(&login, ip);
+        return refuse(StatusCode::UNAUTHORIZED, "Unknown user or wrong password.");
+    };
+    if !account.email_verified {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "Confirm your email address first: open the link we mailed you (or reset your password to get a new one).",
+        );
+    }
+    state.logins.succeeded(&login);
+    log_in(&state, &req, account.user.id, "/", None).await
+}
+
+async fn logout(
+    state: State,
+    v: Viewer,
+    _form: CsrfForm<serde::de::IgnoredAny>,
+) -> Result<HttpResponse, WebError> {
+    let raw = v.session.clone();
+    state.db(move |s| s.delete_session(&raw)).await?;
+    let mut res = see_other("/login", Some("logged-out"));
+    res.add_removal_cookie(&cookie(&state, SESSION_COOKIE, String::new(), None))
+        .map_err(|e| WebError::Internal(e.to_string()))?;
+    Ok(res)
+}
+
+// ----- password reset -----
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ResetRequestForm {
+    login: String,
+}
+
+async fn reset_request_page(state: State, req: HttpRequest) -> Result<HttpResponse, WebError> {
+    Page::new(
+        "reset_request",
+        "Reset password",
+        "",
+        json!({"form": {}, "errors": {}}),
+    )
+    .render(&state, &req, None)
+}
+
+async fn reset_request(
+    state: State,
+    req: HttpRequest,
+    form: CsrfForm<ResetRequestForm>,
+) -> Result<HttpResponse, WebError> {
+    let login = form.0.login.trim().to_owned();
+    if login.is_empty() {
+        return Page::new(
+            "reset_request",
+            "Reset password",
+            "",
+            json!({"form": {}, "errors": {"login": "enter your user name or email address"}}),
+        )
+        .status(StatusCode::UNPROCESSABLE_ENTITY)
+        .render(&state, &req, None);
+    }
+    // Throttled like logins, so the form cannot be used to flood someone's mailbox.
+    if !state.logins.allowed(&format!("reset:{login}"), peer(&req)) {
+        return Err(WebError::Throttled);
+    }
+    state.logins.failed(&format!("reset:{login}"), peer(&req));
+    let l = login.clone();
+    if let Some(a) = state
+        .db(move |s| s.account_by_login(&l))
+        .await?
+        .filter(|a| a.user.enabled)
+    {
+        let user = a.user.id;
+        let token = state
+            .db(move |s| s.create_token(TokenKind::PasswordReset, user, "", Some(RESET_TTL)))
+            .await?;
+        let link = format!("{}/reset/{token}", state.site_url);
+        mail(
+            &state,
+            &a.user.email,
+            "Reset your hpfriends password",
+            "mail/reset",
+            &json!({"name": a.user.name, "link": link}),
+        );
+    }
+    // The same answer whether or not the account exists.
+    Ok(see_other("/login", Some("reset-sent")))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ResetForm {
+    password: String,
+    password2: String,
+}
+
+async fn reset_page(
+    state: State,
+    req: HttpRequest,
+    token: web::Path<String>,
+) -> Result<HttpResponse, WebError> {
+    Page::new(
+        "reset",
+        "Choose a new password",
+        "",
+        json!({"token": token.into_inner(), "errors": {}}),
+    )
+    .render(&state, &req, None)
+}
+
+async fn reset(
+    state: State,
+    req: HttpRequest,
+    token: web::Path<String>,
+    form: CsrfForm<ResetForm>,
+) -> Result<HttpResponse, WebError> {
+    let token = token.into_inner();
+    let f = form.0;
+    let mut errors = FieldErrors::default();
+    if let Some(w) = password::weakness(&f.password, "") {
+        errors.add("password", w);
+    }
+    if f.password != f.password2 {
+        errors.add("password2", "the two passwords differ");
+    }
+    if !errors.is_empty() {
+        return Page::new(
+            "reset",
+            "Choose a new password",
+            "",
+            json!({"token": token, "errors": errors.to_json()}),
+        )
+        .status(StatusCode::UNPROCESSABLE_ENTITY)
+        .render(&state, &req, None);
+    }
+    // Hash first: the token is used up only when the new password can be stored.
+    let hash = password::hash(f.password).await?;
+    let Some((user, _)) = state
+        .db(move |s| s.consume_token(TokenKind::PasswordReset, &token))
+        .await?
+    else {
+        return Err(WebError::NotFound(
+            "this reset link has expired or was used already; ask for a new one".into(),
+        ));
+    };
+    state
+        .db(move |s| -> Result<_, crate::store::StoreError> {
+            s.set_password(user, &hash, None)?;
+            // The link reached the mailbox: that confirms the address too.
+            let email = s.account(user)?.map(|a| a.user.email).unwrap_or_default();
+            s.confirm_email(user, &email)
+        })
+        .await?;
+    log_in(&state, &req, user, "/", Some("password")).await
+}
+
+// ----- account settings -----
+
+async fn account_ctx(state: &WebState, v: &Viewer) -> Result<serde_json::Value, WebError> {
+    let id = v.user.id;
+    let (account, tokens) = state
+        .db(move |s| -> Result<_, crate::store::StoreError> { Ok((s.account(id)?, s.api_token_count(id)?)) })
+        .await?;
+    let verified = account.is_some_and(|a| a.email_verified);
+    Ok(json!({
+        "name": v.user.name,
+        "email": v.user.email,
+        "verified": verified,
+        "since": time(v.user.created_at),
+        "api_tokens": tokens,
+        "errors": {},
+        "new_token": null,
+    }))
+}
+
+async fn account_page(state: State, req: HttpRequest, v: Viewer) -> Result<HttpResponse, WebError> {
+    let ctx = account_ctx(&state, &v).await?;
+    Page::new("account", "Account", "account", ctx).render(&state, &req, Some(&v))
+}
+
+async fn refuse_account(
+    state: &WebState,
+    req: &HttpRequest,
+    v: &Viewer,
+    errors: &FieldErrors,
+) -> Result<HttpResponse, WebError> {
+    let mut ctx = account_ctx(state, v).await?;
+    ctx["errors"] = errors.to_json();
+    Page::new("account", "Account", "account", ctx)
+        .status(StatusCode::UNPROCESSABLE_ENTITY)
+        .render(state, req, Some(v))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct PasswordForm {
+    current: String,
+    password: String,
+    password2: String,
+}
+
+async fn change_password(
+    state: State,
+    req: HttpRequest,
+    v: Viewer,
+    form: CsrfForm<PasswordForm>,
+) -> Result<HttpResponse, WebError> {
+    let f = form.0;
+    let id = v.user.id;
+    let stored = state
+        .db(move |s| s.account(id))
+        .await?
+        .and_then(|a| a.password_hash);
+    let mut errors = FieldErrors::default();
+    if !password::verify(f.current, stored).await? {
+        errors.add("current", "this is not your current password");
+    }
+    if let Some(w) = password::weakness(&f.password, &v.user.name) {
+        errors.add("password", w);
+    }
+    if f.password != f.password2 {
+        errors.add("password2", "the two passwords differ");
+    }
+    if !errors.is_empty() {
+        return refuse_account(&state, &req, &v, &errors).await;
+    }
+    let hash = password::hash(f.password).await?;
+    let keep = v.session.clone();
+    state.db(move |s| s.set_password(id, &hash, Some(&keep))).await?;
+    Ok(see_other("/account", Some("password")))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct EmailForm {
+    email: String,
+}
+
+async fn change_email(
+    state: State,
+    req: HttpRequest,
+    v: Viewer,
+    form: CsrfForm<EmailForm>,
+) -> Result<HttpResponse, WebError> {
+    let email = form.0.email.trim().to_owned();
+    if !valid_email(&email) {
+        let mut errors = FieldErrors::default();
+        errors.add("email", "enter an email address like name@example.org");
+        return refuse_account(&state, &req, &v, &errors).await;
+    }
+    // The address changes only when the link mailed to it is opened.
+    send_verification(&state, &v.user.name, v.user.id, &email).await?;
+    Ok(see_other("/account", Some("email")))
+}
+
+async fn create_api_token(
+    state: State,
+    req: HttpRequest,
+    v: Viewer,
+    _form: CsrfForm<serde::de::IgnoredAny>,
+) -> Result<HttpResponse, WebError> {
+    let id = v.user.id;
+    let token = state
+        .db(move |s| s.create_token(TokenKind::Api, id, "", None))
+        .await?;
+    let mut ctx = account_ctx(&state, &v).await?;
+    ctx["new_token"] = json!(token);
+    Page::new("account", "Account", "account", ctx).render(&state, &req, Some(&v))
+}
+
+async fn revoke_api_tokens(
+    state: State,
+    v: Viewer,
+    _form: CsrfForm<serde::de::IgnoredAny>,
+) -> Result<HttpResponse, WebError> {
+    let id = v.user.id;
+    state.db(move |s| s.revoke_api_tokens(id)).await?;
+    Ok(see_other("/account", Some("token-revoked")))
+}

@@ -1,0 +1,280 @@
+//! *Authkeys*: create (ident and secret generated, the secret shown once with a copy
+//! button), publish and subscribe lists, rotate, disable, delete; per-key traffic, last use
+//! and whether it is connected now.
+
+use std::collections::HashSet;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{FieldErrors, channel_list, channels_text, see_other};
+use crate::broker::messages::LiveSessions;
+use crate::social::ops;
+use crate::store::StoreError;
+use crate::web::error::WebError;
+use crate::web::render::{Page, bytes, time};
+use crate::web::session::{CsrfForm, Viewer};
+use crate::web::{State, WebState};
+use crate::wire::{Ident, Secret};
+
+/// Authkey routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/authkeys", web::get().to(page))
+        .route("/authkeys", web::post().to(create))
+        .route("/authkeys/{ident}/{action}", web::post().to(act));
+}
+
+/// Longest comment kept on a key.
+const MAX_COMMENT: usize = 200;
+
+/// The viewer's keys with their traffic and live state, as JSON for pages and the API.
+pub async fn my_keys(state: &WebState, v: &Viewer) -> Result<Vec<Value>, WebError> {
+    let (me, id) = (v.user.name.clone(), v.user.id);
+    let (keys, usage) = state
+        .db(move |s| -> Result<_, StoreError> {
+            let keys: Vec<_> = s.authkeys()?.into_iter().filter(|k| k.owner == me).collect();
+            Ok((keys, s.key_usage_of(id)?))
+        })
+        .await?;
+    let idents: Vec<Ident> = keys.iter().map(|k| k.ident.clone()).collect();
+    let live = state
+        .shared
+        .broker
+        .send(LiveSessions(idents))
+        .await
+        .unwrap_or_default();
+    Ok(keys
+        .iter()
+        .map(|k| {
+            let u = usage.get(k.ident.as_str()).cloned().unwrap_or_default();
+            let peers: Vec<String> = live
+                .iter()
+                .filter(|(i, _)| *i == k.ident)
+                .map(|(_, p)| p.to_string())
+                .collect();
+            json!({
+                "ident": k.ident.as_str(),
+                "enabled": k.enabled,
+                "publish": channels_text(&k.publish),
+                "subscribe": channels_text(&k.subscribe),
+                "publish_list": k.publish.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
+                "subscribe_list": k.subscribe.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
+                "comment": k.comment,
+                "created": time(k.created_at),
+                "messages_published": u.messages_published,
+                "bytes_published": bytes(u.bytes_published),
+                "messages_received": u.messages_received,
+                "bytes_received": bytes(u.bytes_received),
+                "last_seen": u.last_seen_at.map(time),
+                "last_peer": u.last_peer,
+                "connected": peers,
+            })
+        })
+        .collect())
+}
+
+async fn render_page(
+    state: &WebState,
+    req: &HttpRequest,
+    v: &Viewer,
+    form: Value,
+    errors: &FieldErrors,
+    status: StatusCode,
+) -> Result<HttpResponse, WebError> {
+    let keys = my_keys(state, v).await?;
+    Page::new(
+        "authkeys",
+        "Authkeys",
+        "authkeys",
+        json!({"keys": keys, "form": form, "errors": errors.to_json()}),
+    )
+    .status(status)
+    .render(state, req, Some(v))
+}
+
+async fn page(state: State, req: HttpRequest, v: Viewer) -> Result<HttpResponse, WebError> {
+    render_page(
+        &state,
+        &req,
+        &v,
+        json!({}),
+        &FieldErrors::default(),
+        StatusCode::OK,
+    )
+    .await
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct KeyForm {
+    publish: String,
+    subscribe: String,
+    comment: String,
+}
+
+/// Parses both channel lists and the comment, naming the field at fault.
+fn parse_key_form(
+    f: &KeyForm,
+) -> Result<(Vec<crate::wire::Channel>, Vec<crate::wire::Channel>), FieldErrors> {
+    let mut errors = FieldErrors::default();
+    let publish = channel_list(&f.publish)
+        .map_err(|e| errors.add("publish", e))
+        .ok();
+    let subscribe = channel_list(&f.subscribe)
+        .map_err(|e| errors.add("subscribe", e))
+        .ok();
+    if f.comment.len() > MAX_COMMENT {
+        errors.add("comment", format!("at most {MAX_COMMENT} characters"));
+    }
+    match (publish, subscribe) {
+        (Some(p), Some(s)) if errors.is_empty() => {
+            if p.is_empty() && s.is_empty() {
+                errors.add(
+                    "publish",
+                    "list at least one channel to publish on or subscribe to",
+                );
+                return Err(errors);
+            }
+            Ok((p, s))
+        }
+        _ => Err(errors),
+    }
+}
+
+async fn create(
+    state: State,
+    req: HttpRequest,
+    v: Viewer,
+    form: CsrfForm<KeyForm>,
+) -> Result<HttpResponse, WebError> {
+    let f = form.0;
+    let (publish, subscribe) = match parse_key_form(&f) {
+        Ok(x) => x,
+        Err(errors) => {
+            let form = json!({"publish": f.publish, "subscribe": f.subscribe, "comment": f.comment});
+            return render_page(&state, &req, &v, form, &errors, StatusCode::UNPROCESSABLE_ENTITY).await;
+        }
+    };
+    let me = v.user.clone();
+    let comment = f.comment.trim().to_owned();
+    let (ident, secret) = state
+        .apply(move |s| ops::create_key(s, &me, None, None, publish, subscribe, comment))
+        .await?;
+    secret_page(&state, &req, &v, &ident, &secret, true)
+}
+
+/// The one time a secret is shown: with a copy button and ready-to-run client commands.
+fn secret_page(
+    state: &WebState,
+    req: &HttpRequest,
+    v: &Viewer,
+    ident: &Ident,
+    secret: &Secret,
+    new: bool,
+) -> Result<HttpResponse, WebError> {
+    let port = state.shared.config.listen.port();
+    Page::new(
+        "secret",
+        "Authkey secret",
+        "authkeys",
+        json!({"ident": ident.as_str(), "secret": secret.expose(), "new": new, "port": port}),
+    )
+    .render(state, req, Some(v))
+}
+
+async fn act(
+    state: State,
+    req: HttpRequest,
+    v: Viewer,
+    path: web::Path<(String, String)>,
+    form: CsrfForm<KeyForm>,
+) -> Result<HttpResponse, WebError> {
+    let (ident, action) = path.into_inner();
+    let ident =
+        Ident::new(&ident).map_err(|_| WebError::NotFound(format!("you have no authkey {ident:?}")))?;
+    let me = v.user.clone();
+    let i = ident.clone();
+    let ok = match action.as_str() {
+        "channels" => {
+            let (publish, subscribe) = match parse_key_form(&form.0) {
+                Ok(x) => x,
+                Err(mut errors) => {
+                    errors.add("key", ident.as_str());
+                    return render_page(
+                        &state,
+                        &req,
+                        &v,
+                        json!({}),
+                        &errors,
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                    )
+                    .await;
+                }
+            };
+            state
+                .apply(move |s| ops::set_key_channels(s, &me, &i, &publish, &subscribe))
+                .await?;
+            "key-updated"
+        }
+        "rotate" => {
+            let secret = state.apply(move |s| ops::rotate_key(s, &me, &i)).await?;
+            return secret_page(&state, &req, &v, &ident, &secret, false);
+        }
+        "disable" => {
+            state
+                .apply(move |s| ops::set_key_enabled(s, &me, &i, false))
+                .await?;
+            "key-disabled"
+        }
+        "enable" => {
+            state
+                .apply(move |s| ops::set_key_enabled(s, &me, &i, true))
+                .await?;
+            "key-enabled"
+        }
+        "delete" => {
+            state.apply(move |s| ops::delete_key(s, &me, &i)).await?;
+            "key-deleted"
+        }
+        _ => return Err(WebError::NotFound(format!("no action {action:?} on authkeys"))),
+    };
+    Ok(see_other("/authkeys", Some(ok)))
+}
+
+/// Channels the viewer's keys may receive now (for the live view's list).
+pub fn receivable(state: &WebState, v: &Viewer) -> Vec<String> {
+    let table = state.shared.keys.load();
+    let mut out: HashSet<String> = HashSet::new();
+    for acl in table.values().filter(|a| a.owner == v.user.id) {
+        out.extend(acl.subscribe.keys().map(|c| c.as_str().to_owned()));
+    }
+    let mut list: Vec<String> = out.into_iter().collect();
+    list.sort();
+    list
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_forms_name_the_bad_field() {
+        let ok = KeyForm {
+            publish: "a, b".into(),
+            subscribe: String::new(),
+            comment: "sensor".into(),
+        };
+        assert_eq!(parse_key_form(&ok).unwrap().0.len(), 2);
+        let empty = KeyForm::default();
+        assert!(parse_key_form(&empty).unwrap_err().0.contains_key("publish"));
+        let long = KeyForm {
+            publish: "a".into(),
+            subscribe: "x".repeat(300),
+            comment: "c".repeat(500),
+        };
+        let e = parse_key_form(&long).unwrap_err();
+        assert!(e.0.contains_key("subscribe") && e.0.contains_key("comment"));
+    }
+}

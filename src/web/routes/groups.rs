@@ -1,0 +1,211 @@
+//! *Groups*: create, invite (mailed), accept or decline, leave, remove members.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{FieldErrors, see_other};
+use crate::social::ops::{self, SocialError};
+use crate::store::models::groups::{ROLE_OWNER, STATE_ACTIVE, STATE_INVITED};
+use crate::web::error::WebError;
+use crate::web::render::Page;
+use crate::web::routes::accounts::mail;
+use crate::web::session::{CsrfForm, Viewer};
+use crate::web::{State, WebState};
+
+/// Group routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/groups", web::get().to(page))
+        .route("/groups", web::post().to(create))
+        .route("/groups/{name}/{action}", web::post().to(act));
+}
+
+/// The viewer's groups as JSON, with what the viewer may do in each.
+pub async fn my_groups(state: &WebState, v: &Viewer) -> Result<Vec<Value>, WebError> {
+    let me = v.user.clone();
+    let groups = state.db(move |s| ops::my_groups(s, &me)).await?;
+    Ok(groups
+        .iter()
+        .map(|g| {
+            let mine = g.members.iter().find(|(n, _, _)| *n == v.user.name);
+            let owner = mine.is_some_and(|(_, r, _)| r == ROLE_OWNER);
+            let invited = mine.is_some_and(|(_, _, s)| s == STATE_INVITED);
+            let members: Vec<Value> = g
+                .members
+                .iter()
+                .map(|(n, role, st)| {
+                    json!({
+                        "name": n,
+                        "role": role,
+                        "state": st,
+                        "removable": owner && role != ROLE_OWNER,
+                    })
+                })
+                .collect();
+            json!({
+                "name": g.name,
+                "owner": g.owner,
+                "description": g.description,
+                "members": members,
+                "active": g.members.iter().filter(|(_, _, s)| s == STATE_ACTIVE).count(),
+                "is_owner": owner,
+                "invited": invited,
+                "can_leave": !owner && !invited,
+            })
+        })
+        .collect())
+}
+
+async fn render_page(
+    state: &WebState,
+    req: &HttpRequest,
+    v: &Viewer,
+    form: Value,
+    errors: &FieldErrors,
+    status: StatusCode,
+) -> Result<HttpResponse, WebError> {
+    let groups = my_groups(state, v).await?;
+    let users = state.db(|s| s.search_users("", 500)).await?;
+    Page::new(
+        "groups",
+        "Groups",
+        "groups",
+        json!({"groups": groups, "users": users, "form": form, "errors": errors.to_json()}),
+    )
+    .status(status)
+    .render(state, req, Some(v))
+}
+
+async fn page(state: State, req: HttpRequest, v: Viewer) -> Result<HttpResponse, WebError> {
+    render_page(
+        &state,
+        &req,
+        &v,
+        json!({}),
+        &FieldErrors::default(),
+        StatusCode::OK,
+    )
+    .await
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct CreateForm {
+    name: String,
+    description: String,
+}
+
+async fn create(
+    state: State,
+    req: HttpRequest,
+    v: Viewer,
+    form: CsrfForm<CreateForm>,
+) -> Result<HttpResponse, WebError> {
+    let f = form.0;
+    let name = f.name.trim().to_owned();
+    let description = f.description.trim().to_owned();
+    let mut errors = FieldErrors::default();
+    if !ops::valid_name(&name) {
+        errors.add("name", "use 1-64 letters, digits, '.', '_' or '-'");
+    }
+    if description.len() > 500 {
+        errors.add("description", "at most 500 characters");
+    }
+    if errors.is_empty() {
+        let me = v.user.clone();
+        let (n, d) = (name.clone(), description.clone());
+        match state.apply(move |s| ops::create_group(s, &me, &n, &d)).await {
+            Ok(_) => return Ok(see_other("/groups", Some("group-created"))),
+            Err(e @ (SocialError::Conflict(_) | SocialError::Invalid(_))) => {
+                errors.add("name", e.to_string())
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let form = json!({"name": name, "description": description});
+    render_page(&state, &req, &v, form, &errors, StatusCode::UNPROCESSABLE_ENTITY).await
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct MemberForm {
+    user: String,
+}
+
+async fn act(
+    state: State,
+    req: HttpRequest,
+    v: Viewer,
+    path: web::Path<(String, String)>,
+    form: CsrfForm<MemberForm>,
+) -> Result<HttpResponse, WebError> {
+    let (group, action) = path.into_inner();
+    let who = form.0.user.trim().to_owned();
+    let me = v.user.clone();
+    let g = group.clone();
+    let w = who.clone();
+    let result = match action.as_str() {
+        "invite" | "remove" if who.is_empty() => Err(SocialError::Invalid("enter a user name".into())),
+        "invite" => state
+            .apply(move |s| ops::invite(s, &me, &g, &w))
+            .await
+            .map(|()| "group-invited"),
+        "remove" => state
+            .apply(move |s| ops::remove_member(s, &me, &g, &w))
+            .await
+            .map(|()| "group-removed"),
+        "accept" => state
+            .apply(move |s| ops::accept_invitation(s, &me, &g))
+            .await
+            .map(|()| "group-joined"),
+        "decline" => state
+            .apply(move |s| ops::decline_invitation(s, &me, &g))
+            .await
+            .map(|()| "group-declined"),
+        "leave" => state
+            .apply(move |s| ops::leave_group(s, &me, &g))
+            .await
+            .map(|()| "group-left"),
+        _ => return Err(WebError::NotFound(format!("no action {action:?} on groups"))),
+    };
+    match result {
+        Ok(ok) => {
+            if action == "invite" {
+                mail_invitation(&state, &v.user.name, &group, &who).await;
+            }
+            Ok(see_other("/groups", Some(ok)))
+        }
+        // A form with a user field: the error goes next to it, in that group's box.
+        Err(e @ (SocialError::NotFound(_) | SocialError::Invalid(_) | SocialError::Conflict(_)))
+            if matches!(action.as_str(), "invite" | "remove") =>
+        {
+            let mut errors = FieldErrors::default();
+            errors.add("group", group);
+            errors.add("user", e.to_string());
+            render_page(
+                &state,
+                &req,
+                &v,
+                json!({"user": who}),
+                &errors,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn mail_invitation(state: &WebState, from: &str, group: &str, who: &str) {
+    let w = who.to_owned();
+    if let Ok(Some(u)) = state.db(move |s| s.user_by_name(&w)).await {
+        mail(
+            state,
+            &u.email,
+            &format!("{from} invites you to the group {group} on hpfriends"),
+            "mail/group",
+            &json!({"name": u.name, "from": from, "group": group, "link": format!("{}/groups", state.site_url)}),
+        );
+    }
+}

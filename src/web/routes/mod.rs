@@ -1,0 +1,115 @@
+//! The site's pages and forms, one module per menu entry, plus the helpers they share:
+//! field errors, channel lists, redirects.
+
+pub mod accounts;
+pub mod authkeys;
+pub mod groups;
+pub mod pages;
+pub mod shares;
+
+use std::collections::BTreeMap;
+
+use actix_web::http::header;
+use actix_web::{HttpResponse, web};
+use serde_json::Value;
+
+use super::render::ASSETS;
+use crate::wire::Channel;
+
+/// Every page route.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/assets/{name}", web::get().to(asset))
+        .route("/healthz", web::get().to(healthz));
+    accounts::configure(cfg);
+    shares::configure(cfg);
+    authkeys::configure(cfg);
+    groups::configure(cfg);
+    pages::configure(cfg);
+}
+
+async fn asset(name: web::Path<String>) -> HttpResponse {
+    match ASSETS.iter().find(|(n, _, _)| *n == name.as_str()) {
+        Some((_, kind, body)) => HttpResponse::Ok()
+            .content_type(*kind)
+            .insert_header(("Cache-Control", "public, max-age=3600"))
+            .body(*body),
+        None => HttpResponse::NotFound().body("no such file"),
+    }
+}
+
+async fn healthz(state: super::State) -> HttpResponse {
+    match state.db(|s| s.acl_version()).await {
+        Ok(_) => HttpResponse::Ok().json(serde_json::json!({"status": "ok"})),
+        Err(_) => {
+            HttpResponse::ServiceUnavailable().json(serde_json::json!({"status": "database unavailable"}))
+        }
+    }
+}
+
+/// A 303 to `to` (after a successful POST), with an optional confirmation code.
+pub fn see_other(to: &str, ok: Option<&str>) -> HttpResponse {
+    let loc = match ok {
+        Some(code) if to.contains('?') => format!("{to}&ok={code}"),
+        Some(code) => format!("{to}?ok={code}"),
+        None => to.to_owned(),
+    };
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, loc))
+        .finish()
+}
+
+/// Errors of a refused form, by field name (`form` for the form as a whole).
+#[derive(Debug, Default)]
+pub struct FieldErrors(pub BTreeMap<String, String>);
+
+impl FieldErrors {
+    /// Notes a problem with `field`.
+    pub fn add(&mut self, field: &str, message: impl Into<String>) {
+        self.0.entry(field.to_owned()).or_insert_with(|| message.into());
+    }
+
+    /// Whether nothing was found wrong.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// For templates: `errors.FIELD`.
+    pub fn to_json(&self) -> Value {
+        serde_json::to_value(&self.0).unwrap_or(Value::Null)
+    }
+}
+
+/// Parses a list of channel names separated by commas, spaces or new lines.
+pub fn channel_list(text: &str) -> Result<Vec<Channel>, String> {
+    let mut out: Vec<Channel> = Vec::new();
+    for name in text
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|s| !s.is_empty())
+    {
+        let ch = Channel::new(name).map_err(|e| format!("{name:?} is not a valid channel name: {e}"))?;
+        if !out.contains(&ch) {
+            out.push(ch);
+        }
+    }
+    if out.len() > 100 {
+        return Err("at most 100 channels per list".into());
+    }
+    Ok(out)
+}
+
+/// Channel names joined for a text field.
+pub fn channels_text(list: &[Channel]) -> String {
+    list.iter().map(Channel::as_str).collect::<Vec<_>>().join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channel_lists() {
+        let l = channel_list("a.b, c\n d,,a.b").unwrap();
+        assert_eq!(channels_text(&l), "a.b, c, d");
+        assert!(channel_list("").unwrap().is_empty());
+    }
+}

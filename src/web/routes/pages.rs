@@ -1,0 +1,217 @@
+//! The home page and dashboard, *Logs*, *Search* and *Graph*.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::social::model::ShareState;
+use crate::social::ops::{self, SocialError};
+use crate::store::StoreError;
+use crate::store::models::key_log::KeyLogEntry;
+use crate::web::error::WebError;
+use crate::web::graph_svg;
+use crate::web::render::{Page, time};
+use crate::web::routes::authkeys::{my_keys, receivable};
+use crate::web::session::{MaybeViewer, Viewer};
+use crate::web::{State, WebState};
+
+/// Page routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/", web::get().to(home))
+        .route("/logs", web::get().to(logs))
+        .route("/search", web::get().to(search))
+        .route("/graph", web::get().to(graph))
+        .route("/graph.svg", web::get().to(graph_image))
+        .route("/live", web::get().to(crate::web::live::index))
+        .route("/live/events", web::get().to(crate::web::live::events));
+}
+
+/// Entries shown on the Logs page.
+const LOG_LIMIT: i64 = 500;
+
+fn log_json(e: &KeyLogEntry) -> Value {
+    json!({
+        "at": time(e.at),
+        "ident": e.ident,
+        "event": e.event,
+        "channel": e.channel,
+        "peer": e.peer,
+        "detail": e.detail,
+        "bad": e.event != "suppressed",
+    })
+}
+
+async fn home(state: State, req: HttpRequest, v: MaybeViewer) -> Result<HttpResponse, WebError> {
+    let Some(v) = v.0 else {
+        return Page::new("home", "hpfriends", "", json!({})).render(&state, &req, None);
+    };
+    let me = v.user.clone();
+    let (out, inc, groups, log) = state
+        .db(move |s| -> Result<_, SocialError> {
+            let (out, inc) = ops::my_shares(s, &me)?;
+            let groups = ops::my_groups(s, &me)?;
+            let log = s.key_log_of(me.id, 5)?;
+            Ok((out, inc, groups, log))
+        })
+        .await?;
+    let keys = my_keys(&state, &v).await?;
+    let live_out = out
+        .iter()
+        .filter(|s| s.share.state == ShareState::Accepted)
+        .count();
+    let pending_in = inc
+        .iter()
+        .filter(|s| s.share.state == ShareState::Offered)
+        .count();
+    let invitations: Vec<&str> = groups
+        .iter()
+        .filter(|g| {
+            g.members
+                .iter()
+                .any(|(n, _, st)| *n == v.user.name && st == crate::store::models::groups::STATE_INVITED)
+        })
+        .map(|g| g.name.as_str())
+        .collect();
+    let connected = keys
+        .iter()
+        .filter(|k| k["connected"].as_array().is_some_and(|a| !a.is_empty()))
+        .count();
+    Page::new(
+        "dashboard",
+        "Dashboard",
+        "dashboard",
+        json!({
+            "name": v.user.name,
+            "keys": keys.len(),
+            "connected": connected,
+            "shares_out": live_out,
+            "shares_in": inc.iter().filter(|s| s.share.state == ShareState::Accepted).count(),
+            "pending_in": pending_in,
+            "groups": groups.len(),
+            "invitations": invitations,
+            "log": log.iter().map(log_json).collect::<Vec<_>>(),
+            "channels": receivable(&state, &v),
+        }),
+    )
+    .render(&state, &req, Some(&v))
+}
+
+async fn logs(state: State, req: HttpRequest, v: Viewer) -> Result<HttpResponse, WebError> {
+    let id = v.user.id;
+    let log = state.db(move |s| s.key_log_of(id, LOG_LIMIT)).await?;
+    Page::new(
+        "logs",
+        "Logs",
+        "logs",
+        json!({"entries": log.iter().map(log_json).collect::<Vec<_>>(), "limit": LOG_LIMIT}),
+    )
+    .render(&state, &req, Some(&v))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct SearchQuery {
+    q: String,
+}
+
+/// Results per kind.
+const SEARCH_LIMIT: i64 = 50;
+
+/// Everything matching `q` that the viewer may see: users, groups, channels in use, and
+/// lines of the viewer's own key log.
+pub async fn search_results(state: &WebState, v: &Viewer, q: &str) -> Result<Value, WebError> {
+    let (query, id) = (q.to_owned(), v.user.id);
+    let (users, groups, channels, log) = state
+        .db(move |s| -> Result<_, StoreError> {
+            let log: Vec<KeyLogEntry> = s
+                .key_log_of(id, 2000)?
+                .into_iter()
+                .filter(|e| {
+                    let q = query.to_lowercase();
+                    [
+                        Some(&e.ident),
+                        Some(&e.event),
+                        e.channel.as_ref(),
+                        e.peer.as_ref(),
+                        Some(&e.detail),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .any(|f| f.to_lowercase().contains(&q))
+                })
+                .take(100)
+                .collect();
+            Ok((
+                s.search_users(&query, SEARCH_LIMIT)?,
+                s.search_groups(&query, SEARCH_LIMIT)?,
+                s.search_channels(&query, SEARCH_LIMIT)?,
+                log,
+            ))
+        })
+        .await?;
+    let groups: Vec<Value> = groups
+        .into_iter()
+        .map(|(name, description)| json!({"name": name, "description": description}))
+        .collect();
+    Ok(json!({
+        "users": users,
+        "groups": groups,
+        "channels": channels,
+        "log": log.iter().map(log_json).collect::<Vec<_>>(),
+    }))
+}
+
+async fn search(
+    state: State,
+    req: HttpRequest,
+    v: Viewer,
+    q: web::Query<SearchQuery>,
+) -> Result<HttpResponse, WebError> {
+    let q = q.into_inner().q.trim().to_owned();
+    if q.len() > 200 {
+        return Err(WebError::BadRequest(
+            "the search text is too long (at most 200 characters)".into(),
+        ));
+    }
+    let results = if q.is_empty() {
+        Value::Null
+    } else {
+        search_results(&state, &v, &q).await?
+    };
+    let total = ["users", "groups", "channels", "log"]
+        .iter()
+        .map(|k| results[k].as_array().map_or(0, Vec::len))
+        .sum::<usize>();
+    Page::new(
+        "search",
+        "Search",
+        "search",
+        json!({"q": q, "results": results, "total": total, "searched": !q.is_empty()}),
+    )
+    .render(&state, &req, Some(&v))
+}
+
+async fn graph_data(state: &WebState, v: &Viewer) -> Result<graph_svg::Picture, WebError> {
+    let me = v.user.clone();
+    let (out, inc) = state.db(move |s| ops::my_shares(s, &me)).await?;
+    Ok(graph_svg::Picture::of(&v.user.name, &out, &inc))
+}
+
+async fn graph(state: State, req: HttpRequest, v: Viewer) -> Result<HttpResponse, WebError> {
+    let picture = graph_data(&state, &v).await?;
+    Page::new(
+        "graph",
+        "Graph",
+        "graph",
+        json!({"svg": picture.svg(), "edges": picture.edge_list()}),
+    )
+    .render(&state, &req, Some(&v))
+}
+
+async fn graph_image(state: State, v: Viewer) -> Result<HttpResponse, WebError> {
+    let picture = graph_data(&state, &v).await?;
+    Ok(HttpResponse::Ok()
+        .content_type("image/svg+xml")
+        .insert_header(("Cache-Control", "no-store"))
+        .body(picture.svg()))
+}

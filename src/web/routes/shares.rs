@@ -1,0 +1,345 @@
+//! *Shares* (what I share, with whom, own or redistribute; offer and revoke) and *Shared
+//! with me* (incoming shares, direct or through a group, to accept, decline or leave).
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{FieldErrors, see_other};
+use crate::social::ShareId;
+use crate::social::model::{Grantee, ShareKind, ShareState};
+use crate::social::ops::{self, GranteeName, SocialError};
+use crate::store::models::groups::ROLE_OWNER;
+use crate::store::models::shares::ShareInfo;
+use crate::web::error::WebError;
+use crate::web::render::Page;
+use crate::web::routes::accounts::mail;
+use crate::web::session::{CsrfForm, Viewer};
+use crate::web::{State, WebState};
+use crate::wire::Channel;
+
+/// Share routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/shares", web::get().to(shares_page))
+        .route("/shares", web::post().to(offer))
+        .route("/shares/{id}/{action}", web::post().to(act))
+        .route("/shared-with-me", web::get().to(shared_page));
+}
+
+/// Whether a share in this state still matters (shown first, actionable).
+fn live(state: ShareState) -> bool {
+    matches!(state, ShareState::Offered | ShareState::Accepted)
+}
+
+fn share_json(s: &ShareInfo) -> Value {
+    json!({
+        "id": s.share.id.0,
+        "channel": s.share.channel.as_str(),
+        "from": s.from_name,
+        "to": s.to_name,
+        "kind": s.share.kind.as_str(),
+        "state": s.share.state.as_str(),
+        "live": live(s.share.state),
+        "redistribute": s.share.kind == ShareKind::Redistribute,
+    })
+}
+
+fn sorted(mut list: Vec<ShareInfo>) -> Vec<ShareInfo> {
+    list.sort_by_key(|s| (!live(s.share.state), s.share.channel.clone(), s.share.id));
+    list
+}
+
+#[derive(Deserialize, Default, Clone)]
+#[serde(default)]
+struct OfferForm {
+    channel: String,
+    to_kind: String,
+    to: String,
+    kind: String,
+}
+
+async fn shares_ctx(
+    state: &WebState,
+    v: &Viewer,
+    form: &OfferForm,
+    errors: &FieldErrors,
+) -> Result<Value, WebError> {
+    let me = v.user.clone();
+    let (outgoing, users, groups, channels) = state
+        .db(move |s| -> Result<_, SocialError> {
+            let (out, _) = ops::my_shares(s, &me)?;
+            let users = s.search_users("", 500)?;
+            let groups: Vec<String> = s.all_groups()?.into_iter().map(|(_, n)| n).collect();
+            let mut channels: Vec<String> = s
+                .authkeys()?
+                .into_iter()
+                .filter(|k| k.owner == me.name)
+                .flat_map(|k| k.publish.into_iter().chain(k.subscribe))
+                .map(|c| c.as_str().to_owned())
+                .collect();
+            channels.sort();
+            channels.dedup();
+            Ok((out, users, groups, channels))
+        })
+        .await?;
+    let shares: Vec<Value> = sorted(outgoing).iter().map(share_json).collect();
+    let users: Vec<String> = users.into_iter().filter(|u| *u != v.user.name).collect();
+    Ok(json!({
+        "shares": shares,
+        "users": users,
+        "groups": groups,
+        "channels": channels,
+        "form": {
+            "channel": form.channel,
+            "to": form.to,
+            "to_user": form.to_kind.is_empty() || form.to_kind == "user",
+            "to_group": form.to_kind == "group",
+            "to_everyone": form.to_kind == "everyone",
+            "redistribute": form.kind == "redistribute",
+        },
+        "errors": errors.to_json(),
+    }))
+}
+
+async fn shares_page(state: State, req: HttpRequest, v: Viewer) -> Result<HttpResponse, WebError> {
+    let ctx = shares_ctx(&state, &v, &OfferForm::default(), &FieldErrors::default()).await?;
+    Page::new("shares", "Shares", "shares", ctx).render(&state, &req, Some(&v))
+}
+
+/// Parses the offer form; field errors name what is wrong.
+fn parse_offer(f: &OfferForm) -> Result<(Channel, GranteeName, ShareKind), FieldErrors> {
+    let mut errors = FieldErrors::default();
+    let channel = Channel::new(f.channel.trim()).map_err(|e| e.to_string());
+    if let Err(e) = &channel {
+        errors.add("channel", format!("enter a channel name ({e})"));
+    }
+    let to = f.to.trim();
+    let grantee = match f.to_kind.as_str() {
+        "user" | "" if to.is_empty() => {
+            errors.add("to", "enter the user to share with");
+            None
+        }
+        "user" | "" => Some(GranteeName::User(to.to_owned())),
+        "group" if to.is_empty() => {
+            errors.add("to", "enter the group to share with");
+            None
+        }
+        "group" => Some(GranteeName::Group(to.to_owned())),
+        "everyone" => Some(GranteeName::Everyone),
+        _ => {
+            errors.add("to_kind", "choose a user, a group or everyone");
+            None
+        }
+    };
+    let kind = match f.kind.as_str() {
+        "" | "own" => Some(ShareKind::Own),
+        "redistribute" => Some(ShareKind::Redistribute),
+        _ => {
+            errors.add("kind", "choose own data or redistribute");
+            None
+        }
+    };
+    match (channel, grantee, kind) {
+        (Ok(c), Some(g), Some(k)) if errors.is_empty() => Ok((c, g, k)),
+        _ => Err(errors),
+    }
+}
+
+/// Mails the grantee (or the grantee group's owner) about a new offer.
+async fn mail_offer(state: &WebState, from: &str, channel: &Channel, to: &GranteeName, kind: ShareKind) {
+    let who = to.clone();
+    let target = state
+        .db(move |s| -> Result<_, crate::store::StoreError> {
+            Ok(match &who {
+                GranteeName::User(n) => s.user_by_name(n)?.map(|u| (u.name, u.email, None)),
+                GranteeName::Group(g) => match s.group_by_name(g)? {
+                    Some((_, owner)) => s.user_by_id(owner)?.map(|u| (u.name, u.email, Some(g.clone()))),
+                    None => None,
+                },
+                GranteeName::Everyone => None,
+            })
+        })
+        .await;
+    if let Ok(Some((name, email, group))) = target {
+        mail(
+            state,
+            &email,
+            &format!("{from} shares {channel} with you on hpfriends"),
+            "mail/share",
+            &json!({
+                "name": name,
+                "from": from,
+                "channel": channel.as_str(),
+                "group": group,
+                "redistribute": kind == ShareKind::Redistribute,
+                "link": format!("{}/shared-with-me", state.site_url),
+            }),
+        );
+    }
+}
+
+async fn offer(
+    state: State,
+    req: HttpRequest,
+    v: Viewer,
+    form: CsrfForm<OfferForm>,
+) -> Result<HttpResponse, WebError> {
+    let f = form.0;
+    let refuse = |errors: FieldErrors| {
+        let state = state.clone();
+        let (req, v, f) = (req.clone(), v.clone(), f.clone());
+        async move {
+            let ctx = shares_ctx(&state, &v, &f, &errors).await?;
+            Page::new("shares", "Shares", "shares", ctx)
+                .status(StatusCode::UNPROCESSABLE_ENTITY)
+                .render(&state, &req, Some(&v))
+        }
+    };
+    let (channel, to, kind) = match parse_offer(&f) {
+        Ok(x) => x,
+        Err(errors) => return refuse(errors).await,
+    };
+    let me = v.user.clone();
+    let (c, t) = (channel.clone(), to.clone());
+    match state.apply(move |s| ops::offer_share(s, &me, &c, &t, kind)).await {
+        Ok(_) => {}
+        Err(e @ (SocialError::NotFound(_) | SocialError::Invalid(_))) => {
+            let mut errors = FieldErrors::default();
+            errors.add("to", e.to_string());
+            return refuse(errors).await;
+        }
+        Err(e @ SocialError::Conflict(_)) => {
+            let mut errors = FieldErrors::default();
+            errors.add("channel", e.to_string());
+            return refuse(errors).await;
+        }
+        Err(e) => return Err(e.into()),
+    }
+    if to == GranteeName::Everyone {
+        return Ok(see_other("/shares", Some("share-everyone")));
+    }
+    mail_offer(&state, &v.user.name, &channel, &to, kind).await;
+    Ok(see_other("/shares", Some("share-offered")))
+}
+
+async fn act(
+    state: State,
+    v: Viewer,
+    path: web::Path<(i64, String)>,
+    _form: CsrfForm<serde::de::IgnoredAny>,
+) -> Result<HttpResponse, WebError> {
+    let (id, action) = path.into_inner();
+    let id = ShareId(id);
+    let me = v.user.clone();
+    let (op, back, ok): (ShareOp, &str, &str) = match action.as_str() {
+        "revoke" => (ShareOp::Revoke, "/shares", "share-revoked"),
+        "accept" => (ShareOp::Answer(true), "/shared-with-me", "share-accepted"),
+        "decline" => (ShareOp::Answer(false), "/shared-with-me", "share-declined"),
+        "leave" => (ShareOp::Leave, "/shared-with-me", "share-left"),
+        _ => return Err(WebError::NotFound(format!("no action {action:?} on shares"))),
+    };
+    state.apply(move |s| op.run(s, &me, id)).await?;
+    Ok(see_other(back, Some(ok)))
+}
+
+/// What can be done to a share, by its sharer or its grantee.
+#[derive(Debug, Clone, Copy)]
+pub enum ShareOp {
+    /// The sharer withdraws it.
+    Revoke,
+    /// The grantee accepts (true) or declines (false).
+    Answer(bool),
+    /// The grantee stops receiving it.
+    Leave,
+}
+
+impl ShareOp {
+    /// Carries out the operation as `actor`.
+    pub fn run(
+        self,
+        s: &crate::store::Store,
+        actor: &crate::store::models::users::User,
+        id: ShareId,
+    ) -> Result<(), SocialError> {
+        match self {
+            Self::Revoke => ops::revoke_share(s, actor, id),
+            Self::Answer(yes) => ops::answer_share(s, actor, id, yes),
+            Self::Leave => ops::leave_share(s, actor, id),
+        }
+    }
+}
+
+async fn shared_page(state: State, req: HttpRequest, v: Viewer) -> Result<HttpResponse, WebError> {
+    let me = v.user.clone();
+    let (incoming, owned_groups) = state
+        .db(move |s| -> Result<_, SocialError> {
+            let (_, inc) = ops::my_shares(s, &me)?;
+            let owned: Vec<crate::social::GroupId> = s
+                .groups_of(me.id)?
+                .into_iter()
+                .filter(|g| {
+                    g.members
+                        .iter()
+                        .any(|(n, role, _)| *n == me.name && role == ROLE_OWNER)
+                })
+                .map(|g| g.id)
+                .collect();
+            Ok((inc, owned))
+        })
+        .await?;
+    let me_id = v.user.id;
+    let shares: Vec<Value> = sorted(incoming)
+        .iter()
+        .map(|s| {
+            let answers = match s.share.to {
+                Grantee::User(u) => u == me_id,
+                Grantee::Group(g) => owned_groups.contains(&g),
+                Grantee::Everyone => false,
+            };
+            let mut j = share_json(s);
+            j["via"] = json!(match s.share.to {
+                Grantee::User(_) => "you".to_owned(),
+                _ => s.to_name.clone(),
+            });
+            j["can_answer"] = json!(answers && s.share.state == ShareState::Offered);
+            j["can_leave"] = json!(answers && s.share.state == ShareState::Accepted);
+            j
+        })
+        .collect();
+    let pending = shares.iter().filter(|s| s["can_answer"] == json!(true)).count();
+    Page::new(
+        "shared_with_me",
+        "Shared with me",
+        "shared",
+        json!({"shares": shares, "pending": pending}),
+    )
+    .render(&state, &req, Some(&v))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offers_are_parsed_with_field_errors() {
+        let f = OfferForm {
+            channel: "dionaea.capture".into(),
+            to_kind: "user".into(),
+            to: "bob".into(),
+            kind: "redistribute".into(),
+        };
+        let (c, g, k) = parse_offer(&f).unwrap();
+        assert_eq!(c.as_str(), "dionaea.capture");
+        assert_eq!(g, GranteeName::User("bob".into()));
+        assert_eq!(k, ShareKind::Redistribute);
+        let bad = OfferForm {
+            channel: String::new(),
+            to_kind: "group".into(),
+            to: String::new(),
+            kind: "weird".into(),
+        };
+        let e = parse_offer(&bad).unwrap_err();
+        assert!(e.0.contains_key("channel") && e.0.contains_key("to") && e.0.contains_key("kind"));
+    }
+}

@@ -1,0 +1,274 @@
+//! Who is asking: login sessions in signed cookies, CSRF tokens on every form, the JSON
+//! API's bearer tokens, and the login throttle.
+//!
+//! The session cookie holds a random id whose hash is the `web_sessions` row; it is made
+//! fresh at login (no fixation) and deleted at logout. Forms carry a `csrf` field that must
+//! equal the signed `hpf_csrf` cookie (double submit; the cookie is SameSite and HttpOnly).
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use actix_web::cookie::{Cookie, CookieJar, SameSite};
+use actix_web::dev::Payload;
+use actix_web::{FromRequest, HttpRequest, web};
+use futures_util::future::LocalBoxFuture;
+use parking_lot::Mutex;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use subtle::ConstantTimeEq;
+
+use super::error::{ApiError, WebError};
+use super::{State, WebState};
+use crate::store::models::users::User;
+
+/// Session cookie name.
+pub const SESSION_COOKIE: &str = "hpf_session";
+/// CSRF cookie name.
+pub const CSRF_COOKIE: &str = "hpf_csrf";
+/// Largest form body accepted.
+pub const FORM_LIMIT: usize = 64 * 1024;
+
+/// Builds a cookie with the site's flags: HttpOnly, SameSite=Lax, path `/`, Secure when set.
+pub fn cookie(state: &WebState, name: &'static str, value: String, max_age: Option<i64>) -> Cookie<'static> {
+    let mut c = Cookie::build(name, value)
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(state.secure_cookies)
+        .finish();
+    if let Some(secs) = max_age {
+        c.set_max_age(actix_web::cookie::time::Duration::seconds(secs));
+    }
+    c
+}
+
+/// Signs a cookie with the server key.
+pub fn signed(state: &WebState, c: Cookie<'static>) -> Cookie<'static> {
+    let name = c.name().to_owned();
+    let mut jar = CookieJar::new();
+    jar.signed_mut(&state.key).add(c);
+    jar.get(&name).cloned().unwrap_or_else(|| Cookie::new(name, ""))
+}
+
+/// The verified value of a signed cookie.
+pub fn read_signed(state: &WebState, req: &HttpRequest, name: &str) -> Option<String> {
+    let c = req.cookie(name)?;
+    let mut jar = CookieJar::new();
+    jar.add_original(c);
+    jar.signed(&state.key).get(name).map(|c| c.value().to_owned())
+}
+
+/// The request's CSRF token, and whether it is new (then the response must set it).
+pub fn csrf_token(state: &WebState, req: &HttpRequest) -> Result<(String, bool), WebError> {
+    if let Some(t) = read_signed(state, req, CSRF_COOKIE).filter(|t| t.len() == 64) {
+        return Ok((t, false));
+    }
+    let t = crate::store::models::accounts::random_token().map_err(|e| WebError::Internal(e.to_string()))?;
+    Ok((t, true))
+}
+
+/// The logged-in user; anonymous requests are sent to the login page.
+#[derive(Debug, Clone)]
+pub struct Viewer {
+    /// Who.
+    pub user: User,
+    /// The raw session id (to keep this session when others are ended).
+    pub session: String,
+}
+
+/// The viewer when logged in.
+#[derive(Debug, Clone)]
+pub struct MaybeViewer(pub Option<Viewer>);
+
+async fn viewer_of(req: HttpRequest) -> Result<Option<Viewer>, WebError> {
+    let state = state_of(&req)?;
+    let Some(raw) = read_signed(&state, &req, SESSION_COOKIE) else {
+        return Ok(None);
+    };
+    let store = state.store.clone();
+    let lookup = raw.clone();
+    let user = web::block(move || store.session_user(&lookup)).await??;
+    Ok(user.map(|user| Viewer { user, session: raw }))
+}
+
+fn state_of(req: &HttpRequest) -> Result<State, WebError> {
+    req.app_data::<State>()
+        .cloned()
+        .ok_or_else(|| WebError::Internal("web state missing".into()))
+}
+
+impl FromRequest for Viewer {
+    type Error = WebError;
+    type Future = LocalBoxFuture<'static, Result<Self, WebError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move { viewer_of(req).await?.ok_or(WebError::Login) })
+    }
+}
+
+impl FromRequest for MaybeViewer {
+    type Error = WebError;
+    type Future = LocalBoxFuture<'static, Result<Self, WebError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move { Ok(MaybeViewer(viewer_of(req).await?)) })
+    }
+}
+
+/// A JSON API caller, by `Authorization: Bearer TOKEN`.
+#[derive(Debug, Clone)]
+pub struct ApiUser(pub User);
+
+impl FromRequest for ApiUser {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let state = state_of(&req)?;
+            let token = req
+                .headers()
+                .get(actix_web::http::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .map(|t| t.trim().to_owned())
+                .filter(|t| !t.is_empty() && t.len() <= 128)
+                .ok_or(ApiError(WebError::Login))?;
+            let store = state.store.clone();
+            let user = web::block(move || store.api_token_user(&token))
+                .await
+                .map_err(WebError::from)?
+                .map_err(WebError::from)?;
+            user.map(ApiUser).ok_or(ApiError(WebError::Login))
+        })
+    }
+}
+
+#[derive(Deserialize)]
+struct CsrfField {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// A url-encoded form whose `csrf` field was checked against the cookie before anything
+/// else looked at it. Every state-changing form of the site is taken through this.
+#[derive(Debug)]
+pub struct CsrfForm<T>(pub T);
+
+impl<T: DeserializeOwned + 'static> FromRequest for CsrfForm<T> {
+    type Error = WebError;
+    type Future = LocalBoxFuture<'static, Result<Self, WebError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        let body = web::Bytes::from_request(&req, payload);
+        Box::pin(async move {
+            let body = body.await.map_err(|_| {
+                WebError::BadRequest(format!("the form is too large (over {FORM_LIMIT} bytes)"))
+            })?;
+            let state = state_of(&req)?;
+            let sent: CsrfField = serde_urlencoded::from_bytes(&body)
+                .map_err(|_| WebError::BadRequest("unreadable form".into()))?;
+            let expected = read_signed(&state, &req, CSRF_COOKIE).unwrap_or_default();
+            if expected.is_empty() || !bool::from(sent.csrf.as_bytes().ct_eq(expected.as_bytes())) {
+                return Err(WebError::Csrf);
+            }
+            let form: T = serde_urlencoded::from_bytes(&body)
+                .map_err(|e| WebError::BadRequest(format!("unreadable form: {e}")))?;
+            Ok(CsrfForm(form))
+        })
+    }
+}
+
+/// Failures remembered per account and per address, within a window.
+#[derive(Debug)]
+pub struct LoginThrottle {
+    failures: Mutex<HashMap<String, (u32, Instant)>>,
+    per_account: u32,
+    per_address: u32,
+    window: Duration,
+}
+
+/// Entries kept before expired ones are swept (bounds memory under a spray of names).
+const THROTTLE_ENTRIES: usize = 100_000;
+
+impl LoginThrottle {
+    /// `per_account` and `per_address` failures allowed per `window`.
+    pub fn new(per_account: u32, per_address: u32, window: Duration) -> Self {
+        Self {
+            failures: Mutex::new(HashMap::new()),
+            per_account,
+            per_address,
+            window,
+        }
+    }
+
+    fn keys(login: &str, ip: Option<IpAddr>) -> [String; 2] {
+        [
+            format!("u:{}", login.to_lowercase()),
+            format!("a:{}", ip.map(|i| i.to_string()).unwrap_or_default()),
+        ]
+    }
+
+    /// Whether a login attempt may be checked at all.
+    pub fn allowed(&self, login: &str, ip: Option<IpAddr>) -> bool {
+        let map = self.failures.lock();
+        let [u, a] = Self::keys(login, ip);
+        let count = |k: &str| {
+            map.get(k)
+                .filter(|(_, at)| at.elapsed() < self.window)
+                .map_or(0, |(n, _)| *n)
+        };
+        count(&u) < self.per_account && count(&a) < self.per_address
+    }
+
+    /// Counts a failed attempt.
+    pub fn failed(&self, login: &str, ip: Option<IpAddr>) {
+        let mut map = self.failures.lock();
+        if map.len() >= THROTTLE_ENTRIES {
+            map.retain(|_, (_, at)| at.elapsed() < self.window);
+        }
+        for k in Self::keys(login, ip) {
+            let e = map.entry(k).or_insert((0, Instant::now()));
+            if e.1.elapsed() >= self.window {
+                *e = (0, Instant::now());
+            }
+            e.0 += 1;
+        }
+    }
+
+    /// A success clears the account's count (not the address's).
+    pub fn succeeded(&self, login: &str) {
+        let [u, _] = Self::keys(login, None);
+        self.failures.lock().remove(&u);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn throttle_counts_per_account_and_address() {
+        let t = LoginThrottle::new(3, 5, Duration::from_secs(60));
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        for _ in 0..3 {
+            assert!(t.allowed("Alice", Some(ip)));
+            t.failed("alice", Some(ip));
+        }
+        assert!(
+            !t.allowed("ALICE", Some("10.0.0.2".parse().unwrap())),
+            "per account"
+        );
+        assert!(t.allowed("bob", Some(ip)));
+        t.failed("bob", Some(ip));
+        t.failed("carol", Some(ip));
+        assert!(!t.allowed("dave", Some(ip)), "per address");
+        t.succeeded("alice");
+        assert!(t.allowed("alice", Some("10.0.0.3".parse().unwrap())));
+    }
+}
