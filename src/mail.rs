@@ -112,11 +112,12 @@ impl Mailer {
     /// counted and reported, but never waits.
     pub fn send(&self, to: &str, subject: &str, text: &str) -> Result<(), MailError> {
         let to_box: Mailbox = to.parse().map_err(|_| MailError::Address(to.to_owned()))?;
-        // 7bit keeps links readable in the raw file; quoted-printable only if it must.
-        let body = Body::new_with_encoding(text.to_owned(), ContentTransferEncoding::SevenBit)
-            .unwrap_or_else(|b| {
-                Body::new_with_encoding(b, ContentTransferEncoding::QuotedPrintable).unwrap_or_else(Body::new)
-            });
+        // 7bit (which needs CRLF line ends) keeps links whole and readable in the raw file;
+        // quoted-printable only if it must (non-ASCII text).
+        let crlf = text.replace("\r\n", "\n").replace('\n', "\r\n");
+        let body = Body::new_with_encoding(crlf, ContentTransferEncoding::SevenBit).unwrap_or_else(|b| {
+            Body::new_with_encoding(b, ContentTransferEncoding::QuotedPrintable).unwrap_or_else(Body::new)
+        });
         let m = Message::builder()
             .from(self.from.clone())
             .to(to_box)
@@ -142,8 +143,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().to_string_lossy().into_owned();
         let m = Mailer::start("", &d, "hpfriends <hp@localhost>").unwrap();
-        let link = format!("http://127.0.0.1:8080/verify/{}", "ab".repeat(32));
-        m.send("alice@example.org", "Confirm", &format!("Open {link}\n"))
+        // As long as a real link: a 43-character token.
+        let link = format!("http://127.0.0.1:8080/verify/{}", "a".repeat(43));
+        m.send("alice@example.org", "Confirm", &format!("Open this:\n{link}\n"))
             .unwrap();
         assert!(m.send("not an address", "x", "y").is_err());
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -151,8 +153,9 @@ mod tests {
             let files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().collect();
             if let Some(f) = files.first() {
                 let text = std::fs::read_to_string(f.path()).unwrap();
-                if text.contains(&link) {
-                    assert!(text.contains("To: alice@example.org"));
+                if text.contains("To: alice@example.org") {
+                    assert!(text.contains(&link), "{text}");
+                    assert!(!text.contains("quoted-printable"), "{text}");
                     break;
                 }
             }

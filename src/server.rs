@@ -64,6 +64,83 @@ async fn blocking<T: Send + 'static>(
     Ok(tokio::task::spawn_blocking(move || f(&store)).await??)
 }
 
+/// The running parts of one node without its listeners: what `serve` wires to sockets, and
+/// what the website's handler tests drive directly.
+pub struct Core {
+    /// What every connection (and the live view) shares.
+    pub shared: Arc<Shared>,
+    /// The SocialGraph actor: social operations and ACL derivation.
+    pub graph: actix::Addr<SocialGraph>,
+    /// Stops the key-log writer.
+    key_log_stop: CancellationToken,
+    /// The key-log writer, flushed at shutdown.
+    key_log_writer: tokio::task::JoinHandle<()>,
+}
+
+impl Core {
+    /// Loads the social graph and starts the Broker, SocialGraph and key-log writer. Must
+    /// run inside an actix `System`.
+    pub async fn start(
+        config: Config,
+        store: &Store,
+        shutdown: CancellationToken,
+    ) -> Result<Core, ServeError> {
+        let mode = if config.open { Mode::Open } else { Mode::Social };
+        let (version, graph) = blocking(store, |s| Ok((s.acl_version()?, s.load_graph()?))).await?;
+        let table = derive(&graph, mode);
+        tracing::info!(keys = table.len(), shares = graph.shares.len(), mode = ?mode, "loaded the social graph");
+
+        let config = Arc::new(config);
+        let keys = Arc::new(ArcSwap::from_pointee(table));
+        let stats = Arc::new(Stats::default());
+        let router = Arc::new(Router::new(config.slow_consumer, Arc::clone(&stats)));
+        let broker = Broker::new(
+            Arc::clone(&router),
+            Arc::clone(&keys),
+            Arc::clone(&stats),
+            config.max_subscriptions,
+        )
+        .with_usage_store(store.clone(), USAGE_FLUSH)
+        .start();
+        let key_log_stop = CancellationToken::new();
+        let (key_log, key_log_writer) =
+            KeyLog::start(store.clone(), Arc::clone(&stats), key_log_stop.clone());
+        let shared = Arc::new(Shared {
+            key_log,
+            config: Arc::clone(&config),
+            router,
+            keys,
+            broker: broker.clone(),
+            stats,
+            throttle: AuthThrottle::new(config.auth_free_failures),
+            next_session: AtomicU64::new(1),
+            shutdown,
+            hard_kill: CancellationToken::new(),
+        });
+        let graph = SocialGraph::new(
+            store.clone(),
+            mode,
+            version,
+            Arc::clone(&shared.keys),
+            broker.recipient(),
+            Duration::from_millis(config.acl_poll_ms.max(10)),
+        )
+        .start();
+        Ok(Core {
+            shared,
+            graph,
+            key_log_stop,
+            key_log_writer,
+        })
+    }
+
+    /// Writes what the key log still holds.
+    pub async fn stop(self) {
+        self.key_log_stop.cancel();
+        let _ = self.key_log_writer.await;
+    }
+}
+
 /// Runs the broker until `shutdown` is cancelled, then flushes outboxes for up to
 /// `shutdown_grace_secs`. Must run inside an actix `System` (the Broker is an actor).
 pub async fn serve(
@@ -72,24 +149,6 @@ pub async fn serve(
     shutdown: CancellationToken,
     on_ready: impl FnOnce(Endpoints),
 ) -> Result<(), ServeError> {
-    let mode = if config.open { Mode::Open } else { Mode::Social };
-    let (version, graph) = blocking(&store, |s| Ok((s.acl_version()?, s.load_graph()?))).await?;
-    let table = derive(&graph, mode);
-    tracing::info!(keys = table.len(), shares = graph.shares.len(), mode = ?mode, "loaded the social graph");
-
-    let config = Arc::new(config);
-    let keys = Arc::new(ArcSwap::from_pointee(table));
-    let stats = Arc::new(Stats::default());
-    let router = Arc::new(Router::new(config.slow_consumer, Arc::clone(&stats)));
-    let broker = Broker::new(
-        Arc::clone(&router),
-        Arc::clone(&keys),
-        Arc::clone(&stats),
-        config.max_subscriptions,
-    )
-    .with_usage_store(store.clone(), USAGE_FLUSH)
-    .start();
-
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|source| ServeError::Bind {
@@ -100,30 +159,10 @@ pub async fn serve(
         addr: config.listen,
         source,
     })?;
-
-    let key_log_stop = CancellationToken::new();
-    let (key_log, key_log_writer) = KeyLog::start(store.clone(), Arc::clone(&stats), key_log_stop.clone());
-    let shared = Arc::new(Shared {
-        key_log,
-        config: Arc::clone(&config),
-        router,
-        keys,
-        broker: broker.clone(),
-        stats: Arc::clone(&stats),
-        throttle: AuthThrottle::new(config.auth_free_failures),
-        next_session: AtomicU64::new(1),
-        shutdown: shutdown.clone(),
-        hard_kill: CancellationToken::new(),
-    });
-    let social = SocialGraph::new(
-        store.clone(),
-        mode,
-        version,
-        Arc::clone(&shared.keys),
-        broker.recipient(),
-        Duration::from_millis(config.acl_poll_ms.max(10)),
-    )
-    .start();
+    let core = Core::start(config.clone(), &store, shutdown.clone()).await?;
+    let shared = Arc::clone(&core.shared);
+    let stats = Arc::clone(&shared.stats);
+    let social = core.graph.clone();
     let website = if config.web_listen.is_empty() {
         None
     } else {
@@ -159,9 +198,8 @@ pub async fn serve(
     }
     background.close();
     background.wait().await;
-    key_log_stop.cancel();
-    let _ = key_log_writer.await;
     drop(social);
+    core.stop().await;
     tracing::info!("stopped: {}", stats.summary());
     Ok(())
 }

@@ -121,6 +121,10 @@ impl SocialGraph {
     }
 
     fn apply(&mut self, version: i64, graph: &Graph) {
+        // A slow poll that read an older graph must not undo a newer one.
+        if version < self.version {
+            return;
+        }
         let table = Arc::new(derive(graph, self.mode));
         let idents = changed(&self.table, &table);
         self.version = version;
@@ -160,13 +164,29 @@ impl<T: Send + 'static> Handler<Apply<T>> for SocialGraph {
 
     fn handle(&mut self, Apply(op): Apply<T>, _: &mut Context<Self>) -> Self::Result {
         let store = self.store.clone();
+        // The operation and the reload of the graph it changed run in one blocking task, and
+        // the new ACLs are applied before the caller hears back: when the website says
+        // "revoked", live sessions have already lost the data.
         let run = async move {
-            tokio::task::spawn_blocking(move || op(&store))
-                .await
-                .unwrap_or_else(|e| Err(SocialError::Internal(e.to_string())))
+            tokio::task::spawn_blocking(move || {
+                let res = op(&store);
+                let reload = store.acl_version().and_then(|v| Ok((v, store.load_graph()?)));
+                (res, reload)
+            })
+            .await
+            .unwrap_or_else(|e| {
+                (
+                    Err(SocialError::Internal(e.to_string())),
+                    Err(StoreError::NotFound(e.to_string())),
+                )
+            })
         };
-        Box::pin(run.into_actor(self).map(|res, act, ctx| {
-            act.refresh(ctx);
+        Box::pin(run.into_actor(self).map(|(res, reload), act, ctx| {
+            match reload {
+                Ok((v, graph)) => act.apply(v, &graph),
+                // The poll retries (and logs once) if the database is failing.
+                Err(_) => act.refresh(ctx),
+            }
             res
         }))
     }

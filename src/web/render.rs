@@ -252,7 +252,7 @@ mod tests {
     #[test]
     fn formats() {
         assert_eq!(time(0), "1970-01-01 00:00:00 UTC");
-        assert_eq!(time(1_795_000_000), "2026-11-18 07:06:40 UTC");
+        assert_eq!(time(1_795_000_000), "2026-11-18 11:06:40 UTC");
         assert_eq!(bytes(512), "512 B");
         assert_eq!(bytes(1536), "1.5 KiB");
         assert!(flash("<script>").is_none());

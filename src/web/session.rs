@@ -61,7 +61,9 @@ pub fn read_signed(state: &WebState, req: &HttpRequest, name: &str) -> Option<St
 
 /// The request's CSRF token, and whether it is new (then the response must set it).
 pub fn csrf_token(state: &WebState, req: &HttpRequest) -> Result<(String, bool), WebError> {
-    if let Some(t) = read_signed(state, req, CSRF_COOKIE).filter(|t| t.len() == 64) {
+    if let Some(t) =
+        read_signed(state, req, CSRF_COOKIE).filter(|t| t.len() == crate::store::models::accounts::TOKEN_LEN)
+    {
         return Ok((t, false));
     }
     let t = crate::store::models::accounts::random_token().map_err(|e| WebError::Internal(e.to_string()))?;

@@ -4,6 +4,7 @@
 
 pub mod python;
 pub mod raw;
+pub mod site;
 
 use std::fs;
 use std::net::SocketAddr;
@@ -37,6 +38,8 @@ pub struct TestServer {
     child: Option<Child>,
     /// The hpfeeds listener.
     pub addr: SocketAddr,
+    /// The website.
+    pub web: Option<SocketAddr>,
     /// Scratch directory holding the database and logs.
     pub dir: TempDir,
 }
@@ -54,6 +57,7 @@ impl TestServer {
         let mut s = TestServer {
             child: None,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            web: None,
             dir,
         };
         s.launch(flags, env);
@@ -87,9 +91,13 @@ impl TestServer {
             }
             let text = fs::read_to_string(&out).ok()?;
             let rest = text.split("hpfeeds tcp://").nth(1)?;
-            rest.split_whitespace().next()?.parse().ok()
+            rest.split_whitespace().next()?.trim_end_matches(',').parse().ok()
         });
         self.addr = addr;
+        self.web = fs::read_to_string(&out).ok().and_then(|t| {
+            let rest = t.split("website http://").nth(1)?.to_owned();
+            rest.split_whitespace().next()?.parse().ok()
+        });
         self.child = Some(child);
     }
 

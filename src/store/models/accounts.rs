@@ -46,14 +46,19 @@ pub struct Account {
     pub email_verified: bool,
 }
 
-/// A fresh random token (256 bits, hex) for links, cookies and API clients.
+/// Length of a token from [`random_token`].
+pub const TOKEN_LEN: usize = 43;
+
+/// A fresh random token (256 bits, URL-safe base64: 43 characters, short enough that a
+/// mailed link stays on one line) for links, cookies and API clients.
 pub fn random_token() -> Result<String, StoreError> {
+    use base64::Engine;
     let mut b = [0u8; 32];
     getrandom::getrandom(&mut b).map_err(|e| StoreError::Open {
         url: "randomness".into(),
         message: e.to_string(),
     })?;
-    Ok(hex::encode(b))
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b))
 }
 
 /// What is stored for a token: its SHA-256, so the table alone opens nothing.

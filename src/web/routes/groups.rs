@@ -181,8 +181,18 @@ async fn act(
             if matches!(action.as_str(), "invite" | "remove") =>
         {
             let mut errors = FieldErrors::default();
-            errors.add("group", group);
-            errors.add("user", e.to_string());
+            // Next to the user field of that group's box, or above the page when the viewer
+            // has no such box (not their group).
+            let owned = my_groups(&state, &v)
+                .await?
+                .iter()
+                .any(|g| g["name"] == group.as_str() && g["is_owner"] == true);
+            if owned {
+                errors.add("group", group);
+                errors.add("user", e.to_string());
+            } else {
+                errors.add("form", e.to_string());
+            }
             render_page(
                 &state,
                 &req,

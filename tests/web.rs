@@ -1,0 +1,944 @@
+//! The website's handlers through actix-web's test tools: every route's success and its
+//! refusals (not logged in, CSRF missing, not the owner, bad field), with the real actors
+//! and a real SQLite file behind them.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use actix_web::http::{Method, StatusCode, header};
+use serde_json::json;
+
+use common::site::{Browser, Site};
+use hpfriends::store::models::accounts::TokenKind;
+use hpfriends::wire::Ident;
+
+/// Every page that needs a login.
+const PRIVATE_PAGES: &[&str] = &[
+    "/shares",
+    "/shared-with-me",
+    "/authkeys",
+    "/groups",
+    "/logs",
+    "/search?q=x",
+    "/graph",
+    "/graph.svg",
+    "/account",
+    "/live",
+    "/live/events?channel=x",
+];
+
+/// A form's fields.
+type Form<'a> = &'a [(&'a str, &'a str)];
+
+/// Every form (path, fields) of a logged-in user.
+const FORMS: &[(&str, Form)] = &[
+    ("/logout", &[]),
+    ("/shares", &[("channel", "c"), ("to_kind", "everyone")]),
+    ("/shares/1/revoke", &[]),
+    ("/shares/1/accept", &[]),
+    ("/authkeys", &[("publish", "c")]),
+    ("/authkeys/somekey/rotate", &[]),
+    ("/authkeys/somekey/delete", &[]),
+    ("/groups", &[("name", "g")]),
+    ("/groups/g/invite", &[("user", "bob")]),
+    (
+        "/account/password",
+        &[("current", "x"), ("password", "y"), ("password2", "y")],
+    ),
+    ("/account/email", &[("email", "new@example.org")]),
+    ("/account/api-token", &[]),
+    ("/account/api-token/revoke", &[]),
+];
+
+#[actix_web::test]
+async fn anonymous_visitors_see_public_pages_and_are_sent_to_login() {
+    let site = Site::new().await;
+    let app = site.app().await;
+    let mut anon = Browser::default();
+    for path in [
+        "/",
+        "/login",
+        "/signup",
+        "/reset",
+        "/assets/style.css",
+        "/assets/live.js",
+        "/healthz",
+    ] {
+        let p = anon.get(&app, path).await;
+        assert_eq!(p.status, StatusCode::OK, "{path}");
+    }
+    assert_eq!(
+        anon.get(&app, "/assets/nope.css").await.status,
+        StatusCode::NOT_FOUND
+    );
+    for path in PRIVATE_PAGES {
+        let p = anon.get(&app, path).await;
+        assert_eq!(p.status, StatusCode::SEE_OTHER, "{path}");
+        assert_eq!(p.location(), "/login", "{path}");
+    }
+    for (path, fields) in FORMS {
+        let p = anon.post(&app, path, fields).await;
+        assert_eq!(p.status, StatusCode::SEE_OTHER, "{path} must not act for nobody");
+    }
+}
+
+#[actix_web::test]
+async fn forms_without_the_csrf_token_are_refused_and_change_nothing() {
+    let site = Site::new().await;
+    let app = site.app().await;
+    site.account("alice").await;
+    let mut a = Browser::default();
+    a.login(&app, "alice").await;
+    let before = site.store.audit_entries(1000).unwrap().len();
+    for (path, fields) in FORMS {
+        let p = a.post_raw(&app, path, fields).await;
+        assert_eq!(p.status, StatusCode::FORBIDDEN, "{path} without a token");
+        assert!(
+            p.body.contains("did not come from this site"),
+            "{path}: {}",
+            p.body
+        );
+        let mut forged = fields.to_vec();
+        forged.push(("csrf", "0000000000000000000000000000000000000000000"));
+        let p = a.post_raw(&app, path, &forged).await;
+        assert_eq!(p.status, StatusCode::FORBIDDEN, "{path} with a forged token");
+    }
+    // The anonymous forms too.
+    let mut anon = Browser::default();
+    for path in ["/login", "/signup", "/reset"] {
+        assert_eq!(
+            anon.post_raw(&app, path, &[("login", "alice")]).await.status,
+            StatusCode::FORBIDDEN
+        );
+    }
+    assert_eq!(
+        site.store.audit_entries(1000).unwrap().len(),
+        before,
+        "nothing was written"
+    );
+    // Still logged in: logout without a token did nothing.
+    assert_eq!(a.get(&app, "/account").await.status, StatusCode::OK);
+}
+
+#[actix_web::test]
+async fn sign_up_confirm_by_mail_log_in_and_out() {
+    let site = Site::new().await;
+    let app = site.app().await;
+    let mut b = Browser::default();
+    b.get(&app, "/signup").await;
+    let form = [
+        ("name", "carol"),
+        ("email", "carol@example.org"),
+        ("password", "carol-long-passphrase"),
+        ("password2", "carol-long-passphrase"),
+    ];
+    let p = b.post(&app, "/signup", &form).await;
+    assert_eq!(p.status, StatusCode::OK);
+    assert!(p.body.contains("Check your email"));
+    // Not confirmed yet: no login.
+    b.get(&app, "/login").await;
+    let p = b
+        .post(
+            &app,
+            "/login",
+            &[("login", "carol"), ("password", "carol-long-passphrase")],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN);
+    assert!(p.body.contains("Confirm your email address first"));
+    // The same name again is refused next to the field.
+    b.get(&app, "/signup").await;
+    let p = b.post(&app, "/signup", &form).await;
+    assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(p.body.contains("already registered"));
+
+    let link = site.mail_link("carol@example.org", "/verify/").await;
+    assert!(link.starts_with("http://hpfriends.test/verify/"), "{link}");
+    // A session cookie planted before login is not adopted (no fixation).
+    b.cookies.insert("hpf_session".into(), "planted".into());
+    let path = link.trim_start_matches("http://hpfriends.test");
+    let p = b.get(&app, path).await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER);
+    assert_eq!(p.location(), "/?ok=verified");
+    let session = b.cookies["hpf_session"].clone();
+    assert_ne!(session, "planted");
+    let p = b.get(&app, "/?ok=verified").await;
+    assert!(p.body.contains("Welcome, carol") && p.body.contains("Email address confirmed"));
+    // The link works once.
+    let mut other = Browser::default();
+    assert_eq!(other.get(&app, path).await.status, StatusCode::NOT_FOUND);
+
+    let p = b.post(&app, "/logout", &[]).await;
+    assert_eq!(p.location(), "/login?ok=logged-out");
+    // The old cookie is dead on the server, not just forgotten by the browser.
+    let mut thief = Browser::default();
+    thief.cookies.insert("hpf_session".into(), session);
+    assert_eq!(thief.get(&app, "/account").await.location(), "/login");
+}
+
+#[actix_web::test]
+async fn login_answers_alike_for_unknown_users_and_is_throttled() {
+    let site = Site::new().await;
+    let app = site.app().await;
+    site.account("alice").await;
+    let mut b = Browser::default();
+    b.get(&app, "/login").await;
+    let unknown = b
+        .post(
+            &app,
+            "/login",
+            &[("login", "nobody"), ("password", "whatever-long")],
+        )
+        .await;
+    let wrong = b
+        .post(
+            &app,
+            "/login",
+            &[("login", "alice"), ("password", "wrong-password")],
+        )
+        .await;
+    assert_eq!(unknown.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(wrong.status, unknown.status);
+    assert!(unknown.body.contains("Unknown user or wrong password."));
+    assert!(wrong.body.contains("Unknown user or wrong password."));
+    for _ in 0..4 {
+        b.post(
+            &app,
+            "/login",
+            &[("login", "alice"), ("password", "wrong-password")],
+        )
+        .await;
+    }
+    // Five failures for alice: now even the right password waits.
+    let p = b
+        .post(
+            &app,
+            "/login",
+            &[("login", "alice"), ("password", "alice-long-passphrase")],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(p.body.contains("Too many failed logins"));
+    assert!(!b.cookies.contains_key("hpf_session"));
+}
+
+#[actix_web::test]
+async fn password_reset_by_mail_and_account_settings() {
+    let site = Site::new().await;
+    let app = site.app().await;
+    site.account("alice").await;
+    let mut b = Browser::default();
+    b.get(&app, "/reset").await;
+    let p = b.post(&app, "/reset", &[("login", "")]).await;
+    assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY);
+    // Unknown and known accounts get the same answer.
+    let unknown = b.post(&app, "/reset", &[("login", "nobody")]).await;
+    let known = b.post(&app, "/reset", &[("login", "alice@example.org")]).await;
+    assert_eq!(
+        (unknown.status, unknown.location()),
+        (known.status, known.location())
+    );
+    let link = site.mail_link("alice@example.org", "/reset/").await;
+    let path = link.trim_start_matches("http://hpfriends.test").to_owned();
+    b.get(&app, &path).await;
+    let p = b
+        .post(&app, &path, &[("password", "short"), ("password2", "short")])
+        .await;
+    assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(p.body.contains("at least 10 characters"));
+    let p = b
+        .post(
+            &app,
+            &path,
+            &[
+                ("password", "a-new-passphrase"),
+                ("password2", "a-new-passphrase"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER);
+    assert_eq!(b.get(&app, "/account").await.status, StatusCode::OK);
+
+    // Change password: the current one must be right, the new one good.
+    let p = b
+        .post(
+            &app,
+            "/account/password",
+            &[("current", "wrong"), ("password", "x"), ("password2", "y")],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY);
+    for msg in [
+        "not your current password",
+        "at least 10 characters",
+        "the two passwords differ",
+    ] {
+        assert!(p.body.contains(msg), "{msg}");
+    }
+    let p = b
+        .post(
+            &app,
+            "/account/password",
+            &[
+                ("current", "a-new-passphrase"),
+                ("password", "alice-long-passphrase"),
+                ("password2", "alice-long-passphrase"),
+            ],
+        )
+        .await;
+    assert_eq!(p.location(), "/account?ok=password");
+    // Email change waits for the link mailed to the new address.
+    b.get(&app, "/account").await;
+    let p = b
+        .post(&app, "/account/email", &[("email", "not an address")])
+        .await;
+    assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY);
+    b.post(&app, "/account/email", &[("email", "alice@new.example.org")])
+        .await;
+    assert_eq!(
+        site.store.user_by_name("alice").unwrap().unwrap().email,
+        "alice@example.org"
+    );
+    let link = site.mail_link("alice@new.example.org", "/verify/").await;
+    b.get(&app, link.trim_start_matches("http://hpfriends.test"))
+        .await;
+    assert_eq!(
+        site.store.user_by_name("alice").unwrap().unwrap().email,
+        "alice@new.example.org"
+    );
+}
+
+#[actix_web::test]
+async fn the_story_through_the_handlers_changes_acls_at_once() {
+    let site = Site::new().await;
+    let app = site.app().await;
+    site.account("alice").await;
+    site.account("bob").await;
+    let (mut a, mut b) = (Browser::default(), Browser::default());
+    a.login(&app, "alice").await;
+    b.login(&app, "bob").await;
+
+    a.get(&app, "/authkeys").await;
+    let p = a
+        .post(
+            &app,
+            "/authkeys",
+            &[("publish", "dionaea.capture"), ("comment", "sensor")],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::OK);
+    assert!(p.body.contains("Authkey created") && p.body.contains("not shown again"));
+    b.get(&app, "/authkeys").await;
+    let p = b
+        .post(&app, "/authkeys", &[("subscribe", "dionaea.capture")])
+        .await;
+    let secret_b = between(&p.body, "<code id=\"secret\">", "<");
+    let ident_b = Ident::new(&between(&p.body, "<code id=\"ident\">", "<")).unwrap();
+    assert_eq!(secret_b.len(), 64);
+    let alice = site.store.user_by_name("alice").unwrap().unwrap();
+    let admits = || {
+        site.core.shared.keys.load()[&ident_b]
+            .sources("dionaea.capture")
+            .unwrap()
+            .admits(alice.id)
+    };
+    assert!(!admits());
+
+    a.get(&app, "/shares").await;
+    let p = a
+        .post(
+            &app,
+            "/shares",
+            &[
+                ("channel", "dionaea.capture"),
+                ("to_kind", "user"),
+                ("to", "bob"),
+                ("kind", "own"),
+            ],
+        )
+        .await;
+    assert_eq!(p.location(), "/shares?ok=share-offered");
+    let link = site.mail_link("bob@example.org", "/shared-with-me").await;
+    assert!(link.ends_with("/shared-with-me"));
+    let p = b.get(&app, "/shared-with-me").await;
+    assert!(p.body.contains("1 invitation(s) wait for your answer"));
+    let id = site.store.all_shares().unwrap()[0].id.0;
+    let p = b.post(&app, &format!("/shares/{id}/accept"), &[]).await;
+    assert_eq!(p.location(), "/shared-with-me?ok=share-accepted");
+    assert!(admits(), "the acceptance reached the broker's key table at once");
+
+    let p = a.get(&app, "/shares").await;
+    assert!(p.body.contains("accepted"));
+    let p = a.post(&app, &format!("/shares/{id}/revoke"), &[]).await;
+    assert_eq!(p.location(), "/shares?ok=share-revoked");
+    assert!(!admits(), "the revocation reached the broker's key table at once");
+
+    // Bob's key: rotate shows a new secret once, disable/enable/delete act at once.
+    b.get(&app, "/authkeys").await;
+    let p = b.post(&app, &format!("/authkeys/{ident_b}/rotate"), &[]).await;
+    let rotated = between(&p.body, "<code id=\"secret\">", "<");
+    assert_ne!(rotated, secret_b);
+    assert!(
+        !b.get(&app, "/authkeys").await.body.contains(&rotated),
+        "shown once only"
+    );
+    let p = b
+        .post(
+            &app,
+            &format!("/authkeys/{ident_b}/channels"),
+            &[("publish", "x"), ("subscribe", "y z")],
+        )
+        .await;
+    assert_eq!(p.location(), "/authkeys?ok=key-updated");
+    assert!(site.core.shared.keys.load()[&ident_b].sources("z").is_some());
+    b.post(&app, &format!("/authkeys/{ident_b}/disable"), &[]).await;
+    assert!(!site.core.shared.keys.load().contains_key(&ident_b));
+    b.post(&app, &format!("/authkeys/{ident_b}/enable"), &[]).await;
+    assert!(site.core.shared.keys.load().contains_key(&ident_b));
+    let p = b.post(&app, &format!("/authkeys/{ident_b}/delete"), &[]).await;
+    assert_eq!(p.location(), "/authkeys?ok=key-deleted");
+    assert!(!site.core.shared.keys.load().contains_key(&ident_b));
+    let p = b.post(&app, "/authkeys/nosuchkey/frobnicate", &[]).await;
+    assert_eq!(p.status, StatusCode::NOT_FOUND);
+}
+
+fn between(text: &str, start: &str, end: &str) -> String {
+    let at = text.find(start).unwrap() + start.len();
+    text[at..at + text[at..].find(end).unwrap()].to_owned()
+}
+
+#[actix_web::test]
+async fn only_owners_act_and_secrets_stay_private() {
+    let site = Site::new().await;
+    let app = site.app().await;
+    site.account("alice").await;
+    site.account("bob").await;
+    site.account("carol").await;
+    let (mut a, mut b) = (Browser::default(), Browser::default());
+    a.login(&app, "alice").await;
+    b.login(&app, "bob").await;
+    a.get(&app, "/authkeys").await;
+    let p = a.post(&app, "/authkeys", &[("publish", "c1")]).await;
+    let ident = between(&p.body, "<code id=\"ident\">", "<");
+    let secret = between(&p.body, "<code id=\"secret\">", "<");
+    a.get(&app, "/shares").await;
+    a.post(
+        &app,
+        "/shares",
+        &[("channel", "c1"), ("to_kind", "user"), ("to", "carol")],
+    )
+    .await;
+    a.get(&app, "/groups").await;
+    a.post(&app, "/groups", &[("name", "trusted")]).await;
+    a.post(&app, "/groups/trusted/invite", &[("user", "carol")]).await;
+    let share = site.store.all_shares().unwrap()[0].id.0;
+
+    let before = site.store.audit_entries(1000).unwrap().len();
+    b.get(&app, "/").await;
+    for action in ["rotate", "disable", "enable", "delete", "channels"] {
+        let p = b
+            .post(&app, &format!("/authkeys/{ident}/{action}"), &[("publish", "x")])
+            .await;
+        assert_eq!(p.status, StatusCode::NOT_FOUND, "{action} on another's key");
+        assert!(!p.body.contains(&secret));
+    }
+    for action in ["revoke", "accept", "decline", "leave"] {
+        let p = b.post(&app, &format!("/shares/{share}/{action}"), &[]).await;
+        assert_eq!(
+            p.status,
+            StatusCode::FORBIDDEN,
+            "{action} on another's share: {}",
+            p.body
+        );
+    }
+    let p = b.post(&app, "/groups/trusted/remove", &[("user", "carol")]).await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN);
+    assert!(p.body.contains("only the owner"));
+    let p = b.post(&app, "/groups/trusted/invite", &[("user", "bob")]).await;
+    assert!(p.body.contains("only the owner"));
+    assert_eq!(
+        b.post(&app, "/groups/trusted/accept", &[]).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        site.store.audit_entries(1000).unwrap().len(),
+        before,
+        "nothing was written"
+    );
+    for path in [
+        "/authkeys",
+        "/shares",
+        "/shared-with-me",
+        "/",
+        "/graph",
+        "/search?q=c1",
+    ] {
+        let p = b.get(&app, path).await;
+        assert!(!p.body.contains(&secret), "{path} shows alice's secret");
+        if path == "/authkeys" {
+            assert!(!p.body.contains(&ident), "bob sees alice's key");
+        }
+    }
+}
+
+#[actix_web::test]
+async fn bad_fields_are_named_and_nothing_half_written() {
+    let site = Site::new().await;
+    let app = site.app().await;
+    site.account("alice").await;
+    let mut a = Browser::default();
+    a.login(&app, "alice").await;
+    let before = site.store.audit_entries(1000).unwrap().len();
+    let cases: &[(&str, Form, &[&str])] = &[
+        (
+            "/shares",
+            &[("channel", ""), ("to_kind", "user"), ("to", "")],
+            &["enter a channel name", "enter the user to share with"],
+        ),
+        (
+            "/shares",
+            &[("channel", "c"), ("to_kind", "user"), ("to", "nobody")],
+            &["no user named"],
+        ),
+        (
+            "/shares",
+            &[("channel", "c"), ("to_kind", "user"), ("to", "alice")],
+            &["share with yourself"],
+        ),
+        (
+            "/shares",
+            &[("channel", "c"), ("to_kind", "martians")],
+            &["choose a user, a group or everyone"],
+        ),
+        (
+            "/shares",
+            &[("channel", "c"), ("to_kind", "group"), ("to", "nogroup")],
+            &["no group named"],
+        ),
+        (
+            "/authkeys",
+            &[("publish", ""), ("subscribe", "")],
+            &["list at least one channel"],
+        ),
+        (
+            "/authkeys",
+            &[("publish", &"x".repeat(300))],
+            &["not a valid channel name"],
+        ),
+        ("/groups", &[("name", "no spaces please")], &["use 1-64 letters"]),
+        ("/groups/nogroup/invite", &[("user", "")], &["enter a user name"]),
+    ];
+    for (path, form, messages) in cases {
+        a.get(&app, "/").await;
+        let p = a.post(&app, path, form).await;
+        assert_eq!(
+            p.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{path} {form:?}: {}",
+            p.body
+        );
+        assert!(
+            p.body.contains("field-error"),
+            "{path}: error shown next to a field"
+        );
+        for m in *messages {
+            assert!(p.body.contains(m), "{path} {form:?}: missing {m:?}");
+        }
+    }
+    assert_eq!(
+        site.store.audit_entries(1000).unwrap().len(),
+        before,
+        "nothing was written"
+    );
+    assert!(site.store.authkeys().unwrap().is_empty());
+    // A field the form does not have, or a body that is not a form, is a clear 400.
+    let big = "x".repeat(100_000);
+    let p = a.post(&app, "/groups", &[("name", &big)]).await;
+    assert_eq!(p.status, StatusCode::BAD_REQUEST);
+    assert!(p.body.contains("too large"));
+}
+
+#[actix_web::test]
+async fn groups_from_invitation_to_leaving() {
+    let site = Site::new().await;
+    let app = site.app().await;
+    site.account("alice").await;
+    site.account("bob").await;
+    let (mut a, mut b) = (Browser::default(), Browser::default());
+    a.login(&app, "alice").await;
+    b.login(&app, "bob").await;
+    a.get(&app, "/groups").await;
+    assert_eq!(
+        a.post(
+            &app,
+            "/groups",
+            &[("name", "trusted"), ("description", "we vouch")]
+        )
+        .await
+        .location(),
+        "/groups?ok=group-created"
+    );
+    let p = a.post(&app, "/groups", &[("name", "trusted")]).await;
+    assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let p = a
+        .post(&app, "/groups/trusted/invite", &[("user", "nobody")])
+        .await;
+    assert!(p.body.contains("no user named"));
+    assert_eq!(
+        a.post(&app, "/groups/trusted/invite", &[("user", "bob")])
+            .await
+            .location(),
+        "/groups?ok=group-invited"
+    );
+    site.mail_link("bob@example.org", "invites you to the group trusted")
+        .await;
+    let p = b.get(&app, "/").await;
+    assert!(p.body.contains("You are invited to the group"));
+    b.get(&app, "/groups").await;
+    assert_eq!(
+        b.post(&app, "/groups/trusted/accept", &[]).await.location(),
+        "/groups?ok=group-joined"
+    );
+    assert_eq!(
+        b.post(&app, "/groups/trusted/leave", &[]).await.location(),
+        "/groups?ok=group-left"
+    );
+    a.post(&app, "/groups/trusted/invite", &[("user", "bob")]).await;
+    assert_eq!(
+        b.post(&app, "/groups/trusted/decline", &[]).await.location(),
+        "/groups?ok=group-declined"
+    );
+    a.post(&app, "/groups/trusted/invite", &[("user", "bob")]).await;
+    assert_eq!(
+        a.post(&app, "/groups/trusted/remove", &[("user", "bob")])
+            .await
+            .location(),
+        "/groups?ok=group-removed"
+    );
+    assert_eq!(
+        a.post(&app, "/groups/trusted/leave", &[]).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        a.post(&app, "/groups/trusted/dance", &[]).await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[actix_web::test]
+async fn logs_search_graph_and_live_view() {
+    let site = Site::new().await;
+    let app = site.app().await;
+    site.account("alice").await;
+    site.account("bob").await;
+    let mut a = Browser::default();
+    a.login(&app, "alice").await;
+    a.get(&app, "/authkeys").await;
+    let p = a
+        .post(
+            &app,
+            "/authkeys",
+            &[("publish", "dionaea.capture"), ("subscribe", "dionaea.capture")],
+        )
+        .await;
+    let ident = between(&p.body, "<code id=\"ident\">", "<");
+    site.store
+        .append_key_log(&[hpfriends::store::models::key_log::KeyLogEntry {
+            at: 1_795_000_000,
+            ident: ident.clone(),
+            event: "auth-failed".into(),
+            channel: None,
+            peer: Some("198.51.100.7:4000".into()),
+            detail: "wrong secret".into(),
+        }])
+        .unwrap();
+    let p = a.get(&app, "/logs").await;
+    assert!(p.body.contains("auth-failed") && p.body.contains("198.51.100.7"));
+    let p = a.get(&app, "/search?q=dionaea").await;
+    assert!(p.body.contains("dionaea.capture"));
+    let p = a.get(&app, "/search?q=198.51.100").await;
+    assert!(p.body.contains("wrong secret"), "log lines are searched");
+    let p = a.get(&app, "/search?q=bo").await;
+    assert!(p.body.contains("<li>bob</li>"));
+    let p = a.get(&app, &format!("/search?q={}", "x".repeat(300))).await;
+    assert_eq!(p.status, StatusCode::BAD_REQUEST);
+
+    a.get(&app, "/shares").await;
+    a.post(
+        &app,
+        "/shares",
+        &[
+            ("channel", "dionaea.capture"),
+            ("to_kind", "everyone"),
+            ("kind", "redistribute"),
+        ],
+    )
+    .await;
+    let p = a.get(&app, "/graph").await;
+    assert!(p.body.contains("<svg") && p.body.contains("dionaea.capture · redistribute"));
+    let p = a.get(&app, "/graph.svg").await;
+    assert_eq!(p.headers.get(header::CONTENT_TYPE).unwrap(), "image/svg+xml");
+
+    let p = a.get(&app, "/live").await;
+    assert!(p.body.contains("/live?channel=dionaea.capture"));
+    assert_eq!(
+        a.get(&app, "/live?channel=elsewhere").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        a.get(&app, "/live/events?channel=elsewhere").await.status,
+        StatusCode::NOT_FOUND
+    );
+    let p = a.get(&app, "/live?channel=dionaea.capture").await;
+    assert!(p.body.contains("data-channel=\"dionaea.capture\""));
+}
+
+#[actix_web::test]
+async fn the_json_api_with_tokens() {
+    let site = Site::new().await;
+    let app = site.app().await;
+    site.account("alice").await;
+    let bob = site.account("bob").await;
+    let mut a = Browser::default();
+    a.login(&app, "alice").await;
+    a.get(&app, "/account").await;
+    let p = a.post(&app, "/account/api-token", &[]).await;
+    let token = between(&p.body, "<code id=\"api-token\">", "<");
+    let bob_token = site.store.create_token(TokenKind::Api, bob.id, "", None).unwrap();
+    let mut c = Browser::default();
+
+    let (s, body) = c.api(&app, Method::GET, "/api/v1/me", "", None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert!(body["error"].as_str().unwrap().contains("Bearer"));
+    assert_eq!(
+        c.api(&app, Method::GET, "/api/v1/me", "nope", None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let (s, body) = c.api(&app, Method::GET, "/api/v1/me", &token, None).await;
+    assert_eq!((s, body["name"].as_str()), (StatusCode::OK, Some("alice")));
+
+    let (s, key) = c
+        .api(
+            &app,
+            Method::POST,
+            "/api/v1/authkeys",
+            &token,
+            Some(json!({"publish": ["dionaea.capture"]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let ident = key["ident"].as_str().unwrap().to_owned();
+    let (s, body) = c
+        .api(
+            &app,
+            Method::POST,
+            "/api/v1/authkeys",
+            &token,
+            Some(json!({"publish": [""]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+    let (s, body) = c
+        .api(
+            &app,
+            Method::POST,
+            "/api/v1/authkeys",
+            &token,
+            Some(json!("nonsense")),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(body["error"].as_str().unwrap().contains("JSON"));
+    let (_, list) = c.api(&app, Method::GET, "/api/v1/authkeys", &token, None).await;
+    assert_eq!(list["authkeys"][0]["ident"], ident.as_str());
+    assert!(
+        list.to_string().find(key["secret"].as_str().unwrap()).is_none(),
+        "secrets are not listed"
+    );
+
+    // Bob cannot touch alice's key.
+    for (m, path) in [
+        (Method::DELETE, format!("/api/v1/authkeys/{ident}")),
+        (Method::POST, format!("/api/v1/authkeys/{ident}/rotate")),
+    ] {
+        assert_eq!(
+            c.api(&app, m, &path, &bob_token, None).await.0,
+            StatusCode::NOT_FOUND
+        );
+    }
+    let (s, body) = c
+        .api(
+            &app,
+            Method::POST,
+            "/api/v1/shares",
+            &token,
+            Some(json!({"channel": "dionaea.capture", "to_user": "bob"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    let id = body["id"].as_i64().unwrap();
+    let (s, _) = c
+        .api(
+            &app,
+            Method::POST,
+            &format!("/api/v1/shares/{id}/accept"),
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "the sharer cannot accept for bob");
+    let (s, _) = c
+        .api(
+            &app,
+            Method::POST,
+            &format!("/api/v1/shares/{id}/accept"),
+            &bob_token,
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (_, shares) = c.api(&app, Method::GET, "/api/v1/shares", &bob_token, None).await;
+    assert_eq!(shares["incoming"][0]["state"], "accepted");
+    let (s, _) = c
+        .api(
+            &app,
+            Method::POST,
+            "/api/v1/groups",
+            &token,
+            Some(json!({"name": "trusted"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let (s, _) = c
+        .api(
+            &app,
+            Method::POST,
+            "/api/v1/groups/trusted/invite",
+            &token,
+            Some(json!({"user": "bob"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        c.api(
+            &app,
+            Method::POST,
+            "/api/v1/groups/trusted/accept",
+            &bob_token,
+            None
+        )
+        .await
+        .0,
+        StatusCode::OK
+    );
+    let (_, groups) = c.api(&app, Method::GET, "/api/v1/groups", &bob_token, None).await;
+    assert_eq!(groups["groups"][0]["name"], "trusted");
+    assert_eq!(
+        c.api(&app, Method::GET, "/api/v1/logs", &token, None).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        c.api(&app, Method::GET, "/api/v1/search?q=dion", &token, None)
+            .await
+            .1["channels"][0],
+        "dionaea.capture"
+    );
+    assert_eq!(
+        c.api(&app, Method::GET, "/api/v1/nothing", &token, None).await.0,
+        StatusCode::NOT_FOUND
+    );
+    let (s, _) = c
+        .api(
+            &app,
+            Method::DELETE,
+            &format!("/api/v1/authkeys/{ident}"),
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+
+    // Revoked tokens stop working at once.
+    a.get(&app, "/account").await;
+    a.post(&app, "/account/api-token/revoke", &[]).await;
+    assert_eq!(
+        c.api(&app, Method::GET, "/api/v1/me", &token, None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[actix_web::test]
+async fn security_headers_and_cookie_flags() {
+    let site = Site::new().await;
+    let app = site.app().await;
+    site.account("alice").await;
+    let req = actix_web::test::TestRequest::get().uri("/login").to_request();
+    let res = actix_web::test::call_service(&app, req).await;
+    let h = res.headers();
+    let csp = h.get("content-security-policy").unwrap().to_str().unwrap();
+    assert!(csp.contains("frame-ancestors 'none'") && csp.contains("script-src 'self'"));
+    assert_eq!(h.get("x-content-type-options").unwrap(), "nosniff");
+    assert_eq!(h.get("x-frame-options").unwrap(), "DENY");
+    let csrf = res.response().cookies().find(|c| c.name() == "hpf_csrf").unwrap();
+    assert_eq!(csrf.http_only(), Some(true));
+    assert_eq!(csrf.same_site(), Some(actix_web::cookie::SameSite::Lax));
+
+    let mut b = Browser::default();
+    b.get(&app, "/login").await;
+    let req = actix_web::test::TestRequest::post()
+        .uri("/login")
+        .insert_header((header::COOKIE, format!("hpf_csrf={}", b.cookies["hpf_csrf"])))
+        .set_form([
+            ("login", "alice"),
+            ("password", "alice-long-passphrase"),
+            ("csrf", b.csrf.as_str()),
+        ])
+        .to_request();
+    let res = actix_web::test::call_service(&app, req).await;
+    let session = res
+        .response()
+        .cookies()
+        .find(|c| c.name() == "hpf_session")
+        .unwrap();
+    assert_eq!(session.http_only(), Some(true));
+    assert_eq!(session.same_site(), Some(actix_web::cookie::SameSite::Lax));
+    assert_eq!(session.path(), Some("/"));
+    // A tampered cookie is ignored (it is signed).
+    let mut forged = Browser::default();
+    let value = session.value().to_owned();
+    let mut chars: Vec<char> = value.chars().collect();
+    let last = chars.len() - 1;
+    chars[last] = if chars[last] == 'a' { 'b' } else { 'a' };
+    forged
+        .cookies
+        .insert("hpf_session".into(), chars.into_iter().collect());
+    assert_eq!(forged.get(&app, "/account").await.location(), "/login");
+}
+
+#[actix_web::test]
+async fn a_dead_database_gets_a_clear_503_and_nothing_else_breaks() {
+    let site = Site::new().await;
+    let app = site.app().await;
+    site.account("alice").await;
+    let mut a = Browser::default();
+    a.login(&app, "alice").await;
+    // Take the tables away under the running site.
+    {
+        use diesel::connection::SimpleConnection;
+        let mut conn = site.store.conn().unwrap();
+        conn.batch_execute("PRAGMA foreign_keys = OFF; DROP TABLE web_sessions; DROP TABLE key_log;")
+            .unwrap();
+    }
+    let p = a.get(&app, "/account").await;
+    assert_eq!(p.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(p.body.contains("database is unavailable") && !p.body.contains("no such table"));
+    assert_eq!(p.headers.get(header::RETRY_AFTER).unwrap(), "5");
+    assert_eq!(
+        a.get(&app, "/healthz").await.status,
+        StatusCode::OK,
+        "other tables still answer"
+    );
+    // Pages that need no database still render.
+    let mut anon = Browser::default();
+    assert_eq!(anon.get(&app, "/login").await.status, StatusCode::OK);
+}
