@@ -583,6 +583,7 @@ fn serve(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
         let shutdown = CancellationToken::new();
         tokio::spawn(cancel_on_signal(shutdown.clone()));
         let db = config.db.clone();
+        let mail_dir = config.mail_dir.clone();
         server::serve(config, store, shutdown, |ep: Endpoints| {
             let web = ep
                 .web
@@ -594,6 +595,13 @@ fn serve(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
             );
             if let Some(secret) = &demo {
                 print_demo(ep.hpfeeds, secret);
+                if let Some(web) = ep.web {
+                    println!(
+                        "Website: http://{web}/ - sign up there; with no smtp_url, mail (the confirmation \
+                         link) is written as .eml files into {}/\n",
+                        mail_dir
+                    );
+                }
             }
             let _ = std::io::stdout().flush();
         })

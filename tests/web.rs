@@ -691,6 +691,68 @@ async fn logs_search_graph_and_live_view() {
     );
     let p = a.get(&app, "/live?channel=dionaea.capture").await;
     assert!(p.body.contains("data-channel=\"dionaea.capture\""));
+
+    // The event stream: a broker session of alice's key, fed by the router like any other.
+    let cookies: Vec<String> = a.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let req = actix_web::test::TestRequest::get()
+        .uri("/live/events?channel=dionaea.capture")
+        .insert_header((header::COOKIE, cookies.join("; ")))
+        .to_request();
+    let res = actix_web::test::call_service(&app, req).await;
+    assert_eq!(
+        res.headers().get(header::CONTENT_TYPE).unwrap(),
+        "text/event-stream"
+    );
+    let mut body = Box::pin(res.into_body());
+    let mut next = async || {
+        let chunk =
+            futures_util::future::poll_fn(|cx| actix_web::body::MessageBody::poll_next(body.as_mut(), cx));
+        let bytes = tokio::time::timeout(std::time::Duration::from_secs(10), chunk)
+            .await
+            .expect("an event within 10 s")
+            .unwrap()
+            .unwrap();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    };
+    let ready = next().await;
+    assert!(
+        ready.starts_with("event: ready") && ready.contains(&ident),
+        "{ready}"
+    );
+    let alice = site.store.user_by_name("alice").unwrap().unwrap();
+    let frame = hpfriends::wire::Frame::Publish {
+        ident: Ident::new(&ident).unwrap(),
+        channel: hpfriends::wire::Channel::new("dionaea.capture").unwrap(),
+        payload: actix_web::web::Bytes::from_static(b"{\"src\": \"198.51.100.7\"}"),
+    }
+    .to_bytes()
+    .unwrap();
+    assert_eq!(
+        site.core
+            .shared
+            .router
+            .publish(alice.id, "dionaea.capture", &frame),
+        1
+    );
+    let message = next().await;
+    assert!(message.starts_with("event: message"), "{message}");
+    assert!(
+        message.contains("\"encoding\":\"json\"") && message.contains("198.51.100.7"),
+        "{message}"
+    );
+    // The key loses the channel: the stream says why and ends.
+    a.get(&app, "/authkeys").await;
+    a.post(
+        &app,
+        &format!("/authkeys/{ident}/channels"),
+        &[("publish", "dionaea.capture")],
+    )
+    .await;
+    let cut = next().await;
+    assert!(
+        cut.contains("event: error") && cut.contains("accessfail"),
+        "{cut}"
+    );
 }
 
 #[actix_web::test]

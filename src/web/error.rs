@@ -29,6 +29,9 @@ pub enum WebError {
     /// A malformed request.
     #[error("{0}")]
     BadRequest(String),
+    /// It clashes with what exists (a name taken, a share already answered).
+    #[error("{0}")]
+    Conflict(String),
     /// The database cannot be reached: the page says so and the site recovers by itself.
     #[error("the database is unavailable right now; nothing was changed. Try again in a moment")]
     Unavailable(String),
@@ -51,7 +54,7 @@ impl From<StoreError> for WebError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound(m) => Self::NotFound(m),
-            StoreError::Conflict(m) => Self::BadRequest(m),
+            StoreError::Conflict(m) => Self::Conflict(m),
             other => Self::Unavailable(other.to_string()),
         }
     }
@@ -62,7 +65,8 @@ impl From<SocialError> for WebError {
         match e {
             SocialError::NotFound(m) => Self::NotFound(m),
             SocialError::Forbidden(m) => Self::Forbidden(format!("not allowed: {m}")),
-            SocialError::Invalid(m) | SocialError::Conflict(m) => Self::BadRequest(m),
+            SocialError::Invalid(m) => Self::BadRequest(m),
+            SocialError::Conflict(m) => Self::Conflict(m),
             SocialError::Store(s) => Self::from(s),
             SocialError::Internal(m) => Self::Internal(m),
         }
@@ -87,6 +91,7 @@ impl ResponseError for WebError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Throttled => StatusCode::TOO_MANY_REQUESTS,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

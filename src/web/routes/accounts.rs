@@ -139,7 +139,7 @@ async fn signup(
     let (n, e) = (name.clone(), email.clone());
     let user = match state.db(move |s| s.create_account(&n, &e, &hash)).await {
         Ok(u) => u,
-        Err(WebError::BadRequest(m)) => {
+        Err(WebError::Conflict(m)) => {
             let mut errors = FieldErrors::default();
             errors.add("name", m);
             return refuse(errors);
