@@ -177,6 +177,36 @@ async fn sign_up_confirm_by_mail_log_in_and_out() {
 }
 
 #[actix_web::test]
+async fn sign_ups_from_one_address_are_bounded() {
+    let site = Site::new().await;
+    let app = site.app().await;
+    let mut b = Browser::default();
+    for i in 0..11 {
+        b.get(&app, "/signup").await;
+        let (name, email) = (format!("user{i}"), format!("user{i}@example.org"));
+        let p = b
+            .post(
+                &app,
+                "/signup",
+                &[
+                    ("name", &name),
+                    ("email", &email),
+                    ("password", "long-passphrase"),
+                    ("password2", "long-passphrase"),
+                ],
+            )
+            .await;
+        let expected = if i < 10 {
+            StatusCode::OK
+        } else {
+            StatusCode::TOO_MANY_REQUESTS
+        };
+        assert_eq!(p.status, expected, "sign-up {i}");
+    }
+    assert!(site.store.user_by_name("user10").unwrap().is_none());
+}
+
+#[actix_web::test]
 async fn login_answers_alike_for_unknown_users_and_is_throttled() {
     let site = Site::new().await;
     let app = site.app().await;

@@ -35,6 +35,8 @@ pub const LIVE_OUTBOX: usize = 4 * 1024 * 1024;
 pub const KEEPALIVE: Duration = Duration::from_secs(15);
 /// Payload bytes shown per message; the rest is cut (and said so).
 pub const SHOWN: usize = 64 * 1024;
+/// Live views one user may have open at once (each is a broker session).
+pub const MAX_LIVE_VIEWS: usize = 8;
 
 /// `?channel=NAME` (a query, not a path segment: channel names may hold `/`).
 #[derive(Deserialize, Default)]
@@ -104,17 +106,50 @@ fn event(kind: &str, data: &Value) -> Bytes {
     Bytes::from(format!("event: {kind}\ndata: {data}\n\n"))
 }
 
-/// Ends the broker session when the stream is dropped (the browser went away).
+/// Ends the broker session when the stream is dropped (the browser went away), and gives
+/// the user's live-view slot back.
 struct Guard {
     state: State,
-    id: SessionId,
-    outbox: Arc<Outbox>,
+    user: crate::social::UserId,
+    id: Option<SessionId>,
+    outbox: Option<Arc<Outbox>>,
+}
+
+impl Guard {
+    /// Takes one of the user's live-view slots, or says why not.
+    fn take(state: &State, user: crate::social::UserId) -> Result<Guard, WebError> {
+        let mut open = state.live_views.lock();
+        let n = open.entry(user).or_insert(0);
+        if *n >= MAX_LIVE_VIEWS {
+            return Err(WebError::Forbidden(format!(
+                "you have {MAX_LIVE_VIEWS} live views open already: close one first"
+            )));
+        }
+        *n += 1;
+        Ok(Guard {
+            state: state.clone(),
+            user,
+            id: None,
+            outbox: None,
+        })
+    }
 }
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        self.outbox.close();
-        self.state.shared.broker.do_send(Disconnected(self.id));
+        if let Some(outbox) = &self.outbox {
+            outbox.close();
+        }
+        if let Some(id) = self.id {
+            self.state.shared.broker.do_send(Disconnected(id));
+        }
+        let mut open = self.state.live_views.lock();
+        if let Some(n) = open.get_mut(&self.user) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.remove(&self.user);
+            }
+        }
     }
 }
 
@@ -178,13 +213,12 @@ pub async fn events(
     let peer = req
         .peer_addr()
         .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let mut guard = Guard::take(&state, v.user.id)?;
     let handle = open(&state, &v, &channel, peer).await?;
+    guard.id = Some(handle.id);
+    guard.outbox = Some(Arc::clone(&handle.outbox));
+    let outbox = Arc::clone(&handle.outbox);
     let shutdown = state.shared.shutdown.clone();
-    let guard = Guard {
-        state: state.clone(),
-        id: handle.id,
-        outbox: Arc::clone(&handle.outbox),
-    };
     let hello = event(
         "ready",
         &json!({"channel": channel.as_str(), "ident": handle.ident.as_str()}),
@@ -195,11 +229,11 @@ pub async fn events(
         (guard, Some(hello), tick, Vec::new()),
         move |(guard, first, mut tick, mut batch)| {
             let shutdown = shutdown.clone();
+            let outbox = Arc::clone(&outbox);
             async move {
                 if let Some(b) = first {
                     return Some((Ok::<_, actix_web::Error>(b), (guard, None, tick, batch)));
                 }
-                let outbox = Arc::clone(&guard.outbox);
                 let out = tokio::select! {
                     more = outbox.next_batch(&mut batch) => {
                         if !more {

@@ -54,6 +54,10 @@ pub struct WebState {
     pub session_secs: i64,
     /// Slows down password guessing.
     pub logins: LoginThrottle,
+    /// Bounds the mail a visitor can make the site send (sign-ups, email changes), per address.
+    pub mail_requests: LoginThrottle,
+    /// Live views open now, per user (each holds a broker session).
+    pub live_views: parking_lot::Mutex<std::collections::HashMap<crate::social::UserId, usize>>,
 }
 
 /// How handlers receive the state.
@@ -89,6 +93,8 @@ impl WebState {
             secure_cookies: config.secure_cookies,
             session_secs: i64::try_from(config.session_hours.saturating_mul(3600)).unwrap_or(i64::MAX),
             logins: LoginThrottle::new(5, 30, Duration::from_secs(15 * 60)),
+            mail_requests: LoginThrottle::new(u32::MAX, 10, Duration::from_secs(15 * 60)),
+            live_views: parking_lot::Mutex::new(std::collections::HashMap::new()),
         })
     }
 

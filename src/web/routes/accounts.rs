@@ -71,6 +71,16 @@ async fn log_in(
     Ok(res)
 }
 
+/// Counts a request that makes the site mail someone, refusing past 10 per address in 15
+/// minutes, so the site cannot be used to flood mailboxes.
+fn mail_allowed(state: &WebState, req: &HttpRequest) -> Result<(), WebError> {
+    if !state.mail_requests.allowed("", peer(req)) {
+        return Err(WebError::Throttled);
+    }
+    state.mail_requests.failed("", peer(req));
+    Ok(())
+}
+
 /// Queues a mail rendered from `template`; a failure is logged (the mailer counts it).
 pub fn mail(state: &WebState, to: &str, subject: &str, template: &str, ctx: &serde_json::Value) {
     match mail_text(state, template, ctx) {
@@ -135,6 +145,7 @@ async fn signup(
     if !errors.is_empty() {
         return refuse(errors);
     }
+    mail_allowed(&state, &req)?;
     let hash = password::hash(f.password).await?;
     let (n, e) = (name.clone(), email.clone());
     let user = match state.db(move |s| s.create_account(&n, &e, &hash)).await {
@@ -315,11 +326,12 @@ async fn reset_request(
         .status(StatusCode::UNPROCESSABLE_ENTITY)
         .render(&state, &req, None);
     }
-    // Throttled like logins, so the form cannot be used to flood someone's mailbox.
-    if !state.logins.allowed(&format!("reset:{login}"), peer(&req)) {
+    // Throttled per account and per address, so the form cannot flood someone's mailbox.
+    if !state.logins.allowed(&format!("reset:{login}"), None) {
         return Err(WebError::Throttled);
     }
-    state.logins.failed(&format!("reset:{login}"), peer(&req));
+    state.logins.failed(&format!("reset:{login}"), None);
+    mail_allowed(&state, &req)?;
     let l = login.clone();
     if let Some(a) = state
         .db(move |s| s.account_by_login(&l))
@@ -504,6 +516,7 @@ async fn change_email(
         errors.add("email", "enter an email address like name@example.org");
         return refuse_account(&state, &req, &v, &errors).await;
     }
+    mail_allowed(&state, &req)?;
     // The address changes only when the link mailed to it is opened.
     send_verification(&state, &v.user.name, v.user.id, &email).await?;
     Ok(see_other("/account", Some("email")))
