@@ -105,6 +105,15 @@ pub struct ServeArgs {
     /// Website listen address, or "off" [default: 127.0.0.1:8080].
     #[arg(long)]
     pub web_listen: Option<String>,
+    /// hpfeeds TLS listen address [default: 0.0.0.0:10443; only with --tls-cert and --tls-key].
+    #[arg(long)]
+    pub tls_listen: Option<SocketAddr>,
+    /// PEM certificate chain for the TLS listener and the website's HTTPS.
+    #[arg(long)]
+    pub tls_cert: Option<String>,
+    /// PEM private key of --tls-cert.
+    #[arg(long)]
+    pub tls_key: Option<String>,
 }
 
 /// `user` subcommands.
@@ -562,6 +571,15 @@ fn serve(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
     if let Some(m) = args.max_payload {
         config.max_payload = m;
     }
+    if let Some(t) = args.tls_listen {
+        config.tls_listen = t;
+    }
+    if let Some(c) = args.tls_cert {
+        config.tls_cert = c;
+    }
+    if let Some(k) = args.tls_key {
+        config.tls_key = k;
+    }
     if let Some(w) = args.web_listen {
         config.web_listen = if w == "off" { String::new() } else { w };
     }
@@ -584,20 +602,19 @@ fn serve(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
         tokio::spawn(cancel_on_signal(shutdown.clone()));
         let db = config.db.clone();
         let mail_dir = config.mail_dir.clone();
+        let scheme = if config.web_https() { "https" } else { "http" };
         server::serve(config, store, shutdown, |ep: Endpoints| {
-            let web = ep
-                .web
-                .map(|a| format!(", website http://{a}"))
-                .unwrap_or_default();
+            let tls = ep.tls.map(|a| format!(", hpfeeds tls://{a}")).unwrap_or_default();
+            let web = ep.web.map(|a| format!(", website {scheme}://{a}")).unwrap_or_default();
             println!(
-                "hpfriends listening: hpfeeds tcp://{}{web} (database {db})",
+                "hpfriends listening: hpfeeds tcp://{}{tls}{web} (database {db})",
                 ep.hpfeeds
             );
             if let Some(secret) = &demo {
                 print_demo(ep.hpfeeds, secret);
                 if let Some(web) = ep.web {
                     println!(
-                        "Website: http://{web}/ - sign up there; with no smtp_url, mail (the confirmation \
+                        "Website: {scheme}://{web}/ - sign up there; with no smtp_url, mail (the confirmation \
                          link) is written as .eml files into {}/\n",
                         mail_dir
                     );

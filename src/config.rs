@@ -64,6 +64,14 @@ pub struct Config {
     pub shutdown_grace_secs: u64,
     /// Seconds between statistics lines in the log (0: never).
     pub stats_interval_secs: u64,
+    /// hpfeeds TLS listener; it runs only when `tls_cert` and `tls_key` are set.
+    pub tls_listen: SocketAddr,
+    /// PEM certificate chain (leaf first) for the TLS listener and the website's HTTPS.
+    pub tls_cert: String,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: String,
+    /// Serve the website over HTTPS when a certificate is configured.
+    pub web_tls: bool,
     /// Website listener (`host:port`), or empty for no website.
     pub web_listen: String,
     /// The website's address as users reach it, for links in mail; empty: `http://` +
@@ -101,6 +109,10 @@ impl Default for Config {
             acl_poll_ms: 50,
             shutdown_grace_secs: 5,
             stats_interval_secs: 300,
+            tls_listen: SocketAddr::from(([0, 0, 0, 0], 10443)),
+            tls_cert: String::new(),
+            tls_key: String::new(),
+            web_tls: true,
             web_listen: "127.0.0.1:8080".to_owned(),
             public_url: String::new(),
             secure_cookies: false,
@@ -202,10 +214,16 @@ impl Config {
         Duration::from_secs(self.auth_timeout_secs)
     }
 
-    /// Where mail links point: `public_url`, or `http://` + `web_listen`, without a final `/`.
+    /// Whether the website is served over HTTPS.
+    pub fn web_https(&self) -> bool {
+        self.web_tls && !self.tls_cert.is_empty() && !self.tls_key.is_empty()
+    }
+
+    /// Where mail links point: `public_url`, or `http(s)://` + `web_listen`, without a final `/`.
     pub fn site_url(&self) -> String {
         let url = if self.public_url.is_empty() {
-            format!("http://{}", self.web_listen)
+            let scheme = if self.web_https() { "https" } else { "http" };
+            format!("{scheme}://{}", self.web_listen)
         } else {
             self.public_url.clone()
         };

@@ -11,5 +11,6 @@ pub mod mail;
 pub mod server;
 pub mod social;
 pub mod store;
+pub mod tls;
 pub mod web;
 pub mod wire;

@@ -45,6 +45,9 @@ pub enum ServeError {
     /// The website could not start (its port, the mail setup, its templates).
     #[error("cannot start the website: {0}")]
     Web(String),
+    /// The TLS certificate or key is unusable.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// Where a running broker can be reached.
@@ -52,6 +55,8 @@ pub enum ServeError {
 pub struct Endpoints {
     /// The hpfeeds TCP listener's bound address (the real port when 0 was asked for).
     pub hpfeeds: SocketAddr,
+    /// The hpfeeds TLS listener's bound address, when it runs.
+    pub tls: Option<SocketAddr>,
     /// The website's bound address, when it runs.
     pub web: Option<SocketAddr>,
 }
@@ -159,6 +164,23 @@ pub async fn serve(
         addr: config.listen,
         source,
     })?;
+    let tls = match crate::tls::configured(&config.tls_cert, &config.tls_key)? {
+        None => None,
+        Some((cert, key)) => {
+            let acceptor = tokio_rustls::TlsAcceptor::from(crate::tls::server_config(cert, key, &[])?);
+            let l = TcpListener::bind(config.tls_listen)
+                .await
+                .map_err(|source| ServeError::Bind {
+                    addr: config.tls_listen,
+                    source,
+                })?;
+            let addr = l.local_addr().map_err(|source| ServeError::Bind {
+                addr: config.tls_listen,
+                source,
+            })?;
+            Some((l, addr, acceptor))
+        }
+    };
     let core = Core::start(config.clone(), &store, shutdown.clone()).await?;
     let shared = Arc::clone(&core.shared);
     let stats = Arc::clone(&shared.stats);
@@ -177,13 +199,37 @@ pub async fn serve(
         ));
     }
     tracing::info!(%hpfeeds, "hpfeeds broker listening");
+    if let Some((_, addr, _)) = &tls {
+        tracing::info!(%addr, "hpfeeds TLS listener");
+    }
     on_ready(Endpoints {
         hpfeeds,
+        tls: tls.as_ref().map(|t| t.1),
         web: website.as_ref().map(|w| w.0),
     });
 
     let connections = TaskTracker::new();
-    listener::run(listener, Arc::clone(&shared), connections.clone()).await;
+    let limits = listener::Limits::new(&shared);
+    let plain = listener::run(
+        listener,
+        Arc::clone(&shared),
+        connections.clone(),
+        limits.clone(),
+        None,
+    );
+    let secure = async {
+        if let Some((l, _, acceptor)) = tls {
+            listener::run(
+                l,
+                Arc::clone(&shared),
+                connections.clone(),
+                limits,
+                Some(acceptor),
+            )
+            .await;
+        }
+    };
+    tokio::join!(plain, secure);
 
     tracing::info!("shutting down: flushing outboxes");
     if let Some((_, handle)) = &website {
@@ -220,13 +266,23 @@ fn start_web(
     listener.set_nonblocking(true).map_err(|e| web_err(&e))?;
     let addr = listener.local_addr().map_err(|e| web_err(&e))?;
     let mut site = config.clone();
+    let https = match crate::tls::configured(&config.tls_cert, &config.tls_key)? {
+        Some((cert, key)) if config.web_tls => {
+            Some(crate::tls::server_config(cert, key, &[b"h2", b"http/1.1"])?)
+        }
+        _ => None,
+    };
     if site.public_url.is_empty() {
-        site.public_url = format!("http://{addr}");
+        let scheme = if https.is_some() { "https" } else { "http" };
+        site.public_url = format!("{scheme}://{addr}");
     }
+    // Cookies only over HTTPS when the site is served that way.
+    site.secure_cookies |= https.is_some();
     let mailer = Mailer::start(&site.smtp_url, &site.mail_dir, &site.mail_from).map_err(|e| web_err(&e))?;
     let state =
         WebState::new(store.clone(), graph, shared, mailer, &site).map_err(|e| web_err(&e.log_text()))?;
-    let server = crate::web::start(actix_web::web::Data::new(state), listener).map_err(|e| web_err(&e))?;
+    let server =
+        crate::web::start(actix_web::web::Data::new(state), listener, https).map_err(|e| web_err(&e))?;
     let handle = server.handle();
     actix_rt::spawn(server);
     tracing::info!(%addr, url = %site.site_url(), "website listening");

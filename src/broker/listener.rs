@@ -1,5 +1,6 @@
-//! The TCP accept loop: connection limits (total and per address), keepalive, back-off on
-//! accept errors, and no new connections once shutdown starts.
+//! The accept loops (plain TCP, and TLS when configured): connection limits (total and per
+//! address, shared by both listeners), keepalive, back-off on accept errors, and no new
+//! connections once shutdown starts. A TLS handshake must finish within the auth timeout.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -9,9 +10,10 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use socket2::{SockRef, TcpKeepalive};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_rustls::TlsAcceptor;
 use tokio_util::task::TaskTracker;
 
 use super::Shared;
@@ -27,7 +29,7 @@ const REFUSE_WRITE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Counts open connections per IP address.
 #[derive(Debug, Default)]
-struct PerAddress {
+pub struct PerAddress {
     open: Mutex<HashMap<IpAddr, usize>>,
 }
 
@@ -70,10 +72,33 @@ struct Slots {
     _address: AddressSlot,
 }
 
-/// Accepts connections until shutdown; each is served on `tracker`.
-pub async fn run(listener: TcpListener, shared: Arc<Shared>, tracker: TaskTracker) {
-    let total = Arc::new(Semaphore::new(shared.config.max_connections));
-    let per_address = Arc::new(PerAddress::default());
+/// The connection limits both listeners draw from.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    total: Arc<Semaphore>,
+    per_address: Arc<PerAddress>,
+}
+
+impl Limits {
+    /// Limits from the configuration.
+    pub fn new(shared: &Shared) -> Self {
+        Self {
+            total: Arc::new(Semaphore::new(shared.config.max_connections)),
+            per_address: Arc::new(PerAddress::default()),
+        }
+    }
+}
+
+/// Accepts connections until shutdown; each is served on `tracker`, over TLS when `tls`
+/// is given.
+pub async fn run(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    tracker: TaskTracker,
+    limits: Limits,
+    tls: Option<TlsAcceptor>,
+) {
+    let Limits { total, per_address } = limits;
     let keepalive = TcpKeepalive::new()
         .with_time(Duration::from_secs(10))
         .with_interval(Duration::from_secs(5))
@@ -116,13 +141,27 @@ pub async fn run(listener: TcpListener, shared: Arc<Shared>, tracker: TaskTracke
             Err(refusal) => {
                 Stats::add(&shared.stats.connections_refused, 1);
                 tracing::warn!(%peer, "{refusal}");
-                tracker.spawn(refuse(stream, refusal));
+                match tls.clone() {
+                    None => tracker.spawn(refuse(stream, refusal)),
+                    Some(acceptor) => tracker.spawn(async move {
+                        // Said inside TLS, or the client could not read it.
+                        if let Ok(Ok(s)) =
+                            tokio::time::timeout(REFUSE_WRITE_TIMEOUT, acceptor.accept(stream)).await
+                        {
+                            refuse(s, refusal).await;
+                        }
+                    }),
+                };
             }
             Ok(slots) => {
                 let shared = Arc::clone(&shared);
+                let tls = tls.clone();
                 tracker.spawn(async move {
                     let _slots = slots;
-                    serve_tcp(stream, peer, shared).await;
+                    match tls {
+                        None => serve_tcp(stream, peer, shared).await,
+                        Some(acceptor) => serve_tls(stream, peer, shared, acceptor).await,
+                    }
                 });
             }
         }
@@ -142,8 +181,35 @@ async fn serve_tcp(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     shared.stats.connections_open.fetch_sub(1, Relaxed);
 }
 
+async fn serve_tls(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, acceptor: TlsAcceptor) {
+    // The handshake counts against the auth timeout: a client that never finishes it
+    // (plain hpfeeds on the TLS port, a slowloris) is dropped like one that never authenticates.
+    let tls = match tokio::time::timeout(shared.config.auth_timeout(), acceptor.accept(stream)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            Stats::add(&shared.stats.tls_failures, 1);
+            tracing::info!(%peer, "TLS handshake failed: {e}");
+            return;
+        }
+        Err(_) => {
+            Stats::add(&shared.stats.tls_failures, 1);
+            tracing::info!(%peer, "TLS handshake timed out");
+            return;
+        }
+    };
+    shared.stats.connections_open.fetch_add(1, Relaxed);
+    let (mut r, mut w) = tokio::io::split(tls);
+    let end = connection::serve(&mut r, &mut w, peer, Arc::clone(&shared)).await;
+    let tls = r.unsplit(w);
+    if end == connection::End::Killed {
+        let _ = SockRef::from(tls.get_ref().0).set_linger(Some(Duration::ZERO));
+    }
+    drop(tls);
+    shared.stats.connections_open.fetch_sub(1, Relaxed);
+}
+
 /// Tells a client over a limit why, then closes.
-async fn refuse(mut stream: TcpStream, refusal: Refusal) {
+async fn refuse<S: AsyncWrite + Unpin>(mut stream: S, refusal: Refusal) {
     let frame = Frame::error_bytes(&refusal.to_string());
     let _ = tokio::time::timeout(REFUSE_WRITE_TIMEOUT, async {
         stream.write_all(&frame).await?;

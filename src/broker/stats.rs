@@ -33,6 +33,10 @@ pub struct Stats {
     pub access_lost: AtomicU64,
     /// Key-log entries dropped because the writer fell behind.
     pub key_log_dropped: AtomicU64,
+    /// TLS handshakes that failed or timed out (wrong certificate, plain TCP, slowloris).
+    pub tls_failures: AtomicU64,
+    /// Connections closed because a frame was started and not finished in time.
+    pub frame_timeouts: AtomicU64,
 }
 
 impl Stats {
@@ -43,7 +47,7 @@ impl Stats {
 
     /// One line for the log: `name=value` pairs.
     pub fn summary(&self) -> String {
-        let fields: [(&str, &AtomicU64); 14] = [
+        let fields: [(&str, &AtomicU64); 16] = [
             ("connections_open", &self.connections_open),
             ("connections_accepted", &self.connections_accepted),
             ("connections_refused", &self.connections_refused),
@@ -58,6 +62,8 @@ impl Stats {
             ("acl_refusals", &self.acl_refusals),
             ("access_lost", &self.access_lost),
             ("key_log_dropped", &self.key_log_dropped),
+            ("tls_failures", &self.tls_failures),
+            ("frame_timeouts", &self.frame_timeouts),
         ];
         fields
             .iter()

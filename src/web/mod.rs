@@ -156,16 +156,28 @@ pub fn configure(state: State) -> impl FnOnce(&mut web::ServiceConfig) {
     }
 }
 
-/// Serves the website on `listener` until the returned server is stopped.
-pub fn start(state: State, listener: std::net::TcpListener) -> std::io::Result<actix_web::dev::Server> {
+/// Serves the website on `listener` (over HTTPS with `tls`) until the returned server is
+/// stopped.
+pub fn start(
+    state: State,
+    listener: std::net::TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> std::io::Result<actix_web::dev::Server> {
+    let https = tls.is_some();
     let server = HttpServer::new(move || {
         App::new()
             .wrap(security_headers())
+            .wrap(actix_web::middleware::Condition::new(
+                https,
+                DefaultHeaders::new().add(("Strict-Transport-Security", "max-age=31536000")),
+            ))
             .configure(configure(state.clone()))
     })
     .workers(2)
-    .disable_signals()
-    .listen(listener)?
-    .run();
-    Ok(server)
+    .disable_signals();
+    let server = match tls {
+        Some(config) => server.listen_rustls_0_23(listener, (*config).clone())?,
+        None => server.listen(listener)?,
+    };
+    Ok(server.run())
 }

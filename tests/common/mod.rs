@@ -33,6 +33,18 @@ pub fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>
     }
 }
 
+/// Kills a server whose start failed (a panicking test must not leave it running).
+struct KillOnDrop(Option<Child>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 /// A running `hpfriends serve` and its scratch directory.
 pub struct TestServer {
     child: Option<Child>,
@@ -40,6 +52,8 @@ pub struct TestServer {
     pub addr: SocketAddr,
     /// The website.
     pub web: Option<SocketAddr>,
+    /// The hpfeeds TLS listener.
+    pub tls: Option<SocketAddr>,
     /// Scratch directory holding the database and logs.
     pub dir: TempDir,
 }
@@ -58,6 +72,7 @@ impl TestServer {
             child: None,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             web: None,
+            tls: None,
             dir,
         };
         s.launch(flags, env);
@@ -81,9 +96,9 @@ impl TestServer {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let mut child = cmd.spawn().unwrap();
+        let mut child = KillOnDrop(Some(cmd.spawn().unwrap()));
         let addr = wait_for("the server's ready line", Duration::from_secs(30), || {
-            if let Ok(Some(status)) = child.try_wait() {
+            if let Ok(Some(status)) = child.0.as_mut().unwrap().try_wait() {
                 panic!(
                     "server exited with {status}: {}",
                     fs::read_to_string(&err).unwrap_or_default()
@@ -94,11 +109,14 @@ impl TestServer {
             rest.split_whitespace().next()?.trim_end_matches(',').parse().ok()
         });
         self.addr = addr;
-        self.web = fs::read_to_string(&out).ok().and_then(|t| {
-            let rest = t.split("website http://").nth(1)?.to_owned();
-            rest.split_whitespace().next()?.parse().ok()
-        });
-        self.child = Some(child);
+        let after = |marker: &str| -> Option<SocketAddr> {
+            let text = fs::read_to_string(&out).ok()?;
+            let rest = text.split(marker).nth(1)?.to_owned();
+            rest.split_whitespace().next()?.trim_end_matches(',').parse().ok()
+        };
+        self.web = after("website http://").or_else(|| after("website https://"));
+        self.tls = after("hpfeeds tls://");
+        self.child = child.0.take();
     }
 
     /// The SQLite file.

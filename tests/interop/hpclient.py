@@ -6,6 +6,10 @@ Every command prints one JSON object per line on stdout, so the Rust tests can p
   error HOST PORT IDENT SECRET ACTION CHANNEL -> {"error": "<broker's text>"}
   aio HOST PORT IDENT SECRET CHANNEL         -> asyncio ClientSession round trip
   stream HOST PORT IDENT SECRET CHANNEL...   -> every message received, until killed
+  connect HOST PORT IDENT SECRET             -> {"connected": true} or {"error": "..."}
+
+With HPFEEDS_CA=PATH in the environment, every command connects over TLS and verifies the
+broker's certificate against that CA (3.1.0's `certfile`).
 """
 import asyncio
 import binascii
@@ -15,6 +19,42 @@ import sys
 
 import hpfeeds
 from hpfeeds.asyncio import ClientSession
+
+
+def new(host, port, ident, secret):
+    ca = os.environ.get("HPFEEDS_CA")
+    if ca:
+        return hpfeeds.new(host, int(port), ident, secret, reconnect=False, certfile=ca)
+    return hpfeeds.new(host, int(port), ident, secret, reconnect=False)
+
+
+def connect(host, port, ident, secret):
+    # 3.1.0 retries a failed connection forever (even with reconnect=False), logging why:
+    # give it 5 s and report what it logged.
+    import logging
+    import signal
+
+    seen = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            seen.append(record.getMessage())
+
+    logging.getLogger("pyhpfeeds").addHandler(Keep())
+
+    def give_up(*_):
+        raise TimeoutError("no connection within 5 s")
+
+    signal.signal(signal.SIGALRM, give_up)
+    signal.alarm(5)
+    try:
+        client = new(host, port, ident, secret)
+    except Exception as e:
+        out({"error": "%s: %s" % (type(e).__name__, e), "logged": seen})
+        return
+    signal.alarm(0)
+    out({"connected": True})
+    client.close()
 
 
 def out(obj):
@@ -30,7 +70,7 @@ def message(ident, channel, payload):
 
 def sub(host, port, ident, secret, channel, count):
     count = int(count)
-    client = hpfeeds.new(host, int(port), ident, secret, reconnect=False)
+    client = new(host, port, ident, secret)
     client.subscribe(channel)
     # The broker acknowledges nothing: publish a marker to ourselves and wait for it, so
     # that the test knows the subscription is live before it publishes.
@@ -61,14 +101,14 @@ def sub(host, port, ident, secret, channel, count):
 
 
 def pub(host, port, ident, secret, channel, *payloads):
-    client = hpfeeds.new(host, int(port), ident, secret, reconnect=False)
+    client = new(host, port, ident, secret)
     for p in payloads:
         client.publish(channel, binascii.unhexlify(p))
     client.close()
 
 
 def error(host, port, ident, secret, action, channel):
-    client = hpfeeds.new(host, int(port), ident, secret, reconnect=False)
+    client = new(host, port, ident, secret)
     if action == "pub":
         client.publish(channel, b"x")
     elif action == "sub":
@@ -92,7 +132,7 @@ async def aio(host, port, ident, secret, channel):
 
 
 def stream(host, port, ident, secret, *channels):
-    client = hpfeeds.new(host, int(port), ident, secret, reconnect=False)
+    client = new(host, port, ident, secret)
     for c in channels:
         client.subscribe(c)
     client.run(lambda i, c, p: out(message(i, c, p)), lambda e: out({"error": e}))
@@ -103,4 +143,4 @@ if __name__ == "__main__":
     if cmd == "aio":
         asyncio.run(aio(*args))
     else:
-        {"sub": sub, "pub": pub, "error": error, "stream": stream}[cmd](*args)
+        {"sub": sub, "pub": pub, "error": error, "stream": stream, "connect": connect}[cmd](*args)

@@ -1,0 +1,202 @@
+//! hpfeeds over TLS with the PyPI hpfeeds 3.1.0 client (its `certfile` option), a client
+//! that trusts another CA refused, plain TCP on the TLS port dropped, and the website
+//! over HTTPS with Secure cookies and HSTS.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::python::{python, script};
+use common::{Raw, TestServer, wait_for};
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+use serde_json::Value;
+
+/// A CA and a server certificate for localhost and 127.0.0.1, written as PEM files.
+struct Pki {
+    ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+fn pki(dir: &Path, name: &str) -> Pki {
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, format!("{name} test CA"));
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let params = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
+    let cert = params.signed_by(&key, &ca).unwrap();
+    let p = Pki {
+        ca: dir.join(format!("{name}-ca.pem")),
+        cert: dir.join(format!("{name}-cert.pem")),
+        key: dir.join(format!("{name}-key.pem")),
+    };
+    std::fs::write(&p.ca, ca.pem()).unwrap();
+    std::fs::write(&p.cert, cert.pem()).unwrap();
+    std::fs::write(&p.key, key.serialize_pem()).unwrap();
+    p
+}
+
+fn server(p: &Pki) -> TestServer {
+    let s = TestServer::start_with(
+        &[
+            "--tls-listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            p.cert.to_str().unwrap(),
+            "--tls-key",
+            p.key.to_str().unwrap(),
+        ],
+        &[],
+    );
+    s.user("alice");
+    s.key("alice", "tlssub", "s1", &["chan"], &["chan"]);
+    s.key("alice", "tlspub", "s2", &["chan"], &[]);
+    s
+}
+
+/// Runs the 3.1.0 driver over TLS trusting `ca`; its JSON lines.
+fn py(ca: &Path, args: &[&str]) -> Option<Vec<Value>> {
+    let py = python()?;
+    let out = Command::new(py)
+        .arg(script())
+        .args(args)
+        .env("HPFEEDS_CA", ca)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    Some(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect(),
+    )
+}
+
+#[test]
+fn python_client_over_tls_and_a_wrong_certificate_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = pki(dir.path(), "good");
+    let other = pki(dir.path(), "other");
+    let s = server(&good);
+    let port = s.tls.expect("the TLS listener").port().to_string();
+
+    // Publish and subscribe over TLS with the reference client, verifying the certificate.
+    let Some(py_bin) = python() else { return };
+    let mut sub = Command::new(py_bin)
+        .arg(script())
+        .args(["sub", "localhost", &port, "tlssub", "s1", "chan", "1"])
+        .env("HPFEEDS_CA", &good.ca)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(sub.stdout.take().unwrap()));
+    let ready: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(ready["ready"], true);
+    let payload = hex::encode(b"over tls");
+    py(
+        &good.ca,
+        &["pub", "localhost", &port, "tlspub", "s2", "chan", &payload],
+    )
+    .unwrap();
+    let got: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(got["payload"], payload);
+    assert_eq!(got["ident"], "tlspub");
+    let st = wait_for("the subscriber to exit", Duration::from_secs(20), || {
+        sub.try_wait().unwrap()
+    });
+    assert!(st.success());
+
+    // A client that trusts another CA does not get in.
+    let out = py(&other.ca, &["connect", "localhost", &port, "tlspub", "s2"]).unwrap();
+    assert!(out[0]["error"].is_string(), "{out:?}");
+    assert!(out[0]["logged"].to_string().contains("certificate"), "{out:?}");
+    // Nor does plain hpfeeds on the TLS port; the failures are counted and the broker serves on.
+    let mut plain = std::net::TcpStream::connect(s.tls.unwrap()).unwrap();
+    plain.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    plain
+        .write_all(b"\x00\x00\x00\x05\x01hello, plain hpfeeds here")
+        .unwrap();
+    let mut buf = [0u8; 256];
+    // Dropped: EOF or reset, and certainly no info frame in clear text.
+    match plain.read(&mut buf) {
+        Ok(n) => assert!(n == 0 || buf[4] != 1, "answered in clear text"),
+        Err(e) => assert!(e.kind() != std::io::ErrorKind::WouldBlock, "not dropped: {e}"),
+    }
+    wait_for("the TLS failure to be counted", Duration::from_secs(10), || {
+        s.log().contains("TLS handshake failed").then_some(())
+    });
+    let ok = py(&good.ca, &["connect", "localhost", &port, "tlspub", "s2"]).unwrap();
+    assert_eq!(ok[0]["connected"], true, "{ok:?}");
+    // Plain TCP still works beside TLS.
+    let mut c = Raw::connect(s.addr);
+    c.auth("tlspub", "s2");
+    assert!(c.is_quiet(Duration::from_millis(200)));
+}
+
+#[test]
+fn website_over_https_with_secure_cookies() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = pki(dir.path(), "web");
+    let s = server(&good);
+    let web = s.web.expect("the website");
+    let Some(py_bin) = python() else { return };
+    let fetch = format!(
+        "import ssl, urllib.request, json\n\
+         ctx = ssl.create_default_context(cafile={ca:?})\n\
+         r = urllib.request.urlopen('https://localhost:{port}/login', context=ctx, timeout=10)\n\
+         print(json.dumps({{'status': r.status, 'cookie': r.headers.get('Set-Cookie'), 'hsts': r.headers.get('Strict-Transport-Security')}}))\n\
+         try:\n    urllib.request.urlopen('http://127.0.0.1:{port}/login', timeout=10)\n    print(json.dumps({{'plain': 'answered'}}))\n\
+         except Exception as e:\n    print(json.dumps({{'plain': 'refused'}}))\n",
+        ca = good.ca.to_str().unwrap(),
+        port = web.port()
+    );
+    let out = Command::new(py_bin).args(["-c", &fetch]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines().map(|l| serde_json::from_str::<Value>(l).unwrap());
+    let page = lines
+        .next()
+        .unwrap_or_else(|| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(page["status"], 200);
+    let cookie = page["cookie"].as_str().unwrap();
+    assert!(
+        cookie.contains("Secure") && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
+    assert!(page["hsts"].as_str().unwrap().contains("max-age="));
+    assert_eq!(lines.next().unwrap()["plain"], "refused");
+}
+
+#[test]
+fn half_configured_tls_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("h.db");
+    let out = common::cli_with_db(&db, &["serve", "--listen", "127.0.0.1:0", "--tls-cert", "x.pem"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("tls_cert and tls_key") && err.lines().count() == 1,
+        "{err}"
+    );
+    let out = common::cli_with_db(
+        &db,
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            "/nonexistent.pem",
+            "--tls-key",
+            "/nonexistent.pem",
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("/nonexistent.pem"), "{err}");
+}
