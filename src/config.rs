@@ -47,12 +47,16 @@ pub struct Config {
     pub max_connections_per_ip: usize,
     /// Subscriptions one connection may hold.
     pub max_subscriptions: usize,
+    /// Subscriptions one key may hold over all its connections.
+    pub max_subscriptions_per_key: usize,
     /// Bytes queued for one subscriber before the slow-consumer policy applies.
     pub outbox_bytes: usize,
     /// What happens to a subscriber whose outbox is full.
     pub slow_consumer: SlowConsumerPolicy,
     /// Seconds a new connection has to authenticate.
     pub auth_timeout_secs: u64,
+    /// Seconds an authenticated client has to finish a frame it started (slowloris).
+    pub frame_timeout_secs: u64,
     /// Failed auths per minute (per address and per ident) answered at once; each further
     /// one is answered 200 ms later than the last, up to 5 s.
     pub auth_free_failures: u32,
@@ -101,9 +105,11 @@ impl Default for Config {
             max_connections: 20_000,
             max_connections_per_ip: 1_000,
             max_subscriptions: 1_000,
+            max_subscriptions_per_key: 10_000,
             outbox_bytes: 16 * 1024 * 1024,
             slow_consumer: SlowConsumerPolicy::Disconnect,
             auth_timeout_secs: 10,
+            frame_timeout_secs: 30,
             auth_free_failures: crate::broker::throttle::FREE_FAILURES,
             write_timeout_secs: 60,
             acl_poll_ms: 50,
@@ -228,6 +234,11 @@ impl Config {
             self.public_url.clone()
         };
         url.trim_end_matches('/').to_owned()
+    }
+
+    /// `frame_timeout_secs` as a duration.
+    pub fn frame_timeout(&self) -> Duration {
+        Duration::from_secs(self.frame_timeout_secs)
     }
 
     /// `write_timeout_secs` as a duration.

@@ -106,6 +106,7 @@ impl Core {
             config.max_subscriptions,
         )
         .with_usage_store(store.clone(), USAGE_FLUSH)
+        .with_key_subscription_limit(config.max_subscriptions_per_key)
         .start();
         let key_log_stop = CancellationToken::new();
         let (key_log, key_log_writer) =

@@ -142,6 +142,8 @@ impl Reader {
         let mut buf = BytesMut::new();
         let mut busy = false;
         let auth_deadline = Instant::now() + self.shared.config.auth_timeout();
+        // When the buffered bytes began a frame that is not complete yet.
+        let mut partial_since: Option<Instant> = None;
         loop {
             loop {
                 match codec.decode(&mut buf) {
@@ -165,6 +167,11 @@ impl Reader {
                     Err(CodecError::Io(_)) => return self.outbox.close(),
                 }
             }
+            partial_since = if buf.is_empty() {
+                None
+            } else {
+                partial_since.or_else(|| Some(Instant::now()))
+            };
             let want = if busy { BUSY_READ } else { IDLE_READ };
             if buf.is_empty() && buf.capacity() > want {
                 buf = BytesMut::new();
@@ -172,12 +179,24 @@ impl Reader {
             buf.reserve(want);
             let spare = buf.capacity() - buf.len();
             let shutdown = self.shared.shutdown.clone();
+            // Before auth the auth deadline bounds every read; after it, only a started
+            // frame has a deadline. The timer is boxed: an idle session pays nothing for it.
+            let deadline = match (self.handle.is_some(), partial_since) {
+                (false, _) => Some((
+                    auth_deadline,
+                    Refusal::AuthTimeout(self.shared.config.auth_timeout()),
+                )),
+                (true, Some(since)) => {
+                    let t = self.shared.config.frame_timeout();
+                    Some((since + t, Refusal::FrameTimeout(t)))
+                }
+                (true, None) => None,
+            };
+            let until = deadline.as_ref().map(|(at, _)| *at);
             let read = async {
-                if self.handle.is_some() {
-                    Ok(reader.read_buf(&mut buf).await)
-                } else {
-                    // The timer is needed only before auth: boxed, it costs nothing after.
-                    Box::pin(tokio::time::timeout_at(auth_deadline, reader.read_buf(&mut buf))).await
+                match until {
+                    None => Ok(reader.read_buf(&mut buf).await),
+                    Some(at) => Box::pin(tokio::time::timeout_at(at, reader.read_buf(&mut buf))).await,
                 }
             };
             let res = tokio::select! {
@@ -189,8 +208,13 @@ impl Reader {
             };
             match res {
                 Err(_elapsed) => {
-                    let t = self.shared.config.auth_timeout();
-                    return self.refuse(Refusal::AuthTimeout(t));
+                    let Some((_, refusal)) = deadline else {
+                        return self.outbox.close();
+                    };
+                    if let Refusal::FrameTimeout(_) = refusal {
+                        Stats::add(&self.shared.stats.frame_timeouts, 1);
+                    }
+                    return self.refuse(refusal);
                 }
                 Ok(Ok(0)) => {
                     if !buf.is_empty() {

@@ -36,6 +36,7 @@ pub struct Broker {
     by_ident: HashMap<Ident, HashSet<SessionId>>,
     usage_sink: Option<(Store, std::time::Duration)>,
     usage: HashMap<Ident, KeyUsage>,
+    max_key_subscriptions: usize,
 }
 
 fn add_usage(to: &mut KeyUsage, [p, pb, r, rb]: [u64; 4]) {
@@ -64,7 +65,25 @@ impl Broker {
             by_ident: HashMap::new(),
             usage_sink: None,
             usage: HashMap::new(),
+            max_key_subscriptions: usize::MAX,
         }
+    }
+
+    /// Bounds the subscriptions of one key over all its sessions.
+    pub fn with_key_subscription_limit(mut self, limit: usize) -> Self {
+        self.max_key_subscriptions = limit;
+        self
+    }
+
+    /// Subscriptions `ident` holds over all its sessions.
+    fn key_subscriptions(&self, ident: &Ident) -> usize {
+        self.by_ident
+            .get(ident)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.sessions.get(id))
+            .map(|e| e.channels.len())
+            .sum()
     }
 
     /// Writes each key's traffic to `store` every `every` (and what ended sessions had).
@@ -229,6 +248,10 @@ impl Handler<Subscribe> for Broker {
     type Result = Result<(), Refusal>;
 
     fn handle(&mut self, msg: Subscribe, _: &mut Context<Self>) -> Result<(), Refusal> {
+        let held = match self.sessions.get(&msg.session) {
+            Some(e) if !e.channels.contains(&msg.channel) => self.key_subscriptions(&e.handle.ident),
+            _ => 0,
+        };
         let Some(entry) = self.sessions.get_mut(&msg.session) else {
             // Unregistered: the key was revoked meanwhile, and the session is closing.
             return Ok(());
@@ -250,6 +273,9 @@ impl Handler<Subscribe> for Broker {
         }
         if entry.channels.len() >= self.max_subscriptions {
             return Err(Refusal::TooManySubscriptions(self.max_subscriptions));
+        }
+        if held >= self.max_key_subscriptions {
+            return Err(Refusal::TooManyKeySubscriptions(self.max_key_subscriptions));
         }
         entry.channels.insert(msg.channel.clone());
         self.channels

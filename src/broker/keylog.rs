@@ -51,13 +51,39 @@ impl KeyLog {
         shutdown: CancellationToken,
     ) -> (Arc<KeyLog>, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(QUEUE);
-        let writer = tokio::spawn(write(store, rx, shutdown));
         let log = Arc::new(KeyLog {
             tx,
             windows: Mutex::new(HashMap::new()),
             stats,
         });
+        let writer = tokio::spawn(write(store, rx, shutdown, Arc::clone(&log)));
         (log, writer)
+    }
+
+    /// Writes the "suppressed" count of every window whose minute is over (of every window
+    /// when `all`, at shutdown) and forgets those windows: a count is never lost just
+    /// because the misuse stopped before the next minute.
+    pub fn sweep(&self, all: bool) {
+        let now = Instant::now();
+        let mut done = Vec::new();
+        self.windows.lock().retain(|(ident, event), win| {
+            let over = all || now.duration_since(win.start) >= Duration::from_secs(60);
+            if over && win.suppressed > 0 {
+                done.push((ident.clone(), *event, win.suppressed));
+            }
+            !over
+        });
+        let at = crate::store::now();
+        for (ident, event, n) in done {
+            self.send(KeyLogEntry {
+                at,
+                ident,
+                event: "suppressed".into(),
+                channel: None,
+                peer: None,
+                detail: format!("{n} more {event} in the previous minute"),
+            });
+        }
     }
 
     /// Records the refusal if it is misuse of a key; returns at once.
@@ -122,13 +148,27 @@ impl KeyLog {
     }
 }
 
-async fn write(store: Store, mut rx: mpsc::Receiver<KeyLogEntry>, shutdown: CancellationToken) {
+/// How often finished minutes are swept for their suppressed counts.
+const SWEEP: Duration = Duration::from_secs(10);
+
+async fn write(
+    store: Store,
+    mut rx: mpsc::Receiver<KeyLogEntry>,
+    shutdown: CancellationToken,
+    log: Arc<KeyLog>,
+) {
     let mut failing = false;
+    let mut sweep = tokio::time::interval(SWEEP);
     loop {
         let mut batch = Vec::new();
         tokio::select! {
             n = rx.recv_many(&mut batch, BATCH) => if n == 0 { return },
+            _ = sweep.tick() => {
+                log.sweep(false);
+                continue;
+            }
             () = shutdown.cancelled() => {
+                log.sweep(true);
                 rx.close();
                 while rx.recv_many(&mut batch, BATCH).await > 0 {}
                 if !batch.is_empty() {

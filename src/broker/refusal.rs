@@ -75,6 +75,12 @@ pub enum Refusal {
     /// The per-connection subscription limit is reached.
     #[error("Too many subscriptions on one connection (limit {0})")]
     TooManySubscriptions(usize),
+    /// The key's subscriptions over all its connections reached the per-key limit.
+    #[error("Too many subscriptions for this authkey over all its connections (limit {0})")]
+    TooManyKeySubscriptions(usize),
+    /// A frame was started and not finished in time (a client trickling bytes).
+    #[error("Frame timeout: a frame was not completed within {} s", .0.as_secs())]
+    FrameTimeout(Duration),
     /// The broker is stopping; reconnect later.
     #[error("Broker shutting down")]
     ShuttingDown,
@@ -100,7 +106,8 @@ impl Refusal {
             Self::Protocol(_) | Self::UnexpectedOpcode(_) | Self::AlreadyAuthenticated => "protocol",
             Self::AuthTimeout(_) => "auth-timeout",
             Self::TooManyConnections | Self::TooManyFromAddress => "connection-limit",
-            Self::TooManySubscriptions(_) => "subscription-limit",
+            Self::TooManySubscriptions(_) | Self::TooManyKeySubscriptions(_) => "subscription-limit",
+            Self::FrameTimeout(_) => "frame-timeout",
             Self::ShuttingDown => "shutdown",
         }
     }

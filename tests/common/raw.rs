@@ -36,7 +36,33 @@ pub struct Raw {
 impl Raw {
     /// Connects and reads the info frame.
     pub fn connect(addr: SocketAddr) -> Raw {
-        let stream = TcpStream::connect(addr).unwrap();
+        Self::over(TcpStream::connect(addr).unwrap())
+    }
+
+    /// A TCP connection from another loopback address (127.0.0.2, …): a different client
+    /// address for the broker's per-address limits and throttles.
+    pub fn tcp_from(addr: SocketAddr, from: std::net::IpAddr) -> std::io::Result<TcpStream> {
+        let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+        sock.bind(&SocketAddr::new(from, 0).into())?;
+        sock.connect(&addr.into())?;
+        Ok(sock.into())
+    }
+
+    /// Connects from another loopback address and reads the info frame.
+    pub fn connect_from(addr: SocketAddr, from: std::net::IpAddr) -> Raw {
+        Self::over(Self::tcp_from(addr, from).unwrap())
+    }
+
+    /// Reads the info frame on an open connection.
+    pub fn over(stream: TcpStream) -> Raw {
+        match Self::try_over(stream) {
+            Ok(r) => r,
+            Err(other) => panic!("expected info, got {other:?}"),
+        }
+    }
+
+    /// Reads the first frame: the info frame, or what came instead (a limit's error).
+    pub fn try_over(stream: TcpStream) -> Result<Raw, Event> {
         stream.set_nodelay(true).unwrap();
         let mut r = Raw {
             stream,
@@ -47,9 +73,9 @@ impl Raw {
         };
         match r.next(Duration::from_secs(10)) {
             Event::Frame(Frame::Info { nonce, .. }) => r.nonce = nonce,
-            other => panic!("expected info, got {other:?}"),
+            other => return Err(other),
         }
-        r
+        Ok(r)
     }
 
     /// Connects and authenticates.
