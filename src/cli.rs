@@ -85,6 +85,20 @@ pub enum Command {
     Sub(SubArgs),
     /// Load-test a broker (this one or any other) over the raw hpfeeds protocol.
     Bench(BenchArgs),
+    /// The server key that encrypts authkey secrets at rest.
+    #[command(subcommand)]
+    SecretKey(SecretKeyCommand),
+}
+
+/// `secret-key` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum SecretKeyCommand {
+    /// Write a new random key to PATH (mode 0600; an existing file is never overwritten).
+    /// Then set secret_key_file = PATH (or HPFRIENDS_SECRET_KEY_FILE).
+    New {
+        /// Where to write it.
+        path: PathBuf,
+    },
 }
 
 /// Options of `serve`.
@@ -543,16 +557,45 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}: {n} migration(s) applied, schema is current", config.db);
             Ok(())
         }
-        Command::User(cmd) => user(&Store::open(&config.db)?, cmd),
-        Command::Authkey(cmd) => authkey(&Store::open(&config.db)?, cmd),
-        Command::Group(cmd) => group(&Store::open(&config.db)?, cmd),
-        Command::Share(cmd) => share(&Store::open(&config.db)?, cmd),
-        Command::Acl(AclCommand::Show { ident }) => acl_show(&Store::open(&config.db)?, &ident, config.open),
-        Command::Log { actor, limit, json } => key_log(&Store::open(&config.db)?, &actor, limit, json),
+        Command::User(cmd) => user(&open_store(&config)?, cmd),
+        Command::Authkey(cmd) => authkey(&open_store(&config)?, cmd),
+        Command::Group(cmd) => group(&open_store(&config)?, cmd),
+        Command::Share(cmd) => share(&open_store(&config)?, cmd),
+        Command::Acl(AclCommand::Show { ident }) => acl_show(&open_store(&config)?, &ident, config.open),
+        Command::Log { actor, limit, json } => key_log(&open_store(&config)?, &actor, limit, json),
+        Command::SecretKey(SecretKeyCommand::New { path }) => {
+            use std::os::unix::fs::OpenOptionsExt;
+            let key = crate::store::sealing::new_key()?;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .with_context(|| format!("cannot create {}", path.display()))?;
+            writeln!(f, "{key}")?;
+            println!(
+                "wrote a new secret key to {}; set secret_key_file = \"{}\" and keep a copy in a safe place",
+                path.display(),
+                path.display()
+            );
+            Ok(())
+        }
         Command::Pub(args) => client_runtime()?.block_on(publish(args)),
         Command::Sub(args) => client_runtime()?.block_on(subscribe(args)),
         Command::Bench(args) => bench(args),
     }
+}
+
+/// Opens (and migrates) the database with the configured secret key, if any.
+fn open_store(config: &Config) -> anyhow::Result<Store> {
+    let sealer = if config.secret_key_file.is_empty() {
+        None
+    } else {
+        Some(crate::store::sealing::Sealer::from_file(std::path::Path::new(
+            &config.secret_key_file,
+        ))?)
+    };
+    Ok(Store::open(&config.db)?.with_sealer(sealer)?)
 }
 
 fn client_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -588,7 +631,9 @@ fn serve(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
         Ok(n) => tracing::debug!("open file limit: {n}"),
         Err(e) => tracing::warn!("cannot raise the open file limit: {e}"),
     }
-    let store = Store::open(&config.db).with_context(|| format!("opening database {}", config.db))?;
+    let store = open_store(&config).with_context(|| format!("opening database {}", config.db))?;
+    // Every secret must open now: a missing or wrong key fails here, not at every auth.
+    store.seal_plaintext_secrets()?;
     let demo = if args.demo { Some(demo_key(&store)?) } else { None };
 
     let system = actix_rt::System::with_tokio_rt(|| {

@@ -35,6 +35,9 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Database: a SQLite file path or `sqlite://PATH`.
     pub db: String,
+    /// File holding the server key that encrypts authkey secrets at rest (64 hex
+    /// characters); empty: secrets are stored as they are.
+    pub secret_key_file: String,
     /// Broker name sent in the info frame.
     pub name: String,
     /// Plain hpfeeds mode: every subscriber of a channel receives every publisher.
@@ -99,6 +102,7 @@ impl Default for Config {
         Self {
             listen: SocketAddr::from(([0, 0, 0, 0], 10000)),
             db: crate::store::DEFAULT_DB.to_owned(),
+            secret_key_file: String::new(),
             name: "hpfriends".to_owned(),
             open: false,
             max_payload: DEFAULT_MAX_PAYLOAD,

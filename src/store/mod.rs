@@ -6,6 +6,7 @@
 
 pub mod models;
 pub mod schema;
+pub mod sealing;
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -55,6 +56,9 @@ pub enum StoreError {
     /// A connection could not be had from the pool in time.
     #[error("database unavailable: {0}")]
     Pool(#[from] diesel::r2d2::PoolError),
+    /// Authkey secrets cannot be sealed or opened (no key, wrong key, unreadable key file).
+    #[error("{0}")]
+    Sealing(String),
 }
 
 /// Sets the per-connection PRAGMAs SQLite needs for a server: WAL so readers never block
@@ -79,6 +83,7 @@ impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqlitePragma
 pub struct Store {
     pool: Pool<ConnectionManager<SqliteConnection>>,
     url: String,
+    sealer: Option<sealing::Sealer>,
 }
 
 impl std::fmt::Debug for Store {
@@ -135,7 +140,27 @@ impl Store {
         Ok(Store {
             pool,
             url: url.to_owned(),
+            sealer: None,
         })
+    }
+
+    /// Seals authkey secrets with `sealer` from now on, seals those still in plaintext, and
+    /// checks that every sealed one opens (a wrong key is an error here, not a silent
+    /// failure of every auth later).
+    pub fn with_sealer(mut self, sealer: Option<sealing::Sealer>) -> Result<Store, StoreError> {
+        self.sealer = sealer;
+        if self.sealer.is_some() {
+            let sealed = self.seal_plaintext_secrets()?;
+            if sealed > 0 {
+                tracing::info!(sealed, "authkey secrets encrypted at rest");
+            }
+        }
+        Ok(self)
+    }
+
+    /// The sealer in use, if any.
+    pub fn sealer(&self) -> Option<&sealing::Sealer> {
+        self.sealer.as_ref()
     }
 
     /// Applies every embedded migration not yet applied; returns how many ran. Idempotent.

@@ -56,6 +56,8 @@ pub struct TestServer {
     pub tls: Option<SocketAddr>,
     /// Scratch directory holding the database and logs.
     pub dir: TempDir,
+    /// The SQLite file (in `dir` unless given).
+    db_path: Option<PathBuf>,
 }
 
 impl TestServer {
@@ -74,6 +76,22 @@ impl TestServer {
             web: None,
             tls: None,
             dir,
+            db_path: None,
+        };
+        s.launch(flags, env);
+        s
+    }
+
+    /// A server on an existing database file.
+    pub fn start_on(db: &Path, flags: &[&str], env: &[(&str, &str)]) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = TestServer {
+            child: None,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            web: None,
+            tls: None,
+            dir,
+            db_path: Some(db.to_owned()),
         };
         s.launch(flags, env);
         s
@@ -137,7 +155,9 @@ impl TestServer {
 
     /// The SQLite file.
     pub fn db(&self) -> PathBuf {
-        self.dir.path().join("hpfriends.db")
+        self.db_path
+            .clone()
+            .unwrap_or_else(|| self.dir.path().join("hpfriends.db"))
     }
 
     /// The server's log so far.

@@ -125,15 +125,47 @@ fn describe(publish: &[Channel], subscribe: &[Channel]) -> String {
 }
 
 impl Store {
+    /// What the `secret` column holds for a secret: sealed when a server key is configured.
+    fn stored_secret(&self, ident: &Ident, secret: &Secret) -> Result<String, StoreError> {
+        match self.sealer() {
+            Some(s) => s.seal(ident.as_str(), secret.expose()),
+            None => Ok(secret.expose().to_owned()),
+        }
+    }
+
+    /// Seals every secret still stored in plaintext and checks that the sealed ones open;
+    /// returns how many were sealed. Without a sealer, only checks that none is sealed.
+    pub fn seal_plaintext_secrets(&self) -> Result<usize, StoreError> {
+        let mut conn = self.conn()?;
+        let sealer = self.sealer().cloned();
+        conn.transaction(|conn| {
+            let rows: Vec<(i64, String, String)> = authkeys::table
+                .select((authkeys::id, authkeys::ident, authkeys::secret))
+                .load(conn)?;
+            let mut sealed = 0;
+            for (id, ident, stored) in rows {
+                let secret = crate::store::sealing::open(sealer.as_ref(), &ident, &stored)?;
+                if let (Some(s), false) = (&sealer, crate::store::sealing::is_sealed(&stored)) {
+                    diesel::update(authkeys::table.find(id))
+                        .set(authkeys::secret.eq(s.seal(&ident, &secret)?))
+                        .execute(conn)?;
+                    sealed += 1;
+                }
+            }
+            Ok(sealed)
+        })
+    }
+
     /// Creates a key with its channel lists; a taken ident is a [`StoreError::Conflict`].
     pub fn add_authkey(&self, new: &NewAuthkey, actor: &str) -> Result<AuthkeyId, StoreError> {
+        let stored = self.stored_secret(&new.ident, &new.secret)?;
         let mut conn = self.conn()?;
         conn.transaction(|conn| {
             let t = now();
             let id: i64 = diesel::insert_into(authkeys::table)
                 .values((
                     authkeys::ident.eq(new.ident.as_str()),
-                    authkeys::secret.eq(new.secret.expose()),
+                    authkeys::secret.eq(&stored),
                     authkeys::owner_id.eq(new.owner.0),
                     authkeys::comment.eq(&new.comment),
                     authkeys::created_at.eq(t),
@@ -182,14 +214,12 @@ impl Store {
 
     /// Replaces a key's secret (live sessions stay; new connections need the new one).
     pub fn rotate_secret(&self, ident: &Ident, secret: &Secret, actor: &str) -> Result<(), StoreError> {
+        let stored = self.stored_secret(ident, secret)?;
         let mut conn = self.conn()?;
         conn.transaction(|conn| {
             let id = key_id(conn, ident)?;
             diesel::update(authkeys::table.find(id))
-                .set((
-                    authkeys::secret.eq(secret.expose()),
-                    authkeys::updated_at.eq(now()),
-                ))
+                .set((authkeys::secret.eq(&stored), authkeys::updated_at.eq(now())))
                 .execute(conn)?;
             audit::record(conn, actor, "authkey.rotate", ident.as_str(), "")?;
             Ok(())
@@ -275,6 +305,7 @@ impl Store {
 
     /// Everything the ACL derivation needs, read in one transaction so it is consistent.
     pub fn key_records(&self) -> Result<Vec<KeyRecord>, StoreError> {
+        let sealer = self.sealer().cloned();
         let mut conn = self.conn()?;
         conn.transaction(|conn| {
             let rows: Vec<(i64, String, String, i64, bool)> = authkeys::table
@@ -293,6 +324,13 @@ impl Store {
                     let Ok(ident) = Ident::new(&ident) else {
                         tracing::warn!(authkey_id = id, "skipping authkey with an invalid ident");
                         return None;
+                    };
+                    let secret = match crate::store::sealing::open(sealer.as_ref(), ident.as_str(), &secret) {
+                        Ok(s) => s,
+                        Err(e) => {
+                            tracing::warn!(authkey_id = id, "skipping authkey: {e}");
+                            return None;
+                        }
                     };
                     let (publish, subscribe) = lists.remove(&id).unwrap_or_default();
                     Some(KeyRecord {

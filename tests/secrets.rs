@@ -1,0 +1,124 @@
+//! Authkey secrets encrypted at rest with a configured server key: sealed when written,
+//! plaintext ones sealed at start, the database file never holds a secret, the broker still
+//! authenticates, and a missing or wrong key is a clear error at start.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{Raw, TestServer, bin, cli_with_db};
+
+fn cli_with_key(db: &Path, key: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(bin())
+        .arg("--db")
+        .arg(db)
+        .args(args)
+        .env("HPFRIENDS_SECRET_KEY_FILE", key)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// Whether any byte sequence of the database files holds `needle`.
+fn db_holds(db: &Path, needle: &str) -> bool {
+    ["", "-wal"].iter().any(|suffix| {
+        let p = format!("{}{suffix}", db.display());
+        std::fs::read(&p).is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle.as_bytes()))
+    })
+}
+
+#[test]
+fn secrets_are_sealed_and_still_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("server.key");
+    let o = cli_with_db(
+        &dir.path().join("x.db"),
+        &["secret-key", "new", key.to_str().unwrap()],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let again = cli_with_db(
+        &dir.path().join("x.db"),
+        &["secret-key", "new", key.to_str().unwrap()],
+    );
+    assert!(
+        !again.status.success(),
+        "an existing key file is never overwritten"
+    );
+
+    let mut s = TestServer::start_with(&[], &[("HPFRIENDS_SECRET_KEY_FILE", key.to_str().unwrap())]);
+    let db = s.db();
+    s.user("alice");
+    // Written through the CLI with the key: sealed.
+    let o = cli_with_key(
+        &db,
+        &key,
+        &[
+            "authkey",
+            "add",
+            "--owner",
+            "alice",
+            "--ident",
+            "sealed",
+            "--secret",
+            "sealed-secret-1234",
+            "--publish",
+            "c",
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    s.wait_key("sealed", "sealed-secret-1234");
+    // Written without the key (an old CLI, a restore): plaintext until the next start.
+    s.cli_ok(&[
+        "authkey",
+        "add",
+        "--owner",
+        "alice",
+        "--ident",
+        "plain",
+        "--secret",
+        "plain-secret-5678",
+        "--publish",
+        "c",
+    ]);
+    s.wait_key("plain", "plain-secret-5678");
+    assert_eq!(s.stop().code(), Some(0));
+    assert!(
+        !db_holds(&db, "sealed-secret-1234"),
+        "a sealed secret is in the file"
+    );
+    assert!(db_holds(&db, "plain-secret-5678"));
+
+    // Restarted with the key: the plaintext one is sealed at start, both still authenticate.
+    let mut s2 = TestServer::start_on(&db, &[], &[("HPFRIENDS_SECRET_KEY_FILE", key.to_str().unwrap())]);
+    let mut c = Raw::login(s2.addr, "plain", "plain-secret-5678");
+    assert!(c.is_quiet(Duration::from_millis(200)));
+    let mut c = Raw::login(s2.addr, "sealed", "sealed-secret-1234");
+    assert!(c.is_quiet(Duration::from_millis(200)));
+    assert_eq!(s2.stop().code(), Some(0));
+    assert!(
+        !db_holds(&db, "plain-secret-5678"),
+        "plaintext secrets are sealed at start"
+    );
+
+    // Without the key, or with another, serve refuses to start and says why.
+    let o = cli_with_db(&db, &["serve", "--listen", "127.0.0.1:0", "--web-listen", "off"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("secret_key_file"), "{err}");
+    let other = dir.path().join("other.key");
+    cli_with_db(&db, &["secret-key", "new", other.to_str().unwrap()]);
+    let o = cli_with_key(
+        &db,
+        &other,
+        &["serve", "--listen", "127.0.0.1:0", "--web-listen", "off"],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("does not open"), "{err}");
+}
