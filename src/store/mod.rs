@@ -83,6 +83,7 @@ impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqlitePragma
 pub struct Store {
     pool: Pool<ConnectionManager<SqliteConnection>>,
     url: String,
+    path: PathBuf,
     sealer: Option<sealing::Sealer>,
 }
 
@@ -128,7 +129,12 @@ impl Store {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| open_err(e.to_string()))?;
         }
-        let manager = ConnectionManager::<SqliteConnection>::new(path.to_string_lossy());
+        // Created here, once; the pool opens it without the create flag, so a file that
+        // vanishes while we run is an outage to report, not an empty database to fill.
+        if !path.exists() {
+            SqliteConnection::establish(&path.to_string_lossy()).map_err(|e| open_err(e.to_string()))?;
+        }
+        let manager = ConnectionManager::<SqliteConnection>::new(no_create_uri(&path));
         let pool = Pool::builder()
             .max_size(8)
             // Open connections on demand: eight opened at once race for the WAL switch.
@@ -140,6 +146,7 @@ impl Store {
         Ok(Store {
             pool,
             url: url.to_owned(),
+            path,
             sealer: None,
         })
     }
@@ -172,8 +179,15 @@ impl Store {
         Ok(ran.len())
     }
 
-    /// A connection from the pool.
+    /// A connection from the pool; an error when the database file is gone (pooled
+    /// connections would otherwise go on with the deleted file).
     pub fn conn(&self) -> Result<Conn, StoreError> {
+        if !self.path.exists() {
+            return Err(StoreError::Open {
+                url: self.url.clone(),
+                message: "the database file is gone".into(),
+            });
+        }
         Ok(self.pool.get()?)
     }
 
@@ -191,6 +205,20 @@ impl Store {
             .filter(dsl::id.eq(1))
             .first(&mut conn)?)
     }
+}
+
+/// A SQLite URI opening `path` read-write without creating it (`?`, `#` and `%` escaped).
+fn no_create_uri(path: &std::path::Path) -> String {
+    let mut p = String::new();
+    for c in path.to_string_lossy().chars() {
+        match c {
+            '?' => p.push_str("%3f"),
+            '#' => p.push_str("%23"),
+            '%' => p.push_str("%25"),
+            c => p.push(c),
+        }
+    }
+    format!("file:{p}?mode=rw")
 }
 
 /// Seconds since the epoch, for the schema's BIGINT times.
@@ -225,6 +253,21 @@ mod tests {
             sqlite_path("postgres://localhost/x"),
             Err(StoreError::Unsupported(_))
         ));
+    }
+
+    #[test]
+    fn a_vanished_file_is_an_outage_not_a_new_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("odd?name#1%.db");
+        let s = Store::open(&path.to_string_lossy()).unwrap();
+        assert_eq!(s.acl_version().unwrap(), 0);
+        let moved = dir.path().join("moved.db");
+        std::fs::rename(&path, &moved).unwrap();
+        let e = s.acl_version().unwrap_err().to_string();
+        assert!(e.contains("the database file is gone"), "{e}");
+        assert!(!path.exists(), "nothing re-created it");
+        std::fs::rename(&moved, &path).unwrap();
+        assert_eq!(s.acl_version().unwrap(), 0, "back when the file is back");
     }
 
     #[test]
