@@ -490,6 +490,135 @@ pub async fn run(w: Workload) -> Result<Report, BenchError> {
     })
 }
 
+/// What a soak run measured: steady traffic that must lose nothing while connections churn,
+/// and the broker's memory over time.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SoakReport {
+    /// How long it ran.
+    pub seconds: u64,
+    /// The steady workload (its `lost` must be 0).
+    pub steady: Report,
+    /// Connect, auth, subscribe, read a little, disconnect: cycles completed.
+    pub churn_cycles: u64,
+    /// Churn cycles that failed (refused, reset).
+    pub churn_errors: u64,
+    /// Broker RSS every `SOAK_SAMPLE`, KiB (when a pid was given).
+    pub rss_samples_kib: Vec<u64>,
+    /// RSS once warmed up (at a tenth of the run), KiB.
+    pub rss_warm_kib: Option<u64>,
+    /// RSS at the end, KiB.
+    pub rss_end_kib: Option<u64>,
+    /// (end − warm) / warm, percent.
+    pub rss_growth_pct: Option<f64>,
+}
+
+/// How often a soak samples the broker's memory.
+pub const SOAK_SAMPLE: Duration = Duration::from_secs(10);
+
+/// One churning client: connects, subscribes, reads for a while, disconnects, again,
+/// until `stop`.
+async fn churn(w: Workload, i: usize, stop: Arc<AtomicBool>, cycles: Arc<AtomicU64>, errors: Arc<AtomicU64>) {
+    let mut n: u64 = 0;
+    while !stop.load(Relaxed) {
+        n += 1;
+        let hold = Duration::from_millis((n * 37 + i as u64 * 11) % 250);
+        let cycle = async {
+            let mut c = Conn::open(&w.addr, &w.sub_ident, &w.sub_secret).await?;
+            c.send(4, &channel(i % w.channels.max(1)), &[]).await?;
+            // Reads whatever arrives for a while (ignoring it), then drops the connection.
+            let _ = tokio::time::timeout(hold, async {
+                loop {
+                    c.next_frame().await?;
+                }
+                #[allow(unreachable_code)]
+                Ok::<(), BenchError>(())
+            })
+            .await;
+            Ok::<(), BenchError>(())
+        };
+        match cycle.await {
+            Ok(()) => cycles.fetch_add(1, Relaxed),
+            Err(_) => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                errors.fetch_add(1, Relaxed)
+            }
+        };
+    }
+}
+
+/// Runs `w` at its rate (default 1,000 msg/s) for `seconds` while `churners` clients
+/// connect and disconnect, sampling the broker's memory when `pid` is given.
+pub async fn soak(
+    w: Workload,
+    seconds: u64,
+    churners: usize,
+    pid: Option<u32>,
+) -> Result<SoakReport, BenchError> {
+    let rate = w.rate.unwrap_or(1000).max(1);
+    let steady = Workload {
+        rate: Some(rate),
+        messages: rate.saturating_mul(seconds),
+        ..w.clone()
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let cycles = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let churn_tasks: Vec<_> = (0..churners)
+        .map(|i| {
+            tokio::spawn(churn(
+                w.clone(),
+                i,
+                Arc::clone(&stop),
+                Arc::clone(&cycles),
+                Arc::clone(&errors),
+            ))
+        })
+        .collect();
+    let sampler = {
+        let stop = Arc::clone(&stop);
+        tokio::spawn(async move {
+            let mut samples = Vec::new();
+            let mut tick = tokio::time::interval(SOAK_SAMPLE);
+            tick.tick().await;
+            while !stop.load(Relaxed) {
+                tick.tick().await;
+                if let Some(k) = pid.and_then(rss_kib) {
+                    samples.push(k);
+                }
+            }
+            samples
+        })
+    };
+    let result = run(steady).await;
+    stop.store(true, Relaxed);
+    for t in churn_tasks {
+        let _ = t.await;
+    }
+    let mut samples = sampler.await?;
+    let mut report = result?;
+    report.broker_rss_kib = pid.and_then(rss_kib);
+    if let Some(end) = report.broker_rss_kib {
+        samples.push(end);
+    }
+    let warm = samples.get(samples.len() / 10).copied();
+    let end = samples.last().copied();
+    #[allow(clippy::cast_precision_loss)]
+    let growth = match (warm, end) {
+        (Some(w0), Some(e)) if w0 > 0 => Some((e as f64 - w0 as f64) / w0 as f64 * 100.0),
+        _ => None,
+    };
+    Ok(SoakReport {
+        seconds,
+        steady: report,
+        churn_cycles: cycles.load(Relaxed),
+        churn_errors: errors.load(Relaxed),
+        rss_samples_kib: samples,
+        rss_warm_kib: warm,
+        rss_end_kib: end,
+        rss_growth_pct: growth,
+    })
+}
+
 /// Resident memory of a process, from `/proc/PID/status`.
 pub fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;

@@ -468,6 +468,14 @@ pub struct BenchArgs {
     /// slow-consumer policy instead of its throughput.
     #[arg(long, default_value_t = 4 * 1024 * 1024)]
     window: u64,
+    /// Soak: run the steady workload (--rate, default 1000 msg/s) for this many seconds
+    /// while --churn clients connect and disconnect; reports loss and the broker's memory
+    /// over time (give --pid).
+    #[arg(long)]
+    soak: Option<u64>,
+    /// Churning clients during --soak.
+    #[arg(long, default_value_t = 20)]
+    churn: usize,
     /// Instead of traffic: open this many authenticated idle subscribers.
     #[arg(long)]
     idle: Option<usize>,
@@ -521,6 +529,29 @@ fn bench(args: BenchArgs) -> anyhow::Result<()> {
                 kib(r.rss_after_kib),
                 r.kib_per_connection
                     .map_or("? (give --pid)".to_owned(), |k| format!("{k:.2} KiB")),
+            );
+        }
+        return Ok(());
+    }
+    if let Some(secs) = args.soak {
+        let r = rt.block_on(bench::soak(w, secs, args.churn, args.pid))?;
+        if args.json {
+            println!("{}", serde_json::to_string(&r)?);
+        } else {
+            let kib = |v: Option<u64>| v.map_or("?".to_owned(), |k| format!("{:.1} MiB", k as f64 / 1024.0));
+            println!(
+                "soak {} s: {} published, {} delivered, {} lost; {} churn cycles ({} failed); \
+                 broker RSS warm {} -> end {} ({})",
+                r.seconds,
+                r.steady.published,
+                r.steady.delivered,
+                r.steady.lost,
+                r.churn_cycles,
+                r.churn_errors,
+                kib(r.rss_warm_kib),
+                kib(r.rss_end_kib),
+                r.rss_growth_pct
+                    .map_or("give --pid".to_owned(), |g| format!("{g:+.1}%")),
             );
         }
         return Ok(());
