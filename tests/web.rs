@@ -1034,3 +1034,236 @@ async fn a_dead_database_gets_a_clear_503_and_nothing_else_breaks() {
     let mut anon = Browser::default();
     assert_eq!(anon.get(&app, "/login").await.status, StatusCode::OK);
 }
+
+/// Who asks, in the authorization table.
+#[derive(Clone, Copy, Debug)]
+enum Role {
+    Anonymous,
+    OtherUser,
+    Owner,
+}
+
+#[actix_web::test]
+async fn every_owned_route_and_api_call_by_anonymous_other_user_and_owner() {
+    let site = Site::new().await;
+    let app = site.app().await;
+    for n in ["alice", "bob", "carol", "dave"] {
+        site.account(n).await;
+    }
+    let (mut alice, mut bob, mut carol) = (Browser::default(), Browser::default(), Browser::default());
+    alice.login(&app, "alice").await;
+    bob.login(&app, "bob").await;
+    carol.login(&app, "carol").await;
+    let key = |b: &str| between(b, "<code id=\"ident\">", "<");
+    alice.get(&app, "/authkeys").await;
+    let k1 = key(&alice.post(&app, "/authkeys", &[("publish", "c")]).await.body);
+    let k2 = key(&alice.post(&app, "/authkeys", &[("publish", "c")]).await.body);
+    alice.get(&app, "/shares").await;
+    for to in ["carol", "dave"] {
+        alice
+            .post(
+                &app,
+                "/shares",
+                &[("channel", "c"), ("to_kind", "user"), ("to", to)],
+            )
+            .await;
+    }
+    let shares = site.store.all_shares().unwrap();
+    let (to_carol, to_dave) = (shares[0].id.0, shares[1].id.0);
+    alice.get(&app, "/groups").await;
+    alice.post(&app, "/groups", &[("name", "g")]).await;
+    let token = |name: &str| {
+        let u = site.store.user_by_name(name).unwrap().unwrap();
+        site.store.create_token(TokenKind::Api, u.id, "", None).unwrap()
+    };
+    let (alice_t, bob_t, carol_t) = (token("alice"), token("bob"), token("carol"));
+
+    // (path, form, the owner's browser, what the other user gets, what the owner gets)
+    type Row<'a> = (String, Vec<(&'a str, &'a str)>, &'a str, StatusCode, StatusCode);
+    let rows: Vec<Row> = vec![
+        (
+            format!("/authkeys/{k1}/channels"),
+            vec![("publish", "c")],
+            "alice",
+            StatusCode::NOT_FOUND,
+            StatusCode::SEE_OTHER,
+        ),
+        (
+            format!("/authkeys/{k1}/rotate"),
+            vec![],
+            "alice",
+            StatusCode::NOT_FOUND,
+            StatusCode::OK,
+        ),
+        (
+            format!("/authkeys/{k1}/disable"),
+            vec![],
+            "alice",
+            StatusCode::NOT_FOUND,
+            StatusCode::SEE_OTHER,
+        ),
+        (
+            format!("/authkeys/{k1}/enable"),
+            vec![],
+            "alice",
+            StatusCode::NOT_FOUND,
+            StatusCode::SEE_OTHER,
+        ),
+        (
+            format!("/shares/{to_carol}/accept"),
+            vec![],
+            "carol",
+            StatusCode::FORBIDDEN,
+            StatusCode::SEE_OTHER,
+        ),
+        (
+            format!("/shares/{to_carol}/leave"),
+            vec![],
+            "carol",
+            StatusCode::FORBIDDEN,
+            StatusCode::SEE_OTHER,
+        ),
+        (
+            format!("/shares/{to_dave}/revoke"),
+            vec![],
+            "alice",
+            StatusCode::FORBIDDEN,
+            StatusCode::SEE_OTHER,
+        ),
+        (
+            "/groups/g/invite".into(),
+            vec![("user", "dave")],
+            "alice",
+            StatusCode::FORBIDDEN,
+            StatusCode::SEE_OTHER,
+        ),
+        (
+            "/groups/g/remove".into(),
+            vec![("user", "dave")],
+            "alice",
+            StatusCode::FORBIDDEN,
+            StatusCode::SEE_OTHER,
+        ),
+        (
+            format!("/authkeys/{k1}/delete"),
+            vec![],
+            "alice",
+            StatusCode::NOT_FOUND,
+            StatusCode::SEE_OTHER,
+        ),
+    ];
+    for (path, form, owner, other_gets, owner_gets) in &rows {
+        for role in [Role::Anonymous, Role::OtherUser, Role::Owner] {
+            let (b, expected) = match role {
+                Role::Anonymous => (&mut Browser::default(), StatusCode::SEE_OTHER),
+                Role::OtherUser => (&mut bob, *other_gets),
+                Role::Owner if *owner == "carol" => (&mut carol, *owner_gets),
+                Role::Owner => (&mut alice, *owner_gets),
+            };
+            b.get(&app, "/").await;
+            let p = b.post(&app, path, form).await;
+            assert_eq!(p.status, expected, "{path} as {role:?}: {}", p.body);
+            if let Role::Anonymous = role {
+                assert_eq!(p.location(), "/login", "{path} as {role:?}");
+            }
+        }
+    }
+
+    // The same for the API: no token, another user's, the owner's.
+    let mut c = Browser::default();
+    let (_, offered) = c
+        .api(
+            &app,
+            Method::POST,
+            "/api/v1/shares",
+            &alice_t,
+            Some(json!({"channel": "c", "to_user": "dave"})),
+        )
+        .await;
+    let to_dave_again = offered["id"].as_i64().unwrap();
+    let api_rows: Vec<(Method, String, Option<serde_json::Value>, &str, StatusCode)> = vec![
+        (
+            Method::PUT,
+            format!("/api/v1/authkeys/{k2}"),
+            Some(json!({"publish": ["c"]})),
+            &alice_t,
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/authkeys/{k2}/rotate"),
+            None,
+            &alice_t,
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/authkeys/{k2}/disable"),
+            None,
+            &alice_t,
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/authkeys/{k2}/enable"),
+            None,
+            &alice_t,
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/shares/{to_dave_again}/revoke"),
+            None,
+            &alice_t,
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            Method::POST,
+            "/api/v1/groups/g/invite".into(),
+            Some(json!({"user": "carol"})),
+            &alice_t,
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            Method::POST,
+            "/api/v1/groups/g/remove".into(),
+            Some(json!({"user": "carol"})),
+            &alice_t,
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            Method::DELETE,
+            format!("/api/v1/authkeys/{k2}"),
+            None,
+            &alice_t,
+            StatusCode::NOT_FOUND,
+        ),
+    ];
+    for (m, path, body, owner_t, other_gets) in api_rows {
+        let anon = c.api(&app, m.clone(), &path, "", body.clone()).await.0;
+        assert_eq!(anon, StatusCode::UNAUTHORIZED, "{m} {path} anonymous");
+        let other = c.api(&app, m.clone(), &path, &bob_t, body.clone()).await.0;
+        assert_eq!(other, other_gets, "{m} {path} as another user");
+        let (owner, reply) = c.api(&app, m.clone(), &path, owner_t, body.clone()).await;
+        assert_eq!(owner, StatusCode::OK, "{m} {path} as the owner: {reply}");
+    }
+    for path in [
+        "/api/v1/me",
+        "/api/v1/authkeys",
+        "/api/v1/shares",
+        "/api/v1/groups",
+        "/api/v1/logs",
+    ] {
+        assert_eq!(
+            c.api(&app, Method::GET, path, "", None).await.0,
+            StatusCode::UNAUTHORIZED,
+            "{path}"
+        );
+        let (s, mine) = c.api(&app, Method::GET, path, &carol_t, None).await;
+        assert_eq!(s, StatusCode::OK, "{path}");
+        assert!(
+            !mine.to_string().contains(&k2),
+            "{path} shows alice's key to carol"
+        );
+    }
+}
