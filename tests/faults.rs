@@ -127,7 +127,7 @@ fn a_full_disk_refuses_changes_whole_and_recovers() {
     let filler = fill(disk.path());
 
     // A change (and its audit row) cannot be written: refused whole, with a clear error.
-    let o = s.cli(&[
+    let offer = [
         "share",
         "offer",
         "--as",
@@ -136,7 +136,8 @@ fn a_full_disk_refuses_changes_whole_and_recovers() {
         "data",
         "--to-user",
         "bob",
-    ]);
+    ];
+    let o = s.cli(&offer);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success(), "the offer was accepted on a full disk");
     assert!(err.contains("full") && err.lines().count() == 1, "{err}");
@@ -151,16 +152,7 @@ fn a_full_disk_refuses_changes_whole_and_recovers() {
         audit_before,
         "nothing half-written"
     );
-    s.cli_ok(&[
-        "share",
-        "offer",
-        "--as",
-        "alice",
-        "--channel",
-        "data",
-        "--to-user",
-        "bob",
-    ]);
+    s.cli_ok(&offer);
     assert!(s.cli_ok(&["share", "list", "--as", "alice"]).contains("bob"));
     drop(s);
 }

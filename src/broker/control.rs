@@ -94,7 +94,9 @@ impl Broker {
 
     /// Moves a session's counters into the batch for the store, stamped with its address.
     fn collect(&mut self, handle: &SessionHandle) {
-        let counts = handle.usage.take();
+        let (published, published_bytes) = handle.usage.take();
+        let (received, received_bytes) = handle.outbox.take_delivered();
+        let counts = [published, published_bytes, received, received_bytes];
         let u = self.usage.entry(handle.ident.clone()).or_default();
         add_usage(u, counts);
         u.last_seen_at = Some(crate::store::now());

@@ -36,14 +36,13 @@ pub struct SessionHandle {
     pub usage: Usage,
 }
 
-/// Per-session traffic counters for the owner's Authkeys page: bumped lock-free on the data
-/// plane, collected (and zeroed) by the Broker now and then.
+/// What a session published, for the owner's Authkeys page: bumped by its own connection
+/// task (an uncontended cache line), collected and zeroed by the Broker now and then. What
+/// it received is counted by its outbox, under the lock each delivery takes anyway.
 #[derive(Debug, Default)]
 pub struct Usage {
     published: AtomicU64,
     published_bytes: AtomicU64,
-    received: AtomicU64,
-    received_bytes: AtomicU64,
 }
 
 impl Usage {
@@ -53,20 +52,12 @@ impl Usage {
         self.published_bytes.fetch_add(bytes as u64, Relaxed);
     }
 
-    /// One frame of `bytes` queued for the client.
-    pub fn received(&self, bytes: usize) {
-        self.received.fetch_add(1, Relaxed);
-        self.received_bytes.fetch_add(bytes as u64, Relaxed);
-    }
-
-    /// Takes the counts so far, leaving zeros: (published, bytes, received, bytes).
-    pub fn take(&self) -> [u64; 4] {
-        [
+    /// Takes the counts so far, leaving zeros: (published, bytes).
+    pub fn take(&self) -> (u64, u64) {
+        (
             self.published.swap(0, Relaxed),
             self.published_bytes.swap(0, Relaxed),
-            self.received.swap(0, Relaxed),
-            self.received_bytes.swap(0, Relaxed),
-        ]
+        )
     }
 }
 

@@ -28,6 +28,9 @@ struct State {
     queue: VecDeque<Bytes>,
     bytes: usize,
     closed: bool,
+    /// Data frames (and their bytes) queued since last collected: the key's "received"
+    /// traffic, counted under the lock already held, at no extra cost per delivery.
+    delivered: (u64, u64),
 }
 
 /// Bounded multi-producer, single-consumer frame queue.
@@ -67,8 +70,15 @@ impl Outbox {
         if st.bytes + frame.len() > self.limit {
             return Err(PushError::Full);
         }
+        st.delivered.0 += 1;
+        st.delivered.1 += frame.len() as u64;
         self.enqueue(&mut st, frame);
         Ok(())
+    }
+
+    /// Data frames and bytes queued since the last call (for the key's usage counters).
+    pub fn take_delivered(&self) -> (u64, u64) {
+        std::mem::take(&mut self.state.lock().delivered)
     }
 
     /// Queues a data frame, dropping the oldest queued frames to make room. Returns how
@@ -91,6 +101,8 @@ impl Outbox {
                 None => break,
             }
         }
+        st.delivered.0 += 1;
+        st.delivered.1 += frame.len() as u64;
         self.enqueue(&mut st, frame);
         Ok(dropped)
     }
@@ -178,6 +190,17 @@ mod tests {
         assert_eq!(o.push(Bytes::from_static(b"1234")), Ok(()));
         assert_eq!(o.queued_bytes(), 10);
         assert_eq!(o.push_control(Bytes::from_static(b"error")), Ok(()));
+    }
+
+    #[test]
+    fn delivered_counts_data_frames_only_and_resets() {
+        let o = Outbox::new(100);
+        o.push(Bytes::from_static(b"abc")).unwrap();
+        o.push_drop_oldest(Bytes::from_static(b"de")).unwrap();
+        o.push_control(Bytes::from_static(b"error")).unwrap();
+        assert_eq!(o.push(Bytes::from(vec![0; 200])), Err(PushError::Full));
+        assert_eq!(o.take_delivered(), (2, 5));
+        assert_eq!(o.take_delivered(), (0, 0));
     }
 
     #[test]

@@ -78,14 +78,6 @@ impl Router {
     }
 
     fn deliver(&self, to: &SessionHandle, frame: &Bytes) -> bool {
-        let queued = self.queue(to, frame);
-        if queued {
-            to.usage.received(frame.len());
-        }
-        queued
-    }
-
-    fn queue(&self, to: &SessionHandle, frame: &Bytes) -> bool {
         match self.policy {
             SlowConsumerPolicy::Disconnect => match to.outbox.push(frame.clone()) {
                 Ok(()) => true,

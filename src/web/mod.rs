@@ -40,8 +40,10 @@ pub struct WebState {
     pub graph: Addr<SocialGraph>,
     /// The broker, for the live view and live key status.
     pub shared: Arc<Shared>,
-    /// Compiled page and mail templates.
+    /// Compiled page templates (HTML-escaped).
     pub templates: Handlebars<'static>,
+    /// Compiled mail templates (plain text).
+    pub mail_templates: Handlebars<'static>,
     /// Outgoing mail.
     pub mailer: Mailer,
     /// Signs cookies; kept in the database so restarts keep logins.
@@ -82,11 +84,14 @@ impl WebState {
         if bytes.len() < 64 || bytes.iter().all(|b| *b == 0) {
             return Err(WebError::Internal("the stored cookie key is unusable".into()));
         }
+        let (templates, mail_templates) =
+            render::templates().map_err(|e| WebError::Internal(e.to_string()))?;
         Ok(WebState {
             store,
             graph,
             shared,
-            templates: render::templates().map_err(|e| WebError::Internal(e.to_string()))?,
+            templates,
+            mail_templates,
             mailer,
             key: Key::from(&bytes),
             site_url: config.site_url(),

@@ -58,22 +58,28 @@ pub const ASSETS: &[(&str, &str, &str)] = &[
     ),
 ];
 
-/// Compiles every template once, at start.
-pub fn templates() -> Result<Handlebars<'static>, handlebars::TemplateError> {
-    let mut h = Handlebars::new();
-    h.set_dev_mode(false);
+/// Compiles every template once, at start: (pages, HTML-escaped; mails, plain text).
+pub fn templates() -> Result<(Handlebars<'static>, Handlebars<'static>), handlebars::TemplateError> {
+    let mut pages = Handlebars::new();
+    let mut mails = Handlebars::new();
+    mails.register_escape_fn(handlebars::no_escape);
     for (name, text) in TEMPLATES {
+        let h = if name.starts_with("mail/") {
+            &mut mails
+        } else {
+            &mut pages
+        };
         h.register_template_string(name, *text)?;
     }
-    // Mails are plain text: no HTML escaping there.
-    Ok(h)
+    Ok((pages, mails))
 }
 
 /// Renders a mail body (plain text, no escaping).
 pub fn mail_text(state: &WebState, name: &str, ctx: &Value) -> Result<String, WebError> {
-    let mut h = state.templates.clone();
-    h.register_escape_fn(handlebars::no_escape);
-    h.render(name, ctx).map_err(|e| WebError::Internal(e.to_string()))
+    state
+        .mail_templates
+        .render(name, ctx)
+        .map_err(|e| WebError::Internal(e.to_string()))
 }
 
 /// One page: the template's body inside the layout, with the menu, the viewer and a fresh
@@ -259,7 +265,19 @@ mod tests {
     }
 
     #[test]
-    fn every_template_compiles() {
-        templates().unwrap();
+    fn every_template_compiles_and_mails_are_not_html_escaped() {
+        let (pages, mails) = templates().unwrap();
+        let ctx = json!({"name": "a&b <c>", "link": "http://x/verify/t"});
+        assert!(
+            mails
+                .render("mail/verify", &ctx)
+                .unwrap()
+                .contains("Hello a&b <c>,")
+        );
+        assert!(pages.get_template("mail/verify").is_none());
+        let page = pages
+            .render("message", &json!({"heading": "<x>", "text": ""}))
+            .unwrap();
+        assert!(page.contains("&lt;x&gt;"));
     }
 }

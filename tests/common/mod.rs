@@ -69,29 +69,22 @@ impl TestServer {
     /// A server with extra `serve` flags and environment variables. Failed auths are not
     /// throttled unless `env` says otherwise (tests poll for keys with them).
     pub fn start_with(flags: &[&str], env: &[(&str, &str)]) -> TestServer {
-        let dir = tempfile::tempdir().unwrap();
-        let mut s = TestServer {
-            child: None,
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            web: None,
-            tls: None,
-            dir,
-            db_path: None,
-        };
-        s.launch(flags, env);
-        s
+        Self::start_at(None, flags, env)
     }
 
     /// A server on an existing database file.
     pub fn start_on(db: &Path, flags: &[&str], env: &[(&str, &str)]) -> TestServer {
-        let dir = tempfile::tempdir().unwrap();
+        Self::start_at(Some(db.to_owned()), flags, env)
+    }
+
+    fn start_at(db_path: Option<PathBuf>, flags: &[&str], env: &[(&str, &str)]) -> TestServer {
         let mut s = TestServer {
             child: None,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             web: None,
             tls: None,
-            dir,
-            db_path: Some(db.to_owned()),
+            dir: tempfile::tempdir().unwrap(),
+            db_path,
         };
         s.launch(flags, env);
         s

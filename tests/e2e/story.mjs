@@ -283,6 +283,8 @@ async function main() {
     await a.page.click('button:has-text("Log out")');
     await a.page.waitForSelector('text=You are logged out');
     await shot(a.page, '18-logged-out');
+    await a.page.goto(`${server.web}/reset`);
+    await shot(a.page, '19-reset-password');
     pass('every page renders');
   } catch (e) {
     fail('story', e);
