@@ -155,30 +155,12 @@ pub async fn serve(
     shutdown: CancellationToken,
     on_ready: impl FnOnce(Endpoints),
 ) -> Result<(), ServeError> {
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| ServeError::Bind {
-            addr: config.listen,
-            source,
-        })?;
-    let hpfeeds = listener.local_addr().map_err(|source| ServeError::Bind {
-        addr: config.listen,
-        source,
-    })?;
+    let (listener, hpfeeds) = bind(config.listen).await?;
     let tls = match crate::tls::configured(&config.tls_cert, &config.tls_key)? {
         None => None,
         Some((cert, key)) => {
             let acceptor = tokio_rustls::TlsAcceptor::from(crate::tls::server_config(cert, key, &[])?);
-            let l = TcpListener::bind(config.tls_listen)
-                .await
-                .map_err(|source| ServeError::Bind {
-                    addr: config.tls_listen,
-                    source,
-                })?;
-            let addr = l.local_addr().map_err(|source| ServeError::Bind {
-                addr: config.tls_listen,
-                source,
-            })?;
+            let (l, addr) = bind(config.tls_listen).await?;
             Some((l, addr, acceptor))
         }
     };
@@ -249,6 +231,14 @@ pub async fn serve(
     core.stop().await;
     tracing::info!("stopped: {}", stats.summary());
     Ok(())
+}
+
+/// Binds a listener; returns it with its real address (the port, when 0 was asked for).
+async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), ServeError> {
+    let err = |source| ServeError::Bind { addr, source };
+    let l = TcpListener::bind(addr).await.map_err(err)?;
+    let bound = l.local_addr().map_err(err)?;
+    Ok((l, bound))
 }
 
 /// How often each key's traffic counters are written to the database.
