@@ -75,14 +75,7 @@ impl KeyLog {
         });
         let at = crate::store::now();
         for (ident, event, n) in done {
-            self.send(KeyLogEntry {
-                at,
-                ident,
-                event: "suppressed".into(),
-                channel: None,
-                peer: None,
-                detail: format!("{n} more {event} in the previous minute"),
-            });
+            self.send(suppressed_entry(at, ident, event, n));
         }
     }
 
@@ -122,14 +115,7 @@ impl KeyLog {
         };
         let at = crate::store::now();
         if suppressed > 0 {
-            self.send(KeyLogEntry {
-                at,
-                ident: ident.to_string(),
-                event: "suppressed".into(),
-                channel: None,
-                peer: None,
-                detail: format!("{suppressed} more {event} in the previous minute"),
-            });
+            self.send(suppressed_entry(at, ident.to_string(), event, suppressed));
         }
         self.send(KeyLogEntry {
             at,
@@ -145,6 +131,18 @@ impl KeyLog {
         if self.tx.try_send(e).is_err() {
             Stats::add(&self.stats.key_log_dropped, 1);
         }
+    }
+}
+
+/// The entry that stands for `n` entries left out in a key's previous minute.
+fn suppressed_entry(at: i64, ident: String, event: &str, n: u32) -> KeyLogEntry {
+    KeyLogEntry {
+        at,
+        ident,
+        event: "suppressed".into(),
+        channel: None,
+        peer: None,
+        detail: format!("{n} more {event} in the previous minute"),
     }
 }
 

@@ -121,13 +121,13 @@ const SEARCH_LIMIT: i64 = 50;
 /// lines of the viewer's own key log.
 pub async fn search_results(state: &WebState, v: &Viewer, q: &str) -> Result<Value, WebError> {
     let (query, id) = (q.to_owned(), v.user.id);
+    let q = q.to_lowercase();
     let (users, groups, channels, log) = state
         .db(move |s| -> Result<_, StoreError> {
             let log: Vec<KeyLogEntry> = s
                 .key_log_of(id, 2000)?
                 .into_iter()
                 .filter(|e| {
-                    let q = query.to_lowercase();
                     [
                         Some(&e.ident),
                         Some(&e.event),
