@@ -20,6 +20,7 @@ use crate::social::model::{Grantee, ShareKind};
 use crate::social::ops::{self, GranteeName};
 use crate::social::{GroupId, ShareId, UserId};
 use crate::store::Store;
+use crate::store::models::applied::Live;
 use crate::wire::{Channel, Frame, Ident, Secret};
 
 /// Who the audit log names for changes made from the command line.
@@ -156,6 +157,28 @@ pub enum UserCommand {
     Enable {
         /// The user.
         name: String,
+    },
+    /// Block a user: nothing of theirs reaches you by any path; their offers are declined.
+    Block {
+        /// The user to block.
+        name: String,
+        /// The acting user.
+        #[arg(long = "as")]
+        actor: String,
+    },
+    /// Lift a block.
+    Unblock {
+        /// The user to unblock.
+        name: String,
+        /// The acting user.
+        #[arg(long = "as")]
+        actor: String,
+    },
+    /// The users the acting user blocks.
+    Blocks {
+        /// The acting user.
+        #[arg(long = "as")]
+        actor: String,
     },
 }
 
@@ -300,7 +323,8 @@ pub enum GroupCommand {
 /// `share` subcommands; each acts as the user given with `--as`.
 #[derive(Debug, Subcommand)]
 pub enum ShareCommand {
-    /// Offer a channel to a user, a group (its owner answers) or everyone (no answer needed).
+    /// Offer a channel to a user, a group (its owner answers) or everyone (a public offer
+    /// each user takes up with `share follow`).
     Offer {
         /// The channel.
         #[arg(long, value_parser = parse_channel)]
@@ -317,6 +341,26 @@ pub enum ShareCommand {
         /// Also pass on what you receive on the channel (default: only your own data).
         #[arg(long)]
         redistribute: bool,
+        /// Let the grantee pass what it receives through this share on, through its own
+        /// redistribute shares (default: it may not).
+        #[arg(long)]
+        onward: bool,
+        /// The acting user.
+        #[arg(long = "as")]
+        actor: String,
+    },
+    /// Take up a public offer (a share to everyone) for yourself.
+    Follow {
+        /// Share id (see `share list`).
+        id: i64,
+        /// The acting user.
+        #[arg(long = "as")]
+        actor: String,
+    },
+    /// Stop taking a public offer.
+    Unfollow {
+        /// Share id.
+        id: i64,
         /// The acting user.
         #[arg(long = "as")]
         actor: String,
@@ -372,6 +416,16 @@ pub enum AclCommand {
         /// The key's ident.
         #[arg(value_parser = parse_ident)]
         ident: Ident,
+    },
+    /// Where the acting user's data goes: per channel they share, who receives it and
+    /// through whom.
+    Reach {
+        /// The acting user.
+        #[arg(long = "as")]
+        actor: String,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -588,11 +642,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}: {n} migration(s) applied, schema is current", config.db);
             Ok(())
         }
-        Command::User(cmd) => user(&open_store(&config)?, cmd),
-        Command::Authkey(cmd) => authkey(&open_store(&config)?, cmd),
-        Command::Group(cmd) => group(&open_store(&config)?, cmd),
-        Command::Share(cmd) => share(&open_store(&config)?, cmd),
+        Command::User(cmd) => changing(&open_store(&config)?, |s| user(s, cmd)),
+        Command::Authkey(cmd) => changing(&open_store(&config)?, |s| authkey(s, cmd)),
+        Command::Group(cmd) => changing(&open_store(&config)?, |s| group(s, cmd)),
+        Command::Share(cmd) => changing(&open_store(&config)?, |s| share(s, cmd)),
         Command::Acl(AclCommand::Show { ident }) => acl_show(&open_store(&config)?, &ident, config.open),
+        Command::Acl(AclCommand::Reach { actor, json }) => acl_reach(&open_store(&config)?, &actor, json),
         Command::Log { actor, limit, json } => key_log(&open_store(&config)?, &actor, limit, json),
         Command::SecretKey(SecretKeyCommand::New { path }) => {
             use std::os::unix::fs::OpenOptionsExt;
@@ -785,6 +840,19 @@ fn user(store: &Store, cmd: UserCommand) -> anyhow::Result<()> {
             store.set_user_enabled(&name, true, CLI_ACTOR)?;
             println!("user {name} enabled");
         }
+        UserCommand::Block { name, actor } => {
+            ops::block_user(store, &ops::find_user(store, &actor)?, &name)?;
+            println!("{actor} blocks {name}: nothing of theirs reaches {actor}");
+        }
+        UserCommand::Unblock { name, actor } => {
+            ops::unblock_user(store, &ops::find_user(store, &actor)?, &name)?;
+            println!("{actor} no longer blocks {name}");
+        }
+        UserCommand::Blocks { actor } => {
+            for name in ops::my_blocks(store, &ops::find_user(store, &actor)?)? {
+                println!("{name}");
+            }
+        }
     }
     Ok(())
 }
@@ -880,6 +948,23 @@ fn authkey(store: &Store, cmd: AuthkeyCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// How long a changing command waits for a running `serve` to make its change live.
+const LIVE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Runs a command that may change the graph, then waits until every running server has
+/// made the change live on its connections (bounded by [`LIVE_WAIT`], then says so).
+fn changing(store: &Store, f: impl FnOnce(&Store) -> anyhow::Result<()>) -> anyhow::Result<()> {
+    f(store)?;
+    match store.wait_applied(LIVE_WAIT)? {
+        Live::Applied { .. } => {}
+        Live::Pending { version, behind } => eprintln!(
+            "hpfriends: the change is saved, but {behind} running server(s) had not applied ACL              version {version} after {} s; it will be live when they catch up",
+            LIVE_WAIT.as_secs()
+        ),
+    }
+    Ok(())
+}
+
 fn group(store: &Store, cmd: GroupCommand) -> anyhow::Result<()> {
     match cmd {
         GroupCommand::Create {
@@ -947,6 +1032,7 @@ fn share(store: &Store, cmd: ShareCommand) -> anyhow::Result<()> {
             to_group,
             to_everyone,
             redistribute,
+            onward,
             actor,
         } => {
             let to = match (to_user, to_group, to_everyone) {
@@ -960,9 +1046,24 @@ fn share(store: &Store, cmd: ShareCommand) -> anyhow::Result<()> {
             } else {
                 ShareKind::Own
             };
-            let id = ops::offer_share(store, &ops::find_user(store, &actor)?, &channel, &to, kind)?;
+            let id = ops::offer_share(
+                store,
+                &ops::find_user(store, &actor)?,
+                &channel,
+                &to,
+                kind,
+                onward,
+            )?;
             let state = store.share(id)?.map(|s| s.state.to_string()).unwrap_or_default();
             println!("share {} ({channel}, {kind}) {state}", id.0);
+        }
+        ShareCommand::Follow { id, actor } => {
+            ops::follow_share(store, &ops::find_user(store, &actor)?, ShareId(id))?;
+            println!("share {id} taken up by {actor}");
+        }
+        ShareCommand::Unfollow { id, actor } => {
+            ops::unfollow_share(store, &ops::find_user(store, &actor)?, ShareId(id))?;
+            println!("share {id} no longer taken by {actor}");
         }
         ShareCommand::Accept { id, actor } => {
             ops::answer_share(store, &ops::find_user(store, &actor)?, ShareId(id), true)?;
@@ -1039,6 +1140,35 @@ fn key_log(store: &Store, actor: &str, limit: i64, json: bool) -> anyhow::Result
                 e.peer.as_deref().unwrap_or("-"),
                 e.detail
             )?;
+        }
+    }
+    Ok(())
+}
+
+fn acl_reach(store: &Store, actor: &str, json: bool) -> anyhow::Result<()> {
+    let me = ops::find_user(store, actor)?;
+    let mut out = std::io::stdout().lock();
+    for (channel, reached) in ops::reach(store, &me)? {
+        if json {
+            for r in &reached {
+                let v = serde_json::json!({
+                    "channel": channel.as_str(), "user": r.user, "through": r.through, "share": r.share.0,
+                });
+                writeln!(out, "{v}")?;
+            }
+            continue;
+        }
+        writeln!(out, "{channel}")?;
+        if reached.is_empty() {
+            writeln!(out, "    nobody receives it yet")?;
+        }
+        for r in reached {
+            let how = if r.through.is_empty() {
+                format!("directly (share {})", r.share.0)
+            } else {
+                format!("through {} (share {})", r.through.join(" -> "), r.share.0)
+            };
+            writeln!(out, "    {:<20} {how}", r.user)?;
         }
     }
     Ok(())

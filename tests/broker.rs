@@ -128,6 +128,67 @@ fn misuse_is_in_the_owners_key_log_and_bounded() {
 }
 
 #[test]
+fn a_forged_ident_is_logged_against_the_key_that_sent_it() {
+    let s = two_users();
+    // bob's key publishes claiming alice's ident a1.
+    let mut b = Raw::login(s.addr, "b1", "sb1");
+    b.publish_as("a1", "c", b"forged");
+    b.expect_refusal("Invalid authkey in message, ident=a1");
+    let bobs = wait_for("bob's key log", Duration::from_secs(10), || {
+        let out = s.cli_ok(&["log", "--as", "bob", "--json", "--limit", "100"]);
+        out.contains("ident-mismatch").then_some(out)
+    });
+    let entry: serde_json::Value = bobs
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|e| e["event"] == "ident-mismatch")
+        .unwrap();
+    assert_eq!(entry["ident"], "b1", "recorded against the acting key");
+    assert!(
+        entry["detail"].as_str().unwrap().contains("claimed ident a1"),
+        "{entry}"
+    );
+    // Written in the same batch: alice's log holds nothing about it.
+    let alices = s.cli_ok(&["log", "--as", "alice", "--json", "--limit", "100"]);
+    assert!(!alices.contains("ident-mismatch"), "{alices}");
+}
+
+#[test]
+fn channel_names_that_pass_for_others_are_refused_on_the_wire() {
+    let s = two_users();
+    for (channel, code) in [
+        ("invoice\u{202e}fdp.exe", "U+202E"),
+        ("c\nBcc: x", "U+000A"),
+        ("c\u{200b}", "U+200B"),
+    ] {
+        let mut c = Raw::login(s.addr, "a1", "sa1");
+        c.publish(channel, b"x");
+        c.expect_refusal(&format!(
+            "Protocol error: publish frame: channel contains the control or format character {code}"
+        ));
+        let mut c = Raw::login(s.addr, "a1", "sa1");
+        c.subscribe(channel);
+        c.expect_refusal(&format!(
+            "Protocol error: subscribe frame: channel contains the control or format character {code}"
+        ));
+    }
+    let mut c = Raw::login(s.addr, "a1", "sa1");
+    c.publish(" c", b"x");
+    c.expect_refusal("Protocol error: publish frame: channel begins or ends with whitespace");
+    // The CLI refuses them as key channels too.
+    let o = s.cli(&[
+        "authkey",
+        "add",
+        "--owner",
+        "alice",
+        "--publish",
+        "bad\u{202e}txt.exe",
+    ]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("U+202E"));
+}
+
+#[test]
 fn first_frame_must_be_auth() {
     let s = two_users();
     let mut c = Raw::connect(s.addr);

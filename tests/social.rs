@@ -153,7 +153,8 @@ fn the_researchers_story() {
             "--channel",
             CH,
             "--to-user",
-            "bob"
+            "bob",
+            "--onward"
         ])
         .trim(),
         format!("share 1 ({CH}, own) offered")
@@ -270,4 +271,120 @@ fn the_researchers_story() {
     while !erin.sync().iter().any(|(i, p)| i == "b-mark" && p == "b-own") {
         assert!(Instant::now() < deadline, "bob's own data no longer reaches erin");
     }
+}
+
+/// Consent for every source and the sharer's say over onward travel, over real TCP with the
+/// PyPI subscriber: a public offer flows only to those who take it up, a block cuts a user
+/// off by every path at once, and redistribution carries a sharer's data only where the
+/// sharer allowed it. Every CLI change is live when the command returns (it waits for the
+/// running server), so a message published right after it is never delivered.
+#[test]
+fn consent_blocks_and_onward_travel() {
+    let s = TestServer::start();
+    for u in ["alice", "bob", "carol", "mallory"] {
+        s.user(u);
+    }
+    s.key("alice", "a-sensor", "sa", &[CH, "sync"], &["sync"]);
+    s.key("mallory", "m-sensor", "sm", &[CH, "sync"], &["sync"]);
+    for (user, k) in [("bob", "b"), ("carol", "c")] {
+        s.key(user, &format!("{k}-sub"), "secret", &[], &[CH]);
+        s.key(user, &format!("{k}-mark"), "secret", &[CH], &[]);
+    }
+    let Some(mut bob) = PySub::start(&s, "b-sub", "secret", Raw::login(s.addr, "b-mark", "secret")) else {
+        return;
+    };
+    let Some(mut carol) = PySub::start(&s, "c-sub", "secret", Raw::login(s.addr, "c-mark", "secret")) else {
+        return;
+    };
+    let mut alice = Sensor(Raw::login(s.addr, "a-sensor", "sa"));
+    let mut mallory = Sensor(Raw::login(s.addr, "m-sensor", "sm"));
+    let offer = |args: &[&str]| -> String {
+        let out = s.cli_ok(&[&["share", "offer", "--channel", CH][..], args].concat());
+        out.split_whitespace().nth(1).unwrap().to_owned()
+    };
+
+    // A new user's public offer reaches nobody who did not take it up.
+    let public = offer(&["--as", "mallory", "--to-everyone"]);
+    mallory.publish("m-fabricated");
+    assert!(
+        bob.from("m-sensor").is_empty(),
+        "a public offer flowed without consent"
+    );
+    assert!(carol.from("m-sensor").is_empty());
+    s.cli_ok(&["share", "follow", &public, "--as", "bob"]);
+    mallory.publish("m-taken-up");
+    assert_eq!(bob.from("m-sensor"), vec!["m-taken-up".to_owned()]);
+    assert!(carol.from("m-sensor").is_empty(), "only bob took it up");
+
+    // bob redistributes to carol; mallory's public offer does not allow onward travel.
+    let b2c = offer(&["--as", "bob", "--to-user", "carol", "--redistribute"]);
+    s.cli_ok(&["share", "accept", &b2c, "--as", "carol"]);
+    mallory.publish("m-via-bob");
+    assert_eq!(bob.from("m-sensor"), vec!["m-via-bob".to_owned()]);
+    assert!(
+        carol.from("m-sensor").is_empty(),
+        "travelled on without the sharer's leave"
+    );
+
+    // alice shares with bob without onward: carol gets bob's own data, not alice's.
+    let a2b = offer(&["--as", "alice", "--to-user", "bob"]);
+    s.cli_ok(&["share", "accept", &a2b, "--as", "bob"]);
+    alice.publish("a-1");
+    assert_eq!(bob.from("a-sensor"), vec!["a-1".to_owned()]);
+    assert!(carol.from("a-sensor").is_empty());
+    bob.marker.publish(CH, b"b-own");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !carol.sync().iter().any(|(i, p)| i == "b-mark" && p == "b-own") {
+        assert!(Instant::now() < deadline, "bob's own data does not reach carol");
+    }
+    let reach = s.cli_ok(&["acl", "reach", "--as", "alice"]);
+    assert!(reach.contains("bob") && !reach.contains("carol"), "{reach}");
+
+    // alice re-offers with onward: now carol receives alice's data through bob, and alice
+    // sees it in her reach.
+    s.cli_ok(&["share", "revoke", &a2b, "--as", "alice"]);
+    let a2b = offer(&["--as", "alice", "--to-user", "bob", "--onward"]);
+    s.cli_ok(&["share", "accept", &a2b, "--as", "bob"]);
+    alice.publish("a-onward");
+    assert_eq!(carol.from("a-sensor"), vec!["a-onward".to_owned()]);
+    assert_eq!(bob.from("a-sensor"), vec!["a-onward".to_owned()]);
+    let reach = s.cli_ok(&["acl", "reach", "--as", "alice", "--json"]);
+    assert!(
+        reach.contains(r#""through":["bob"]"#) && reach.contains(r#""user":"carol""#),
+        "{reach}"
+    );
+
+    // carol blocks alice: nothing of alice's reaches carol, by any path, from the moment
+    // the command returns; bob still receives.
+    s.cli_ok(&["user", "block", "alice", "--as", "carol"]);
+    alice.publish("a-after-block");
+    assert!(
+        carol.from("a-sensor").is_empty(),
+        "delivered after the block answered"
+    );
+    assert_eq!(bob.from("a-sensor"), vec!["a-after-block".to_owned()]);
+    // A new offer from alice to carol is declined on the spot.
+    let refused = s.cli_ok(&[
+        "share",
+        "offer",
+        "--channel",
+        CH,
+        "--as",
+        "alice",
+        "--to-user",
+        "carol",
+    ]);
+    assert!(refused.trim().ends_with("declined"), "{refused}");
+
+    // Revoked means revoked: the message published right after the command returns is
+    // never delivered, on the same connection.
+    s.cli_ok(&["share", "revoke", &a2b, "--as", "alice"]);
+    alice.publish("a-right-after-revoke");
+    assert!(
+        bob.from("a-sensor").is_empty(),
+        "delivered after the revoke answered"
+    );
+    s.cli_ok(&["share", "unfollow", &public, "--as", "bob"]);
+    mallory.publish("m-right-after-unfollow");
+    assert!(bob.from("m-sensor").is_empty());
 }

@@ -79,10 +79,13 @@ impl KeyLog {
         }
     }
 
-    /// Records the refusal if it is misuse of a key; returns at once.
+    /// Records the refusal if it is misuse of a key; returns at once. A frame naming
+    /// another ident is recorded against the key that authenticated (naming the ident it
+    /// claimed), never in the claimed key's log.
     pub fn record(&self, refusal: &Refusal, peer: SocketAddr) {
         let (ident, channel) = match refusal {
-            Refusal::AuthFailed { ident } | Refusal::IdentMismatch { ident } => (ident, None),
+            Refusal::AuthFailed { ident } => (ident, None),
+            Refusal::IdentMismatch { actor, .. } => (actor, None),
             Refusal::PublishDenied { ident, channel } | Refusal::SubscribeDenied { ident, channel } => {
                 (ident, Some(channel.to_string()))
             }
@@ -123,7 +126,10 @@ impl KeyLog {
             event: event.to_owned(),
             channel,
             peer: Some(peer.to_string()),
-            detail: refusal.to_string(),
+            detail: match refusal {
+                Refusal::IdentMismatch { ident, .. } => format!("{refusal} (a frame claimed ident {ident})"),
+                _ => refusal.to_string(),
+            },
         });
     }
 

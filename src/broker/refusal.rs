@@ -23,8 +23,10 @@ pub enum Refusal {
     /// 3.1.0: a frame names an ident other than the authenticated one.
     #[error("Invalid authkey in message, ident={ident}")]
     IdentMismatch {
-        /// The ident in the frame.
+        /// The ident in the frame (what the client claimed).
         ident: Ident,
+        /// The ident the session authenticated as: the key the misuse is recorded against.
+        actor: Ident,
     },
     /// 3.1.0: publish outside the key's publish list.
     #[error("Authkey not allowed to pub here. ident={ident}, chan={channel}")]
@@ -127,7 +129,11 @@ mod tests {
             "Authentication failed for k"
         );
         assert_eq!(
-            Refusal::IdentMismatch { ident: i.clone() }.to_string(),
+            Refusal::IdentMismatch {
+                ident: i.clone(),
+                actor: i.clone()
+            }
+            .to_string(),
             "Invalid authkey in message, ident=k"
         );
         assert_eq!(

@@ -87,7 +87,10 @@ impl Session {
         match frame {
             Frame::Publish { ident, channel, .. } => {
                 if ident != *me {
-                    Action::Refuse(Refusal::IdentMismatch { ident })
+                    Action::Refuse(Refusal::IdentMismatch {
+                        ident,
+                        actor: me.clone(),
+                    })
                 } else if !acl.may_publish(channel.as_str()) {
                     Action::Refuse(Refusal::PublishDenied { ident, channel })
                 } else {
@@ -100,7 +103,10 @@ impl Session {
             }
             Frame::Subscribe { ident, channel } => {
                 if ident != *me {
-                    Action::Refuse(Refusal::IdentMismatch { ident })
+                    Action::Refuse(Refusal::IdentMismatch {
+                        ident,
+                        actor: me.clone(),
+                    })
                 } else if acl.sources(channel.as_str()).is_none() {
                     Action::Refuse(Refusal::SubscribeDenied { ident, channel })
                 } else {
@@ -109,7 +115,10 @@ impl Session {
             }
             Frame::Unsubscribe { ident, channel } => {
                 if ident != *me {
-                    Action::Refuse(Refusal::IdentMismatch { ident })
+                    Action::Refuse(Refusal::IdentMismatch {
+                        ident,
+                        actor: me.clone(),
+                    })
                 } else {
                     Action::Unsubscribe(channel)
                 }
@@ -221,7 +230,10 @@ mod tests {
         );
         assert_eq!(
             s.on_frame(publish("other", "p"), raw.clone(), || &k, Some(&acl)),
-            Action::Refuse(Refusal::IdentMismatch { ident: i("other") })
+            Action::Refuse(Refusal::IdentMismatch {
+                ident: i("other"),
+                actor: i("k")
+            })
         );
         assert_eq!(
             s.on_frame(publish("k", "s"), raw.clone(), || &k, Some(&acl)),

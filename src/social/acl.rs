@@ -5,20 +5,25 @@
 //! ARCHITECTURE.md's:
 //!
 //! ```text
-//! sources(R, c) = {R} ∪ {P : P shares c with R, a group R is in, or everyone; accepted}
-//!               ∪ ⋃ sources(X, c) for each X that shares c with R that way as `redistribute`
+//! taken(R, c)   = shares of c that reach R with R's consent (Graph::reaches): accepted
+//!                 invitations, accepted shares to R's active groups, public offers R took
+//!                 up; none from a user R blocked
+//! forward(X, c) = ({X} ∪ {P : P→X in taken(X, c), onward}
+//!                  ∪ ⋃ forward(Y, c) for Y→X in taken(X, c), redistribute and onward) − blocked(X)
+//! sources(R, c) = ({R} ∪ {P : P→R in taken(R, c)}
+//!                  ∪ ⋃ forward(X, c) for X→R in taken(R, c), redistribute) − blocked(R)
 //! deliver(c, published by a key of P, to key k) = k enabled, owner(k) enabled,
 //!                                                 k subscribes c, P ∈ sources(owner(k), c)
 //! ```
 //!
-//! Unfolded, `sources(R, c)` is every user reachable from R over redistribute edges (R
-//! included) plus everyone who shares `c` directly with one of them, so a breadth-first
-//! search with a visited set computes the fixpoint and terminates on cycles.
+//! So data of P reaches R through redistributing users only if every share on the way but
+//! the last allows onward travel, and nobody on the way (R included) blocked P. `forward` is
+//! a least fixpoint, computed by iteration, and terminates on cycles.
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
-use super::model::{Graph, Share, ShareKind};
+use super::model::{Grantee, Graph, Share, ShareKind};
 use super::{AuthkeyId, UserId};
 use crate::wire::{Channel, Ident, Secret};
 
@@ -102,44 +107,143 @@ pub enum Mode {
     Open,
 }
 
-/// The accepted shares of each channel, so a search scans only its channel's edges.
-struct ShareIndex<'g> {
-    by_channel: HashMap<&'g str, Vec<&'g Share>>,
+/// The shares of one channel that each user took up (see [`Graph::reaches`]), and from them
+/// what each user may pass on, so that every subscriber's sources are a few set unions.
+struct ChannelView<'g> {
+    graph: &'g Graph,
+    /// Per receiving user, the shares of the channel that carry data to them.
+    incoming: HashMap<UserId, Vec<&'g Share>>,
+    /// `forward(X)`: whose data X may pass on through its redistribute shares.
+    forward: HashMap<UserId, BTreeSet<UserId>>,
 }
 
-impl<'g> ShareIndex<'g> {
-    fn new(graph: &'g Graph) -> Self {
-        let mut by_channel: HashMap<&str, Vec<&Share>> = HashMap::new();
-        for s in &graph.shares {
-            if s.state == super::model::ShareState::Accepted && graph.enabled(s.from) {
-                by_channel.entry(s.channel.as_str()).or_default().push(s);
+impl<'g> ChannelView<'g> {
+    fn new(graph: &'g Graph, channel: &str) -> Self {
+        let mut followers: HashMap<super::ShareId, Vec<UserId>> = HashMap::new();
+        for (share, user) in &graph.follows {
+            followers.entry(*share).or_default().push(*user);
+        }
+        let mut incoming: HashMap<UserId, Vec<&Share>> = HashMap::new();
+        for s in graph.shares.iter().filter(|s| s.channel.as_str() == channel) {
+            let candidates: Vec<UserId> = match s.to {
+                Grantee::User(u) => vec![u],
+                Grantee::Group(g) => graph.groups.get(&g).into_iter().flatten().copied().collect(),
+                Grantee::Everyone => followers.get(&s.id).cloned().unwrap_or_default(),
+            };
+            for u in candidates.into_iter().filter(|u| graph.reaches(s, *u)) {
+                incoming.entry(u).or_default().push(s);
             }
         }
-        Self { by_channel }
+        let forward = Self::forward(graph, &incoming);
+        Self {
+            graph,
+            incoming,
+            forward,
+        }
+    }
+
+    /// The least fixpoint of
+    /// `forward(X) = ({X} ∪ {P : P→X onward} ∪ ⋃ forward(Y) for Y→X redistribute onward) − blocked(X)`.
+    fn forward(graph: &Graph, incoming: &HashMap<UserId, Vec<&Share>>) -> HashMap<UserId, BTreeSet<UserId>> {
+        let mut fwd: HashMap<UserId, BTreeSet<UserId>> = incoming
+            .iter()
+            .map(|(x, shares)| {
+                let mut set = BTreeSet::from([*x]);
+                set.extend(shares.iter().filter(|s| s.onward).map(|s| s.from));
+                (*x, set)
+            })
+            .collect();
+        loop {
+            let mut grew = false;
+            for (x, shares) in incoming {
+                let mut add = Vec::new();
+                for s in shares
+                    .iter()
+                    .filter(|s| s.onward && s.kind == ShareKind::Redistribute)
+                {
+                    match fwd.get(&s.from) {
+                        Some(f) => add.extend(f.iter().copied().filter(|q| !graph.blocked(*x, *q))),
+                        None => add.push(s.from),
+                    }
+                }
+                if let Some(mine) = fwd.get_mut(x) {
+                    for q in add {
+                        grew |= mine.insert(q);
+                    }
+                }
+            }
+            if !grew {
+                return fwd;
+            }
+        }
+    }
+
+    /// What `x` may pass on: itself at least.
+    fn forwards(&self, x: UserId) -> BTreeSet<UserId> {
+        self.forward
+            .get(&x)
+            .cloned()
+            .unwrap_or_else(|| BTreeSet::from([x]))
+    }
+
+    /// `sources(r)`: r, every direct sharer, and what each redistributor to r may pass on,
+    /// less the users r blocked.
+    fn sources(&self, r: UserId) -> BTreeSet<UserId> {
+        let mut out = BTreeSet::from([r]);
+        for s in self.incoming.get(&r).into_iter().flatten() {
+            out.insert(s.from);
+            if s.kind == ShareKind::Redistribute {
+                out.extend(self.forwards(s.from));
+            }
+        }
+        out.retain(|q| !self.graph.blocked(r, *q));
+        out
+    }
+
+    /// The shortest path by which `q`'s data reaches `r` (who must be a source of it): a
+    /// breadth-first search back from `r` through users who did not block `q`, over shares
+    /// that allow onward travel beyond the last hop.
+    fn why(&self, r: UserId, q: UserId) -> Option<Why> {
+        if q == r {
+            return Some(Why::Own);
+        }
+        let mut chains: HashMap<UserId, Vec<UserId>> = HashMap::from([(r, vec![r])]);
+        let mut queue = VecDeque::from([r]);
+        while let Some(y) = queue.pop_front() {
+            let chain = chains[&y].clone();
+            let last_hop = y == r;
+            let shares = self.incoming.get(&y).into_iter().flatten();
+            for s in shares.filter(|s| last_hop || s.onward) {
+                if s.from == q {
+                    return Some(Why::Share {
+                        share: s.id,
+                        to: s.to,
+                        chain,
+                    });
+                }
+            }
+            for s in self.incoming.get(&y).into_iter().flatten() {
+                let passes = (last_hop || s.onward) && s.kind == ShareKind::Redistribute;
+                if passes && !chains.contains_key(&s.from) && !self.graph.blocked(s.from, q) {
+                    let mut next = chain.clone();
+                    next.push(s.from);
+                    chains.insert(s.from, next);
+                    queue.push_back(s.from);
+                }
+            }
+        }
+        None
+    }
+
+    /// Every user who receives something on the channel through a share.
+    fn receivers(&self) -> impl Iterator<Item = UserId> + '_ {
+        self.incoming.keys().copied()
     }
 }
 
-/// `sources(user, channel)`: the fixpoint, by breadth-first search over redistribute edges.
+/// `sources(user, channel)`: the fixpoint (ARCHITECTURE.md's rule).
 pub fn sources(graph: &Graph, user: UserId, channel: &str) -> BTreeSet<UserId> {
-    sources_indexed(graph, &ShareIndex::new(graph), user, channel)
-}
-
-fn sources_indexed(graph: &Graph, index: &ShareIndex<'_>, user: UserId, channel: &str) -> BTreeSet<UserId> {
-    let mut result = BTreeSet::from([user]);
-    let Some(shares) = index.by_channel.get(channel) else {
-        return result;
-    };
-    let mut reached = HashSet::from([user]);
-    let mut queue = VecDeque::from([user]);
-    while let Some(y) = queue.pop_front() {
-        for s in shares.iter().filter(|s| graph.reaches(s, y)) {
-            result.insert(s.from);
-            if s.kind == ShareKind::Redistribute && reached.insert(s.from) {
-                queue.push_back(s.from);
-            }
-        }
-    }
-    result
+    ChannelView::new(graph, channel).sources(user)
 }
 
 /// Why a user is a source of another's subscription.
@@ -159,44 +263,43 @@ pub enum Why {
     },
 }
 
-/// Every source of `user` on `channel` with the (shortest) reason it is one; the same set
-/// as [`sources`].
-pub fn explain(graph: &Graph, user: UserId, channel: &str) -> Vec<(UserId, Why)> {
-    let index = ShareIndex::new(graph);
-    let mut out = vec![(user, Why::Own)];
-    let Some(shares) = index.by_channel.get(channel) else {
-        return out;
-    };
-    let mut chains: HashMap<UserId, Vec<UserId>> = HashMap::from([(user, vec![user])]);
-    let mut queue = VecDeque::from([user]);
-    while let Some(y) = queue.pop_front() {
-        let chain = chains[&y].clone();
-        for s in shares.iter().filter(|s| graph.reaches(s, y)) {
-            if !out.iter().any(|(u, _)| *u == s.from) {
-                out.push((
-                    s.from,
-                    Why::Share {
-                        share: s.id,
-                        to: s.to,
-                        chain: chain.clone(),
-                    },
-                ));
-            }
-            if s.kind == ShareKind::Redistribute && !chains.contains_key(&s.from) {
-                let mut next = chain.clone();
-                next.push(s.from);
-                chains.insert(s.from, next);
-                queue.push_back(s.from);
-            }
-        }
+fn hops(w: &Why) -> usize {
+    match w {
+        Why::Own => 0,
+        Why::Share { chain, .. } => chain.len(),
     }
+}
+
+/// Every source of `user` on `channel` with the (shortest) reason it is one, nearest first;
+/// the same set as [`sources`].
+pub fn explain(graph: &Graph, user: UserId, channel: &str) -> Vec<(UserId, Why)> {
+    let view = ChannelView::new(graph, channel);
+    let mut out: Vec<(UserId, Why)> = view
+        .sources(user)
+        .into_iter()
+        .filter_map(|q| view.why(user, q).map(|w| (q, w)))
+        .collect();
+    out.sort_by_key(|(q, w)| (hops(w), *q));
+    out
+}
+
+/// The reach of `publisher`'s data on `channel`: every other user who receives it, each with
+/// the path it takes (so a sharer sees where redistribution carries it), nearest first.
+pub fn reach(graph: &Graph, publisher: UserId, channel: &str) -> Vec<(UserId, Why)> {
+    let view = ChannelView::new(graph, channel);
+    let mut out: Vec<(UserId, Why)> = view
+        .receivers()
+        .filter(|r| *r != publisher && view.sources(*r).contains(&publisher))
+        .filter_map(|r| view.why(r, publisher).map(|w| (r, w)))
+        .collect();
+    out.sort_by_key(|(r, w)| (hops(w), *r));
     out
 }
 
 /// Derives the key table: disabled keys and keys of disabled users are left out, so they
 /// can neither authenticate nor keep a session.
 pub fn derive(graph: &Graph, mode: Mode) -> KeyTable {
-    let index = ShareIndex::new(graph);
+    let mut views: HashMap<&str, ChannelView<'_>> = HashMap::new();
     let mut memo: HashMap<(UserId, &str), BTreeSet<UserId>> = HashMap::new();
     graph
         .keys
@@ -211,7 +314,12 @@ pub fn derive(graph: &Graph, mode: Mode) -> KeyTable {
                         Mode::Open => Sources::Everyone,
                         Mode::Social => Sources::Users(
                             memo.entry((k.owner, c.as_str()))
-                                .or_insert_with(|| sources_indexed(graph, &index, k.owner, c.as_str()))
+                                .or_insert_with(|| {
+                                    views
+                                        .entry(c.as_str())
+                                        .or_insert_with(|| ChannelView::new(graph, c.as_str()))
+                                        .sources(k.owner)
+                                })
                                 .clone(),
                         ),
                     };
@@ -281,7 +389,13 @@ mod tests {
             to,
             kind,
             state,
+            onward: false,
         }
+    }
+
+    fn onward(mut s: Share) -> Share {
+        s.onward = true;
+        s
     }
 
     fn graph(shares: Vec<Share>) -> Graph {
@@ -290,6 +404,8 @@ mod tests {
             groups: HashMap::new(),
             shares,
             keys: vec![],
+            follows: HashSet::new(),
+            blocks: HashSet::new(),
         }
     }
 
@@ -311,21 +427,73 @@ mod tests {
     }
 
     #[test]
-    fn own_does_not_pass_on_but_redistribute_does() {
-        // A → B (own), B → C: C gets A's data only if B redistributes.
+    fn own_does_not_pass_on_but_redistribute_does_when_the_sharer_allows() {
+        // A → B (own), B → C: C gets A's data only if B redistributes and A let it travel on.
         let mut g = graph(vec![
             share(1, A, Grantee::User(B), Own, Accepted),
             share(2, B, Grantee::User(C), Own, Accepted),
         ]);
         assert_eq!(sources(&g, C, "c"), set(&[B, C]));
         g.shares[1].kind = Redistribute;
+        assert_eq!(
+            sources(&g, C, "c"),
+            set(&[B, C]),
+            "A's share does not allow onward"
+        );
+        g.shares[0].onward = true;
         assert_eq!(sources(&g, C, "c"), set(&[A, B, C]));
+    }
+
+    #[test]
+    fn onward_must_hold_on_every_share_but_the_last() {
+        // A → B → C → D, B and C redistribute: D gets A only if A→B and B→C allow onward.
+        let mut g = graph(vec![
+            onward(share(1, A, Grantee::User(B), Own, Accepted)),
+            share(2, B, Grantee::User(C), Redistribute, Accepted),
+            share(3, C, Grantee::User(D), Redistribute, Accepted),
+        ]);
+        assert_eq!(sources(&g, C, "c"), set(&[A, B, C]));
+        assert_eq!(sources(&g, D, "c"), set(&[C, D]), "B→C does not allow onward");
+        g.shares[1].onward = true;
+        assert_eq!(sources(&g, D, "c"), set(&[A, B, C, D]));
+        let r: Vec<UserId> = reach(&g, A, "c").into_iter().map(|(u, _)| u).collect();
+        assert_eq!(r, vec![B, C, D], "A sees whom its data reaches, nearest first");
+    }
+
+    #[test]
+    fn a_user_blocked_reaches_nobody_who_blocked_them_by_any_path() {
+        let mut g = graph(vec![
+            onward(share(1, A, Grantee::User(B), Own, Accepted)),
+            share(2, B, Grantee::User(C), Redistribute, Accepted),
+            share(3, A, Grantee::Everyone, Own, Accepted),
+            share(4, A, Grantee::User(C), Own, Accepted),
+        ]);
+        g.follows.insert((ShareId(3), C));
+        assert_eq!(sources(&g, C, "c"), set(&[A, B, C]));
+        g.blocks.insert((C, A));
+        assert_eq!(
+            sources(&g, C, "c"),
+            set(&[B, C]),
+            "not direct, public or redistributed"
+        );
+        assert!(explain(&g, C, "c").iter().all(|(u, _)| *u != A));
+        // An intermediate's block stops what it passes on.
+        g.blocks.clear();
+        g.blocks.insert((B, A));
+        assert_eq!(sources(&g, B, "c"), set(&[B]));
+        assert_eq!(
+            sources(&g, C, "c"),
+            set(&[A, B, C]),
+            "C still takes A's own shares"
+        );
+        g.shares.retain(|s| s.id != ShareId(4) && s.id != ShareId(3));
+        assert_eq!(sources(&g, C, "c"), set(&[B, C]));
     }
 
     #[test]
     fn explain_names_the_chain() {
         let g = graph(vec![
-            share(1, A, Grantee::User(B), Own, Accepted),
+            onward(share(1, A, Grantee::User(B), Own, Accepted)),
             share(2, B, Grantee::User(C), Redistribute, Accepted),
         ]);
         let why = explain(&g, C, "c");
@@ -357,10 +525,10 @@ mod tests {
     #[test]
     fn redistribute_cycles_terminate() {
         let g = graph(vec![
-            share(1, A, Grantee::User(B), Redistribute, Accepted),
-            share(2, B, Grantee::User(C), Redistribute, Accepted),
-            share(3, C, Grantee::User(A), Redistribute, Accepted),
-            share(4, D, Grantee::User(C), Own, Accepted),
+            onward(share(1, A, Grantee::User(B), Redistribute, Accepted)),
+            onward(share(2, B, Grantee::User(C), Redistribute, Accepted)),
+            onward(share(3, C, Grantee::User(A), Redistribute, Accepted)),
+            onward(share(4, D, Grantee::User(C), Own, Accepted)),
         ]);
         assert_eq!(sources(&g, A, "c"), set(&[A, B, C, D]));
         assert_eq!(sources(&g, B, "c"), set(&[A, B, C, D]));
@@ -378,11 +546,14 @@ mod tests {
     }
 
     #[test]
-    fn shares_to_everyone_reach_every_user() {
-        let g = graph(vec![share(1, A, Grantee::Everyone, Own, Accepted)]);
+    fn public_offers_reach_only_the_users_who_take_them_up() {
+        let mut g = graph(vec![share(1, A, Grantee::Everyone, Own, Accepted)]);
         for u in [B, C, D, E] {
-            assert!(sources(&g, u, "c").contains(&A));
+            assert_eq!(sources(&g, u, "c"), set(&[u]), "nobody consented yet");
         }
+        g.follows.insert((ShareId(1), B));
+        assert_eq!(sources(&g, B, "c"), set(&[A, B]));
+        assert_eq!(sources(&g, C, "c"), set(&[C]));
     }
 
     #[test]
@@ -435,40 +606,55 @@ mod tests {
         );
     }
 
-    /// The definition, applied literally until nothing changes.
+    /// The rule read as paths: Q's data reaches R along shares s1: Q→Y1, …, sk: Y(k-1)→R,
+    /// each taken by its receiver, all but the first redistribute, all but the last onward,
+    /// and no receiver on the way blocked Q. Simple paths suffice (a cycle can be cut out).
     fn naive(g: &Graph, channel: &str) -> HashMap<UserId, BTreeSet<UserId>> {
+        fn walk(
+            g: &Graph,
+            on_c: &[&Share],
+            q: UserId,
+            at: UserId,
+            first: bool,
+            seen: &mut Vec<UserId>,
+        ) -> bool {
+            // Is there a path from q ending in `at`, with `at` the final receiver if `first`?
+            on_c.iter().any(|s| {
+                let to_at = g.reaches(s, at) && (first || s.onward) && !g.blocked(at, q);
+                if !to_at {
+                    return false;
+                }
+                if s.from == q {
+                    return true;
+                }
+                if s.kind != Redistribute || seen.contains(&s.from) {
+                    return false;
+                }
+                seen.push(s.from);
+                let found = walk(g, on_c, q, s.from, false, seen);
+                seen.pop();
+                found
+            })
+        }
         let users: Vec<UserId> = g.users.keys().copied().collect();
         let on_c: Vec<&Share> = g
             .shares
             .iter()
             .filter(|s| s.channel.as_str() == channel)
             .collect();
-        let mut s: HashMap<UserId, BTreeSet<UserId>> = users
+        users
             .iter()
             .map(|&r| {
                 let mut set = BTreeSet::from([r]);
-                set.extend(on_c.iter().filter(|sh| g.reaches(sh, r)).map(|sh| sh.from));
+                set.extend(
+                    users
+                        .iter()
+                        .copied()
+                        .filter(|&q| q != r && walk(g, &on_c, q, r, true, &mut vec![r])),
+                );
                 (r, set)
             })
-            .collect();
-        loop {
-            let mut grew = false;
-            for &r in &users {
-                for sh in on_c
-                    .iter()
-                    .filter(|sh| g.reaches(sh, r) && sh.kind == Redistribute)
-                {
-                    let add: Vec<UserId> = s[&sh.from].iter().copied().collect();
-                    let target = s.get_mut(&r).unwrap();
-                    for x in add {
-                        grew |= target.insert(x);
-                    }
-                }
-            }
-            if !grew {
-                return s;
-            }
-        }
+            .collect()
     }
 
     fn arb_graph() -> impl Strategy<Value = Graph> {
@@ -489,13 +675,16 @@ mod tests {
                 Just(Left)
             ],
             prop_oneof![Just("c"), Just("d")],
+            any::<bool>(),
         );
         (
             proptest::collection::vec(any::<bool>(), 7),
             proptest::collection::vec(proptest::collection::hash_set(users, 0..4), 2),
             proptest::collection::vec(share, 0..14),
+            proptest::collection::hash_set((1..=14i64, 1..=6i64), 0..12),
+            proptest::collection::hash_set((1..=6i64, 1..=6i64), 0..4),
         )
-            .prop_map(|(enabled, groups, shares)| Graph {
+            .prop_map(|(enabled, groups, shares, follows, blocks)| Graph {
                 users: (1..=6i64)
                     .zip(&enabled)
                     .map(|(u, e)| (UserId(u), *e || u <= 2))
@@ -508,16 +697,26 @@ mod tests {
                 shares: shares
                     .into_iter()
                     .zip(1i64..)
-                    .map(|((from, to, kind, state, c), i)| Share {
+                    .map(|((from, to, kind, state, c, onward), i)| Share {
                         id: ShareId(i),
                         from: UserId(from),
                         channel: ch(c),
                         to,
                         kind,
                         state,
+                        onward,
                     })
                     .collect(),
                 keys: (1..=6).map(|u| key(u, UserId(u), &["c", "d"])).collect(),
+                follows: follows
+                    .into_iter()
+                    .map(|(s, u)| (ShareId(s), UserId(u)))
+                    .collect(),
+                blocks: blocks
+                    .into_iter()
+                    .filter(|(a, b)| a != b)
+                    .map(|(a, b)| (UserId(a), UserId(b)))
+                    .collect(),
             })
     }
 
@@ -536,6 +735,13 @@ mod tests {
                     } else {
                         prop_assert_eq!(got, None);
                     }
+                    let reached: BTreeSet<UserId> = reach(&g, k.owner, c).into_iter().map(|(u, _)| u).collect();
+                    let expected: BTreeSet<UserId> = reference
+                        .iter()
+                        .filter(|(r, s)| **r != k.owner && s.contains(&k.owner))
+                        .map(|(r, _)| *r)
+                        .collect();
+                    prop_assert_eq!(reached, expected);
                 }
             }
         }

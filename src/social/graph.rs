@@ -1,24 +1,28 @@
 //! The SocialGraph actor: owns the graph's derived key table and keeps it current.
 //!
 //! It re-reads the graph when the store's ACL version moves (changes made by this process,
-//! by the CLI, or by another node), derives every key's ACL, stores the new table where
-//! sessions authenticate, and tells the Broker exactly which keys changed, so that only
-//! their live sessions are touched. A database outage is logged once; the broker keeps
-//! serving with the ACLs it has.
+//! by the CLI, or by another node), derives every key's ACL off the actor's thread, stores
+//! the new table where sessions authenticate, and tells the Broker exactly which keys
+//! changed, so that only their live sessions are touched. Every change runs to its end
+//! before the next starts (one at a time, in order), and an operation answers only after the
+//! Broker has brought its live routes in line: when the website says "revoked", a message
+//! published next is not delivered. The version applied is recorded in the store so that
+//! the CLI, which writes beside a running server, can wait until its change is live. A
+//! database outage is logged once; the broker keeps serving with the ACLs it has.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix::{
-    Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, Recipient, ResponseActFuture, WrapFuture,
+    Actor, ActorFutureExt, AsyncContext, AtomicResponse, Context, Handler, Message, Recipient, WrapFuture,
 };
 use arc_swap::ArcSwap;
 
 use super::acl::{KeyTable, Mode, changed, derive};
-use super::model::Graph;
 use super::ops::SocialError;
 use crate::broker::messages::AclChanged;
 use crate::store::{Store, StoreError};
+use crate::wire::Ident;
 
 /// Re-read the graph now (after a change made in this process), not at the next poll.
 #[derive(Message)]
@@ -26,7 +30,7 @@ use crate::store::{Store, StoreError};
 pub struct Refresh;
 
 /// A social operation to run in this process (the website's path): it runs on a blocking
-/// thread, and its effect on ACLs is applied at once rather than at the next poll.
+/// thread, and it answers once its effect on ACLs is live on the broker's connections.
 pub struct Apply<T>(pub Op<T>);
 
 /// An operation for [`Apply`].
@@ -34,6 +38,32 @@ pub type Op<T> = Box<dyn FnOnce(&Store) -> Result<T, SocialError> + Send>;
 
 impl<T: Send + 'static> Message for Apply<T> {
     type Result = Result<T, SocialError>;
+}
+
+/// How often a running server says it is alive in `acl_applied` (the CLI waits only for
+/// servers seen within [`crate::store::models::applied::LIVE_WITHIN`]).
+const HEARTBEAT: Duration = Duration::from_secs(2);
+
+/// A graph read and derived: the version, the new table and the keys that changed.
+struct Derived {
+    version: i64,
+    table: Arc<KeyTable>,
+    idents: Vec<Ident>,
+}
+
+/// Reads the graph if the version moved past `seen` and derives it: blocking.
+fn derive_since(store: &Store, seen: i64, mode: Mode, old: &KeyTable) -> Result<Option<Derived>, StoreError> {
+    let version = store.acl_version()?;
+    if version == seen {
+        return Ok(None);
+    }
+    let table = Arc::new(derive(&store.load_graph()?, mode));
+    let idents = changed(old, &table);
+    Ok(Some(Derived {
+        version,
+        table,
+        idents,
+    }))
 }
 
 /// See the module doc.
@@ -45,8 +75,7 @@ pub struct SocialGraph {
     keys: Arc<ArcSwap<KeyTable>>,
     broker: Recipient<AclChanged>,
     every: Duration,
-    loading: bool,
-    again: bool,
+    node: String,
     failing: bool,
 }
 
@@ -60,6 +89,8 @@ impl SocialGraph {
         broker: Recipient<AclChanged>,
         every: Duration,
     ) -> Self {
+        let mut id = [0u8; 6];
+        let _ = getrandom::getrandom(&mut id);
         Self {
             store,
             mode,
@@ -68,78 +99,103 @@ impl SocialGraph {
             keys,
             broker,
             every,
-            loading: false,
-            again: false,
+            node: format!("{}-{}", std::process::id(), hex::encode(id)),
             failing: false,
         }
     }
 
-    fn refresh(&mut self, ctx: &mut Context<Self>) {
-        if self.loading {
-            self.again = true;
-            return;
-        }
-        self.loading = true;
+    /// Reads the version (and the graph when it moved) and derives on a blocking thread;
+    /// `None` when nothing changed.
+    fn load(&self) -> impl std::future::Future<Output = Result<Option<Derived>, StoreError>> + 'static {
         let store = self.store.clone();
-        let seen = self.version;
-        let load = async move {
-            tokio::task::spawn_blocking(move || -> Result<Option<(i64, Graph)>, StoreError> {
-                let v = store.acl_version()?;
-                if v == seen {
-                    return Ok(None);
-                }
-                Ok(Some((v, store.load_graph()?)))
-            })
-            .await
-        };
-        ctx.spawn(load.into_actor(self).map(|res, act, ctx| {
-            act.loading = false;
-            match res {
-                Ok(Ok(change)) => {
-                    if act.failing {
-                        tracing::info!("database reachable again");
-                        act.failing = false;
-                    }
-                    if let Some((v, graph)) = change {
-                        act.apply(v, &graph);
-                    }
-                }
-                Ok(Err(e)) => act.fail(&e.to_string()),
-                Err(e) => act.fail(&e.to_string()),
-            }
-            if std::mem::take(&mut act.again) {
-                act.refresh(ctx);
-            }
-        }));
+        let (seen, mode, old) = (self.version, self.mode, Arc::clone(&self.table));
+        async move {
+            tokio::task::spawn_blocking(move || derive_since(&store, seen, mode, &old))
+                .await
+                .map_err(|e| StoreError::NotFound(format!("graph task failed: {e}")))?
+        }
     }
 
-    fn fail(&mut self, e: &str) {
+    /// Makes `d` live: the table sessions authenticate against, then the Broker's routes
+    /// (awaited), then the record the CLI waits on.
+    fn publish(&mut self, d: Derived) -> impl std::future::Future<Output = ()> + 'static {
+        // A slow read of an older graph must not undo a newer one.
+        let stale = d.version < self.version;
+        let broker = self.broker.clone();
+        let notice = if stale || d.idents.is_empty() {
+            None
+        } else {
+            tracing::info!(
+                version = d.version,
+                keys = d.table.len(),
+                changed = d.idents.len(),
+                "ACLs changed: applying"
+            );
+            self.keys.store(Arc::clone(&d.table));
+            self.table = Arc::clone(&d.table);
+            Some(AclChanged {
+                table: d.table,
+                idents: d.idents,
+            })
+        };
+        if !stale {
+            self.version = d.version;
+        }
+        let (store, node, version) = (self.store.clone(), self.node.clone(), self.version);
+        async move {
+            if let Some(msg) = notice
+                && let Err(e) = broker.send(msg).await
+            {
+                tracing::error!("the broker did not take the ACL change: {e}");
+            }
+            let _ = tokio::task::spawn_blocking(move || {
+                if let Err(e) = store.record_applied(&node, version) {
+                    tracing::debug!("cannot record the applied ACL version: {e}");
+                }
+            })
+            .await;
+        }
+    }
+
+    fn fail(&mut self, e: &StoreError) {
         if !self.failing {
             tracing::warn!("cannot read the social graph, serving with the ACLs loaded: {e}");
         }
         self.failing = true;
     }
 
-    fn apply(&mut self, version: i64, graph: &Graph) {
-        // A slow poll that read an older graph must not undo a newer one.
-        if version < self.version {
-            return;
+    fn recovered(&mut self) {
+        if std::mem::take(&mut self.failing) {
+            tracing::info!("database reachable again");
         }
-        let table = Arc::new(derive(graph, self.mode));
-        let idents = changed(&self.table, &table);
-        self.version = version;
-        if idents.is_empty() {
-            return;
-        }
-        tracing::info!(
-            version,
-            keys = table.len(),
-            changed = idents.len(),
-            "ACLs changed: applying"
-        );
-        self.keys.store(Arc::clone(&table));
-        self.table = Arc::clone(&table);
-        self.broker.do_send(AclChanged { table, idents });
+    }
+
+    /// One poll: read, derive, apply; the actor handles nothing else meanwhile, so changes
+    /// are applied one at a time and in order.
+    fn refresh(&mut self, ctx: &mut Context<Self>) {
+        let load = self.load();
+        ctx.wait(load.into_actor(self).then(|res, act, _| {
+            let next: std::pin::Pin<Box<dyn std::future::Future<Output = ()>>> = match res {
+                Ok(Some(d)) => {
+                    act.recovered();
+                    Box::pin(act.publish(d))
+                }
+                Ok(None) => {
+                    act.recovered();
+                    Box::pin(async {})
+                }
+                Err(e) => {
+                    act.fail(&e);
+                    Box::pin(async {})
+                }
+            };
+            next.into_actor(act)
+        }));
+    }
+
+    fn heartbeat(&self) {
+        let (store, node, version) = (self.store.clone(), self.node.clone(), self.version);
+        tokio::task::spawn_blocking(move || store.record_applied(&node, version));
     }
 }
 
@@ -147,7 +203,16 @@ impl Actor for SocialGraph {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        self.heartbeat();
         ctx.run_interval(self.every, |act, ctx| act.refresh(ctx));
+        ctx.run_interval(HEARTBEAT, |act, _| act.heartbeat());
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        // Gone: the CLI stops waiting for this server at once.
+        if let Err(e) = self.store.forget_applied(&self.node) {
+            tracing::debug!("cannot clear the applied ACL version: {e}");
+        }
     }
 }
 
@@ -160,18 +225,18 @@ impl Handler<Refresh> for SocialGraph {
 }
 
 impl<T: Send + 'static> Handler<Apply<T>> for SocialGraph {
-    type Result = ResponseActFuture<Self, Result<T, SocialError>>;
+    type Result = AtomicResponse<Self, Result<T, SocialError>>;
 
     fn handle(&mut self, Apply(op): Apply<T>, _: &mut Context<Self>) -> Self::Result {
         let store = self.store.clone();
-        // The operation and the reload of the graph it changed run in one blocking task, and
-        // the new ACLs are applied before the caller hears back: when the website says
-        // "revoked", live sessions have already lost the data.
+        let (seen, mode, old) = (self.version, self.mode, Arc::clone(&self.table));
+        // The operation and the read of the graph it changed run in one blocking task; the
+        // new ACLs are live on the broker before the caller hears back. AtomicResponse: no
+        // other change (or poll) runs until this one is whole.
         let run = async move {
             tokio::task::spawn_blocking(move || {
                 let res = op(&store);
-                let reload = store.acl_version().and_then(|v| Ok((v, store.load_graph()?)));
-                (res, reload)
+                (res, derive_since(&store, seen, mode, &old))
             })
             .await
             .unwrap_or_else(|e| {
@@ -181,14 +246,21 @@ impl<T: Send + 'static> Handler<Apply<T>> for SocialGraph {
                 )
             })
         };
-        Box::pin(run.into_actor(self).map(|(res, reload), act, ctx| {
-            match reload {
-                Ok((v, graph)) => act.apply(v, &graph),
-                // The poll retries (and logs once) if the database is failing.
-                Err(_) => act.refresh(ctx),
-            }
-            res
-        }))
+        AtomicResponse::new(Box::pin(run.into_actor(self).then(|(res, derived), act, _| {
+            let next: std::pin::Pin<Box<dyn std::future::Future<Output = ()>>> = match derived {
+                Ok(Some(d)) => {
+                    act.recovered();
+                    Box::pin(act.publish(d))
+                }
+                Ok(None) => Box::pin(async {}),
+                Err(e) => {
+                    // The poll retries (and logs once) while the database is failing.
+                    act.fail(&e);
+                    Box::pin(async {})
+                }
+            };
+            next.into_actor(act).map(move |(), _, _| res)
+        })))
     }
 }
 
@@ -259,7 +331,14 @@ mod tests {
         let a = users[0].clone();
         let offered: ShareId = graph
             .send(Apply(Box::new(move |s: &Store| {
-                ops::offer_share(s, &a, &ch("x"), &GranteeName::User("b".into()), ShareKind::Own)
+                ops::offer_share(
+                    s,
+                    &a,
+                    &ch("x"),
+                    &GranteeName::User("b".into()),
+                    ShareKind::Own,
+                    false,
+                )
             })))
             .await
             .unwrap()

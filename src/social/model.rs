@@ -16,7 +16,7 @@ pub enum Grantee {
     User(UserId),
     /// Every active member of a group (accepted by the group's owner).
     Group(GroupId),
-    /// Every user (needs no acceptance).
+    /// A public offer: reaches each user who takes it up (follows it).
     Everyone,
 }
 
@@ -93,6 +93,9 @@ pub struct Share {
     pub kind: ShareKind,
     /// Only accepted shares carry data.
     pub state: ShareState,
+    /// Whether the grantee may pass on, through its own redistribute shares, what it
+    /// receives through this one (the sharer decides; default no).
+    pub onward: bool,
 }
 
 /// Everything the ACL derivation reads.
@@ -106,6 +109,10 @@ pub struct Graph {
     pub shares: Vec<Share>,
     /// Every authkey.
     pub keys: Vec<KeyRecord>,
+    /// (public offer, user who took it up).
+    pub follows: HashSet<(ShareId, UserId)>,
+    /// (blocker, blocked): nothing of the blocked user's reaches the blocker.
+    pub blocks: HashSet<(UserId, UserId)>,
 }
 
 impl Graph {
@@ -114,16 +121,23 @@ impl Graph {
         self.users.get(&u).copied().unwrap_or(false)
     }
 
-    /// Whether `share` carries data to `user`: accepted, from an enabled sharer, and
-    /// reaching the user (directly, through a group the user is an active member of, or
-    /// as a share to everyone).
+    /// Whether `blocker` blocked `blocked`.
+    pub fn blocked(&self, blocker: UserId, blocked: UserId) -> bool {
+        self.blocks.contains(&(blocker, blocked))
+    }
+
+    /// Whether `user` took `share` up, so that it carries data to them: accepted, from an
+    /// enabled sharer the user has not blocked, and reaching the user with their consent
+    /// (an invitation they accepted, a group they joined whose owner accepted, or a public
+    /// offer they follow).
     pub fn reaches(&self, share: &Share, user: UserId) -> bool {
         share.state == ShareState::Accepted
             && self.enabled(share.from)
+            && !self.blocked(user, share.from)
             && match share.to {
                 Grantee::User(u) => u == user,
                 Grantee::Group(g) => self.groups.get(&g).is_some_and(|m| m.contains(&user)),
-                Grantee::Everyone => true,
+                Grantee::Everyone => self.follows.contains(&(share.id, user)),
             }
     }
 }

@@ -60,10 +60,12 @@ pub enum GranteeName {
     Everyone,
 }
 
-/// Whether `name` can be a user or group name: 1–64 of letters, digits, '.', '_', '-'.
+/// Whether `name` can be a user or group name: 1–64 of letters, digits, '.', '_', '-',
+/// starting with a letter or digit, so that a name is safe in a URL path (never `.`, `..`
+/// or hidden-file-like) and cannot carry control or format characters.
 pub fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
+    name.len() <= 64
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
@@ -87,7 +89,7 @@ fn group(store: &Store, name: &str) -> Result<(GroupId, super::UserId)> {
 pub fn register(store: &Store, name: &str, email: &str, actor: &str) -> Result<User> {
     if !valid_name(name) {
         return Err(SocialError::Invalid(format!(
-            "invalid user name {name:?}: use 1-64 letters, digits, '.', '_' or '-'"
+            "invalid user name {name:?}: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
         )));
     }
     let email = email.trim();
@@ -115,7 +117,7 @@ pub fn find_user(store: &Store, name: &str) -> Result<User> {
 pub fn create_group(store: &Store, actor: &User, name: &str, description: &str) -> Result<GroupId> {
     if !valid_name(name) {
         return Err(SocialError::Invalid(format!(
-            "invalid group name {name:?}: use 1-64 letters, digits, '.', '_' or '-'"
+            "invalid group name {name:?}: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
         )));
     }
     Ok(store.create_group(actor.id, name, description, &actor.name)?)
@@ -211,14 +213,18 @@ pub fn my_groups(store: &Store, actor: &User) -> Result<Vec<GroupInfo>> {
 
 // ----- shares -----
 
-/// The actor offers `channel` to a user, a group or everyone. Shares to everyone need no
-/// acceptance; the others wait for the grantee (a group's owner answers for the group).
+/// The actor offers `channel` to a user, a group or everyone. Every offer waits for its
+/// grantee: a user accepts, a group's owner accepts for the group, and a share to everyone
+/// is a public offer each user takes up for themselves. `onward` says whether the grantee
+/// may pass on what it receives through this share. An offer to a user who blocked the
+/// actor is recorded as declined, and nobody is told.
 pub fn offer_share(
     store: &Store,
     actor: &User,
     channel: &Channel,
     to: &GranteeName,
     kind: ShareKind,
+    onward: bool,
 ) -> Result<ShareId> {
     let to = match to {
         GranteeName::User(name) => {
@@ -242,12 +248,122 @@ pub fn offer_share(
             dup.id.0, dup.state
         )));
     }
-    let state = if to == Grantee::Everyone {
-        ShareState::Accepted
-    } else {
-        ShareState::Offered
+    // A public offer is open (accepted) from the start; it reaches each user only once they
+    // take it up (a follow).
+    let state = match to {
+        Grantee::Everyone => ShareState::Accepted,
+        Grantee::User(u) if store.is_blocked(u, actor.id)? => ShareState::Declined,
+        _ => ShareState::Offered,
     };
-    Ok(store.add_share(actor.id, channel, to, kind, state, &actor.name)?)
+    Ok(store.add_share(actor.id, channel, to, (kind, onward), state, &actor.name)?)
+}
+
+fn public_offer(store: &Store, actor: &User, id: ShareId) -> Result<super::model::Share> {
+    let s = share_for(store, id)?;
+    if s.to != Grantee::Everyone || s.state != ShareState::Accepted || store.is_blocked(actor.id, s.from)? {
+        return Err(SocialError::NotFound(format!("no public offer {}", id.0)));
+    }
+    if s.from == actor.id {
+        return Err(SocialError::Invalid("this is your own offer".into()));
+    }
+    Ok(s)
+}
+
+/// The actor takes up a public offer (a share to everyone) for themselves.
+pub fn follow_share(store: &Store, actor: &User, id: ShareId) -> Result<()> {
+    public_offer(store, actor, id)?;
+    if !store.follow_share(id, actor.id, &actor.name)? {
+        return Err(SocialError::Conflict(format!("you already take share {}", id.0)));
+    }
+    Ok(())
+}
+
+/// The actor stops taking a public offer.
+pub fn unfollow_share(store: &Store, actor: &User, id: ShareId) -> Result<()> {
+    share_for(store, id)?;
+    if !store.unfollow_share(id, actor.id, &actor.name)? {
+        return Err(SocialError::Conflict(format!("you do not take share {}", id.0)));
+    }
+    Ok(())
+}
+
+/// The actor blocks `name`: nothing of theirs reaches the actor by any path, their pending
+/// offers to the actor are declined and new ones are declined as they come.
+pub fn block_user(store: &Store, actor: &User, name: &str) -> Result<()> {
+    let other = user(store, name)?;
+    if other.id == actor.id {
+        return Err(SocialError::Invalid("you cannot block yourself".into()));
+    }
+    if !store.block_user(actor.id, other.id, &actor.name)? {
+        return Err(SocialError::Conflict(format!("you already block {name}")));
+    }
+    Ok(())
+}
+
+/// The actor lifts a block (declined offers stay declined: the sharer may offer again).
+pub fn unblock_user(store: &Store, actor: &User, name: &str) -> Result<()> {
+    let other = user(store, name)?;
+    if !store.unblock_user(actor.id, other.id, &actor.name)? {
+        return Err(SocialError::Conflict(format!("you do not block {name}")));
+    }
+    Ok(())
+}
+
+/// The users the actor blocks, by name.
+pub fn my_blocks(store: &Store, actor: &User) -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    for id in store.blocked_by(actor.id)? {
+        if let Some(u) = store.user_by_id(id)? {
+            names.push(u.name);
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// One receiver of the actor's data: who, and the redistributors it travels through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reached {
+    /// The receiving user.
+    pub user: String,
+    /// The users who pass it on, in the order the data travels (empty: a direct share).
+    pub through: Vec<String>,
+    /// The share of the actor's (or a redistributor's) that admits it.
+    pub share: ShareId,
+}
+
+/// The reach of the actor's data on each channel their shares name: who receives it and
+/// through whom.
+pub fn reach(store: &Store, actor: &User) -> Result<Vec<(Channel, Vec<Reached>)>> {
+    let graph = store.load_graph()?;
+    let mut channels: Vec<Channel> = graph
+        .shares
+        .iter()
+        .filter(|s| s.from == actor.id)
+        .map(|s| s.channel.clone())
+        .collect();
+    channels.sort();
+    channels.dedup();
+    let names: std::collections::HashMap<super::UserId, String> =
+        store.users()?.into_iter().map(|u| (u.id, u.name)).collect();
+    let name = |u: super::UserId| names.get(&u).cloned().unwrap_or_else(|| u.to_string());
+    Ok(channels
+        .into_iter()
+        .map(|c| {
+            let reached = super::acl::reach(&graph, actor.id, c.as_str())
+                .into_iter()
+                .filter_map(|(u, why)| match why {
+                    super::acl::Why::Share { share, chain, .. } => Some(Reached {
+                        user: name(u),
+                        through: chain.into_iter().skip(1).rev().map(name).collect(),
+                        share,
+                    }),
+                    super::acl::Why::Own => None,
+                })
+                .collect();
+            (c, reached)
+        })
+        .collect())
 }
 
 /// Whether the actor answers for the grantee side of the share.
@@ -278,9 +394,17 @@ fn transition(store: &Store, actor: &User, id: ShareId, from: &[ShareState], to:
     )))
 }
 
-/// The grantee (or the grantee group's owner) answers an offer.
+/// The grantee (or the grantee group's owner) answers an offer; for a public offer,
+/// accepting takes it up for the actor and declining is a no-op.
 pub fn answer_share(store: &Store, actor: &User, id: ShareId, accept: bool) -> Result<()> {
     let s = share_for(store, id)?;
+    if s.to == Grantee::Everyone {
+        return if accept {
+            follow_share(store, actor, id)
+        } else {
+            public_offer(store, actor, id).map(|_| ())
+        };
+    }
     if !answers_for(store, actor, s.to)? {
         return Err(SocialError::Forbidden(format!(
             "share {} is not offered to you",
@@ -313,9 +437,12 @@ pub fn revoke_share(store: &Store, actor: &User, id: ShareId) -> Result<()> {
     )
 }
 
-/// The grantee stops receiving an accepted share.
+/// The grantee stops receiving an accepted share (or a public offer it took up).
 pub fn leave_share(store: &Store, actor: &User, id: ShareId) -> Result<()> {
     let s = share_for(store, id)?;
+    if s.to == Grantee::Everyone {
+        return unfollow_share(store, actor, id);
+    }
     if !answers_for(store, actor, s.to)? {
         return Err(SocialError::Forbidden(format!(
             "share {} is not offered to you",
@@ -325,21 +452,38 @@ pub fn leave_share(store: &Store, actor: &User, id: ShareId) -> Result<()> {
     transition(store, actor, id, &[ShareState::Accepted], ShareState::Left)
 }
 
-/// What the actor shares, and what is shared with the actor (directly, through a group the
-/// actor is in, or with everyone).
+/// What the actor shares, and what is offered to the actor (directly, through a group the
+/// actor is an active member of, or as a public offer); offers from users the actor blocked
+/// are hidden.
 pub fn my_shares(store: &Store, actor: &User) -> Result<(Vec<ShareInfo>, Vec<ShareInfo>)> {
     let all = store.all_shares()?;
-    let groups: Vec<GroupId> = store.groups_of(actor.id)?.into_iter().map(|g| g.id).collect();
+    let groups: Vec<GroupId> = store
+        .groups_of(actor.id)?
+        .into_iter()
+        .filter(|g| {
+            g.members
+                .iter()
+                .any(|(n, _, state)| *n == actor.name && state == STATE_ACTIVE)
+        })
+        .map(|g| g.id)
+        .collect();
+    let blocked = store.blocked_by(actor.id)?;
+    let follows = store.follows_of(actor.id)?;
     let (outgoing, others): (Vec<_>, Vec<_>) = all.into_iter().partition(|s| s.from == actor.id);
     let incoming = others
         .into_iter()
+        .filter(|s| !blocked.contains(&s.from))
         .filter(|s| match s.to {
             Grantee::User(u) => u == actor.id,
             Grantee::Group(g) => groups.contains(&g),
-            Grantee::Everyone => true,
+            Grantee::Everyone => s.state == ShareState::Accepted || follows.contains(&s.id),
         })
         .collect();
-    Ok((store.describe_shares(outgoing)?, store.describe_shares(incoming)?))
+    let mut incoming = store.describe_shares(incoming)?;
+    for s in &mut incoming {
+        s.followed = follows.contains(&s.share.id);
+    }
+    Ok((store.describe_shares(outgoing)?, incoming))
 }
 
 // ----- authkeys -----
@@ -454,13 +598,35 @@ mod tests {
         let f = fixture();
         let s = &f.store;
         let (a, b, c) = (add(s, "a"), add(s, "b"), add(s, "c"));
-        let id = offer_share(s, &a, &ch("x"), &GranteeName::User("b".into()), ShareKind::Own).unwrap();
+        let id = offer_share(
+            s,
+            &a,
+            &ch("x"),
+            &GranteeName::User("b".into()),
+            ShareKind::Own,
+            false,
+        )
+        .unwrap();
         assert!(matches!(
-            offer_share(s, &a, &ch("x"), &GranteeName::User("b".into()), ShareKind::Own),
+            offer_share(
+                s,
+                &a,
+                &ch("x"),
+                &GranteeName::User("b".into()),
+                ShareKind::Own,
+                false
+            ),
             Err(SocialError::Conflict(_))
         ));
         assert!(matches!(
-            offer_share(s, &a, &ch("x"), &GranteeName::User("a".into()), ShareKind::Own),
+            offer_share(
+                s,
+                &a,
+                &ch("x"),
+                &GranteeName::User("a".into()),
+                ShareKind::Own,
+                false
+            ),
             Err(SocialError::Invalid(_))
         ));
         assert!(matches!(
@@ -483,9 +649,73 @@ mod tests {
         leave_share(s, &b, id).unwrap();
         assert!(matches!(revoke_share(s, &a, id), Err(SocialError::Conflict(_))));
         assert_eq!(s.share(id).unwrap().unwrap().state, ShareState::Left);
-        let everyone = offer_share(s, &a, &ch("x"), &GranteeName::Everyone, ShareKind::Own).unwrap();
+        let everyone = offer_share(s, &a, &ch("x"), &GranteeName::Everyone, ShareKind::Own, false).unwrap();
         assert_eq!(s.share(everyone).unwrap().unwrap().state, ShareState::Accepted);
         revoke_share(s, &a, everyone).unwrap();
+    }
+
+    #[test]
+    fn public_offers_are_taken_up_per_user_and_blocks_hide_and_decline() {
+        let f = fixture();
+        let s = &f.store;
+        let (a, b, c) = (add(s, "a"), add(s, "b"), add(s, "c"));
+        let public = offer_share(s, &a, &ch("x"), &GranteeName::Everyone, ShareKind::Own, false).unwrap();
+        let graph = s.load_graph().unwrap();
+        assert_eq!(
+            crate::social::acl::sources(&graph, b.id, "x").len(),
+            1,
+            "no consent yet"
+        );
+        assert!(matches!(
+            follow_share(s, &a, public),
+            Err(SocialError::Invalid(_))
+        ));
+        answer_share(s, &b, public, true).unwrap();
+        assert!(matches!(
+            follow_share(s, &b, public),
+            Err(SocialError::Conflict(_))
+        ));
+        let graph = s.load_graph().unwrap();
+        assert!(crate::social::acl::sources(&graph, b.id, "x").contains(&a.id));
+        assert!(!crate::social::acl::sources(&graph, c.id, "x").contains(&a.id));
+        assert!(my_shares(s, &b).unwrap().1[0].followed);
+        leave_share(s, &b, public).unwrap();
+        assert!(!s.load_graph().unwrap().follows.contains(&(public, b.id)));
+
+        // c blocks a: a's pending offer is declined, a's offers are hidden, new ones are
+        // declined on the spot, and the public offer cannot be taken up.
+        let pending = offer_share(
+            s,
+            &a,
+            &ch("y"),
+            &GranteeName::User("c".into()),
+            ShareKind::Own,
+            false,
+        )
+        .unwrap();
+        block_user(s, &c, "a").unwrap();
+        assert!(matches!(block_user(s, &c, "a"), Err(SocialError::Conflict(_))));
+        assert!(matches!(block_user(s, &c, "c"), Err(SocialError::Invalid(_))));
+        assert_eq!(s.share(pending).unwrap().unwrap().state, ShareState::Declined);
+        let later = offer_share(
+            s,
+            &a,
+            &ch("z"),
+            &GranteeName::User("c".into()),
+            ShareKind::Own,
+            false,
+        )
+        .unwrap();
+        assert_eq!(s.share(later).unwrap().unwrap().state, ShareState::Declined);
+        assert!(my_shares(s, &c).unwrap().1.is_empty(), "hidden");
+        assert!(matches!(
+            follow_share(s, &c, public),
+            Err(SocialError::NotFound(_))
+        ));
+        assert_eq!(my_blocks(s, &c).unwrap(), vec!["a".to_owned()]);
+        unblock_user(s, &c, "a").unwrap();
+        assert!(my_blocks(s, &c).unwrap().is_empty());
+        follow_share(s, &c, public).unwrap();
     }
 
     #[test]
@@ -493,10 +723,16 @@ mod tests {
         let f = fixture();
         let s = &f.store;
         let (a, b, d) = (add(s, "a"), add(s, "b"), add(s, "d"));
-        assert!(matches!(
-            create_group(s, &b, "bad name", ""),
-            Err(SocialError::Invalid(_))
-        ));
+        for bad in ["bad name", ".", "..", ".hidden", "a\u{202e}b", "tab\t", ""] {
+            assert!(
+                matches!(create_group(s, &b, bad, ""), Err(SocialError::Invalid(_))),
+                "{bad:?}"
+            );
+            assert!(matches!(
+                register(s, bad, "x@y.org", "t"),
+                Err(SocialError::Invalid(_))
+            ));
+        }
         create_group(s, &b, "trusted", "").unwrap();
         assert!(matches!(
             create_group(s, &a, "trusted", ""),
@@ -531,6 +767,7 @@ mod tests {
             &ch("x"),
             &GranteeName::Group("trusted".into()),
             ShareKind::Own,
+            false,
         )
         .unwrap();
         assert!(matches!(

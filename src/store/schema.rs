@@ -70,6 +70,31 @@ diesel::table! {
         state -> Text,
         created_at -> BigInt,
         updated_at -> BigInt,
+        onward -> Bool,
+    }
+}
+
+diesel::table! {
+    share_follows (share_id, user_id) {
+        share_id -> BigInt,
+        user_id -> BigInt,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    user_blocks (blocker_id, blocked_id) {
+        blocker_id -> BigInt,
+        blocked_id -> BigInt,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    acl_applied (node) {
+        node -> Text,
+        version -> BigInt,
+        seen_at -> BigInt,
     }
 }
 
@@ -155,6 +180,7 @@ diesel::joinable!(group_members -> groups (group_id));
 diesel::joinable!(audit_log -> users (actor_user_id));
 diesel::joinable!(key_log -> authkeys (authkey_id));
 diesel::joinable!(key_stats -> authkeys (authkey_id));
+diesel::joinable!(share_follows -> shares (share_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     users,
@@ -170,4 +196,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     acl_version,
     web_sessions,
     server_secrets,
+    share_follows,
+    user_blocks,
+    acl_applied,
 );

@@ -30,6 +30,10 @@ pub fn scope() -> actix_web::Scope {
         .route("/shares", web::get().to(list_shares))
         .route("/shares", web::post().to(offer_share))
         .route("/shares/{id}/{action}", web::post().to(share_action))
+        .route("/reach", web::get().to(reach))
+        .route("/blocks", web::get().to(list_blocks))
+        .route("/blocks/{name}", web::put().to(block))
+        .route("/blocks/{name}", web::delete().to(unblock))
         .route("/groups", web::get().to(list_groups))
         .route("/groups", web::post().to(create_group))
         .route("/groups/{name}/{action}", web::post().to(group_action))
@@ -153,6 +157,9 @@ fn share_json(s: &crate::store::models::shares::ShareInfo) -> serde_json::Value 
         "to": s.to_name,
         "type": s.share.kind.as_str(),
         "state": s.share.state.as_str(),
+        "onward": s.share.onward,
+        "public": s.share.to == crate::social::model::Grantee::Everyone,
+        "taken_up": s.followed,
     })
 }
 
@@ -173,6 +180,7 @@ struct ShareBody {
     to_group: Option<String>,
     to_everyone: bool,
     redistribute: bool,
+    onward: bool,
 }
 
 async fn offer_share(state: State, u: ApiUser, body: web::Json<ShareBody>) -> ApiResult {
@@ -195,9 +203,12 @@ async fn offer_share(state: State, u: ApiUser, body: web::Json<ShareBody>) -> Ap
         ShareKind::Own
     };
     let me = u.0.clone();
+    let (c, t, onward) = (channel.clone(), to.clone(), b.onward);
     let id = state
-        .apply(move |s| ops::offer_share(s, &me, &channel, &to, kind))
+        .apply(move |s| ops::offer_share(s, &me, &c, &t, kind, onward))
         .await?;
+    // Told exactly as the Shares page tells them.
+    super::routes::shares::mail_offer(&state, &u.0, id, &channel, &to, kind).await;
     Ok(HttpResponse::Created().json(json!({"id": id.0})))
 }
 
@@ -208,6 +219,8 @@ async fn share_action(state: State, u: ApiUser, path: web::Path<(i64, String)>) 
         "accept" => ShareOp::Answer(true),
         "decline" => ShareOp::Answer(false),
         "leave" => ShareOp::Leave,
+        "follow" => ShareOp::Answer(true),
+        "unfollow" => ShareOp::Leave,
         _ => {
             return Err(ApiError(WebError::NotFound(format!(
                 "no action {action:?} on shares"
@@ -216,6 +229,40 @@ async fn share_action(state: State, u: ApiUser, path: web::Path<(i64, String)>) 
     };
     let me = u.0.clone();
     state.apply(move |s| op.run(s, &me, ShareId(id))).await?;
+    Ok(HttpResponse::Ok().json(json!({"ok": true})))
+}
+
+async fn reach(state: State, u: ApiUser) -> ApiResult {
+    let me = u.0.clone();
+    let reach = state.db(move |s| ops::reach(s, &me)).await?;
+    let channels: Vec<_> = reach
+        .into_iter()
+        .map(|(c, list)| {
+            let receivers: Vec<_> = list
+                .into_iter()
+                .map(|r| json!({"user": r.user, "through": r.through, "share": r.share.0}))
+                .collect();
+            json!({"channel": c.as_str(), "receivers": receivers})
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "channels": channels })))
+}
+
+async fn list_blocks(state: State, u: ApiUser) -> ApiResult {
+    let me = u.0.clone();
+    let blocks = state.db(move |s| ops::my_blocks(s, &me)).await?;
+    Ok(HttpResponse::Ok().json(json!({ "blocks": blocks })))
+}
+
+async fn block(state: State, u: ApiUser, path: web::Path<String>) -> ApiResult {
+    let (me, name) = (u.0.clone(), path.into_inner());
+    state.apply(move |s| ops::block_user(s, &me, &name)).await?;
+    Ok(HttpResponse::Ok().json(json!({"ok": true})))
+}
+
+async fn unblock(state: State, u: ApiUser, path: web::Path<String>) -> ApiResult {
+    let (me, name) = (u.0.clone(), path.into_inner());
+    state.apply(move |s| ops::unblock_user(s, &me, &name)).await?;
     Ok(HttpResponse::Ok().json(json!({"ok": true})))
 }
 
@@ -251,7 +298,13 @@ async fn group_action(
     let who = body.map(|b| b.into_inner().user).unwrap_or_default();
     let me = u.0.clone();
     match action.as_str() {
-        "invite" => state.apply(move |s| ops::invite(s, &me, &g, &who)).await?,
+        "invite" => {
+            let (group, invitee) = (g.clone(), who.clone());
+            state
+                .apply(move |s| ops::invite(s, &me, &group, &invitee))
+                .await?;
+            super::routes::groups::mail_invitation(&state, &u.0.name, &g, &who).await;
+        }
         "remove" => state.apply(move |s| ops::remove_member(s, &me, &g, &who)).await?,
         "accept" => state.apply(move |s| ops::accept_invitation(s, &me, &g)).await?,
         "decline" => state.apply(move |s| ops::decline_invitation(s, &me, &g)).await?,

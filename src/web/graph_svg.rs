@@ -236,9 +236,11 @@ mod tests {
                 to: Grantee::Everyone,
                 kind: ShareKind::Own,
                 state,
+                onward: false,
             },
             from_name: from.into(),
             to_name: to.into(),
+            followed: false,
         }
     }
 

@@ -26,6 +26,7 @@ pub const TEMPLATES: &[(&str, &str)] = &[
         "shared_with_me",
         include_str!("../../templates/shared_with_me.hbs"),
     ),
+    ("reach", include_str!("../../templates/reach.hbs")),
     ("authkeys", include_str!("../../templates/authkeys.hbs")),
     ("secret", include_str!("../../templates/secret.hbs")),
     ("groups", include_str!("../../templates/groups.hbs")),
@@ -186,7 +187,11 @@ pub const MENU: &[(&str, &str, &str)] = &[
 pub fn flash(code: &str) -> Option<&'static str> {
     Some(match code {
         "share-offered" => "Share offered. The grantee has been sent an invitation.",
-        "share-everyone" => "Shared with everyone. It is live now.",
+        "share-everyone" => "Public offer made. It reaches each user who takes it up.",
+        "share-followed" => "Public offer taken up. Your keys receive it now.",
+        "share-unfollowed" => "You stopped taking the public offer. Your keys no longer receive it.",
+        "user-blocked" => "User blocked. Nothing of theirs reaches you, and their offers are declined.",
+        "user-unblocked" => "User unblocked. Their declined offers stay declined.",
         "share-revoked" => "Share revoked. It stopped carrying data at once.",
         "share-accepted" => "Share accepted. Your keys receive it now.",
         "share-declined" => "Share declined.",

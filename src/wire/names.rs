@@ -34,6 +34,68 @@ pub enum NameError {
         /// "ident" or "channel".
         what: &'static str,
     },
+    /// Control and format characters (NUL, newlines, right-to-left overrides, zero-width
+    /// characters) let a name pass for another or forge lines in logs and mails.
+    #[error("{what} contains the control or format character U+{code:04X}")]
+    Unprintable {
+        /// "ident" or "channel".
+        what: &'static str,
+        /// The character's code point.
+        code: u32,
+    },
+    /// `"c "` and `"c"` would look the same everywhere a name is shown.
+    #[error("{what} begins or ends with whitespace")]
+    Whitespace {
+        /// "ident" or "channel".
+        what: &'static str,
+    },
+}
+
+/// Unicode's format characters (general category Cf, Unicode 15.1): invisible, and able to
+/// reorder or hide the text around them.
+const FORMAT: &[(u32, u32)] = &[
+    (0x00AD, 0x00AD),
+    (0x0600, 0x0605),
+    (0x061C, 0x061C),
+    (0x06DD, 0x06DD),
+    (0x070F, 0x070F),
+    (0x0890, 0x0891),
+    (0x08E2, 0x08E2),
+    (0x180E, 0x180E),
+    (0x200B, 0x200F),
+    (0x202A, 0x202E),
+    (0x2060, 0x2064),
+    (0x2066, 0x206F),
+    (0xFEFF, 0xFEFF),
+    (0xFFF9, 0xFFFB),
+    (0x110BD, 0x110BD),
+    (0x110CD, 0x110CD),
+    (0x13430, 0x1343F),
+    (0x1BCA0, 0x1BCA3),
+    (0x1D173, 0x1D17A),
+    (0xE0001, 0xE0001),
+    (0xE0020, 0xE007F),
+];
+
+/// Whether `c` is a control (Cc) or format (Cf) character.
+pub fn unprintable(c: char) -> bool {
+    let u = u32::from(c);
+    c.is_control() || FORMAT.iter().any(|(lo, hi)| (*lo..=*hi).contains(&u))
+}
+
+/// Checks a name people will read: no control or format characters, no surrounding
+/// whitespace. Shared by channels and idents here and by user and group names above.
+pub fn check_text(what: &'static str, s: &str) -> Result<(), NameError> {
+    if let Some(c) = s.chars().find(|c| unprintable(*c)) {
+        return Err(NameError::Unprintable {
+            what,
+            code: u32::from(c),
+        });
+    }
+    if s.starts_with(char::is_whitespace) || s.ends_with(char::is_whitespace) {
+        return Err(NameError::Whitespace { what });
+    }
+    Ok(())
 }
 
 macro_rules! name_type {
@@ -46,6 +108,7 @@ macro_rules! name_type {
             /// Validates a name given as text (CLI, config, database).
             pub fn new(s: &str) -> Result<Self, NameError> {
                 Self::check_len(s.len())?;
+                check_text($what, s)?;
                 Ok(Self(Arc::from(s)))
             }
 
@@ -53,6 +116,7 @@ macro_rules! name_type {
             pub fn from_wire(b: &[u8]) -> Result<Self, NameError> {
                 Self::check_len(b.len())?;
                 let s = std::str::from_utf8(b).map_err(|_| NameError::NotUtf8 { what: $what })?;
+                check_text($what, s)?;
                 Ok(Self(Arc::from(s)))
             }
 
@@ -130,5 +194,37 @@ mod tests {
             Channel::from_wire(&[0xff, 0xfe]),
             Err(NameError::NotUtf8 { what: "channel" })
         );
+    }
+
+    #[test]
+    fn names_that_pass_for_others_are_refused() {
+        for (bad, code) in [
+            ("invoice\u{202e}fdp.exe", 0x202E),
+            ("a\0b", 0),
+            ("a\nb", 0x0A),
+            ("zero\u{200b}width", 0x200B),
+            ("bom\u{feff}", 0xFEFF),
+            ("tag\u{e0041}", 0xE0041),
+        ] {
+            assert_eq!(
+                Channel::new(bad),
+                Err(NameError::Unprintable {
+                    what: "channel",
+                    code
+                }),
+                "{bad:?}"
+            );
+            assert!(
+                Channel::from_wire(bad.as_bytes()).is_err(),
+                "{bad:?} from the wire"
+            );
+            assert!(Ident::new(bad).is_err());
+        }
+        for bad in [" c", "c ", "\u{3000}c"] {
+            assert_eq!(Channel::new(bad), Err(NameError::Whitespace { what: "channel" }));
+        }
+        for good in ["dionaea.capture", "a b", "каналы", "日本語", "emoji🙂"] {
+            assert!(Channel::new(good).is_ok(), "{good:?}");
+        }
     }
 }

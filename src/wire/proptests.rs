@@ -8,8 +8,11 @@ use tokio_util::codec::Decoder;
 use super::{AuthHash, Channel, Frame, FrameCodec, Ident, Limits, Nonce};
 
 fn name() -> impl Strategy<Value = String> + Clone {
-    // Any UTF-8 of 1..=255 bytes (a char is up to 4 bytes, so cap at 63 chars first).
-    "\\PC{1,63}".prop_filter("1..=255 bytes", |s| !s.is_empty() && s.len() <= 255)
+    // Any valid name: UTF-8 of 1..=255 bytes (a char is up to 4 bytes, so cap at 63 chars
+    // first), without control or format characters or surrounding whitespace.
+    "\\PC{1,63}".prop_filter("a valid name", |s| {
+        !s.is_empty() && s.len() <= 255 && super::names::check_text("name", s).is_ok()
+    })
 }
 
 fn frame() -> impl Strategy<Value = Frame> {

@@ -114,15 +114,23 @@ impl Raw {
         let _ = self.stream.write_all(b);
     }
 
-    /// Publish frame bytes naming `ident` (this session's, or another to test refusals).
+    /// Publish frame bytes naming `ident` (this session's, or another to test refusals),
+    /// built by hand so that names the broker refuses can be sent too.
     pub fn publish_frame_as(ident: &str, channel: &str, payload: &[u8]) -> Bytes {
-        Frame::Publish {
-            ident: Ident::new(ident).unwrap(),
-            channel: Channel::new(channel).unwrap(),
-            payload: Bytes::copy_from_slice(payload),
+        Self::frame_bytes(3, &[ident.as_bytes(), channel.as_bytes()], payload)
+    }
+
+    /// `u32 length | opcode | u8-prefixed strings | rest`.
+    pub fn frame_bytes(opcode: u8, strings: &[&[u8]], rest: &[u8]) -> Bytes {
+        let mut body = vec![opcode];
+        for s in strings {
+            body.push(u8::try_from(s.len()).unwrap());
+            body.extend_from_slice(s);
         }
-        .to_bytes()
-        .unwrap()
+        body.extend_from_slice(rest);
+        let mut f = u32::try_from(body.len() + 4).unwrap().to_be_bytes().to_vec();
+        f.extend_from_slice(&body);
+        Bytes::from(f)
     }
 
     /// Publish frame bytes as this session's ident.
@@ -142,13 +150,10 @@ impl Raw {
         self.send_raw(&f);
     }
 
-    /// Subscribes naming `ident`.
+    /// Subscribes naming `ident` (any bytes, to test refusals too).
     pub fn subscribe_as(&mut self, ident: &str, channel: &str) {
-        let f = Frame::Subscribe {
-            ident: Ident::new(ident).unwrap(),
-            channel: Channel::new(channel).unwrap(),
-        };
-        self.send(&f);
+        let f = Self::frame_bytes(4, &[ident.as_bytes()], channel.as_bytes());
+        self.send_raw(&f);
     }
 
     /// Subscribes as this session's ident.

@@ -307,45 +307,51 @@ impl Store {
     pub fn key_records(&self) -> Result<Vec<KeyRecord>, StoreError> {
         let sealer = self.sealer().cloned();
         let mut conn = self.conn()?;
-        conn.transaction(|conn| {
-            let rows: Vec<(i64, String, String, i64, bool)> = authkeys::table
-                .select((
-                    authkeys::id,
-                    authkeys::ident,
-                    authkeys::secret,
-                    authkeys::owner_id,
-                    authkeys::enabled,
-                ))
-                .load(conn)?;
-            let mut lists = channel_lists(conn)?;
-            Ok(rows
-                .into_iter()
-                .filter_map(|(id, ident, secret, owner, enabled)| {
-                    let Ok(ident) = Ident::new(&ident) else {
-                        tracing::warn!(authkey_id = id, "skipping authkey with an invalid ident");
-                        return None;
-                    };
-                    let secret = match crate::store::sealing::open(sealer.as_ref(), ident.as_str(), &secret) {
-                        Ok(s) => s,
-                        Err(e) => {
-                            tracing::warn!(authkey_id = id, "skipping authkey: {e}");
-                            return None;
-                        }
-                    };
-                    let (publish, subscribe) = lists.remove(&id).unwrap_or_default();
-                    Some(KeyRecord {
-                        id: AuthkeyId(id),
-                        ident,
-                        secret: Secret::new(secret),
-                        owner: UserId(owner),
-                        enabled,
-                        publish,
-                        subscribe,
-                    })
-                })
-                .collect())
-        })
+        conn.transaction(|conn| key_records_in(conn, sealer.as_ref()))
     }
+}
+
+/// Every authkey with its channel lists, read on `conn` (inside the caller's transaction).
+pub(crate) fn key_records_in(
+    conn: &mut SqliteConnection,
+    sealer: Option<&crate::store::sealing::Sealer>,
+) -> Result<Vec<KeyRecord>, StoreError> {
+    let rows: Vec<(i64, String, String, i64, bool)> = authkeys::table
+        .select((
+            authkeys::id,
+            authkeys::ident,
+            authkeys::secret,
+            authkeys::owner_id,
+            authkeys::enabled,
+        ))
+        .load(conn)?;
+    let mut lists = channel_lists(conn)?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id, ident, secret, owner, enabled)| {
+            let Ok(ident) = Ident::new(&ident) else {
+                tracing::warn!(authkey_id = id, "skipping authkey with an invalid ident");
+                return None;
+            };
+            let secret = match crate::store::sealing::open(sealer, ident.as_str(), &secret) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(authkey_id = id, "skipping authkey: {e}");
+                    return None;
+                }
+            };
+            let (publish, subscribe) = lists.remove(&id).unwrap_or_default();
+            Some(KeyRecord {
+                id: AuthkeyId(id),
+                ident,
+                secret: Secret::new(secret),
+                owner: UserId(owner),
+                enabled,
+                publish,
+                subscribe,
+            })
+        })
+        .collect())
 }
 
 fn key_id(conn: &mut SqliteConnection, ident: &Ident) -> Result<i64, StoreError> {

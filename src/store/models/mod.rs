@@ -1,8 +1,10 @@
 //! One file per table (or closely bound pair of tables), queries as `Store` methods.
 
 pub mod accounts;
+pub mod applied;
 pub mod audit;
 pub mod authkeys;
+pub mod consent;
 pub mod graph;
 pub mod groups;
 pub mod key_log;

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use diesel::prelude::*;
+use diesel::sqlite::SqliteConnection;
 
 use super::audit;
 use crate::social::model::{Grantee, Share, ShareKind, ShareState};
@@ -22,12 +23,24 @@ pub struct ShareInfo {
     pub from_name: String,
     /// "user NAME", "group NAME" or "everyone".
     pub to_name: String,
+    /// For a public offer listed to a user: whether that user took it up.
+    pub followed: bool,
 }
 
-type ShareRow = (i64, i64, String, String, Option<i64>, Option<i64>, String, String);
+type ShareRow = (
+    i64,
+    i64,
+    String,
+    String,
+    Option<i64>,
+    Option<i64>,
+    String,
+    String,
+    bool,
+);
 
 fn to_share(r: ShareRow) -> Option<Share> {
-    let (id, from, channel, to_kind, to_user, to_group, kind, state) = r;
+    let (id, from, channel, to_kind, to_user, to_group, kind, state, onward) = r;
     let to = match (to_kind.as_str(), to_user, to_group) {
         ("user", Some(u), _) => Grantee::User(UserId(u)),
         ("group", _, Some(g)) => Grantee::Group(GroupId(g)),
@@ -41,6 +54,7 @@ fn to_share(r: ShareRow) -> Option<Share> {
         to,
         kind: kind.parse().ok()?,
         state: state.parse().ok()?,
+        onward,
     })
 }
 
@@ -55,18 +69,29 @@ macro_rules! share_columns {
             shares::to_group_id,
             shares::share_type,
             shares::state,
+            shares::onward,
         )
     };
 }
 
+/// Every share, read on `conn` (inside the caller's transaction).
+pub(crate) fn all_shares_in(conn: &mut SqliteConnection) -> Result<Vec<Share>, StoreError> {
+    let rows: Vec<ShareRow> = shares::table
+        .order(shares::id)
+        .select(share_columns!())
+        .load(conn)?;
+    Ok(rows.into_iter().filter_map(to_share).collect())
+}
+
 impl Store {
-    /// Records a new share in `state` (offered, or accepted for shares to everyone).
+    /// Records a new share of `kind` (and whether it allows onward travel) in `state`
+    /// (offered; accepted for public offers; declined when the grantee blocks the sharer).
     pub fn add_share(
         &self,
         from: UserId,
         channel: &Channel,
         to: Grantee,
-        kind: ShareKind,
+        (kind, onward): (ShareKind, bool),
         state: ShareState,
         actor: &str,
     ) -> Result<ShareId, StoreError> {
@@ -87,6 +112,7 @@ impl Store {
                     shares::to_group_id.eq(to_group),
                     shares::share_type.eq(kind.as_str()),
                     shares::state.eq(state.as_str()),
+                    shares::onward.eq(onward),
                     shares::created_at.eq(t),
                     shares::updated_at.eq(t),
                 ))
@@ -97,7 +123,7 @@ impl Store {
                 actor,
                 "share.offer",
                 &format!("share#{id}"),
-                &format!("{channel} {kind} {to:?} {state}"),
+                &format!("{channel} {kind} {to:?} {state} onward={onward}"),
             )?;
             Ok(ShareId(id))
         })
@@ -144,11 +170,7 @@ impl Store {
     /// Every share in the database.
     pub fn all_shares(&self) -> Result<Vec<Share>, StoreError> {
         let mut conn = self.conn()?;
-        let rows: Vec<ShareRow> = shares::table
-            .order(shares::id)
-            .select(share_columns!())
-            .load(&mut conn)?;
-        Ok(rows.into_iter().filter_map(to_share).collect())
+        all_shares_in(&mut conn)
     }
 
     /// Shares as listed to people: with the sharer's and grantee's names, looked up in two
@@ -190,6 +212,7 @@ impl Store {
                     from_name: name(&users, share.from.0),
                     to_name,
                     share,
+                    followed: false,
                 }
             })
             .collect())

@@ -207,7 +207,7 @@ async fn act(
     }
 }
 
-async fn mail_invitation(state: &WebState, from: &str, group: &str, who: &str) {
+pub(crate) async fn mail_invitation(state: &WebState, from: &str, group: &str, who: &str) {
     let w = who.to_owned();
     if let Ok(Some(u)) = state.db(move |s| s.user_by_name(&w)).await {
         mail(

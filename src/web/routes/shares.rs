@@ -24,7 +24,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/shares", web::get().to(shares_page))
         .route("/shares", web::post().to(offer))
         .route("/shares/{id}/{action}", web::post().to(act))
-        .route("/shared-with-me", web::get().to(shared_page));
+        .route("/shared-with-me", web::get().to(shared_page))
+        .route("/reach", web::get().to(reach_page))
+        .route("/blocks", web::post().to(block));
 }
 
 /// Whether a share in this state still matters (shown first, actionable).
@@ -42,6 +44,9 @@ fn share_json(s: &ShareInfo) -> Value {
         "state": s.share.state.as_str(),
         "live": live(s.share.state),
         "redistribute": s.share.kind == ShareKind::Redistribute,
+        "onward": s.share.onward,
+        "public": s.share.to == Grantee::Everyone,
+        "taken_up": s.followed,
     })
 }
 
@@ -57,6 +62,7 @@ struct OfferForm {
     to_kind: String,
     to: String,
     kind: String,
+    onward: String,
 }
 
 async fn shares_ctx(
@@ -97,6 +103,7 @@ async fn shares_ctx(
             "to_group": form.to_kind == "group",
             "to_everyone": form.to_kind == "everyone",
             "redistribute": form.kind == "redistribute",
+            "onward": !form.onward.is_empty(),
         },
         "errors": errors.to_json(),
     }))
@@ -146,11 +153,22 @@ fn parse_offer(f: &OfferForm) -> Result<(Channel, GranteeName, ShareKind), Field
     }
 }
 
-/// Mails the grantee (or the grantee group's owner) about a new offer.
-async fn mail_offer(state: &WebState, from: &str, channel: &Channel, to: &GranteeName, kind: ShareKind) {
+/// Mails the grantee (or the grantee group's owner) about a new offer, unless it was
+/// declined on the spot (the grantee blocks the sharer: they are not told).
+pub(crate) async fn mail_offer(
+    state: &WebState,
+    from: &crate::store::models::users::User,
+    id: ShareId,
+    channel: &Channel,
+    to: &GranteeName,
+    kind: ShareKind,
+) {
     let who = to.clone();
     let target = state
         .db(move |s| -> Result<_, crate::store::StoreError> {
+            if s.share(id)?.is_none_or(|sh| sh.state != ShareState::Offered) {
+                return Ok(None);
+            }
             Ok(match &who {
                 GranteeName::User(n) => s.user_by_name(n)?.map(|u| (u.name, u.email, None)),
                 GranteeName::Group(g) => match s.group_by_name(g)? {
@@ -161,6 +179,7 @@ async fn mail_offer(state: &WebState, from: &str, channel: &Channel, to: &Grante
             })
         })
         .await;
+    let from = from.name.as_str();
     if let Ok(Some((name, email, group))) = target {
         mail(
             state,
@@ -202,8 +221,12 @@ async fn offer(
     };
     let me = v.user.clone();
     let (c, t) = (channel.clone(), to.clone());
-    match state.apply(move |s| ops::offer_share(s, &me, &c, &t, kind)).await {
-        Ok(_) => {}
+    let onward = !f.onward.is_empty();
+    let id = match state
+        .apply(move |s| ops::offer_share(s, &me, &c, &t, kind, onward))
+        .await
+    {
+        Ok(id) => id,
         Err(e @ (SocialError::NotFound(_) | SocialError::Invalid(_))) => {
             let mut errors = FieldErrors::default();
             errors.add("to", e.to_string());
@@ -215,11 +238,11 @@ async fn offer(
             return refuse(errors).await;
         }
         Err(e) => return Err(e.into()),
-    }
+    };
     if to == GranteeName::Everyone {
         return Ok(see_other("/shares", Some("share-everyone")));
     }
-    mail_offer(&state, &v.user.name, &channel, &to, kind).await;
+    mail_offer(&state, &v.user, id, &channel, &to, kind).await;
     Ok(see_other("/shares", Some("share-offered")))
 }
 
@@ -237,6 +260,8 @@ async fn act(
         "accept" => (ShareOp::Answer(true), "/shared-with-me", "share-accepted"),
         "decline" => (ShareOp::Answer(false), "/shared-with-me", "share-declined"),
         "leave" => (ShareOp::Leave, "/shared-with-me", "share-left"),
+        "follow" => (ShareOp::Answer(true), "/shared-with-me", "share-followed"),
+        "unfollow" => (ShareOp::Leave, "/shared-with-me", "share-unfollowed"),
         _ => return Err(WebError::NotFound(format!("no action {action:?} on shares"))),
     };
     state.apply(move |s| op.run(s, &me, id)).await?;
@@ -272,9 +297,10 @@ impl ShareOp {
 
 async fn shared_page(state: State, req: HttpRequest, v: Viewer) -> Result<HttpResponse, WebError> {
     let me = v.user.clone();
-    let (incoming, owned_groups) = state
+    let (incoming, owned_groups, blocks) = state
         .db(move |s| -> Result<_, SocialError> {
             let (_, inc) = ops::my_shares(s, &me)?;
+            let blocks = ops::my_blocks(s, &me)?;
             let owned: Vec<crate::social::GroupId> = s
                 .groups_of(me.id)?
                 .into_iter()
@@ -285,7 +311,7 @@ async fn shared_page(state: State, req: HttpRequest, v: Viewer) -> Result<HttpRe
                 })
                 .map(|g| g.id)
                 .collect();
-            Ok((inc, owned))
+            Ok((inc, owned, blocks))
         })
         .await?;
     let me_id = v.user.id;
@@ -300,10 +326,14 @@ async fn shared_page(state: State, req: HttpRequest, v: Viewer) -> Result<HttpRe
             let mut j = share_json(s);
             j["via"] = json!(match s.share.to {
                 Grantee::User(_) => "you".to_owned(),
-                _ => s.to_name.clone(),
+                Grantee::Everyone => "a public offer".to_owned(),
+                Grantee::Group(_) => s.to_name.clone(),
             });
+            let open = s.share.to == Grantee::Everyone && s.share.state == ShareState::Accepted;
             j["can_answer"] = json!(answers && s.share.state == ShareState::Offered);
             j["can_leave"] = json!(answers && s.share.state == ShareState::Accepted);
+            j["can_follow"] = json!(open && !s.followed);
+            j["can_unfollow"] = json!(s.share.to == Grantee::Everyone && s.followed);
             j
         })
         .collect();
@@ -312,7 +342,66 @@ async fn shared_page(state: State, req: HttpRequest, v: Viewer) -> Result<HttpRe
         "shared_with_me",
         "Shared with me",
         "shared",
-        json!({"shares": shares, "pending": pending}),
+        json!({"shares": shares, "pending": pending, "blocks": blocks}),
+    )
+    .render(&state, &req, Some(&v))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct BlockForm {
+    user: String,
+    action: String,
+}
+
+/// Blocks (or, with `action=unblock`, unblocks) a user, from *Shared with me*.
+async fn block(state: State, v: Viewer, form: CsrfForm<BlockForm>) -> Result<HttpResponse, WebError> {
+    let f = form.0;
+    let me = v.user.clone();
+    let name = f.user.trim().to_owned();
+    let (unblock, ok) = match f.action.as_str() {
+        "" | "block" => (false, "user-blocked"),
+        "unblock" => (true, "user-unblocked"),
+        _ => return Err(WebError::BadRequest("action: block or unblock".into())),
+    };
+    state
+        .apply(move |s| {
+            if unblock {
+                ops::unblock_user(s, &me, &name)
+            } else {
+                ops::block_user(s, &me, &name)
+            }
+        })
+        .await?;
+    Ok(see_other("/shared-with-me", Some(ok)))
+}
+
+/// *Reach*: where the viewer's data goes, per channel they share, and through whom.
+async fn reach_page(state: State, req: HttpRequest, v: Viewer) -> Result<HttpResponse, WebError> {
+    let me = v.user.clone();
+    let reach = state.db(move |s| ops::reach(s, &me)).await?;
+    let channels: Vec<Value> = reach
+        .into_iter()
+        .map(|(c, list)| {
+            let receivers: Vec<Value> = list
+                .into_iter()
+                .map(|r| {
+                    json!({
+                        "user": r.user,
+                        "through": r.through.join(" → "),
+                        "direct": r.through.is_empty(),
+                        "share": r.share.0,
+                    })
+                })
+                .collect();
+            json!({"channel": c.as_str(), "receivers": receivers})
+        })
+        .collect();
+    Page::new(
+        "reach",
+        "Reach of my data",
+        "shares",
+        json!({ "channels": channels }),
     )
     .render(&state, &req, Some(&v))
 }
@@ -328,6 +417,7 @@ mod tests {
             to_kind: "user".into(),
             to: "bob".into(),
             kind: "redistribute".into(),
+            onward: String::new(),
         };
         let (c, g, k) = parse_offer(&f).unwrap();
         assert_eq!(c.as_str(), "dionaea.capture");
@@ -338,6 +428,7 @@ mod tests {
             to_kind: "group".into(),
             to: String::new(),
             kind: "weird".into(),
+            onward: String::new(),
         };
         let e = parse_offer(&bad).unwrap_err();
         assert!(e.0.contains_key("channel") && e.0.contains_key("to") && e.0.contains_key("kind"));

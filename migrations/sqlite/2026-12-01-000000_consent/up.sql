@@ -1,0 +1,38 @@
+-- Consent for every source (public offers are taken up per user, users block users) and the
+-- sharer's control of onward travel. Times are unix seconds.
+
+-- Whether the grantee may pass on, through its own redistribute shares, what it receives
+-- through this share. Existing shares did not say, so they say no.
+ALTER TABLE shares ADD COLUMN onward BOOLEAN NOT NULL DEFAULT 0;
+
+-- A user who took up a public offer (a share to everyone). Nobody has yet: shares to
+-- everyone flowed without consent before, and now wait for each user.
+CREATE TABLE share_follows (
+    share_id BIGINT NOT NULL REFERENCES shares(id) ON DELETE CASCADE,
+    user_id BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    created_at BIGINT NOT NULL,
+    PRIMARY KEY (share_id, user_id)
+);
+CREATE INDEX share_follows_user ON share_follows(user_id);
+
+-- blocker blocks blocked: nothing of blocked's reaches blocker, by any path.
+CREATE TABLE user_blocks (
+    blocker_id BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    blocked_id BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    created_at BIGINT NOT NULL,
+    PRIMARY KEY (blocker_id, blocked_id),
+    CHECK (blocker_id <> blocked_id)
+);
+
+-- The ACL version each running server has applied to its live sessions, so that the CLI,
+-- which changes the database beside `serve`, can wait until its change is live.
+CREATE TABLE acl_applied (
+    node TEXT PRIMARY KEY NOT NULL,
+    version BIGINT NOT NULL,
+    seen_at BIGINT NOT NULL
+);
+
+CREATE TRIGGER share_follows_acl_ins AFTER INSERT ON share_follows BEGIN UPDATE acl_version SET version = version + 1 WHERE id = 1; END;
+CREATE TRIGGER share_follows_acl_del AFTER DELETE ON share_follows BEGIN UPDATE acl_version SET version = version + 1 WHERE id = 1; END;
+CREATE TRIGGER user_blocks_acl_ins AFTER INSERT ON user_blocks BEGIN UPDATE acl_version SET version = version + 1 WHERE id = 1; END;
+CREATE TRIGGER user_blocks_acl_del AFTER DELETE ON user_blocks BEGIN UPDATE acl_version SET version = version + 1 WHERE id = 1; END;

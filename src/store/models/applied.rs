@@ -1,0 +1,74 @@
+//! `acl_applied`: the ACL version each running server has made live on its connections, so
+//! that the CLI, which writes beside `serve`, answers only once its change is live.
+
+use std::time::{Duration, Instant};
+
+use diesel::prelude::*;
+
+use crate::store::schema::acl_applied;
+use crate::store::{Store, StoreError, now};
+
+/// A server not seen for this long (it heartbeats every 2 s) is taken for dead.
+pub const LIVE_WITHIN: i64 = 10;
+
+/// What waiting for the running servers found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Live {
+    /// Every running server applied the version (or none runs).
+    Applied {
+        /// How many servers applied it.
+        servers: usize,
+    },
+    /// Some running server had not applied it when the wait ended.
+    Pending {
+        /// The version waited for.
+        version: i64,
+        /// Servers still behind.
+        behind: usize,
+    },
+}
+
+impl Store {
+    /// Records that `node` has applied `version` (and is alive now).
+    pub fn record_applied(&self, node: &str, version: i64) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        diesel::replace_into(acl_applied::table)
+            .values((
+                acl_applied::node.eq(node),
+                acl_applied::version.eq(version),
+                acl_applied::seen_at.eq(now()),
+            ))
+            .execute(&mut conn)?;
+        Ok(())
+    }
+
+    /// `node` stopped.
+    pub fn forget_applied(&self, node: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        diesel::delete(acl_applied::table.filter(acl_applied::node.eq(node))).execute(&mut conn)?;
+        Ok(())
+    }
+
+    /// Waits (polling, at most `limit`) until every server seen alive has applied the
+    /// current ACL version.
+    pub fn wait_applied(&self, limit: Duration) -> Result<Live, StoreError> {
+        let version = self.acl_version()?;
+        let deadline = Instant::now() + limit;
+        loop {
+            let mut conn = self.conn()?;
+            let live: Vec<i64> = acl_applied::table
+                .filter(acl_applied::seen_at.ge(now() - LIVE_WITHIN))
+                .select(acl_applied::version)
+                .load(&mut conn)?;
+            drop(conn);
+            let behind = live.iter().filter(|v| **v < version).count();
+            if behind == 0 {
+                return Ok(Live::Applied { servers: live.len() });
+            }
+            if Instant::now() >= deadline {
+                return Ok(Live::Pending { version, behind });
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
