@@ -164,14 +164,26 @@ pub async fn serve(
             Some((l, addr, acceptor))
         }
     };
+    // Every listener is bound before any actor starts: a port taken is one error line and
+    // nothing left running.
+    let web_listener = if config.web_listen.is_empty() {
+        None
+    } else {
+        Some(bind_web(&config.web_listen)?)
+    };
     let core = Core::start(config.clone(), &store, shutdown.clone()).await?;
     let shared = Arc::clone(&core.shared);
     let stats = Arc::clone(&shared.stats);
     let social = core.graph.clone();
-    let website = if config.web_listen.is_empty() {
-        None
-    } else {
-        Some(start_web(&config, &store, social.clone(), Arc::clone(&shared))?)
+    let website = match web_listener {
+        None => None,
+        Some(listener) => match start_web(&config, &store, social.clone(), Arc::clone(&shared), listener) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                core.stop().await;
+                return Err(e);
+            }
+        },
     };
     let background = TaskTracker::new();
     if config.stats_interval_secs > 0 {
@@ -244,17 +256,25 @@ async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), ServeError>
 /// How often each key's traffic counters are written to the database.
 const USAGE_FLUSH: Duration = Duration::from_secs(5);
 
-/// Binds the website, starts the mailer and serves the site in this actix system.
+/// Binds the website's port.
+fn bind_web(addr: &str) -> Result<std::net::TcpListener, ServeError> {
+    let listener = std::net::TcpListener::bind(addr)
+        .map_err(|e| ServeError::Web(format!("cannot listen on {addr}: {e}")))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| ServeError::Web(e.to_string()))?;
+    Ok(listener)
+}
+
+/// Starts the mailer and serves the site on `listener` in this actix system.
 fn start_web(
     config: &Config,
     store: &Store,
     graph: actix::Addr<SocialGraph>,
     shared: Arc<Shared>,
+    listener: std::net::TcpListener,
 ) -> Result<(SocketAddr, actix_web::dev::ServerHandle), ServeError> {
     let web_err = |e: &dyn std::fmt::Display| ServeError::Web(e.to_string());
-    let listener = std::net::TcpListener::bind(&config.web_listen)
-        .map_err(|e| ServeError::Web(format!("cannot listen on {}: {e}", config.web_listen)))?;
-    listener.set_nonblocking(true).map_err(|e| web_err(&e))?;
     let addr = listener.local_addr().map_err(|e| web_err(&e))?;
     let mut site = config.clone();
     let https = match crate::tls::configured(&config.tls_cert, &config.tls_key)? {

@@ -121,6 +121,60 @@ async fn forms_without_the_csrf_token_are_refused_and_change_nothing() {
 }
 
 #[actix_web::test]
+async fn csrf_tokens_are_bound_to_the_session_and_other_origins_are_refused() {
+    let site = Site::new().await;
+    let app = site.app().await;
+    site.account("alice").await;
+    // A token minted for an anonymous visitor (the attacker's own pre-session, or the
+    // victim's before login) is worth nothing in a logged-in session.
+    let mut attacker = Browser::default();
+    attacker.get(&app, "/login").await;
+    let minted = attacker.csrf.clone();
+    let mut a = Browser::default();
+    a.get(&app, "/login").await;
+    let before_login = a.csrf.clone();
+    a.login(&app, "alice").await;
+    assert_ne!(a.csrf, before_login, "a new token after login");
+    for t in [&minted, &before_login] {
+        let p = a
+            .post_raw(&app, "/account/api-token", &[("csrf", t.as_str())])
+            .await;
+        assert_eq!(p.status, StatusCode::FORBIDDEN, "a token from before the session");
+    }
+    // The attacker's pre-session cookie planted too does not help while a session exists.
+    a.cookies
+        .insert("hpf_csrf".into(), attacker.cookies["hpf_csrf"].clone());
+    let p = a
+        .post_raw(&app, "/account/api-token", &[("csrf", minted.as_str())])
+        .await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN);
+    a.cookies.remove("hpf_csrf");
+    // Another origin (a page on another port of the same host) is refused even with the
+    // right token; this site's origin passes.
+    let cookies: Vec<String> = a.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let post = |origin: Option<(&'static str, &'static str)>| {
+        let mut r = actix_web::test::TestRequest::post()
+            .uri("/account/api-token")
+            .insert_header((header::COOKIE, cookies.join("; ")))
+            .set_form([("csrf", a.csrf.as_str())]);
+        if let Some(h) = origin {
+            r = r.insert_header(h);
+        }
+        r.to_request()
+    };
+    for h in [
+        ("origin", "http://localhost:9999"),
+        ("origin", "null"),
+        ("referer", "http://evil.example/page"),
+    ] {
+        let res = actix_web::test::call_service(&app, post(Some(h))).await;
+        assert_eq!(res.status(), StatusCode::FORBIDDEN, "{h:?}");
+    }
+    let res = actix_web::test::call_service(&app, post(Some(("origin", "http://hpfriends.test")))).await;
+    assert_eq!(res.status(), StatusCode::OK, "the site's own origin");
+}
+
+#[actix_web::test]
 async fn sign_up_confirm_by_mail_log_in_and_out() {
     let site = Site::new().await;
     let app = site.app().await;
@@ -146,27 +200,84 @@ async fn sign_up_confirm_by_mail_log_in_and_out() {
         .await;
     assert_eq!(p.status, StatusCode::FORBIDDEN);
     assert!(p.body.contains("Confirm your email address first"));
-    // The same name again is refused next to the field.
+    // The same name again is refused next to the field (names are public).
     b.get(&app, "/signup").await;
     let p = b.post(&app, "/signup", &form).await;
     assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(p.body.contains("already registered"));
+    assert!(p.body.contains("that user name is taken"));
+    // A registered address (in any case) answers exactly as a fresh one, and its owner is
+    // mailed instead: sign-up tells nobody who has an account.
+    b.get(&app, "/signup").await;
+    let taken = b
+        .post(
+            &app,
+            "/signup",
+            &[
+                ("name", "mallory"),
+                ("email", "CAROL@example.org"),
+                ("password", "mallory-long-passphrase"),
+                ("password2", "mallory-long-passphrase"),
+            ],
+        )
+        .await;
+    assert_eq!(taken.status, StatusCode::OK);
+    assert_eq!(
+        taken.body.replace("CAROL@example.org", "carol@example.org"),
+        p_fresh_body(&site, &app)
+            .await
+            .replace("dan@example.org", "carol@example.org"),
+        "same answer as a fresh address"
+    );
+    assert!(site.store.user_by_name("mallory").unwrap().is_none());
+    assert!(site.mail_text("carol@example.org", "tried to sign up").await);
+    // `CAROL` is `carol`.
+    b.get(&app, "/signup").await;
+    let p = b
+        .post(
+            &app,
+            "/signup",
+            &[
+                ("name", "CAROL"),
+                ("email", "c2@example.org"),
+                ("password", "carol-long-passphrase"),
+                ("password2", "carol-long-passphrase"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY);
 
     let link = site.mail_link("carol@example.org", "/verify/").await;
     assert!(link.starts_with("http://hpfriends.test/verify/"), "{link}");
-    // A session cookie planted before login is not adopted (no fixation).
-    b.cookies.insert("hpf_session".into(), "planted".into());
+    // Opening the link confirms and logs nobody in: a login follows.
     let path = link.trim_start_matches("http://hpfriends.test");
-    let p = b.get(&app, path).await;
+    let mut opener = Browser::default();
+    let p = opener.get(&app, path).await;
     assert_eq!(p.status, StatusCode::SEE_OTHER);
-    assert_eq!(p.location(), "/?ok=verified");
-    let session = b.cookies["hpf_session"].clone();
-    assert_ne!(session, "planted");
-    let p = b.get(&app, "/?ok=verified").await;
-    assert!(p.body.contains("Welcome, carol") && p.body.contains("Email address confirmed"));
+    assert_eq!(p.location(), "/login?ok=verified");
+    assert!(
+        !opener.cookies.contains_key("hpf_session"),
+        "the link made a session"
+    );
     // The link works once.
     let mut other = Browser::default();
     assert_eq!(other.get(&app, path).await.status, StatusCode::NOT_FOUND);
+    // A session cookie planted before login is not adopted (no fixation).
+    b.cookies.insert("hpf_session".into(), "planted".into());
+    b.cookies.remove("hpf_session");
+    b.cookies.insert("hpf_session".into(), "planted".into());
+    b.get(&app, "/login").await;
+    let p = b
+        .post(
+            &app,
+            "/login",
+            &[("login", "Carol"), ("password", "carol-long-passphrase")],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+    let session = b.cookies["hpf_session"].clone();
+    assert_ne!(session, "planted");
+    let p = b.get(&app, "/").await;
+    assert!(p.body.contains("Welcome, carol"));
 
     let p = b.post(&app, "/logout", &[]).await;
     assert_eq!(p.location(), "/login?ok=logged-out");
@@ -174,6 +285,32 @@ async fn sign_up_confirm_by_mail_log_in_and_out() {
     let mut thief = Browser::default();
     thief.cookies.insert("hpf_session".into(), session);
     assert_eq!(thief.get(&app, "/account").await.location(), "/login");
+}
+
+/// The answer to a sign-up with a fresh address, for comparison.
+async fn p_fresh_body<S>(site: &Site, app: &S) -> String
+where
+    S: actix_web::dev::Service<
+            actix_http::Request,
+            Response = actix_web::dev::ServiceResponse,
+            Error = actix_web::Error,
+        >,
+{
+    let _ = site;
+    let mut b = Browser::default();
+    b.get(app, "/signup").await;
+    b.post(
+        app,
+        "/signup",
+        &[
+            ("name", "dan"),
+            ("email", "dan@example.org"),
+            ("password", "dan-long-passphrase"),
+            ("password2", "dan-long-passphrase"),
+        ],
+    )
+    .await
+    .body
 }
 
 #[actix_web::test]
@@ -276,6 +413,37 @@ async fn password_reset_by_mail_and_account_settings() {
         .await;
     assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(p.body.contains("at least 10 characters"));
+    // A newer link voids the older one.
+    let older = path.clone();
+    b.get(&app, "/reset").await;
+    b.post(&app, "/reset", &[("login", "alice")]).await;
+    let mut path = older.clone();
+    for _ in 0..500 {
+        let link = site.mail_link("alice@example.org", "/reset/").await;
+        path = link.trim_start_matches("http://hpfriends.test").to_owned();
+        if path != older {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_ne!(path, older, "no second reset mail");
+    b.get(&app, &older).await;
+    let p = b
+        .post(
+            &app,
+            &older,
+            &[
+                ("password", "a-new-passphrase"),
+                ("password2", "a-new-passphrase"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::NOT_FOUND, "an older link still worked");
+    // alice is logged in elsewhere and has an API token: the reset ends both.
+    let mut elsewhere = Browser::default();
+    elsewhere.login(&app, "alice").await;
+    let token = site.api_token("alice").await;
+    b.get(&app, &path).await;
     let p = b
         .post(
             &app,
@@ -284,6 +452,25 @@ async fn password_reset_by_mail_and_account_settings() {
                 ("password", "a-new-passphrase"),
                 ("password2", "a-new-passphrase"),
             ],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER);
+    assert_eq!(p.location(), "/login?ok=password-reset", "a reset logs nobody in");
+    assert_eq!(elsewhere.get(&app, "/account").await.location(), "/login");
+    let (status, _) = b
+        .api(&app, actix_web::http::Method::GET, "/api/v1/me", &token, None)
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "the API token outlived the reset"
+    );
+    b.get(&app, "/login").await;
+    let p = b
+        .post(
+            &app,
+            "/login",
+            &[("login", "alice"), ("password", "a-new-passphrase")],
         )
         .await;
     assert_eq!(p.status, StatusCode::SEE_OTHER);
@@ -317,14 +504,39 @@ async fn password_reset_by_mail_and_account_settings() {
         )
         .await;
     assert_eq!(p.location(), "/account?ok=password");
-    // Email change waits for the link mailed to the new address.
+    // Email change needs the current password, tells the old address, and waits for the
+    // link mailed to the new one.
     b.get(&app, "/account").await;
     let p = b
-        .post(&app, "/account/email", &[("email", "not an address")])
+        .post(
+            &app,
+            "/account/email",
+            &[("email", "not an address"), ("current", "alice-long-passphrase")],
+        )
         .await;
     assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY);
-    b.post(&app, "/account/email", &[("email", "alice@new.example.org")])
+    let p = b
+        .post(&app, "/account/email", &[("email", "alice@new.example.org")])
         .await;
+    assert_eq!(
+        p.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "no password, no change"
+    );
+    assert!(p.body.contains("not your current password"));
+    b.post(
+        &app,
+        "/account/email",
+        &[
+            ("email", "alice@new.example.org"),
+            ("current", "alice-long-passphrase"),
+        ],
+    )
+    .await;
+    assert!(
+        site.mail_text("alice@example.org", "alice@new.example.org").await,
+        "the old address is told"
+    );
     assert_eq!(
         site.store.user_by_name("alice").unwrap().unwrap().email,
         "alice@example.org"

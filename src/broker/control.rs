@@ -120,11 +120,19 @@ impl Broker {
             .drain()
             .map(|(ident, u)| (ident.as_str().to_owned(), u))
             .collect();
-        tokio::task::spawn_blocking(move || {
+        let write = move || {
             if let Err(e) = store.add_key_usage(&batch) {
                 tracing::warn!("cannot record key usage ({} keys): {e}", batch.len());
             }
-        });
+        };
+        // At shutdown the runtime may already be gone: the last flush is then written
+        // here, on this thread, rather than lost (or a panic).
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn_blocking(write);
+            }
+            Err(_) => write(),
+        }
     }
 
     /// Recomputes `channel`'s route from its subscribers' current ACLs.

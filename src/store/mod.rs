@@ -221,6 +221,11 @@ fn no_create_uri(path: &std::path::Path) -> String {
     format!("file:{p}?mode=rw")
 }
 
+diesel::define_sql_function! {
+    /// SQL `lower()`: names and addresses are compared without regard to case.
+    fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text;
+}
+
 /// Seconds since the epoch, for the schema's BIGINT times.
 pub fn now() -> i64 {
     SystemTime::now()

@@ -38,6 +38,14 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ("mail/reset", include_str!("../../templates/mail/reset.hbs")),
     ("mail/share", include_str!("../../templates/mail/share.hbs")),
     ("mail/group", include_str!("../../templates/mail/group.hbs")),
+    (
+        "mail/signup_taken",
+        include_str!("../../templates/mail/signup_taken.hbs"),
+    ),
+    (
+        "mail/email_change",
+        include_str!("../../templates/mail/email_change.hbs"),
+    ),
 ];
 
 /// Static files, by name: (content type, body).
@@ -123,7 +131,7 @@ impl<'a> Page<'a> {
         req: &HttpRequest,
         viewer: Option<&Viewer>,
     ) -> Result<HttpResponse, WebError> {
-        let (csrf, fresh) = csrf_token(state, req)?;
+        let (csrf, pre_session) = csrf_token(state, req)?;
         let mut ctx = self.ctx;
         if let Value::Object(m) = &mut ctx {
             m.insert("csrf".into(), json!(csrf));
@@ -159,10 +167,10 @@ impl<'a> Page<'a> {
         let mut res = HttpResponse::build(self.status);
         res.content_type("text/html; charset=utf-8")
             .insert_header(("Cache-Control", "no-store"));
-        if fresh {
+        if let Some(pre) = pre_session {
             res.cookie(signed(
                 state,
-                super::session::cookie(state, CSRF_COOKIE, csrf, None),
+                super::session::cookie(state, CSRF_COOKIE, pre, None),
             ));
         }
         Ok(res.body(page))
@@ -206,9 +214,12 @@ pub fn flash(code: &str) -> Option<&'static str> {
         "group-declined" => "Invitation declined.",
         "group-left" => "You left the group.",
         "group-removed" => "Member removed.",
-        "password" => "Password changed. Your other sessions were logged out.",
+        "password" => "Password changed. Your other sessions, API tokens and reset links were ended.",
+        "password-reset" => {
+            "Password changed; every session and API token ended. Log in with the new password."
+        }
         "email" => "We sent a confirmation link to the new address.",
-        "verified" => "Email address confirmed. Welcome!",
+        "verified" => "Email address confirmed. Log in to go on.",
         "token-revoked" => "API tokens revoked.",
         "logged-out" => "You are logged out.",
         "reset-sent" => "If that account exists, a reset link is on its way.",

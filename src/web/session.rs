@@ -2,8 +2,11 @@
 //! API's bearer tokens, and the login throttle.
 //!
 //! The session cookie holds a random id whose hash is the `web_sessions` row; it is made
-//! fresh at login (no fixation) and deleted at logout. Forms carry a `csrf` field that must
-//! equal the signed `hpf_csrf` cookie (double submit; the cookie is SameSite and HttpOnly).
+//! fresh at login (no fixation) and deleted at logout. Forms carry a `csrf` field: a keyed
+//! hash of the session id, or, before login, of a random pre-session id in the signed
+//! `hpf_csrf` cookie. So a token is worth something only in the session it was made for:
+//! one minted for an anonymous visitor (or before login) is refused after login. Forms are
+//! refused too when the browser says (Origin, else Referer) that another site sent them.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -59,15 +62,61 @@ pub fn read_signed(state: &WebState, req: &HttpRequest, name: &str) -> Option<St
     jar.signed(&state.key).get(name).map(|c| c.value().to_owned())
 }
 
-/// The request's CSRF token, and whether it is new (then the response must set it).
-pub fn csrf_token(state: &WebState, req: &HttpRequest) -> Result<(String, bool), WebError> {
-    if let Some(t) =
-        read_signed(state, req, CSRF_COOKIE).filter(|t| t.len() == crate::store::models::accounts::TOKEN_LEN)
-    {
-        return Ok((t, false));
+/// What a CSRF token is bound to: the login session, else the pre-session.
+fn csrf_binding(state: &WebState, req: &HttpRequest) -> Option<String> {
+    if let Some(session) = read_signed(state, req, SESSION_COOKIE) {
+        return Some(format!("session:{session}"));
     }
-    let t = crate::store::models::accounts::random_token().map_err(|e| WebError::Internal(e.to_string()))?;
-    Ok((t, true))
+    read_signed(state, req, CSRF_COOKIE)
+        .filter(|t| t.len() == crate::store::models::accounts::TOKEN_LEN)
+        .map(|t| format!("pre:{t}"))
+}
+
+/// The token for `binding`: SHA-256 keyed with the server's cookie key.
+fn csrf_for(state: &WebState, binding: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(b"hpfriends csrf\0");
+    h.update(state.key.signing());
+    h.update(binding.as_bytes());
+    hex::encode(h.finalize())
+}
+
+/// The request's CSRF token, and a new pre-session id when the response must set one (an
+/// anonymous visitor without one yet).
+pub fn csrf_token(state: &WebState, req: &HttpRequest) -> Result<(String, Option<String>), WebError> {
+    if let Some(binding) = csrf_binding(state, req) {
+        return Ok((csrf_for(state, &binding), None));
+    }
+    let pre =
+        crate::store::models::accounts::random_token().map_err(|e| WebError::Internal(e.to_string()))?;
+    Ok((csrf_for(state, &format!("pre:{pre}")), Some(pre)))
+}
+
+/// Whether the browser says the request comes from this site: its `Origin` (else the
+/// origin of its `Referer`) is the site's public URL or the host it asked for. A request
+/// with neither (not a browser's cross-site form) is left to the token.
+fn same_origin(state: &WebState, req: &HttpRequest) -> bool {
+    let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let origin = match header(actix_web::http::header::ORIGIN) {
+        Some(o) => o.to_owned(),
+        None => match header(actix_web::http::header::REFERER) {
+            Some(r) => origin_of(r),
+            None => return true,
+        },
+    };
+    let conn = req.connection_info();
+    let requested = format!("{}://{}", conn.scheme(), conn.host());
+    origin == origin_of(&state.site_url) || origin == requested
+}
+
+/// `scheme://host[:port]` of a URL.
+fn origin_of(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return String::new();
+    };
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    format!("{}://{}", scheme.to_ascii_lowercase(), host.to_ascii_lowercase())
 }
 
 /// The logged-in user; anonymous requests are sent to the login page.
@@ -173,10 +222,16 @@ impl<T: DeserializeOwned + 'static> FromRequest for CsrfForm<T> {
                 WebError::BadRequest(format!("the form is too large (over {FORM_LIMIT} bytes)"))
             })?;
             let state = state_of(&req)?;
+            if !same_origin(&state, &req) {
+                return Err(WebError::Csrf);
+            }
             let sent: CsrfField = serde_urlencoded::from_bytes(&body)
                 .map_err(|_| WebError::BadRequest("unreadable form".into()))?;
-            let expected = read_signed(&state, &req, CSRF_COOKIE).unwrap_or_default();
-            if expected.is_empty() || !bool::from(sent.csrf.as_bytes().ct_eq(expected.as_bytes())) {
+            let Some(binding) = csrf_binding(&state, &req) else {
+                return Err(WebError::Csrf);
+            };
+            let expected = csrf_for(&state, &binding);
+            if !bool::from(sent.csrf.as_bytes().ct_eq(expected.as_bytes())) {
                 return Err(WebError::Csrf);
             }
             let form: T = serde_urlencoded::from_bytes(&body)
@@ -253,6 +308,16 @@ impl LoginThrottle {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn origins() {
+        assert_eq!(
+            origin_of("http://127.0.0.1:8080/shares?x=1"),
+            "http://127.0.0.1:8080"
+        );
+        assert_eq!(origin_of("HTTPS://Site.org"), "https://site.org");
+        assert_eq!(origin_of("garbage"), "");
+    }
 
     #[test]
     fn throttle_counts_per_account_and_address() {

@@ -94,10 +94,36 @@ impl Site {
         let mut out = Vec::new();
         if let Ok(entries) = std::fs::read_dir(dir) {
             for e in entries.flatten() {
-                out.push(std::fs::read_to_string(e.path()).unwrap_or_default());
+                let at = e.metadata().and_then(|m| m.modified()).ok();
+                out.push((at, std::fs::read_to_string(e.path()).unwrap_or_default()));
             }
         }
-        out
+        // Newest first, so that a link is the latest one mailed.
+        out.sort_by_key(|m| std::cmp::Reverse(m.0));
+        out.into_iter().map(|(_, m)| m).collect()
+    }
+
+    /// Whether a mail to `to` containing `needle` arrives (waits up to 10 s).
+    pub async fn mail_text(&self, to: &str, needle: &str) -> bool {
+        for _ in 0..500 {
+            if self
+                .mails()
+                .iter()
+                .any(|m| m.contains(&format!("To: {to}")) && m.replace("=\r\n", "").contains(needle))
+            {
+                return true;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        false
+    }
+
+    /// A standing API token for `name`.
+    pub async fn api_token(&self, name: &str) -> String {
+        let u = self.store.user_by_name(name).unwrap().unwrap();
+        self.store
+            .create_token(hpfriends::store::models::accounts::TokenKind::Api, u.id, "", None)
+            .unwrap()
     }
 
     /// Waits for a mail to `to` containing `needle` and returns the first link in it.

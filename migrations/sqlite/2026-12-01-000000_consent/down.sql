@@ -1,3 +1,7 @@
+ALTER TABLE tokens DROP COLUMN last_used_at;
+DROP INDEX groups_name_nocase;
+DROP INDEX users_email_nocase;
+DROP INDEX users_name_nocase;
 DROP TRIGGER user_blocks_acl_del;
 DROP TRIGGER user_blocks_acl_ins;
 DROP TRIGGER share_follows_acl_del;

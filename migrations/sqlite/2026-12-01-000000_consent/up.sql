@@ -36,3 +36,12 @@ CREATE TRIGGER share_follows_acl_ins AFTER INSERT ON share_follows BEGIN UPDATE 
 CREATE TRIGGER share_follows_acl_del AFTER DELETE ON share_follows BEGIN UPDATE acl_version SET version = version + 1 WHERE id = 1; END;
 CREATE TRIGGER user_blocks_acl_ins AFTER INSERT ON user_blocks BEGIN UPDATE acl_version SET version = version + 1 WHERE id = 1; END;
 CREATE TRIGGER user_blocks_acl_del AFTER DELETE ON user_blocks BEGIN UPDATE acl_version SET version = version + 1 WHERE id = 1; END;
+
+-- Names and addresses are unique without regard to case: `DAVE` is `dave` (logins, the
+-- login throttle, sharing by name all compare them that way).
+CREATE UNIQUE INDEX users_name_nocase ON users(lower(name));
+CREATE UNIQUE INDEX users_email_nocase ON users(lower(email));
+CREATE UNIQUE INDEX groups_name_nocase ON groups(lower(name));
+
+-- When each API token was last used, so that its owner can tell a forgotten one from one in use.
+ALTER TABLE tokens ADD COLUMN last_used_at BIGINT;

@@ -12,7 +12,7 @@ use super::audit;
 use super::users::User;
 use crate::social::UserId;
 use crate::store::schema::{authkey_channels, groups, server_secrets, shares, tokens, users, web_sessions};
-use crate::store::{Store, StoreError, conflict, now};
+use crate::store::{Store, StoreError, conflict, lower, now};
 
 /// What a one-time or standing token is for (the `tokens.kind` column).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,7 +141,22 @@ impl Store {
     pub fn account_by_login(&self, login: &str) -> Result<Option<Account>, StoreError> {
         let mut conn = self.conn()?;
         Ok(users::table
-            .filter(users::name.eq(login).or(users::email.eq(login)))
+            .filter(
+                lower(users::name)
+                    .eq(login.to_lowercase())
+                    .or(lower(users::email).eq(login.to_lowercase())),
+            )
+            .select(account_columns!())
+            .first::<UserCols>(&mut conn)
+            .optional()?
+            .map(account))
+    }
+
+    /// The account registered with `email` (compared without regard to case).
+    pub fn account_by_email(&self, email: &str) -> Result<Option<Account>, StoreError> {
+        let mut conn = self.conn()?;
+        Ok(users::table
+            .filter(lower(users::email).eq(email.to_lowercase()))
             .select(account_columns!())
             .first::<UserCols>(&mut conn)
             .optional()?
@@ -159,13 +174,23 @@ impl Store {
             .map(account))
     }
 
-    /// Replaces a password hash and ends every login session of the user but `keep`.
+    /// Replaces a password hash and ends every login session of the user but `keep` (none
+    /// after a reset), every API token, and every outstanding reset link: whoever knew the
+    /// old password, or held anything minted with it, holds nothing now.
     pub fn set_password(&self, user: UserId, hash: &str, keep: Option<&str>) -> Result<(), StoreError> {
         let mut conn = self.conn()?;
         conn.transaction(|conn| {
             diesel::update(users::table.find(user.0))
                 .set(users::password_hash.eq(hash))
                 .execute(conn)?;
+            diesel::update(
+                tokens::table
+                    .filter(tokens::user_id.eq(user.0))
+                    .filter(tokens::kind.eq_any([TokenKind::Api.as_str(), TokenKind::PasswordReset.as_str()]))
+                    .filter(tokens::used_at.is_null()),
+            )
+            .set(tokens::used_at.eq(now()))
+            .execute(conn)?;
             let keep = keep.map(token_hash).unwrap_or_default();
             diesel::delete(
                 web_sessions::table
@@ -204,16 +229,30 @@ impl Store {
         let raw = random_token()?;
         let mut conn = self.conn()?;
         let at = now();
-        diesel::insert_into(tokens::table)
-            .values((
-                tokens::token_hash.eq(token_hash(&raw)),
-                tokens::kind.eq(kind.as_str()),
-                tokens::user_id.eq(user.0),
-                tokens::payload.eq(payload),
-                tokens::created_at.eq(at),
-                tokens::expires_at.eq(ttl_secs.map(|t| at + t)),
-            ))
-            .execute(&mut conn)?;
+        conn.transaction(|conn| {
+            // A new mailed link voids the older ones of its kind: only the newest works.
+            if kind != TokenKind::Api {
+                diesel::update(
+                    tokens::table
+                        .filter(tokens::user_id.eq(user.0))
+                        .filter(tokens::kind.eq(kind.as_str()))
+                        .filter(tokens::used_at.is_null()),
+                )
+                .set(tokens::used_at.eq(at))
+                .execute(conn)?;
+            }
+            diesel::insert_into(tokens::table)
+                .values((
+                    tokens::token_hash.eq(token_hash(&raw)),
+                    tokens::kind.eq(kind.as_str()),
+                    tokens::user_id.eq(user.0),
+                    tokens::payload.eq(payload),
+                    tokens::created_at.eq(at),
+                    tokens::expires_at.eq(ttl_secs.map(|t| at + t)),
+                ))
+                .execute(conn)?;
+            Ok::<_, StoreError>(())
+        })?;
         Ok(raw)
     }
 
@@ -236,19 +275,60 @@ impl Store {
         Ok(row.and_then(|(u, p)| u.map(|u| (UserId(u), p))))
     }
 
-    /// The enabled user a standing API token belongs to.
+    /// The enabled user a standing API token belongs to; stamps the token's last use (at
+    /// most once a minute, so the API's reads do not each write).
     pub fn api_token_user(&self, raw: &str) -> Result<Option<User>, StoreError> {
         let mut conn = self.conn()?;
+        let hash = token_hash(raw);
         let row: Option<UserCols> = tokens::table
             .inner_join(users::table.on(tokens::user_id.eq(users::id.nullable())))
-            .filter(tokens::token_hash.eq(token_hash(raw)))
+            .filter(tokens::token_hash.eq(&hash))
             .filter(tokens::kind.eq(TokenKind::Api.as_str()))
             .filter(tokens::used_at.is_null())
             .filter(users::enabled.eq(true))
             .select(account_columns!())
             .first(&mut conn)
             .optional()?;
+        if row.is_some() {
+            let at = now();
+            diesel::update(
+                tokens::table.filter(tokens::token_hash.eq(&hash)).filter(
+                    tokens::last_used_at
+                        .is_null()
+                        .or(tokens::last_used_at.lt(at - 60)),
+                ),
+            )
+            .set(tokens::last_used_at.eq(at))
+            .execute(&mut conn)?;
+        }
         Ok(row.map(|r| account(r).user))
+    }
+
+    /// `user`'s standing API tokens: (id, created, last used), newest first.
+    pub fn api_tokens(&self, user: UserId) -> Result<Vec<(i64, i64, Option<i64>)>, StoreError> {
+        let mut conn = self.conn()?;
+        Ok(tokens::table
+            .filter(tokens::user_id.eq(user.0))
+            .filter(tokens::kind.eq(TokenKind::Api.as_str()))
+            .filter(tokens::used_at.is_null())
+            .order(tokens::id.desc())
+            .select((tokens::id, tokens::created_at, tokens::last_used_at))
+            .load(&mut conn)?)
+    }
+
+    /// Withdraws one of `user`'s API tokens; false when it is not theirs or not standing.
+    pub fn revoke_api_token(&self, user: UserId, id: i64) -> Result<bool, StoreError> {
+        let mut conn = self.conn()?;
+        Ok(diesel::update(
+            tokens::table
+                .filter(tokens::id.eq(id))
+                .filter(tokens::user_id.eq(user.0))
+                .filter(tokens::kind.eq(TokenKind::Api.as_str()))
+                .filter(tokens::used_at.is_null()),
+        )
+        .set(tokens::used_at.eq(now()))
+        .execute(&mut conn)?
+            == 1)
     }
 
     /// How many standing API tokens `user` has.
@@ -331,8 +411,10 @@ impl Store {
     /// Enabled users whose name contains `q`, for share and invitation forms.
     pub fn search_users(&self, q: &str, limit: i64) -> Result<Vec<String>, StoreError> {
         let mut conn = self.conn()?;
+        // Only confirmed users are suggested: an unconfirmed sign-up may be anyone's address.
         Ok(users::table
             .filter(users::enabled.eq(true))
+            .filter(users::email_verified.eq(true))
             .filter(users::name.like(like_pattern(q)).escape('\\'))
             .order(users::name)
             .limit(limit)

@@ -70,7 +70,7 @@ impl Store {
     pub fn group_by_name(&self, name: &str) -> Result<Option<(GroupId, UserId)>, StoreError> {
         let mut conn = self.conn()?;
         Ok(groups::table
-            .filter(groups::name.eq(name))
+            .filter(crate::store::lower(groups::name).eq(name.to_lowercase()))
             .select((groups::id, groups::owner_id))
             .first::<(i64, i64)>(&mut conn)
             .optional()?

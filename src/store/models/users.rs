@@ -67,11 +67,12 @@ impl Store {
         })
     }
 
-    /// The user called `name`, if any.
+    /// The user called `name`, if any; names are compared without regard to case (`DAVE`
+    /// is `dave`, and the schema keeps them unique that way).
     pub fn user_by_name(&self, name: &str) -> Result<Option<User>, StoreError> {
         let mut conn = self.conn()?;
         Ok(users::table
-            .filter(users::name.eq(name))
+            .filter(crate::store::lower(users::name).eq(name.to_lowercase()))
             .select(UserRow::as_select())
             .first(&mut conn)
             .optional()?

@@ -39,7 +39,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/account/password", web::post().to(change_password))
         .route("/account/email", web::post().to(change_email))
         .route("/account/api-token", web::post().to(create_api_token))
-        .route("/account/api-token/revoke", web::post().to(revoke_api_tokens));
+        .route("/account/api-token/revoke", web::post().to(revoke_api_tokens))
+        .route("/account/api-token/{id}/revoke", web::post().to(revoke_api_token));
 }
 
 fn peer(req: &HttpRequest) -> Option<std::net::IpAddr> {
@@ -148,23 +149,49 @@ async fn signup(
     mail_allowed(&state, &req)?;
     let hash = password::hash(f.password).await?;
     let (n, e) = (name.clone(), email.clone());
-    let user = match state.db(move |s| s.create_account(&n, &e, &hash)).await {
-        Ok(u) => u,
-        Err(WebError::Conflict(m)) => {
+    // A registered address gets exactly the answer a fresh one gets, and its owner a mail
+    // saying so: sign-up does not tell who has an account here.
+    let n2 = name.clone();
+    let (name_taken, owner) = state
+        .db(move |s| -> Result<_, crate::store::StoreError> {
+            Ok((s.user_by_name(&n2)?.is_some(), s.account_by_email(&e)?))
+        })
+        .await?;
+    let e = email.clone();
+    let checked = match owner {
+        _ if name_taken => Err(WebError::Conflict(String::new())),
+        Some(owner) => {
+            mail(
+                &state,
+                &owner.user.email,
+                "Someone tried to sign up with your address on hpfriends",
+                "mail/signup_taken",
+                &json!({"name": owner.user.name, "link": format!("{}/reset", state.site_url)}),
+            );
+            Ok(())
+        }
+        None => match state.db(move |s| s.create_account(&n, &e, &hash)).await {
+            Ok(user) => send_verification(&state, &user.name, user.id, &user.email).await,
+            Err(e) => Err(e),
+        },
+    };
+    match checked {
+        Ok(()) => {}
+        // Only the name can clash now (user names are public anyway).
+        Err(WebError::Conflict(_)) => {
             let mut errors = FieldErrors::default();
-            errors.add("name", m);
+            errors.add("name", "that user name is taken");
             return refuse(errors);
         }
         Err(e) => return Err(e),
-    };
-    send_verification(&state, &user.name, user.id, &user.email).await?;
+    }
     Page::new(
         "message",
         "Check your email",
         "",
         json!({
             "heading": "Check your email",
-            "text": format!("We sent a confirmation link to {}. Open it to activate your account; it works for 48 hours.", user.email),
+            "text": format!("We sent a confirmation link to {email}. Open it to activate your account; it works for 48 hours."),
         }),
     )
     .render(&state, &req, None)
@@ -221,8 +248,10 @@ async fn verify(state: State, req: HttpRequest, token: web::Path<String>) -> Res
         .status(StatusCode::NOT_FOUND)
         .render(&state, &req, None);
     };
+    // Confirms and nothing more: opening a link never logs the opener in (a link forwarded,
+    // or planted by someone who signed up with your address, must not make a session).
     state.db(move |s| s.confirm_email(user, &email)).await?;
-    log_in(&state, &req, user, "/", Some("verified")).await
+    Ok(see_other("/login", Some("verified")))
 }
 
 // ----- log in and out -----
@@ -419,7 +448,9 @@ async fn reset(
             s.confirm_email(user, &email)
         })
         .await?;
-    log_in(&state, &req, user, "/", Some("password")).await
+    // Every session and API token ended with the old password; a login follows (a mailed
+    // link never makes a session by itself).
+    Ok(see_other("/login", Some("password-reset")))
 }
 
 // ----- account settings -----
@@ -427,15 +458,26 @@ async fn reset(
 async fn account_ctx(state: &WebState, v: &Viewer) -> Result<serde_json::Value, WebError> {
     let id = v.user.id;
     let (account, tokens) = state
-        .db(move |s| -> Result<_, crate::store::StoreError> { Ok((s.account(id)?, s.api_token_count(id)?)) })
+        .db(move |s| -> Result<_, crate::store::StoreError> { Ok((s.account(id)?, s.api_tokens(id)?)) })
         .await?;
+    let token_list: Vec<serde_json::Value> = tokens
+        .iter()
+        .map(|(id, created, used)| {
+            json!({
+                "id": id,
+                "created": time(*created),
+                "last_used": used.map_or_else(|| "never".to_owned(), time),
+            })
+        })
+        .collect();
     let verified = account.is_some_and(|a| a.email_verified);
     Ok(json!({
         "name": v.user.name,
         "email": v.user.email,
         "verified": verified,
         "since": time(v.user.created_at),
-        "api_tokens": tokens,
+        "api_tokens": tokens.len(),
+        "token_list": token_list,
         "errors": {},
         "new_token": null,
     }))
@@ -502,6 +544,7 @@ async fn change_password(
 #[serde(default)]
 struct EmailForm {
     email: String,
+    current: String,
 }
 
 async fn change_email(
@@ -510,15 +553,34 @@ async fn change_email(
     v: Viewer,
     form: CsrfForm<EmailForm>,
 ) -> Result<HttpResponse, WebError> {
-    let email = form.0.email.trim().to_owned();
+    let f = form.0;
+    let email = f.email.trim().to_owned();
+    let id = v.user.id;
+    let stored = state
+        .db(move |s| s.account(id))
+        .await?
+        .and_then(|a| a.password_hash);
+    let mut errors = FieldErrors::default();
+    if !password::verify(f.current, stored).await? {
+        errors.add("email_current", "this is not your current password");
+    }
     if !valid_email(&email) {
-        let mut errors = FieldErrors::default();
         errors.add("email", "enter an email address like name@example.org");
+    }
+    if !errors.is_empty() {
         return refuse_account(&state, &req, &v, &errors).await;
     }
     mail_allowed(&state, &req)?;
-    // The address changes only when the link mailed to it is opened.
+    // The address changes only when the link mailed to it is opened; the old address is
+    // told, so that a change the owner did not make does not go unnoticed.
     send_verification(&state, &v.user.name, v.user.id, &email).await?;
+    mail(
+        &state,
+        &v.user.email,
+        "Your hpfriends email address is being changed",
+        "mail/email_change",
+        &json!({"name": v.user.name, "new": email, "link": format!("{}/account", state.site_url)}),
+    );
     Ok(see_other("/account", Some("email")))
 }
 
@@ -535,6 +597,19 @@ async fn create_api_token(
     let mut ctx = account_ctx(&state, &v).await?;
     ctx["new_token"] = json!(token);
     Page::new("account", "Account", "account", ctx).render(&state, &req, Some(&v))
+}
+
+async fn revoke_api_token(
+    state: State,
+    v: Viewer,
+    path: web::Path<i64>,
+    _form: CsrfForm<serde::de::IgnoredAny>,
+) -> Result<HttpResponse, WebError> {
+    let (user, id) = (v.user.id, path.into_inner());
+    if !state.db(move |s| s.revoke_api_token(user, id)).await? {
+        return Err(WebError::NotFound(format!("no API token {id}")));
+    }
+    Ok(see_other("/account", Some("token-revoked")))
 }
 
 async fn revoke_api_tokens(
