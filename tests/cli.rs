@@ -149,3 +149,41 @@ fn clear_errors_for_bad_databases_and_brokers() {
         "cannot connect to 127.0.0.1:1",
     );
 }
+
+/// A start that fails (a port taken) is one line on stderr and a non-zero exit: no panic,
+/// no backtrace, nothing left listening.
+#[test]
+fn a_failed_start_is_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("h.db");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    for (flag, listen) in [
+        ("--web-listen", format!("127.0.0.1:{port}")),
+        ("--listen", format!("127.0.0.1:{port}")),
+    ] {
+        let mut args = vec!["serve", flag, listen.as_str()];
+        if flag == "--web-listen" {
+            args.extend(["--listen", "127.0.0.1:0"]);
+        }
+        let o = std::process::Command::new(common::bin())
+            .args(["--db", db.to_str().unwrap()])
+            .args(&args)
+            .env("RUST_LOG", "warn")
+            .env("HPFRIENDS_MAIL_DIR", dir.path().join("mail"))
+            .output()
+            .unwrap();
+        assert!(!o.status.success(), "{flag}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(lines.len(), 1, "{flag}: {err}");
+        assert!(
+            lines[0].starts_with("hpfriends: ") && lines[0].contains(&port),
+            "{flag}: {err}"
+        );
+        assert!(
+            !err.contains("panicked") && !err.contains("reactor"),
+            "{flag}: {err}"
+        );
+    }
+}

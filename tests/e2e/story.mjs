@@ -11,6 +11,7 @@
 // (which builds the binary and the Python venv); `node tests/e2e/story.mjs` runs it alone.
 import { spawn, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -126,7 +127,13 @@ async function signUp(browser, dir, name) {
   await page.waitForSelector('text=Check your email');
   if (name === 'alice') await shot(page, '02-check-email');
   const link = await mailLink(dir.dir, `${name}@example.org`, '/verify/');
+  // The link confirms the address and logs nobody in: a login follows.
   await page.goto(link);
+  await page.waitForSelector('text=Email address confirmed');
+  if (await page.$('text=Welcome')) throw new Error('the confirmation link logged the opener in');
+  await page.fill('#login', name);
+  await page.fill('#password', `${name}-long-passphrase`);
+  await page.click('form[action="/login"] button[type=submit]');
   await page.waitForSelector(`text=Welcome, ${name}`);
   return { ctx, page };
 }
@@ -275,6 +282,44 @@ async function main() {
     await shot(a.page, '14-authkeys');
     await a.page.goto(`${server.web}/account`);
     await shot(a.page, '15-account');
+    pass('every page renders so far');
+
+    step('a page on another origin of the same host tries to take the account over');
+    {
+      // Another port of the same host is the same *site*: SameSite=Lax cookies go along, so
+      // only the session-bound token and the Origin check stand in the way. The attacker
+      // page holds a token of its own (minted for its own pre-session) and posts the email
+      // change, then a login-CSRF into the attacker's account.
+      const attackerCtx = await browser.newContext();
+      const ap = await attackerCtx.newPage();
+      await ap.goto(`${server.web}/login`);
+      const minted = await ap.getAttribute('input[name=csrf]', 'value');
+      const preCookie = (await attackerCtx.cookies()).find((c) => c.name === 'hpf_csrf');
+      const evil = http.createServer((req, res) => {
+        res.setHeader('content-type', 'text/html');
+        // Cookies are not isolated by port: this page plants the attacker's own (validly
+        // signed) pre-session cookie for the site's host, to pair with the minted token.
+        if (preCookie) res.setHeader('set-cookie', `hpf_csrf=${preCookie.value}; Path=/; HttpOnly; SameSite=Lax`);
+        res.end(`<!doctype html><form id=f method=post action="${server.web}/account/email">
+          <input name=email value="attacker@evil.example"><input name=csrf value="${minted}">
+          <input name=current value=""></form><script>document.getElementById('f').submit()</script>`);
+      });
+      await new Promise((r) => evil.listen(0, '127.0.0.1', r));
+      const evilUrl = `http://127.0.0.1:${evil.address().port}/`;
+      const resp = [];
+      a.page.on('response', (r) => { if (r.url().includes('/account/email')) resp.push(r.status()); });
+      await a.page.goto(evilUrl);
+      await waitFor('the forged post to be answered', 10000, async () => resp.length > 0);
+      evil.close();
+      if (resp[0] !== 403) throw new Error(`the forged email change answered ${resp[0]}, not 403`);
+      await a.page.goto(`${server.web}/account`);
+      const account = await a.page.content();
+      if (!account.includes('alice@example.org')) throw new Error('the email changed');
+      const mails = fs.readdirSync(path.join(dir, 'mail')).map((f) => fs.readFileSync(path.join(dir, 'mail', f), 'utf8'));
+      if (mails.some((m) => m.includes('attacker@evil.example'))) throw new Error('a mail went to the attacker');
+      await attackerCtx.close();
+    }
+    pass('the cross-origin takeover is refused and changes nothing');
     await b.page.goto(`${server.web}/groups`);
     await shot(b.page, '16-groups-invited');
     await b.page.goto(`${server.web}/`);

@@ -511,10 +511,30 @@ mod tests {
     #[test]
     fn search_escapes_like_wildcards() {
         let (_d, s) = store();
-        s.create_account("al_ice", "a@x.org", "h").unwrap();
-        s.create_account("alxice", "b@x.org", "h").unwrap();
-        assert_eq!(s.search_users("l_i", 10).unwrap(), vec!["al_ice".to_owned()]);
+        for (n, e) in [
+            ("al_ice", "a@x.org"),
+            ("alxice", "b@x.org"),
+            ("al_ice2", "d@x.org"),
+        ] {
+            let u = s.create_account(n, e, "h").unwrap();
+            if n != "al_ice2" {
+                s.confirm_email(u.id, e).unwrap();
+            }
+        }
+        assert_eq!(
+            s.search_users("l_i", 10).unwrap(),
+            vec!["al_ice".to_owned()],
+            "escaped, and only confirmed users"
+        );
         assert_eq!(s.search_users("%", 10).unwrap(), Vec::<String>::new());
         assert!(s.create_account("al_ice", "c@x.org", "h").is_err());
+        assert!(
+            s.create_account("AL_ICE", "c@x.org", "h").is_err(),
+            "names ignore case"
+        );
+        assert!(
+            s.create_account("other", "A@X.org", "h").is_err(),
+            "addresses ignore case"
+        );
     }
 }
