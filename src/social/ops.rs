@@ -461,9 +461,8 @@ pub fn my_shares(store: &Store, actor: &User) -> Result<(Vec<ShareInfo>, Vec<Sha
         .groups_of(actor.id)?
         .into_iter()
         .filter(|g| {
-            g.members
-                .iter()
-                .any(|(n, _, state)| *n == actor.name && state == STATE_ACTIVE)
+            g.place_of(&actor.name)
+                .is_some_and(|(_, state)| state == STATE_ACTIVE)
         })
         .map(|g| g.id)
         .collect();

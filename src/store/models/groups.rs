@@ -31,6 +31,16 @@ pub struct GroupInfo {
     pub members: Vec<(String, String, String)>,
 }
 
+impl GroupInfo {
+    /// `name`'s (role, state) in the group, if they are in it or invited.
+    pub fn place_of(&self, name: &str) -> Option<(&str, &str)> {
+        self.members
+            .iter()
+            .find(|(n, _, _)| n == name)
+            .map(|(_, role, state)| (role.as_str(), state.as_str()))
+    }
+}
+
 impl Store {
     /// Creates a group owned (and joined) by `owner`.
     pub fn create_group(

@@ -509,6 +509,16 @@ struct PasswordForm {
     password2: String,
 }
 
+/// Whether `given` is the viewer's current password (argon2, off the request thread).
+async fn is_current_password(state: &WebState, v: &Viewer, given: String) -> Result<bool, WebError> {
+    let id = v.user.id;
+    let stored = state
+        .db(move |s| s.account(id))
+        .await?
+        .and_then(|a| a.password_hash);
+    password::verify(given, stored).await
+}
+
 async fn change_password(
     state: State,
     req: HttpRequest,
@@ -517,12 +527,8 @@ async fn change_password(
 ) -> Result<HttpResponse, WebError> {
     let f = form.0;
     let id = v.user.id;
-    let stored = state
-        .db(move |s| s.account(id))
-        .await?
-        .and_then(|a| a.password_hash);
     let mut errors = FieldErrors::default();
-    if !password::verify(f.current, stored).await? {
+    if !is_current_password(&state, &v, f.current).await? {
         errors.add("current", "this is not your current password");
     }
     if let Some(w) = password::weakness(&f.password, &v.user.name) {
@@ -555,13 +561,8 @@ async fn change_email(
 ) -> Result<HttpResponse, WebError> {
     let f = form.0;
     let email = f.email.trim().to_owned();
-    let id = v.user.id;
-    let stored = state
-        .db(move |s| s.account(id))
-        .await?
-        .and_then(|a| a.password_hash);
     let mut errors = FieldErrors::default();
-    if !password::verify(f.current, stored).await? {
+    if !is_current_password(&state, &v, f.current).await? {
         errors.add("email_current", "this is not your current password");
     }
     if !valid_email(&email) {

@@ -28,9 +28,9 @@ pub async fn my_groups(state: &WebState, v: &Viewer) -> Result<Vec<Value>, WebEr
     Ok(groups
         .iter()
         .map(|g| {
-            let mine = g.members.iter().find(|(n, _, _)| *n == v.user.name);
-            let owner = mine.is_some_and(|(_, r, _)| r == ROLE_OWNER);
-            let invited = mine.is_some_and(|(_, _, s)| s == STATE_INVITED);
+            let mine = g.place_of(&v.user.name);
+            let owner = mine.is_some_and(|(r, _)| r == ROLE_OWNER);
+            let invited = mine.is_some_and(|(_, s)| s == STATE_INVITED);
             let members: Vec<Value> = g
                 .members
                 .iter()

@@ -66,9 +66,8 @@ async fn home(state: State, req: HttpRequest, v: MaybeViewer) -> Result<HttpResp
     let invitations: Vec<&str> = groups
         .iter()
         .filter(|g| {
-            g.members
-                .iter()
-                .any(|(n, _, st)| *n == v.user.name && st == crate::store::models::groups::STATE_INVITED)
+            g.place_of(&v.user.name)
+                .is_some_and(|(_, st)| st == crate::store::models::groups::STATE_INVITED)
         })
         .map(|g| g.name.as_str())
         .collect();

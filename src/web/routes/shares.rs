@@ -304,11 +304,7 @@ async fn shared_page(state: State, req: HttpRequest, v: Viewer) -> Result<HttpRe
             let owned: Vec<crate::social::GroupId> = s
                 .groups_of(me.id)?
                 .into_iter()
-                .filter(|g| {
-                    g.members
-                        .iter()
-                        .any(|(n, role, _)| *n == me.name && role == ROLE_OWNER)
-                })
+                .filter(|g| g.place_of(&me.name).is_some_and(|(role, _)| role == ROLE_OWNER))
                 .map(|g| g.id)
                 .collect();
             Ok((inc, owned, blocks))
