@@ -60,9 +60,25 @@ pub struct Config {
     pub auth_timeout_secs: u64,
     /// Seconds an authenticated client has to finish a frame it started (slowloris).
     pub frame_timeout_secs: u64,
-    /// Failed auths per minute (per address and per ident) answered at once; each further
-    /// one is answered 200 ms later than the last, up to 5 s.
+    /// Failed auths per minute (per address and per ident) answered at once; past them one
+    /// per minute / this is, the others are answered later (up to 5 s).
     pub auth_free_failures: u32,
+    /// Website login attempts per account and address per 15 minutes; past them one per
+    /// 15 min / this is checked (others answer 429 with the wait). Other addresses are not
+    /// affected, so a guesser cannot lock the owner out.
+    pub login_attempts_per_account: u32,
+    /// Website login attempts per address per 15 minutes, over all accounts.
+    pub login_attempts_per_address: u32,
+    /// Password-reset requests per account per hour (each mails the account).
+    pub reset_requests_per_account: u32,
+    /// Requests that make the site send mail (sign-up, reset, email change) per address
+    /// per 15 minutes.
+    pub mail_requests_per_address: u32,
+    /// Mails the site sends to one address per hour; past it mail to that address is left
+    /// out (counted in the mail stats and logged).
+    pub mails_per_recipient: u32,
+    /// Mails one user's actions (offers, invitations) make the site send per hour.
+    pub mails_per_sender: u32,
     /// Seconds one write to a client may block before the connection is dropped.
     pub write_timeout_secs: u64,
     /// Milliseconds between checks for ACL changes made by other processes.
@@ -115,6 +131,12 @@ impl Default for Config {
             auth_timeout_secs: 10,
             frame_timeout_secs: 30,
             auth_free_failures: crate::broker::throttle::FREE_FAILURES,
+            login_attempts_per_account: 10,
+            login_attempts_per_address: 100,
+            reset_requests_per_account: 3,
+            mail_requests_per_address: 10,
+            mails_per_recipient: 10,
+            mails_per_sender: 30,
             write_timeout_secs: 60,
             acl_poll_ms: 50,
             shutdown_grace_secs: 5,

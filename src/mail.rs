@@ -52,6 +52,8 @@ pub struct MailStats {
     pub failed: AtomicU64,
     /// Mails refused because the queue was full.
     pub dropped: AtomicU64,
+    /// Mails left out because their recipient or sender had reached the hourly bound.
+    pub throttled: AtomicU64,
 }
 
 /// A handle on the mail queue; cheap to clone.

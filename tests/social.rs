@@ -388,3 +388,81 @@ fn consent_blocks_and_onward_travel() {
     mallory.publish("m-right-after-unfollow");
     assert!(bob.from("m-sensor").is_empty());
 }
+
+/// `METHOD path` on the website with a bearer token, over real TCP; the status code.
+fn api(web: std::net::SocketAddr, method: &str, path: &str, token: &str) -> u16 {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(web).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {web}\r\nAuthorization: Bearer {token}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).unwrap();
+    reply.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// The API's answer means the change is live: a message published right after a revoke or
+/// a block made through `/api/v1` is never delivered (PyPI 3.1.0 subscriber, real TCP).
+#[test]
+fn api_changes_are_live_when_they_answer() {
+    let s = TestServer::start();
+    for u in ["alice", "bob"] {
+        s.user(u);
+    }
+    s.key("alice", "a-sensor", "sa", &[CH, "sync"], &["sync"]);
+    s.key("bob", "b-sub", "secret", &[], &[CH]);
+    s.key("bob", "b-mark", "secret", &[CH], &[]);
+    let Some(mut bob) = PySub::start(&s, "b-sub", "secret", Raw::login(s.addr, "b-mark", "secret")) else {
+        return;
+    };
+    let mut alice = Sensor(Raw::login(s.addr, "a-sensor", "sa"));
+    let store = hpfriends::store::Store::open(&s.db().to_string_lossy()).unwrap();
+    let token = |name: &str| {
+        let u = store.user_by_name(name).unwrap().unwrap();
+        store
+            .create_token(hpfriends::store::models::accounts::TokenKind::Api, u.id, "", None)
+            .unwrap()
+    };
+    let (alice_t, bob_t) = (token("alice"), token("bob"));
+    let web = s.web.expect("the website runs");
+    let share = |s: &TestServer| -> String {
+        let out = s.cli_ok(&[
+            "share",
+            "offer",
+            "--channel",
+            CH,
+            "--as",
+            "alice",
+            "--to-user",
+            "bob",
+        ]);
+        let id = out.split_whitespace().nth(1).unwrap().to_owned();
+        s.cli_ok(&["share", "accept", &id, "--as", "bob"]);
+        id
+    };
+
+    let id = share(&s);
+    alice.publish("a-shared");
+    assert_eq!(bob.from("a-sensor"), vec!["a-shared".to_owned()]);
+    assert_eq!(
+        api(web, "POST", &format!("/api/v1/shares/{id}/revoke"), &alice_t),
+        200
+    );
+    alice.publish("a-right-after-api-revoke");
+    assert!(
+        bob.from("a-sensor").is_empty(),
+        "delivered after the API answered"
+    );
+
+    share(&s);
+    alice.publish("a-shared-again");
+    assert_eq!(bob.from("a-sensor"), vec!["a-shared-again".to_owned()]);
+    assert_eq!(api(web, "PUT", "/api/v1/blocks/alice", &bob_t), 200);
+    alice.publish("a-right-after-api-block");
+    assert!(
+        bob.from("a-sensor").is_empty(),
+        "delivered after the API block answered"
+    );
+}

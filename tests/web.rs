@@ -368,15 +368,17 @@ async fn login_answers_alike_for_unknown_users_and_is_throttled() {
     assert_eq!(wrong.status, unknown.status);
     assert!(unknown.body.contains("Unknown user or wrong password."));
     assert!(wrong.body.contains("Unknown user or wrong password."));
-    for _ in 0..4 {
+    // `ALICE` is `alice`: the same account, the same count.
+    for _ in 0..9 {
         b.post(
             &app,
             "/login",
-            &[("login", "alice"), ("password", "wrong-password")],
+            &[("login", "ALICE"), ("password", "wrong-password")],
         )
         .await;
     }
-    // Five failures for alice: now even the right password waits.
+    // Ten attempts for alice from this address: now even the right password waits here,
+    // with a delay (not a lock-out) it names.
     let p = b
         .post(
             &app,
@@ -385,8 +387,91 @@ async fn login_answers_alike_for_unknown_users_and_is_throttled() {
         )
         .await;
     assert_eq!(p.status, StatusCode::TOO_MANY_REQUESTS);
-    assert!(p.body.contains("Too many failed logins"));
+    assert!(
+        p.body.contains("Too many login attempts from here. Try again in"),
+        "{}",
+        p.body
+    );
     assert!(!b.cookies.contains_key("hpf_session"));
+    // The owner at another address is not locked out by the guesser.
+    let mut owner = Browser {
+        peer: Some("127.0.0.2:40000".parse().unwrap()),
+        ..Browser::default()
+    };
+    owner.get(&app, "/login").await;
+    let p = owner
+        .post(
+            &app,
+            "/login",
+            &[("login", "alice"), ("password", "alice-long-passphrase")],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER, "the owner was locked out");
+}
+
+#[actix_web::test]
+async fn resets_and_mail_are_bounded_per_account_recipient_and_sender() {
+    let site = Site::new().await;
+    let app = site.app().await;
+    site.account("alice").await;
+    site.account("bob").await;
+    // One address asking resets for many accounts does not block resets from elsewhere.
+    let mut sprayer = Browser::default();
+    for i in 0..12 {
+        sprayer.get(&app, "/reset").await;
+        sprayer
+            .post(&app, "/reset", &[("login", &format!("user{i}"))])
+            .await;
+    }
+    let mut owner = Browser {
+        peer: Some("127.0.0.3:40000".parse().unwrap()),
+        ..Browser::default()
+    };
+    owner.get(&app, "/reset").await;
+    let p = owner.post(&app, "/reset", &[("login", "alice")]).await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER, "resets blocked for everyone");
+    // 30 offer/revoke pairs and 30 invite/remove pairs (pages and API alike) mail bob at
+    // most `mails_per_recipient` (10) times.
+    let mut a = Browser::default();
+    a.login(&app, "alice").await;
+    let token = site.api_token("alice").await;
+    for i in 0..30 {
+        let (status, v) = a
+            .api(
+                &app,
+                actix_web::http::Method::POST,
+                "/api/v1/shares",
+                &token,
+                Some(serde_json::json!({"channel": "c", "to_user": "bob"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{v}");
+        let id = v["id"].as_i64().unwrap();
+        let path = format!("/api/v1/shares/{id}/revoke");
+        a.api(&app, actix_web::http::Method::POST, &path, &token, None)
+            .await;
+        if i == 0 {
+            assert!(
+                site.mail_text("bob@example.org", "shares c with you").await,
+                "the API mails offers"
+            );
+        }
+    }
+    a.get(&app, "/groups").await;
+    a.post(&app, "/groups", &[("name", "g"), ("description", "")])
+        .await;
+    for _ in 0..30 {
+        a.get(&app, "/groups").await;
+        a.post(&app, "/groups/g/invite", &[("user", "bob")]).await;
+        a.post(&app, "/groups/g/remove", &[("user", "bob")]).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let to_bob = site
+        .mails()
+        .iter()
+        .filter(|m| m.contains("To: bob@example.org"))
+        .count();
+    assert!((1..=10).contains(&to_bob), "{to_bob} mails to bob");
 }
 
 #[actix_web::test]
@@ -684,13 +769,19 @@ async fn only_owners_act_and_secrets_stay_private() {
         assert_eq!(p.status, StatusCode::NOT_FOUND, "{action} on another's key");
         assert!(!p.body.contains(&secret));
     }
+    // A share between others is answered as an unknown id is.
+    let unknown = b.post(&app, "/shares/9999/accept", &[]).await.body;
     for action in ["revoke", "accept", "decline", "leave"] {
         let p = b.post(&app, &format!("/shares/{share}/{action}"), &[]).await;
         assert_eq!(
             p.status,
-            StatusCode::FORBIDDEN,
+            StatusCode::NOT_FOUND,
             "{action} on another's share: {}",
             p.body
+        );
+        assert_eq!(
+            p.body.replace(&format!("no share {share}"), "no share 9999"),
+            unknown
         );
     }
     let p = b.post(&app, "/groups/trusted/remove", &[("user", "carol")]).await;
@@ -1325,21 +1416,21 @@ async fn every_owned_route_and_api_call_by_anonymous_other_user_and_owner() {
             format!("/shares/{to_carol}/accept"),
             vec![],
             "carol",
-            StatusCode::FORBIDDEN,
+            StatusCode::NOT_FOUND,
             StatusCode::SEE_OTHER,
         ),
         (
             format!("/shares/{to_carol}/leave"),
             vec![],
             "carol",
-            StatusCode::FORBIDDEN,
+            StatusCode::NOT_FOUND,
             StatusCode::SEE_OTHER,
         ),
         (
             format!("/shares/{to_dave}/revoke"),
             vec![],
             "alice",
-            StatusCode::FORBIDDEN,
+            StatusCode::NOT_FOUND,
             StatusCode::SEE_OTHER,
         ),
         (
@@ -1427,7 +1518,7 @@ async fn every_owned_route_and_api_call_by_anonymous_other_user_and_owner() {
             format!("/api/v1/shares/{to_dave_again}/revoke"),
             None,
             &alice_t,
-            StatusCode::FORBIDDEN,
+            StatusCode::NOT_FOUND,
         ),
         (
             Method::POST,

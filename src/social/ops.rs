@@ -206,9 +206,19 @@ pub fn remove_member(store: &Store, actor: &User, group_name: &str, who: &str) -
     Ok(())
 }
 
-/// The groups the actor is in or invited to.
+/// The groups the actor is in or invited to; to an invitee a group shows only its owner
+/// and the invitee (its members are for its members to know).
 pub fn my_groups(store: &Store, actor: &User) -> Result<Vec<GroupInfo>> {
-    Ok(store.groups_of(actor.id)?)
+    let mut groups = store.groups_of(actor.id)?;
+    for g in &mut groups {
+        if g.place_of(&actor.name)
+            .is_some_and(|(_, state)| state == STATE_INVITED)
+        {
+            g.members
+                .retain(|(n, role, _)| *n == actor.name || role == ROLE_OWNER);
+        }
+    }
+    Ok(groups)
 }
 
 // ----- shares -----
@@ -378,9 +388,27 @@ fn answers_for(store: &Store, actor: &User, to: Grantee) -> Result<bool> {
 }
 
 fn share_for(store: &Store, id: ShareId) -> Result<super::model::Share> {
-    store
-        .share(id)?
-        .ok_or_else(|| SocialError::NotFound(format!("no share {}", id.0)))
+    store.share(id)?.ok_or_else(|| no_share(id))
+}
+
+fn no_share(id: ShareId) -> SocialError {
+    SocialError::NotFound(format!("no share {}", id.0))
+}
+
+/// The share, if the actor may know of it (its sharer, its grantee, an active member of the
+/// grantee group, anyone for a public offer); otherwise the same answer as an unknown id,
+/// so that ids cannot be probed.
+fn visible_share(store: &Store, actor: &User, id: ShareId) -> Result<super::model::Share> {
+    let s = share_for(store, id)?;
+    let sees = s.from == actor.id
+        || match s.to {
+            Grantee::User(u) => u == actor.id,
+            Grantee::Group(g) => store
+                .membership(g, actor.id)?
+                .is_some_and(|(_, state)| state == STATE_ACTIVE),
+            Grantee::Everyone => true,
+        };
+    if sees { Ok(s) } else { Err(no_share(id)) }
 }
 
 fn transition(store: &Store, actor: &User, id: ShareId, from: &[ShareState], to: ShareState) -> Result<()> {
@@ -397,7 +425,7 @@ fn transition(store: &Store, actor: &User, id: ShareId, from: &[ShareState], to:
 /// The grantee (or the grantee group's owner) answers an offer; for a public offer,
 /// accepting takes it up for the actor and declining is a no-op.
 pub fn answer_share(store: &Store, actor: &User, id: ShareId, accept: bool) -> Result<()> {
-    let s = share_for(store, id)?;
+    let s = visible_share(store, actor, id)?;
     if s.to == Grantee::Everyone {
         return if accept {
             follow_share(store, actor, id)
@@ -421,7 +449,7 @@ pub fn answer_share(store: &Store, actor: &User, id: ShareId, accept: bool) -> R
 
 /// The sharer withdraws a share, offered or accepted.
 pub fn revoke_share(store: &Store, actor: &User, id: ShareId) -> Result<()> {
-    let s = share_for(store, id)?;
+    let s = visible_share(store, actor, id)?;
     if s.from != actor.id {
         return Err(SocialError::Forbidden(format!(
             "share {} is not yours to revoke",
@@ -439,7 +467,7 @@ pub fn revoke_share(store: &Store, actor: &User, id: ShareId) -> Result<()> {
 
 /// The grantee stops receiving an accepted share (or a public offer it took up).
 pub fn leave_share(store: &Store, actor: &User, id: ShareId) -> Result<()> {
-    let s = share_for(store, id)?;
+    let s = visible_share(store, actor, id)?;
     if s.to == Grantee::Everyone {
         return unfollow_share(store, actor, id);
     }
@@ -628,10 +656,11 @@ mod tests {
             ),
             Err(SocialError::Invalid(_))
         ));
-        assert!(matches!(
-            answer_share(s, &c, id, true),
-            Err(SocialError::Forbidden(_))
-        ));
+        // A stranger to the share gets the answer an unknown id gets.
+        let unknown = answer_share(s, &c, ShareId(999), true).unwrap_err().to_string();
+        let stranger = answer_share(s, &c, id, true).unwrap_err().to_string();
+        assert_eq!(stranger.replace(&id.0.to_string(), "999"), unknown);
+        assert!(matches!(revoke_share(s, &c, id), Err(SocialError::NotFound(_))));
         assert!(matches!(revoke_share(s, &b, id), Err(SocialError::Forbidden(_))));
         assert!(
             matches!(leave_share(s, &b, id), Err(SocialError::Conflict(_))),
@@ -779,6 +808,16 @@ mod tests {
         assert!(my_shares(s, &d).unwrap().1.is_empty());
         let g = my_groups(s, &b).unwrap();
         assert_eq!(g[0].members, vec![("b".into(), "owner".into(), "active".into())]);
+        // An invitee sees the owner and themself, not the other members.
+        invite(s, &b, "trusted", "a").unwrap();
+        invite(s, &b, "trusted", "d").unwrap();
+        accept_invitation(s, &d, "trusted").unwrap();
+        let seen: Vec<String> = my_groups(s, &a).unwrap()[0]
+            .members
+            .iter()
+            .map(|m| m.0.clone())
+            .collect();
+        assert_eq!(seen, vec!["a".to_owned(), "b".to_owned()]);
         let graph = s.load_graph().unwrap();
         assert_eq!(graph.shares.len(), 1);
         let actions: Vec<String> = s

@@ -303,7 +303,7 @@ async fn group_action(
             state
                 .apply(move |s| ops::invite(s, &me, &group, &invitee))
                 .await?;
-            super::routes::groups::mail_invitation(&state, &u.0.name, &g, &who).await;
+            super::routes::groups::mail_invitation(&state, &u.0, &g, &who).await;
         }
         "remove" => state.apply(move |s| ops::remove_member(s, &me, &g, &who)).await?,
         "accept" => state.apply(move |s| ops::accept_invitation(s, &me, &g)).await?,

@@ -16,7 +16,6 @@ pub mod routes;
 pub mod session;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use actix::Addr;
 use actix_web::cookie::Key;
@@ -30,7 +29,7 @@ use crate::social::graph::{Apply, SocialGraph};
 use crate::social::ops::SocialError;
 use crate::store::Store;
 use error::WebError;
-use session::LoginThrottle;
+use session::WebLimits;
 
 /// Everything a handler may use; shared by every worker.
 pub struct WebState {
@@ -54,10 +53,8 @@ pub struct WebState {
     pub secure_cookies: bool,
     /// How long a login lasts.
     pub session_secs: i64,
-    /// Slows down password guessing.
-    pub logins: LoginThrottle,
-    /// Bounds the mail a visitor can make the site send (sign-ups, email changes), per address.
-    pub mail_requests: LoginThrottle,
+    /// Slows down password guessing and bounds the mail the site can be made to send.
+    pub limits: WebLimits,
     /// Live views open now, per user (each holds a broker session).
     pub live_views: parking_lot::Mutex<std::collections::HashMap<crate::social::UserId, usize>>,
 }
@@ -97,8 +94,7 @@ impl WebState {
             site_url: config.site_url(),
             secure_cookies: config.secure_cookies,
             session_secs: i64::try_from(config.session_hours.saturating_mul(3600)).unwrap_or(i64::MAX),
-            logins: LoginThrottle::new(5, 30, Duration::from_secs(15 * 60)),
-            mail_requests: LoginThrottle::new(u32::MAX, 10, Duration::from_secs(15 * 60)),
+            limits: WebLimits::new(config),
             live_views: parking_lot::Mutex::new(std::collections::HashMap::new()),
         })
     }

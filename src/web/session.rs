@@ -1,5 +1,5 @@
 //! Who is asking: login sessions in signed cookies, CSRF tokens on every form, the JSON
-//! API's bearer tokens, and the login throttle.
+//! API's bearer tokens, and the website's rate limits.
 //!
 //! The session cookie holds a random id whose hash is the `web_sessions` row; it is made
 //! fresh at login (no fixation) and deleted at logout. Forms carry a `csrf` field: a keyed
@@ -8,21 +8,20 @@
 //! one minted for an anonymous visitor (or before login) is refused after login. Forms are
 //! refused too when the browser says (Origin, else Referer) that another site sent them.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix_web::cookie::{Cookie, CookieJar, SameSite};
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest, web};
 use futures_util::future::LocalBoxFuture;
-use parking_lot::Mutex;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use subtle::ConstantTimeEq;
 
 use super::error::{ApiError, WebError};
 use super::{State, WebState};
+use crate::limiter::Limiter;
 use crate::store::models::users::User;
 
 /// Session cookie name.
@@ -241,67 +240,44 @@ impl<T: DeserializeOwned + 'static> FromRequest for CsrfForm<T> {
     }
 }
 
-/// Failures remembered per account and per address, within a window.
+/// The website's limiters (see [`crate::limiter`]), with the quotas of the config keys
+/// named on each field.
 #[derive(Debug)]
-pub struct LoginThrottle {
-    failures: Mutex<HashMap<String, (u32, Instant)>>,
-    per_account: u32,
-    per_address: u32,
-    window: Duration,
+pub struct WebLimits {
+    /// Login attempts per (account, address): `login_attempts_per_account` per 15 minutes.
+    pub login_account: Limiter<(String, Option<IpAddr>)>,
+    /// Login attempts per address: `login_attempts_per_address` per 15 minutes.
+    pub login_address: Limiter<Option<IpAddr>>,
+    /// Reset requests per account: `reset_requests_per_account` per hour.
+    pub reset_account: Limiter<String>,
+    /// Mail-sending requests per address: `mail_requests_per_address` per 15 minutes.
+    pub mail_address: Limiter<Option<IpAddr>>,
+    /// Mails per recipient address: `mails_per_recipient` per hour.
+    pub mail_recipient: Limiter<String>,
+    /// Mails caused by one user's actions: `mails_per_sender` per hour.
+    pub mail_sender: Limiter<crate::social::UserId>,
 }
 
-/// Entries kept before expired ones are swept (bounds memory under a spray of names).
-const THROTTLE_ENTRIES: usize = 100_000;
+const QUARTER: Duration = Duration::from_secs(15 * 60);
+const HOUR: Duration = Duration::from_secs(3600);
 
-impl LoginThrottle {
-    /// `per_account` and `per_address` failures allowed per `window`.
-    pub fn new(per_account: u32, per_address: u32, window: Duration) -> Self {
+impl WebLimits {
+    /// The limiters with `config`'s quotas.
+    pub fn new(config: &crate::config::Config) -> Self {
         Self {
-            failures: Mutex::new(HashMap::new()),
-            per_account,
-            per_address,
-            window,
+            login_account: Limiter::new(config.login_attempts_per_account, QUARTER),
+            login_address: Limiter::new(config.login_attempts_per_address, QUARTER),
+            reset_account: Limiter::new(config.reset_requests_per_account, HOUR),
+            mail_address: Limiter::new(config.mail_requests_per_address, QUARTER),
+            mail_recipient: Limiter::new(config.mails_per_recipient, HOUR),
+            mail_sender: Limiter::new(config.mails_per_sender, HOUR),
         }
     }
 
-    fn keys(login: &str, ip: Option<IpAddr>) -> [String; 2] {
-        [
-            format!("u:{}", login.to_lowercase()),
-            format!("a:{}", ip.map(|i| i.to_string()).unwrap_or_default()),
-        ]
-    }
-
-    /// Whether a login attempt may be checked at all.
-    pub fn allowed(&self, login: &str, ip: Option<IpAddr>) -> bool {
-        let map = self.failures.lock();
-        let [u, a] = Self::keys(login, ip);
-        let count = |k: &str| {
-            map.get(k)
-                .filter(|(_, at)| at.elapsed() < self.window)
-                .map_or(0, |(n, _)| *n)
-        };
-        count(&u) < self.per_account && count(&a) < self.per_address
-    }
-
-    /// Counts a failed attempt.
-    pub fn failed(&self, login: &str, ip: Option<IpAddr>) {
-        let mut map = self.failures.lock();
-        if map.len() >= THROTTLE_ENTRIES {
-            map.retain(|_, (_, at)| at.elapsed() < self.window);
-        }
-        for k in Self::keys(login, ip) {
-            let e = map.entry(k).or_insert((0, Instant::now()));
-            if e.1.elapsed() >= self.window {
-                *e = (0, Instant::now());
-            }
-            e.0 += 1;
-        }
-    }
-
-    /// A success clears the account's count (not the address's).
-    pub fn succeeded(&self, login: &str) {
-        let [u, _] = Self::keys(login, None);
-        self.failures.lock().remove(&u);
+    /// Counts a login attempt for `login` (case folded) from `ip`; the wait when over.
+    pub fn login(&self, login: &str, ip: Option<IpAddr>) -> Result<(), Duration> {
+        self.login_address.check(&ip)?;
+        self.login_account.check(&(login.to_lowercase(), ip))
     }
 }
 
@@ -317,25 +293,5 @@ mod tests {
         );
         assert_eq!(origin_of("HTTPS://Site.org"), "https://site.org");
         assert_eq!(origin_of("garbage"), "");
-    }
-
-    #[test]
-    fn throttle_counts_per_account_and_address() {
-        let t = LoginThrottle::new(3, 5, Duration::from_secs(60));
-        let ip: IpAddr = "10.0.0.1".parse().unwrap();
-        for _ in 0..3 {
-            assert!(t.allowed("Alice", Some(ip)));
-            t.failed("alice", Some(ip));
-        }
-        assert!(
-            !t.allowed("ALICE", Some("10.0.0.2".parse().unwrap())),
-            "per account"
-        );
-        assert!(t.allowed("bob", Some(ip)));
-        t.failed("bob", Some(ip));
-        t.failed("carol", Some(ip));
-        assert!(!t.allowed("dave", Some(ip)), "per address");
-        t.succeeded("alice");
-        assert!(t.allowed("alice", Some("10.0.0.3".parse().unwrap())));
     }
 }

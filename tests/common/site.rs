@@ -177,6 +177,8 @@ pub struct Browser {
     pub cookies: BTreeMap<String, String>,
     /// The CSRF token of the last page that had forms.
     pub csrf: String,
+    /// The address requests come from (default 127.0.0.1:40000).
+    pub peer: Option<std::net::SocketAddr>,
 }
 
 impl Browser {
@@ -184,7 +186,7 @@ impl Browser {
         let mut r = test::TestRequest::default()
             .method(method)
             .uri(path)
-            .peer_addr("127.0.0.1:40000".parse().unwrap());
+            .peer_addr(self.peer.unwrap_or_else(|| "127.0.0.1:40000".parse().unwrap()));
         if !self.cookies.is_empty() {
             let c: Vec<String> = self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
             r = r.insert_header((header::COOKIE, c.join("; ")));

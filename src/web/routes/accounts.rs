@@ -72,18 +72,45 @@ async fn log_in(
     Ok(res)
 }
 
-/// Counts a request that makes the site mail someone, refusing past 10 per address in 15
-/// minutes, so the site cannot be used to flood mailboxes.
+/// Counts a request that makes the site mail someone, refusing past
+/// `mail_requests_per_address` per address in 15 minutes, so the site cannot be used to
+/// flood mailboxes.
 fn mail_allowed(state: &WebState, req: &HttpRequest) -> Result<(), WebError> {
-    if !state.mail_requests.allowed("", peer(req)) {
-        return Err(WebError::Throttled);
-    }
-    state.mail_requests.failed("", peer(req));
-    Ok(())
+    state
+        .limits
+        .mail_address
+        .check(&peer(req))
+        .map_err(|_| WebError::Throttled)
 }
 
-/// Queues a mail rendered from `template`; a failure is logged (the mailer counts it).
+/// Whether `from`'s actions (offers, invitations) may make the site send one more mail
+/// this hour (`mails_per_sender`); when not, the mail is left out and counted.
+pub fn sender_may_mail(state: &WebState, from: &crate::store::models::users::User) -> bool {
+    if state.limits.mail_sender.check(&from.id).is_ok() {
+        return true;
+    }
+    state
+        .mailer
+        .stats
+        .throttled
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    tracing::warn!(user = %from.name, "mail left out: the sender had its hourly bound");
+    false
+}
+
+/// Queues a mail rendered from `template`, unless `to` already had `mails_per_recipient`
+/// this hour (then it is left out, logged and counted); a failure is logged (the mailer
+/// counts it).
 pub fn mail(state: &WebState, to: &str, subject: &str, template: &str, ctx: &serde_json::Value) {
+    if state.limits.mail_recipient.check(&to.to_lowercase()).is_err() {
+        state
+            .mailer
+            .stats
+            .throttled
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::warn!(%to, "mail left out: the address had its hourly bound");
+        return;
+    }
     match mail_text(state, template, ctx) {
         Ok(text) => {
             if let Err(e) = state.mailer.send(to, subject, &text) {
@@ -284,10 +311,13 @@ async fn login(state: State, req: HttpRequest, form: CsrfForm<LoginForm>) -> Res
         .status(status)
         .render(&state, &req, None)
     };
-    if !state.logins.allowed(&login, ip) {
+    if let Err(wait) = state.limits.login(&login, ip) {
         return refuse(
             StatusCode::TOO_MANY_REQUESTS,
-            "Too many failed logins. Wait 15 minutes, or reset your password.",
+            &format!(
+                "Too many login attempts from here. Try again in {} s, or reset your password.",
+                wait.as_secs() + 1
+            ),
         );
     }
     let l = login.clone();
@@ -295,7 +325,6 @@ async fn login(state: State, req: HttpRequest, form: CsrfForm<LoginForm>) -> Res
     let stored = account.as_ref().and_then(|a| a.password_hash.clone());
     let ok = password::verify(f.password, stored).await?;
     let Some(account) = account.filter(|a| ok && a.user.enabled) else {
-        state.logins.failed(&login, ip);
         return refuse(StatusCode::UNAUTHORIZED, "Unknown user or wrong password.");
     };
     if !account.email_verified {
@@ -304,7 +333,6 @@ async fn login(state: State, req: HttpRequest, form: CsrfForm<LoginForm>) -> Res
             "Confirm your email address first: open the link we mailed you (or reset your password to get a new one).",
         );
     }
-    state.logins.succeeded(&login);
     log_in(&state, &req, account.user.id, "/", None).await
 }
 
@@ -355,12 +383,12 @@ async fn reset_request(
         .status(StatusCode::UNPROCESSABLE_ENTITY)
         .render(&state, &req, None);
     }
-    // Throttled per account and per address, so the form cannot flood someone's mailbox.
-    if !state.logins.allowed(&format!("reset:{login}"), None) {
+    // Bounded per account and per requesting address (never one bucket for everyone), so
+    // the form cannot flood someone's mailbox nor one address block resets for others.
+    mail_allowed(&state, &req)?;
+    if state.limits.reset_account.check(&login.to_lowercase()).is_err() {
         return Err(WebError::Throttled);
     }
-    state.logins.failed(&format!("reset:{login}"), None);
-    mail_allowed(&state, &req)?;
     let l = login.clone();
     if let Some(a) = state
         .db(move |s| s.account_by_login(&l))

@@ -172,7 +172,7 @@ async fn act(
     match result {
         Ok(ok) => {
             if action == "invite" {
-                mail_invitation(&state, &v.user.name, &group, &who).await;
+                mail_invitation(&state, &v.user, &group, &who).await;
             }
             Ok(see_other("/groups", Some(ok)))
         }
@@ -207,9 +207,18 @@ async fn act(
     }
 }
 
-pub(crate) async fn mail_invitation(state: &WebState, from: &str, group: &str, who: &str) {
+/// Mails the invitee, within the inviter's hourly mail bound (`mails_per_sender`).
+pub(crate) async fn mail_invitation(
+    state: &WebState,
+    from: &crate::store::models::users::User,
+    group: &str,
+    who: &str,
+) {
     let w = who.to_owned();
-    if let Ok(Some(u)) = state.db(move |s| s.user_by_name(&w)).await {
+    if let Ok(Some(u)) = state.db(move |s| s.user_by_name(&w)).await
+        && super::accounts::sender_may_mail(state, from)
+    {
+        let from = from.name.as_str();
         mail(
             state,
             &u.email,

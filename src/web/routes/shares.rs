@@ -179,8 +179,11 @@ pub(crate) async fn mail_offer(
             })
         })
         .await;
-    let from = from.name.as_str();
-    if let Ok(Some((name, email, group))) = target {
+    let Ok(Some((name, email, group))) = target else {
+        return;
+    };
+    if super::accounts::sender_may_mail(state, from) {
+        let from = from.name.as_str();
         mail(
             state,
             &email,
