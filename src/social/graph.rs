@@ -351,7 +351,7 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
-        // A refused operation changes nothing and says why.
+        // A refused operation changes nothing (a stranger to the share is told it is not there).
         let c = users[2].clone();
         let refused = graph
             .send(Apply(Box::new(move |s: &Store| {
@@ -359,7 +359,7 @@ mod tests {
             })))
             .await
             .unwrap();
-        assert!(matches!(refused, Err(SocialError::Forbidden(_))));
+        assert!(matches!(refused, Err(SocialError::NotFound(_))));
 
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while seen.lock().unwrap().is_empty() {
