@@ -7,6 +7,7 @@ pub mod broker;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod domain;
 pub mod limiter;
 pub mod mail;
 pub mod server;

@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 use hpfriends::broker::session::{Action, Session};
-use hpfriends::social::acl::{KeyAcl, KeyTable, Sources};
-use hpfriends::social::{AuthkeyId, UserId};
+use hpfriends::domain::acl::{KeyAcl, KeyTable, Sources};
+use hpfriends::domain::{AuthkeyId, UserId};
 use hpfriends::wire::{Channel, FrameCodec, Ident, Limits, Nonce, Secret};
 use libfuzzer_sys::fuzz_target;
 use tokio_util::codec::Decoder;

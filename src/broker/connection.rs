@@ -457,7 +457,7 @@ mod future_size {
             stats.clone(),
         ));
         let keys = Arc::new(arc_swap::ArcSwap::from_pointee(
-            crate::social::acl::KeyTable::new(),
+            crate::domain::acl::KeyTable::new(),
         ));
         let broker =
             crate::broker::control::Broker::new(router.clone(), keys.clone(), stats.clone(), 10).start();

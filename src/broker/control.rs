@@ -15,7 +15,7 @@ use super::messages::{AclChanged, Disconnected, LiveSessions, Register, Subscrib
 use super::refusal::Refusal;
 use super::router::{Route, Router};
 use super::stats::Stats;
-use crate::social::acl::{KeyTable, Sources};
+use crate::domain::acl::{KeyTable, Sources};
 use crate::store::Store;
 use crate::store::models::key_stats::KeyUsage;
 use crate::wire::{Channel, Ident};

@@ -10,7 +10,7 @@ use arc_swap::ArcSwapOption;
 use tokio_util::sync::CancellationToken;
 
 use super::outbox::Outbox;
-use crate::social::acl::KeyAcl;
+use crate::domain::acl::KeyAcl;
 use crate::wire::Ident;
 
 /// Process-unique id of a connection.

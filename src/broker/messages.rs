@@ -7,7 +7,7 @@ use actix::Message;
 
 use super::handle::{SessionHandle, SessionId};
 use super::refusal::Refusal;
-use crate::social::acl::KeyTable;
+use crate::domain::acl::KeyTable;
 use crate::wire::{Channel, Ident};
 
 /// A session authenticated; the Broker tracks it so ACL changes can reach it.

@@ -25,7 +25,7 @@ use arc_swap::ArcSwap;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::social::acl::KeyTable;
+use crate::domain::acl::KeyTable;
 
 /// What every connection task shares.
 pub struct Shared {

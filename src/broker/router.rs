@@ -14,7 +14,7 @@ use super::handle::SessionHandle;
 use super::outbox::PushError;
 use super::stats::Stats;
 use crate::config::SlowConsumerPolicy;
-use crate::social::UserId;
+use crate::domain::UserId;
 use crate::wire::Channel;
 
 /// The receivers of one channel. A session is in `everyone` or in some `by_source` lists,

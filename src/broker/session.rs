@@ -10,8 +10,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::refusal::Refusal;
-use crate::social::UserId;
-use crate::social::acl::{KeyAcl, KeyTable};
+use crate::domain::UserId;
+use crate::domain::acl::{KeyAcl, KeyTable};
 use crate::wire::{Channel, Frame, Ident, Nonce};
 
 /// What the I/O layer does after a frame.
@@ -134,9 +134,9 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::social::AuthkeyId;
-    use crate::social::acl::{KeyRecord, Mode, derive};
-    use crate::social::model::Graph;
+    use crate::domain::AuthkeyId;
+    use crate::domain::acl::{KeyRecord, Mode, derive};
+    use crate::domain::model::Graph;
     use crate::wire::{AuthHash, Secret};
 
     fn keys() -> KeyTable {

@@ -18,9 +18,9 @@ use actix::{
 };
 use arc_swap::ArcSwap;
 
-use super::acl::{KeyTable, Mode, changed, derive};
 use super::ops::SocialError;
 use crate::broker::messages::AclChanged;
+use crate::domain::acl::{KeyTable, Mode, changed, derive};
 use crate::store::{Store, StoreError};
 use crate::wire::Ident;
 
@@ -269,8 +269,8 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::social::ShareId;
-    use crate::social::model::ShareKind;
+    use crate::domain::ShareId;
+    use crate::domain::model::ShareKind;
     use crate::social::ops::{self, GranteeName};
     use crate::wire::{Channel, Ident};
 

@@ -5,8 +5,8 @@
 //! transitions are conditional there, so two racing answers cannot both win. The CLI and
 //! the website call these, never the store's writers directly.
 
-use super::model::{Grantee, ShareKind, ShareState};
-use super::{GroupId, ShareId};
+use crate::domain::model::{Grantee, ShareKind, ShareState};
+use crate::domain::{GroupId, ShareId};
 use crate::store::models::authkeys::NewAuthkey;
 use crate::store::models::groups::{GroupInfo, ROLE_OWNER, STATE_ACTIVE, STATE_INVITED};
 use crate::store::models::shares::ShareInfo;
@@ -77,7 +77,7 @@ fn user(store: &Store, name: &str) -> Result<User> {
         .ok_or_else(|| SocialError::NotFound(format!("no user named {name:?}")))
 }
 
-fn group(store: &Store, name: &str) -> Result<(GroupId, super::UserId)> {
+fn group(store: &Store, name: &str) -> Result<(GroupId, crate::domain::UserId)> {
     store
         .group_by_name(name)?
         .ok_or_else(|| SocialError::NotFound(format!("no group named {name:?}")))
@@ -268,7 +268,7 @@ pub fn offer_share(
     Ok(store.add_share(actor.id, channel, to, (kind, onward), state, &actor.name)?)
 }
 
-fn public_offer(store: &Store, actor: &User, id: ShareId) -> Result<super::model::Share> {
+fn public_offer(store: &Store, actor: &User, id: ShareId) -> Result<crate::domain::model::Share> {
     let s = share_for(store, id)?;
     if s.to != Grantee::Everyone || s.state != ShareState::Accepted || store.is_blocked(actor.id, s.from)? {
         return Err(SocialError::NotFound(format!("no public offer {}", id.0)));
@@ -354,21 +354,21 @@ pub fn reach(store: &Store, actor: &User) -> Result<Vec<(Channel, Vec<Reached>)>
         .collect();
     channels.sort();
     channels.dedup();
-    let names: std::collections::HashMap<super::UserId, String> =
+    let names: std::collections::HashMap<crate::domain::UserId, String> =
         store.users()?.into_iter().map(|u| (u.id, u.name)).collect();
-    let name = |u: super::UserId| names.get(&u).cloned().unwrap_or_else(|| u.to_string());
+    let name = |u: crate::domain::UserId| names.get(&u).cloned().unwrap_or_else(|| u.to_string());
     Ok(channels
         .into_iter()
         .map(|c| {
-            let reached = super::acl::reach(&graph, actor.id, c.as_str())
+            let reached = crate::domain::acl::reach(&graph, actor.id, c.as_str())
                 .into_iter()
                 .filter_map(|(u, why)| match why {
-                    super::acl::Why::Share { share, chain, .. } => Some(Reached {
+                    crate::domain::acl::Why::Share { share, chain, .. } => Some(Reached {
                         user: name(u),
                         through: chain.into_iter().skip(1).rev().map(name).collect(),
                         share,
                     }),
-                    super::acl::Why::Own => None,
+                    crate::domain::acl::Why::Own => None,
                 })
                 .collect();
             (c, reached)
@@ -387,7 +387,7 @@ fn answers_for(store: &Store, actor: &User, to: Grantee) -> Result<bool> {
     })
 }
 
-fn share_for(store: &Store, id: ShareId) -> Result<super::model::Share> {
+fn share_for(store: &Store, id: ShareId) -> Result<crate::domain::model::Share> {
     store.share(id)?.ok_or_else(|| no_share(id))
 }
 
@@ -398,7 +398,7 @@ fn no_share(id: ShareId) -> SocialError {
 /// The share, if the actor may know of it (its sharer, its grantee, an active member of the
 /// grantee group, anyone for a public offer); otherwise the same answer as an unknown id,
 /// so that ids cannot be probed.
-fn visible_share(store: &Store, actor: &User, id: ShareId) -> Result<super::model::Share> {
+fn visible_share(store: &Store, actor: &User, id: ShareId) -> Result<crate::domain::model::Share> {
     let s = share_for(store, id)?;
     let sees = s.from == actor.id
         || match s.to {
@@ -690,7 +690,7 @@ mod tests {
         let public = offer_share(s, &a, &ch("x"), &GranteeName::Everyone, ShareKind::Own, false).unwrap();
         let graph = s.load_graph().unwrap();
         assert_eq!(
-            crate::social::acl::sources(&graph, b.id, "x").len(),
+            crate::domain::acl::sources(&graph, b.id, "x").len(),
             1,
             "no consent yet"
         );
@@ -704,8 +704,8 @@ mod tests {
             Err(SocialError::Conflict(_))
         ));
         let graph = s.load_graph().unwrap();
-        assert!(crate::social::acl::sources(&graph, b.id, "x").contains(&a.id));
-        assert!(!crate::social::acl::sources(&graph, c.id, "x").contains(&a.id));
+        assert!(crate::domain::acl::sources(&graph, b.id, "x").contains(&a.id));
+        assert!(!crate::domain::acl::sources(&graph, c.id, "x").contains(&a.id));
         assert!(my_shares(s, &b).unwrap().1[0].followed);
         leave_share(s, &b, public).unwrap();
         assert!(!s.load_graph().unwrap().follows.contains(&(public, b.id)));

@@ -1,7 +1,7 @@
 //! Persistence: the diesel schema, a pooled connection, embedded migrations, and one model
 //! file per table with its queries as methods.
 //!
-//! Diesel types stay in here: callers get domain types (`social::acl::KeyRecord`, ids) and a
+//! Diesel types stay in here: callers get domain types (`domain::acl::KeyRecord`, ids) and a
 //! [`StoreError`]. Every call is blocking; async callers use `spawn_blocking`.
 
 pub mod models;

@@ -11,8 +11,8 @@ use super::error::{ApiError, WebError};
 use super::routes::channel_list;
 use super::routes::shares::ShareOp;
 use super::session::{ApiUser, Viewer};
-use crate::social::ShareId;
-use crate::social::model::ShareKind;
+use crate::domain::ShareId;
+use crate::domain::model::ShareKind;
 use crate::social::ops::{self, GranteeName};
 use crate::wire::{Channel, Ident};
 
@@ -158,7 +158,7 @@ fn share_json(s: &crate::store::models::shares::ShareInfo) -> serde_json::Value 
         "type": s.share.kind.as_str(),
         "state": s.share.state.as_str(),
         "onward": s.share.onward,
-        "public": s.share.to == crate::social::model::Grantee::Everyone,
+        "public": s.share.to == crate::domain::model::Grantee::Everyone,
         "taken_up": s.followed,
     })
 }

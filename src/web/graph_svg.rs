@@ -7,7 +7,7 @@ use std::fmt::Write;
 
 use serde_json::{Value, json};
 
-use crate::social::model::{ShareKind, ShareState};
+use crate::domain::model::{ShareKind, ShareState};
 use crate::store::models::shares::ShareInfo;
 
 /// Canvas size.
@@ -223,8 +223,8 @@ fn truncate(s: &str, n: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::social::model::{Grantee, Share};
-    use crate::social::{ShareId, UserId};
+    use crate::domain::model::{Grantee, Share};
+    use crate::domain::{ShareId, UserId};
     use crate::wire::Channel;
 
     fn info(from: &str, to: &str, state: ShareState) -> ShareInfo {

@@ -110,14 +110,14 @@ fn event(kind: &str, data: &Value) -> Bytes {
 /// the user's live-view slot back.
 struct Guard {
     state: State,
-    user: crate::social::UserId,
+    user: crate::domain::UserId,
     id: Option<SessionId>,
     outbox: Option<Arc<Outbox>>,
 }
 
 impl Guard {
     /// Takes one of the user's live-view slots, or says why not.
-    fn take(state: &State, user: crate::social::UserId) -> Result<Guard, WebError> {
+    fn take(state: &State, user: crate::domain::UserId) -> Result<Guard, WebError> {
         let mut open = state.live_views.lock();
         let n = open.entry(user).or_insert(0);
         if *n >= MAX_LIVE_VIEWS {

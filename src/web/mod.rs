@@ -56,7 +56,7 @@ pub struct WebState {
     /// Slows down password guessing and bounds the mail the site can be made to send.
     pub limits: WebLimits,
     /// Live views open now, per user (each holds a broker session).
-    pub live_views: parking_lot::Mutex<std::collections::HashMap<crate::social::UserId, usize>>,
+    pub live_views: parking_lot::Mutex<std::collections::HashMap<crate::domain::UserId, usize>>,
 }
 
 /// How handlers receive the state.

@@ -255,7 +255,7 @@ pub struct WebLimits {
     /// Mails per recipient address: `mails_per_recipient` per hour.
     pub mail_recipient: Limiter<String>,
     /// Mails caused by one user's actions: `mails_per_sender` per hour.
-    pub mail_sender: Limiter<crate::social::UserId>,
+    pub mail_sender: Limiter<crate::domain::UserId>,
 }
 
 const QUARTER: Duration = Duration::from_secs(15 * 60);

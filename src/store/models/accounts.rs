@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 use super::audit;
 use super::users::User;
-use crate::social::UserId;
+use crate::domain::UserId;
 use crate::store::schema::{authkey_channels, groups, server_secrets, shares, tokens, users, web_sessions};
 use crate::store::{Store, StoreError, conflict, lower, now};
 

@@ -7,8 +7,8 @@ use diesel::prelude::*;
 use diesel::sqlite::SqliteConnection;
 
 use super::audit;
-use crate::social::acl::KeyRecord;
-use crate::social::{AuthkeyId, UserId};
+use crate::domain::acl::KeyRecord;
+use crate::domain::{AuthkeyId, UserId};
 use crate::store::schema::{authkey_channels, authkeys, users};
 use crate::store::{Store, StoreError, conflict, now};
 use crate::wire::{Channel, Ident, Secret};

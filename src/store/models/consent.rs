@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use diesel::prelude::*;
 
 use super::audit;
-use crate::social::{ShareId, UserId};
+use crate::domain::{ShareId, UserId};
 use crate::store::schema::{share_follows, shares, user_blocks};
 use crate::store::{Store, StoreError, now};
 

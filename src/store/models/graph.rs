@@ -4,8 +4,8 @@ use std::collections::{HashMap, HashSet};
 
 use diesel::prelude::*;
 
-use crate::social::model::Graph;
-use crate::social::{GroupId, ShareId, UserId};
+use crate::domain::model::Graph;
+use crate::domain::{GroupId, ShareId, UserId};
 use crate::store::schema::{group_members, share_follows, user_blocks, users};
 use crate::store::{Store, StoreError};
 

@@ -3,7 +3,7 @@
 use diesel::prelude::*;
 
 use super::audit;
-use crate::social::{GroupId, UserId};
+use crate::domain::{GroupId, UserId};
 use crate::store::schema::{group_members, groups, users};
 use crate::store::{Store, StoreError, conflict, now};
 

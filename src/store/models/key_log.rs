@@ -3,7 +3,7 @@
 
 use diesel::prelude::*;
 
-use crate::social::UserId;
+use crate::domain::UserId;
 use crate::store::schema::{authkeys, key_log};
 use crate::store::{Store, StoreError};
 

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use diesel::prelude::*;
 
-use crate::social::UserId;
+use crate::domain::UserId;
 use crate::store::schema::{authkeys, key_stats};
 use crate::store::{Store, StoreError};
 

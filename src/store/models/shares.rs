@@ -8,8 +8,8 @@ use diesel::prelude::*;
 use diesel::sqlite::SqliteConnection;
 
 use super::audit;
-use crate::social::model::{Grantee, Share, ShareKind, ShareState};
-use crate::social::{GroupId, ShareId, UserId};
+use crate::domain::model::{Grantee, Share, ShareKind, ShareState};
+use crate::domain::{GroupId, ShareId, UserId};
 use crate::store::schema::{groups, shares, users};
 use crate::store::{Store, StoreError, now};
 use crate::wire::Channel;

@@ -3,7 +3,7 @@
 use diesel::prelude::*;
 
 use super::audit;
-use crate::social::UserId;
+use crate::domain::UserId;
 use crate::store::schema::users;
 use crate::store::{Store, StoreError, conflict, now};
 

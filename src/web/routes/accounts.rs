@@ -51,7 +51,7 @@ fn peer(req: &HttpRequest) -> Option<std::net::IpAddr> {
 async fn log_in(
     state: &WebState,
     req: &HttpRequest,
-    user: crate::social::UserId,
+    user: crate::domain::UserId,
     to: &str,
     ok: Option<&str>,
 ) -> Result<HttpResponse, WebError> {
@@ -227,7 +227,7 @@ async fn signup(
 async fn send_verification(
     state: &WebState,
     name: &str,
-    user: crate::social::UserId,
+    user: crate::domain::UserId,
     email: &str,
 ) -> Result<(), WebError> {
     let e = email.to_owned();

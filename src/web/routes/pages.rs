@@ -4,7 +4,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::social::model::ShareState;
+use crate::domain::model::ShareState;
 use crate::social::ops::{self, SocialError};
 use crate::store::StoreError;
 use crate::store::models::key_log::KeyLogEntry;

@@ -7,8 +7,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{FieldErrors, see_other};
-use crate::social::ShareId;
-use crate::social::model::{Grantee, ShareKind, ShareState};
+use crate::domain::ShareId;
+use crate::domain::model::{Grantee, ShareKind, ShareState};
 use crate::social::ops::{self, GranteeName, SocialError};
 use crate::store::models::groups::ROLE_OWNER;
 use crate::store::models::shares::ShareInfo;
@@ -304,7 +304,7 @@ async fn shared_page(state: State, req: HttpRequest, v: Viewer) -> Result<HttpRe
         .db(move |s| -> Result<_, SocialError> {
             let (_, inc) = ops::my_shares(s, &me)?;
             let blocks = ops::my_blocks(s, &me)?;
-            let owned: Vec<crate::social::GroupId> = s
+            let owned: Vec<crate::domain::GroupId> = s
                 .groups_of(me.id)?
                 .into_iter()
                 .filter(|g| g.place_of(&me.name).is_some_and(|(role, _)| role == ROLE_OWNER))

@@ -1,12 +1,12 @@
 //! The social graph as data: users, groups, share edges and keys, loaded from the store and
-//! handed to [`super::acl::derive`]. Plain values, no I/O.
+//! handed to [`crate::domain::acl::derive`]. Plain values, no I/O.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::str::FromStr;
 
-use super::acl::KeyRecord;
 use super::{GroupId, ShareId, UserId};
+use crate::domain::acl::KeyRecord;
 use crate::wire::Channel;
 
 /// Who a share is offered to.

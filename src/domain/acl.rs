@@ -23,8 +23,8 @@
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
-use super::model::{Grantee, Graph, Share, ShareKind};
 use super::{AuthkeyId, UserId};
+use crate::domain::model::{Grantee, Graph, Share, ShareKind};
 use crate::wire::{Channel, Ident, Secret};
 
 /// Whose messages a subscription receives.
@@ -76,7 +76,7 @@ impl KeyAcl {
 }
 
 /// Every usable key by ident: the immutable snapshot sessions authenticate against.
-pub type KeyTable = HashMap<Ident, Arc<KeyAcl>>;
+pub type KeyTable = imbl::HashMap<Ident, Arc<KeyAcl>>;
 
 /// An authkey as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,7 +119,7 @@ struct ChannelView<'g> {
 
 impl<'g> ChannelView<'g> {
     fn new(graph: &'g Graph, channel: &str) -> Self {
-        let mut followers: HashMap<super::ShareId, Vec<UserId>> = HashMap::new();
+        let mut followers: HashMap<crate::domain::ShareId, Vec<UserId>> = HashMap::new();
         for (share, user) in &graph.follows {
             followers.entry(*share).or_default().push(*user);
         }
@@ -255,9 +255,9 @@ pub enum Why {
     /// the subscriber through each user who redistributes to the one before.
     Share {
         /// The share that admits the source.
-        share: super::ShareId,
+        share: crate::domain::ShareId,
         /// Who that share is offered to.
-        to: super::model::Grantee,
+        to: crate::domain::model::Grantee,
         /// Subscriber first, then each redistributor on the way.
         chain: Vec<UserId>,
     },
@@ -355,8 +355,8 @@ pub fn changed(old: &KeyTable, new: &KeyTable) -> Vec<Ident> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::social::model::{Grantee, Share, ShareState};
-    use crate::social::{GroupId, ShareId};
+    use crate::domain::model::{Grantee, Share, ShareState};
+    use crate::domain::{GroupId, ShareId};
     use proptest::prelude::*;
 
     const A: UserId = UserId(1);

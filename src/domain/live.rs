@@ -1,0 +1,834 @@
+//! The key table kept current change by change: the social graph held in memory, indexed
+//! by channel, with each user's `forward` set cached, so that a change re-derives only the
+//! keys whose sources can move (a share's grantees, a group's new or old member, a
+//! blocker, and the redistribution closure downstream of them).
+//!
+//! [`super::acl::derive`] stays the reference: the proptest below applies random change
+//! sequences here and compares the table with a full derivation after every step.
+
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+
+use super::acl::{KeyAcl, KeyRecord, KeyTable, Mode, Sources};
+use super::model::{Grantee, Graph, Share, ShareKind, ShareState};
+use super::{AuthkeyId, GroupId, ShareId, UserId};
+use crate::wire::{Channel, Ident};
+
+/// One thing that changed in the graph, with its state now (`None`/`false`: gone).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delta {
+    /// A user's account: enabled or not, `None` when deleted.
+    User(UserId, Option<bool>),
+    /// An authkey as it is now, `None` when deleted.
+    Key(AuthkeyId, Option<KeyRecord>),
+    /// A share as it is now, `None` when deleted.
+    Share(ShareId, Option<Share>),
+    /// Whether `user` is an active member of `group` now.
+    Member {
+        /// The group.
+        group: GroupId,
+        /// The user.
+        user: UserId,
+        /// Active now (invited or gone: false).
+        active: bool,
+    },
+    /// Whether `user` takes up the public offer `share` now.
+    Follow {
+        /// The public offer.
+        share: ShareId,
+        /// The user.
+        user: UserId,
+        /// Taken up now.
+        on: bool,
+    },
+    /// Whether `blocker` blocks `blocked` now.
+    Block {
+        /// Who blocks.
+        blocker: UserId,
+        /// Who is blocked.
+        blocked: UserId,
+        /// Blocked now.
+        on: bool,
+    },
+}
+
+/// One channel's shares, indexed by grantee, and what each user takes and passes on there.
+#[derive(Debug, Default)]
+struct ChannelState {
+    to_user: HashMap<UserId, Vec<ShareId>>,
+    to_group: HashMap<GroupId, Vec<ShareId>>,
+    everyone: Vec<ShareId>,
+    /// Per receiving user, the shares of the channel that carry data to them (by id).
+    incoming: HashMap<UserId, Vec<Taken>>,
+    /// Redistribute shares taken, sharer → receivers (with multiplicity): the edges along
+    /// which a change of what the sharer receives travels on.
+    out: HashMap<UserId, HashMap<UserId, u32>>,
+    /// `forward(X)` for every receiver X (others forward just themselves).
+    forward: HashMap<UserId, BTreeSet<UserId>>,
+}
+
+/// A share as a receiver takes it: what `forward` and `sources` read, kept with the
+/// reception so that undoing it needs nothing of the share as it is now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Taken {
+    id: ShareId,
+    from: UserId,
+    redistribute: bool,
+    onward: bool,
+}
+
+fn remove_id<T: PartialEq>(list: &mut Vec<T>, x: &T) {
+    if let Some(i) = list.iter().position(|y| y == x) {
+        list.swap_remove(i);
+    }
+}
+
+/// A key whose ACL changed: its ident and its ACL now (`None`: it can no longer be used).
+pub type KeyChange = (Ident, Option<Arc<KeyAcl>>);
+
+/// See the module doc.
+#[derive(Debug)]
+pub struct LiveGraph {
+    mode: Mode,
+    users: HashMap<UserId, bool>,
+    members: HashMap<GroupId, HashSet<UserId>>,
+    groups_of: HashMap<UserId, HashSet<GroupId>>,
+    shares: HashMap<ShareId, Share>,
+    shares_from: HashMap<UserId, HashSet<ShareId>>,
+    group_shares: HashMap<GroupId, HashSet<ShareId>>,
+    followers: HashMap<ShareId, HashSet<UserId>>,
+    follows_of: HashMap<UserId, HashSet<ShareId>>,
+    blocks: HashSet<(UserId, UserId)>,
+    channels: HashMap<Channel, ChannelState>,
+    keys: HashMap<AuthkeyId, KeyRecord>,
+    keys_of: HashMap<UserId, HashSet<AuthkeyId>>,
+    table: KeyTable,
+}
+
+impl LiveGraph {
+    /// Indexes `graph` and derives every key once (what [`super::acl::derive`] gives).
+    pub fn new(graph: Graph, mode: Mode) -> Self {
+        let mut g = Self {
+            mode,
+            users: graph.users,
+            members: HashMap::new(),
+            groups_of: HashMap::new(),
+            shares: HashMap::with_capacity(graph.shares.len()),
+            shares_from: HashMap::new(),
+            group_shares: HashMap::new(),
+            followers: HashMap::new(),
+            follows_of: HashMap::new(),
+            blocks: graph.blocks,
+            channels: HashMap::new(),
+            keys: HashMap::with_capacity(graph.keys.len()),
+            keys_of: HashMap::new(),
+            table: KeyTable::new(),
+        };
+        for (group, users) in graph.groups {
+            for u in users {
+                g.groups_of.entry(u).or_default().insert(group);
+                g.members.entry(group).or_default().insert(u);
+            }
+        }
+        for (s, u) in graph.follows {
+            g.followers.entry(s).or_default().insert(u);
+            g.follows_of.entry(u).or_default().insert(s);
+        }
+        for s in graph.shares {
+            g.index(s);
+        }
+        let channels: Vec<Channel> = g.channels.keys().cloned().collect();
+        for c in channels {
+            let receivers: HashSet<UserId> = g.shares_on(&c).flat_map(|s| g.grantees(s)).collect();
+            g.settle(&c, receivers);
+        }
+        for k in graph.keys {
+            g.keys_of.entry(k.owner).or_default().insert(k.id);
+            g.keys.insert(k.id, k);
+        }
+        let table: KeyTable = g
+            .keys
+            .values()
+            .filter_map(|k| g.key_acl(k).map(|acl| (k.ident.clone(), acl)))
+            .collect();
+        g.table = table;
+        g
+    }
+
+    /// The table sessions authenticate against (cheap to clone: a persistent map).
+    pub fn table(&self) -> &KeyTable {
+        &self.table
+    }
+
+    /// How many shares are held (any state).
+    pub fn share_count(&self) -> usize {
+        self.shares.len()
+    }
+
+    /// Applies `deltas` and re-derives only what they can change; returns the keys whose
+    /// ACL is now different (sorted by ident), which are already in [`Self::table`].
+    pub fn apply(&mut self, deltas: impl IntoIterator<Item = Delta>) -> Vec<KeyChange> {
+        let mut seeds: HashMap<Channel, HashSet<UserId>> = HashMap::new();
+        let mut keys: HashSet<AuthkeyId> = HashSet::new();
+        let mut gone: Vec<Ident> = Vec::new();
+        for d in deltas {
+            self.take(d, &mut seeds, &mut keys, &mut gone);
+        }
+        let mut users: HashSet<UserId> = HashSet::new();
+        for (c, s) in seeds {
+            let affected = self.settle(&c, s);
+            users.extend(affected.into_iter().filter(|u| self.keys_of.contains_key(u)));
+        }
+        for u in users {
+            keys.extend(self.keys_of.get(&u).into_iter().flatten().copied());
+        }
+        let mut changes: HashMap<Ident, Option<Arc<KeyAcl>>> = HashMap::new();
+        for ident in gone {
+            if self.table.remove(&ident).is_some() {
+                changes.insert(ident, None);
+            }
+        }
+        for id in keys {
+            let Some(k) = self.keys.get(&id) else { continue };
+            let new = self.key_acl(k);
+            let ident = k.ident.clone();
+            let old = self.table.get(&ident);
+            if old == new.as_ref() {
+                changes.remove(&ident);
+                continue;
+            }
+            match &new {
+                Some(acl) => self.table.insert(ident.clone(), Arc::clone(acl)),
+                None => self.table.remove(&ident),
+            };
+            changes.insert(ident, new);
+        }
+        let mut out: Vec<KeyChange> = changes.into_iter().collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// Updates the indexes for one delta and notes which (channel, user) receptions and
+    /// which keys it may change.
+    fn take(
+        &mut self,
+        d: Delta,
+        seeds: &mut HashMap<Channel, HashSet<UserId>>,
+        keys: &mut HashSet<AuthkeyId>,
+        gone: &mut Vec<Ident>,
+    ) {
+        match d {
+            Delta::Share(id, new) => {
+                if let Some(old) = self.unindex(id) {
+                    let g = self.grantees(&old);
+                    seeds.entry(old.channel.clone()).or_default().extend(g);
+                }
+                if let Some(s) = new {
+                    let c = s.channel.clone();
+                    self.index(s);
+                    let g = self.shares.get(&id).map(|s| self.grantees(s)).unwrap_or_default();
+                    seeds.entry(c).or_default().extend(g);
+                }
+            }
+            Delta::User(u, enabled) => {
+                match enabled {
+                    Some(e) => self.users.insert(u, e),
+                    None => self.users.remove(&u),
+                };
+                self.seed_shares_from(u, seeds);
+                keys.extend(self.keys_of.get(&u).into_iter().flatten().copied());
+            }
+            Delta::Key(id, new) => {
+                if let Some(old) = self.keys.remove(&id) {
+                    if let Some(ks) = self.keys_of.get_mut(&old.owner) {
+                        ks.remove(&id);
+                        if ks.is_empty() {
+                            self.keys_of.remove(&old.owner);
+                        }
+                    }
+                    if new.as_ref().is_none_or(|n| n.ident != old.ident) {
+                        gone.push(old.ident);
+                    }
+                }
+                if let Some(k) = new {
+                    gone.retain(|i| *i != k.ident);
+                    self.keys_of.entry(k.owner).or_default().insert(id);
+                    self.keys.insert(id, k);
+                    keys.insert(id);
+                }
+            }
+            Delta::Member { group, user, active } => {
+                if active {
+                    self.members.entry(group).or_default().insert(user);
+                    self.groups_of.entry(user).or_default().insert(group);
+                } else {
+                    if let Some(m) = self.members.get_mut(&group) {
+                        m.remove(&user);
+                    }
+                    if let Some(gs) = self.groups_of.get_mut(&user) {
+                        gs.remove(&group);
+                    }
+                }
+                for s in self.group_shares.get(&group).into_iter().flatten() {
+                    if let Some(s) = self.shares.get(s) {
+                        seeds.entry(s.channel.clone()).or_default().insert(user);
+                    }
+                }
+            }
+            Delta::Follow { share, user, on } => {
+                if on {
+                    self.followers.entry(share).or_default().insert(user);
+                    self.follows_of.entry(user).or_default().insert(share);
+                } else {
+                    if let Some(f) = self.followers.get_mut(&share) {
+                        f.remove(&user);
+                    }
+                    if let Some(f) = self.follows_of.get_mut(&user) {
+                        f.remove(&share);
+                    }
+                }
+                if let Some(s) = self.shares.get(&share) {
+                    seeds.entry(s.channel.clone()).or_default().insert(user);
+                }
+            }
+            Delta::Block { blocker, blocked, on } => {
+                // The blocked user's data travels only on channels it shares: the blocker's
+                // receptions there may change (a block cuts them, an unblock restores them).
+                for s in self.shares_from.get(&blocked).into_iter().flatten() {
+                    if let Some(s) = self.shares.get(s) {
+                        seeds.entry(s.channel.clone()).or_default().insert(blocker);
+                    }
+                }
+                if on {
+                    self.blocks.insert((blocker, blocked));
+                } else {
+                    self.blocks.remove(&(blocker, blocked));
+                }
+            }
+        }
+    }
+
+    fn seed_shares_from(&self, u: UserId, seeds: &mut HashMap<Channel, HashSet<UserId>>) {
+        for s in self.shares_from.get(&u).into_iter().flatten() {
+            if let Some(s) = self.shares.get(s) {
+                seeds
+                    .entry(s.channel.clone())
+                    .or_default()
+                    .extend(self.grantees(s));
+            }
+        }
+    }
+
+    fn index(&mut self, s: Share) {
+        let c = self.channels.entry(s.channel.clone()).or_default();
+        match s.to {
+            Grantee::User(u) => c.to_user.entry(u).or_default().push(s.id),
+            Grantee::Group(g) => {
+                c.to_group.entry(g).or_default().push(s.id);
+                self.group_shares.entry(g).or_default().insert(s.id);
+            }
+            Grantee::Everyone => c.everyone.push(s.id),
+        }
+        self.shares_from.entry(s.from).or_default().insert(s.id);
+        self.shares.insert(s.id, s);
+    }
+
+    fn unindex(&mut self, id: ShareId) -> Option<Share> {
+        let s = self.shares.remove(&id)?;
+        if let Some(c) = self.channels.get_mut(&s.channel) {
+            match s.to {
+                Grantee::User(u) => {
+                    if let Some(l) = c.to_user.get_mut(&u) {
+                        remove_id(l, &id);
+                    }
+                }
+                Grantee::Group(g) => {
+                    if let Some(l) = c.to_group.get_mut(&g) {
+                        remove_id(l, &id);
+                    }
+                    if let Some(l) = self.group_shares.get_mut(&g) {
+                        l.remove(&id);
+                    }
+                }
+                Grantee::Everyone => remove_id(&mut c.everyone, &id),
+            }
+        }
+        if let Some(l) = self.shares_from.get_mut(&s.from) {
+            l.remove(&id);
+        }
+        Some(s)
+    }
+
+    fn shares_on<'a>(&'a self, c: &Channel) -> impl Iterator<Item = &'a Share> + 'a {
+        let state = self.channels.get(c);
+        let ids = state.into_iter().flat_map(|s| {
+            s.to_user
+                .values()
+                .chain(s.to_group.values())
+                .flatten()
+                .chain(s.everyone.iter())
+        });
+        ids.filter_map(|id| self.shares.get(id))
+    }
+
+    /// Everyone a share could reach (whether it does is [`Self::reaches`]).
+    fn grantees(&self, s: &Share) -> Vec<UserId> {
+        match s.to {
+            Grantee::User(u) => vec![u],
+            Grantee::Group(g) => self.members.get(&g).into_iter().flatten().copied().collect(),
+            Grantee::Everyone => self.followers.get(&s.id).into_iter().flatten().copied().collect(),
+        }
+    }
+
+    fn enabled(&self, u: UserId) -> bool {
+        self.users.get(&u).copied().unwrap_or(false)
+    }
+
+    fn blocked(&self, blocker: UserId, blocked: UserId) -> bool {
+        self.blocks.contains(&(blocker, blocked))
+    }
+
+    /// [`Graph::reaches`] over the indexes.
+    fn reaches(&self, s: &Share, u: UserId) -> bool {
+        s.state == ShareState::Accepted
+            && self.enabled(s.from)
+            && !self.blocked(u, s.from)
+            && match s.to {
+                Grantee::User(v) => v == u,
+                Grantee::Group(g) => self.members.get(&g).is_some_and(|m| m.contains(&u)),
+                Grantee::Everyone => self.followers.get(&s.id).is_some_and(|f| f.contains(&u)),
+            }
+    }
+
+    /// The shares of `c` that carry data to `u` now, by id.
+    fn taken(&self, c: &Channel, u: UserId) -> Vec<Taken> {
+        let Some(state) = self.channels.get(c) else {
+            return Vec::new();
+        };
+        let mut out: Vec<ShareId> = state.to_user.get(&u).cloned().unwrap_or_default();
+        for g in self.groups_of.get(&u).into_iter().flatten() {
+            out.extend(state.to_group.get(g).into_iter().flatten().copied());
+        }
+        for s in self.follows_of.get(&u).into_iter().flatten() {
+            if self
+                .shares
+                .get(s)
+                .is_some_and(|s| s.channel == *c && s.to == Grantee::Everyone)
+            {
+                out.push(*s);
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        out.iter()
+            .filter_map(|id| self.shares.get(id))
+            .filter(|s| self.reaches(s, u))
+            .map(|s| Taken {
+                id: s.id,
+                from: s.from,
+                redistribute: s.kind == ShareKind::Redistribute,
+                onward: s.onward,
+            })
+            .collect()
+    }
+
+    /// Re-takes the shares of `c` for `seeds`, then recomputes `forward` for everyone
+    /// downstream of them (the least fixpoint over just those users, the rest held fixed:
+    /// nothing upstream depends on them). Returns the users whose sources may have moved.
+    fn settle(&mut self, c: &Channel, seeds: HashSet<UserId>) -> HashSet<UserId> {
+        let mut retaken: Vec<(UserId, Vec<Taken>)> = Vec::with_capacity(seeds.len());
+        for u in &seeds {
+            retaken.push((*u, self.taken(c, *u)));
+        }
+        let Some(state) = self.channels.get_mut(c) else {
+            return seeds;
+        };
+        for (u, new) in retaken {
+            let old = if new.is_empty() {
+                state.incoming.remove(&u)
+            } else {
+                state.incoming.insert(u, new.clone())
+            };
+            for t in old.iter().flatten().filter(|t| t.redistribute) {
+                if let Some(rs) = state.out.get_mut(&t.from)
+                    && let Some(n) = rs.get_mut(&u)
+                {
+                    *n -= 1;
+                    if *n == 0 {
+                        rs.remove(&u);
+                        if rs.is_empty() {
+                            state.out.remove(&t.from);
+                        }
+                    }
+                }
+            }
+            for t in new.iter().filter(|t| t.redistribute) {
+                *state.out.entry(t.from).or_default().entry(u).or_default() += 1;
+            }
+        }
+        // Downstream closure along redistribute shares.
+        let mut down: HashSet<UserId> = seeds;
+        let mut queue: VecDeque<UserId> = down.iter().copied().collect();
+        while let Some(x) = queue.pop_front() {
+            for r in state.out.get(&x).into_iter().flat_map(|rs| rs.keys()) {
+                if down.insert(*r) {
+                    queue.push_back(*r);
+                }
+            }
+        }
+        // forward over `down`: from its base, to the least fixpoint by a worklist.
+        for x in &down {
+            match state.incoming.get(x) {
+                None => {
+                    state.forward.remove(x);
+                }
+                Some(ins) => {
+                    let mut set = BTreeSet::from([*x]);
+                    set.extend(ins.iter().filter(|t| t.onward).map(|t| t.from));
+                    state.forward.insert(*x, set);
+                }
+            }
+        }
+        let mut work: VecDeque<UserId> = down
+            .iter()
+            .copied()
+            .filter(|x| state.incoming.contains_key(x))
+            .collect();
+        let mut queued: HashSet<UserId> = work.iter().copied().collect();
+        while let Some(x) = work.pop_front() {
+            queued.remove(&x);
+            let mut add: Vec<UserId> = Vec::new();
+            for s in state
+                .incoming
+                .get(&x)
+                .into_iter()
+                .flatten()
+                .filter(|t| t.onward && t.redistribute)
+            {
+                match state.forward.get(&s.from) {
+                    Some(f) => add.extend(f.iter().copied().filter(|q| !self.blocks.contains(&(x, *q)))),
+                    None => add.push(s.from),
+                }
+            }
+            let Some(mine) = state.forward.get_mut(&x) else {
+                continue;
+            };
+            let mut grew = false;
+            for q in add {
+                grew |= mine.insert(q);
+            }
+            if grew {
+                for r in state.out.get(&x).into_iter().flat_map(|rs| rs.keys()) {
+                    if down.contains(r) && queued.insert(*r) {
+                        work.push_back(*r);
+                    }
+                }
+            }
+        }
+        down
+    }
+
+    /// `sources(r, c)` from the cached channel state (ARCHITECTURE.md's rule).
+    fn sources(&self, r: UserId, c: &Channel) -> BTreeSet<UserId> {
+        let mut out = BTreeSet::from([r]);
+        let Some(state) = self.channels.get(c) else {
+            return out;
+        };
+        for s in state.incoming.get(&r).into_iter().flatten() {
+            out.insert(s.from);
+            if s.redistribute {
+                match state.forward.get(&s.from) {
+                    Some(f) => out.extend(f.iter().copied()),
+                    None => {
+                        out.insert(s.from);
+                    }
+                }
+            }
+        }
+        out.retain(|q| !self.blocked(r, *q));
+        out
+    }
+
+    fn key_acl(&self, k: &KeyRecord) -> Option<Arc<KeyAcl>> {
+        if !k.enabled || !self.enabled(k.owner) {
+            return None;
+        }
+        let subscribe = k
+            .subscribe
+            .iter()
+            .map(|c| {
+                let s = match self.mode {
+                    Mode::Open => Sources::Everyone,
+                    Mode::Social => Sources::Users(self.sources(k.owner, c)),
+                };
+                (c.clone(), s)
+            })
+            .collect();
+        Some(Arc::new(KeyAcl {
+            id: k.id,
+            ident: k.ident.clone(),
+            secret: k.secret.clone(),
+            owner: k.owner,
+            publish: k.publish.iter().cloned().collect(),
+            subscribe,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::acl::{changed, derive};
+    use crate::wire::Secret;
+    use proptest::prelude::*;
+
+    fn ch(s: &str) -> Channel {
+        Channel::new(s).unwrap()
+    }
+
+    fn key(id: i64, enabled: bool, subscribe: &[&str]) -> KeyRecord {
+        KeyRecord {
+            id: AuthkeyId(id),
+            ident: Ident::new(&format!("k{id}")).unwrap(),
+            secret: Secret::new("s"),
+            owner: UserId(id),
+            enabled,
+            publish: vec![ch("c")],
+            subscribe: subscribe.iter().map(|c| ch(c)).collect(),
+        }
+    }
+
+    /// The same change made to the plain graph `derive` reads.
+    fn apply_to(g: &mut Graph, d: &Delta) {
+        match d {
+            Delta::User(u, e) => match e {
+                Some(e) => {
+                    g.users.insert(*u, *e);
+                }
+                None => {
+                    g.users.remove(u);
+                }
+            },
+            Delta::Key(id, k) => {
+                g.keys.retain(|k| k.id != *id);
+                g.keys.extend(k.clone());
+            }
+            Delta::Share(id, s) => {
+                g.shares.retain(|s| s.id != *id);
+                g.shares.extend(s.clone());
+            }
+            Delta::Member { group, user, active } => {
+                let m = g.groups.entry(*group).or_default();
+                if *active {
+                    m.insert(*user);
+                } else {
+                    m.remove(user);
+                }
+            }
+            Delta::Follow { share, user, on } => {
+                if *on {
+                    g.follows.insert((*share, *user));
+                } else {
+                    g.follows.remove(&(*share, *user));
+                }
+            }
+            Delta::Block { blocker, blocked, on } => {
+                if *on {
+                    g.blocks.insert((*blocker, *blocked));
+                } else {
+                    g.blocks.remove(&(*blocker, *blocked));
+                }
+            }
+        }
+    }
+
+    fn arb_share(id: i64) -> impl Strategy<Value = Share> {
+        (
+            1..=6i64,
+            prop_oneof![
+                (1..=6i64).prop_map(|u| Grantee::User(UserId(u))),
+                (1..=2i64).prop_map(|g| Grantee::Group(GroupId(g))),
+                Just(Grantee::Everyone),
+            ],
+            prop_oneof![
+                Just(ShareKind::Own),
+                Just(ShareKind::Redistribute),
+                Just(ShareKind::Redistribute)
+            ],
+            prop_oneof![
+                Just(ShareState::Accepted),
+                Just(ShareState::Accepted),
+                Just(ShareState::Offered),
+                Just(ShareState::Revoked),
+            ],
+            prop_oneof![Just("c"), Just("d")],
+            proptest::bool::weighted(0.7),
+        )
+            .prop_map(move |(from, to, kind, state, c, onward)| Share {
+                id: ShareId(id),
+                from: UserId(from),
+                channel: ch(c),
+                to,
+                kind,
+                state,
+                onward,
+            })
+    }
+
+    fn arb_delta() -> impl Strategy<Value = Delta> {
+        let channels = prop_oneof![Just(vec!["c", "d"]), Just(vec!["c"]), Just(vec![])];
+        prop_oneof![
+            (1..=6i64, proptest::option::weighted(0.8, any::<bool>()))
+                .prop_map(|(u, e)| Delta::User(UserId(u), e)),
+            (1..=6i64, any::<bool>(), channels, any::<bool>())
+                .prop_map(|(id, en, c, keep)| { Delta::Key(AuthkeyId(id), keep.then(|| key(id, en, &c))) }),
+            (1..=14i64).prop_flat_map(|id| proptest::option::weighted(0.85, arb_share(id))
+                .prop_map(move |s| Delta::Share(ShareId(id), s))),
+            (1..=2i64, 1..=6i64, any::<bool>()).prop_map(|(g, u, active)| Delta::Member {
+                group: GroupId(g),
+                user: UserId(u),
+                active
+            }),
+            (1..=14i64, 1..=6i64, any::<bool>()).prop_map(|(s, u, on)| Delta::Follow {
+                share: ShareId(s),
+                user: UserId(u),
+                on
+            }),
+            (1..=6i64, 1..=5i64, any::<bool>()).prop_map(|(a, b, on)| Delta::Block {
+                blocker: UserId(a),
+                blocked: UserId(if b >= a { b + 1 } else { b }),
+                on
+            }),
+        ]
+    }
+
+    fn start() -> Graph {
+        Graph {
+            users: (1..=6).map(|u| (UserId(u), true)).collect(),
+            keys: (1..=6).map(|u| key(u, true, &["c", "d"])).collect(),
+            ..Graph::default()
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        #[test]
+        fn incremental_changes_equal_a_full_derivation_after_every_step(
+            first in proptest::collection::vec(arb_delta(), 0..20),
+            then in proptest::collection::vec(proptest::collection::vec(arb_delta(), 1..3), 1..25),
+        ) {
+            let mut shadow = start();
+            for d in &first {
+                apply_to(&mut shadow, d);
+            }
+            let mut live = LiveGraph::new(shadow.clone(), Mode::Social);
+            prop_assert_eq!(live.table(), &derive(&shadow, Mode::Social));
+            for step in then {
+                let before = live.table().clone();
+                for d in &step {
+                    apply_to(&mut shadow, d);
+                }
+                let got = live.apply(step.clone());
+                let reference = derive(&shadow, Mode::Social);
+                prop_assert_eq!(live.table(), &reference, "after {:?}", step);
+                let idents: Vec<Ident> = got.iter().map(|(i, _)| i.clone()).collect();
+                prop_assert_eq!(idents, changed(&before, &reference));
+                for (i, acl) in got {
+                    prop_assert_eq!(acl.as_ref(), reference.get(&i));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_revoke_re_derives_only_the_keys_downstream() {
+        let mut g = start();
+        let share = |id, from, to, kind| Share {
+            id: ShareId(id),
+            from: UserId(from),
+            channel: ch("c"),
+            to: Grantee::User(UserId(to)),
+            kind,
+            state: ShareState::Accepted,
+            onward: true,
+        };
+        g.shares = vec![
+            share(1, 1, 2, ShareKind::Own),
+            share(2, 2, 3, ShareKind::Redistribute),
+            share(3, 5, 6, ShareKind::Own),
+        ];
+        let mut live = LiveGraph::new(g, Mode::Social);
+        let mut revoked = share(1, 1, 2, ShareKind::Own);
+        revoked.state = ShareState::Revoked;
+        let changes = live.apply([Delta::Share(ShareId(1), Some(revoked))]);
+        let idents: Vec<&str> = changes.iter().map(|(i, _)| i.as_str()).collect();
+        assert_eq!(
+            idents,
+            ["k2", "k3"],
+            "bob and, through bob's redistribution, carol"
+        );
+        assert!(!live.table()["k3"].sources("c").unwrap().admits(UserId(1)));
+    }
+}
+
+#[cfg(test)]
+mod chain_tests {
+    use super::*;
+    use crate::domain::acl::derive;
+    use crate::wire::Secret;
+
+    /// A chain of redistributors, each allowing onward travel: the fixpoint must carry the
+    /// first user's data to the last whatever order the users are visited in (hash order
+    /// differs for every map, so each round visits them differently).
+    #[test]
+    fn long_redistribution_chains_reach_the_end_in_any_visiting_order() {
+        let ch = Channel::new("c").unwrap();
+        for round in 0..40 {
+            let n = 8i64;
+            let graph = Graph {
+                users: (1..=n).map(|u| (UserId(u), true)).collect(),
+                keys: (1..=n)
+                    .map(|u| KeyRecord {
+                        id: AuthkeyId(u),
+                        ident: Ident::new(&format!("k{u}")).unwrap(),
+                        secret: Secret::new("s"),
+                        owner: UserId(u),
+                        enabled: true,
+                        publish: vec![ch.clone()],
+                        subscribe: vec![ch.clone()],
+                    })
+                    .collect(),
+                shares: (1..n)
+                    .map(|u| Share {
+                        id: ShareId(u),
+                        from: UserId(u),
+                        channel: ch.clone(),
+                        to: Grantee::User(UserId(u + 1)),
+                        kind: ShareKind::Redistribute,
+                        state: if round % 2 == 0 || u != 1 {
+                            ShareState::Accepted
+                        } else {
+                            ShareState::Offered
+                        },
+                        onward: true,
+                    })
+                    .collect(),
+                ..Graph::default()
+            };
+            let mut live = LiveGraph::new(graph.clone(), Mode::Social);
+            assert_eq!(live.table(), &derive(&graph, Mode::Social), "round {round}");
+            // Accept (or revoke) the first link: everyone downstream changes.
+            let mut first = graph.shares[0].clone();
+            first.state = if round % 2 == 0 {
+                ShareState::Revoked
+            } else {
+                ShareState::Accepted
+            };
+            let mut after = graph.clone();
+            after.shares[0] = first.clone();
+            let changes = live.apply([Delta::Share(ShareId(1), Some(first))]);
+            assert_eq!(changes.len(), usize::try_from(n - 1).unwrap(), "round {round}");
+            assert_eq!(live.table(), &derive(&after, Mode::Social), "round {round}");
+        }
+    }
+}
