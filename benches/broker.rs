@@ -12,7 +12,7 @@ use bytes::{Bytes, BytesMut};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use hpfriends::broker::handle::{SessionHandle, SessionId};
 use hpfriends::broker::outbox::Outbox;
-use hpfriends::broker::router::{Route, Router};
+use hpfriends::broker::router::{Route, RouteEditor, Router};
 use hpfriends::broker::stats::Stats;
 use hpfriends::config::SlowConsumerPolicy;
 use hpfriends::domain::acl::{KeyAcl, Sources};
@@ -95,7 +95,7 @@ fn fanout(c: &mut Criterion) {
     for n in [1u64, 10, 100] {
         for social in [false, true] {
             let router = Router::new(SlowConsumerPolicy::Disconnect, Arc::new(Stats::default()));
-            let mut route = Route::default();
+            let mut editor = RouteEditor::default();
             let handles: Vec<_> = (0..n)
                 .map(|i| {
                     if social {
@@ -111,21 +111,18 @@ fn fanout(c: &mut Criterion) {
                 })
                 .collect();
             for h in &handles {
-                match h.acl.load().as_ref().unwrap().sources("dionaea.capture").unwrap() {
-                    Sources::Everyone => route.everyone.push(Arc::clone(h)),
-                    Sources::Users(us) => {
-                        for u in us {
-                            route.by_source.entry(*u).or_default().push(Arc::clone(h));
-                        }
-                    }
-                }
+                editor.place(
+                    h,
+                    h.acl.load().as_ref().unwrap().sources("dionaea.capture").unwrap(),
+                );
             }
+            let route = editor.snapshot();
             // 100 other channels, so the lookup is not in a table of one.
             for k in 0..100 {
                 router.set_route(
                     Channel::new(&format!("other.{k}")).unwrap(),
                     Route {
-                        everyone: vec![Arc::clone(&handles[0])],
+                        everyone: vec![Arc::clone(&handles[0])].into(),
                         ..Route::default()
                     },
                 );

@@ -481,6 +481,9 @@ pub struct SubArgs {
 /// be allowed to publish on them (each subscriber confirms its subscription with a marker).
 #[derive(Debug, Args)]
 pub struct BenchArgs {
+    /// Another benchmark instead of the data plane's.
+    #[command(subcommand)]
+    what: Option<BenchWhat>,
     /// Broker host.
     #[arg(long, default_value = "127.0.0.1")]
     host: String,
@@ -544,7 +547,82 @@ pub struct BenchArgs {
     json: bool,
 }
 
+/// Benchmarks other than the data plane's traffic.
+#[derive(Debug, Subcommand)]
+pub enum BenchWhat {
+    /// The control plane at community scale: generates communities into scratch databases,
+    /// starts `serve` on each and measures start-up, memory, share changes reaching a live
+    /// connection (API and CLI), CPU per change and subscribe cost on a crowded channel.
+    Graph(GraphArgs),
+}
+
+/// Options of `bench graph`.
+#[derive(Debug, Args)]
+pub struct GraphArgs {
+    /// Community sizes in users, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1000,10000,100000")]
+    users: Vec<usize>,
+    /// Accept/revoke rounds per path (API, CLI).
+    #[arg(long, default_value_t = 10)]
+    rounds: usize,
+    /// Subscribers joining one channel, one after another.
+    #[arg(long, default_value_t = 10_000)]
+    subscribers: usize,
+    /// Shares each user makes.
+    #[arg(long, default_value_t = 10)]
+    shares_per_user: usize,
+    /// Scratch directory for the databases [default: a temporary directory].
+    #[arg(long)]
+    dir: Option<std::path::PathBuf>,
+    /// JSON lines instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+fn bench_graph(args: GraphArgs) -> anyhow::Result<()> {
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
+    let tmp = tempfile_dir(args.dir)?;
+    let b = bench::graph::GraphBench {
+        exe: std::env::current_exe()?,
+        sizes: args.users,
+        dir: tmp.clone(),
+        rounds: args.rounds.max(1),
+        subscribers: args.subscribers,
+        shape: crate::store::generate::Shape {
+            shares_per_user: args.shares_per_user,
+            ..Default::default()
+        },
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let empty = bench::graph::empty_rss(&b)?;
+    let mut rows = Vec::new();
+    for users in b.sizes.clone() {
+        let row = rt.block_on(bench::graph::run_size(&b, users, empty))?;
+        if args.json {
+            println!("{}", serde_json::to_string(&row)?);
+        }
+        rows.push(row);
+    }
+    if !args.json {
+        print!("{}", bench::graph::table(&rows));
+    }
+    Ok(())
+}
+
+/// `dir`, or a new directory under the system's temporary one.
+fn tempfile_dir(dir: Option<std::path::PathBuf>) -> anyhow::Result<std::path::PathBuf> {
+    let d = match dir {
+        Some(d) => d,
+        None => std::env::temp_dir().join(format!("hpfriends-bench-{}", std::process::id())),
+    };
+    std::fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
+    Ok(d)
+}
+
 fn bench(args: BenchArgs) -> anyhow::Result<()> {
+    if let Some(BenchWhat::Graph(g)) = args.what {
+        return bench_graph(g);
+    }
     if args.size < bench::MIN_SIZE {
         bail!("--size must be at least {} bytes", bench::MIN_SIZE);
     }

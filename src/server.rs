@@ -19,7 +19,8 @@ use crate::broker::stats::Stats;
 use crate::broker::throttle::AuthThrottle;
 use crate::broker::{Shared, listener};
 use crate::config::Config;
-use crate::domain::acl::{Mode, derive};
+use crate::domain::acl::Mode;
+use crate::domain::live::LiveGraph;
 use crate::mail::Mailer;
 use crate::social::graph::SocialGraph;
 use crate::store::{Store, StoreError};
@@ -91,9 +92,20 @@ impl Core {
         shutdown: CancellationToken,
     ) -> Result<Core, ServeError> {
         let mode = if config.open { Mode::Open } else { Mode::Social };
-        let (version, graph) = blocking(store, |s| Ok((s.acl_version()?, s.load_graph()?))).await?;
-        let table = derive(&graph, mode);
-        tracing::info!(keys = table.len(), shares = graph.shares.len(), mode = ?mode, "loaded the social graph");
+        let started = std::time::Instant::now();
+        let (version, live) = blocking(store, move |s| {
+            let (version, graph) = s.load_graph_versioned()?;
+            Ok((version, LiveGraph::new(graph, mode)))
+        })
+        .await?;
+        let table = live.table().clone();
+        tracing::info!(
+            keys = table.len(),
+            shares = live.share_count(),
+            mode = ?mode,
+            ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            "loaded the social graph"
+        );
 
         let config = Arc::new(config);
         let keys = Arc::new(ArcSwap::from_pointee(table));
@@ -125,7 +137,7 @@ impl Core {
         });
         let graph = SocialGraph::new(
             store.clone(),
-            mode,
+            live,
             version,
             Arc::clone(&shared.keys),
             broker.recipient(),
@@ -203,28 +215,35 @@ pub async fn serve(
         web: website.as_ref().map(|w| w.0),
     });
 
+    // The accept loops (and every connection, spawned by them) run on the runtime's worker
+    // threads, never on the thread the actors share: a busy control plane cannot delay an
+    // accept or a handshake.
     let connections = TaskTracker::new();
     let limits = listener::Limits::new(&shared);
-    let plain = listener::run(
+    let plain = tokio::spawn(listener::run(
         listener,
         Arc::clone(&shared),
         connections.clone(),
         limits.clone(),
         None,
-    );
-    let secure = async {
-        if let Some((l, _, acceptor)) = tls {
-            listener::run(
-                l,
-                Arc::clone(&shared),
-                connections.clone(),
-                limits,
-                Some(acceptor),
-            )
-            .await;
-        }
-    };
-    tokio::join!(plain, secure);
+    ));
+    let secure = tls.map(|(l, _, acceptor)| {
+        tokio::spawn(listener::run(
+            l,
+            Arc::clone(&shared),
+            connections.clone(),
+            limits,
+            Some(acceptor),
+        ))
+    });
+    if let Err(e) = plain.await {
+        tracing::error!("the hpfeeds listener failed: {e}");
+    }
+    if let Some(secure) = secure
+        && let Err(e) = secure.await
+    {
+        tracing::error!("the hpfeeds TLS listener failed: {e}");
+    }
 
     tracing::info!("shutting down: flushing outboxes");
     if let Some((_, handle)) = &website {
@@ -245,10 +264,22 @@ pub async fn serve(
     Ok(())
 }
 
+/// The listen backlog asked for (the kernel caps it at `net.core.somaxconn`): room for a
+/// burst of sensors reconnecting at once.
+pub const LISTEN_BACKLOG: u32 = 4096;
+
 /// Binds a listener; returns it with its real address (the port, when 0 was asked for).
 async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), ServeError> {
     let err = |source| ServeError::Bind { addr, source };
-    let l = TcpListener::bind(addr).await.map_err(err)?;
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
+    }
+    .map_err(err)?;
+    socket.set_reuseaddr(true).map_err(err)?;
+    socket.bind(addr).map_err(err)?;
+    let l = socket.listen(LISTEN_BACKLOG).map_err(err)?;
     let bound = l.local_addr().map_err(err)?;
     Ok((l, bound))
 }

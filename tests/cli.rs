@@ -45,7 +45,7 @@ fn migrate_creates_the_schema_once() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("sub/dir/h.db");
     let first = String::from_utf8(cli_with_db(&db, &["migrate"]).stdout).unwrap();
-    assert!(first.contains("3 migration(s) applied"), "{first}");
+    assert!(first.contains("4 migration(s) applied"), "{first}");
     let again = String::from_utf8(cli_with_db(&db, &["migrate"]).stdout).unwrap();
     assert!(again.contains("0 migration(s) applied"), "{again}");
 }

@@ -1,8 +1,9 @@
 //! The Broker actor: the control plane.
 //!
-//! It owns who is subscribed to what and rebuilds a channel's route in the [`Router`] after
-//! every change, and it holds the key table sessions authenticate against. It is never on
-//! the publish path: publishing sessions read the router directly.
+//! It owns who is subscribed to what and edits a channel's route in the [`Router`] after
+//! every change (in time independent of how many others subscribe: [`RouteEditor`]), and it
+//! holds the key table sessions authenticate against. It is never on the publish path:
+//! publishing sessions read the router directly.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -13,9 +14,9 @@ use arc_swap::ArcSwap;
 use super::handle::{SessionHandle, SessionId};
 use super::messages::{AclChanged, Disconnected, LiveSessions, Register, Subscribe, Unsubscribe};
 use super::refusal::Refusal;
-use super::router::{Route, Router};
+use super::router::{RouteEditor, Router};
 use super::stats::Stats;
-use crate::domain::acl::{KeyTable, Sources};
+use crate::domain::acl::KeyTable;
 use crate::store::Store;
 use crate::store::models::key_stats::KeyUsage;
 use crate::wire::{Channel, Ident};
@@ -32,11 +33,53 @@ pub struct Broker {
     stats: Arc<Stats>,
     max_subscriptions: usize,
     sessions: HashMap<SessionId, Entry>,
-    channels: HashMap<Channel, HashSet<SessionId>>,
+    channels: HashMap<Channel, RouteEditor>,
     by_ident: HashMap<Ident, HashSet<SessionId>>,
     usage_sink: Option<(Store, std::time::Duration)>,
-    usage: HashMap<Ident, KeyUsage>,
+    /// Counters not yet written: kept (and merged with newer ones) when a write fails.
+    usage: Arc<parking_lot::Mutex<HashMap<Ident, KeyUsage>>>,
     max_key_subscriptions: usize,
+}
+
+/// At most this many keys' counters wait for a database that keeps failing; past it the
+/// newest keys' counters are dropped, logged and counted (`usage_lost`).
+pub const MAX_PENDING_USAGE_KEYS: usize = 100_000;
+
+/// Adds `from` into `to` (counts summed, the later use kept).
+fn merge_usage(to: &mut KeyUsage, from: KeyUsage) {
+    to.messages_published = to.messages_published.saturating_add(from.messages_published);
+    to.bytes_published = to.bytes_published.saturating_add(from.bytes_published);
+    to.messages_received = to.messages_received.saturating_add(from.messages_received);
+    to.bytes_received = to.bytes_received.saturating_add(from.bytes_received);
+    if from.last_seen_at >= to.last_seen_at {
+        to.last_seen_at = from.last_seen_at;
+        if from.last_peer.is_some() {
+            to.last_peer = from.last_peer;
+        }
+    }
+}
+
+/// Puts a batch that could not be written back into the pending counters, within bounds.
+fn keep_unwritten(
+    pending: &parking_lot::Mutex<HashMap<Ident, KeyUsage>>,
+    batch: Vec<(Ident, KeyUsage)>,
+    stats: &Stats,
+) {
+    let mut pending = pending.lock();
+    let mut lost = 0u64;
+    for (ident, u) in batch {
+        if let Some(p) = pending.get_mut(&ident) {
+            merge_usage(p, u);
+        } else if pending.len() < MAX_PENDING_USAGE_KEYS {
+            pending.insert(ident, u);
+        } else {
+            lost += 1;
+        }
+    }
+    if lost > 0 {
+        Stats::add(&stats.usage_lost, lost);
+        tracing::warn!(keys = lost, "usage counters dropped: the database keeps failing");
+    }
 }
 
 fn add_usage(to: &mut KeyUsage, [p, pb, r, rb]: [u64; 4]) {
@@ -64,7 +107,7 @@ impl Broker {
             channels: HashMap::new(),
             by_ident: HashMap::new(),
             usage_sink: None,
-            usage: HashMap::new(),
+            usage: Arc::default(),
             max_key_subscriptions: usize::MAX,
         }
     }
@@ -97,14 +140,20 @@ impl Broker {
         let (published, published_bytes) = handle.usage.take();
         let (received, received_bytes) = handle.outbox.take_delivered();
         let counts = [published, published_bytes, received, received_bytes];
-        let u = self.usage.entry(handle.ident.clone()).or_default();
+        let mut usage = self.usage.lock();
+        if usage.len() >= MAX_PENDING_USAGE_KEYS && !usage.contains_key(&handle.ident) {
+            Stats::add(&self.stats.usage_lost, 1);
+            return;
+        }
+        let u = usage.entry(handle.ident.clone()).or_default();
         add_usage(u, counts);
         u.last_seen_at = Some(crate::store::now());
         u.last_peer = Some(handle.peer.to_string());
     }
 
-    /// Sends the collected counters (live sessions included) to the store, off this actor.
-    fn flush_usage(&mut self) {
+    /// Sends the collected counters (live sessions included) to the store, off this actor
+    /// (`wait`: on this thread, at shutdown). A batch that fails is kept for the next flush.
+    fn flush_usage(&mut self, wait: bool) {
         let Some((store, _)) = self.usage_sink.clone() else {
             return;
         };
@@ -112,59 +161,50 @@ impl Broker {
         for h in live {
             self.collect(&h);
         }
-        if self.usage.is_empty() {
+        let batch: Vec<(Ident, KeyUsage)> = self.usage.lock().drain().collect();
+        if batch.is_empty() {
             return;
         }
-        let batch: Vec<(String, KeyUsage)> = self
-            .usage
-            .drain()
-            .map(|(ident, u)| (ident.as_str().to_owned(), u))
-            .collect();
+        let (pending, stats) = (Arc::clone(&self.usage), Arc::clone(&self.stats));
         let write = move || {
-            if let Err(e) = store.add_key_usage(&batch) {
-                tracing::warn!("cannot record key usage ({} keys): {e}", batch.len());
+            let rows: Vec<(String, KeyUsage)> = batch
+                .iter()
+                .map(|(i, u)| (i.as_str().to_owned(), u.clone()))
+                .collect();
+            if let Err(e) = store.add_key_usage(&rows) {
+                tracing::warn!(
+                    "cannot record key usage ({} keys), keeping it for the next try: {e}",
+                    rows.len()
+                );
+                Stats::add(&stats.usage_write_failures, 1);
+                keep_unwritten(&pending, batch, &stats);
             }
         };
-        // At shutdown the runtime may already be gone: the last flush is then written
-        // here, on this thread, rather than lost (or a panic).
+        // At shutdown the runtime may already be going: the last flush is written here, on
+        // this thread, rather than lost (or a panic).
         match tokio::runtime::Handle::try_current() {
-            Ok(rt) => {
+            Ok(rt) if !wait => {
                 rt.spawn_blocking(write);
             }
-            Err(_) => write(),
+            _ => write(),
         }
     }
 
-    /// Recomputes `channel`'s route from its subscribers' current ACLs.
-    fn rebuild(&self, channel: &Channel) {
-        let mut route = Route::default();
-        for id in self.channels.get(channel).into_iter().flatten() {
-            let Some(entry) = self.sessions.get(id) else {
-                continue;
-            };
-            let acl = entry.handle.acl.load();
-            match acl.as_ref().and_then(|a| a.sources(channel.as_str())) {
-                Some(Sources::Everyone) => route.everyone.push(Arc::clone(&entry.handle)),
-                Some(Sources::Users(users)) => {
-                    for u in users {
-                        route
-                            .by_source
-                            .entry(*u)
-                            .or_default()
-                            .push(Arc::clone(&entry.handle));
-                    }
-                }
-                None => {}
-            }
-        }
+    /// Publishes `channel`'s route as edited (an O(1) snapshot).
+    fn publish_route(&self, channel: &Channel) {
+        let route = self
+            .channels
+            .get(channel)
+            .map(RouteEditor::snapshot)
+            .unwrap_or_default();
         self.router.set_route(channel.clone(), route);
     }
 
-    /// Takes `id` out of `channel`'s subscriber set, dropping the set when it empties.
+    /// Takes `id` out of `channel`'s route, dropping the channel when it empties.
     fn unlink(&mut self, channel: &Channel, id: SessionId) {
-        if let Some(subs) = self.channels.get_mut(channel) {
-            subs.remove(&id);
-            if subs.is_empty() {
+        if let Some(editor) = self.channels.get_mut(channel) {
+            editor.remove(id);
+            if editor.is_empty() {
                 self.channels.remove(channel);
             }
         }
@@ -201,12 +241,12 @@ impl Actor for Broker {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         if let Some((_, every)) = &self.usage_sink {
-            ctx.run_interval(*every, |act, _| act.flush_usage());
+            ctx.run_interval(*every, |act, _| act.flush_usage(false));
         }
     }
 
     fn stopping(&mut self, _: &mut Context<Self>) -> actix::Running {
-        self.flush_usage();
+        self.flush_usage(true);
         actix::Running::Stop
     }
 }
@@ -287,12 +327,17 @@ impl Handler<Subscribe> for Broker {
         if held >= self.max_key_subscriptions {
             return Err(Refusal::TooManyKeySubscriptions(self.max_key_subscriptions));
         }
+        let acl = entry.handle.acl.load_full();
+        let Some(sources) = acl.as_ref().and_then(|a| a.sources(msg.channel.as_str())) else {
+            return Ok(());
+        };
         entry.channels.insert(msg.channel.clone());
+        let handle = Arc::clone(&entry.handle);
         self.channels
             .entry(msg.channel.clone())
             .or_default()
-            .insert(msg.session);
-        self.rebuild(&msg.channel);
+            .place(&handle, sources);
+        self.publish_route(&msg.channel);
         Ok(())
     }
 }
@@ -302,7 +347,7 @@ impl Handler<Unsubscribe> for Broker {
 
     fn handle(&mut self, msg: Unsubscribe, _: &mut Context<Self>) {
         if self.forget(msg.session, &msg.channel) {
-            self.rebuild(&msg.channel);
+            self.publish_route(&msg.channel);
         }
     }
 }
@@ -316,7 +361,7 @@ impl Handler<Disconnected> for Broker {
                 self.collect(&entry.handle);
             }
             for channel in &entry.channels {
-                self.rebuild(channel);
+                self.publish_route(channel);
             }
         }
     }
@@ -330,6 +375,7 @@ impl Handler<AclChanged> for Broker {
         let mut dirty: BTreeSet<Channel> = BTreeSet::new();
         let mut revoked = Vec::new();
         let mut lost: Vec<(SessionId, Channel)> = Vec::new();
+        let mut moved: Vec<(Arc<super::handle::SessionHandle>, Channel)> = Vec::new();
         let affected = msg.idents.iter().filter_map(|i| self.by_ident.get(i)).flatten();
         for id in affected {
             let Some(entry) = self.sessions.get(id) else {
@@ -346,10 +392,20 @@ impl Handler<AclChanged> for Broker {
                 match new.sources(ch.as_str()) {
                     None => lost.push((*id, ch.clone())),
                     Some(after) if Some(after) != before => {
+                        moved.push((Arc::clone(&entry.handle), ch.clone()));
                         dirty.insert(ch.clone());
                     }
                     Some(_) => {}
                 }
+            }
+        }
+        for (handle, channel) in moved {
+            let acl = handle.acl.load_full();
+            if let (Some(editor), Some(sources)) = (
+                self.channels.get_mut(&channel),
+                acl.as_ref().and_then(|a| a.sources(channel.as_str())),
+            ) {
+                editor.place(&handle, sources);
             }
         }
         for (id, channel) in lost {
@@ -377,7 +433,7 @@ impl Handler<AclChanged> for Broker {
             }
         }
         for ch in &dirty {
-            self.rebuild(ch);
+            self.publish_route(ch);
         }
     }
 }

@@ -7,7 +7,6 @@ use actix::Message;
 
 use super::handle::{SessionHandle, SessionId};
 use super::refusal::Refusal;
-use crate::domain::acl::KeyTable;
 use crate::wire::{Channel, Ident};
 
 /// A session authenticated; the Broker tracks it so ACL changes can reach it.
@@ -41,17 +40,7 @@ pub struct Unsubscribe {
 #[rtype(result = "()")]
 pub struct Disconnected(pub SessionId);
 
-/// The derived key table changed (it is already what sessions authenticate against): bring
-/// the live sessions of exactly these keys in line with it — cut lost channels, re-route
-/// changed sources, close revoked keys.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct AclChanged {
-    /// The new table.
-    pub table: Arc<KeyTable>,
-    /// The keys whose ACL differs from the previous table (added, changed or gone).
-    pub idents: Vec<Ident>,
-}
+pub use crate::domain::live::AclChanged;
 
 /// The live sessions of some keys, so that their owner's Authkeys page can say which are
 /// connected now and from where: (ident, peer) per session.

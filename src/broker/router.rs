@@ -2,7 +2,9 @@
 //!
 //! A publish costs one read-locked hash lookup (the lock is never held across I/O or while
 //! delivering: the route is an immutable `Arc` snapshot) plus one `Bytes` clone per receiver.
-//! Only the Broker actor writes routes, replacing a channel's whole `Route` on change.
+//! Only the Broker actor writes routes, through a [`RouteEditor`] per channel: the lists are
+//! persistent (`imbl`), so a subscriber joining or leaving edits O(log n) of them and the
+//! snapshot published is an O(1) clone, however many others are subscribed.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,27 +12,118 @@ use std::sync::Arc;
 use bytes::Bytes;
 use parking_lot::RwLock;
 
-use super::handle::SessionHandle;
+use super::handle::{SessionHandle, SessionId};
 use super::outbox::PushError;
 use super::stats::Stats;
 use crate::config::SlowConsumerPolicy;
 use crate::domain::UserId;
+use crate::domain::acl::Sources;
 use crate::wire::Channel;
 
 /// The receivers of one channel. A session is in `everyone` or in some `by_source` lists,
 /// never both, so a publish reaches each session at most once.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Route {
     /// Sessions that receive every publisher on the channel.
-    pub everyone: Vec<Arc<SessionHandle>>,
+    pub everyone: imbl::Vector<Arc<SessionHandle>>,
     /// Sessions that receive only some publishers' messages, by the publishing user.
-    pub by_source: HashMap<UserId, Vec<Arc<SessionHandle>>>,
+    pub by_source: imbl::HashMap<UserId, imbl::Vector<Arc<SessionHandle>>>,
 }
 
 impl Route {
     /// Whether nobody receives anything on this channel.
     pub fn is_empty(&self) -> bool {
         self.everyone.is_empty() && self.by_source.is_empty()
+    }
+}
+
+/// Takes `id` out of `list` by moving the last entry into its place; `at` keeps every
+/// entry's index.
+fn swap_out(list: &mut imbl::Vector<Arc<SessionHandle>>, at: &mut HashMap<SessionId, usize>, id: SessionId) {
+    let Some(i) = at.remove(&id) else { return };
+    let Some(last) = list.pop_back() else { return };
+    if i < list.len() {
+        at.insert(last.id, i);
+        list.set(i, last);
+    }
+}
+
+/// Where a session sits in a channel's route.
+#[derive(Debug, Clone)]
+enum Placed {
+    Everyone,
+    Users(Vec<UserId>),
+}
+
+/// One channel's route as the Broker edits it (see the module doc).
+#[derive(Debug, Default)]
+pub struct RouteEditor {
+    route: Route,
+    placed: HashMap<SessionId, Placed>,
+    at_everyone: HashMap<SessionId, usize>,
+    at_source: HashMap<UserId, HashMap<SessionId, usize>>,
+}
+
+impl RouteEditor {
+    /// Adds (or re-places) a subscriber receiving `sources`' messages.
+    pub fn place(&mut self, h: &Arc<SessionHandle>, sources: &Sources) {
+        self.remove(h.id);
+        let placed = match sources {
+            Sources::Everyone => {
+                self.at_everyone.insert(h.id, self.route.everyone.len());
+                self.route.everyone.push_back(Arc::clone(h));
+                Placed::Everyone
+            }
+            Sources::Users(users) => {
+                for u in users {
+                    let list = self.route.by_source.entry(*u).or_default();
+                    self.at_source.entry(*u).or_default().insert(h.id, list.len());
+                    list.push_back(Arc::clone(h));
+                }
+                Placed::Users(users.iter().copied().collect())
+            }
+        };
+        self.placed.insert(h.id, placed);
+    }
+
+    /// Takes a subscriber out; true when it was in.
+    pub fn remove(&mut self, id: SessionId) -> bool {
+        let Some(placed) = self.placed.remove(&id) else {
+            return false;
+        };
+        match placed {
+            Placed::Everyone => swap_out(&mut self.route.everyone, &mut self.at_everyone, id),
+            Placed::Users(users) => {
+                for u in users {
+                    let (Some(list), Some(at)) =
+                        (self.route.by_source.get_mut(&u), self.at_source.get_mut(&u))
+                    else {
+                        continue;
+                    };
+                    swap_out(list, at, id);
+                    if list.is_empty() {
+                        self.route.by_source.remove(&u);
+                        self.at_source.remove(&u);
+                    }
+                }
+            }
+        }
+        true
+    }
+
+    /// Whether `id` subscribes here.
+    pub fn contains(&self, id: SessionId) -> bool {
+        self.placed.contains_key(&id)
+    }
+
+    /// Whether nobody subscribes.
+    pub fn is_empty(&self) -> bool {
+        self.placed.is_empty()
+    }
+
+    /// The route as it is now, for [`Router::set_route`] (an O(1) clone).
+    pub fn snapshot(&self) -> Route {
+        self.route.clone()
     }
 }
 
@@ -107,6 +200,82 @@ impl Router {
                 }
                 Err(PushError::Closed) => false,
             },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeSet, HashSet};
+    use std::net::SocketAddr;
+
+    use arc_swap::ArcSwapOption;
+    use proptest::prelude::*;
+    use tokio_util::sync::CancellationToken;
+
+    use super::*;
+    use crate::broker::outbox::Outbox;
+    use crate::wire::Ident;
+
+    fn handle(i: u64) -> Arc<SessionHandle> {
+        Arc::new(SessionHandle {
+            id: SessionId(i),
+            peer: SocketAddr::from(([127, 0, 0, 1], 1)),
+            ident: Ident::new(&format!("k{i}")).unwrap(),
+            outbox: Arc::new(Outbox::new(1 << 20)),
+            acl: ArcSwapOption::empty(),
+            kill: CancellationToken::new(),
+            usage: Default::default(),
+        })
+    }
+
+    fn ids(list: Option<&imbl::Vector<Arc<SessionHandle>>>) -> BTreeSet<u64> {
+        list.into_iter().flatten().map(|h| h.id.0).collect()
+    }
+
+    proptest! {
+        /// Any sequence of joins, re-placements and leaves leaves every list holding
+        /// exactly the sessions placed there, each once.
+        #[test]
+        fn edits_keep_each_list_exact(ops in proptest::collection::vec(
+            (0..12u64, proptest::option::of(proptest::collection::btree_set(0..4i64, 0..3))), 0..80)
+        ) {
+            let handles: Vec<_> = (0..12).map(handle).collect();
+            let mut editor = RouteEditor::default();
+            let mut model: HashMap<u64, Option<BTreeSet<i64>>> = HashMap::new();
+            for (i, op) in ops {
+                let idx = usize::try_from(i).unwrap();
+                match op {
+                    Some(users) if users.is_empty() => {
+                        editor.place(&handles[idx], &Sources::Everyone);
+                        model.insert(i, None);
+                    }
+                    Some(users) => {
+                        let s = Sources::Users(users.iter().map(|u| UserId(*u)).collect());
+                        editor.place(&handles[idx], &s);
+                        model.insert(i, Some(users));
+                    }
+                    None => {
+                        prop_assert_eq!(editor.remove(SessionId(i)), model.remove(&i).is_some());
+                    }
+                }
+                let route = editor.snapshot();
+                let everyone: BTreeSet<u64> = model.iter().filter(|(_, s)| s.is_none()).map(|(i, _)| *i).collect();
+                prop_assert_eq!(ids(Some(&route.everyone)), everyone);
+                prop_assert_eq!(route.everyone.len(), model.values().filter(|s| s.is_none()).count());
+                for u in 0..4i64 {
+                    let want: BTreeSet<u64> = model
+                        .iter()
+                        .filter(|(_, s)| s.as_ref().is_some_and(|s| s.contains(&u)))
+                        .map(|(i, _)| *i)
+                        .collect();
+                    let list = route.by_source.get(&UserId(u));
+                    prop_assert_eq!(list.map_or(0, |l| l.len()), want.len());
+                    prop_assert_eq!(ids(list), want);
+                }
+                let all: HashSet<u64> = model.keys().copied().collect();
+                prop_assert_eq!(editor.is_empty(), all.is_empty());
+            }
         }
     }
 }

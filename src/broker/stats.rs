@@ -31,6 +31,10 @@ pub struct Stats {
     pub acl_refusals: AtomicU64,
     /// Subscriptions cut because the key lost the right while connected.
     pub access_lost: AtomicU64,
+    /// Usage-counter writes that failed (their counters are kept for the next write).
+    pub usage_write_failures: AtomicU64,
+    /// Keys' usage counters dropped because too many were waiting for a failing database.
+    pub usage_lost: AtomicU64,
     /// Key-log entries dropped because the writer fell behind.
     pub key_log_dropped: AtomicU64,
     /// TLS handshakes that failed or timed out (wrong certificate, plain TCP, slowloris).
@@ -47,7 +51,7 @@ impl Stats {
 
     /// One line for the log: `name=value` pairs.
     pub fn summary(&self) -> String {
-        let fields: [(&str, &AtomicU64); 16] = [
+        let fields: [(&str, &AtomicU64); 18] = [
             ("connections_open", &self.connections_open),
             ("connections_accepted", &self.connections_accepted),
             ("connections_refused", &self.connections_refused),
@@ -61,6 +65,8 @@ impl Stats {
             ("protocol_errors", &self.protocol_errors),
             ("acl_refusals", &self.acl_refusals),
             ("access_lost", &self.access_lost),
+            ("usage_write_failures", &self.usage_write_failures),
+            ("usage_lost", &self.usage_lost),
             ("key_log_dropped", &self.key_log_dropped),
             ("tls_failures", &self.tls_failures),
             ("frame_timeouts", &self.frame_timeouts),

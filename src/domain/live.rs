@@ -83,6 +83,19 @@ fn remove_id<T: PartialEq>(list: &mut Vec<T>, x: &T) {
     }
 }
 
+/// The derived key table changed (it is already what sessions authenticate against): the
+/// broker brings the live sessions of exactly these keys in line with it — cuts lost
+/// channels, re-routes changed sources, closes revoked keys. Sent to a `Recipient` by
+/// whoever keeps the table live, so that neither side names the other.
+#[derive(Debug, actix::Message)]
+#[rtype(result = "()")]
+pub struct AclChanged {
+    /// The new table.
+    pub table: Arc<KeyTable>,
+    /// The keys whose ACL differs from the previous table (added, changed or gone).
+    pub idents: Vec<Ident>,
+}
+
 /// A key whose ACL changed: its ident and its ACL now (`None`: it can no longer be used).
 pub type KeyChange = (Ident, Option<Arc<KeyAcl>>);
 
@@ -158,6 +171,11 @@ impl LiveGraph {
     /// The table sessions authenticate against (cheap to clone: a persistent map).
     pub fn table(&self) -> &KeyTable {
         &self.table
+    }
+
+    /// How receivers are chosen.
+    pub fn mode(&self) -> Mode {
+        self.mode
     }
 
     /// How many shares are held (any state).

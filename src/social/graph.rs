@@ -1,15 +1,18 @@
-//! The SocialGraph actor: owns the graph's derived key table and keeps it current.
+//! The SocialGraph actor: owns the live social graph and the key table derived from it,
+//! and keeps both current.
 //!
-//! It re-reads the graph when the store's ACL version moves (changes made by this process,
-//! by the CLI, or by another node), derives every key's ACL off the actor's thread, stores
-//! the new table where sessions authenticate, and tells the Broker exactly which keys
-//! changed, so that only their live sessions are touched. Every change runs to its end
-//! before the next starts (one at a time, in order), and an operation answers only after the
-//! Broker has brought its live routes in line: when the website says "revoked", a message
-//! published next is not delivered. The version applied is recorded in the store so that
-//! the CLI, which writes beside a running server, can wait until its change is live. A
-//! database outage is logged once; the broker keeps serving with the ACLs it has.
+//! Every change, made by this process, by the CLI or by another node, lands in the store's
+//! change log; the actor reads the log after the version it applied (on each operation of
+//! its own and every `acl_poll_ms`), applies the deltas to its [`LiveGraph`] off the
+//! actor's thread (only the keys whose sources can move are re-derived), stores the new
+//! table where sessions authenticate, and tells the Broker exactly which keys changed. Every
+//! change runs to its end before the next starts (one at a time, in order), and an operation
+//! answers only after the Broker has brought its live routes in line: when the website says
+//! "revoked", a message published next is not delivered. The version applied is recorded in
+//! the store so that the CLI, which writes beside a running server, can wait until its change
+//! is live. A database outage is logged once; the broker keeps serving with the ACLs it has.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,14 +20,16 @@ use actix::{
     Actor, ActorFutureExt, AsyncContext, AtomicResponse, Context, Handler, Message, Recipient, WrapFuture,
 };
 use arc_swap::ArcSwap;
+use parking_lot::Mutex;
 
 use super::ops::SocialError;
-use crate::broker::messages::AclChanged;
-use crate::domain::acl::{KeyTable, Mode, changed, derive};
+use crate::domain::acl::{KeyAcl, KeyTable, changed};
+use crate::domain::live::{AclChanged, LiveGraph};
+use crate::store::models::graph::GraphChanges;
 use crate::store::{Store, StoreError};
 use crate::wire::Ident;
 
-/// Re-read the graph now (after a change made in this process), not at the next poll.
+/// Re-read the change log now (after a change made in this process), not at the next poll.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Refresh;
@@ -44,34 +49,64 @@ impl<T: Send + 'static> Message for Apply<T> {
 /// servers seen within [`crate::store::models::applied::LIVE_WITHIN`]).
 const HEARTBEAT: Duration = Duration::from_secs(2);
 
-/// A graph read and derived: the version, the new table and the keys that changed.
+/// How long change-log rows every live server applied are kept (a server that falls
+/// further behind reloads the whole graph).
+const KEEP_CHANGES_SECS: i64 = 3600;
+
+/// How often old change-log rows are pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+
+/// Changes applied: the version reached, the new table and the keys that changed.
 struct Derived {
     version: i64,
     table: Arc<KeyTable>,
     idents: Vec<Ident>,
 }
 
-/// Reads the graph if the version moved past `seen` and derives it: blocking.
-fn derive_since(store: &Store, seen: i64, mode: Mode, old: &KeyTable) -> Result<Option<Derived>, StoreError> {
-    let version = store.acl_version()?;
+/// Applies what the change log holds past `seen` to `live`: blocking. `None` when nothing
+/// changed.
+fn catch_up(store: &Store, live: &Mutex<LiveGraph>, seen: i64) -> Result<Option<Derived>, StoreError> {
+    let mut live = live.lock();
+    let mut version = seen;
+    let mut changes: BTreeMap<Ident, Option<Arc<KeyAcl>>> = BTreeMap::new();
+    loop {
+        match store.graph_changes_since(version)? {
+            GraphChanges::Current => break,
+            GraphChanges::Deltas { version: v, deltas } => {
+                changes.extend(live.apply(deltas));
+                version = v;
+            }
+            GraphChanges::Reload => {
+                tracing::warn!(
+                    applied = version,
+                    "the change log no longer reaches back this far: reloading the graph"
+                );
+                let (v, graph) = store.load_graph_versioned()?;
+                let fresh = LiveGraph::new(graph, live.mode());
+                for i in changed(live.table(), fresh.table()) {
+                    let acl = fresh.table().get(&i).cloned();
+                    changes.insert(i, acl);
+                }
+                *live = fresh;
+                version = v;
+            }
+        }
+    }
     if version == seen {
         return Ok(None);
     }
-    let table = Arc::new(derive(&store.load_graph()?, mode));
-    let idents = changed(old, &table);
     Ok(Some(Derived {
         version,
-        table,
-        idents,
+        table: Arc::new(live.table().clone()),
+        idents: changes.into_keys().collect(),
     }))
 }
 
 /// See the module doc.
 pub struct SocialGraph {
     store: Store,
-    mode: Mode,
+    live: Arc<Mutex<LiveGraph>>,
     version: i64,
-    table: Arc<KeyTable>,
     keys: Arc<ArcSwap<KeyTable>>,
     broker: Recipient<AclChanged>,
     every: Duration,
@@ -80,10 +115,10 @@ pub struct SocialGraph {
 }
 
 impl SocialGraph {
-    /// Starts from the table derived at `version`, already stored in `keys`.
+    /// Starts from `live` at `version`, whose table is already stored in `keys`.
     pub fn new(
         store: Store,
-        mode: Mode,
+        live: LiveGraph,
         version: i64,
         keys: Arc<ArcSwap<KeyTable>>,
         broker: Recipient<AclChanged>,
@@ -93,9 +128,8 @@ impl SocialGraph {
         let _ = getrandom::getrandom(&mut id);
         Self {
             store,
-            mode,
+            live: Arc::new(Mutex::new(live)),
             version,
-            table: keys.load_full(),
             keys,
             broker,
             every,
@@ -104,13 +138,12 @@ impl SocialGraph {
         }
     }
 
-    /// Reads the version (and the graph when it moved) and derives on a blocking thread;
-    /// `None` when nothing changed.
+    /// Reads the change log past the version applied and applies it, on a blocking
+    /// thread; `None` when nothing changed.
     fn load(&self) -> impl std::future::Future<Output = Result<Option<Derived>, StoreError>> + 'static {
-        let store = self.store.clone();
-        let (seen, mode, old) = (self.version, self.mode, Arc::clone(&self.table));
+        let (store, live, seen) = (self.store.clone(), Arc::clone(&self.live), self.version);
         async move {
-            tokio::task::spawn_blocking(move || derive_since(&store, seen, mode, &old))
+            tokio::task::spawn_blocking(move || catch_up(&store, &live, seen))
                 .await
                 .map_err(|e| StoreError::NotFound(format!("graph task failed: {e}")))?
         }
@@ -121,6 +154,14 @@ impl SocialGraph {
     fn publish(&mut self, d: Derived) -> impl std::future::Future<Output = ()> + 'static {
         // A slow read of an older graph must not undo a newer one.
         let stale = d.version < self.version;
+        if stale {
+            // Cannot happen while changes run one at a time; the table is the live graph's.
+            tracing::warn!(
+                version = d.version,
+                applied = self.version,
+                "an older change arrived late"
+            );
+        }
         let broker = self.broker.clone();
         let notice = if stale || d.idents.is_empty() {
             None
@@ -132,7 +173,6 @@ impl SocialGraph {
                 "ACLs changed: applying"
             );
             self.keys.store(Arc::clone(&d.table));
-            self.table = Arc::clone(&d.table);
             Some(AclChanged {
                 table: d.table,
                 idents: d.idents,
@@ -193,6 +233,15 @@ impl SocialGraph {
         }));
     }
 
+    fn prune(&self) {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || match store.prune_graph_changes(KEEP_CHANGES_SECS) {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(rows = n, "pruned the change log"),
+            Err(e) => tracing::debug!("cannot prune the change log: {e}"),
+        });
+    }
+
     fn heartbeat(&self) {
         let (store, node, version) = (self.store.clone(), self.node.clone(), self.version);
         tokio::task::spawn_blocking(move || store.record_applied(&node, version));
@@ -206,6 +255,7 @@ impl Actor for SocialGraph {
         self.heartbeat();
         ctx.run_interval(self.every, |act, ctx| act.refresh(ctx));
         ctx.run_interval(HEARTBEAT, |act, _| act.heartbeat());
+        ctx.run_interval(PRUNE_EVERY, |act, _| act.prune());
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
@@ -228,15 +278,14 @@ impl<T: Send + 'static> Handler<Apply<T>> for SocialGraph {
     type Result = AtomicResponse<Self, Result<T, SocialError>>;
 
     fn handle(&mut self, Apply(op): Apply<T>, _: &mut Context<Self>) -> Self::Result {
-        let store = self.store.clone();
-        let (seen, mode, old) = (self.version, self.mode, Arc::clone(&self.table));
-        // The operation and the read of the graph it changed run in one blocking task; the
+        let (store, live, seen) = (self.store.clone(), Arc::clone(&self.live), self.version);
+        // The operation and the read of the changes it made run in one blocking task; the
         // new ACLs are live on the broker before the caller hears back. AtomicResponse: no
         // other change (or poll) runs until this one is whole.
         let run = async move {
             tokio::task::spawn_blocking(move || {
                 let res = op(&store);
-                (res, derive_since(&store, seen, mode, &old))
+                (res, catch_up(&store, &live, seen))
             })
             .await
             .unwrap_or_else(|e| {
@@ -311,16 +360,14 @@ mod tests {
             )
             .unwrap();
         }
-        let version = store.acl_version().unwrap();
-        let keys = Arc::new(ArcSwap::from_pointee(derive(
-            &store.load_graph().unwrap(),
-            Mode::Social,
-        )));
+        let (version, graph) = store.load_graph_versioned().unwrap();
+        let live = LiveGraph::new(graph, crate::domain::acl::Mode::Social);
+        let keys = Arc::new(ArcSwap::from_pointee(live.table().clone()));
         let seen = Arc::new(Mutex::new(Vec::new()));
         let broker = Collector(Arc::clone(&seen)).start();
         let graph = SocialGraph::new(
             store.clone(),
-            Mode::Social,
+            live,
             version,
             Arc::clone(&keys),
             broker.recipient(),

@@ -247,12 +247,7 @@ pub fn offer_share(
         GranteeName::Group(name) => Grantee::Group(group(store, name)?.0),
         GranteeName::Everyone => Grantee::Everyone,
     };
-    let live = [ShareState::Offered, ShareState::Accepted];
-    if let Some(dup) = store
-        .all_shares()?
-        .into_iter()
-        .find(|s| s.from == actor.id && s.channel == *channel && s.to == to && live.contains(&s.state))
-    {
+    if let Some(dup) = store.live_share(actor.id, channel, to)? {
         return Err(SocialError::Conflict(format!(
             "{channel} is already shared that way (share {}, {})",
             dup.id.0, dup.state

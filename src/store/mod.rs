@@ -4,6 +4,7 @@
 //! Diesel types stay in here: callers get domain types (`domain::acl::KeyRecord`, ids) and a
 //! [`StoreError`]. Every call is blocking; async callers use `spawn_blocking`.
 
+pub mod generate;
 pub mod models;
 pub mod schema;
 pub mod sealing;
@@ -26,6 +27,9 @@ pub const DEFAULT_DB: &str = "hpfriends.db";
 
 /// How long a connection waits on a locked SQLite file before failing.
 const BUSY_TIMEOUT_MS: u32 = 5000;
+
+/// At most this many ids in one `IN (…)` list: SQLite binds at most 32,766 parameters.
+pub(crate) const IN_CHUNK: usize = 500;
 
 /// What can go wrong talking to the database, worded for the operator.
 #[derive(Debug, thiserror::Error)]
@@ -194,16 +198,6 @@ impl Store {
     /// The URL this store was opened with.
     pub fn url(&self) -> &str {
         &self.url
-    }
-
-    /// The counter that every ACL-relevant change bumps (see the migration's triggers).
-    pub fn acl_version(&self) -> Result<i64, StoreError> {
-        use schema::acl_version::dsl;
-        let mut conn = self.conn()?;
-        Ok(dsl::acl_version
-            .select(dsl::version)
-            .filter(dsl::id.eq(1))
-            .first(&mut conn)?)
     }
 }
 

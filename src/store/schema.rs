@@ -157,6 +157,23 @@ diesel::table! {
 }
 
 diesel::table! {
+    graph_changes (id) {
+        id -> BigInt,
+        kind -> Text,
+        a -> BigInt,
+        b -> BigInt,
+        at -> BigInt,
+    }
+}
+
+diesel::table! {
+    graph_log (id) {
+        id -> BigInt,
+        pruned_through -> BigInt,
+    }
+}
+
+diesel::table! {
     web_sessions (token_hash) {
         token_hash -> Text,
         user_id -> BigInt,
@@ -200,4 +217,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     share_follows,
     user_blocks,
     acl_applied,
+    graph_changes,
+    graph_log,
 );

@@ -64,16 +64,34 @@ struct ChannelRow {
 /// A key's (publish, subscribe) channel lists.
 type ChannelLists = (Vec<Channel>, Vec<Channel>);
 
-fn channel_lists(conn: &mut SqliteConnection) -> QueryResult<HashMap<i64, ChannelLists>> {
-    let rows: Vec<ChannelRow> = authkey_channels::table
-        .order((authkey_channels::authkey_id, authkey_channels::channel))
-        .select((
-            authkey_channels::authkey_id,
-            authkey_channels::channel,
-            authkey_channels::can_publish,
-            authkey_channels::can_subscribe,
-        ))
-        .load(conn)?;
+fn channel_lists(
+    conn: &mut SqliteConnection,
+    only: Option<&[i64]>,
+) -> QueryResult<HashMap<i64, ChannelLists>> {
+    let query = || {
+        authkey_channels::table
+            .order((authkey_channels::authkey_id, authkey_channels::channel))
+            .select((
+                authkey_channels::authkey_id,
+                authkey_channels::channel,
+                authkey_channels::can_publish,
+                authkey_channels::can_subscribe,
+            ))
+    };
+    let rows: Vec<ChannelRow> = match only {
+        None => query().load(conn)?,
+        Some(ids) => {
+            let mut rows = Vec::new();
+            for chunk in ids.chunks(crate::store::IN_CHUNK) {
+                rows.extend(
+                    query()
+                        .filter(authkey_channels::authkey_id.eq_any(chunk))
+                        .load::<ChannelRow>(conn)?,
+                );
+            }
+            rows
+        }
+    };
     let mut out: HashMap<i64, ChannelLists> = HashMap::new();
     for r in rows {
         let Ok(ch) = Channel::new(&r.channel) else {
@@ -282,7 +300,7 @@ impl Store {
                     authkeys::created_at,
                 ))
                 .load(conn)?;
-            let mut lists = channel_lists(conn)?;
+            let mut lists = channel_lists(conn, None)?;
             Ok(rows
                 .into_iter()
                 .filter_map(|(id, ident, owner, enabled, comment, created_at)| {
@@ -307,25 +325,39 @@ impl Store {
     pub fn key_records(&self) -> Result<Vec<KeyRecord>, StoreError> {
         let sealer = self.sealer().cloned();
         let mut conn = self.conn()?;
-        conn.transaction(|conn| key_records_in(conn, sealer.as_ref()))
+        conn.transaction(|conn| key_records_in(conn, sealer.as_ref(), None))
     }
 }
 
-/// Every authkey with its channel lists, read on `conn` (inside the caller's transaction).
+/// Every key (`only: None`) or the keys of these ids, read on `conn` (inside the caller's
+/// transaction); keys that cannot be used (a bad ident, a secret that does not open) are
+/// left out and logged.
 pub(crate) fn key_records_in(
     conn: &mut SqliteConnection,
     sealer: Option<&crate::store::sealing::Sealer>,
+    only: Option<&[i64]>,
 ) -> Result<Vec<KeyRecord>, StoreError> {
-    let rows: Vec<(i64, String, String, i64, bool)> = authkeys::table
-        .select((
+    type Row = (i64, String, String, i64, bool);
+    let query = || {
+        authkeys::table.select((
             authkeys::id,
             authkeys::ident,
             authkeys::secret,
             authkeys::owner_id,
             authkeys::enabled,
         ))
-        .load(conn)?;
-    let mut lists = channel_lists(conn)?;
+    };
+    let rows: Vec<Row> = match only {
+        None => query().load(conn)?,
+        Some(ids) => {
+            let mut rows = Vec::new();
+            for chunk in ids.chunks(crate::store::IN_CHUNK) {
+                rows.extend(query().filter(authkeys::id.eq_any(chunk)).load::<Row>(conn)?);
+            }
+            rows
+        }
+    };
+    let mut lists = channel_lists(conn, only)?;
     Ok(rows
         .into_iter()
         .filter_map(|(id, ident, secret, owner, enabled)| {

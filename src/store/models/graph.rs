@@ -1,26 +1,90 @@
-//! Loads the whole social graph in one read transaction, for the ACL derivation.
+//! The social graph for the ACL derivation: read whole at start, then followed through the
+//! change log (`graph_changes`, filled by triggers in the writing transaction) as deltas.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use diesel::prelude::*;
 
+use crate::domain::live::Delta;
 use crate::domain::model::Graph;
-use crate::domain::{GroupId, ShareId, UserId};
-use crate::store::schema::{group_members, share_follows, user_blocks, users};
-use crate::store::{Store, StoreError};
+use crate::domain::{AuthkeyId, GroupId, ShareId, UserId};
+use crate::store::schema::{graph_changes, graph_log, group_members, share_follows, user_blocks, users};
+use crate::store::{IN_CHUNK, Store, StoreError};
 
+use super::applied::LIVE_WITHIN;
 use super::authkeys::key_records_in;
 use super::groups::STATE_ACTIVE;
-use super::shares::all_shares_in;
+use super::shares::shares_in;
+
+/// At most this many change-log rows are read at once (a caller reads on until `Current`).
+const CHANGES_PER_READ: i64 = 20_000;
+
+/// What the change log holds past the version a server applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GraphChanges {
+    /// Nothing new.
+    Current,
+    /// These deltas (each entity as it is now) bring the graph to `version`.
+    Deltas {
+        /// The last change read.
+        version: i64,
+        /// What changed.
+        deltas: Vec<Delta>,
+    },
+    /// The log was pruned past the version asked for: read the whole graph again.
+    Reload,
+}
+
+/// The ACL version inside a transaction: the last change logged.
+fn version_in(conn: &mut SqliteConnection) -> QueryResult<i64> {
+    let last: Option<i64> = graph_changes::table
+        .select(diesel::dsl::max(graph_changes::id))
+        .first(conn)?;
+    match last {
+        Some(v) => Ok(v),
+        None => graph_log::table
+            .select(graph_log::pruned_through)
+            .first(conn)
+            .optional()
+            .map(Option::unwrap_or_default),
+    }
+}
+
+fn pairs_in(
+    conn: &mut SqliteConnection,
+    wanted: &BTreeSet<(i64, i64)>,
+    load: impl Fn(&mut SqliteConnection, &[i64], &[i64]) -> QueryResult<Vec<(i64, i64)>>,
+) -> QueryResult<HashSet<(i64, i64)>> {
+    let wanted: Vec<(i64, i64)> = wanted.iter().copied().collect();
+    let mut found = HashSet::new();
+    for chunk in wanted.chunks(IN_CHUNK) {
+        let a: Vec<i64> = chunk.iter().map(|p| p.0).collect();
+        let b: Vec<i64> = chunk.iter().map(|p| p.1).collect();
+        found.extend(load(conn, &a, &b)?.into_iter().filter(|p| chunk.contains(p)));
+    }
+    Ok(found)
+}
 
 impl Store {
+    /// The counter every ACL-relevant change moves: the id of the last logged change.
+    pub fn acl_version(&self) -> Result<i64, StoreError> {
+        let mut conn = self.conn()?;
+        Ok(version_in(&mut conn)?)
+    }
+
     /// Users, active group memberships, shares, keys, follows and blocks: one snapshot,
     /// read in one transaction on one connection (SQLite WAL), so that a change committed
     /// meanwhile is seen whole or not at all.
     pub fn load_graph(&self) -> Result<Graph, StoreError> {
+        Ok(self.load_graph_versioned()?.1)
+    }
+
+    /// [`Self::load_graph`] with the version it is at, read in the same transaction.
+    pub fn load_graph_versioned(&self) -> Result<(i64, Graph), StoreError> {
         let sealer = self.sealer().cloned();
         let mut conn = self.conn()?;
         conn.transaction(|conn| {
+            let version = version_in(conn)?;
             let users: Vec<(i64, bool)> = users::table.select((users::id, users::enabled)).load(conn)?;
             let members: Vec<(i64, i64)> = group_members::table
                 .filter(group_members::state.eq(STATE_ACTIVE))
@@ -36,17 +100,164 @@ impl Store {
             for (g, u) in members {
                 groups.entry(GroupId(g)).or_default().insert(UserId(u));
             }
-            Ok(Graph {
+            let graph = Graph {
                 users: users.into_iter().map(|(u, e)| (UserId(u), e)).collect(),
                 groups,
-                shares: all_shares_in(conn)?,
-                keys: key_records_in(conn, sealer.as_ref())?,
+                shares: shares_in(conn, None)?,
+                keys: key_records_in(conn, sealer.as_ref(), None)?,
                 follows: follows
                     .into_iter()
                     .map(|(s, u)| (ShareId(s), UserId(u)))
                     .collect(),
                 blocks: blocks.into_iter().map(|(a, b)| (UserId(a), UserId(b))).collect(),
-            })
+            };
+            Ok((version, graph))
+        })
+    }
+
+    /// The changes logged after `after`, each entity read as it is now (in one
+    /// transaction), at most [`CHANGES_PER_READ`] log rows at a time.
+    pub fn graph_changes_since(&self, after: i64) -> Result<GraphChanges, StoreError> {
+        let sealer = self.sealer().cloned();
+        let mut conn = self.conn()?;
+        conn.transaction(|conn| {
+            let pruned: i64 = graph_log::table
+                .select(graph_log::pruned_through)
+                .first(conn)
+                .optional()?
+                .unwrap_or_default();
+            if after < pruned {
+                return Ok(GraphChanges::Reload);
+            }
+            let rows: Vec<(i64, String, i64, i64)> = graph_changes::table
+                .filter(graph_changes::id.gt(after))
+                .order(graph_changes::id)
+                .limit(CHANGES_PER_READ)
+                .select((
+                    graph_changes::id,
+                    graph_changes::kind,
+                    graph_changes::a,
+                    graph_changes::b,
+                ))
+                .load(conn)?;
+            let Some(version) = rows.last().map(|r| r.0) else {
+                return Ok(GraphChanges::Current);
+            };
+            let mut wanted: HashMap<&str, BTreeSet<(i64, i64)>> = HashMap::new();
+            for (_, kind, a, b) in &rows {
+                wanted.entry(kind.as_str()).or_default().insert((*a, *b));
+            }
+            let ids =
+                |kind: &str| -> Vec<i64> { wanted.get(kind).into_iter().flatten().map(|p| p.0).collect() };
+            let mut deltas = Vec::new();
+
+            let user_ids = ids("user");
+            let mut found: HashMap<i64, bool> = HashMap::new();
+            for chunk in user_ids.chunks(IN_CHUNK) {
+                let rows: Vec<(i64, bool)> = users::table
+                    .filter(users::id.eq_any(chunk))
+                    .select((users::id, users::enabled))
+                    .load(conn)?;
+                found.extend(rows);
+            }
+            deltas.extend(
+                user_ids
+                    .iter()
+                    .map(|u| Delta::User(UserId(*u), found.get(u).copied())),
+            );
+
+            let key_ids = ids("key");
+            let mut keys: HashMap<i64, _> = key_records_in(conn, sealer.as_ref(), Some(&key_ids))?
+                .into_iter()
+                .map(|k| (k.id.0, k))
+                .collect();
+            deltas.extend(key_ids.iter().map(|k| Delta::Key(AuthkeyId(*k), keys.remove(k))));
+
+            let share_ids = ids("share");
+            let mut shares: HashMap<i64, _> = shares_in(conn, Some(&share_ids))?
+                .into_iter()
+                .map(|s| (s.id.0, s))
+                .collect();
+            deltas.extend(
+                share_ids
+                    .iter()
+                    .map(|s| Delta::Share(ShareId(*s), shares.remove(s))),
+            );
+
+            // Memberships, follows and blocks before shares' grantees are looked at again:
+            // order within one batch does not matter, every delta carries the state now.
+            let empty = BTreeSet::new();
+            let members = wanted.get("member").unwrap_or(&empty);
+            let active = pairs_in(conn, members, |conn, g, u| {
+                group_members::table
+                    .filter(group_members::group_id.eq_any(g))
+                    .filter(group_members::user_id.eq_any(u))
+                    .filter(group_members::state.eq(STATE_ACTIVE))
+                    .select((group_members::group_id, group_members::user_id))
+                    .load(conn)
+            })?;
+            deltas.extend(members.iter().map(|p| Delta::Member {
+                group: GroupId(p.0),
+                user: UserId(p.1),
+                active: active.contains(p),
+            }));
+            let follows = wanted.get("follow").unwrap_or(&empty);
+            let on = pairs_in(conn, follows, |conn, s, u| {
+                share_follows::table
+                    .filter(share_follows::share_id.eq_any(s))
+                    .filter(share_follows::user_id.eq_any(u))
+                    .select((share_follows::share_id, share_follows::user_id))
+                    .load(conn)
+            })?;
+            deltas.extend(follows.iter().map(|p| Delta::Follow {
+                share: ShareId(p.0),
+                user: UserId(p.1),
+                on: on.contains(p),
+            }));
+            let blocks = wanted.get("block").unwrap_or(&empty);
+            let on = pairs_in(conn, blocks, |conn, a, b| {
+                user_blocks::table
+                    .filter(user_blocks::blocker_id.eq_any(a))
+                    .filter(user_blocks::blocked_id.eq_any(b))
+                    .select((user_blocks::blocker_id, user_blocks::blocked_id))
+                    .load(conn)
+            })?;
+            deltas.extend(blocks.iter().map(|p| Delta::Block {
+                blocker: UserId(p.0),
+                blocked: UserId(p.1),
+                on: on.contains(p),
+            }));
+            Ok(GraphChanges::Deltas { version, deltas })
+        })
+    }
+
+    /// Drops change-log rows older than `keep_secs` that every live server has applied
+    /// (always keeping the last, which is the version); returns how many went.
+    pub fn prune_graph_changes(&self, keep_secs: i64) -> Result<usize, StoreError> {
+        use crate::store::schema::acl_applied;
+        let mut conn = self.conn()?;
+        conn.transaction(|conn| {
+            let now = crate::store::now();
+            let live: Option<i64> = acl_applied::table
+                .filter(acl_applied::seen_at.ge(now - LIVE_WITHIN))
+                .select(diesel::dsl::min(acl_applied::version))
+                .first(conn)?;
+            let last = version_in(conn)?;
+            let through = live.unwrap_or(last).min(last - 1);
+            let doomed: Option<i64> = graph_changes::table
+                .filter(graph_changes::id.le(through))
+                .filter(graph_changes::at.lt(now - keep_secs))
+                .select(diesel::dsl::max(graph_changes::id))
+                .first(conn)?;
+            let Some(doomed) = doomed else {
+                return Ok(0);
+            };
+            let n =
+                diesel::delete(graph_changes::table.filter(graph_changes::id.le(doomed))).execute(conn)?;
+            diesel::update(graph_log::table.filter(graph_log::pruned_through.lt(doomed)))
+                .set(graph_log::pruned_through.eq(doomed))
+                .execute(conn)?;
+            Ok(n)
         })
     }
 }

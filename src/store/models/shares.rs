@@ -74,12 +74,20 @@ macro_rules! share_columns {
     };
 }
 
-/// Every share, read on `conn` (inside the caller's transaction).
-pub(crate) fn all_shares_in(conn: &mut SqliteConnection) -> Result<Vec<Share>, StoreError> {
-    let rows: Vec<ShareRow> = shares::table
-        .order(shares::id)
-        .select(share_columns!())
-        .load(conn)?;
+/// Every share (`only: None`) or the shares of these ids, read on `conn` (inside the
+/// caller's transaction).
+pub(crate) fn shares_in(conn: &mut SqliteConnection, only: Option<&[i64]>) -> Result<Vec<Share>, StoreError> {
+    let query = || shares::table.order(shares::id).select(share_columns!());
+    let rows: Vec<ShareRow> = match only {
+        None => query().load(conn)?,
+        Some(ids) => {
+            let mut rows = Vec::new();
+            for chunk in ids.chunks(crate::store::IN_CHUNK) {
+                rows.extend(query().filter(shares::id.eq_any(chunk)).load::<ShareRow>(conn)?);
+            }
+            rows
+        }
+    };
     Ok(rows.into_iter().filter_map(to_share).collect())
 }
 
@@ -117,7 +125,8 @@ impl Store {
                     shares::updated_at.eq(t),
                 ))
                 .returning(shares::id)
-                .get_result(conn)?;
+                .get_result(conn)
+                .map_err(|e| crate::store::conflict(e, || format!("{channel} is already shared that way")))?;
             audit::record(
                 conn,
                 actor,
@@ -167,10 +176,38 @@ impl Store {
         })
     }
 
+    /// The live (offered or accepted) share of `channel` from `from` to `to`, if there is
+    /// one: at most one can exist (a unique index), so two racing offers cannot both land.
+    pub fn live_share(
+        &self,
+        from: UserId,
+        channel: &Channel,
+        to: Grantee,
+    ) -> Result<Option<Share>, StoreError> {
+        let mut conn = self.conn()?;
+        let q = shares::table
+            .filter(shares::from_user_id.eq(from.0))
+            .filter(shares::channel.eq(channel.as_str()))
+            .filter(shares::state.eq_any([ShareState::Offered.as_str(), ShareState::Accepted.as_str()]))
+            .select(share_columns!())
+            .into_boxed();
+        let q = match to {
+            Grantee::User(u) => q
+                .filter(shares::to_kind.eq("user"))
+                .filter(shares::to_user_id.eq(u.0)),
+            Grantee::Group(g) => q
+                .filter(shares::to_kind.eq("group"))
+                .filter(shares::to_group_id.eq(g.0)),
+            Grantee::Everyone => q.filter(shares::to_kind.eq("everyone")),
+        };
+        let rows: Vec<ShareRow> = q.limit(1).load(&mut conn)?;
+        Ok(rows.into_iter().find_map(to_share))
+    }
+
     /// Every share in the database.
     pub fn all_shares(&self) -> Result<Vec<Share>, StoreError> {
         let mut conn = self.conn()?;
-        all_shares_in(&mut conn)
+        shares_in(&mut conn, None)
     }
 
     /// Shares as listed to people: with the sharer's and grantee's names, looked up in two
@@ -216,5 +253,46 @@ impl Store {
                 }
             })
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_live_offer_of_the_same_share_is_refused_by_the_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db").to_string_lossy()).unwrap();
+        let a = store.add_user("a", "a@x.org", "t").unwrap();
+        let b = store.add_user("b", "b@x.org", "t").unwrap();
+        let c = Channel::new("c").unwrap();
+        let to = Grantee::User(b.id);
+        let offer = || store.add_share(a.id, &c, to, (ShareKind::Own, false), ShareState::Offered, "t");
+        let first = offer().unwrap();
+        // As a request that raced past the check would: the index says no.
+        assert!(matches!(offer(), Err(StoreError::Conflict(_))));
+        assert_eq!(store.live_share(a.id, &c, to).unwrap().map(|s| s.id), Some(first));
+        // Once it is no longer live, it may be offered again.
+        assert!(
+            store
+                .transition_share(first, &[ShareState::Offered], ShareState::Revoked, "t")
+                .unwrap()
+        );
+        assert!(store.live_share(a.id, &c, to).unwrap().is_none());
+        offer().unwrap();
+        // To a group, or to everyone, the same holds.
+        let e = || {
+            store.add_share(
+                a.id,
+                &c,
+                Grantee::Everyone,
+                (ShareKind::Own, false),
+                ShareState::Accepted,
+                "t",
+            )
+        };
+        e().unwrap();
+        assert!(matches!(e(), Err(StoreError::Conflict(_))));
     }
 }

@@ -6,6 +6,8 @@
 //! built by hand here rather than through `wire`, so that the generator's cost stays
 //! visible and separate from the broker's.
 
+pub mod graph;
+
 use std::sync::Arc;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};

@@ -1,0 +1,358 @@
+//! A synthetic community written straight into the database, for the control-plane
+//! benchmark (`hpfriends bench graph`): users with keys, channels, groups, shares of every
+//! kind and state, public offers taken up, and a few blocks, in the shape a large honeypot
+//! community has. Deterministic for a seed. Rows go in by multi-row inserts in one
+//! transaction; the change log the triggers fill meanwhile is folded into the version
+//! afterwards (a server starting reads the whole graph anyway).
+
+use std::collections::HashSet;
+
+use diesel::prelude::*;
+
+use super::{Store, StoreError, now};
+
+/// The community's shape. The defaults are the benchmark's (see `bench/RESULTS.md`).
+#[derive(Debug, Clone, Copy)]
+pub struct Shape {
+    /// Users.
+    pub users: usize,
+    /// Authkeys per user.
+    pub keys_per_user: usize,
+    /// Channels each user's keys publish and subscribe.
+    pub channels_per_user: usize,
+    /// Shares each user makes.
+    pub shares_per_user: usize,
+    /// Distinct channel names in the community.
+    pub channel_pool: usize,
+    /// One group per this many users, each of 20–200 members.
+    pub users_per_group: usize,
+}
+
+impl Default for Shape {
+    fn default() -> Self {
+        Self {
+            users: 1000,
+            keys_per_user: 2,
+            channels_per_user: 5,
+            shares_per_user: 10,
+            channel_pool: 50,
+            users_per_group: 100,
+        }
+    }
+}
+
+/// What was generated.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Generated {
+    /// Users.
+    pub users: usize,
+    /// Authkeys.
+    pub keys: usize,
+    /// Shares (any state).
+    pub shares: usize,
+    /// Accepted shares.
+    pub accepted: usize,
+    /// Groups.
+    pub groups: usize,
+    /// Group memberships.
+    pub members: usize,
+    /// Public offers taken up.
+    pub follows: usize,
+    /// Blocks.
+    pub blocks: usize,
+}
+
+/// xorshift64*: enough randomness for a graph, and the same graph for the same seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Uniform in `0..n` (`n > 0`).
+    fn below(&mut self, n: usize) -> usize {
+        usize::try_from(self.next() % (n.max(1) as u64)).unwrap_or(0)
+    }
+
+    /// True with probability `p` percent.
+    fn percent(&mut self, p: u64) -> bool {
+        self.next() % 100 < p
+    }
+}
+
+/// Collects rows and writes them as multi-row inserts of `CHUNK` rows.
+struct Inserts<'c> {
+    conn: &'c mut SqliteConnection,
+    head: &'static str,
+    rows: Vec<String>,
+}
+
+impl<'c> Inserts<'c> {
+    const CHUNK: usize = 500;
+
+    fn new(conn: &'c mut SqliteConnection, head: &'static str) -> Self {
+        Self {
+            conn,
+            head,
+            rows: Vec::with_capacity(Self::CHUNK),
+        }
+    }
+
+    /// `row` holds only numbers and generated names, never outside input.
+    fn push(&mut self, row: String) -> QueryResult<()> {
+        self.rows.push(row);
+        if self.rows.len() >= Self::CHUNK {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> QueryResult<()> {
+        if self.rows.is_empty() {
+            return Ok(());
+        }
+        let sql = format!("{} VALUES {}", self.head, self.rows.join(","));
+        self.rows.clear();
+        diesel::sql_query(sql).execute(self.conn)?;
+        Ok(())
+    }
+}
+
+/// The name of channel `i` of the pool.
+pub fn channel_name(i: usize) -> String {
+    format!("sensor.{i}")
+}
+
+impl Store {
+    /// Writes a community of `shape` into this (empty) database: users `u0`…, keys
+    /// `u0k0`… with secret `s-u0k0`…; see the module doc.
+    pub fn generate(&self, shape: Shape, seed: u64) -> Result<Generated, StoreError> {
+        let mut conn = self.conn()?;
+        let mut rng = Rng(seed | 1);
+        let t = now();
+        let mut out = Generated::default();
+        conn.transaction(|conn| {
+            let first: i64 = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+                "COALESCE((SELECT MAX(id) FROM users), 0)",
+            ))
+            .get_result(conn)?;
+            let uid = |i: usize| first + 1 + i64::try_from(i).unwrap_or(0);
+            let mut ins = Inserts::new(
+                conn,
+                "INSERT INTO users (id, name, email, email_verified, enabled, is_admin, created_at)",
+            );
+            for i in 0..shape.users {
+                ins.push(format!("({}, 'u{i}', 'u{i}@bench.invalid', 1, 1, 0, {t})", uid(i)))?;
+            }
+            ins.flush()?;
+            out.users = shape.users;
+
+            // Each user's channels.
+            let pool = shape.channel_pool.max(1);
+            let per = shape.channels_per_user.min(pool);
+            let channels: Vec<Vec<usize>> = (0..shape.users)
+                .map(|_| {
+                    let mut mine = Vec::with_capacity(per);
+                    while mine.len() < per {
+                        let c = rng.below(pool);
+                        if !mine.contains(&c) {
+                            mine.push(c);
+                        }
+                    }
+                    mine
+                })
+                .collect();
+
+            let first_key: i64 = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+                "COALESCE((SELECT MAX(id) FROM authkeys), 0)",
+            ))
+            .get_result(conn)?;
+            let mut keys = Inserts::new(
+                conn,
+                "INSERT INTO authkeys (id, ident, secret, owner_id, enabled, comment, created_at, updated_at)",
+            );
+            let mut next_key = first_key;
+            for i in 0..shape.users {
+                for k in 0..shape.keys_per_user {
+                    next_key += 1;
+                    keys.push(format!(
+                        "({next_key}, 'u{i}k{k}', 's-u{i}k{k}', {}, 1, '', {t}, {t})",
+                        uid(i)
+                    ))?;
+                }
+            }
+            keys.flush()?;
+            out.keys = shape.users * shape.keys_per_user;
+            let mut lists = Inserts::new(
+                conn,
+                "INSERT INTO authkey_channels (authkey_id, channel, can_publish, can_subscribe)",
+            );
+            let mut key = first_key;
+            for mine in &channels {
+                for _ in 0..shape.keys_per_user {
+                    key += 1;
+                    for c in mine {
+                        lists.push(format!("({key}, '{}', 1, 1)", channel_name(*c)))?;
+                    }
+                }
+            }
+            lists.flush()?;
+
+            // Groups of 20–200 (at most everyone), owned by their first member.
+            let n_groups = if shape.users >= 20 {
+                (shape.users / shape.users_per_group.max(1)).max(1)
+            } else {
+                0
+            };
+            let first_group: i64 = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+                "COALESCE((SELECT MAX(id) FROM groups), 0)",
+            ))
+            .get_result(conn)?;
+            let mut group_rows = Vec::new();
+            let mut member_rows = Vec::new();
+            for g in 0..n_groups {
+                let gid = first_group + 1 + i64::try_from(g).unwrap_or(0);
+                let size = (20 + rng.below(181)).min(shape.users);
+                let mut members: Vec<usize> = Vec::with_capacity(size);
+                let mut seen = HashSet::new();
+                while members.len() < size {
+                    let u = rng.below(shape.users);
+                    if seen.insert(u) {
+                        members.push(u);
+                    }
+                }
+                group_rows.push(format!("({gid}, 'g{g}', {}, '', {t})", uid(members[0])));
+                for (j, u) in members.iter().enumerate() {
+                    let (role, state) = if j == 0 {
+                        ("owner", "active")
+                    } else if rng.percent(90) {
+                        ("member", "active")
+                    } else {
+                        ("member", "invited")
+                    };
+                    if state == "active" {
+                        out.members += 1;
+                    }
+                    member_rows.push(format!("({gid}, {}, '{role}', '{state}', {t})", uid(*u)));
+                }
+            }
+            let mut groups = Inserts::new(conn, "INSERT INTO groups (id, name, owner_id, description, created_at)");
+            for r in group_rows {
+                groups.push(r)?;
+            }
+            groups.flush()?;
+            let mut members = Inserts::new(
+                conn,
+                "INSERT INTO group_members (group_id, user_id, role, state, created_at)",
+            );
+            for r in member_rows {
+                members.push(r)?;
+            }
+            members.flush()?;
+            out.groups = n_groups;
+
+            // Shares: 85% to a user, 10% to a group, 5% public offers; 20% redistribute,
+            // 30% onward; 80% accepted, 10% offered, 10% declined or revoked.
+            let first_share: i64 = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+                "COALESCE((SELECT MAX(id) FROM shares), 0)",
+            ))
+            .get_result(conn)?;
+            let mut next_share = first_share;
+            let mut offers: Vec<i64> = Vec::new();
+            let mut live: HashSet<(usize, usize, i64)> = HashSet::new();
+            let mut shares = Inserts::new(
+                conn,
+                "INSERT INTO shares (id, from_user_id, channel, to_kind, to_user_id, to_group_id, \
+                 share_type, state, onward, created_at, updated_at)",
+            );
+            for i in 0..shape.users {
+                if shape.users < 2 {
+                    break;
+                }
+                for _ in 0..shape.shares_per_user {
+                    let c = channels[i][rng.below(per)];
+                    let roll = rng.below(100);
+                    let (kind, to_user, to_group, key) = if roll < 85 || n_groups == 0 {
+                        let mut to = rng.below(shape.users);
+                        if to == i {
+                            to = (to + 1) % shape.users;
+                        }
+                        ("user", uid(to).to_string(), "NULL".to_owned(), uid(to))
+                    } else if roll < 95 {
+                        let g = first_group + 1 + i64::try_from(rng.below(n_groups)).unwrap_or(0);
+                        ("group", "NULL".to_owned(), g.to_string(), -g)
+                    } else {
+                        ("everyone", "NULL".to_owned(), "NULL".to_owned(), 0)
+                    };
+                    if !live.insert((i, c, key)) {
+                        continue;
+                    }
+                    let share_type = if rng.percent(20) { "redistribute" } else { "own" };
+                    let onward = u8::from(rng.percent(30));
+                    let s = rng.below(10);
+                    let state = match (kind, s) {
+                        ("everyone", _) => "accepted",
+                        (_, 0) => "offered",
+                        (_, 1) => {
+                            if rng.percent(50) {
+                                "declined"
+                            } else {
+                                "revoked"
+                            }
+                        }
+                        _ => "accepted",
+                    };
+                    next_share += 1;
+                    if state == "accepted" {
+                        out.accepted += 1;
+                    }
+                    if kind == "everyone" {
+                        offers.push(next_share);
+                    }
+                    shares.push(format!(
+                        "({next_share}, {}, '{}', '{kind}', {to_user}, {to_group}, '{share_type}', '{state}', {onward}, {t}, {t})",
+                        uid(i),
+                        channel_name(c)
+                    ))?;
+                    out.shares += 1;
+                }
+            }
+            shares.flush()?;
+
+            // Each public offer is taken up by 20 users; 0.5% of users block someone.
+            let mut follows = Inserts::new(conn, "INSERT OR IGNORE INTO share_follows (share_id, user_id, created_at)");
+            for s in offers {
+                for _ in 0..20.min(shape.users) {
+                    follows.push(format!("({s}, {}, {t})", uid(rng.below(shape.users))))?;
+                    out.follows += 1;
+                }
+            }
+            follows.flush()?;
+            let mut blocks = Inserts::new(conn, "INSERT OR IGNORE INTO user_blocks (blocker_id, blocked_id, created_at)");
+            for i in 0..shape.users {
+                if shape.users > 1 && rng.below(200) == 0 {
+                    let mut b = rng.below(shape.users);
+                    if b == i {
+                        b = (b + 1) % shape.users;
+                    }
+                    blocks.push(format!("({}, {}, {t})", uid(i), uid(b)))?;
+                    out.blocks += 1;
+                }
+            }
+            blocks.flush()?;
+
+            // The triggers logged every row: fold that into the version.
+            diesel::sql_query(
+                "UPDATE graph_log SET pruned_through = (SELECT COALESCE(MAX(id), pruned_through) FROM graph_changes)",
+            )
+            .execute(conn)?;
+            diesel::sql_query("DELETE FROM graph_changes WHERE id < (SELECT MAX(id) FROM graph_changes)").execute(conn)?;
+            Ok::<_, StoreError>(())
+        })?;
+        Ok(out)
+    }
+}
