@@ -269,12 +269,12 @@ impl Store {
                 "INSERT INTO shares (id, from_user_id, channel, to_kind, to_user_id, to_group_id, \
                  share_type, state, onward, created_at, updated_at)",
             );
-            for i in 0..shape.users {
+            for (i, mine) in channels.iter().enumerate() {
                 if shape.users < 2 {
                     break;
                 }
                 for _ in 0..shape.shares_per_user {
-                    let c = channels[i][rng.below(per)];
+                    let c = mine[rng.below(per)];
                     let roll = rng.below(100);
                     let (kind, to_user, to_group, key) = if roll < 85 || n_groups == 0 {
                         let mut to = rng.below(shape.users);
