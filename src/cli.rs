@@ -574,6 +574,9 @@ pub struct GraphArgs {
     /// Scratch directory for the databases [default: a temporary directory].
     #[arg(long)]
     dir: Option<std::path::PathBuf>,
+    /// Keep the generated databases in --dir (graph-USERS.db), e.g. to serve one by hand.
+    #[arg(long)]
+    keep: bool,
     /// JSON lines instead of a table.
     #[arg(long)]
     json: bool,
@@ -592,6 +595,7 @@ fn bench_graph(args: GraphArgs) -> anyhow::Result<()> {
             shares_per_user: args.shares_per_user,
             ..Default::default()
         },
+        keep: args.keep,
     };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let empty = bench::graph::empty_rss(&b)?;

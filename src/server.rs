@@ -94,7 +94,12 @@ impl Core {
         let mode = if config.open { Mode::Open } else { Mode::Social };
         let started = std::time::Instant::now();
         let (version, live) = blocking(store, move |s| {
+            let t = std::time::Instant::now();
             let (version, graph) = s.load_graph_versioned()?;
+            tracing::debug!(
+                ms = u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX),
+                "read the social graph"
+            );
             Ok((version, LiveGraph::new(graph, mode)))
         })
         .await?;

@@ -42,6 +42,8 @@ pub struct GraphBench {
     pub subscribers: usize,
     /// The community's shape (users is set per size).
     pub shape: Shape,
+    /// Leave each generated database in `dir` (`graph-USERS.db`) for a look afterwards.
+    pub keep: bool,
 }
 
 /// One size's figures (times in ms unless named otherwise).
@@ -554,8 +556,10 @@ pub async fn run_size(b: &GraphBench, users: usize, rss_empty_kib: u64) -> Resul
         row.subscribe_us = (mean(&costs[..k]), mean(&costs[costs.len() - k..]));
     }
     drop(server);
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    if !b.keep {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+        }
     }
     Ok(row)
 }

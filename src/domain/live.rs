@@ -6,13 +6,17 @@
 //! [`super::acl::derive`] stays the reference: the proptest below applies random change
 //! sequences here and compares the table with a full derivation after every step.
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
 use super::acl::{KeyAcl, KeyRecord, KeyTable, Mode, Sources};
 use super::model::{Grantee, Graph, Share, ShareKind, ShareState};
 use super::{AuthkeyId, GroupId, ShareId, UserId};
 use crate::wire::{Channel, Ident};
+
+/// Maps and sets keyed by database ids (never by names a user chose): a fast hash is safe.
+type IdMap<K, V> = rustc_hash::FxHashMap<K, V>;
+type IdSet<K> = rustc_hash::FxHashSet<K>;
 
 /// One thing that changed in the graph, with its state now (`None`/`false`: gone).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,16 +59,17 @@ pub enum Delta {
 /// One channel's shares, indexed by grantee, and what each user takes and passes on there.
 #[derive(Debug, Default)]
 struct ChannelState {
-    to_user: HashMap<UserId, Vec<ShareId>>,
-    to_group: HashMap<GroupId, Vec<ShareId>>,
+    to_user: IdMap<UserId, Vec<ShareId>>,
+    to_group: IdMap<GroupId, Vec<ShareId>>,
     everyone: Vec<ShareId>,
     /// Per receiving user, the shares of the channel that carry data to them (by id).
-    incoming: HashMap<UserId, Vec<Taken>>,
+    incoming: IdMap<UserId, Vec<Taken>>,
     /// Redistribute shares taken, sharer → receivers (with multiplicity): the edges along
     /// which a change of what the sharer receives travels on.
-    out: HashMap<UserId, HashMap<UserId, u32>>,
-    /// `forward(X)` for every receiver X (others forward just themselves).
-    forward: HashMap<UserId, BTreeSet<UserId>>,
+    out: IdMap<UserId, IdMap<UserId, u32>>,
+    /// `forward(X) − {X}`, sorted, for every receiver X that passes on anyone but itself
+    /// (most pass on nobody else: they hold no entry, and no allocation).
+    forward: IdMap<UserId, Vec<UserId>>,
 }
 
 /// A share as a receiver takes it: what `forward` and `sources` read, kept with the
@@ -103,18 +108,18 @@ pub type KeyChange = (Ident, Option<Arc<KeyAcl>>);
 #[derive(Debug)]
 pub struct LiveGraph {
     mode: Mode,
-    users: HashMap<UserId, bool>,
-    members: HashMap<GroupId, HashSet<UserId>>,
-    groups_of: HashMap<UserId, HashSet<GroupId>>,
-    shares: HashMap<ShareId, Share>,
-    shares_from: HashMap<UserId, HashSet<ShareId>>,
-    group_shares: HashMap<GroupId, HashSet<ShareId>>,
-    followers: HashMap<ShareId, HashSet<UserId>>,
-    follows_of: HashMap<UserId, HashSet<ShareId>>,
-    blocks: HashSet<(UserId, UserId)>,
+    users: IdMap<UserId, bool>,
+    members: IdMap<GroupId, IdSet<UserId>>,
+    groups_of: IdMap<UserId, IdSet<GroupId>>,
+    shares: IdMap<ShareId, Share>,
+    shares_from: IdMap<UserId, IdSet<ShareId>>,
+    group_shares: IdMap<GroupId, IdSet<ShareId>>,
+    followers: IdMap<ShareId, IdSet<UserId>>,
+    follows_of: IdMap<UserId, IdSet<ShareId>>,
+    blocks: IdSet<(UserId, UserId)>,
     channels: HashMap<Channel, ChannelState>,
-    keys: HashMap<AuthkeyId, KeyRecord>,
-    keys_of: HashMap<UserId, HashSet<AuthkeyId>>,
+    keys: IdMap<AuthkeyId, KeyRecord>,
+    keys_of: IdMap<UserId, IdSet<AuthkeyId>>,
     table: KeyTable,
 }
 
@@ -123,18 +128,18 @@ impl LiveGraph {
     pub fn new(graph: Graph, mode: Mode) -> Self {
         let mut g = Self {
             mode,
-            users: graph.users,
-            members: HashMap::new(),
-            groups_of: HashMap::new(),
-            shares: HashMap::with_capacity(graph.shares.len()),
-            shares_from: HashMap::new(),
-            group_shares: HashMap::new(),
-            followers: HashMap::new(),
-            follows_of: HashMap::new(),
-            blocks: graph.blocks,
-            channels: HashMap::new(),
-            keys: HashMap::with_capacity(graph.keys.len()),
-            keys_of: HashMap::new(),
+            users: graph.users.into_iter().collect(),
+            members: Default::default(),
+            groups_of: Default::default(),
+            shares: IdMap::with_capacity_and_hasher(graph.shares.len(), Default::default()),
+            shares_from: Default::default(),
+            group_shares: Default::default(),
+            followers: Default::default(),
+            follows_of: Default::default(),
+            blocks: graph.blocks.into_iter().collect(),
+            channels: Default::default(),
+            keys: IdMap::with_capacity_and_hasher(graph.keys.len(), Default::default()),
+            keys_of: Default::default(),
             table: KeyTable::new(),
         };
         for (group, users) in graph.groups {
@@ -150,21 +155,49 @@ impl LiveGraph {
         for s in graph.shares {
             g.index(s);
         }
-        let channels: Vec<Channel> = g.channels.keys().cloned().collect();
-        for c in channels {
-            let receivers: HashSet<UserId> = g.shares_on(&c).flat_map(|s| g.grantees(s)).collect();
-            g.settle(&c, receivers);
-        }
+        // Channels are independent: settled side by side on every core, each in one pass
+        // over its shares.
+        let mut states: Vec<(Channel, ChannelState)> = std::mem::take(&mut g.channels).into_iter().collect();
+        let threads = std::thread::available_parallelism().map_or(1, usize::from);
+        let per = states.len().div_ceil(threads).max(1);
+        std::thread::scope(|scope| {
+            for chunk in states.chunks_mut(per) {
+                let g = &g;
+                scope.spawn(move || {
+                    for (_, state) in chunk {
+                        let all = g.taken_by_all(state);
+                        let seeds: IdSet<UserId> = all.keys().copied().collect();
+                        resettle(state, &g.blocks, seeds, all.into_iter().collect());
+                    }
+                });
+            }
+        });
+        g.channels = states.into_iter().collect();
         for k in graph.keys {
             g.keys_of.entry(k.owner).or_default().insert(k.id);
             g.keys.insert(k.id, k);
         }
-        let table: KeyTable = g
-            .keys
-            .values()
-            .filter_map(|k| g.key_acl(k).map(|acl| (k.ident.clone(), acl)))
-            .collect();
-        g.table = table;
+        let keys: Vec<&KeyRecord> = g.keys.values().collect();
+        let per = keys.len().div_ceil(threads).max(1);
+        let derived: Vec<Vec<(Ident, Arc<KeyAcl>)>> = std::thread::scope(|scope| {
+            let workers: Vec<_> = keys
+                .chunks(per)
+                .map(|chunk| {
+                    let g = &g;
+                    scope.spawn(move || {
+                        chunk
+                            .iter()
+                            .filter_map(|k| g.key_acl(k).map(|acl| (k.ident.clone(), acl)))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| w.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                .collect()
+        });
+        g.table = derived.into_iter().flatten().collect();
         g
     }
 
@@ -186,13 +219,13 @@ impl LiveGraph {
     /// Applies `deltas` and re-derives only what they can change; returns the keys whose
     /// ACL is now different (sorted by ident), which are already in [`Self::table`].
     pub fn apply(&mut self, deltas: impl IntoIterator<Item = Delta>) -> Vec<KeyChange> {
-        let mut seeds: HashMap<Channel, HashSet<UserId>> = HashMap::new();
-        let mut keys: HashSet<AuthkeyId> = HashSet::new();
+        let mut seeds: HashMap<Channel, IdSet<UserId>> = Default::default();
+        let mut keys: IdSet<AuthkeyId> = Default::default();
         let mut gone: Vec<Ident> = Vec::new();
         for d in deltas {
             self.take(d, &mut seeds, &mut keys, &mut gone);
         }
-        let mut users: HashSet<UserId> = HashSet::new();
+        let mut users: IdSet<UserId> = Default::default();
         for (c, s) in seeds {
             let affected = self.settle(&c, s);
             users.extend(affected.into_iter().filter(|u| self.keys_of.contains_key(u)));
@@ -200,7 +233,7 @@ impl LiveGraph {
         for u in users {
             keys.extend(self.keys_of.get(&u).into_iter().flatten().copied());
         }
-        let mut changes: HashMap<Ident, Option<Arc<KeyAcl>>> = HashMap::new();
+        let mut changes: HashMap<Ident, Option<Arc<KeyAcl>>> = Default::default();
         for ident in gone {
             if self.table.remove(&ident).is_some() {
                 changes.insert(ident, None);
@@ -231,8 +264,8 @@ impl LiveGraph {
     fn take(
         &mut self,
         d: Delta,
-        seeds: &mut HashMap<Channel, HashSet<UserId>>,
-        keys: &mut HashSet<AuthkeyId>,
+        seeds: &mut HashMap<Channel, IdSet<UserId>>,
+        keys: &mut IdSet<AuthkeyId>,
         gone: &mut Vec<Ident>,
     ) {
         match d {
@@ -326,7 +359,7 @@ impl LiveGraph {
         }
     }
 
-    fn seed_shares_from(&self, u: UserId, seeds: &mut HashMap<Channel, HashSet<UserId>>) {
+    fn seed_shares_from(&self, u: UserId, seeds: &mut HashMap<Channel, IdSet<UserId>>) {
         for s in self.shares_from.get(&u).into_iter().flatten() {
             if let Some(s) = self.shares.get(s) {
                 seeds
@@ -375,18 +408,6 @@ impl LiveGraph {
             l.remove(&id);
         }
         Some(s)
-    }
-
-    fn shares_on<'a>(&'a self, c: &Channel) -> impl Iterator<Item = &'a Share> + 'a {
-        let state = self.channels.get(c);
-        let ids = state.into_iter().flat_map(|s| {
-            s.to_user
-                .values()
-                .chain(s.to_group.values())
-                .flatten()
-                .chain(s.everyone.iter())
-        });
-        ids.filter_map(|id| self.shares.get(id))
     }
 
     /// Everyone a share could reach (whether it does is [`Self::reaches`]).
@@ -453,7 +474,7 @@ impl LiveGraph {
     /// Re-takes the shares of `c` for `seeds`, then recomputes `forward` for everyone
     /// downstream of them (the least fixpoint over just those users, the rest held fixed:
     /// nothing upstream depends on them). Returns the users whose sources may have moved.
-    fn settle(&mut self, c: &Channel, seeds: HashSet<UserId>) -> HashSet<UserId> {
+    fn settle(&mut self, c: &Channel, seeds: IdSet<UserId>) -> IdSet<UserId> {
         let mut retaken: Vec<(UserId, Vec<Taken>)> = Vec::with_capacity(seeds.len());
         for u in &seeds {
             retaken.push((*u, self.taken(c, *u)));
@@ -461,91 +482,58 @@ impl LiveGraph {
         let Some(state) = self.channels.get_mut(c) else {
             return seeds;
         };
-        for (u, new) in retaken {
-            let old = if new.is_empty() {
-                state.incoming.remove(&u)
-            } else {
-                state.incoming.insert(u, new.clone())
-            };
-            for t in old.iter().flatten().filter(|t| t.redistribute) {
-                if let Some(rs) = state.out.get_mut(&t.from)
-                    && let Some(n) = rs.get_mut(&u)
-                {
-                    *n -= 1;
-                    if *n == 0 {
-                        rs.remove(&u);
-                        if rs.is_empty() {
-                            state.out.remove(&t.from);
-                        }
-                    }
-                }
-            }
-            for t in new.iter().filter(|t| t.redistribute) {
-                *state.out.entry(t.from).or_default().entry(u).or_default() += 1;
-            }
-        }
-        // Downstream closure along redistribute shares.
-        let mut down: HashSet<UserId> = seeds;
-        let mut queue: VecDeque<UserId> = down.iter().copied().collect();
-        while let Some(x) = queue.pop_front() {
-            for r in state.out.get(&x).into_iter().flat_map(|rs| rs.keys()) {
-                if down.insert(*r) {
-                    queue.push_back(*r);
-                }
-            }
-        }
-        // forward over `down`: from its base, to the least fixpoint by a worklist.
-        for x in &down {
-            match state.incoming.get(x) {
-                None => {
-                    state.forward.remove(x);
-                }
-                Some(ins) => {
-                    let mut set = BTreeSet::from([*x]);
-                    set.extend(ins.iter().filter(|t| t.onward).map(|t| t.from));
-                    state.forward.insert(*x, set);
-                }
-            }
-        }
-        let mut work: VecDeque<UserId> = down
-            .iter()
-            .copied()
-            .filter(|x| state.incoming.contains_key(x))
-            .collect();
-        let mut queued: HashSet<UserId> = work.iter().copied().collect();
-        while let Some(x) = work.pop_front() {
-            queued.remove(&x);
-            let mut add: Vec<UserId> = Vec::new();
-            for s in state
-                .incoming
-                .get(&x)
-                .into_iter()
-                .flatten()
-                .filter(|t| t.onward && t.redistribute)
-            {
-                match state.forward.get(&s.from) {
-                    Some(f) => add.extend(f.iter().copied().filter(|q| !self.blocks.contains(&(x, *q)))),
-                    None => add.push(s.from),
-                }
-            }
-            let Some(mine) = state.forward.get_mut(&x) else {
-                continue;
-            };
-            let mut grew = false;
-            for q in add {
-                grew |= mine.insert(q);
-            }
-            if grew {
-                for r in state.out.get(&x).into_iter().flat_map(|rs| rs.keys()) {
-                    if down.contains(r) && queued.insert(*r) {
-                        work.push_back(*r);
-                    }
-                }
-            }
-        }
-        down
+        resettle(state, &self.blocks, seeds, retaken)
     }
 
+    /// Every reception of one channel at once, share by share (the start-up path: one pass
+    /// over the channel's shares and their grantees rather than a look-up per user).
+    fn taken_by_all(&self, state: &ChannelState) -> IdMap<UserId, Vec<Taken>> {
+        let mut out: IdMap<UserId, Vec<Taken>> = Default::default();
+        let ids = state
+            .to_user
+            .values()
+            .chain(state.to_group.values())
+            .flatten()
+            .chain(state.everyone.iter());
+        for s in ids.filter_map(|id| self.shares.get(id)) {
+            if s.state != ShareState::Accepted || !self.enabled(s.from) {
+                continue;
+            }
+            let t = Taken {
+                id: s.id,
+                from: s.from,
+                redistribute: s.kind == ShareKind::Redistribute,
+                onward: s.onward,
+            };
+            let mut take = |u: UserId| {
+                if !self.blocked(u, s.from) {
+                    out.entry(u).or_default().push(t);
+                }
+            };
+            match s.to {
+                Grantee::User(u) => take(u),
+                Grantee::Group(g) => self
+                    .members
+                    .get(&g)
+                    .into_iter()
+                    .flatten()
+                    .copied()
+                    .for_each(&mut take),
+                Grantee::Everyone => self
+                    .followers
+                    .get(&s.id)
+                    .into_iter()
+                    .flatten()
+                    .copied()
+                    .for_each(&mut take),
+            }
+        }
+        for list in out.values_mut() {
+            list.sort_unstable();
+            list.dedup();
+        }
+        out
+    }
     /// `sources(r, c)` from the cached channel state (ARCHITECTURE.md's rule).
     fn sources(&self, r: UserId, c: &Channel) -> BTreeSet<UserId> {
         let mut out = BTreeSet::from([r]);
@@ -554,13 +542,10 @@ impl LiveGraph {
         };
         for s in state.incoming.get(&r).into_iter().flatten() {
             out.insert(s.from);
-            if s.redistribute {
-                match state.forward.get(&s.from) {
-                    Some(f) => out.extend(f.iter().copied()),
-                    None => {
-                        out.insert(s.from);
-                    }
-                }
+            if s.redistribute
+                && let Some(f) = state.forward.get(&s.from)
+            {
+                out.extend(f.iter().copied());
             }
         }
         out.retain(|q| !self.blocked(r, *q));
@@ -591,6 +576,108 @@ impl LiveGraph {
             subscribe,
         }))
     }
+}
+
+/// Installs `retaken` (each seed's receptions now) in `state`, then recomputes `forward`
+/// for everyone downstream of the seeds (the least fixpoint over just those users, the
+/// rest held fixed: nothing upstream depends on them). Returns the users whose sources may
+/// have moved.
+fn resettle(
+    state: &mut ChannelState,
+    blocks: &IdSet<(UserId, UserId)>,
+    seeds: IdSet<UserId>,
+    retaken: Vec<(UserId, Vec<Taken>)>,
+) -> IdSet<UserId> {
+    for (u, new) in retaken {
+        let old = if new.is_empty() {
+            state.incoming.remove(&u)
+        } else {
+            state.incoming.insert(u, new.clone())
+        };
+        for t in old.iter().flatten().filter(|t| t.redistribute) {
+            if let Some(rs) = state.out.get_mut(&t.from)
+                && let Some(n) = rs.get_mut(&u)
+            {
+                *n -= 1;
+                if *n == 0 {
+                    rs.remove(&u);
+                    if rs.is_empty() {
+                        state.out.remove(&t.from);
+                    }
+                }
+            }
+        }
+        for t in new.iter().filter(|t| t.redistribute) {
+            *state.out.entry(t.from).or_default().entry(u).or_default() += 1;
+        }
+    }
+    // Downstream closure along redistribute shares.
+    let mut down: IdSet<UserId> = seeds;
+    let mut queue: VecDeque<UserId> = down.iter().copied().collect();
+    while let Some(x) = queue.pop_front() {
+        for r in state.out.get(&x).into_iter().flat_map(|rs| rs.keys()) {
+            if down.insert(*r) {
+                queue.push_back(*r);
+            }
+        }
+    }
+    // forward over `down`: from its base, to the least fixpoint by a worklist.
+    for x in &down {
+        let mut extra: Vec<UserId> = state
+            .incoming
+            .get(x)
+            .into_iter()
+            .flatten()
+            .filter(|t| t.onward && t.from != *x)
+            .map(|t| t.from)
+            .collect();
+        extra.sort_unstable();
+        extra.dedup();
+        if extra.is_empty() {
+            state.forward.remove(x);
+        } else {
+            state.forward.insert(*x, extra);
+        }
+    }
+    let mut work: VecDeque<UserId> = down
+        .iter()
+        .copied()
+        .filter(|x| state.incoming.contains_key(x))
+        .collect();
+    let mut queued: IdSet<UserId> = work.iter().copied().collect();
+    while let Some(x) = work.pop_front() {
+        queued.remove(&x);
+        let mut add: Vec<UserId> = Vec::new();
+        for s in state
+            .incoming
+            .get(&x)
+            .into_iter()
+            .flatten()
+            .filter(|t| t.onward && t.redistribute)
+        {
+            add.push(s.from);
+            if let Some(f) = state.forward.get(&s.from) {
+                add.extend(f.iter().copied().filter(|q| !blocks.contains(&(x, *q))));
+            }
+        }
+        add.retain(|q| *q != x);
+        if add.is_empty() {
+            continue;
+        }
+        let mine = state.forward.entry(x).or_default();
+        let before = mine.len();
+        mine.extend(add);
+        mine.sort_unstable();
+        mine.dedup();
+        if mine.len() > before {
+            for r in state.out.get(&x).into_iter().flat_map(|rs| rs.keys()) {
+                if down.contains(r) && queued.insert(*r) {
+                    work.push_back(*r);
+                }
+            }
+        }
+    }
+    down
 }
 
 #[cfg(test)]

@@ -261,3 +261,63 @@ impl Store {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::model::{Grantee, ShareKind, ShareState};
+    use crate::wire::Channel;
+
+    #[test]
+    fn the_change_log_gives_each_touched_entity_as_it_is_now_and_prunes_what_all_applied() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db").to_string_lossy()).unwrap();
+        let v0 = store.acl_version().unwrap();
+        let a = store.add_user("a", "a@x.org", "t").unwrap();
+        let b = store.add_user("b", "b@x.org", "t").unwrap();
+        let c = Channel::new("c").unwrap();
+        let s = store
+            .add_share(
+                a.id,
+                &c,
+                Grantee::User(b.id),
+                (ShareKind::Own, false),
+                ShareState::Offered,
+                "t",
+            )
+            .unwrap();
+        assert!(
+            store
+                .transition_share(s, &[ShareState::Offered], ShareState::Accepted, "t")
+                .unwrap()
+        );
+        let GraphChanges::Deltas { version, deltas } = store.graph_changes_since(v0).unwrap() else {
+            panic!("no deltas");
+        };
+        assert_eq!(version, store.acl_version().unwrap());
+        assert!(deltas.contains(&Delta::User(a.id, Some(true))));
+        assert!(deltas.contains(&Delta::User(b.id, Some(true))));
+        // Logged twice (offer, accept), delivered once, as it is now.
+        let shares: Vec<_> = deltas.iter().filter(|d| matches!(d, Delta::Share(..))).collect();
+        assert_eq!(shares.len(), 1);
+        assert!(
+            matches!(shares[0], Delta::Share(id, Some(sh)) if *id == s && sh.state == ShareState::Accepted)
+        );
+        assert_eq!(store.graph_changes_since(version).unwrap(), GraphChanges::Current);
+
+        // Pruned once every live server applied it: a server further behind must reload.
+        store.record_applied("n1", version).unwrap();
+        assert!(store.prune_graph_changes(-10).unwrap() > 0);
+        assert_eq!(store.graph_changes_since(v0).unwrap(), GraphChanges::Reload);
+        assert_eq!(store.graph_changes_since(version).unwrap(), GraphChanges::Current);
+        assert_eq!(
+            store.acl_version().unwrap(),
+            version,
+            "the version survives pruning"
+        );
+        // A server that has not applied the last change keeps it from being pruned.
+        store.record_applied("n2", v0).unwrap();
+        store.add_user("c", "c@x.org", "t").unwrap();
+        assert_eq!(store.prune_graph_changes(-10).unwrap(), 0);
+    }
+}

@@ -222,19 +222,30 @@ impl Store {
                 Grantee::Everyone => {}
             }
         }
+        user_ids.sort_unstable();
+        user_ids.dedup();
+        group_ids.sort_unstable();
+        group_ids.dedup();
         let mut conn = self.conn()?;
-        let users: HashMap<i64, String> = users::table
-            .filter(users::id.eq_any(&user_ids))
-            .select((users::id, users::name))
-            .load::<(i64, String)>(&mut conn)?
-            .into_iter()
-            .collect();
-        let groups: HashMap<i64, String> = groups::table
-            .filter(groups::id.eq_any(&group_ids))
-            .select((groups::id, groups::name))
-            .load::<(i64, String)>(&mut conn)?
-            .into_iter()
-            .collect();
+        // In chunks: SQLite binds at most 32,766 parameters in one statement.
+        let mut users: HashMap<i64, String> = HashMap::new();
+        for chunk in user_ids.chunks(crate::store::IN_CHUNK) {
+            users.extend(
+                users::table
+                    .filter(users::id.eq_any(chunk))
+                    .select((users::id, users::name))
+                    .load::<(i64, String)>(&mut conn)?,
+            );
+        }
+        let mut groups: HashMap<i64, String> = HashMap::new();
+        for chunk in group_ids.chunks(crate::store::IN_CHUNK) {
+            groups.extend(
+                groups::table
+                    .filter(groups::id.eq_any(chunk))
+                    .select((groups::id, groups::name))
+                    .load::<(i64, String)>(&mut conn)?,
+            );
+        }
         let name =
             |map: &HashMap<i64, String>, id: i64| map.get(&id).cloned().unwrap_or_else(|| format!("#{id}"));
         Ok(list
@@ -294,5 +305,26 @@ mod tests {
         };
         e().unwrap();
         assert!(matches!(e(), Err(StoreError::Conflict(_))));
+    }
+
+    #[test]
+    fn describing_more_shares_than_sqlite_binds_parameters_works() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db").to_string_lossy()).unwrap();
+        let shape = crate::store::generate::Shape {
+            users: 20_000,
+            keys_per_user: 0,
+            shares_per_user: 2,
+            ..Default::default()
+        };
+        let made = store.generate(shape, 7).unwrap();
+        let all = store.all_shares().unwrap();
+        assert_eq!(all.len(), made.shares);
+        assert!(
+            all.len() * 2 > 32_766,
+            "more names to look up than one statement may bind"
+        );
+        let described = store.describe_shares(all).unwrap();
+        assert!(described.iter().all(|d| !d.from_name.starts_with('#')));
     }
 }
