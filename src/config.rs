@@ -16,6 +16,13 @@ use crate::wire::limits::DEFAULT_MAX_PAYLOAD;
 /// Prefix of the environment variables that override file settings.
 pub const ENV_PREFIX: &str = "HPFRIENDS_";
 
+/// Default database: a SQLite file in the working directory.
+pub const DEFAULT_DB: &str = "hpfriends.db";
+
+/// Failed hpfeeds auths per address and per ident answered at once before the throttle
+/// spaces them out (`auth_free_failures`).
+pub const DEFAULT_AUTH_FREE_FAILURES: u32 = 5;
+
 /// What to do with a subscriber whose outbox is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -117,7 +124,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([0, 0, 0, 0], 10000)),
-            db: crate::store::DEFAULT_DB.to_owned(),
+            db: DEFAULT_DB.to_owned(),
             secret_key_file: String::new(),
             name: "hpfriends".to_owned(),
             open: false,
@@ -130,7 +137,7 @@ impl Default for Config {
             slow_consumer: SlowConsumerPolicy::Disconnect,
             auth_timeout_secs: 10,
             frame_timeout_secs: 30,
-            auth_free_failures: crate::broker::throttle::FREE_FAILURES,
+            auth_free_failures: DEFAULT_AUTH_FREE_FAILURES,
             login_attempts_per_account: 10,
             login_attempts_per_address: 100,
             reset_requests_per_account: 3,

@@ -12,7 +12,7 @@ use crate::wire::Ident;
 
 /// Failed auths per address and per ident per [`WINDOW`] answered at once (default of the
 /// `auth_free_failures` config key); past them one per `WINDOW / free` is.
-pub const FREE_FAILURES: u32 = 5;
+pub const FREE_FAILURES: u32 = crate::config::DEFAULT_AUTH_FREE_FAILURES;
 /// The period the free failures are refilled over.
 pub const WINDOW: Duration = Duration::from_secs(60);
 /// Longest delay before a failure is answered (the connection is then closed).

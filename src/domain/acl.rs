@@ -78,24 +78,7 @@ impl KeyAcl {
 /// Every usable key by ident: the immutable snapshot sessions authenticate against.
 pub type KeyTable = imbl::HashMap<Ident, Arc<KeyAcl>>;
 
-/// An authkey as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeyRecord {
-    /// Database id.
-    pub id: AuthkeyId,
-    /// Public name.
-    pub ident: Ident,
-    /// Shared secret.
-    pub secret: Secret,
-    /// Owning user.
-    pub owner: UserId,
-    /// Whether the key itself is enabled.
-    pub enabled: bool,
-    /// Channels listed for publish.
-    pub publish: Vec<Channel>,
-    /// Channels listed for subscribe.
-    pub subscribe: Vec<Channel>,
-}
+pub use super::model::KeyRecord;
 
 /// How receivers are chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

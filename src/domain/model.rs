@@ -1,13 +1,12 @@
 //! The social graph as data: users, groups, share edges and keys, loaded from the store and
-//! handed to [`crate::domain::acl::derive`]. Plain values, no I/O.
+//! handed to the ACL derivation. Plain values, no I/O.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::str::FromStr;
 
-use super::{GroupId, ShareId, UserId};
-use crate::domain::acl::KeyRecord;
-use crate::wire::Channel;
+use super::{AuthkeyId, GroupId, ShareId, UserId};
+use crate::wire::{Channel, Ident, Secret};
 
 /// Who a share is offered to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -96,6 +95,25 @@ pub struct Share {
     /// Whether the grantee may pass on, through its own redistribute shares, what it
     /// receives through this one (the sharer decides; default no).
     pub onward: bool,
+}
+
+/// An authkey as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRecord {
+    /// Database id.
+    pub id: AuthkeyId,
+    /// Public name.
+    pub ident: Ident,
+    /// Shared secret.
+    pub secret: Secret,
+    /// Owning user.
+    pub owner: UserId,
+    /// Whether the key itself is enabled.
+    pub enabled: bool,
+    /// Channels listed for publish.
+    pub publish: Vec<Channel>,
+    /// Channels listed for subscribe.
+    pub subscribe: Vec<Channel>,
 }
 
 /// Everything the ACL derivation reads.

@@ -479,7 +479,6 @@ pub fn leave_share(store: &Store, actor: &User, id: ShareId) -> Result<()> {
 /// actor is an active member of, or as a public offer); offers from users the actor blocked
 /// are hidden.
 pub fn my_shares(store: &Store, actor: &User) -> Result<(Vec<ShareInfo>, Vec<ShareInfo>)> {
-    let all = store.all_shares()?;
     let groups: Vec<GroupId> = store
         .groups_of(actor.id)?
         .into_iter()
@@ -491,7 +490,8 @@ pub fn my_shares(store: &Store, actor: &User) -> Result<(Vec<ShareInfo>, Vec<Sha
         .collect();
     let blocked = store.blocked_by(actor.id)?;
     let follows = store.follows_of(actor.id)?;
-    let (outgoing, others): (Vec<_>, Vec<_>) = all.into_iter().partition(|s| s.from == actor.id);
+    let followed: Vec<ShareId> = follows.iter().copied().collect();
+    let (outgoing, others) = store.shares_around(actor.id, &groups, &followed)?;
     let incoming = others
         .into_iter()
         .filter(|s| !blocked.contains(&s.from))

@@ -23,7 +23,7 @@ use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 
 /// Default database: a SQLite file in the working directory.
-pub const DEFAULT_DB: &str = "hpfriends.db";
+pub const DEFAULT_DB: &str = crate::config::DEFAULT_DB;
 
 /// How long a connection waits on a locked SQLite file before failing.
 const BUSY_TIMEOUT_MS: u32 = 5000;

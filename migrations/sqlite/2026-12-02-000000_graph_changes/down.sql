@@ -1,3 +1,4 @@
+DROP INDEX shares_public;
 DROP INDEX shares_live_once;
 DROP TRIGGER users_gc_ins;
 DROP TRIGGER users_gc_upd;

@@ -70,3 +70,4 @@ WHERE state IN ('offered', 'accepted')
   );
 CREATE UNIQUE INDEX shares_live_once ON shares(from_user_id, channel, to_kind, COALESCE(to_user_id, 0), COALESCE(to_group_id, 0))
 WHERE state IN ('offered', 'accepted');
+CREATE INDEX shares_public ON shares(to_kind, state);

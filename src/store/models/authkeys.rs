@@ -286,10 +286,22 @@ impl Store {
 
     /// Every key with its owner's name, by ident.
     pub fn authkeys(&self) -> Result<Vec<AuthkeyInfo>, StoreError> {
+        self.authkeys_where(None)
+    }
+
+    /// The keys of one user (read by owner in SQL, not filtered from every key).
+    pub fn authkeys_of(&self, owner: UserId) -> Result<Vec<AuthkeyInfo>, StoreError> {
+        self.authkeys_where(Some(owner))
+    }
+
+    fn authkeys_where(&self, owner: Option<UserId>) -> Result<Vec<AuthkeyInfo>, StoreError> {
         let mut conn = self.conn()?;
         conn.transaction(|conn| {
-            let rows: Vec<(i64, String, String, bool, String, i64)> = authkeys::table
-                .inner_join(users::table)
+            let mut q = authkeys::table.inner_join(users::table).into_boxed();
+            if let Some(o) = owner {
+                q = q.filter(authkeys::owner_id.eq(o.0));
+            }
+            let rows: Vec<(i64, String, String, bool, String, i64)> = q
                 .order(authkeys::ident)
                 .select((
                     authkeys::id,
@@ -300,7 +312,8 @@ impl Store {
                     authkeys::created_at,
                 ))
                 .load(conn)?;
-            let mut lists = channel_lists(conn, None)?;
+            let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
+            let mut lists = channel_lists(conn, owner.map(|_| ids.as_slice()))?;
             Ok(rows
                 .into_iter()
                 .filter_map(|(id, ident, owner, enabled, comment, created_at)| {

@@ -204,6 +204,61 @@ impl Store {
         Ok(rows.into_iter().find_map(to_share))
     }
 
+    /// The shares `user` makes, and those that may concern them: offered to them, to one of
+    /// `groups`, or public offers (accepted ones, and any they took up); read with SQL
+    /// filters on indexed columns, not by scanning every share.
+    pub fn shares_around(
+        &self,
+        user: UserId,
+        groups: &[GroupId],
+        follows: &[ShareId],
+    ) -> Result<(Vec<Share>, Vec<Share>), StoreError> {
+        let mut conn = self.conn()?;
+        conn.transaction(|conn| {
+            let outgoing: Vec<ShareRow> = shares::table
+                .filter(shares::from_user_id.eq(user.0))
+                .order(shares::id)
+                .select(share_columns!())
+                .load(conn)?;
+            let mut incoming: Vec<ShareRow> = shares::table
+                .filter(shares::to_kind.eq("user").and(shares::to_user_id.eq(user.0)))
+                .or_filter(
+                    shares::to_kind
+                        .eq("everyone")
+                        .and(shares::state.eq(ShareState::Accepted.as_str())),
+                )
+                .select(share_columns!())
+                .load(conn)?;
+            let group_ids: Vec<i64> = groups.iter().map(|g| g.0).collect();
+            for chunk in group_ids.chunks(crate::store::IN_CHUNK) {
+                incoming.extend(
+                    shares::table
+                        .filter(shares::to_kind.eq("group"))
+                        .filter(shares::to_group_id.eq_any(chunk))
+                        .select(share_columns!())
+                        .load::<ShareRow>(conn)?,
+                );
+            }
+            let follow_ids: Vec<i64> = follows.iter().map(|s| s.0).collect();
+            for chunk in follow_ids.chunks(crate::store::IN_CHUNK) {
+                incoming.extend(
+                    shares::table
+                        .filter(shares::id.eq_any(chunk))
+                        .select(share_columns!())
+                        .load::<ShareRow>(conn)?,
+                );
+            }
+            let mut incoming: Vec<Share> = incoming
+                .into_iter()
+                .filter_map(to_share)
+                .filter(|s| s.from != user)
+                .collect();
+            incoming.sort_by_key(|s| s.id);
+            incoming.dedup_by_key(|s| s.id);
+            Ok((outgoing.into_iter().filter_map(to_share).collect(), incoming))
+        })
+    }
+
     /// Every share in the database.
     pub fn all_shares(&self) -> Result<Vec<Share>, StoreError> {
         let mut conn = self.conn()?;

@@ -31,10 +31,10 @@ const MAX_COMMENT: usize = 200;
 
 /// The viewer's keys with their traffic and live state, as JSON for pages and the API.
 pub async fn my_keys(state: &WebState, v: &Viewer) -> Result<Vec<Value>, WebError> {
-    let (me, id) = (v.user.name.clone(), v.user.id);
+    let id = v.user.id;
     let (keys, usage) = state
         .db(move |s| -> Result<_, StoreError> {
-            let keys: Vec<_> = s.authkeys()?.into_iter().filter(|k| k.owner == me).collect();
+            let keys = s.authkeys_of(id)?;
             Ok((keys, s.key_usage_of(id)?))
         })
         .await?;

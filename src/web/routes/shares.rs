@@ -78,9 +78,8 @@ async fn shares_ctx(
             let users = s.search_users("", 500)?;
             let groups: Vec<String> = s.all_groups()?.into_iter().map(|(_, n)| n).collect();
             let mut channels: Vec<String> = s
-                .authkeys()?
+                .authkeys_of(me.id)?
                 .into_iter()
-                .filter(|k| k.owner == me.name)
                 .flat_map(|k| k.publish.into_iter().chain(k.subscribe))
                 .map(|c| c.as_str().to_owned())
                 .collect();
