@@ -56,17 +56,31 @@ pub enum Delta {
     },
 }
 
+/// What a batch of deltas may have moved on one channel: users' receptions, and groups'
+/// live shares.
+#[derive(Debug, Default)]
+struct Seeds {
+    users: IdSet<UserId>,
+    groups: IdSet<GroupId>,
+}
+
 /// One channel's shares, indexed by grantee, and what each user takes and passes on there.
 #[derive(Debug, Default)]
 struct ChannelState {
     to_user: IdMap<UserId, Vec<ShareId>>,
     to_group: IdMap<GroupId, Vec<ShareId>>,
     everyone: Vec<ShareId>,
-    /// Per receiving user, the shares of the channel that carry data to them (by id).
+    /// Per receiving user, the shares to them and the public offers they took up that carry
+    /// data to them (by id). Group shares are not copied to every member: see `group_in`.
     incoming: IdMap<UserId, Vec<Taken>>,
+    /// Per group, its live shares (accepted, from an enabled sharer), by id; each active
+    /// member takes those from users it did not block.
+    group_in: IdMap<GroupId, Vec<Taken>>,
     /// Redistribute shares taken, sharer → receivers (with multiplicity): the edges along
     /// which a change of what the sharer receives travels on.
     out: IdMap<UserId, IdMap<UserId, u32>>,
+    /// The same for group shares: sharer → groups (their members receive).
+    out_groups: IdMap<UserId, IdMap<GroupId, u32>>,
     /// `forward(X) − {X}`, sorted, for every receiver X that passes on anyone but itself
     /// (most pass on nobody else: they hold no entry, and no allocation).
     forward: IdMap<UserId, Vec<UserId>>,
@@ -80,6 +94,15 @@ struct Taken {
     from: UserId,
     redistribute: bool,
     onward: bool,
+}
+
+fn taken(s: &Share) -> Taken {
+    Taken {
+        id: s.id,
+        from: s.from,
+        redistribute: s.kind == ShareKind::Redistribute,
+        onward: s.onward,
+    }
 }
 
 fn remove_id<T: PartialEq>(list: &mut Vec<T>, x: &T) {
@@ -165,9 +188,12 @@ impl LiveGraph {
                 let g = &g;
                 scope.spawn(move || {
                     for (_, state) in chunk {
-                        let all = g.taken_by_all(state);
-                        let seeds: IdSet<UserId> = all.keys().copied().collect();
-                        resettle(state, &g.blocks, seeds, all.into_iter().collect());
+                        let (users, groups) = g.taken_by_all(state);
+                        let mut seeds: IdSet<UserId> = users.keys().copied().collect();
+                        for (group, _) in &groups {
+                            seeds.extend(g.members.get(group).into_iter().flatten().copied());
+                        }
+                        resettle(state, &g.ctx(), seeds, users.into_iter().collect(), groups);
                     }
                 });
             }
@@ -219,7 +245,7 @@ impl LiveGraph {
     /// Applies `deltas` and re-derives only what they can change; returns the keys whose
     /// ACL is now different (sorted by ident), which are already in [`Self::table`].
     pub fn apply(&mut self, deltas: impl IntoIterator<Item = Delta>) -> Vec<KeyChange> {
-        let mut seeds: HashMap<Channel, IdSet<UserId>> = Default::default();
+        let mut seeds: HashMap<Channel, Seeds> = Default::default();
         let mut keys: IdSet<AuthkeyId> = Default::default();
         let mut gone: Vec<Ident> = Vec::new();
         for d in deltas {
@@ -264,21 +290,20 @@ impl LiveGraph {
     fn take(
         &mut self,
         d: Delta,
-        seeds: &mut HashMap<Channel, IdSet<UserId>>,
+        seeds: &mut HashMap<Channel, Seeds>,
         keys: &mut IdSet<AuthkeyId>,
         gone: &mut Vec<Ident>,
     ) {
         match d {
             Delta::Share(id, new) => {
                 if let Some(old) = self.unindex(id) {
-                    let g = self.grantees(&old);
-                    seeds.entry(old.channel.clone()).or_default().extend(g);
+                    self.seed_share(&old, seeds);
                 }
                 if let Some(s) = new {
-                    let c = s.channel.clone();
                     self.index(s);
-                    let g = self.shares.get(&id).map(|s| self.grantees(s)).unwrap_or_default();
-                    seeds.entry(c).or_default().extend(g);
+                    if let Some(s) = self.shares.get(&id) {
+                        self.seed_share(s, seeds);
+                    }
                 }
             }
             Delta::User(u, enabled) => {
@@ -322,7 +347,7 @@ impl LiveGraph {
                 }
                 for s in self.group_shares.get(&group).into_iter().flatten() {
                     if let Some(s) = self.shares.get(s) {
-                        seeds.entry(s.channel.clone()).or_default().insert(user);
+                        seeds.entry(s.channel.clone()).or_default().users.insert(user);
                     }
                 }
             }
@@ -339,7 +364,7 @@ impl LiveGraph {
                     }
                 }
                 if let Some(s) = self.shares.get(&share) {
-                    seeds.entry(s.channel.clone()).or_default().insert(user);
+                    seeds.entry(s.channel.clone()).or_default().users.insert(user);
                 }
             }
             Delta::Block { blocker, blocked, on } => {
@@ -347,7 +372,7 @@ impl LiveGraph {
                 // receptions there may change (a block cuts them, an unblock restores them).
                 for s in self.shares_from.get(&blocked).into_iter().flatten() {
                     if let Some(s) = self.shares.get(s) {
-                        seeds.entry(s.channel.clone()).or_default().insert(blocker);
+                        seeds.entry(s.channel.clone()).or_default().users.insert(blocker);
                     }
                 }
                 if on {
@@ -359,14 +384,20 @@ impl LiveGraph {
         }
     }
 
-    fn seed_shares_from(&self, u: UserId, seeds: &mut HashMap<Channel, IdSet<UserId>>) {
+    fn seed_shares_from(&self, u: UserId, seeds: &mut HashMap<Channel, Seeds>) {
         for s in self.shares_from.get(&u).into_iter().flatten() {
             if let Some(s) = self.shares.get(s) {
-                seeds
-                    .entry(s.channel.clone())
-                    .or_default()
-                    .extend(self.grantees(s));
+                self.seed_share(s, seeds);
             }
+        }
+    }
+
+    /// A share changed: its grantees' receptions (and, for a group, the group's) may move.
+    fn seed_share(&self, s: &Share, seeds: &mut HashMap<Channel, Seeds>) {
+        let e = seeds.entry(s.channel.clone()).or_default();
+        e.users.extend(self.grantees(s));
+        if let Grantee::Group(g) = s.to {
+            e.groups.insert(g);
         }
     }
 
@@ -439,15 +470,34 @@ impl LiveGraph {
             }
     }
 
-    /// The shares of `c` that carry data to `u` now, by id.
-    fn taken(&self, c: &Channel, u: UserId) -> Vec<Taken> {
-        let Some(state) = self.channels.get(c) else {
-            return Vec::new();
-        };
-        let mut out: Vec<ShareId> = state.to_user.get(&u).cloned().unwrap_or_default();
-        for g in self.groups_of.get(&u).into_iter().flatten() {
-            out.extend(state.to_group.get(g).into_iter().flatten().copied());
+    /// What settling a channel reads of the rest of the graph.
+    fn ctx(&self) -> Ctx<'_> {
+        Ctx {
+            blocks: &self.blocks,
+            members: &self.members,
+            groups_of: &self.groups_of,
         }
+    }
+
+    /// The live shares of `state` to group `g`, by id (members' blocks apply on reading).
+    fn group_taken(&self, state: &ChannelState, g: GroupId) -> Vec<Taken> {
+        let mut out: Vec<Taken> = state
+            .to_group
+            .get(&g)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.shares.get(id))
+            .filter(|s| s.state == ShareState::Accepted && self.enabled(s.from))
+            .map(taken)
+            .collect();
+        out.sort_unstable();
+        out
+    }
+
+    /// The shares to `u` and the public offers `u` took up that carry data to `u` now, by
+    /// id (its groups' shares are in `group_in`).
+    fn taken_in(&self, state: &ChannelState, c: &Channel, u: UserId) -> Vec<Taken> {
+        let mut out: Vec<ShareId> = state.to_user.get(&u).cloned().unwrap_or_default();
         for s in self.follows_of.get(&u).into_iter().flatten() {
             if self
                 .shares
@@ -462,49 +512,45 @@ impl LiveGraph {
         out.iter()
             .filter_map(|id| self.shares.get(id))
             .filter(|s| self.reaches(s, u))
-            .map(|s| Taken {
-                id: s.id,
-                from: s.from,
-                redistribute: s.kind == ShareKind::Redistribute,
-                onward: s.onward,
-            })
+            .map(taken)
             .collect()
     }
 
     /// Re-takes the shares of `c` for `seeds`, then recomputes `forward` for everyone
     /// downstream of them (the least fixpoint over just those users, the rest held fixed:
     /// nothing upstream depends on them). Returns the users whose sources may have moved.
-    fn settle(&mut self, c: &Channel, seeds: IdSet<UserId>) -> IdSet<UserId> {
-        let mut retaken: Vec<(UserId, Vec<Taken>)> = Vec::with_capacity(seeds.len());
-        for u in &seeds {
-            retaken.push((*u, self.taken(c, *u)));
-        }
-        let Some(state) = self.channels.get_mut(c) else {
+    fn settle(&mut self, c: &Channel, seeds: Seeds) -> IdSet<UserId> {
+        let Seeds { users: seeds, groups } = seeds;
+        let Some(mut state) = self.channels.remove(c) else {
             return seeds;
         };
-        resettle(state, &self.blocks, seeds, retaken)
+        let retaken: Vec<(UserId, Vec<Taken>)> =
+            seeds.iter().map(|u| (*u, self.taken_in(&state, c, *u))).collect();
+        let regrouped: Vec<(GroupId, Vec<Taken>)> = groups
+            .into_iter()
+            .map(|g| (g, self.group_taken(&state, g)))
+            .collect();
+        let down = resettle(&mut state, &self.ctx(), seeds, retaken, regrouped);
+        self.channels.insert(c.clone(), state);
+        down
     }
 
     /// Every reception of one channel at once, share by share (the start-up path: one pass
     /// over the channel's shares and their grantees rather than a look-up per user).
-    fn taken_by_all(&self, state: &ChannelState) -> IdMap<UserId, Vec<Taken>> {
+    fn taken_by_all(&self, state: &ChannelState) -> (IdMap<UserId, Vec<Taken>>, Vec<(GroupId, Vec<Taken>)>) {
         let mut out: IdMap<UserId, Vec<Taken>> = Default::default();
-        let ids = state
-            .to_user
-            .values()
-            .chain(state.to_group.values())
-            .flatten()
-            .chain(state.everyone.iter());
+        let groups: Vec<(GroupId, Vec<Taken>)> = state
+            .to_group
+            .keys()
+            .map(|g| (*g, self.group_taken(state, *g)))
+            .filter(|(_, t)| !t.is_empty())
+            .collect();
+        let ids = state.to_user.values().flatten().chain(state.everyone.iter());
         for s in ids.filter_map(|id| self.shares.get(id)) {
             if s.state != ShareState::Accepted || !self.enabled(s.from) {
                 continue;
             }
-            let t = Taken {
-                id: s.id,
-                from: s.from,
-                redistribute: s.kind == ShareKind::Redistribute,
-                onward: s.onward,
-            };
+            let t = taken(s);
             let mut take = |u: UserId| {
                 if !self.blocked(u, s.from) {
                     out.entry(u).or_default().push(t);
@@ -512,13 +558,7 @@ impl LiveGraph {
             };
             match s.to {
                 Grantee::User(u) => take(u),
-                Grantee::Group(g) => self
-                    .members
-                    .get(&g)
-                    .into_iter()
-                    .flatten()
-                    .copied()
-                    .for_each(&mut take),
+                Grantee::Group(_) => {}
                 Grantee::Everyone => self
                     .followers
                     .get(&s.id)
@@ -532,7 +572,7 @@ impl LiveGraph {
             list.sort_unstable();
             list.dedup();
         }
-        out
+        (out, groups)
     }
     /// `sources(r, c)` from the cached channel state (ARCHITECTURE.md's rule).
     fn sources(&self, r: UserId, c: &Channel) -> BTreeSet<UserId> {
@@ -540,7 +580,8 @@ impl LiveGraph {
         let Some(state) = self.channels.get(c) else {
             return out;
         };
-        for s in state.incoming.get(&r).into_iter().flatten() {
+        let ctx = self.ctx();
+        for s in ctx.taken_by(state, r) {
             out.insert(s.from);
             if s.redistribute
                 && let Some(f) = state.forward.get(&s.from)
@@ -578,16 +619,78 @@ impl LiveGraph {
     }
 }
 
+/// What a channel's settling reads besides the channel itself.
+struct Ctx<'a> {
+    blocks: &'a IdSet<(UserId, UserId)>,
+    members: &'a IdMap<GroupId, IdSet<UserId>>,
+    groups_of: &'a IdMap<UserId, IdSet<GroupId>>,
+}
+
+impl Ctx<'_> {
+    /// Everything `u` takes on the channel: its own receptions and its groups' shares from
+    /// users it did not block.
+    fn taken_by<'s>(&'s self, state: &'s ChannelState, u: UserId) -> impl Iterator<Item = &'s Taken> + 's {
+        let groups = self.groups_of.get(&u).into_iter().flatten();
+        let via_groups = groups
+            .filter_map(|g| state.group_in.get(g))
+            .flatten()
+            .filter(move |t| !self.blocks.contains(&(u, t.from)));
+        state.incoming.get(&u).into_iter().flatten().chain(via_groups)
+    }
+
+    fn receives(&self, state: &ChannelState, u: UserId) -> bool {
+        self.taken_by(state, u).next().is_some()
+    }
+
+    /// Who receives from `x` through its redistribute shares (a superset: members who
+    /// blocked `x` are in it).
+    fn downstream<'s>(&'s self, state: &'s ChannelState, x: UserId) -> impl Iterator<Item = UserId> + 's {
+        let direct = state.out.get(&x).into_iter().flat_map(|rs| rs.keys().copied());
+        let groups = state
+            .out_groups
+            .get(&x)
+            .into_iter()
+            .flat_map(|gs| gs.keys())
+            .filter_map(|g| self.members.get(g))
+            .flatten()
+            .copied();
+        direct.chain(groups)
+    }
+}
+
+fn count_out<K: std::hash::Hash + Eq + Copy>(
+    out: &mut IdMap<UserId, IdMap<K, u32>>,
+    from: UserId,
+    to: K,
+    up: bool,
+) {
+    if up {
+        *out.entry(from).or_default().entry(to).or_default() += 1;
+    } else if let Some(rs) = out.get_mut(&from)
+        && let Some(n) = rs.get_mut(&to)
+    {
+        *n -= 1;
+        if *n == 0 {
+            rs.remove(&to);
+            if rs.is_empty() {
+                out.remove(&from);
+            }
+        }
+    }
+}
+
 /// Installs `retaken` (each seed's receptions now) in `state`, then recomputes `forward`
 /// for everyone downstream of the seeds (the least fixpoint over just those users, the
 /// rest held fixed: nothing upstream depends on them). Returns the users whose sources may
 /// have moved.
 fn resettle(
     state: &mut ChannelState,
-    blocks: &IdSet<(UserId, UserId)>,
+    ctx: &Ctx<'_>,
     seeds: IdSet<UserId>,
     retaken: Vec<(UserId, Vec<Taken>)>,
+    regrouped: Vec<(GroupId, Vec<Taken>)>,
 ) -> IdSet<UserId> {
+    let mut seeds = seeds;
     for (u, new) in retaken {
         let old = if new.is_empty() {
             state.incoming.remove(&u)
@@ -595,39 +698,42 @@ fn resettle(
             state.incoming.insert(u, new.clone())
         };
         for t in old.iter().flatten().filter(|t| t.redistribute) {
-            if let Some(rs) = state.out.get_mut(&t.from)
-                && let Some(n) = rs.get_mut(&u)
-            {
-                *n -= 1;
-                if *n == 0 {
-                    rs.remove(&u);
-                    if rs.is_empty() {
-                        state.out.remove(&t.from);
-                    }
-                }
-            }
+            count_out(&mut state.out, t.from, u, false);
         }
         for t in new.iter().filter(|t| t.redistribute) {
-            *state.out.entry(t.from).or_default().entry(u).or_default() += 1;
+            count_out(&mut state.out, t.from, u, true);
+        }
+    }
+    for (g, new) in regrouped {
+        let old = if new.is_empty() {
+            state.group_in.remove(&g)
+        } else {
+            state.group_in.insert(g, new.clone())
+        };
+        if old.as_ref().map_or(!new.is_empty(), |o| *o != new) {
+            seeds.extend(ctx.members.get(&g).into_iter().flatten().copied());
+        }
+        for t in old.iter().flatten().filter(|t| t.redistribute) {
+            count_out(&mut state.out_groups, t.from, g, false);
+        }
+        for t in new.iter().filter(|t| t.redistribute) {
+            count_out(&mut state.out_groups, t.from, g, true);
         }
     }
     // Downstream closure along redistribute shares.
     let mut down: IdSet<UserId> = seeds;
     let mut queue: VecDeque<UserId> = down.iter().copied().collect();
     while let Some(x) = queue.pop_front() {
-        for r in state.out.get(&x).into_iter().flat_map(|rs| rs.keys()) {
-            if down.insert(*r) {
-                queue.push_back(*r);
+        for r in ctx.downstream(state, x) {
+            if down.insert(r) {
+                queue.push_back(r);
             }
         }
     }
     // forward over `down`: from its base, to the least fixpoint by a worklist.
     for x in &down {
-        let mut extra: Vec<UserId> = state
-            .incoming
-            .get(x)
-            .into_iter()
-            .flatten()
+        let mut extra: Vec<UserId> = ctx
+            .taken_by(state, *x)
             .filter(|t| t.onward && t.from != *x)
             .map(|t| t.from)
             .collect();
@@ -639,25 +745,15 @@ fn resettle(
             state.forward.insert(*x, extra);
         }
     }
-    let mut work: VecDeque<UserId> = down
-        .iter()
-        .copied()
-        .filter(|x| state.incoming.contains_key(x))
-        .collect();
+    let mut work: VecDeque<UserId> = down.iter().copied().filter(|x| ctx.receives(state, *x)).collect();
     let mut queued: IdSet<UserId> = work.iter().copied().collect();
     while let Some(x) = work.pop_front() {
         queued.remove(&x);
         let mut add: Vec<UserId> = Vec::new();
-        for s in state
-            .incoming
-            .get(&x)
-            .into_iter()
-            .flatten()
-            .filter(|t| t.onward && t.redistribute)
-        {
+        for s in ctx.taken_by(state, x).filter(|t| t.onward && t.redistribute) {
             add.push(s.from);
             if let Some(f) = state.forward.get(&s.from) {
-                add.extend(f.iter().copied().filter(|q| !blocks.contains(&(x, *q))));
+                add.extend(f.iter().copied().filter(|q| !ctx.blocks.contains(&(x, *q))));
             }
         }
         add.retain(|q| *q != x);
@@ -670,9 +766,10 @@ fn resettle(
         mine.sort_unstable();
         mine.dedup();
         if mine.len() > before {
-            for r in state.out.get(&x).into_iter().flat_map(|rs| rs.keys()) {
-                if down.contains(r) && queued.insert(*r) {
-                    work.push_back(*r);
+            let next: Vec<UserId> = ctx.downstream(state, x).collect();
+            for r in next {
+                if down.contains(&r) && queued.insert(r) {
+                    work.push_back(r);
                 }
             }
         }
