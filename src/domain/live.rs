@@ -56,6 +56,12 @@ pub enum Delta {
     },
 }
 
+/// Each user's receptions on one channel.
+type Receptions = IdMap<UserId, Vec<Taken>>;
+
+/// Each group's live shares on one channel.
+type GroupReceptions = Vec<(GroupId, Vec<Taken>)>;
+
 /// What a batch of deltas may have moved on one channel: users' receptions, and groups'
 /// live shares.
 #[derive(Debug, Default)]
@@ -537,7 +543,7 @@ impl LiveGraph {
 
     /// Every reception of one channel at once, share by share (the start-up path: one pass
     /// over the channel's shares and their grantees rather than a look-up per user).
-    fn taken_by_all(&self, state: &ChannelState) -> (IdMap<UserId, Vec<Taken>>, Vec<(GroupId, Vec<Taken>)>) {
+    fn taken_by_all(&self, state: &ChannelState) -> (Receptions, GroupReceptions) {
         let mut out: IdMap<UserId, Vec<Taken>> = Default::default();
         let groups: Vec<(GroupId, Vec<Taken>)> = state
             .to_group
