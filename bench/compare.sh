@@ -81,6 +81,11 @@ field() { python3 -c "import json,sys; v=json.loads(sys.argv[1]).get(sys.argv[2]
 fmt() { python3 -c "import sys; v=float(sys.argv[1]); print(f'{v:,.0f}' if v >= 100 else f'{v:.3f}')" "$1"; }
 ratio() { python3 -c "import sys; a,b=float(sys.argv[1]),float(sys.argv[2]); print(f'{a/b:.1f}×' if b else '–')" "$1" "$2"; }
 
+# The control plane's table (`hpfriends bench graph`) is kept below this script's own.
+graph_section=""
+if [[ -f "$out" ]]; then
+    graph_section=$(sed -n '/^## The control plane at community scale/,$p' "$out")
+fi
 {
     echo "# hpfriends vs hpfeeds 3.1.0"
     echo
@@ -150,5 +155,9 @@ ib=$($hp bench --port 20991 --pid "$hpfeeds_pid" --idle "$idle" --hold 2 --json)
     done
     echo
     echo "Commands: see bench/compare.sh (every workload is one \`hpfriends bench\` line)."
+    if [[ -n "$graph_section" ]]; then
+        echo
+        echo "$graph_section"
+    fi
 } >>"$out"
 cat "$out"
