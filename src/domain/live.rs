@@ -87,8 +87,9 @@ struct ChannelState {
     out: IdMap<UserId, IdMap<UserId, u32>>,
     /// The same for group shares: sharer → groups (their members receive).
     out_groups: IdMap<UserId, IdMap<GroupId, u32>>,
-    /// `forward(X) − {X}`, sorted, for every receiver X that passes on anyone but itself
-    /// (most pass on nobody else: they hold no entry, and no allocation).
+    /// What reaches X through onward redistribution, beyond X and `forward(X)`'s base (the
+    /// users whose shares to X allow onward travel, read from the receptions), sorted; only
+    /// receivers downstream of an onward redistribute share hold an entry.
     forward: IdMap<UserId, Vec<UserId>>,
 }
 
@@ -589,10 +590,8 @@ impl LiveGraph {
         let ctx = self.ctx();
         for s in ctx.taken_by(state, r) {
             out.insert(s.from);
-            if s.redistribute
-                && let Some(f) = state.forward.get(&s.from)
-            {
-                out.extend(f.iter().copied());
+            if s.redistribute {
+                out.extend(ctx.forwards(state, s.from));
             }
         }
         out.retain(|q| !self.blocked(r, *q));
@@ -644,8 +643,17 @@ impl Ctx<'_> {
         state.incoming.get(&u).into_iter().flatten().chain(via_groups)
     }
 
-    fn receives(&self, state: &ChannelState, u: UserId) -> bool {
-        self.taken_by(state, u).next().is_some()
+    /// The base of `forward(y)`: the users whose shares to `y` allow onward travel.
+    fn base<'s>(&'s self, state: &'s ChannelState, y: UserId) -> impl Iterator<Item = UserId> + 's {
+        self.taken_by(state, y)
+            .filter(move |t| t.onward && t.from != y)
+            .map(|t| t.from)
+    }
+
+    /// `forward(y) − {y}`: the base and what reaches `y` through onward redistribution.
+    fn forwards<'s>(&'s self, state: &'s ChannelState, y: UserId) -> impl Iterator<Item = UserId> + 's {
+        self.base(state, y)
+            .chain(state.forward.get(&y).into_iter().flatten().copied())
     }
 
     /// Who receives from `x` through its redistribute shares (a superset: members who
@@ -736,33 +744,25 @@ fn resettle(
             }
         }
     }
-    // forward over `down`: from its base, to the least fixpoint by a worklist.
+    // forward over `down`: from nothing beyond the base, to the least fixpoint by a worklist.
     for x in &down {
-        let mut extra: Vec<UserId> = ctx
-            .taken_by(state, *x)
-            .filter(|t| t.onward && t.from != *x)
-            .map(|t| t.from)
-            .collect();
-        extra.sort_unstable();
-        extra.dedup();
-        if extra.is_empty() {
-            state.forward.remove(x);
-        } else {
-            state.forward.insert(*x, extra);
-        }
+        state.forward.remove(x);
     }
-    let mut work: VecDeque<UserId> = down.iter().copied().filter(|x| ctx.receives(state, *x)).collect();
+    let passes_on = |x: UserId| ctx.taken_by(state, x).any(|t| t.onward && t.redistribute);
+    let mut work: VecDeque<UserId> = down.iter().copied().filter(|x| passes_on(*x)).collect();
     let mut queued: IdSet<UserId> = work.iter().copied().collect();
     while let Some(x) = work.pop_front() {
         queued.remove(&x);
         let mut add: Vec<UserId> = Vec::new();
         for s in ctx.taken_by(state, x).filter(|t| t.onward && t.redistribute) {
             add.push(s.from);
-            if let Some(f) = state.forward.get(&s.from) {
-                add.extend(f.iter().copied().filter(|q| !ctx.blocks.contains(&(x, *q))));
-            }
+            add.extend(
+                ctx.forwards(state, s.from)
+                    .filter(|q| !ctx.blocks.contains(&(x, *q))),
+            );
         }
-        add.retain(|q| *q != x);
+        let base: IdSet<UserId> = ctx.base(state, x).collect();
+        add.retain(|q| *q != x && !base.contains(q));
         if add.is_empty() {
             continue;
         }

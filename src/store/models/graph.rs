@@ -65,6 +65,36 @@ fn pairs_in(
     Ok(found)
 }
 
+/// Everything of the graph but the keys, read on `conn` (inside the caller's transaction).
+fn graph_without_keys_in(conn: &mut SqliteConnection) -> Result<Graph, StoreError> {
+    let users: Vec<(i64, bool)> = users::table.select((users::id, users::enabled)).load(conn)?;
+    let members: Vec<(i64, i64)> = group_members::table
+        .filter(group_members::state.eq(STATE_ACTIVE))
+        .select((group_members::group_id, group_members::user_id))
+        .load(conn)?;
+    let follows: Vec<(i64, i64)> = share_follows::table
+        .select((share_follows::share_id, share_follows::user_id))
+        .load(conn)?;
+    let blocks: Vec<(i64, i64)> = user_blocks::table
+        .select((user_blocks::blocker_id, user_blocks::blocked_id))
+        .load(conn)?;
+    let mut groups: HashMap<GroupId, HashSet<UserId>> = HashMap::new();
+    for (g, u) in members {
+        groups.entry(GroupId(g)).or_default().insert(UserId(u));
+    }
+    Ok(Graph {
+        users: users.into_iter().map(|(u, e)| (UserId(u), e)).collect(),
+        groups,
+        shares: shares_in(conn, None)?,
+        keys: Vec::new(),
+        follows: follows
+            .into_iter()
+            .map(|(s, u)| (ShareId(s), UserId(u)))
+            .collect(),
+        blocks: blocks.into_iter().map(|(a, b)| (UserId(a), UserId(b))).collect(),
+    })
+}
+
 impl Store {
     /// The counter every ACL-relevant change moves: the id of the last logged change.
     pub fn acl_version(&self) -> Result<i64, StoreError> {
@@ -76,43 +106,30 @@ impl Store {
     /// read in one transaction on one connection (SQLite WAL), so that a change committed
     /// meanwhile is seen whole or not at all.
     pub fn load_graph(&self) -> Result<Graph, StoreError> {
-        Ok(self.load_graph_versioned()?.1)
-    }
-
-    /// [`Self::load_graph`] with the version it is at, read in the same transaction.
-    pub fn load_graph_versioned(&self) -> Result<(i64, Graph), StoreError> {
         let sealer = self.sealer().cloned();
         let mut conn = self.conn()?;
         conn.transaction(|conn| {
-            let version = version_in(conn)?;
-            let users: Vec<(i64, bool)> = users::table.select((users::id, users::enabled)).load(conn)?;
-            let members: Vec<(i64, i64)> = group_members::table
-                .filter(group_members::state.eq(STATE_ACTIVE))
-                .select((group_members::group_id, group_members::user_id))
-                .load(conn)?;
-            let follows: Vec<(i64, i64)> = share_follows::table
-                .select((share_follows::share_id, share_follows::user_id))
-                .load(conn)?;
-            let blocks: Vec<(i64, i64)> = user_blocks::table
-                .select((user_blocks::blocker_id, user_blocks::blocked_id))
-                .load(conn)?;
-            let mut groups: HashMap<GroupId, HashSet<UserId>> = HashMap::new();
-            for (g, u) in members {
-                groups.entry(GroupId(g)).or_default().insert(UserId(u));
-            }
-            let graph = Graph {
-                users: users.into_iter().map(|(u, e)| (UserId(u), e)).collect(),
-                groups,
-                shares: shares_in(conn, None)?,
-                keys: key_records_in(conn, sealer.as_ref(), None)?,
-                follows: follows
-                    .into_iter()
-                    .map(|(s, u)| (ShareId(s), UserId(u)))
-                    .collect(),
-                blocks: blocks.into_iter().map(|(a, b)| (UserId(a), UserId(b))).collect(),
-            };
-            Ok((version, graph))
+            let mut graph = graph_without_keys_in(conn)?;
+            graph.keys = key_records_in(conn, sealer.as_ref(), None)?;
+            Ok(graph)
         })
+    }
+
+    /// The whole graph and a version to follow the change log from, for a server starting:
+    /// the version is read first, then the keys and the rest on two connections at once.
+    /// The two reads may see different moments, but every change after the version is in
+    /// the log, and each logged change is applied as its entity is when the log is read,
+    /// so following the log from the version makes the whole consistent again.
+    pub fn load_graph_versioned(&self) -> Result<(i64, Graph), StoreError> {
+        let version = self.acl_version()?;
+        let store = self.clone();
+        let keys = std::thread::spawn(move || store.key_records());
+        let mut conn = self.conn()?;
+        let mut graph = conn.transaction(|conn| graph_without_keys_in(conn))?;
+        graph.keys = keys
+            .join()
+            .map_err(|_| StoreError::NotFound("the key reader panicked".into()))??;
+        Ok((version, graph))
     }
 
     /// The changes logged after `after`, each entity read as it is now (in one
