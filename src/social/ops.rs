@@ -475,9 +475,19 @@ pub fn leave_share(store: &Store, actor: &User, id: ShareId) -> Result<()> {
     transition(store, actor, id, &[ShareState::Accepted], ShareState::Left)
 }
 
+/// Public offers listed a page at a time.
+pub const OFFERS_PER_PAGE: usize = 50;
+
+/// Page `page` (from 0) of the open public offers the actor may take up, newest first, and
+/// whether another page follows; offers of users the actor blocked are left out.
+pub fn public_offers(store: &Store, actor: &User, page: usize) -> Result<(Vec<ShareInfo>, bool)> {
+    let (offers, more) = store.public_offers_for(actor.id, page, OFFERS_PER_PAGE)?;
+    Ok((store.describe_shares(offers)?, more))
+}
+
 /// What the actor shares, and what is offered to the actor (directly, through a group the
-/// actor is an active member of, or as a public offer); offers from users the actor blocked
-/// are hidden.
+/// actor is an active member of, or a public offer it took up); offers from users the
+/// actor blocked are hidden. Open public offers are [`public_offers`], a page at a time.
 pub fn my_shares(store: &Store, actor: &User) -> Result<(Vec<ShareInfo>, Vec<ShareInfo>)> {
     let groups: Vec<GroupId> = store
         .groups_of(actor.id)?
@@ -675,6 +685,54 @@ mod tests {
         let everyone = offer_share(s, &a, &ch("x"), &GranteeName::Everyone, ShareKind::Own, false).unwrap();
         assert_eq!(s.share(everyone).unwrap().unwrap().state, ShareState::Accepted);
         revoke_share(s, &a, everyone).unwrap();
+    }
+
+    #[test]
+    fn open_public_offers_are_listed_a_page_at_a_time_without_blocked_or_taken_ones() {
+        let f = fixture();
+        let s = &f.store;
+        let (a, b, c) = (add(s, "a"), add(s, "b"), add(s, "c"));
+        let mut ids = Vec::new();
+        for i in 0..60 {
+            let from = if i % 2 == 0 { &a } else { &c };
+            let id = offer_share(
+                s,
+                from,
+                &ch(&format!("x{i}")),
+                &GranteeName::Everyone,
+                ShareKind::Own,
+                false,
+            )
+            .unwrap();
+            ids.push(id);
+        }
+        let (first, more) = public_offers(s, &b, 0).unwrap();
+        assert_eq!((first.len(), more), (OFFERS_PER_PAGE, true));
+        assert_eq!(first[0].share.id, ids[59], "newest first");
+        let (second, more) = public_offers(s, &b, 1).unwrap();
+        assert_eq!((second.len(), more), (10, false));
+        // Taken up: in my_shares, no longer among the open offers.
+        answer_share(s, &b, ids[0], true).unwrap();
+        assert!(
+            my_shares(s, &b)
+                .unwrap()
+                .1
+                .iter()
+                .any(|x| x.share.id == ids[0] && x.followed)
+        );
+        assert_eq!(public_offers(s, &b, 1).unwrap().0.len(), 9);
+        // Blocked: none of c's offers are listed; a's own offers are not offered to a.
+        block_user(s, &b, "c").unwrap();
+        let (all, more) = public_offers(s, &b, 0).unwrap();
+        assert_eq!((all.len(), more), (29, false));
+        assert!(all.iter().all(|x| x.share.from == a.id));
+        assert!(
+            public_offers(s, &a, 0)
+                .unwrap()
+                .0
+                .iter()
+                .all(|x| x.share.from == c.id)
+        );
     }
 
     #[test]

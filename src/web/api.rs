@@ -163,12 +163,28 @@ fn share_json(s: &crate::store::models::shares::ShareInfo) -> serde_json::Value 
     })
 }
 
-async fn list_shares(state: State, u: ApiUser) -> ApiResult {
+/// `?offers_page=N`: which page of open public offers to include (from 0).
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct SharesQuery {
+    offers_page: usize,
+}
+
+async fn list_shares(state: State, u: ApiUser, q: web::Query<SharesQuery>) -> ApiResult {
     let me = u.0.clone();
-    let (out, inc) = state.db(move |s| ops::my_shares(s, &me)).await?;
+    let at = q.offers_page;
+    let (out, inc, offers, more) = state
+        .db(move |s| -> Result<_, crate::social::ops::SocialError> {
+            let (out, inc) = ops::my_shares(s, &me)?;
+            let (offers, more) = ops::public_offers(s, &me, at)?;
+            Ok((out, inc, offers, more))
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(json!({
         "outgoing": out.iter().map(share_json).collect::<Vec<_>>(),
         "incoming": inc.iter().map(share_json).collect::<Vec<_>>(),
+        "offers": offers.iter().map(share_json).collect::<Vec<_>>(),
+        "offers_next_page": more.then_some(at + 1),
     })))
 }
 

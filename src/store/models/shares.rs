@@ -204,9 +204,10 @@ impl Store {
         Ok(rows.into_iter().find_map(to_share))
     }
 
-    /// The shares `user` makes, and those that may concern them: offered to them, to one of
-    /// `groups`, or public offers (accepted ones, and any they took up); read with SQL
-    /// filters on indexed columns, not by scanning every share.
+    /// The shares `user` makes, and those that concern them: offered to them, to one of
+    /// `groups`, or public offers they took up; read with SQL filters on indexed columns,
+    /// not by scanning every share. Public offers not taken up are
+    /// [`Self::public_offers_for`], a page at a time.
     pub fn shares_around(
         &self,
         user: UserId,
@@ -221,12 +222,8 @@ impl Store {
                 .select(share_columns!())
                 .load(conn)?;
             let mut incoming: Vec<ShareRow> = shares::table
-                .filter(shares::to_kind.eq("user").and(shares::to_user_id.eq(user.0)))
-                .or_filter(
-                    shares::to_kind
-                        .eq("everyone")
-                        .and(shares::state.eq(ShareState::Accepted.as_str())),
-                )
+                .filter(shares::to_kind.eq("user"))
+                .filter(shares::to_user_id.eq(user.0))
                 .select(share_columns!())
                 .load(conn)?;
             let group_ids: Vec<i64> = groups.iter().map(|g| g.0).collect();
@@ -257,6 +254,37 @@ impl Store {
             incoming.dedup_by_key(|s| s.id);
             Ok((outgoing.into_iter().filter_map(to_share).collect(), incoming))
         })
+    }
+
+    /// One page (`per` a page, newest first) of the open public offers `user` has not taken
+    /// up, leaving out the user's own and those of users it blocked; and whether more follow.
+    pub fn public_offers_for(
+        &self,
+        user: UserId,
+        page: usize,
+        per: usize,
+    ) -> Result<(Vec<Share>, bool), StoreError> {
+        use crate::store::schema::{share_follows, user_blocks};
+        let mut conn = self.conn()?;
+        let blocked = user_blocks::table
+            .filter(user_blocks::blocker_id.eq(user.0))
+            .select(user_blocks::blocked_id);
+        let taken = share_follows::table
+            .filter(share_follows::user_id.eq(user.0))
+            .select(share_follows::share_id);
+        let rows: Vec<ShareRow> = shares::table
+            .filter(shares::to_kind.eq("everyone"))
+            .filter(shares::state.eq(ShareState::Accepted.as_str()))
+            .filter(shares::from_user_id.ne(user.0))
+            .filter(shares::from_user_id.ne_all(blocked))
+            .filter(shares::id.ne_all(taken))
+            .order(shares::id.desc())
+            .limit(i64::try_from(per + 1).unwrap_or(i64::MAX))
+            .offset(i64::try_from(page.saturating_mul(per)).unwrap_or(i64::MAX))
+            .select(share_columns!())
+            .load(&mut conn)?;
+        let more = rows.len() > per;
+        Ok((rows.into_iter().take(per).filter_map(to_share).collect(), more))
     }
 
     /// Every share in the database.

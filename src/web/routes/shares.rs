@@ -297,11 +297,25 @@ impl ShareOp {
     }
 }
 
-async fn shared_page(state: State, req: HttpRequest, v: Viewer) -> Result<HttpResponse, WebError> {
+/// `?offers=N`: which page of open public offers to list (from 0).
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct OffersPage {
+    offers: usize,
+}
+
+async fn shared_page(
+    state: State,
+    req: HttpRequest,
+    v: Viewer,
+    page: web::Query<OffersPage>,
+) -> Result<HttpResponse, WebError> {
     let me = v.user.clone();
-    let (incoming, owned_groups, blocks) = state
+    let at = page.offers;
+    let (incoming, offers, more, owned_groups, blocks) = state
         .db(move |s| -> Result<_, SocialError> {
             let (_, inc) = ops::my_shares(s, &me)?;
+            let (offers, more) = ops::public_offers(s, &me, at)?;
             let blocks = ops::my_blocks(s, &me)?;
             let owned: Vec<crate::domain::GroupId> = s
                 .groups_of(me.id)?
@@ -309,12 +323,13 @@ async fn shared_page(state: State, req: HttpRequest, v: Viewer) -> Result<HttpRe
                 .filter(|g| g.place_of(&me.name).is_some_and(|(role, _)| role == ROLE_OWNER))
                 .map(|g| g.id)
                 .collect();
-            Ok((inc, owned, blocks))
+            Ok((inc, offers, more, owned, blocks))
         })
         .await?;
     let me_id = v.user.id;
     let shares: Vec<Value> = sorted(incoming)
         .iter()
+        .chain(offers.iter())
         .map(|s| {
             let answers = match s.share.to {
                 Grantee::User(u) => u == me_id,
@@ -340,7 +355,15 @@ async fn shared_page(state: State, req: HttpRequest, v: Viewer) -> Result<HttpRe
         "shared_with_me",
         "Shared with me",
         "shared",
-        json!({"shares": shares, "pending": pending, "blocks": blocks}),
+        json!({
+            "shares": shares,
+            "pending": pending,
+            "blocks": blocks,
+            "offers_page": at + 1,
+            "offers_has_prev": at > 0,
+            "offers_prev": at.saturating_sub(1),
+            "offers_next": more.then_some(at + 1),
+        }),
     )
     .render(&state, &req, Some(&v))
 }
