@@ -31,6 +31,19 @@ const BUSY_TIMEOUT_MS: u32 = 5000;
 /// At most this many ids in one `IN (…)` list: SQLite binds at most 32,766 parameters.
 pub(crate) const IN_CHUNK: usize = 500;
 
+/// Runs `load` over `ids` [`IN_CHUNK`] at a time and gathers the rows: every look-up of a
+/// list of ids goes through here, so none binds a parameter per row of a large list.
+pub(crate) fn in_chunks<T>(
+    ids: &[i64],
+    mut load: impl FnMut(&[i64]) -> diesel::QueryResult<Vec<T>>,
+) -> diesel::QueryResult<Vec<T>> {
+    let mut rows = Vec::new();
+    for chunk in ids.chunks(IN_CHUNK) {
+        rows.extend(load(chunk)?);
+    }
+    Ok(rows)
+}
+
 /// What can go wrong talking to the database, worded for the operator.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -10,7 +10,7 @@ use super::audit;
 use crate::domain::acl::KeyRecord;
 use crate::domain::{AuthkeyId, UserId};
 use crate::store::schema::{authkey_channels, authkeys, users};
-use crate::store::{Store, StoreError, conflict, now};
+use crate::store::{Store, StoreError, conflict, in_chunks, now};
 use crate::wire::{Channel, Ident, Secret};
 
 /// A key to create.
@@ -80,17 +80,9 @@ fn channel_lists(
     };
     let rows: Vec<ChannelRow> = match only {
         None => query().load(conn)?,
-        Some(ids) => {
-            let mut rows = Vec::new();
-            for chunk in ids.chunks(crate::store::IN_CHUNK) {
-                rows.extend(
-                    query()
-                        .filter(authkey_channels::authkey_id.eq_any(chunk))
-                        .load::<ChannelRow>(conn)?,
-                );
-            }
-            rows
-        }
+        Some(ids) => in_chunks(ids, |c| {
+            query().filter(authkey_channels::authkey_id.eq_any(c)).load(conn)
+        })?,
     };
     let mut out: HashMap<i64, ChannelLists> = HashMap::new();
     for r in rows {
@@ -362,13 +354,7 @@ pub(crate) fn key_records_in(
     };
     let rows: Vec<Row> = match only {
         None => query().load(conn)?,
-        Some(ids) => {
-            let mut rows = Vec::new();
-            for chunk in ids.chunks(crate::store::IN_CHUNK) {
-                rows.extend(query().filter(authkeys::id.eq_any(chunk)).load::<Row>(conn)?);
-            }
-            rows
-        }
+        Some(ids) => in_chunks(ids, |c| query().filter(authkeys::id.eq_any(c)).load(conn))?,
     };
     let mut lists = channel_lists(conn, only)?;
     Ok(rows

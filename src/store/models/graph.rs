@@ -9,7 +9,7 @@ use crate::domain::live::Delta;
 use crate::domain::model::Graph;
 use crate::domain::{AuthkeyId, GroupId, ShareId, UserId};
 use crate::store::schema::{graph_changes, graph_log, group_members, share_follows, user_blocks, users};
-use crate::store::{IN_CHUNK, Store, StoreError};
+use crate::store::{IN_CHUNK, Store, StoreError, in_chunks};
 
 use super::applied::LIVE_WITHIN;
 use super::authkeys::key_records_in;
@@ -169,14 +169,14 @@ impl Store {
             let mut deltas = Vec::new();
 
             let user_ids = ids("user");
-            let mut found: HashMap<i64, bool> = HashMap::new();
-            for chunk in user_ids.chunks(IN_CHUNK) {
-                let rows: Vec<(i64, bool)> = users::table
-                    .filter(users::id.eq_any(chunk))
+            let found: HashMap<i64, bool> = in_chunks(&user_ids, |c| {
+                users::table
+                    .filter(users::id.eq_any(c))
                     .select((users::id, users::enabled))
-                    .load(conn)?;
-                found.extend(rows);
-            }
+                    .load(conn)
+            })?
+            .into_iter()
+            .collect();
             deltas.extend(
                 user_ids
                     .iter()

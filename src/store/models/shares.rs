@@ -11,7 +11,7 @@ use super::audit;
 use crate::domain::model::{Grantee, Share, ShareKind, ShareState};
 use crate::domain::{GroupId, ShareId, UserId};
 use crate::store::schema::{groups, shares, users};
-use crate::store::{Store, StoreError, now};
+use crate::store::{Store, StoreError, in_chunks, now};
 use crate::wire::Channel;
 
 /// A share as listed, with names resolved.
@@ -80,13 +80,7 @@ pub(crate) fn shares_in(conn: &mut SqliteConnection, only: Option<&[i64]>) -> Re
     let query = || shares::table.order(shares::id).select(share_columns!());
     let rows: Vec<ShareRow> = match only {
         None => query().load(conn)?,
-        Some(ids) => {
-            let mut rows = Vec::new();
-            for chunk in ids.chunks(crate::store::IN_CHUNK) {
-                rows.extend(query().filter(shares::id.eq_any(chunk)).load::<ShareRow>(conn)?);
-            }
-            rows
-        }
+        Some(ids) => in_chunks(ids, |c| query().filter(shares::id.eq_any(c)).load(conn))?,
     };
     Ok(rows.into_iter().filter_map(to_share).collect())
 }
@@ -227,24 +221,20 @@ impl Store {
                 .select(share_columns!())
                 .load(conn)?;
             let group_ids: Vec<i64> = groups.iter().map(|g| g.0).collect();
-            for chunk in group_ids.chunks(crate::store::IN_CHUNK) {
-                incoming.extend(
-                    shares::table
-                        .filter(shares::to_kind.eq("group"))
-                        .filter(shares::to_group_id.eq_any(chunk))
-                        .select(share_columns!())
-                        .load::<ShareRow>(conn)?,
-                );
-            }
+            incoming.extend(in_chunks(&group_ids, |c| {
+                shares::table
+                    .filter(shares::to_kind.eq("group"))
+                    .filter(shares::to_group_id.eq_any(c))
+                    .select(share_columns!())
+                    .load(conn)
+            })?);
             let follow_ids: Vec<i64> = follows.iter().map(|s| s.0).collect();
-            for chunk in follow_ids.chunks(crate::store::IN_CHUNK) {
-                incoming.extend(
-                    shares::table
-                        .filter(shares::id.eq_any(chunk))
-                        .select(share_columns!())
-                        .load::<ShareRow>(conn)?,
-                );
-            }
+            incoming.extend(in_chunks(&follow_ids, |c| {
+                shares::table
+                    .filter(shares::id.eq_any(c))
+                    .select(share_columns!())
+                    .load(conn)
+            })?);
             let mut incoming: Vec<Share> = incoming
                 .into_iter()
                 .filter_map(to_share)
@@ -310,25 +300,22 @@ impl Store {
         group_ids.sort_unstable();
         group_ids.dedup();
         let mut conn = self.conn()?;
-        // In chunks: SQLite binds at most 32,766 parameters in one statement.
-        let mut users: HashMap<i64, String> = HashMap::new();
-        for chunk in user_ids.chunks(crate::store::IN_CHUNK) {
-            users.extend(
-                users::table
-                    .filter(users::id.eq_any(chunk))
-                    .select((users::id, users::name))
-                    .load::<(i64, String)>(&mut conn)?,
-            );
-        }
-        let mut groups: HashMap<i64, String> = HashMap::new();
-        for chunk in group_ids.chunks(crate::store::IN_CHUNK) {
-            groups.extend(
-                groups::table
-                    .filter(groups::id.eq_any(chunk))
-                    .select((groups::id, groups::name))
-                    .load::<(i64, String)>(&mut conn)?,
-            );
-        }
+        let users: HashMap<i64, String> = in_chunks(&user_ids, |c| {
+            users::table
+                .filter(users::id.eq_any(c))
+                .select((users::id, users::name))
+                .load(&mut conn)
+        })?
+        .into_iter()
+        .collect();
+        let groups: HashMap<i64, String> = in_chunks(&group_ids, |c| {
+            groups::table
+                .filter(groups::id.eq_any(c))
+                .select((groups::id, groups::name))
+                .load(&mut conn)
+        })?
+        .into_iter()
+        .collect();
         let name =
             |map: &HashMap<i64, String>, id: i64| map.get(&id).cloned().unwrap_or_else(|| format!("#{id}"));
         Ok(list
