@@ -437,3 +437,41 @@ impl Handler<AclChanged> for Broker {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn usage(n: i64, at: i64) -> KeyUsage {
+        KeyUsage {
+            messages_published: n,
+            bytes_published: 10 * n,
+            messages_received: 2 * n,
+            bytes_received: 20 * n,
+            last_seen_at: Some(at),
+            last_peer: Some(format!("10.0.0.{at}:1")),
+        }
+    }
+
+    #[test]
+    fn counters_a_failed_write_kept_are_merged_with_newer_ones_and_bounded() {
+        let stats = Stats::default();
+        let pending = parking_lot::Mutex::new(HashMap::new());
+        let k = Ident::new("k").unwrap();
+        // Newer counters arrived while the write failed; the failed batch goes back in.
+        pending.lock().insert(k.clone(), usage(3, 9));
+        keep_unwritten(&pending, vec![(k.clone(), usage(5, 7))], &stats);
+        let got = pending.lock()[&k].clone();
+        assert_eq!(got.messages_published, 8);
+        assert_eq!(got.bytes_received, 160);
+        assert_eq!(got.last_seen_at, Some(9), "the later use is kept");
+        assert_eq!(got.last_peer.as_deref(), Some("10.0.0.9:1"));
+        // Past the bound, what does not fit is counted, not kept.
+        let many: Vec<_> = (0..MAX_PENDING_USAGE_KEYS + 10)
+            .map(|i| (Ident::new(&format!("x{i}")).unwrap(), usage(1, 1)))
+            .collect();
+        keep_unwritten(&pending, many, &stats);
+        assert_eq!(pending.lock().len(), MAX_PENDING_USAGE_KEYS);
+        assert_eq!(stats.usage_lost.load(std::sync::atomic::Ordering::Relaxed), 11);
+    }
+}
