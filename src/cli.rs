@@ -397,7 +397,8 @@ pub enum ShareCommand {
         #[arg(long = "as")]
         actor: String,
     },
-    /// What the acting user shares and what is shared with them.
+    /// What the acting user shares and what is shared with them (public offers they took up
+    /// included; the others are `share offers`).
     List {
         /// The acting user.
         #[arg(long = "as")]
@@ -405,6 +406,15 @@ pub enum ShareCommand {
         /// One JSON object per line.
         #[arg(long)]
         json: bool,
+    },
+    /// Open public offers the acting user may take up, 50 a page, newest first.
+    Offers {
+        /// Page, from 0.
+        #[arg(long, default_value_t = 0)]
+        page: usize,
+        /// The acting user.
+        #[arg(long = "as")]
+        actor: String,
     },
 }
 
@@ -1162,6 +1172,22 @@ fn share(store: &Store, cmd: ShareCommand) -> anyhow::Result<()> {
         ShareCommand::Leave { id, actor } => {
             ops::leave_share(store, &ops::find_user(store, &actor)?, ShareId(id))?;
             println!("share {id} left");
+        }
+        ShareCommand::Offers { page, actor } => {
+            let (offers, more) = ops::public_offers(store, &ops::find_user(store, &actor)?, page)?;
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "{:<6} {:<24} {:<13} FROM", "ID", "CHANNEL", "TYPE")?;
+            for i in offers {
+                let s = &i.share;
+                writeln!(
+                    out,
+                    "{:<6} {:<24} {:<13} {}",
+                    s.id.0, s.channel, s.kind, i.from_name
+                )?;
+            }
+            if more {
+                writeln!(out, "(more: --page {})", page + 1)?;
+            }
         }
         ShareCommand::List { actor, json } => {
             let (outgoing, incoming) = ops::my_shares(store, &ops::find_user(store, &actor)?)?;

@@ -187,3 +187,39 @@ fn a_failed_start_is_one_line() {
         );
     }
 }
+
+#[test]
+fn open_public_offers_are_browsed_apart_from_what_is_shared_with_you() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("h.db");
+    let ok = |args: &[&str]| {
+        let o = cli_with_db(&db, args);
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    ok(&["user", "add", "alice", "--email", "a@example.org"]);
+    ok(&["user", "add", "bob", "--email", "b@example.org"]);
+    let offered = ok(&[
+        "share",
+        "offer",
+        "--channel",
+        "sensors.x",
+        "--to-everyone",
+        "--as",
+        "alice",
+    ]);
+    let id = offered.split_whitespace().nth(1).unwrap().to_owned();
+    let offers = ok(&["share", "offers", "--as", "bob"]);
+    assert!(
+        offers.contains("sensors.x") && offers.contains("alice"),
+        "{offers}"
+    );
+    assert!(!ok(&["share", "list", "--as", "bob"]).contains("sensors.x"));
+    ok(&["share", "follow", &id, "--as", "bob"]);
+    assert!(!ok(&["share", "offers", "--as", "bob"]).contains("sensors.x"));
+    assert!(ok(&["share", "list", "--as", "bob"]).contains("sensors.x"));
+}
