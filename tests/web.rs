@@ -1319,8 +1319,10 @@ async fn a_dead_database_gets_a_clear_503_and_nothing_else_breaks() {
     a.login(&app, "alice").await;
     // Take the tables away under the running site.
     {
+        use diesel::Connection;
         use diesel::connection::SimpleConnection;
-        let mut conn = site.store.conn().unwrap();
+        let path = hpfriends::store::sqlite_path(site.store.url()).unwrap();
+        let mut conn = diesel::SqliteConnection::establish(&path.to_string_lossy()).unwrap();
         conn.batch_execute("PRAGMA foreign_keys = OFF; DROP TABLE web_sessions; DROP TABLE key_log;")
             .unwrap();
     }

@@ -111,7 +111,7 @@ impl std::fmt::Debug for Store {
 }
 
 /// A connection checked out of the pool.
-pub type Conn = PooledConnection<ConnectionManager<SqliteConnection>>;
+pub(crate) type Conn = PooledConnection<ConnectionManager<SqliteConnection>>;
 
 /// Turns `--db` (a path, `sqlite://PATH` or `sqlite:PATH`) into a SQLite file path.
 pub fn sqlite_path(url: &str) -> Result<PathBuf, StoreError> {
@@ -198,7 +198,7 @@ impl Store {
 
     /// A connection from the pool; an error when the database file is gone (pooled
     /// connections would otherwise go on with the deleted file).
-    pub fn conn(&self) -> Result<Conn, StoreError> {
+    pub(crate) fn conn(&self) -> Result<Conn, StoreError> {
         if !self.path.exists() {
             return Err(StoreError::Open {
                 url: self.url.clone(),
