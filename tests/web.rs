@@ -976,7 +976,7 @@ async fn logs_search_graph_and_live_view() {
         .await;
     let ident = between(&p.body, "<code id=\"ident\">", "<");
     site.store
-        .append_key_log(&[hpfriends::store::models::key_log::KeyLogEntry {
+        .append_key_log(&[hpfriends::domain::log::KeyLogEntry {
             at: 1_795_000_000,
             ident: ident.clone(),
             event: "auth-failed".into(),

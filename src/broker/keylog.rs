@@ -17,8 +17,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::refusal::Refusal;
 use super::stats::Stats;
+use crate::domain::log::KeyLogEntry;
 use crate::store::Store;
-use crate::store::models::key_log::KeyLogEntry;
 
 /// Entries kept per (ident, event) per minute.
 pub const PER_MINUTE: u32 = 20;

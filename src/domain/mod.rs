@@ -4,6 +4,7 @@
 
 pub mod acl;
 pub mod live;
+pub mod log;
 pub mod model;
 
 use std::fmt;

@@ -4,25 +4,22 @@
 use diesel::prelude::*;
 
 use crate::domain::UserId;
+use crate::domain::log::KeyLogEntry;
 use crate::store::schema::{authkeys, key_log};
 use crate::store::{Store, StoreError};
 
-/// One recorded misuse.
-#[derive(Debug, Clone, PartialEq, Eq, Queryable)]
-pub struct KeyLogEntry {
-    /// Unix seconds.
-    pub at: i64,
-    /// The ident the client used.
-    pub ident: String,
-    /// "auth-failed", "publish-denied", "subscribe-denied", "ident-mismatch", or
-    /// "suppressed" (a count of entries left out by the rate bound).
-    pub event: String,
-    /// The channel refused, if any.
-    pub channel: Option<String>,
-    /// The client's address.
-    pub peer: Option<String>,
-    /// Free text (the error sent, or how many were suppressed).
-    pub detail: String,
+/// A key-log entry as stored: (at, ident, event, channel, peer, detail).
+type Row = (i64, String, String, Option<String>, Option<String>, String);
+
+fn entry((at, ident, event, channel, peer, detail): Row) -> KeyLogEntry {
+    KeyLogEntry {
+        at,
+        ident,
+        event,
+        channel,
+        peer,
+        detail,
+    }
 }
 
 impl Store {
@@ -68,6 +65,9 @@ impl Store {
                 key_log::peer,
                 key_log::detail,
             ))
-            .load(&mut conn)?)
+            .load::<Row>(&mut conn)?
+            .into_iter()
+            .map(entry)
+            .collect())
     }
 }

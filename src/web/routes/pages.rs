@@ -4,10 +4,10 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::domain::log::KeyLogEntry;
 use crate::domain::model::ShareState;
 use crate::social::ops::{self, SocialError};
 use crate::store::StoreError;
-use crate::store::models::key_log::KeyLogEntry;
 use crate::web::error::WebError;
 use crate::web::graph_svg;
 use crate::web::render::{Page, time};
