@@ -26,7 +26,7 @@ fn table() -> KeyTable {
         publish: HashSet::from([ch("pub")]),
         subscribe: HashMap::from([(ch("sub"), Sources::Users([UserId(7)].into()))]),
     };
-    HashMap::from([(acl.ident.clone(), Arc::new(acl))])
+    KeyTable::from_iter([(acl.ident.clone(), Arc::new(acl))])
 }
 
 fuzz_target!(|data: &[u8]| {
