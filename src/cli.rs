@@ -16,6 +16,7 @@ use crate::client::{Client, ClientError};
 use crate::config::Config;
 use crate::domain::acl::{Why, explain};
 use crate::domain::model::{Grantee, ShareKind};
+use crate::domain::model::{GroupRole, MemberState};
 use crate::domain::{GroupId, ShareId, UserId};
 use crate::server::{self, Endpoints};
 use crate::social::ops::{self, GranteeName};
@@ -1094,7 +1095,7 @@ fn group(store: &Store, cmd: GroupCommand) -> anyhow::Result<()> {
                     let members: Vec<_> = g
                         .members
                         .iter()
-                        .map(|(n, r, s)| serde_json::json!({"user": n, "role": r, "state": s}))
+                        .map(|(n, r, s)| serde_json::json!({"user": n, "role": r.as_str(), "state": s.as_str()}))
                         .collect();
                     let v = serde_json::json!({"name": g.name, "owner": g.owner, "description": g.description, "members": members});
                     writeln!(out, "{v}")?;
@@ -1102,9 +1103,9 @@ fn group(store: &Store, cmd: GroupCommand) -> anyhow::Result<()> {
                     let members: Vec<String> = g
                         .members
                         .iter()
-                        .map(|(n, r, s)| match (r.as_str(), s.as_str()) {
-                            ("owner", _) => format!("{n} (owner)"),
-                            (_, "invited") => format!("{n} (invited)"),
+                        .map(|(n, r, s)| match (r, s) {
+                            (GroupRole::Owner, _) => format!("{n} (owner)"),
+                            (_, MemberState::Invited) => format!("{n} (invited)"),
                             _ => n.clone(),
                         })
                         .collect();

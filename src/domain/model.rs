@@ -68,6 +68,26 @@ macro_rules! text_enum {
     };
 }
 
+/// A member's role in a group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum GroupRole {
+    /// Created the group: invites, removes, answers shares offered to the group.
+    Owner,
+    /// An ordinary member.
+    Member,
+}
+
+/// Where a membership is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MemberState {
+    /// Invited, not yet accepted: receives nothing through the group.
+    Invited,
+    /// A full member.
+    Active,
+}
+
+text_enum!(GroupRole { Owner => "owner", Member => "member" });
+text_enum!(MemberState { Invited => "invited", Active => "active" });
 text_enum!(ShareKind { Own => "own", Redistribute => "redistribute" });
 text_enum!(ShareState {
     Offered => "offered",

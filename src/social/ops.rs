@@ -6,9 +6,10 @@
 //! the website call these, never the store's writers directly.
 
 use crate::domain::model::{Grantee, ShareKind, ShareState};
+use crate::domain::model::{GroupRole, MemberState};
 use crate::domain::{GroupId, ShareId};
 use crate::store::models::authkeys::NewAuthkey;
-use crate::store::models::groups::{GroupInfo, ROLE_OWNER, STATE_ACTIVE, STATE_INVITED};
+use crate::store::models::groups::GroupInfo;
 use crate::store::models::shares::ShareInfo;
 use crate::store::models::users::User;
 use crate::store::{Store, StoreError};
@@ -155,7 +156,7 @@ pub fn accept_invitation(store: &Store, actor: &User, group_name: &str) -> Resul
 pub fn decline_invitation(store: &Store, actor: &User, group_name: &str) -> Result<()> {
     let (g, _) = group(store, group_name)?;
     match store.membership(g, actor.id)? {
-        Some((_, state)) if state == STATE_INVITED => {
+        Some((_, MemberState::Invited)) => {
             store.remove_member(g, actor.id, &actor.name, "group.decline", group_name)?;
             Ok(())
         }
@@ -167,10 +168,10 @@ pub fn decline_invitation(store: &Store, actor: &User, group_name: &str) -> Resu
 pub fn leave_group(store: &Store, actor: &User, group_name: &str) -> Result<()> {
     let (g, _) = group(store, group_name)?;
     match store.membership(g, actor.id)? {
-        Some((role, _)) if role == ROLE_OWNER => Err(SocialError::Forbidden(format!(
+        Some((GroupRole::Owner, _)) => Err(SocialError::Forbidden(format!(
             "the owner cannot leave {group_name}"
         ))),
-        Some((_, state)) if state == STATE_ACTIVE => {
+        Some((_, MemberState::Active)) => {
             store.remove_member(g, actor.id, &actor.name, "group.leave", group_name)?;
             Ok(())
         }
@@ -212,10 +213,10 @@ pub fn my_groups(store: &Store, actor: &User) -> Result<Vec<GroupInfo>> {
     let mut groups = store.groups_of(actor.id)?;
     for g in &mut groups {
         if g.place_of(&actor.name)
-            .is_some_and(|(_, state)| state == STATE_INVITED)
+            .is_some_and(|(_, state)| state == MemberState::Invited)
         {
             g.members
-                .retain(|(n, role, _)| *n == actor.name || role == ROLE_OWNER);
+                .retain(|(n, role, _)| *n == actor.name || *role == GroupRole::Owner);
         }
     }
     Ok(groups)
@@ -377,7 +378,7 @@ fn answers_for(store: &Store, actor: &User, to: Grantee) -> Result<bool> {
         Grantee::User(u) => u == actor.id,
         Grantee::Group(g) => store
             .membership(g, actor.id)?
-            .is_some_and(|(role, _)| role == ROLE_OWNER),
+            .is_some_and(|(role, _)| role == GroupRole::Owner),
         Grantee::Everyone => false,
     })
 }
@@ -400,7 +401,7 @@ fn visible_share(store: &Store, actor: &User, id: ShareId) -> Result<crate::doma
             Grantee::User(u) => u == actor.id,
             Grantee::Group(g) => store
                 .membership(g, actor.id)?
-                .is_some_and(|(_, state)| state == STATE_ACTIVE),
+                .is_some_and(|(_, state)| state == MemberState::Active),
             Grantee::Everyone => true,
         };
     if sees { Ok(s) } else { Err(no_share(id)) }
@@ -494,7 +495,7 @@ pub fn my_shares(store: &Store, actor: &User) -> Result<(Vec<ShareInfo>, Vec<Sha
         .into_iter()
         .filter(|g| {
             g.place_of(&actor.name)
-                .is_some_and(|(_, state)| state == STATE_ACTIVE)
+                .is_some_and(|(_, state)| state == MemberState::Active)
         })
         .map(|g| g.id)
         .collect();
@@ -860,7 +861,10 @@ mod tests {
         remove_member(s, &b, "trusted", "d").unwrap();
         assert!(my_shares(s, &d).unwrap().1.is_empty());
         let g = my_groups(s, &b).unwrap();
-        assert_eq!(g[0].members, vec![("b".into(), "owner".into(), "active".into())]);
+        assert_eq!(
+            g[0].members,
+            vec![("b".into(), GroupRole::Owner, MemberState::Active)]
+        );
         // An invitee sees the owner and themself, not the other members.
         invite(s, &b, "trusted", "a").unwrap();
         invite(s, &b, "trusted", "d").unwrap();

@@ -13,8 +13,8 @@ use crate::store::{IN_CHUNK, Store, StoreError, in_chunks};
 
 use super::applied::LIVE_WITHIN;
 use super::authkeys::key_records_in;
-use super::groups::STATE_ACTIVE;
 use super::shares::shares_in;
+use crate::domain::model::MemberState;
 
 /// At most this many change-log rows are read at once (a caller reads on until `Current`).
 const CHANGES_PER_READ: i64 = 20_000;
@@ -69,7 +69,7 @@ fn pairs_in(
 fn graph_without_keys_in(conn: &mut SqliteConnection) -> Result<Graph, StoreError> {
     let users: Vec<(i64, bool)> = users::table.select((users::id, users::enabled)).load(conn)?;
     let members: Vec<(i64, i64)> = group_members::table
-        .filter(group_members::state.eq(STATE_ACTIVE))
+        .filter(group_members::state.eq(MemberState::Active.as_str()))
         .select((group_members::group_id, group_members::user_id))
         .load(conn)?;
     let follows: Vec<(i64, i64)> = share_follows::table
@@ -209,7 +209,7 @@ impl Store {
                 group_members::table
                     .filter(group_members::group_id.eq_any(g))
                     .filter(group_members::user_id.eq_any(u))
-                    .filter(group_members::state.eq(STATE_ACTIVE))
+                    .filter(group_members::state.eq(MemberState::Active.as_str()))
                     .select((group_members::group_id, group_members::user_id))
                     .load(conn)
             })?;

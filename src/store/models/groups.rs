@@ -3,18 +3,26 @@
 use diesel::prelude::*;
 
 use super::audit;
+use crate::domain::model::{GroupRole, MemberState};
 use crate::domain::{GroupId, UserId};
 use crate::store::schema::{group_members, groups, users};
 use crate::store::{Store, StoreError, conflict, now};
 
-/// A member's role in a group.
-pub const ROLE_OWNER: &str = "owner";
-/// An ordinary member.
-pub const ROLE_MEMBER: &str = "member";
-/// Invited, not yet accepted: receives nothing through the group.
-pub const STATE_INVITED: &str = "invited";
-/// A full member.
-pub const STATE_ACTIVE: &str = "active";
+/// A stored (role, state); the schema's CHECKs allow nothing else, so an unknown value is
+/// left out and logged rather than guessed.
+fn place(role: &str, state: &str) -> Option<(GroupRole, MemberState)> {
+    match (role.parse(), state.parse()) {
+        (Ok(r), Ok(s)) => Some((r, s)),
+        _ => {
+            tracing::warn!(
+                role,
+                state,
+                "skipping a group membership with an unknown role or state"
+            );
+            None
+        }
+    }
+}
 
 /// A group as listed to a user.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,16 +36,16 @@ pub struct GroupInfo {
     /// Free text.
     pub description: String,
     /// Every member: (user name, role, state).
-    pub members: Vec<(String, String, String)>,
+    pub members: Vec<(String, GroupRole, MemberState)>,
 }
 
 impl GroupInfo {
     /// `name`'s (role, state) in the group, if they are in it or invited.
-    pub fn place_of(&self, name: &str) -> Option<(&str, &str)> {
+    pub fn place_of(&self, name: &str) -> Option<(GroupRole, MemberState)> {
         self.members
             .iter()
             .find(|(n, _, _)| n == name)
-            .map(|(_, role, state)| (role.as_str(), state.as_str()))
+            .map(|(_, role, state)| (*role, *state))
     }
 }
 
@@ -66,8 +74,8 @@ impl Store {
                 .values((
                     group_members::group_id.eq(id),
                     group_members::user_id.eq(owner.0),
-                    group_members::role.eq(ROLE_OWNER),
-                    group_members::state.eq(STATE_ACTIVE),
+                    group_members::role.eq(GroupRole::Owner.as_str()),
+                    group_members::state.eq(MemberState::Active.as_str()),
                     group_members::created_at.eq(now()),
                 ))
                 .execute(conn)?;
@@ -88,13 +96,18 @@ impl Store {
     }
 
     /// A user's (role, state) in a group, if any.
-    pub fn membership(&self, group: GroupId, user: UserId) -> Result<Option<(String, String)>, StoreError> {
+    pub fn membership(
+        &self,
+        group: GroupId,
+        user: UserId,
+    ) -> Result<Option<(GroupRole, MemberState)>, StoreError> {
         let mut conn = self.conn()?;
-        Ok(group_members::table
+        let row: Option<(String, String)> = group_members::table
             .find((group.0, user.0))
             .select((group_members::role, group_members::state))
             .first(&mut conn)
-            .optional()?)
+            .optional()?;
+        Ok(row.and_then(|(r, s)| place(&r, &s)))
     }
 
     /// Invites `user` into `group`; already a member or invited is a conflict.
@@ -112,8 +125,8 @@ impl Store {
                 .values((
                     group_members::group_id.eq(group.0),
                     group_members::user_id.eq(user.0),
-                    group_members::role.eq(ROLE_MEMBER),
-                    group_members::state.eq(STATE_INVITED),
+                    group_members::role.eq(GroupRole::Member.as_str()),
+                    group_members::state.eq(MemberState::Invited.as_str()),
                     group_members::invited_by.eq(by.0),
                     group_members::created_at.eq(now()),
                 ))
@@ -137,9 +150,9 @@ impl Store {
             let n = diesel::update(
                 group_members::table
                     .find((group.0, user.0))
-                    .filter(group_members::state.eq(STATE_INVITED)),
+                    .filter(group_members::state.eq(MemberState::Invited.as_str())),
             )
-            .set(group_members::state.eq(STATE_ACTIVE))
+            .set(group_members::state.eq(MemberState::Active.as_str()))
             .execute(conn)?;
             if n == 1 {
                 audit::record(conn, actor, "group.accept", subject, "")?;
@@ -162,7 +175,7 @@ impl Store {
             let n = diesel::delete(
                 group_members::table
                     .find((group.0, user.0))
-                    .filter(group_members::role.ne(ROLE_OWNER)),
+                    .filter(group_members::role.ne(GroupRole::Owner.as_str())),
             )
             .execute(conn)?;
             if n == 1 {
@@ -210,7 +223,10 @@ impl Store {
                     name,
                     owner,
                     description,
-                    members,
+                    members: members
+                        .into_iter()
+                        .filter_map(|(n, r, st)| place(&r, &st).map(|(r, st)| (n, r, st)))
+                        .collect(),
                 });
             }
             Ok(out)

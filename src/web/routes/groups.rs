@@ -6,8 +6,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{FieldErrors, see_other};
+use crate::domain::model::{GroupRole, MemberState};
 use crate::social::ops::{self, SocialError};
-use crate::store::models::groups::{ROLE_OWNER, STATE_ACTIVE, STATE_INVITED};
 use crate::web::error::WebError;
 use crate::web::render::Page;
 use crate::web::routes::accounts::mail;
@@ -29,17 +29,17 @@ pub async fn my_groups(state: &WebState, v: &Viewer) -> Result<Vec<Value>, WebEr
         .iter()
         .map(|g| {
             let mine = g.place_of(&v.user.name);
-            let owner = mine.is_some_and(|(r, _)| r == ROLE_OWNER);
-            let invited = mine.is_some_and(|(_, s)| s == STATE_INVITED);
+            let owner = mine.is_some_and(|(r, _)| r == GroupRole::Owner);
+            let invited = mine.is_some_and(|(_, s)| s == MemberState::Invited);
             let members: Vec<Value> = g
                 .members
                 .iter()
                 .map(|(n, role, st)| {
                     json!({
                         "name": n,
-                        "role": role,
-                        "state": st,
-                        "removable": owner && role != ROLE_OWNER,
+                        "role": role.as_str(),
+                        "state": st.as_str(),
+                        "removable": owner && *role != GroupRole::Owner,
                     })
                 })
                 .collect();
@@ -48,7 +48,7 @@ pub async fn my_groups(state: &WebState, v: &Viewer) -> Result<Vec<Value>, WebEr
                 "owner": g.owner,
                 "description": g.description,
                 "members": members,
-                "active": g.members.iter().filter(|(_, _, s)| s == STATE_ACTIVE).count(),
+                "active": g.members.iter().filter(|(_, _, s)| *s == MemberState::Active).count(),
                 "is_owner": owner,
                 "invited": invited,
                 "can_leave": !owner && !invited,

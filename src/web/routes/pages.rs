@@ -67,7 +67,7 @@ async fn home(state: State, req: HttpRequest, v: MaybeViewer) -> Result<HttpResp
         .iter()
         .filter(|g| {
             g.place_of(&v.user.name)
-                .is_some_and(|(_, st)| st == crate::store::models::groups::STATE_INVITED)
+                .is_some_and(|(_, st)| st == crate::domain::model::MemberState::Invited)
         })
         .map(|g| g.name.as_str())
         .collect();

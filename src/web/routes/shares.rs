@@ -10,7 +10,6 @@ use super::{FieldErrors, see_other};
 use crate::domain::ShareId;
 use crate::domain::model::{Grantee, ShareKind, ShareState};
 use crate::social::ops::{self, GranteeName, SocialError};
-use crate::store::models::groups::ROLE_OWNER;
 use crate::store::models::shares::ShareInfo;
 use crate::web::error::WebError;
 use crate::web::render::Page;
@@ -320,7 +319,10 @@ async fn shared_page(
             let owned: Vec<crate::domain::GroupId> = s
                 .groups_of(me.id)?
                 .into_iter()
-                .filter(|g| g.place_of(&me.name).is_some_and(|(role, _)| role == ROLE_OWNER))
+                .filter(|g| {
+                    g.place_of(&me.name)
+                        .is_some_and(|(role, _)| role == crate::domain::model::GroupRole::Owner)
+                })
                 .map(|g| g.id)
                 .collect();
             Ok((inc, offers, more, owned, blocks))
