@@ -399,12 +399,15 @@ impl LiveGraph {
         }
     }
 
-    /// A share changed: its grantees' receptions (and, for a group, the group's) may move.
+    /// A share changed: its grantees' receptions may move. For a group share only the
+    /// group's live shares are re-read; when they differ, settling takes in every member.
     fn seed_share(&self, s: &Share, seeds: &mut HashMap<Channel, Seeds>) {
         let e = seeds.entry(s.channel.clone()).or_default();
-        e.users.extend(self.grantees(s));
-        if let Grantee::Group(g) = s.to {
-            e.groups.insert(g);
+        match s.to {
+            Grantee::Group(g) => {
+                e.groups.insert(g);
+            }
+            _ => e.users.extend(self.grantees(s)),
         }
     }
 
