@@ -255,8 +255,20 @@ impl LiveGraph {
         let mut seeds: HashMap<Channel, Seeds> = Default::default();
         let mut keys: IdSet<AuthkeyId> = Default::default();
         let mut gone: Vec<Ident> = Vec::new();
+        // Who joined or left each group in this batch: where a group's shares move, they are
+        // re-taken too (settling takes in only the members left at the end, and a share of
+        // the group removed earlier in the batch no longer leads the leaver's delta to it).
+        let mut moved: IdMap<GroupId, IdSet<UserId>> = Default::default();
         for d in deltas {
+            if let Delta::Member { group, user, .. } = &d {
+                moved.entry(*group).or_default().insert(*user);
+            }
             self.take(d, &mut seeds, &mut keys, &mut gone);
+        }
+        for s in seeds.values_mut() {
+            for g in &s.groups {
+                s.users.extend(moved.get(g).into_iter().flatten().copied());
+            }
         }
         let mut users: IdSet<UserId> = Default::default();
         for (c, s) in seeds {
