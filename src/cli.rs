@@ -35,7 +35,8 @@ const DEMO_CHANNEL: &str = "demo.events";
 #[derive(Debug, Parser)]
 #[command(name = "hpfriends", version, propagate_version = true)]
 pub struct Cli {
-    /// Database: a SQLite file path or sqlite://PATH [default: hpfriends.db].
+    /// Database: a SQLite file path or sqlite://PATH, or postgres://USER@HOST:PORT/DATABASE
+    /// [default: hpfriends.db].
     #[arg(long, global = true, env = "HPFRIENDS_DB")]
     pub db: Option<String>,
     /// Configuration file (TOML; see deploy/hpfriends.example.toml).
@@ -732,7 +733,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Migrate => {
             let store = Store::open_unmigrated(&config.db)?;
             let n = store.migrate()?;
-            println!("{}: {n} migration(s) applied, schema is current", config.db);
+            println!(
+                "{}: {n} migration(s) applied, schema is current",
+                crate::store::redacted(&config.db)
+            );
             Ok(())
         }
         Command::User(cmd) => changing(&open_store(&config)?, |s| user(s, cmd)),
@@ -774,7 +778,7 @@ fn open_store(config: &Config) -> anyhow::Result<Store> {
             &config.secret_key_file,
         ))?)
     };
-    Ok(Store::open(&config.db)?.with_sealer(sealer)?)
+    Ok(Store::open_pooled(&config.db, config.db_pool_size)?.with_sealer(sealer)?)
 }
 
 fn client_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -810,7 +814,8 @@ fn serve(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
         Ok(n) => tracing::debug!("open file limit: {n}"),
         Err(e) => tracing::warn!("cannot raise the open file limit: {e}"),
     }
-    let store = open_store(&config).with_context(|| format!("opening database {}", config.db))?;
+    let store = open_store(&config)
+        .with_context(|| format!("opening database {}", crate::store::redacted(&config.db)))?;
     // Every secret must open now: a missing or wrong key fails here, not at every auth.
     store.seal_plaintext_secrets()?;
     let demo = if args.demo { Some(demo_key(&store)?) } else { None };
@@ -824,7 +829,7 @@ fn serve(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
     system.block_on(async move {
         let shutdown = CancellationToken::new();
         tokio::spawn(cancel_on_signal(shutdown.clone()));
-        let db = config.db.clone();
+        let db = crate::store::redacted(&config.db);
         let mail_dir = config.mail_dir.clone();
         let scheme = if config.web_https() { "https" } else { "http" };
         server::serve(config, store, shutdown, |ep: Endpoints| {

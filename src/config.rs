@@ -19,6 +19,9 @@ pub const ENV_PREFIX: &str = "HPFRIENDS_";
 /// Default database: a SQLite file in the working directory.
 pub const DEFAULT_DB: &str = "hpfriends.db";
 
+/// Connections in the database pool unless configured.
+pub const DEFAULT_DB_POOL_SIZE: u32 = 8;
+
 /// Failed hpfeeds auths per address and per ident answered at once before the throttle
 /// spaces them out (`auth_free_failures`).
 pub const DEFAULT_AUTH_FREE_FAILURES: u32 = 5;
@@ -40,8 +43,12 @@ pub enum SlowConsumerPolicy {
 pub struct Config {
     /// hpfeeds TCP listener.
     pub listen: SocketAddr,
-    /// Database: a SQLite file path or `sqlite://PATH`.
+    /// Database: a SQLite file path or `sqlite://PATH`, or
+    /// `postgres://USER[:PASSWORD]@HOST:PORT/DATABASE`.
     pub db: String,
+    /// Connections in the database pool (the website's requests, the broker's usage and
+    /// key-log writes, the graph's reads share them).
+    pub db_pool_size: u32,
     /// File holding the server key that encrypts authkey secrets at rest (64 hex
     /// characters); empty: secrets are stored as they are.
     pub secret_key_file: String,
@@ -125,6 +132,7 @@ impl Default for Config {
         Self {
             listen: SocketAddr::from(([0, 0, 0, 0], 10000)),
             db: DEFAULT_DB.to_owned(),
+            db_pool_size: DEFAULT_DB_POOL_SIZE,
             secret_key_file: String::new(),
             name: "hpfriends".to_owned(),
             open: false,

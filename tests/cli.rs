@@ -6,7 +6,7 @@ mod common;
 
 use std::process::{Command, Output};
 
-use common::{bin, cli_with_db};
+use common::{Db, bin, cli_with_db};
 
 fn run(args: &[&str]) -> Output {
     Command::new(bin()).args(args).output().unwrap()
@@ -43,7 +43,11 @@ fn every_command_has_help() {
 #[test]
 fn migrate_creates_the_schema_once() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("sub/dir/h.db");
+    // SQLite: the file's folders are made too.
+    let db = match Db::scratch() {
+        Db::Scratch(s) if s.is_postgres() => Db::Scratch(s),
+        _ => Db::file(&dir.path().join("sub/dir/h.db")),
+    };
     let first = String::from_utf8(cli_with_db(&db, &["migrate"]).stdout).unwrap();
     assert!(first.contains("4 migration(s) applied"), "{first}");
     let again = String::from_utf8(cli_with_db(&db, &["migrate"]).stdout).unwrap();
@@ -52,8 +56,7 @@ fn migrate_creates_the_schema_once() {
 
 #[test]
 fn users_and_keys() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("h.db");
+    let db = Db::scratch();
     assert!(
         cli_with_db(&db, &["user", "add", "alice", "--email", "a@example.org"])
             .status
@@ -122,8 +125,13 @@ fn users_and_keys() {
 #[test]
 fn clear_errors_for_bad_databases_and_brokers() {
     fails_with(
-        &run(&["--db", "postgres://localhost/x", "user", "list"]),
+        &run(&["--db", "mysql://localhost/x", "user", "list"]),
         "unsupported database URL",
+    );
+    // Nothing listens on port 1: one line naming the database (and no password).
+    fails_with(
+        &run(&["--db", "postgres://someone:hunter2@127.0.0.1:1/x", "user", "list"]),
+        "cannot open database postgres://someone:***@127.0.0.1:1/x",
     );
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("bad.toml");
@@ -155,7 +163,7 @@ fn clear_errors_for_bad_databases_and_brokers() {
 #[test]
 fn a_failed_start_is_one_line() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("h.db");
+    let db = Db::scratch();
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port().to_string();
     for (flag, listen) in [
@@ -167,7 +175,7 @@ fn a_failed_start_is_one_line() {
             args.extend(["--listen", "127.0.0.1:0"]);
         }
         let o = std::process::Command::new(common::bin())
-            .args(["--db", db.to_str().unwrap()])
+            .args(["--db", db.url()])
             .args(&args)
             .env("RUST_LOG", "warn")
             .env("HPFRIENDS_MAIL_DIR", dir.path().join("mail"))
@@ -190,8 +198,7 @@ fn a_failed_start_is_one_line() {
 
 #[test]
 fn open_public_offers_are_browsed_apart_from_what_is_shared_with_you() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("h.db");
+    let db = Db::scratch();
     let ok = |args: &[&str]| {
         let o = cli_with_db(&db, args);
         assert!(

@@ -1,7 +1,9 @@
 //! Faults around a running broker: the database file vanishing and coming back, the disk
 //! filling up under the audit log, SIGKILL in the middle of traffic, and a subscriber that
 //! stops reading. Nothing is lost that was acknowledged, nothing half-written, and the
-//! broker keeps serving with the ACLs it has.
+//! broker keeps serving with the ACLs it has. These are about the SQLite file itself, so
+//! they run on SQLite whatever the backend under test; `faults_postgres.rs` stops and
+//! starts the PostgreSQL server instead.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -12,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Raw, TestServer, cli_with_db, wait_for};
+use common::{Db, Raw, TestServer, cli_with_db, wait_for};
 use diesel::prelude::*;
 
 /// A plain HTTP/1.0 GET: (status, body).
@@ -34,11 +36,12 @@ fn two_keys(s: &TestServer) {
 
 #[test]
 fn the_database_file_vanishes_and_comes_back() {
-    let s = TestServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hpfriends.db");
+    let s = TestServer::start_on(&Db::file(&db), &[], &[]);
     two_keys(&s);
     let web = s.web.unwrap();
     assert_eq!(http_get(web, "/healthz").0, 200);
-    let db = s.db();
     let away = db.with_extension("away");
     std::fs::rename(&db, &away).unwrap();
 
@@ -120,7 +123,7 @@ fn a_full_disk_refuses_changes_whole_and_recovers() {
         return;
     };
     let db = disk.path().join("hpfriends.db");
-    let s = TestServer::start_on(&db, &[], &[]);
+    let s = TestServer::start_on(&Db::file(&db), &[], &[]);
     two_keys(&s);
     s.user("bob");
     let audit_before = s.cli_ok(&["share", "list", "--as", "alice"]);
@@ -165,10 +168,11 @@ struct Check {
 
 #[test]
 fn sigkill_mid_traffic_then_restart() {
-    let s = TestServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hpfriends.db");
+    let s = TestServer::start_on(&Db::file(&db), &[], &[]);
     two_keys(&s);
     s.user("bob");
-    let db = s.db();
     let addr = s.addr;
     // Traffic on the wire and writes to the database (CLI changes, key log, usage) at once.
     let traffic = std::thread::spawn(move || {
@@ -209,7 +213,7 @@ fn sigkill_mid_traffic_then_restart() {
     drop(conn);
     let out = String::from_utf8(cli_with_db(&db, &["migrate"]).stdout).unwrap();
     assert!(out.contains("0 migration(s) applied"), "{out}");
-    let s2 = TestServer::start_on(&db, &[], &[]);
+    let s2 = TestServer::start_on(&Db::file(&db), &[], &[]);
     let mut c = Raw::live_subscriber(s2.addr, "a", "a-secret", "data");
     c.publish("data", b"after restart");
     assert_eq!(c.expect_publish().2, b"after restart");

@@ -9,9 +9,10 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{Raw, TestServer, bin, cli_with_db};
+use common::{Db, Raw, TestServer, bin, cli_with_db};
+use diesel::prelude::*;
 
-fn cli_with_key(db: &Path, key: &Path, args: &[&str]) -> std::process::Output {
+fn cli_with_key(db: &Db, key: &Path, args: &[&str]) -> std::process::Output {
     Command::new(bin())
         .arg("--db")
         .arg(db)
@@ -22,10 +23,24 @@ fn cli_with_key(db: &Path, key: &Path, args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
-/// Whether any byte sequence of the database files holds `needle`.
-fn db_holds(db: &Path, needle: &str) -> bool {
+#[derive(QueryableByName)]
+struct Secret {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    secret: String,
+}
+
+/// Whether any byte sequence of the database files holds `needle` (SQLite), or any stored
+/// secret does (PostgreSQL, whose files are the server's).
+fn db_holds(db: &Db, needle: &str) -> bool {
+    if db.is_postgres() {
+        let mut conn = PgConnection::establish(db.url()).unwrap();
+        let rows: Vec<Secret> = diesel::sql_query("SELECT secret FROM authkeys")
+            .load(&mut conn)
+            .unwrap();
+        return rows.iter().any(|r| r.secret.contains(needle));
+    }
     ["", "-wal"].iter().any(|suffix| {
-        let p = format!("{}{suffix}", db.display());
+        let p = format!("{}{suffix}", db.url());
         std::fs::read(&p).is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle.as_bytes()))
     })
 }
@@ -35,7 +50,7 @@ fn secrets_are_sealed_and_still_work() {
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("server.key");
     let o = cli_with_db(
-        &dir.path().join("x.db"),
+        dir.path().join("x.db"),
         &["secret-key", "new", key.to_str().unwrap()],
     );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -45,7 +60,7 @@ fn secrets_are_sealed_and_still_work() {
         0o600
     );
     let again = cli_with_db(
-        &dir.path().join("x.db"),
+        dir.path().join("x.db"),
         &["secret-key", "new", key.to_str().unwrap()],
     );
     assert!(

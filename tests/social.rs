@@ -418,7 +418,7 @@ fn api_changes_are_live_when_they_answer() {
         return;
     };
     let mut alice = Sensor(Raw::login(s.addr, "a-sensor", "sa"));
-    let store = hpfriends::store::Store::open(&s.db().to_string_lossy()).unwrap();
+    let store = hpfriends::store::Store::open(s.db().url()).unwrap();
     let token = |name: &str| {
         let u = store.user_by_name(name).unwrap().unwrap();
         store

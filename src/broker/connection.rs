@@ -449,8 +449,8 @@ mod future_size {
 
     #[actix_rt::test]
     async fn connection_future_stays_small() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = crate::store::Store::open(&dir.path().join("t.db").to_string_lossy()).unwrap();
+        let db = crate::store::scratch::ScratchDb::new().unwrap();
+        let store = crate::store::Store::open(db.url()).unwrap();
         let stats = Arc::new(super::Stats::default());
         let router = Arc::new(crate::broker::router::Router::new(
             Default::default(),

@@ -3,7 +3,7 @@
 //!
 //! Every change, made by this process, by the CLI or by another node, lands in the store's
 //! change log; the actor reads the log after the version it applied (on each operation of
-//! its own and every `acl_poll_ms`), applies the deltas to its [`LiveGraph`] off the
+//! its own, and on PostgreSQL when the log's NOTIFY arrives, on SQLite every `acl_poll_ms`), applies the deltas to its [`LiveGraph`] off the
 //! actor's thread (only the keys whose sources can move are re-derived), stores the new
 //! table where sessions authenticate, and tells the Broker exactly which keys changed. Every
 //! change runs to its end before the next starts (one at a time, in order), and an operation
@@ -25,6 +25,7 @@ use parking_lot::Mutex;
 use super::ops::SocialError;
 use crate::domain::acl::{KeyAcl, KeyTable, changed};
 use crate::domain::live::{AclChanged, LiveGraph};
+use crate::store::listen::ChangeListener;
 use crate::store::models::graph::GraphChanges;
 use crate::store::{Store, StoreError};
 use crate::wire::Ident;
@@ -52,6 +53,9 @@ const HEARTBEAT: Duration = Duration::from_secs(2);
 /// How long change-log rows every live server applied are kept (a server that falls
 /// further behind reloads the whole graph).
 const KEEP_CHANGES_SECS: i64 = 3600;
+
+/// How often the change log is read anyway when PostgreSQL notifies us of changes.
+const LISTENING_POLL: Duration = Duration::from_secs(10);
 
 /// How often old change-log rows are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
@@ -112,6 +116,8 @@ pub struct SocialGraph {
     every: Duration,
     node: String,
     failing: bool,
+    /// PostgreSQL's change notices (none on SQLite); held so the thread runs while we do.
+    listener: Option<ChangeListener>,
 }
 
 impl SocialGraph {
@@ -135,6 +141,7 @@ impl SocialGraph {
             every,
             node: format!("{}-{}", std::process::id(), hex::encode(id)),
             failing: false,
+            listener: None,
         }
     }
 
@@ -253,7 +260,15 @@ impl Actor for SocialGraph {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.heartbeat();
-        ctx.run_interval(self.every, |act, ctx| act.refresh(ctx));
+        let addr = ctx.address();
+        self.listener = self.store.listen_changes(move || addr.do_send(Refresh));
+        // Notified: the timer is only a safety net (a notice lost with a dying connection).
+        let every = if self.listener.is_some() {
+            self.every.max(LISTENING_POLL)
+        } else {
+            self.every
+        };
+        ctx.run_interval(every, |act, ctx| act.refresh(ctx));
         ctx.run_interval(HEARTBEAT, |act, _| act.heartbeat());
         ctx.run_interval(PRUNE_EVERY, |act, _| act.prune());
     }
@@ -339,8 +354,8 @@ mod tests {
 
     #[actix_rt::test]
     async fn applied_changes_reach_exactly_the_keys_they_change() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("t.db").to_string_lossy()).unwrap();
+        let db = crate::store::scratch::ScratchDb::new().unwrap();
+        let store = Store::open(db.url()).unwrap();
         let ch = |s: &str| Channel::new(s).unwrap();
         let users: Vec<_> = ["a", "b", "c"]
             .iter()

@@ -608,14 +608,14 @@ mod tests {
     use super::*;
 
     struct Fixture {
-        _dir: tempfile::TempDir,
+        _db: crate::store::scratch::ScratchDb,
         store: Store,
     }
 
     fn fixture() -> Fixture {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("t.db").to_string_lossy()).unwrap();
-        Fixture { _dir: dir, store }
+        let db = crate::store::scratch::ScratchDb::new().unwrap();
+        let store = Store::open(db.url()).unwrap();
+        Fixture { _db: db, store }
     }
 
     fn add(store: &Store, name: &str) -> User {

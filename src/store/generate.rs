@@ -9,7 +9,7 @@ use std::collections::HashSet;
 
 use diesel::prelude::*;
 
-use super::{Store, StoreError, now};
+use super::{AnyConnection, Store, StoreError, now};
 
 /// The community's shape. The defaults are the benchmark's (see `bench/RESULTS.md`).
 #[derive(Debug, Clone, Copy)]
@@ -86,7 +86,7 @@ impl Rng {
 
 /// Collects rows and writes them as multi-row inserts of `CHUNK` rows.
 struct Inserts<'c> {
-    conn: &'c mut SqliteConnection,
+    conn: &'c mut AnyConnection,
     head: &'static str,
     rows: Vec<String>,
 }
@@ -94,7 +94,7 @@ struct Inserts<'c> {
 impl<'c> Inserts<'c> {
     const CHUNK: usize = 500;
 
-    fn new(conn: &'c mut SqliteConnection, head: &'static str) -> Self {
+    fn new(conn: &'c mut AnyConnection, head: &'static str) -> Self {
         Self {
             conn,
             head,
@@ -115,7 +115,12 @@ impl<'c> Inserts<'c> {
         if self.rows.is_empty() {
             return Ok(());
         }
-        let sql = format!("{} VALUES {}", self.head, self.rows.join(","));
+        // Both backends skip a row already there (a follow or block drawn twice).
+        let sql = format!(
+            "{} VALUES {} ON CONFLICT DO NOTHING",
+            self.head,
+            self.rows.join(",")
+        );
         self.rows.clear();
         diesel::sql_query(sql).execute(self.conn)?;
         Ok(())
@@ -135,6 +140,7 @@ impl Store {
         let mut rng = Rng(seed | 1);
         let t = now();
         let mut out = Generated::default();
+        let postgres = matches!(self.backend(), super::Backend::Postgres);
         conn.transaction(|conn| {
             let first: i64 = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
                 "COALESCE((SELECT MAX(id) FROM users), 0)",
@@ -146,7 +152,7 @@ impl Store {
                 "INSERT INTO users (id, name, email, email_verified, enabled, is_admin, created_at)",
             );
             for i in 0..shape.users {
-                ins.push(format!("({}, 'u{i}', 'u{i}@bench.invalid', 1, 1, 0, {t})", uid(i)))?;
+                ins.push(format!("({}, 'u{i}', 'u{i}@bench.invalid', TRUE, TRUE, FALSE, {t})", uid(i)))?;
             }
             ins.flush()?;
             out.users = shape.users;
@@ -180,7 +186,7 @@ impl Store {
                 for k in 0..shape.keys_per_user {
                     next_key += 1;
                     keys.push(format!(
-                        "({next_key}, 'u{i}k{k}', 's-u{i}k{k}', {}, 1, '', {t}, {t})",
+                        "({next_key}, 'u{i}k{k}', 's-u{i}k{k}', {}, TRUE, '', {t}, {t})",
                         uid(i)
                     ))?;
                 }
@@ -196,7 +202,7 @@ impl Store {
                 for _ in 0..shape.keys_per_user {
                     key += 1;
                     for c in mine {
-                        lists.push(format!("({key}, '{}', 1, 1)", channel_name(*c)))?;
+                        lists.push(format!("({key}, '{}', TRUE, TRUE)", channel_name(*c)))?;
                     }
                 }
             }
@@ -292,7 +298,7 @@ impl Store {
                         continue;
                     }
                     let share_type = if rng.percent(20) { "redistribute" } else { "own" };
-                    let onward = u8::from(rng.percent(30));
+                    let onward = if rng.percent(30) { "TRUE" } else { "FALSE" };
                     let s = rng.below(10);
                     let state = match (kind, s) {
                         ("everyone", _) => "accepted",
@@ -324,7 +330,7 @@ impl Store {
             shares.flush()?;
 
             // Each public offer is taken up by 20 users; 0.5% of users block someone.
-            let mut follows = Inserts::new(conn, "INSERT OR IGNORE INTO share_follows (share_id, user_id, created_at)");
+            let mut follows = Inserts::new(conn, "INSERT INTO share_follows (share_id, user_id, created_at)");
             for s in offers {
                 for _ in 0..20.min(shape.users) {
                     follows.push(format!("({s}, {}, {t})", uid(rng.below(shape.users))))?;
@@ -332,7 +338,7 @@ impl Store {
                 }
             }
             follows.flush()?;
-            let mut blocks = Inserts::new(conn, "INSERT OR IGNORE INTO user_blocks (blocker_id, blocked_id, created_at)");
+            let mut blocks = Inserts::new(conn, "INSERT INTO user_blocks (blocker_id, blocked_id, created_at)");
             for i in 0..shape.users {
                 if shape.users > 1 && rng.below(200) == 0 {
                     let mut b = rng.below(shape.users);
@@ -351,6 +357,17 @@ impl Store {
             )
             .execute(conn)?;
             diesel::sql_query("DELETE FROM graph_changes WHERE id < (SELECT MAX(id) FROM graph_changes)").execute(conn)?;
+            // Rows were written with their ids: PostgreSQL's sequences must move past them
+            // (SQLite's AUTOINCREMENT follows the largest id by itself).
+            if postgres {
+                for table in ["users", "authkeys", "groups", "shares"] {
+                    diesel::sql_query(format!(
+                        "SELECT setval(pg_get_serial_sequence('{table}', 'id'), \
+                         (SELECT COALESCE(MAX(id), 0) + 1 FROM {table}), false)"
+                    ))
+                    .execute(conn)?;
+                }
+            }
             Ok::<_, StoreError>(())
         })?;
         Ok(out)

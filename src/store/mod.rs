@@ -4,29 +4,38 @@
 //! Diesel types stay in here: callers get domain types (`domain::acl::KeyRecord`, ids) and a
 //! [`StoreError`]. Every call is blocking; async callers use `spawn_blocking`.
 
+mod connection;
 pub mod generate;
+pub mod listen;
 pub mod models;
 pub mod schema;
+pub mod scratch;
 pub mod sealing;
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
-use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
+use diesel::r2d2::{Pool, PooledConnection};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::sqlite::SqliteConnection;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
+pub(crate) use connection::{AnyConnection, AsAny, on_backend};
+use connection::{Manager, SqlitePragmas};
+
 /// The SQLite schema, compiled into the binary so `serve` and `migrate` need no files.
 pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+
+/// The PostgreSQL schema: the same tables, constraints and change-log triggers as
+/// [`SQLITE_MIGRATIONS`], migration for migration.
+pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 
 /// Default database: a SQLite file in the working directory.
 pub const DEFAULT_DB: &str = crate::config::DEFAULT_DB;
 
-/// How long a connection waits on a locked SQLite file before failing.
-const BUSY_TIMEOUT_MS: u32 = 5000;
+/// Connections the pool holds when the caller does not say (`db_pool_size`).
+pub const DEFAULT_POOL_SIZE: u32 = crate::config::DEFAULT_DB_POOL_SIZE;
 
 /// At most this many ids in one `IN (…)` list: SQLite binds at most 32,766 parameters.
 pub(crate) const IN_CHUNK: usize = 500;
@@ -48,7 +57,9 @@ pub(crate) fn in_chunks<T>(
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The URL names a backend this build does not include.
-    #[error("unsupported database URL {0:?}: this build supports SQLite files (a path or sqlite://PATH)")]
+    #[error(
+        "unsupported database URL {0:?}: use a SQLite file (a path or sqlite://PATH) or postgres://USER@HOST:PORT/DATABASE"
+    )]
     Unsupported(String),
     /// The pool could not open or hand out a connection.
     #[error("cannot open database {url}: {message}")]
@@ -71,37 +82,50 @@ pub enum StoreError {
     #[error("database error: {0}")]
     Query(#[from] DieselError),
     /// A connection could not be had from the pool in time.
-    #[error("database unavailable: {0}")]
+    #[error("database unavailable: {}", one_line(&.0.to_string()))]
     Pool(#[from] diesel::r2d2::PoolError),
     /// Authkey secrets cannot be sealed or opened (no key, wrong key, unreadable key file).
     #[error("{0}")]
     Sealing(String),
 }
 
-/// Sets the per-connection PRAGMAs SQLite needs for a server: WAL so readers never block
-/// the writer, a busy timeout so concurrent writers (the CLI beside `serve`) wait instead of
-/// failing, and enforced foreign keys.
-#[derive(Debug, Clone, Copy)]
-struct SqlitePragmas;
+/// Which database a URL names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backend {
+    /// A SQLite file at this path.
+    Sqlite(PathBuf),
+    /// A PostgreSQL server; the URL is handed to libpq as it is.
+    Postgres,
+}
 
-impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqlitePragmas {
-    fn on_acquire(&self, conn: &mut SqliteConnection) -> Result<(), diesel::r2d2::Error> {
-        // busy_timeout first: the journal-mode switch itself needs a lock on a new file.
-        conn.batch_execute(&format!(
-            "PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}; PRAGMA journal_mode = WAL; \
-             PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;"
-        ))
-        .map_err(diesel::r2d2::Error::QueryError)
+impl Backend {
+    /// Reads `--db`: `postgres://…` or `postgresql://…` is PostgreSQL; a path, `sqlite://PATH`
+    /// or `sqlite:PATH` is a SQLite file; any other scheme is refused in one line.
+    pub fn of(url: &str) -> Result<Backend, StoreError> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Backend::Postgres);
+        }
+        sqlite_path(url).map(Backend::Sqlite)
+    }
+
+    /// A short name for logs and messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres => "postgres",
+        }
     }
 }
 
 /// A pooled handle on the database; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    pool: Pool<ConnectionManager<SqliteConnection>>,
+    pool: Pool<Manager>,
     url: String,
-    path: PathBuf,
+    backend: Backend,
     sealer: Option<sealing::Sealer>,
+    /// Set by [`Store::close`], seen by every clone.
+    closed: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::fmt::Debug for Store {
@@ -111,7 +135,7 @@ impl std::fmt::Debug for Store {
 }
 
 /// A connection checked out of the pool.
-pub(crate) type Conn = PooledConnection<ConnectionManager<SqliteConnection>>;
+pub(crate) type Conn = PooledConnection<Manager>;
 
 /// Turns `--db` (a path, `sqlite://PATH` or `sqlite:PATH`) into a SQLite file path.
 pub fn sqlite_path(url: &str) -> Result<PathBuf, StoreError> {
@@ -129,42 +153,70 @@ pub fn sqlite_path(url: &str) -> Result<PathBuf, StoreError> {
 }
 
 impl Store {
-    /// Opens (creating if needed) the database at `url` and runs pending migrations.
+    /// Opens (creating a SQLite file if needed) the database at `url` and runs pending
+    /// migrations.
     pub fn open(url: &str) -> Result<Store, StoreError> {
-        let store = Self::open_unmigrated(url)?;
+        Self::open_pooled(url, DEFAULT_POOL_SIZE)
+    }
+
+    /// [`Store::open`] with a pool of `pool_size` connections (`db_pool_size`).
+    pub fn open_pooled(url: &str, pool_size: u32) -> Result<Store, StoreError> {
+        let store = Self::open_unmigrated_pooled(url, pool_size)?;
         store.migrate()?;
         Ok(store)
     }
 
     /// Opens the pool without migrating (for `migrate` itself and for tests).
     pub fn open_unmigrated(url: &str) -> Result<Store, StoreError> {
-        let path = sqlite_path(url)?;
+        Self::open_unmigrated_pooled(url, DEFAULT_POOL_SIZE)
+    }
+
+    fn open_unmigrated_pooled(url: &str, pool_size: u32) -> Result<Store, StoreError> {
+        let backend = Backend::of(url)?;
         let open_err = |message: String| StoreError::Open {
-            url: url.to_owned(),
-            message,
+            url: redacted(url),
+            message: one_line(&message),
         };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| open_err(e.to_string()))?;
-        }
-        // Created here, once; the pool opens it without the create flag, so a file that
-        // vanishes while we run is an outage to report, not an empty database to fill.
-        if !path.exists() {
-            SqliteConnection::establish(&path.to_string_lossy()).map_err(|e| open_err(e.to_string()))?;
-        }
-        let manager = ConnectionManager::<SqliteConnection>::new(no_create_uri(&path));
+        let target = match &backend {
+            Backend::Sqlite(path) => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(|e| open_err(e.to_string()))?;
+                }
+                // Created here, once; the pool opens it without the create flag, so a file
+                // that vanishes while we run is an outage to report, not an empty database.
+                if !path.exists() {
+                    SqliteConnection::establish(&path.to_string_lossy())
+                        .map_err(|e| open_err(e.to_string()))?;
+                }
+                no_create_uri(path)
+            }
+            Backend::Postgres => {
+                let target = with_connect_timeout(url);
+                // Once, directly: an unreachable server is an error now, not after the pool's
+                // ten-second wait.
+                diesel::pg::PgConnection::establish(&target).map_err(|e| open_err(e.to_string()))?;
+                target
+            }
+        };
         let pool = Pool::builder()
-            .max_size(8)
+            .max_size(pool_size.max(1))
             // Open connections on demand: eight opened at once race for the WAL switch.
             .min_idle(Some(1))
             .connection_timeout(Duration::from_secs(10))
             .connection_customizer(Box::new(SqlitePragmas))
-            .build(manager)
+            // The pool's own log would repeat every failed attempt; callers report outages.
+            .error_handler(Box::new(diesel::r2d2::NopErrorHandler))
+            .build(Manager {
+                backend: backend.clone(),
+                target,
+            })
             .map_err(|e| open_err(e.to_string()))?;
         Ok(Store {
             pool,
             url: url.to_owned(),
-            path,
+            backend,
             sealer: None,
+            closed: Default::default(),
         })
     }
 
@@ -190,16 +242,25 @@ impl Store {
     /// Applies every embedded migration not yet applied; returns how many ran. Idempotent.
     pub fn migrate(&self) -> Result<usize, StoreError> {
         let mut conn = self.conn()?;
-        let ran = conn
-            .run_pending_migrations(SQLITE_MIGRATIONS)
-            .map_err(|e| StoreError::Migration(e.to_string()))?;
-        Ok(ran.len())
+        let ran = match &mut *conn {
+            AnyConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|r| r.len()),
+            AnyConnection::Postgresql(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|r| r.len()),
+        };
+        ran.map_err(|e| StoreError::Migration(e.to_string()))
     }
 
     /// A connection from the pool; an error when the database file is gone (pooled
     /// connections would otherwise go on with the deleted file).
     pub(crate) fn conn(&self) -> Result<Conn, StoreError> {
-        if !self.path.exists() {
+        if self.closed.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(StoreError::Open {
+                url: redacted(&self.url),
+                message: "the store was closed".into(),
+            });
+        }
+        if let Backend::Sqlite(path) = &self.backend
+            && !path.exists()
+        {
             return Err(StoreError::Open {
                 url: self.url.clone(),
                 message: "the database file is gone".into(),
@@ -208,9 +269,55 @@ impl Store {
         Ok(self.pool.get()?)
     }
 
+    /// Refuses every later call on this store and its clones at once (a database about to
+    /// be dropped: whatever still runs fails fast instead of waiting on the pool).
+    pub fn close(&self) {
+        self.closed.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// The URL this store was opened with.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// Which backend this store talks to.
+    pub fn backend(&self) -> &Backend {
+        &self.backend
+    }
+}
+
+/// libpq's messages span lines ("… failed: Connection refused\n\tIs the server running…"):
+/// the operator gets one.
+fn one_line(message: &str) -> String {
+    message
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// A PostgreSQL URL with `connect_timeout` (5 s) unless it sets one: a server that drops
+/// packets must not hang a request for the kernel's TCP timeout.
+fn with_connect_timeout(url: &str) -> String {
+    if url.contains("connect_timeout=") {
+        return url.to_owned();
+    }
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}connect_timeout=5")
+}
+
+/// `url` without a password, for messages and logs.
+pub fn redacted(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((userinfo, host)) = rest.split_once('@') else {
+        return url.to_owned();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
     }
 }
 

@@ -1,18 +1,68 @@
 //! Shared helpers of the black-box tests: a real `hpfriends serve` on port 0 with a scratch
-//! SQLite file, the CLI against the same file, a raw wire client, and waits on conditions.
+//! database (a SQLite file, or a fresh PostgreSQL database when `TEST_DATABASE_URL` names a
+//! server), the CLI against the same database, a raw wire client, and waits on conditions.
 #![allow(dead_code, clippy::unwrap_used)]
 
 pub mod python;
 pub mod raw;
 pub mod site;
 
+use std::ffi::OsStr;
 use std::fs;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use hpfriends::store::scratch::ScratchDb;
 use tempfile::TempDir;
+
+/// The database a test server runs on: a scratch one (dropped with its last handle), or a
+/// file the test chose.
+#[derive(Debug, Clone)]
+pub enum Db {
+    /// Fresh for this test, on the backend of `TEST_DATABASE_URL`.
+    Scratch(Arc<ScratchDb>),
+    /// A URL or path given by the test.
+    Given(String),
+}
+
+impl Db {
+    /// A fresh database on the backend under test.
+    pub fn scratch() -> Db {
+        Db::Scratch(Arc::new(ScratchDb::new().unwrap_or_else(|e| {
+            panic!(
+                "no scratch database ({}): {e}",
+                hpfriends::store::scratch::TEST_DATABASE_URL
+            )
+        })))
+    }
+
+    /// A SQLite file of the test's own.
+    pub fn file(path: &Path) -> Db {
+        Db::Given(path.to_string_lossy().into_owned())
+    }
+
+    /// What `--db` is given.
+    pub fn url(&self) -> &str {
+        match self {
+            Db::Scratch(s) => s.url(),
+            Db::Given(u) => u,
+        }
+    }
+
+    /// Whether the backend under test is PostgreSQL.
+    pub fn is_postgres(&self) -> bool {
+        self.url().starts_with("postgres")
+    }
+}
+
+impl AsRef<OsStr> for Db {
+    fn as_ref(&self) -> &OsStr {
+        OsStr::new(self.url())
+    }
+}
 
 pub use raw::Raw;
 
@@ -56,8 +106,8 @@ pub struct TestServer {
     pub tls: Option<SocketAddr>,
     /// Scratch directory holding the database and logs.
     pub dir: TempDir,
-    /// The SQLite file (in `dir` unless given).
-    db_path: Option<PathBuf>,
+    /// The database.
+    db: Db,
 }
 
 impl TestServer {
@@ -72,19 +122,19 @@ impl TestServer {
         Self::start_at(None, flags, env)
     }
 
-    /// A server on an existing database file.
-    pub fn start_on(db: &Path, flags: &[&str], env: &[(&str, &str)]) -> TestServer {
-        Self::start_at(Some(db.to_owned()), flags, env)
+    /// A server on an existing database (another server's, or a file of the test's).
+    pub fn start_on(db: &Db, flags: &[&str], env: &[(&str, &str)]) -> TestServer {
+        Self::start_at(Some(db.clone()), flags, env)
     }
 
-    fn start_at(db_path: Option<PathBuf>, flags: &[&str], env: &[(&str, &str)]) -> TestServer {
+    fn start_at(db: Option<Db>, flags: &[&str], env: &[(&str, &str)]) -> TestServer {
         let mut s = TestServer {
             child: None,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             web: None,
             tls: None,
             dir: tempfile::tempdir().unwrap(),
-            db_path,
+            db: db.unwrap_or_else(Db::scratch),
         };
         s.launch(flags, env);
         s
@@ -146,11 +196,9 @@ impl TestServer {
             .unwrap()
     }
 
-    /// The SQLite file.
-    pub fn db(&self) -> PathBuf {
-        self.db_path
-            .clone()
-            .unwrap_or_else(|| self.dir.path().join("hpfriends.db"))
+    /// The database (a handle that keeps a scratch database alive for another server).
+    pub fn db(&self) -> Db {
+        self.db.clone()
     }
 
     /// The server's log so far.
@@ -160,7 +208,7 @@ impl TestServer {
 
     /// Runs the CLI against this server's database.
     pub fn cli(&self, args: &[&str]) -> Output {
-        cli_with_db(&self.db(), args)
+        cli_with_db(self.db(), args)
     }
 
     /// Runs the CLI and panics unless it succeeds; returns stdout.
@@ -232,8 +280,8 @@ impl Drop for TestServer {
     }
 }
 
-/// Runs the CLI against a database file.
-pub fn cli_with_db(db: &Path, args: &[&str]) -> Output {
+/// Runs the CLI against a database (a path, a URL or a [`Db`]).
+pub fn cli_with_db(db: impl AsRef<OsStr>, args: &[&str]) -> Output {
     Command::new(bin())
         .arg("--db")
         .arg(db)

@@ -25,6 +25,8 @@ pub struct Site {
     pub dir: TempDir,
     /// The database.
     pub store: Store,
+    /// Keeps a scratch database (PostgreSQL: dropped at the end) alive.
+    pub db: hpfriends::store::scratch::ScratchDb,
     /// Broker and SocialGraph.
     pub core: Core,
     /// What handlers receive.
@@ -35,7 +37,8 @@ impl Site {
     /// A fresh site. Must run inside an actix system (`#[actix_web::test]`).
     pub async fn new() -> Site {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("t.db").to_string_lossy()).unwrap();
+        let db = hpfriends::store::scratch::ScratchDb::new().unwrap();
+        let store = Store::open(db.url()).unwrap();
         let mut config = Config {
             acl_poll_ms: 3_600_000,
             stats_interval_secs: 0,
@@ -58,6 +61,7 @@ impl Site {
         Site {
             dir,
             store,
+            db,
             core,
             state: web::Data::new(state),
         }
@@ -304,5 +308,12 @@ impl Browser {
         // The session has a new CSRF token: load a page to get it.
         self.get(app, "/").await;
         p
+    }
+}
+
+impl Drop for Site {
+    fn drop(&mut self) {
+        // The actors stop after the test, when the scratch database is already gone.
+        self.store.close();
     }
 }

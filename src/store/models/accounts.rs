@@ -6,6 +6,8 @@
 //! conditional UPDATE, so a link clicked twice at once works once.
 
 use diesel::prelude::*;
+
+use crate::store::on_backend;
 use sha2::{Digest, Sha256};
 
 use super::audit;
@@ -399,9 +401,11 @@ impl Store {
     /// A named server secret, created by `make` the first time it is asked for.
     pub fn server_secret(&self, name: &str, make: impl FnOnce() -> String) -> Result<String, StoreError> {
         let mut conn = self.conn()?;
-        diesel::insert_or_ignore_into(server_secrets::table)
-            .values((server_secrets::name.eq(name), server_secrets::value.eq(make())))
-            .execute(&mut conn)?;
+        let value = make();
+        on_backend!(&mut conn, |c| diesel::insert_into(server_secrets::table)
+            .values((server_secrets::name.eq(name), server_secrets::value.eq(&value)))
+            .on_conflict_do_nothing()
+            .execute(c))?;
         Ok(server_secrets::table
             .find(name)
             .select(server_secrets::value)
@@ -469,10 +473,10 @@ impl Store {
 mod tests {
     use super::*;
 
-    fn store() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(&dir.path().join("t.db").to_string_lossy()).unwrap();
-        (dir, s)
+    fn store() -> (crate::store::scratch::ScratchDb, Store) {
+        let db = crate::store::scratch::ScratchDb::new().unwrap();
+        let s = Store::open(db.url()).unwrap();
+        (db, s)
     }
 
     #[test]

@@ -5,6 +5,8 @@ use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
 
+use crate::store::on_backend;
+
 use crate::store::schema::acl_applied;
 use crate::store::{Store, StoreError, now};
 
@@ -32,13 +34,17 @@ impl Store {
     /// Records that `node` has applied `version` (and is alive now).
     pub fn record_applied(&self, node: &str, version: i64) -> Result<(), StoreError> {
         let mut conn = self.conn()?;
-        diesel::replace_into(acl_applied::table)
+        let at = now();
+        on_backend!(&mut conn, |c| diesel::insert_into(acl_applied::table)
             .values((
                 acl_applied::node.eq(node),
                 acl_applied::version.eq(version),
-                acl_applied::seen_at.eq(now()),
+                acl_applied::seen_at.eq(at),
             ))
-            .execute(&mut conn)?;
+            .on_conflict(acl_applied::node)
+            .do_update()
+            .set((acl_applied::version.eq(version), acl_applied::seen_at.eq(at)))
+            .execute(c))?;
         Ok(())
     }
 

@@ -1,7 +1,7 @@
 //! `audit_log`: who changed what, when. Written in the same transaction as the change.
 
+use crate::store::AnyConnection;
 use diesel::prelude::*;
-use diesel::sqlite::SqliteConnection;
 
 use crate::store::schema::audit_log;
 use crate::store::{Store, StoreError, now};
@@ -28,7 +28,7 @@ pub struct AuditEntry {
 
 /// Appends an audit row on `conn`, inside the caller's transaction.
 pub(crate) fn record(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     actor: &str,
     action: &str,
     subject: &str,

@@ -3,8 +3,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use crate::store::AnyConnection;
 use diesel::prelude::*;
-use diesel::sqlite::SqliteConnection;
 
 use super::audit;
 use crate::domain::acl::KeyRecord;
@@ -64,10 +64,7 @@ struct ChannelRow {
 /// A key's (publish, subscribe) channel lists.
 type ChannelLists = (Vec<Channel>, Vec<Channel>);
 
-fn channel_lists(
-    conn: &mut SqliteConnection,
-    only: Option<&[i64]>,
-) -> QueryResult<HashMap<i64, ChannelLists>> {
+fn channel_lists(conn: &mut AnyConnection, only: Option<&[i64]>) -> QueryResult<HashMap<i64, ChannelLists>> {
     let query = || {
         authkey_channels::table
             .order((authkey_channels::authkey_id, authkey_channels::channel))
@@ -103,7 +100,7 @@ fn channel_lists(
 
 /// Replaces the channel lists of key `id`.
 fn write_channels(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id: i64,
     publish: &[Channel],
     subscribe: &[Channel],
@@ -338,7 +335,7 @@ impl Store {
 /// transaction); keys that cannot be used (a bad ident, a secret that does not open) are
 /// left out and logged.
 pub(crate) fn key_records_in(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     sealer: Option<&crate::store::sealing::Sealer>,
     only: Option<&[i64]>,
 ) -> Result<Vec<KeyRecord>, StoreError> {
@@ -385,7 +382,7 @@ pub(crate) fn key_records_in(
         .collect())
 }
 
-fn key_id(conn: &mut SqliteConnection, ident: &Ident) -> Result<i64, StoreError> {
+fn key_id(conn: &mut AnyConnection, ident: &Ident) -> Result<i64, StoreError> {
     authkeys::table
         .filter(authkeys::ident.eq(ident.as_str()))
         .select(authkeys::id)
@@ -404,8 +401,8 @@ mod tests {
 
     #[test]
     fn keys_roundtrip_and_bump_acl_version() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("t.db").to_string_lossy()).unwrap();
+        let db = crate::store::scratch::ScratchDb::new().unwrap();
+        let store = Store::open(db.url()).unwrap();
         let u = store.add_user("alice", "a@example.org", "test").unwrap();
         assert!(matches!(
             store.add_user("alice", "b@example.org", "test"),

@@ -5,6 +5,8 @@ use std::collections::HashSet;
 
 use diesel::prelude::*;
 
+use crate::store::on_backend;
+
 use super::audit;
 use crate::domain::{ShareId, UserId};
 use crate::store::schema::{share_follows, shares, user_blocks};
@@ -15,13 +17,15 @@ impl Store {
     pub fn follow_share(&self, share: ShareId, user: UserId, actor: &str) -> Result<bool, StoreError> {
         let mut conn = self.conn()?;
         conn.transaction(|conn| {
-            let n = diesel::insert_or_ignore_into(share_follows::table)
+            let at = now();
+            let n = on_backend!(conn, |c| diesel::insert_into(share_follows::table)
                 .values((
                     share_follows::share_id.eq(share.0),
                     share_follows::user_id.eq(user.0),
-                    share_follows::created_at.eq(now()),
+                    share_follows::created_at.eq(at),
                 ))
-                .execute(conn)?;
+                .on_conflict_do_nothing()
+                .execute(c))?;
             if n == 1 {
                 audit::record(conn, actor, "share.follow", &format!("share#{}", share.0), "")?;
             }
@@ -64,13 +68,15 @@ impl Store {
     pub fn block_user(&self, blocker: UserId, blocked: UserId, actor: &str) -> Result<bool, StoreError> {
         let mut conn = self.conn()?;
         conn.transaction(|conn| {
-            let n = diesel::insert_or_ignore_into(user_blocks::table)
+            let at = now();
+            let n = on_backend!(conn, |c| diesel::insert_into(user_blocks::table)
                 .values((
                     user_blocks::blocker_id.eq(blocker.0),
                     user_blocks::blocked_id.eq(blocked.0),
-                    user_blocks::created_at.eq(now()),
+                    user_blocks::created_at.eq(at),
                 ))
-                .execute(conn)?;
+                .on_conflict_do_nothing()
+                .execute(c))?;
             let declined = diesel::update(
                 shares::table
                     .filter(shares::from_user_id.eq(blocked.0))

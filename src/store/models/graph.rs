@@ -9,7 +9,7 @@ use crate::domain::live::Delta;
 use crate::domain::model::Graph;
 use crate::domain::{AuthkeyId, GroupId, ShareId, UserId};
 use crate::store::schema::{graph_changes, graph_log, group_members, share_follows, user_blocks, users};
-use crate::store::{IN_CHUNK, Store, StoreError, in_chunks};
+use crate::store::{AnyConnection, IN_CHUNK, Store, StoreError, in_chunks};
 
 use super::applied::LIVE_WITHIN;
 use super::authkeys::key_records_in;
@@ -36,7 +36,7 @@ pub enum GraphChanges {
 }
 
 /// The ACL version inside a transaction: the last change logged.
-fn version_in(conn: &mut SqliteConnection) -> QueryResult<i64> {
+fn version_in(conn: &mut AnyConnection) -> QueryResult<i64> {
     let last: Option<i64> = graph_changes::table
         .select(diesel::dsl::max(graph_changes::id))
         .first(conn)?;
@@ -51,9 +51,9 @@ fn version_in(conn: &mut SqliteConnection) -> QueryResult<i64> {
 }
 
 fn pairs_in(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     wanted: &BTreeSet<(i64, i64)>,
-    load: impl Fn(&mut SqliteConnection, &[i64], &[i64]) -> QueryResult<Vec<(i64, i64)>>,
+    load: impl Fn(&mut AnyConnection, &[i64], &[i64]) -> QueryResult<Vec<(i64, i64)>>,
 ) -> QueryResult<HashSet<(i64, i64)>> {
     let wanted: Vec<(i64, i64)> = wanted.iter().copied().collect();
     let mut found = HashSet::new();
@@ -66,7 +66,7 @@ fn pairs_in(
 }
 
 /// Everything of the graph but the keys, read on `conn` (inside the caller's transaction).
-fn graph_without_keys_in(conn: &mut SqliteConnection) -> Result<Graph, StoreError> {
+fn graph_without_keys_in(conn: &mut AnyConnection) -> Result<Graph, StoreError> {
     let users: Vec<(i64, bool)> = users::table.select((users::id, users::enabled)).load(conn)?;
     let members: Vec<(i64, i64)> = group_members::table
         .filter(group_members::state.eq(MemberState::Active.as_str()))
@@ -287,8 +287,8 @@ mod tests {
 
     #[test]
     fn the_change_log_gives_each_touched_entity_as_it_is_now_and_prunes_what_all_applied() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("t.db").to_string_lossy()).unwrap();
+        let db = crate::store::scratch::ScratchDb::new().unwrap();
+        let store = Store::open(db.url()).unwrap();
         let v0 = store.acl_version().unwrap();
         let a = store.add_user("a", "a@x.org", "t").unwrap();
         let b = store.add_user("b", "b@x.org", "t").unwrap();

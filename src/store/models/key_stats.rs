@@ -5,6 +5,8 @@ use std::collections::HashMap;
 
 use diesel::prelude::*;
 
+use crate::store::on_backend;
+
 use crate::domain::UserId;
 use crate::store::schema::{authkeys, key_stats};
 use crate::store::{Store, StoreError};
@@ -40,9 +42,10 @@ impl Store {
                 else {
                     continue;
                 };
-                diesel::insert_or_ignore_into(key_stats::table)
+                on_backend!(conn, |c| diesel::insert_into(key_stats::table)
                     .values(key_stats::authkey_id.eq(id))
-                    .execute(conn)?;
+                    .on_conflict_do_nothing()
+                    .execute(c))?;
                 diesel::update(key_stats::table.find(id))
                     .set((
                         key_stats::messages_published

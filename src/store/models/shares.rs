@@ -4,8 +4,8 @@
 
 use std::collections::HashMap;
 
+use crate::store::AnyConnection;
 use diesel::prelude::*;
-use diesel::sqlite::SqliteConnection;
 
 use super::audit;
 use crate::domain::model::{Grantee, Share, ShareKind, ShareState};
@@ -76,7 +76,7 @@ macro_rules! share_columns {
 
 /// Every share (`only: None`) or the shares of these ids, read on `conn` (inside the
 /// caller's transaction).
-pub(crate) fn shares_in(conn: &mut SqliteConnection, only: Option<&[i64]>) -> Result<Vec<Share>, StoreError> {
+pub(crate) fn shares_in(conn: &mut AnyConnection, only: Option<&[i64]>) -> Result<Vec<Share>, StoreError> {
     let query = || shares::table.order(shares::id).select(share_columns!());
     let rows: Vec<ShareRow> = match only {
         None => query().load(conn)?,
@@ -343,8 +343,8 @@ mod tests {
 
     #[test]
     fn a_second_live_offer_of_the_same_share_is_refused_by_the_database() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("t.db").to_string_lossy()).unwrap();
+        let db = crate::store::scratch::ScratchDb::new().unwrap();
+        let store = Store::open(db.url()).unwrap();
         let a = store.add_user("a", "a@x.org", "t").unwrap();
         let b = store.add_user("b", "b@x.org", "t").unwrap();
         let c = Channel::new("c").unwrap();
@@ -379,8 +379,8 @@ mod tests {
 
     #[test]
     fn describing_more_shares_than_sqlite_binds_parameters_works() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("t.db").to_string_lossy()).unwrap();
+        let db = crate::store::scratch::ScratchDb::new().unwrap();
+        let store = Store::open(db.url()).unwrap();
         let shape = crate::store::generate::Shape {
             users: 20_000,
             keys_per_user: 0,

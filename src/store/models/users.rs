@@ -55,7 +55,13 @@ impl Store {
                     users::email.eq(email),
                     users::created_at.eq(now()),
                 ))
-                .returning(UserRow::as_returning())
+                .returning((
+                    users::id,
+                    users::name,
+                    users::email,
+                    users::enabled,
+                    users::created_at,
+                ))
                 .get_result(conn)
                 .map_err(|e| {
                     conflict(e, || {

@@ -1,0 +1,12 @@
+DROP TABLE acl_version;
+DROP TABLE tokens;
+DROP TABLE key_stats;
+DROP TABLE key_log;
+DROP TABLE audit_log;
+DROP TABLE shares;
+DROP TABLE authkey_channels;
+DROP TABLE authkeys;
+DROP TABLE group_members;
+DROP TABLE groups;
+DROP TABLE users;
+DROP FUNCTION acl_bump();

@@ -1,0 +1,4 @@
+DROP INDEX shares_channel;
+DROP INDEX tokens_user;
+DROP TABLE server_secrets;
+DROP TABLE web_sessions;

@@ -1,0 +1,33 @@
+DROP INDEX shares_public;
+DROP INDEX shares_live_once;
+DROP TRIGGER users_gc ON users;
+DROP TRIGGER authkeys_gc ON authkeys;
+DROP TRIGGER authkey_channels_gc ON authkey_channels;
+DROP TRIGGER shares_gc ON shares;
+DROP TRIGGER group_members_gc ON group_members;
+DROP TRIGGER share_follows_gc ON share_follows;
+DROP TRIGGER user_blocks_gc ON user_blocks;
+DROP FUNCTION users_gc();
+DROP FUNCTION authkeys_gc();
+DROP FUNCTION authkey_channels_gc();
+DROP FUNCTION shares_gc();
+DROP FUNCTION group_members_gc();
+DROP FUNCTION share_follows_gc();
+DROP FUNCTION user_blocks_gc();
+DROP FUNCTION graph_change(TEXT, BIGINT, BIGINT);
+CREATE FUNCTION acl_bump() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE acl_version SET version = version + 1 WHERE id = 1;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER users_acl AFTER DELETE OR UPDATE OF enabled ON users FOR EACH ROW EXECUTE FUNCTION acl_bump();
+CREATE TRIGGER authkeys_acl AFTER INSERT OR UPDATE OR DELETE ON authkeys FOR EACH ROW EXECUTE FUNCTION acl_bump();
+CREATE TRIGGER authkey_channels_acl AFTER INSERT OR UPDATE OR DELETE ON authkey_channels FOR EACH ROW EXECUTE FUNCTION acl_bump();
+CREATE TRIGGER shares_acl AFTER INSERT OR UPDATE OR DELETE ON shares FOR EACH ROW EXECUTE FUNCTION acl_bump();
+CREATE TRIGGER group_members_acl AFTER INSERT OR UPDATE OR DELETE ON group_members FOR EACH ROW EXECUTE FUNCTION acl_bump();
+CREATE TRIGGER share_follows_acl AFTER INSERT OR DELETE ON share_follows FOR EACH ROW EXECUTE FUNCTION acl_bump();
+CREATE TRIGGER user_blocks_acl AFTER INSERT OR DELETE ON user_blocks FOR EACH ROW EXECUTE FUNCTION acl_bump();
+UPDATE acl_version SET version = (SELECT COALESCE(MAX(id), version) FROM graph_changes) WHERE id = 1;
+DROP TABLE graph_log;
+DROP TABLE graph_changes;
+DROP FUNCTION graph_changes_notify();
