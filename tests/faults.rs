@@ -2,8 +2,8 @@
 //! filling up under the audit log, SIGKILL in the middle of traffic, and a subscriber that
 //! stops reading. Nothing is lost that was acknowledged, nothing half-written, and the
 //! broker keeps serving with the ACLs it has. These are about the SQLite file itself, so
-//! they run on SQLite whatever the backend under test; `faults_postgres.rs` stops and
-//! starts the PostgreSQL server instead.
+//! they run on SQLite whatever the backend under test; in the PostgreSQL pass, one more
+//! stops and starts the local PostgreSQL server instead.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -221,7 +221,12 @@ fn sigkill_mid_traffic_then_restart() {
 
 #[test]
 fn a_subscriber_that_stops_reading_is_cut_and_counted() {
-    let mut s = TestServer::start_with(&[], &[("HPFRIENDS_OUTBOX_BYTES", "1048576")]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = TestServer::start_on(
+        &Db::file(&dir.path().join("hpfriends.db")),
+        &[],
+        &[("HPFRIENDS_OUTBOX_BYTES", "1048576")],
+    );
     two_keys(&s);
     let stalled = Raw::live_subscriber(s.addr, "a", "a-secret", "data");
     let mut keeps_up = Raw::live_subscriber(s.addr, "a", "a-secret", "data");
@@ -252,4 +257,111 @@ fn a_subscriber_that_stops_reading_is_cut_and_counted() {
     assert!(!stats.contains("dropped_slow=0"), "{stats}");
     assert!(log.contains("slow consumer: outbox full, disconnecting"));
     drop(stalled);
+}
+
+/// The machine's PostgreSQL cluster serving `port` (Debian's `pg_lsclusters`), stopped for a
+/// test and started again when dropped, whatever the test did.
+struct LocalPostgres {
+    version: String,
+    cluster: String,
+}
+
+impl LocalPostgres {
+    fn serving(port: u16) -> Option<LocalPostgres> {
+        let out = Command::new("pg_lsclusters").arg("--no-header").output().ok()?;
+        String::from_utf8_lossy(&out.stdout).lines().find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() >= 3 && f[2] == port.to_string()).then(|| LocalPostgres {
+                version: f[0].to_owned(),
+                cluster: f[1].to_owned(),
+            })
+        })
+    }
+
+    fn ctl(&self, action: &str) {
+        let mut cmd = Command::new("pg_ctlcluster");
+        cmd.args([&self.version, &self.cluster, action]);
+        if action == "stop" {
+            cmd.args(["-m", "fast"]);
+        }
+        let status = cmd.status().unwrap();
+        assert!(status.success(), "pg_ctlcluster {action}: {status}");
+    }
+}
+
+impl Drop for LocalPostgres {
+    fn drop(&mut self) {
+        // Idempotent: `start` of a running cluster fails harmlessly.
+        let _ = Command::new("pg_ctlcluster")
+            .args([&self.version, &self.cluster, "start"])
+            .status();
+    }
+}
+
+/// The PostgreSQL server stops under a running broker and website, then starts again:
+/// clear 503s and one-line CLI errors meanwhile, the broker serving on with the ACLs it
+/// has, and changes flowing again (the change listener reconnects) once it is back.
+#[test]
+fn the_postgresql_server_stops_and_starts_again() {
+    let url = std::env::var("TEST_DATABASE_URL").unwrap_or_default();
+    if !url.starts_with("postgres") {
+        eprintln!("(the PostgreSQL outage test runs in the PostgreSQL pass: TEST_DATABASE_URL=postgres://…)");
+        return;
+    }
+    let port = url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.split(['/', '?']).next())
+        .and_then(|authority| authority.rsplit_once(':'))
+        .and_then(|(_, p)| p.parse().ok())
+        .unwrap_or(5432);
+    let Some(pg) = LocalPostgres::serving(port) else {
+        assert!(
+            !std::env::var("CI").is_ok_and(|v| v == "true"),
+            "the PostgreSQL outage test needs the local cluster on port {port} (pg_lsclusters)"
+        );
+        eprintln!("\n!!!!!!!! SKIPPING THE POSTGRESQL OUTAGE TEST: no local cluster on port {port}\n");
+        return;
+    };
+    let s = TestServer::start();
+    assert!(s.db().is_postgres());
+    two_keys(&s);
+    let web = s.web.unwrap();
+    assert_eq!(http_get(web, "/healthz").0, 200);
+    let mut c = Raw::live_subscriber(s.addr, "a", "a-secret", "data");
+
+    pg.ctl("stop");
+    let (status, body) = http_get(web, "/healthz");
+    assert_eq!(status, 503, "{body}");
+    let (status, body) = http_get(web, "/verify/some-token");
+    assert_eq!(status, 503);
+    assert!(body.contains("database is unavailable"), "{body}");
+    assert_eq!(http_get(web, "/login").0, 200);
+    let o = s.cli(&["user", "list"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains("cannot open database"), "{err}");
+    // The broker serves on with the ACLs it has.
+    c.publish("data", b"during the outage");
+    assert_eq!(c.expect_publish().2, b"during the outage");
+    let mut late = Raw::live_subscriber(s.addr, "a", "a-secret", "data");
+    late.publish("data", b"a new session too");
+    assert_eq!(late.expect_publish().2, b"a new session too");
+    wait_for("the outage to be logged", Duration::from_secs(30), || {
+        s.log().contains("lost the graph-change listener").then_some(())
+    });
+
+    pg.ctl("start");
+    wait_for("the website to reach the database", Duration::from_secs(30), || {
+        (http_get(web, "/healthz").0 == 200).then_some(())
+    });
+    wait_for("the listener to be back", Duration::from_secs(30), || {
+        s.log().contains("listening for graph changes again").then_some(())
+    });
+    // Changes flow again: a key added now is live on the running broker.
+    s.key("alice", "b", "b-secret", &["data", "sync"], &["data", "sync"]);
+    let mut b = Raw::live_subscriber(s.addr, "b", "b-secret", "data");
+    b.publish("data", b"after the outage");
+    assert_eq!(b.expect_publish().2, b"after the outage");
+    drop(pg);
 }

@@ -202,7 +202,12 @@ impl Store {
             .max_size(pool_size.max(1))
             // Open connections on demand: eight opened at once race for the WAL switch.
             .min_idle(Some(1))
-            .connection_timeout(Duration::from_secs(10))
+            .connection_timeout(match backend {
+                // A writer may hold the SQLite file for seconds (the busy timeout is 5 s).
+                Backend::Sqlite(_) => Duration::from_secs(10),
+                // A server that refuses connections is down: say so soon (a 503, not a hang).
+                Backend::Postgres => Duration::from_secs(3),
+            })
             .connection_customizer(Box::new(SqlitePragmas))
             // The pool's own log would repeat every failed attempt; callers report outages.
             .error_handler(Box::new(diesel::r2d2::NopErrorHandler))
