@@ -589,6 +589,10 @@ pub struct GraphArgs {
     /// Keep the generated databases in --dir (graph-USERS.db), e.g. to serve one by hand.
     #[arg(long)]
     keep: bool,
+    /// Generate into PostgreSQL (a fresh database per size on this server, e.g.
+    /// postgres://postgres@127.0.0.1:5432/) instead of SQLite files.
+    #[arg(long, value_name = "SERVER_URL")]
+    postgres: Option<String>,
     /// JSON lines instead of a table.
     #[arg(long)]
     json: bool,
@@ -608,6 +612,7 @@ fn bench_graph(args: GraphArgs) -> anyhow::Result<()> {
             ..Default::default()
         },
         keep: args.keep,
+        postgres: args.postgres,
     };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let empty = bench::graph::empty_rss(&b)?;

@@ -352,11 +352,15 @@ fn the_postgresql_server_stops_and_starts_again() {
     });
 
     pg.ctl("start");
-    wait_for("the website to reach the database", Duration::from_secs(30), || {
-        (http_get(web, "/healthz").0 == 200).then_some(())
-    });
+    wait_for(
+        "the website to reach the database",
+        Duration::from_secs(30),
+        || (http_get(web, "/healthz").0 == 200).then_some(()),
+    );
     wait_for("the listener to be back", Duration::from_secs(30), || {
-        s.log().contains("listening for graph changes again").then_some(())
+        s.log()
+            .contains("listening for graph changes again")
+            .then_some(())
     });
     // Changes flow again: a key added now is live on the running broker.
     s.key("alice", "b", "b-secret", &["data", "sync"], &["data", "sync"]);

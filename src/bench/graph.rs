@@ -44,6 +44,61 @@ pub struct GraphBench {
     pub shape: Shape,
     /// Leave each generated database in `dir` (`graph-USERS.db`) for a look afterwards.
     pub keep: bool,
+    /// A PostgreSQL server to generate each community into (a fresh database per size)
+    /// instead of a SQLite file.
+    pub postgres: Option<String>,
+}
+
+/// A size's database: a SQLite file in the bench's folder, or a scratch PostgreSQL one.
+struct BenchDb {
+    url: String,
+    file: Option<PathBuf>,
+    scratch: Option<crate::store::scratch::ScratchDb>,
+    keep: bool,
+}
+
+impl BenchDb {
+    fn new(b: &GraphBench, name: &str) -> Result<BenchDb, BenchError> {
+        if let Some(server) = &b.postgres {
+            let scratch = crate::store::scratch::ScratchDb::on(server)
+                .map_err(|e| BenchError::Protocol(e.to_string()))?;
+            return Ok(BenchDb {
+                url: scratch.url().to_owned(),
+                file: None,
+                scratch: Some(scratch),
+                keep: b.keep,
+            });
+        }
+        let file = b.dir.join(format!("{name}.db"));
+        remove_sqlite(&file);
+        Ok(BenchDb {
+            url: file.to_string_lossy().into_owned(),
+            file: Some(file),
+            scratch: None,
+            keep: b.keep,
+        })
+    }
+}
+
+impl Drop for BenchDb {
+    fn drop(&mut self) {
+        if self.keep {
+            if let Some(s) = self.scratch.take() {
+                eprintln!("bench graph: kept {}", s.url());
+                std::mem::forget(s);
+            }
+            return;
+        }
+        if let Some(f) = &self.file {
+            remove_sqlite(f);
+        }
+    }
+}
+
+fn remove_sqlite(file: &Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", file.display()));
+    }
 }
 
 /// One size's figures (times in ms unless named otherwise).
@@ -112,7 +167,7 @@ struct Server {
 }
 
 impl Server {
-    fn start(exe: &Path, db: &Path) -> Result<Server, BenchError> {
+    fn start(exe: &Path, db: &str) -> Result<Server, BenchError> {
         let t0 = Instant::now();
         let mut child = Command::new(exe)
             .arg("--db")
@@ -297,7 +352,7 @@ fn set_mark(seen: &Seen) -> u64 {
 }
 
 /// Runs the CLI against the database; its stdout.
-fn cli(exe: &Path, db: &Path, args: &[&str]) -> Result<String, BenchError> {
+fn cli(exe: &Path, db: &str, args: &[&str]) -> Result<String, BenchError> {
     let out = Command::new(exe)
         .arg("--db")
         .arg(db)
@@ -404,12 +459,10 @@ fn mean(v: &[f64]) -> f64 {
 /// Runs one size.
 pub async fn run_size(b: &GraphBench, users: usize, rss_empty_kib: u64) -> Result<GraphRow, BenchError> {
     let err = |e: &dyn std::fmt::Display| BenchError::Protocol(e.to_string());
-    let db = b.dir.join(format!("graph-{users}.db"));
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
-    }
+    let holder = BenchDb::new(b, &format!("graph-{users}"))?;
+    let db = holder.url.clone();
     let t = Instant::now();
-    let store = Store::open(&db.to_string_lossy()).map_err(|e| err(&e))?;
+    let store = Store::open(&db).map_err(|e| err(&e))?;
     let generated = store
         .generate(Shape { users, ..b.shape }, 0x5eed_u64 ^ users as u64)
         .map_err(|e| err(&e))?;
@@ -576,23 +629,23 @@ pub async fn run_size(b: &GraphBench, users: usize, rss_empty_kib: u64) -> Resul
         row.subscribe_us = (mean(&costs[..k]), mean(&costs[costs.len() - k..]));
     }
     drop(server);
-    if !b.keep {
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
-        }
-    }
+    drop(holder);
     Ok(row)
 }
 
 /// RSS of `serve` on an empty database, KiB.
 pub fn empty_rss(b: &GraphBench) -> Result<u64, BenchError> {
-    let db = b.dir.join("graph-empty.db");
-    let _ = std::fs::remove_file(&db);
-    let server = Server::start(&b.exe, &db)?;
+    let db = BenchDb::new(
+        &GraphBench {
+            keep: false,
+            ..b.clone()
+        },
+        "graph-empty",
+    )?;
+    let server = Server::start(&b.exe, &db.url)?;
     std::thread::sleep(Duration::from_millis(500));
     let rss = rss_kib(server.pid()).unwrap_or(0);
     drop(server);
-    let _ = std::fs::remove_file(&db);
     Ok(rss)
 }
 

@@ -53,6 +53,31 @@ pub(crate) fn in_chunks<T>(
     Ok(rows)
 }
 
+/// Ids a whole-table read covers per query: the rows of a page are turned into domain
+/// values before the next is read, so neither backend holds a million raw rows at once
+/// (libpq buffers a whole result set; peak memory stays with the server afterwards).
+pub(crate) const ID_RANGE: i64 = 50_000;
+
+/// Reads ids `1..=max` in ranges `(lo, hi]` of `step` and hands each page to `take`: the
+/// way every whole-table read of the graph goes.
+pub(crate) fn by_id_ranges<T>(
+    max: Option<i64>,
+    step: i64,
+    mut load: impl FnMut(i64, i64) -> diesel::QueryResult<Vec<T>>,
+    mut take: impl FnMut(Vec<T>),
+) -> diesel::QueryResult<()> {
+    let (Some(max), step) = (max, step.max(1)) else {
+        return Ok(());
+    };
+    let mut lo = 0;
+    while lo < max {
+        let hi = lo.saturating_add(step);
+        take(load(lo, hi)?);
+        lo = hi;
+    }
+    Ok(())
+}
+
 /// What can go wrong talking to the database, worded for the operator.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -267,7 +292,7 @@ impl Store {
             && !path.exists()
         {
             return Err(StoreError::Open {
-                url: self.url.clone(),
+                url: redacted(&self.url),
                 message: "the database file is gone".into(),
             });
         }
@@ -380,6 +405,29 @@ mod tests {
     }
 
     #[test]
+    fn backends_by_url() {
+        assert_eq!(Backend::of("postgres://u@h:5432/d").unwrap(), Backend::Postgres);
+        assert_eq!(Backend::of("postgresql://h/d").unwrap(), Backend::Postgres);
+        assert_eq!(
+            Backend::of("sqlite:///tmp/a.db").unwrap(),
+            Backend::Sqlite(PathBuf::from("/tmp/a.db"))
+        );
+        let e = Backend::of("mysql://h/d").unwrap_err().to_string();
+        assert!(e.contains("unsupported database URL") && !e.contains('\n'), "{e}");
+        assert_eq!(redacted("postgres://u:pw@h/d"), "postgres://u:***@h/d");
+        assert_eq!(redacted("postgres://u@h/d"), "postgres://u@h/d");
+        assert_eq!(
+            with_connect_timeout("postgres://h/d"),
+            "postgres://h/d?connect_timeout=5"
+        );
+        assert_eq!(
+            with_connect_timeout("postgres://h/d?sslmode=disable"),
+            "postgres://h/d?sslmode=disable&connect_timeout=5"
+        );
+        assert_eq!(one_line("a\n\tb\n"), "a; b");
+    }
+
+    #[test]
     fn a_vanished_file_is_an_outage_not_a_new_database() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("odd?name#1%.db");
@@ -395,10 +443,58 @@ mod tests {
     }
 
     #[test]
+    fn both_backends_have_the_same_migrations_tables_and_columns() {
+        let dirs = |backend: &str| -> Vec<String> {
+            let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("migrations")
+                .join(backend);
+            let mut names: Vec<String> = std::fs::read_dir(root)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            names
+        };
+        assert_eq!(dirs("sqlite"), dirs("postgres"), "migrations pair up");
+
+        #[derive(QueryableByName, PartialEq, Eq, PartialOrd, Ord, Debug)]
+        struct Column {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            t: String,
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            c: String,
+        }
+        let columns = |s: &Store| -> Vec<Column> {
+            let mut conn = s.conn().unwrap();
+            let sql = match s.backend() {
+                Backend::Sqlite(_) => {
+                    "SELECT m.name AS t, p.name AS c FROM sqlite_master m JOIN pragma_table_info(m.name) p \
+                     WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name <> '__diesel_schema_migrations'"
+                }
+                Backend::Postgres => {
+                    "SELECT table_name::TEXT AS t, column_name::TEXT AS c FROM information_schema.columns \
+                     WHERE table_schema = 'public' AND table_name <> '__diesel_schema_migrations'"
+                }
+            };
+            let mut cols: Vec<Column> = diesel::sql_query(sql).load(&mut conn).unwrap();
+            cols.sort();
+            cols
+        };
+        let lite = scratch::ScratchDb::sqlite().unwrap();
+        let lite = Store::open(lite.url()).unwrap();
+        let other = scratch::ScratchDb::new().unwrap();
+        if !other.is_postgres() {
+            return; // the PostgreSQL pass compares the two
+        }
+        let pg = Store::open(other.url()).unwrap();
+        assert_eq!(columns(&lite), columns(&pg));
+        pg.close();
+    }
+
+    #[test]
     fn migrations_are_idempotent() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = dir.path().join("t.db").to_string_lossy().into_owned();
-        let s = Store::open(&url).unwrap();
+        let db = scratch::ScratchDb::new().unwrap();
+        let s = Store::open(db.url()).unwrap();
         assert_eq!(s.migrate().unwrap(), 0);
         assert_eq!(s.acl_version().unwrap(), 0);
     }

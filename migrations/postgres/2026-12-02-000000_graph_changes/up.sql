@@ -111,4 +111,5 @@ WHERE state IN ('offered', 'accepted')
   );
 CREATE UNIQUE INDEX shares_live_once ON shares(from_user_id, channel, to_kind, COALESCE(to_user_id, 0), COALESCE(to_group_id, 0))
 WHERE state IN ('offered', 'accepted');
-CREATE INDEX shares_public ON shares(to_kind, state);
+-- With id: SQLite's index carries the rowid, and the newest public offers are read by it.
+CREATE INDEX shares_public ON shares(to_kind, state, id);

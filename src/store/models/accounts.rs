@@ -14,7 +14,7 @@ use super::audit;
 use super::users::User;
 use crate::domain::UserId;
 use crate::store::schema::{authkey_channels, groups, server_secrets, shares, tokens, users, web_sessions};
-use crate::store::{Store, StoreError, conflict, lower, now};
+use crate::store::{Backend, Store, StoreError, conflict, lower, now};
 
 /// What a one-time or standing token is for (the `tokens.kind` column).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -412,14 +412,25 @@ impl Store {
             .first(&mut conn)?)
     }
 
+    /// A LIKE pattern for "contains `q`, whatever the case", to match against `lower(column)`
+    /// (SQLite's LIKE ignores ASCII case, PostgreSQL's none: both then behave the same;
+    /// SQLite's `lower()` folds ASCII only, PostgreSQL's every letter).
+    fn like_nocase(&self, q: &str) -> String {
+        match self.backend() {
+            Backend::Postgres => like_pattern(&q.to_lowercase()),
+            Backend::Sqlite(_) => like_pattern(&q.to_ascii_lowercase()),
+        }
+    }
+
     /// Enabled users whose name contains `q`, for share and invitation forms.
     pub fn search_users(&self, q: &str, limit: i64) -> Result<Vec<String>, StoreError> {
         let mut conn = self.conn()?;
+        let p = self.like_nocase(q);
         // Only confirmed users are suggested: an unconfirmed sign-up may be anyone's address.
         Ok(users::table
             .filter(users::enabled.eq(true))
             .filter(users::email_verified.eq(true))
-            .filter(users::name.like(like_pattern(q)).escape('\\'))
+            .filter(lower(users::name).like(p).escape('\\'))
             .order(users::name)
             .limit(limit)
             .select(users::name)
@@ -429,13 +440,13 @@ impl Store {
     /// Groups whose name or description contains `q`: (name, description).
     pub fn search_groups(&self, q: &str, limit: i64) -> Result<Vec<(String, String)>, StoreError> {
         let mut conn = self.conn()?;
-        let p = like_pattern(q);
+        let p = self.like_nocase(q);
         Ok(groups::table
             .filter(
-                groups::name
+                lower(groups::name)
                     .like(&p)
                     .escape('\\')
-                    .or(groups::description.like(&p).escape('\\')),
+                    .or(lower(groups::description).like(&p).escape('\\')),
             )
             .order(groups::name)
             .limit(limit)
@@ -447,16 +458,16 @@ impl Store {
     /// tags, not owned rooms: knowing one exists gives nothing.
     pub fn search_channels(&self, q: &str, limit: i64) -> Result<Vec<String>, StoreError> {
         let mut conn = self.conn()?;
-        let p = like_pattern(q);
+        let p = self.like_nocase(q);
         let mut names: Vec<String> = authkey_channels::table
-            .filter(authkey_channels::channel.like(&p).escape('\\'))
+            .filter(lower(authkey_channels::channel).like(&p).escape('\\'))
             .select(authkey_channels::channel)
             .distinct()
             .limit(limit)
             .load(&mut conn)?;
         names.extend(
             shares::table
-                .filter(shares::channel.like(&p).escape('\\'))
+                .filter(lower(shares::channel).like(&p).escape('\\'))
                 .select(shares::channel)
                 .distinct()
                 .limit(limit)
@@ -531,6 +542,11 @@ mod tests {
             "escaped, and only confirmed users"
         );
         assert_eq!(s.search_users("%", 10).unwrap(), Vec::<String>::new());
+        assert_eq!(
+            s.search_users("L_I", 10).unwrap(),
+            vec!["al_ice".to_owned()],
+            "search ignores case on either backend"
+        );
         assert!(s.create_account("al_ice", "c@x.org", "h").is_err());
         assert!(
             s.create_account("AL_ICE", "c@x.org", "h").is_err(),

@@ -10,7 +10,7 @@ use super::audit;
 use crate::domain::acl::KeyRecord;
 use crate::domain::{AuthkeyId, UserId};
 use crate::store::schema::{authkey_channels, authkeys, users};
-use crate::store::{Store, StoreError, conflict, in_chunks, now};
+use crate::store::{ID_RANGE, Store, StoreError, by_id_ranges, conflict, in_chunks, now};
 use crate::wire::{Channel, Ident, Secret};
 
 /// A key to create.
@@ -75,25 +75,43 @@ fn channel_lists(conn: &mut AnyConnection, only: Option<&[i64]>) -> QueryResult<
                 authkey_channels::can_subscribe,
             ))
     };
-    let rows: Vec<ChannelRow> = match only {
-        None => query().load(conn)?,
-        Some(ids) => in_chunks(ids, |c| {
-            query().filter(authkey_channels::authkey_id.eq_any(c)).load(conn)
-        })?,
-    };
     let mut out: HashMap<i64, ChannelLists> = HashMap::new();
-    for r in rows {
-        let Ok(ch) = Channel::new(&r.channel) else {
-            tracing::warn!(authkey_id = r.authkey_id, channel = %r.channel, "skipping invalid channel name in database");
-            continue;
-        };
-        let e = out.entry(r.authkey_id).or_default();
-        if r.can_publish {
-            e.0.push(ch.clone());
+    let mut take = |rows: Vec<ChannelRow>| {
+        for r in rows {
+            let Ok(ch) = Channel::new(&r.channel) else {
+                tracing::warn!(authkey_id = r.authkey_id, channel = %r.channel, "skipping invalid channel name in database");
+                continue;
+            };
+            let e = out.entry(r.authkey_id).or_default();
+            if r.can_publish {
+                e.0.push(ch.clone());
+            }
+            if r.can_subscribe {
+                e.1.push(ch);
+            }
         }
-        if r.can_subscribe {
-            e.1.push(ch);
+    };
+    match only {
+        None => {
+            let max: Option<i64> = authkeys::table
+                .select(diesel::dsl::max(authkeys::id))
+                .first(conn)?;
+            // Keys list a few channels each: a range of key ids is several rows per id.
+            by_id_ranges(
+                max,
+                ID_RANGE / 5,
+                |lo, hi| {
+                    query()
+                        .filter(authkey_channels::authkey_id.gt(lo))
+                        .filter(authkey_channels::authkey_id.le(hi))
+                        .load(conn)
+                },
+                &mut take,
+            )?;
         }
+        Some(ids) => take(in_chunks(ids, |c| {
+            query().filter(authkey_channels::authkey_id.eq_any(c)).load(conn)
+        })?),
     }
     Ok(out)
 }
@@ -349,37 +367,58 @@ pub(crate) fn key_records_in(
             authkeys::enabled,
         ))
     };
-    let rows: Vec<Row> = match only {
-        None => query().load(conn)?,
-        Some(ids) => in_chunks(ids, |c| query().filter(authkeys::id.eq_any(c)).load(conn))?,
-    };
     let mut lists = channel_lists(conn, only)?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|(id, ident, secret, owner, enabled)| {
-            let Ok(ident) = Ident::new(&ident) else {
-                tracing::warn!(authkey_id = id, "skipping authkey with an invalid ident");
-                return None;
-            };
-            let secret = match crate::store::sealing::open(sealer, ident.as_str(), &secret) {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::warn!(authkey_id = id, "skipping authkey: {e}");
-                    return None;
-                }
-            };
-            let (publish, subscribe) = lists.remove(&id).unwrap_or_default();
-            Some(KeyRecord {
-                id: AuthkeyId(id),
-                ident,
-                secret: Secret::new(secret),
-                owner: UserId(owner),
-                enabled,
-                publish,
-                subscribe,
-            })
-        })
-        .collect())
+    let mut out = Vec::new();
+    let mut take = |rows: Vec<Row>| {
+        out.extend(
+            rows.into_iter()
+                .filter_map(|(id, ident, secret, owner, enabled)| {
+                    let Ok(ident) = Ident::new(&ident) else {
+                        tracing::warn!(authkey_id = id, "skipping authkey with an invalid ident");
+                        return None;
+                    };
+                    let secret = match crate::store::sealing::open(sealer, ident.as_str(), &secret) {
+                        Ok(s) => s,
+                        Err(e) => {
+                            tracing::warn!(authkey_id = id, "skipping authkey: {e}");
+                            return None;
+                        }
+                    };
+                    let (publish, subscribe) = lists.remove(&id).unwrap_or_default();
+                    Some(KeyRecord {
+                        id: AuthkeyId(id),
+                        ident,
+                        secret: Secret::new(secret),
+                        owner: UserId(owner),
+                        enabled,
+                        publish,
+                        subscribe,
+                    })
+                }),
+        )
+    };
+    match only {
+        None => {
+            let max: Option<i64> = authkeys::table
+                .select(diesel::dsl::max(authkeys::id))
+                .first(conn)?;
+            by_id_ranges(
+                max,
+                ID_RANGE,
+                |lo, hi| {
+                    query()
+                        .filter(authkeys::id.gt(lo))
+                        .filter(authkeys::id.le(hi))
+                        .load(conn)
+                },
+                &mut take,
+            )?;
+        }
+        Some(ids) => take(in_chunks(ids, |c| {
+            query().filter(authkeys::id.eq_any(c)).load(conn)
+        })?),
+    }
+    Ok(out)
 }
 
 fn key_id(conn: &mut AnyConnection, ident: &Ident) -> Result<i64, StoreError> {

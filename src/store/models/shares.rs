@@ -11,7 +11,7 @@ use super::audit;
 use crate::domain::model::{Grantee, Share, ShareKind, ShareState};
 use crate::domain::{GroupId, ShareId, UserId};
 use crate::store::schema::{groups, shares, users};
-use crate::store::{Store, StoreError, in_chunks, now};
+use crate::store::{ID_RANGE, Store, StoreError, by_id_ranges, in_chunks, now};
 use crate::wire::Channel;
 
 /// A share as listed, with names resolved.
@@ -78,10 +78,23 @@ macro_rules! share_columns {
 /// caller's transaction).
 pub(crate) fn shares_in(conn: &mut AnyConnection, only: Option<&[i64]>) -> Result<Vec<Share>, StoreError> {
     let query = || shares::table.order(shares::id).select(share_columns!());
-    let rows: Vec<ShareRow> = match only {
-        None => query().load(conn)?,
-        Some(ids) => in_chunks(ids, |c| query().filter(shares::id.eq_any(c)).load(conn))?,
+    let Some(ids) = only else {
+        let max: Option<i64> = shares::table.select(diesel::dsl::max(shares::id)).first(conn)?;
+        let mut out = Vec::new();
+        by_id_ranges(
+            max,
+            ID_RANGE,
+            |lo, hi| {
+                query()
+                    .filter(shares::id.gt(lo))
+                    .filter(shares::id.le(hi))
+                    .load::<ShareRow>(conn)
+            },
+            |rows| out.extend(rows.into_iter().filter_map(to_share)),
+        )?;
+        return Ok(out);
     };
+    let rows: Vec<ShareRow> = in_chunks(ids, |c| query().filter(shares::id.eq_any(c)).load(conn))?;
     Ok(rows.into_iter().filter_map(to_share).collect())
 }
 
@@ -256,18 +269,22 @@ impl Store {
     ) -> Result<(Vec<Share>, bool), StoreError> {
         use crate::store::schema::{share_follows, user_blocks};
         let mut conn = self.conn()?;
+        use diesel::dsl::{exists, not};
+        // NOT EXISTS (an anti-join per offer, by primary key) and the index on
+        // (to_kind, state, id): the newest offers are walked until a page is full, rather
+        // than every public offer filtered and sorted.
         let blocked = user_blocks::table
             .filter(user_blocks::blocker_id.eq(user.0))
-            .select(user_blocks::blocked_id);
+            .filter(user_blocks::blocked_id.eq(shares::from_user_id));
         let taken = share_follows::table
-            .filter(share_follows::user_id.eq(user.0))
-            .select(share_follows::share_id);
+            .filter(share_follows::share_id.eq(shares::id))
+            .filter(share_follows::user_id.eq(user.0));
         let rows: Vec<ShareRow> = shares::table
             .filter(shares::to_kind.eq("everyone"))
             .filter(shares::state.eq(ShareState::Accepted.as_str()))
             .filter(shares::from_user_id.ne(user.0))
-            .filter(shares::from_user_id.ne_all(blocked))
-            .filter(shares::id.ne_all(taken))
+            .filter(not(exists(blocked)))
+            .filter(not(exists(taken)))
             .order(shares::id.desc())
             .limit(i64::try_from(per + 1).unwrap_or(i64::MAX))
             .offset(i64::try_from(page.saturating_mul(per)).unwrap_or(i64::MAX))
