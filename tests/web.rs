@@ -1584,3 +1584,114 @@ async fn every_owned_route_and_api_call_by_anonymous_other_user_and_owner() {
         );
     }
 }
+
+/// Lists that grow come a page (50) at a time, pages and API alike, with a link or a
+/// `next_page` to the rest: keys, outgoing shares, groups and the key log.
+#[actix_web::test]
+async fn long_lists_come_a_page_at_a_time() {
+    use hpfriends::domain::log::KeyLogEntry;
+    use hpfriends::store::models::authkeys::NewAuthkey;
+    use hpfriends::wire::{Channel, Ident, Secret};
+    let site = Site::new().await;
+    let app = site.app().await;
+    let alice = site.account("alice").await;
+    site.account("bob").await;
+    let mut log = Vec::new();
+    for i in 0..55 {
+        let ident = format!("k{i:02}");
+        site.store
+            .add_authkey(
+                &NewAuthkey {
+                    owner: alice.id,
+                    ident: Ident::new(&ident).unwrap(),
+                    secret: Secret::new(format!("s{i}")),
+                    publish: vec![Channel::new(&format!("c{i:02}")).unwrap()],
+                    subscribe: vec![],
+                    comment: String::new(),
+                },
+                "test",
+            )
+            .unwrap();
+        site.store
+            .add_share(
+                alice.id,
+                &Channel::new(&format!("c{i:02}")).unwrap(),
+                hpfriends::domain::model::Grantee::Everyone,
+                (hpfriends::domain::model::ShareKind::Own, false),
+                hpfriends::domain::model::ShareState::Accepted,
+                "test",
+            )
+            .unwrap();
+        log.push(KeyLogEntry {
+            at: i,
+            ident: ident.clone(),
+            event: if i == 54 {
+                "NEEDLE".into()
+            } else {
+                "authfail".into()
+            },
+            channel: None,
+            peer: Some("192.0.2.1".into()),
+            detail: String::new(),
+        });
+    }
+    site.store.append_key_log(&log).unwrap();
+    let mut a = Browser::default();
+    a.login(&app, "alice").await;
+
+    let p = a.get(&app, "/authkeys").await;
+    assert_eq!(p.body.matches("<article").count(), 50, "{}", p.body);
+    assert!(p.body.contains("/authkeys?page=1"));
+    let p = a.get(&app, "/authkeys?page=1").await;
+    assert_eq!(p.body.matches("<article").count(), 5);
+    assert!(p.body.contains("<code>k54</code>") && !p.body.contains("/authkeys?page=2"));
+
+    let p = a.get(&app, "/shares").await;
+    assert_eq!(p.body.matches("id=\"share-").count(), 50);
+    assert!(p.body.contains("/shares?page=1"));
+    assert_eq!(
+        a.get(&app, "/shares?page=1")
+            .await
+            .body
+            .matches("id=\"share-")
+            .count(),
+        5
+    );
+
+    let p = a.get(&app, "/logs").await;
+    assert_eq!(p.body.matches("<time>").count(), 50);
+    assert!(p.body.contains("NEEDLE"), "newest first");
+    assert!(p.body.contains("/logs?page=1"));
+    assert_eq!(
+        a.get(&app, "/logs?page=1").await.body.matches("<time>").count(),
+        5
+    );
+    let p = a.get(&app, "/search?q=needle").await;
+    assert!(p.body.contains("NEEDLE"), "the log is searched in SQL, any case");
+
+    let token = site.api_token("alice").await;
+    let get = |path: &'static str| {
+        let token = token.clone();
+        let app = &app;
+        async move {
+            let mut b = Browser::default();
+            b.api(app, actix_web::http::Method::GET, path, &token, None)
+                .await
+                .1
+        }
+    };
+    let v = get("/api/v1/authkeys").await;
+    assert_eq!(v["authkeys"].as_array().unwrap().len(), 50);
+    assert_eq!(v["next_page"], 1);
+    let v = get("/api/v1/authkeys?page=1").await;
+    assert_eq!(v["authkeys"].as_array().unwrap().len(), 5);
+    assert!(v["next_page"].is_null());
+    let v = get("/api/v1/shares").await;
+    assert_eq!(v["outgoing"].as_array().unwrap().len(), 50);
+    assert_eq!(v["outgoing_next_page"], 1);
+    let v = get("/api/v1/logs?page=1").await;
+    assert_eq!(v["entries"].as_array().unwrap().len(), 5);
+    assert!(v["next_page"].is_null());
+    let v = get("/api/v1/groups").await;
+    assert!(v["next_page"].is_null());
+}

@@ -210,7 +210,18 @@ pub fn remove_member(store: &Store, actor: &User, group_name: &str, who: &str) -
 /// The groups the actor is in or invited to; to an invitee a group shows only its owner
 /// and the invitee (its members are for its members to know).
 pub fn my_groups(store: &Store, actor: &User) -> Result<Vec<GroupInfo>> {
-    let mut groups = store.groups_of(actor.id)?;
+    Ok(my_groups_page(store, actor, None)?.0)
+}
+
+/// Groups on a page of the Groups page and of `GET /api/v1/groups`.
+pub const GROUPS_PER_PAGE: usize = 50;
+
+/// One page of [`my_groups`] (all for `None`), and whether more follow.
+pub fn my_groups_page(store: &Store, actor: &User, page: Option<usize>) -> Result<(Vec<GroupInfo>, bool)> {
+    let (mut groups, more) = match page {
+        Some(p) => store.groups_page(actor.id, p, GROUPS_PER_PAGE)?,
+        None => (store.groups_of(actor.id)?, false),
+    };
     for g in &mut groups {
         if g.place_of(&actor.name)
             .is_some_and(|(_, state)| state == MemberState::Invited)
@@ -219,7 +230,7 @@ pub fn my_groups(store: &Store, actor: &User) -> Result<Vec<GroupInfo>> {
                 .retain(|(n, role, _)| *n == actor.name || *role == GroupRole::Owner);
         }
     }
-    Ok(groups)
+    Ok((groups, more))
 }
 
 // ----- shares -----
@@ -485,6 +496,16 @@ pub fn public_offers(store: &Store, actor: &User, page: usize) -> Result<(Vec<Sh
     let (offers, more) = store.public_offers_for(actor.id, page, OFFERS_PER_PAGE)?;
     Ok((store.describe_shares(offers)?, more))
 }
+
+/// Page `page` of the shares `actor` makes ([`OUTGOING_PER_PAGE`] a page, live first, then
+/// by channel), described; and whether more follow.
+pub fn my_outgoing(store: &Store, actor: &User, page: usize) -> Result<(Vec<ShareInfo>, bool)> {
+    let (list, more) = store.shares_from_page(actor.id, page, OUTGOING_PER_PAGE)?;
+    Ok((store.describe_shares(list)?, more))
+}
+
+/// Outgoing shares on a page of the Shares page and of `GET /api/v1/shares`.
+pub const OUTGOING_PER_PAGE: usize = 50;
 
 /// What the actor shares, and what is offered to the actor (directly, through a group the
 /// actor is an active member of, or a public offer it took up); offers from users the

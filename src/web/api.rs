@@ -56,9 +56,11 @@ async fn me(u: ApiUser) -> ApiResult {
     Ok(HttpResponse::Ok().json(json!({"name": u.0.name, "email": u.0.email, "created_at": u.0.created_at})))
 }
 
-async fn list_keys(state: State, u: ApiUser) -> ApiResult {
-    let keys = super::routes::authkeys::my_keys(&state, &viewer(&u)).await?;
-    Ok(HttpResponse::Ok().json(json!({ "authkeys": keys })))
+/// `?page=N` (from 0): 50 keys a page, by ident; `next_page` while more remain.
+async fn list_keys(state: State, u: ApiUser, q: web::Query<super::routes::pages::PageQuery>) -> ApiResult {
+    let at = q.page;
+    let (keys, more) = super::routes::authkeys::my_keys_page(&state, &viewer(&u), Some(at)).await?;
+    Ok(HttpResponse::Ok().json(json!({ "authkeys": keys, "next_page": more.then_some(at + 1) })))
 }
 
 #[derive(Deserialize, Default)]
@@ -168,20 +170,24 @@ fn share_json(s: &crate::store::models::shares::ShareInfo) -> serde_json::Value 
 #[serde(default)]
 struct SharesQuery {
     offers_page: usize,
+    /// Which page of outgoing shares (50 a page, live first).
+    page: usize,
 }
 
 async fn list_shares(state: State, u: ApiUser, q: web::Query<SharesQuery>) -> ApiResult {
     let me = u.0.clone();
-    let at = q.offers_page;
-    let (out, inc, offers, more) = state
+    let (at, page) = (q.offers_page, q.page);
+    let (out, out_more, inc, offers, more) = state
         .db(move |s| -> Result<_, crate::social::ops::SocialError> {
-            let (out, inc) = ops::my_shares(s, &me)?;
+            let (out, out_more) = ops::my_outgoing(s, &me, page)?;
+            let (_, inc) = ops::my_shares(s, &me)?;
             let (offers, more) = ops::public_offers(s, &me, at)?;
-            Ok((out, inc, offers, more))
+            Ok((out, out_more, inc, offers, more))
         })
         .await?;
     Ok(HttpResponse::Ok().json(json!({
         "outgoing": out.iter().map(share_json).collect::<Vec<_>>(),
+        "outgoing_next_page": out_more.then_some(page + 1),
         "incoming": inc.iter().map(share_json).collect::<Vec<_>>(),
         "offers": offers.iter().map(share_json).collect::<Vec<_>>(),
         "offers_next_page": more.then_some(at + 1),
@@ -282,9 +288,11 @@ async fn unblock(state: State, u: ApiUser, path: web::Path<String>) -> ApiResult
     Ok(HttpResponse::Ok().json(json!({"ok": true})))
 }
 
-async fn list_groups(state: State, u: ApiUser) -> ApiResult {
-    let groups = super::routes::groups::my_groups(&state, &viewer(&u)).await?;
-    Ok(HttpResponse::Ok().json(json!({ "groups": groups })))
+/// `?page=N` (from 0): 50 groups a page, by name; `next_page` while more remain.
+async fn list_groups(state: State, u: ApiUser, q: web::Query<super::routes::pages::PageQuery>) -> ApiResult {
+    let at = q.page;
+    let (groups, more) = super::routes::groups::my_groups_page(&state, &viewer(&u), Some(at)).await?;
+    Ok(HttpResponse::Ok().json(json!({ "groups": groups, "next_page": more.then_some(at + 1) })))
 }
 
 #[derive(Deserialize, Default)]
@@ -337,19 +345,22 @@ async fn group_action(
 #[derive(Deserialize, Default)]
 #[serde(default)]
 struct LogQuery {
-    limit: Option<i64>,
+    limit: Option<usize>,
+    page: usize,
     q: String,
 }
 
+/// `?page=N` (from 0) and `?limit=` entries a page (default 50, at most 1000); the answer
+/// names `next_page` while older entries remain.
 async fn logs(state: State, u: ApiUser, q: web::Query<LogQuery>) -> ApiResult {
-    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
-    let id = u.0.id;
-    let entries = state.db(move |s| s.key_log_of(id, limit)).await?;
+    let per = q.limit.unwrap_or(super::routes::pages::PER_PAGE).clamp(1, 1000);
+    let (id, at) = (u.0.id, q.page);
+    let (entries, more) = state.db(move |s| s.key_log_page(id, None, at, per)).await?;
     let list: Vec<_> = entries
         .iter()
         .map(|e| json!({"at": e.at, "ident": e.ident, "event": e.event, "channel": e.channel, "peer": e.peer, "detail": e.detail}))
         .collect();
-    Ok(HttpResponse::Ok().json(json!({ "entries": list })))
+    Ok(HttpResponse::Ok().json(json!({ "entries": list, "next_page": more.then_some(at + 1) })))
 }
 
 async fn search(state: State, u: ApiUser, q: web::Query<LogQuery>) -> ApiResult {

@@ -293,22 +293,41 @@ impl Store {
 
     /// Every key with its owner's name, by ident.
     pub fn authkeys(&self) -> Result<Vec<AuthkeyInfo>, StoreError> {
-        self.authkeys_where(None)
+        Ok(self.authkeys_where(None, None)?.0)
     }
 
     /// The keys of one user (read by owner in SQL, not filtered from every key).
     pub fn authkeys_of(&self, owner: UserId) -> Result<Vec<AuthkeyInfo>, StoreError> {
-        self.authkeys_where(Some(owner))
+        Ok(self.authkeys_where(Some(owner), None)?.0)
     }
 
-    fn authkeys_where(&self, owner: Option<UserId>) -> Result<Vec<AuthkeyInfo>, StoreError> {
+    /// Page `page` (`per` a page, by ident) of one user's keys, and whether more follow.
+    pub fn authkeys_page(
+        &self,
+        owner: UserId,
+        page: usize,
+        per: usize,
+    ) -> Result<(Vec<AuthkeyInfo>, bool), StoreError> {
+        self.authkeys_where(Some(owner), Some((page, per)))
+    }
+
+    fn authkeys_where(
+        &self,
+        owner: Option<UserId>,
+        window: Option<(usize, usize)>,
+    ) -> Result<(Vec<AuthkeyInfo>, bool), StoreError> {
         let mut conn = self.conn()?;
         conn.transaction(|conn| {
             let mut q = authkeys::table.inner_join(users::table).into_boxed();
             if let Some(o) = owner {
                 q = q.filter(authkeys::owner_id.eq(o.0));
             }
-            let rows: Vec<(i64, String, String, bool, String, i64)> = q
+            if let Some((page, per)) = window {
+                q = q
+                    .limit(i64::try_from(per + 1).unwrap_or(i64::MAX))
+                    .offset(i64::try_from(page.saturating_mul(per)).unwrap_or(i64::MAX));
+            }
+            let mut rows: Vec<(i64, String, String, bool, String, i64)> = q
                 .order(authkeys::ident)
                 .select((
                     authkeys::id,
@@ -319,9 +338,13 @@ impl Store {
                     authkeys::created_at,
                 ))
                 .load(conn)?;
+            let more = window.is_some_and(|(_, per)| rows.len() > per);
+            if let Some((_, per)) = window {
+                rows.truncate(per);
+            }
             let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
             let mut lists = channel_lists(conn, owner.map(|_| ids.as_slice()))?;
-            Ok(rows
+            let list = rows
                 .into_iter()
                 .filter_map(|(id, ident, owner, enabled, comment, created_at)| {
                     let ident = Ident::new(&ident).ok()?;
@@ -337,7 +360,8 @@ impl Store {
                         created_at,
                     })
                 })
-                .collect())
+                .collect();
+            Ok((list, more))
         })
     }
 

@@ -198,17 +198,45 @@ impl Store {
 
     /// The groups `user` belongs to or is invited to, with their members.
     pub fn groups_of(&self, user: UserId) -> Result<Vec<GroupInfo>, StoreError> {
+        Ok(self.groups_where(user, None)?.0)
+    }
+
+    /// Page `page` (`per` a page, by name) of [`Self::groups_of`], and whether more follow.
+    pub fn groups_page(
+        &self,
+        user: UserId,
+        page: usize,
+        per: usize,
+    ) -> Result<(Vec<GroupInfo>, bool), StoreError> {
+        self.groups_where(user, Some((page, per)))
+    }
+
+    fn groups_where(
+        &self,
+        user: UserId,
+        window: Option<(usize, usize)>,
+    ) -> Result<(Vec<GroupInfo>, bool), StoreError> {
         let mut conn = self.conn()?;
         conn.transaction(|conn| {
-            let mine: Vec<i64> = group_members::table
+            // A subquery, not a list of ids: nothing binds a parameter per membership.
+            let mine = group_members::table
                 .filter(group_members::user_id.eq(user.0))
-                .select(group_members::group_id)
-                .load(conn)?;
-            let rows: Vec<(i64, String, i64, String)> = groups::table
-                .filter(groups::id.eq_any(&mine))
+                .select(group_members::group_id);
+            let mut q = groups::table
+                .filter(groups::id.eq_any(mine))
                 .order(groups::name)
                 .select((groups::id, groups::name, groups::owner_id, groups::description))
-                .load(conn)?;
+                .into_boxed();
+            if let Some((page, per)) = window {
+                q = q
+                    .limit(i64::try_from(per + 1).unwrap_or(i64::MAX))
+                    .offset(i64::try_from(page.saturating_mul(per)).unwrap_or(i64::MAX));
+            }
+            let mut rows: Vec<(i64, String, i64, String)> = q.load(conn)?;
+            let more = window.is_some_and(|(_, per)| rows.len() > per);
+            if let Some((_, per)) = window {
+                rows.truncate(per);
+            }
             let mut out = Vec::new();
             for (id, name, owner_id, description) in rows {
                 let owner: String = users::table.find(owner_id).select(users::name).first(conn)?;
@@ -229,7 +257,7 @@ impl Store {
                         .collect(),
                 });
             }
-            Ok(out)
+            Ok((out, more))
         })
     }
 }

@@ -6,7 +6,12 @@ use diesel::prelude::*;
 use crate::domain::UserId;
 use crate::domain::log::KeyLogEntry;
 use crate::store::schema::{authkeys, key_log};
-use crate::store::{Store, StoreError};
+use crate::store::{Backend, Store, StoreError, lower};
+
+diesel::define_sql_function! {
+    /// SQL `coalesce()` for an optional text column and a fallback.
+    fn coalesce(x: diesel::sql_types::Nullable<diesel::sql_types::Text>, y: diesel::sql_types::Text) -> diesel::sql_types::Text;
+}
 
 /// A key-log entry as stored: (at, ident, event, channel, peer, detail).
 type Row = (i64, String, String, Option<String>, Option<String>, String);
@@ -47,6 +52,54 @@ impl Store {
             }
             Ok(())
         })
+    }
+
+    /// Page `page` (`per` entries, newest first) of the entries about keys `owner` owns,
+    /// only those with `q` in their ident, event, channel, peer or detail (any case) when
+    /// given; and whether more follow. Filtered and cut in SQL, never read whole.
+    pub fn key_log_page(
+        &self,
+        owner: UserId,
+        q: Option<&str>,
+        page: usize,
+        per: usize,
+    ) -> Result<(Vec<KeyLogEntry>, bool), StoreError> {
+        let mut conn = self.conn()?;
+        let mut query = key_log::table
+            .inner_join(authkeys::table)
+            .filter(authkeys::owner_id.eq(owner.0))
+            .into_boxed();
+        if let Some(q) = q {
+            let q = match self.backend() {
+                Backend::Postgres => q.to_lowercase(),
+                Backend::Sqlite(_) => q.to_ascii_lowercase(),
+            };
+            let p = super::accounts::like_pattern(&q);
+            query = query.filter(
+                lower(key_log::ident)
+                    .like(p.clone())
+                    .escape('\\')
+                    .or(lower(key_log::event).like(p.clone()).escape('\\'))
+                    .or(lower(coalesce(key_log::channel, "")).like(p.clone()).escape('\\'))
+                    .or(lower(coalesce(key_log::peer, "")).like(p.clone()).escape('\\'))
+                    .or(lower(key_log::detail).like(p).escape('\\')),
+            );
+        }
+        let rows = query
+            .order(key_log::id.desc())
+            .limit(i64::try_from(per + 1).unwrap_or(i64::MAX))
+            .offset(i64::try_from(page.saturating_mul(per)).unwrap_or(i64::MAX))
+            .select((
+                key_log::at,
+                key_log::ident,
+                key_log::event,
+                key_log::channel,
+                key_log::peer,
+                key_log::detail,
+            ))
+            .load::<Row>(&mut conn)?;
+        let more = rows.len() > per;
+        Ok((rows.into_iter().take(per).map(entry).collect(), more))
     }
 
     /// The newest `limit` entries about keys `owner` owns, newest first.

@@ -259,6 +259,27 @@ impl Store {
         })
     }
 
+    /// Page `page` (`per` a page) of the shares `user` makes, live ones first, then by
+    /// channel and age (as the Shares page lists them); and whether more follow.
+    pub fn shares_from_page(
+        &self,
+        user: UserId,
+        page: usize,
+        per: usize,
+    ) -> Result<(Vec<Share>, bool), StoreError> {
+        let mut conn = self.conn()?;
+        let live = [ShareState::Offered.as_str(), ShareState::Accepted.as_str()];
+        let rows: Vec<ShareRow> = shares::table
+            .filter(shares::from_user_id.eq(user.0))
+            .order((shares::state.eq_any(live).desc(), shares::channel, shares::id))
+            .limit(i64::try_from(per + 1).unwrap_or(i64::MAX))
+            .offset(i64::try_from(page.saturating_mul(per)).unwrap_or(i64::MAX))
+            .select(share_columns!())
+            .load(&mut conn)?;
+        let more = rows.len() > per;
+        Ok((rows.into_iter().take(per).filter_map(to_share).collect(), more))
+    }
+
     /// One page (`per` a page, newest first) of the open public offers `user` has not taken
     /// up, leaving out the user's own and those of users it blocked; and whether more follow.
     pub fn public_offers_for(

@@ -31,11 +31,26 @@ const MAX_COMMENT: usize = 200;
 
 /// The viewer's keys with their traffic and live state, as JSON for pages and the API.
 pub async fn my_keys(state: &WebState, v: &Viewer) -> Result<Vec<Value>, WebError> {
+    Ok(my_keys_page(state, v, None).await?.0)
+}
+
+/// Keys on a page of the Authkeys page and of `GET /api/v1/authkeys`.
+pub const KEYS_PER_PAGE: usize = 50;
+
+/// One page of [`my_keys`] (all of them for `None`), and whether more follow.
+pub async fn my_keys_page(
+    state: &WebState,
+    v: &Viewer,
+    page: Option<usize>,
+) -> Result<(Vec<Value>, bool), WebError> {
     let id = v.user.id;
-    let (keys, usage) = state
+    let (keys, more, usage) = state
         .db(move |s| -> Result<_, StoreError> {
-            let keys = s.authkeys_of(id)?;
-            Ok((keys, s.key_usage_of(id)?))
+            let (keys, more) = match page {
+                Some(p) => s.authkeys_page(id, p, KEYS_PER_PAGE)?,
+                None => (s.authkeys_of(id)?, false),
+            };
+            Ok((keys, more, s.key_usage_of(id)?))
         })
         .await?;
     let idents: Vec<Ident> = keys.iter().map(|k| k.ident.clone()).collect();
@@ -45,7 +60,7 @@ pub async fn my_keys(state: &WebState, v: &Viewer) -> Result<Vec<Value>, WebErro
         .send(LiveSessions(idents))
         .await
         .unwrap_or_default();
-    Ok(keys
+    let list = keys
         .iter()
         .map(|k| {
             let u = usage.get(k.ident.as_str()).cloned().unwrap_or_default();
@@ -72,7 +87,8 @@ pub async fn my_keys(state: &WebState, v: &Viewer) -> Result<Vec<Value>, WebErro
                 "connected": peers,
             })
         })
-        .collect())
+        .collect();
+    Ok((list, more))
 }
 
 async fn render_page(
@@ -83,25 +99,51 @@ async fn render_page(
     errors: &FieldErrors,
     status: StatusCode,
 ) -> Result<HttpResponse, WebError> {
-    let keys = my_keys(state, v).await?;
+    render_page_at(state, req, v, form, errors, status, 0).await
+}
+
+async fn render_page_at(
+    state: &WebState,
+    req: &HttpRequest,
+    v: &Viewer,
+    form: Value,
+    errors: &FieldErrors,
+    status: StatusCode,
+    at: usize,
+) -> Result<HttpResponse, WebError> {
+    let (keys, more) = my_keys_page(state, v, Some(at)).await?;
     Page::new(
         "authkeys",
         "Authkeys",
         "authkeys",
-        json!({"keys": keys, "form": form, "errors": errors.to_json()}),
+        json!({
+            "keys": keys,
+            "form": form,
+            "errors": errors.to_json(),
+            "page": at + 1,
+            "has_prev": at > 0,
+            "prev": at.saturating_sub(1),
+            "next": more.then_some(at + 1),
+        }),
     )
     .status(status)
     .render(state, req, Some(v))
 }
 
-async fn page(state: State, req: HttpRequest, v: Viewer) -> Result<HttpResponse, WebError> {
-    render_page(
+async fn page(
+    state: State,
+    req: HttpRequest,
+    v: Viewer,
+    q: web::Query<crate::web::routes::pages::PageQuery>,
+) -> Result<HttpResponse, WebError> {
+    render_page_at(
         &state,
         &req,
         &v,
         json!({}),
         &FieldErrors::default(),
         StatusCode::OK,
+        q.page,
     )
     .await
 }

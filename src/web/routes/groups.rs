@@ -23,9 +23,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 /// The viewer's groups as JSON, with what the viewer may do in each.
 pub async fn my_groups(state: &WebState, v: &Viewer) -> Result<Vec<Value>, WebError> {
+    Ok(my_groups_page(state, v, None).await?.0)
+}
+
+/// One page of [`my_groups`] (all for `None`), and whether more follow.
+pub async fn my_groups_page(
+    state: &WebState,
+    v: &Viewer,
+    page: Option<usize>,
+) -> Result<(Vec<Value>, bool), WebError> {
     let me = v.user.clone();
-    let groups = state.db(move |s| ops::my_groups(s, &me)).await?;
-    Ok(groups
+    let (groups, more) = state.db(move |s| ops::my_groups_page(s, &me, page)).await?;
+    let list = groups
         .iter()
         .map(|g| {
             let mine = g.place_of(&v.user.name);
@@ -54,7 +63,8 @@ pub async fn my_groups(state: &WebState, v: &Viewer) -> Result<Vec<Value>, WebEr
                 "can_leave": !owner && !invited,
             })
         })
-        .collect())
+        .collect();
+    Ok((list, more))
 }
 
 async fn render_page(
@@ -65,26 +75,53 @@ async fn render_page(
     errors: &FieldErrors,
     status: StatusCode,
 ) -> Result<HttpResponse, WebError> {
-    let groups = my_groups(state, v).await?;
+    render_page_at(state, req, v, form, errors, status, 0).await
+}
+
+async fn render_page_at(
+    state: &WebState,
+    req: &HttpRequest,
+    v: &Viewer,
+    form: Value,
+    errors: &FieldErrors,
+    status: StatusCode,
+    at: usize,
+) -> Result<HttpResponse, WebError> {
+    let (groups, more) = my_groups_page(state, v, Some(at)).await?;
     let users = state.db(|s| s.search_users("", 500)).await?;
     Page::new(
         "groups",
         "Groups",
         "groups",
-        json!({"groups": groups, "users": users, "form": form, "errors": errors.to_json()}),
+        json!({
+            "groups": groups,
+            "users": users,
+            "form": form,
+            "errors": errors.to_json(),
+            "page": at + 1,
+            "has_prev": at > 0,
+            "prev": at.saturating_sub(1),
+            "next": more.then_some(at + 1),
+        }),
     )
     .status(status)
     .render(state, req, Some(v))
 }
 
-async fn page(state: State, req: HttpRequest, v: Viewer) -> Result<HttpResponse, WebError> {
-    render_page(
+async fn page(
+    state: State,
+    req: HttpRequest,
+    v: Viewer,
+    q: web::Query<crate::web::routes::pages::PageQuery>,
+) -> Result<HttpResponse, WebError> {
+    render_page_at(
         &state,
         &req,
         &v,
         json!({}),
         &FieldErrors::default(),
         StatusCode::OK,
+        q.page,
     )
     .await
 }

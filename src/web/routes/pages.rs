@@ -26,8 +26,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/live/events", web::get().to(crate::web::live::events));
 }
 
-/// Entries shown on the Logs page.
-const LOG_LIMIT: i64 = 500;
+/// Entries on a page of the Logs page (and of a list that can grow).
+pub const PER_PAGE: usize = 50;
+
+/// `?page=N`: which page of a list (from 0).
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct PageQuery {
+    /// The page, from 0.
+    pub page: usize,
+}
 
 fn log_json(e: &KeyLogEntry) -> Value {
     json!({
@@ -95,14 +103,26 @@ async fn home(state: State, req: HttpRequest, v: MaybeViewer) -> Result<HttpResp
     .render(&state, &req, Some(&v))
 }
 
-async fn logs(state: State, req: HttpRequest, v: Viewer) -> Result<HttpResponse, WebError> {
-    let id = v.user.id;
-    let log = state.db(move |s| s.key_log_of(id, LOG_LIMIT)).await?;
+async fn logs(
+    state: State,
+    req: HttpRequest,
+    v: Viewer,
+    q: web::Query<PageQuery>,
+) -> Result<HttpResponse, WebError> {
+    let (id, at) = (v.user.id, q.page);
+    let (log, more) = state.db(move |s| s.key_log_page(id, None, at, PER_PAGE)).await?;
     Page::new(
         "logs",
         "Logs",
         "logs",
-        json!({"entries": log.iter().map(log_json).collect::<Vec<_>>(), "limit": LOG_LIMIT}),
+        json!({
+            "entries": log.iter().map(log_json).collect::<Vec<_>>(),
+            "per_page": PER_PAGE,
+            "page": at + 1,
+            "has_prev": at > 0,
+            "prev": at.saturating_sub(1),
+            "next": more.then_some(at + 1),
+        }),
     )
     .render(&state, &req, Some(&v))
 }
@@ -120,26 +140,9 @@ const SEARCH_LIMIT: i64 = 50;
 /// lines of the viewer's own key log.
 pub async fn search_results(state: &WebState, v: &Viewer, q: &str) -> Result<Value, WebError> {
     let (query, id) = (q.to_owned(), v.user.id);
-    let q = q.to_lowercase();
     let (users, groups, channels, log) = state
         .db(move |s| -> Result<_, StoreError> {
-            let log: Vec<KeyLogEntry> = s
-                .key_log_of(id, 2000)?
-                .into_iter()
-                .filter(|e| {
-                    [
-                        Some(&e.ident),
-                        Some(&e.event),
-                        e.channel.as_ref(),
-                        e.peer.as_ref(),
-                        Some(&e.detail),
-                    ]
-                    .into_iter()
-                    .flatten()
-                    .any(|f| f.to_lowercase().contains(&q))
-                })
-                .take(100)
-                .collect();
+            let (log, _) = s.key_log_page(id, Some(&query), 0, PER_PAGE)?;
             Ok((
                 s.search_users(&query, SEARCH_LIMIT)?,
                 s.search_groups(&query, SEARCH_LIMIT)?,

@@ -69,11 +69,12 @@ async fn shares_ctx(
     v: &Viewer,
     form: &OfferForm,
     errors: &FieldErrors,
+    at: usize,
 ) -> Result<Value, WebError> {
     let me = v.user.clone();
-    let (outgoing, users, groups, channels) = state
+    let (outgoing, more, users, groups, channels) = state
         .db(move |s| -> Result<_, SocialError> {
-            let (out, _) = ops::my_shares(s, &me)?;
+            let (out, more) = ops::my_outgoing(s, &me, at)?;
             let users = s.search_users("", 500)?;
             let groups: Vec<String> = s.all_groups()?.into_iter().map(|(_, n)| n).collect();
             let mut channels: Vec<String> = s
@@ -84,10 +85,10 @@ async fn shares_ctx(
                 .collect();
             channels.sort();
             channels.dedup();
-            Ok((out, users, groups, channels))
+            Ok((out, more, users, groups, channels))
         })
         .await?;
-    let shares: Vec<Value> = sorted(outgoing).iter().map(share_json).collect();
+    let shares: Vec<Value> = outgoing.iter().map(share_json).collect();
     let users: Vec<String> = users.into_iter().filter(|u| *u != v.user.name).collect();
     Ok(json!({
         "shares": shares,
@@ -104,11 +105,20 @@ async fn shares_ctx(
             "onward": !form.onward.is_empty(),
         },
         "errors": errors.to_json(),
+        "page": at + 1,
+        "has_prev": at > 0,
+        "prev": at.saturating_sub(1),
+        "next": more.then_some(at + 1),
     }))
 }
 
-async fn shares_page(state: State, req: HttpRequest, v: Viewer) -> Result<HttpResponse, WebError> {
-    let ctx = shares_ctx(&state, &v, &OfferForm::default(), &FieldErrors::default()).await?;
+async fn shares_page(
+    state: State,
+    req: HttpRequest,
+    v: Viewer,
+    q: web::Query<crate::web::routes::pages::PageQuery>,
+) -> Result<HttpResponse, WebError> {
+    let ctx = shares_ctx(&state, &v, &OfferForm::default(), &FieldErrors::default(), q.page).await?;
     Page::new("shares", "Shares", "shares", ctx).render(&state, &req, Some(&v))
 }
 
@@ -210,7 +220,7 @@ async fn offer(
         let state = state.clone();
         let (req, v, f) = (req.clone(), v.clone(), f.clone());
         async move {
-            let ctx = shares_ctx(&state, &v, &f, &errors).await?;
+            let ctx = shares_ctx(&state, &v, &f, &errors, 0).await?;
             Page::new("shares", "Shares", "shares", ctx)
                 .status(StatusCode::UNPROCESSABLE_ENTITY)
                 .render(&state, &req, Some(&v))
