@@ -1589,8 +1589,8 @@ async fn every_owned_route_and_api_call_by_anonymous_other_user_and_owner() {
 /// `next_page` to the rest: keys, outgoing shares, groups and the key log.
 #[actix_web::test]
 async fn long_lists_come_a_page_at_a_time() {
+    use hpfriends::domain::listing::NewAuthkey;
     use hpfriends::domain::log::KeyLogEntry;
-    use hpfriends::store::models::authkeys::NewAuthkey;
     use hpfriends::wire::{Channel, Ident, Secret};
     let site = Site::new().await;
     let app = site.app().await;

@@ -403,7 +403,7 @@ fn bench_users(store: &Store) -> Result<(String, String), BenchError> {
             .map_err(|e| err(&e))?;
         store
             .add_authkey(
-                &crate::store::models::authkeys::NewAuthkey {
+                &crate::domain::listing::NewAuthkey {
                     ident: id(ident)?,
                     secret: crate::wire::Secret::new(secret),
                     owner: user.id,

@@ -17,8 +17,8 @@ use super::refusal::Refusal;
 use super::router::{RouteEditor, Router};
 use super::stats::Stats;
 use crate::domain::acl::KeyTable;
+use crate::domain::listing::KeyUsage;
 use crate::store::Store;
-use crate::store::models::key_stats::KeyUsage;
 use crate::wire::{Channel, Ident};
 
 struct Entry {

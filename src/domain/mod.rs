@@ -3,6 +3,7 @@
 //! (which checks permissions and keeps it live); it names nothing of ours but `wire`.
 
 pub mod acl;
+pub mod listing;
 pub mod live;
 pub mod log;
 pub mod model;

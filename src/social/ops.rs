@@ -5,13 +5,13 @@
 //! transitions are conditional there, so two racing answers cannot both win. The CLI and
 //! the website call these, never the store's writers directly.
 
+use crate::domain::listing::GroupInfo;
+use crate::domain::listing::NewAuthkey;
+use crate::domain::listing::ShareInfo;
+use crate::domain::listing::User;
 use crate::domain::model::{Grantee, ShareKind, ShareState};
 use crate::domain::model::{GroupRole, MemberState};
 use crate::domain::{GroupId, ShareId};
-use crate::store::models::authkeys::NewAuthkey;
-use crate::store::models::groups::GroupInfo;
-use crate::store::models::shares::ShareInfo;
-use crate::store::models::users::User;
 use crate::store::{Store, StoreError};
 use crate::wire::{Channel, Ident, Secret};
 

@@ -57,7 +57,7 @@ async fn me(u: ApiUser) -> ApiResult {
 }
 
 /// `?page=N` (from 0): 50 keys a page, by ident; `next_page` while more remain.
-async fn list_keys(state: State, u: ApiUser, q: web::Query<super::routes::pages::PageQuery>) -> ApiResult {
+async fn list_keys(state: State, u: ApiUser, q: web::Query<super::routes::PageQuery>) -> ApiResult {
     let at = q.page;
     let (keys, more) = super::routes::authkeys::my_keys_page(&state, &viewer(&u), Some(at)).await?;
     Ok(HttpResponse::Ok().json(json!({ "authkeys": keys, "next_page": more.then_some(at + 1) })))
@@ -151,7 +151,7 @@ async fn key_action(state: State, u: ApiUser, path: web::Path<(String, String)>)
     Ok(HttpResponse::Ok().json(json!({"ok": true})))
 }
 
-fn share_json(s: &crate::store::models::shares::ShareInfo) -> serde_json::Value {
+fn share_json(s: &crate::domain::listing::ShareInfo) -> serde_json::Value {
     json!({
         "id": s.share.id.0,
         "channel": s.share.channel.as_str(),
@@ -289,7 +289,7 @@ async fn unblock(state: State, u: ApiUser, path: web::Path<String>) -> ApiResult
 }
 
 /// `?page=N` (from 0): 50 groups a page, by name; `next_page` while more remain.
-async fn list_groups(state: State, u: ApiUser, q: web::Query<super::routes::pages::PageQuery>) -> ApiResult {
+async fn list_groups(state: State, u: ApiUser, q: web::Query<super::routes::PageQuery>) -> ApiResult {
     let at = q.page;
     let (groups, more) = super::routes::groups::my_groups_page(&state, &viewer(&u), Some(at)).await?;
     Ok(HttpResponse::Ok().json(json!({ "groups": groups, "next_page": more.then_some(at + 1) })))
@@ -353,7 +353,7 @@ struct LogQuery {
 /// `?page=N` (from 0) and `?limit=` entries a page (default 50, at most 1000); the answer
 /// names `next_page` while older entries remain.
 async fn logs(state: State, u: ApiUser, q: web::Query<LogQuery>) -> ApiResult {
-    let per = q.limit.unwrap_or(super::routes::pages::PER_PAGE).clamp(1, 1000);
+    let per = q.limit.unwrap_or(super::routes::PER_PAGE).clamp(1, 1000);
     let (id, at) = (u.0.id, q.page);
     let (entries, more) = state.db(move |s| s.key_log_page(id, None, at, per)).await?;
     let list: Vec<_> = entries

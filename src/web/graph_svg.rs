@@ -7,8 +7,8 @@ use std::fmt::Write;
 
 use serde_json::{Value, json};
 
+use crate::domain::listing::ShareInfo;
 use crate::domain::model::{ShareKind, ShareState};
-use crate::store::models::shares::ShareInfo;
 
 /// Canvas size.
 const W: f64 = 860.0;

@@ -21,8 +21,8 @@ use subtle::ConstantTimeEq;
 
 use super::error::{ApiError, WebError};
 use super::{State, WebState};
+use crate::domain::listing::User;
 use crate::limiter::Limiter;
-use crate::store::models::users::User;
 
 /// Session cookie name.
 pub const SESSION_COOKIE: &str = "hpf_session";

@@ -13,10 +13,10 @@ use tempfile::TempDir;
 use tokio_util::sync::CancellationToken;
 
 use hpfriends::config::Config;
+use hpfriends::domain::listing::User;
 use hpfriends::mail::Mailer;
 use hpfriends::server::Core;
 use hpfriends::store::Store;
-use hpfriends::store::models::users::User;
 use hpfriends::web::{self as site, WebState};
 
 /// A store, the running core and the site's state.

@@ -11,8 +11,8 @@ use crate::store::on_backend;
 use sha2::{Digest, Sha256};
 
 use super::audit;
-use super::users::User;
 use crate::domain::UserId;
+use crate::domain::listing::User;
 use crate::store::schema::{authkey_channels, groups, server_secrets, shares, tokens, users, web_sessions};
 use crate::store::{Backend, Store, StoreError, conflict, lower, now};
 

@@ -6,50 +6,14 @@ use std::collections::{BTreeMap, HashMap};
 use crate::store::AnyConnection;
 use diesel::prelude::*;
 
+use crate::domain::listing::{AuthkeyInfo, NewAuthkey};
+
 use super::audit;
 use crate::domain::acl::KeyRecord;
 use crate::domain::{AuthkeyId, UserId};
 use crate::store::schema::{authkey_channels, authkeys, users};
 use crate::store::{ID_RANGE, Store, StoreError, by_id_ranges, conflict, in_chunks, now};
 use crate::wire::{Channel, Ident, Secret};
-
-/// A key to create.
-#[derive(Debug, Clone)]
-pub struct NewAuthkey {
-    /// Owning user.
-    pub owner: UserId,
-    /// Public name, unique.
-    pub ident: Ident,
-    /// Shared secret.
-    pub secret: Secret,
-    /// Channels it may publish on.
-    pub publish: Vec<Channel>,
-    /// Channels it may subscribe to.
-    pub subscribe: Vec<Channel>,
-    /// Free text for its owner ("dionaea on sensor-3").
-    pub comment: String,
-}
-
-/// A key as listed to operators (no secret).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuthkeyInfo {
-    /// Database id.
-    pub id: AuthkeyId,
-    /// Public name.
-    pub ident: Ident,
-    /// Owner's user name.
-    pub owner: String,
-    /// Whether it may authenticate.
-    pub enabled: bool,
-    /// Channels listed for publish.
-    pub publish: Vec<Channel>,
-    /// Channels listed for subscribe.
-    pub subscribe: Vec<Channel>,
-    /// Free text.
-    pub comment: String,
-    /// Unix seconds.
-    pub created_at: i64,
-}
 
 #[derive(Queryable)]
 struct ChannelRow {

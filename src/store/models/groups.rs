@@ -2,6 +2,8 @@
 
 use diesel::prelude::*;
 
+use crate::domain::listing::GroupInfo;
+
 use super::audit;
 use crate::domain::model::{GroupRole, MemberState};
 use crate::domain::{GroupId, UserId};
@@ -21,31 +23,6 @@ fn place(role: &str, state: &str) -> Option<(GroupRole, MemberState)> {
             );
             None
         }
-    }
-}
-
-/// A group as listed to a user.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GroupInfo {
-    /// Database id.
-    pub id: GroupId,
-    /// Unique name.
-    pub name: String,
-    /// Owner's user name.
-    pub owner: String,
-    /// Free text.
-    pub description: String,
-    /// Every member: (user name, role, state).
-    pub members: Vec<(String, GroupRole, MemberState)>,
-}
-
-impl GroupInfo {
-    /// `name`'s (role, state) in the group, if they are in it or invited.
-    pub fn place_of(&self, name: &str) -> Option<(GroupRole, MemberState)> {
-        self.members
-            .iter()
-            .find(|(n, _, _)| n == name)
-            .map(|(_, role, state)| (*role, *state))
     }
 }
 

@@ -5,28 +5,13 @@ use std::collections::HashMap;
 
 use diesel::prelude::*;
 
+use crate::domain::listing::KeyUsage;
+
 use crate::store::on_backend;
 
 use crate::domain::UserId;
 use crate::store::schema::{authkeys, key_stats};
 use crate::store::{Store, StoreError};
-
-/// Counters of one key, as added by the broker and as read by the website.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct KeyUsage {
-    /// Publishes accepted from the key.
-    pub messages_published: i64,
-    /// Bytes of those publish frames.
-    pub bytes_published: i64,
-    /// Frames delivered to the key's subscriptions.
-    pub messages_received: i64,
-    /// Bytes of those frames.
-    pub bytes_received: i64,
-    /// Unix seconds of the last use.
-    pub last_seen_at: Option<i64>,
-    /// The client address of the last use.
-    pub last_peer: Option<String>,
-}
 
 impl Store {
     /// Adds each key's counters to its row (creating it); unknown idents are skipped.

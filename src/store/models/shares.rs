@@ -7,25 +7,14 @@ use std::collections::HashMap;
 use crate::store::AnyConnection;
 use diesel::prelude::*;
 
+use crate::domain::listing::ShareInfo;
+
 use super::audit;
 use crate::domain::model::{Grantee, Share, ShareKind, ShareState};
 use crate::domain::{GroupId, ShareId, UserId};
 use crate::store::schema::{groups, shares, users};
 use crate::store::{ID_RANGE, Store, StoreError, by_id_ranges, in_chunks, now};
 use crate::wire::Channel;
-
-/// A share as listed, with names resolved.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ShareInfo {
-    /// The edge.
-    pub share: Share,
-    /// Sharer's user name.
-    pub from_name: String,
-    /// "user NAME", "group NAME" or "everyone".
-    pub to_name: String,
-    /// For a public offer listed to a user: whether that user took it up.
-    pub followed: bool,
-}
 
 type ShareRow = (
     i64,

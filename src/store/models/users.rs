@@ -2,25 +2,12 @@
 
 use diesel::prelude::*;
 
+use crate::domain::listing::User;
+
 use super::audit;
 use crate::domain::UserId;
 use crate::store::schema::users;
 use crate::store::{Store, StoreError, conflict, now};
-
-/// A user as the CLI and the broker see it (no password material).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct User {
-    /// Database id.
-    pub id: UserId,
-    /// Unique login name.
-    pub name: String,
-    /// Unique email address.
-    pub email: String,
-    /// A disabled user's keys cannot authenticate.
-    pub enabled: bool,
-    /// Unix seconds.
-    pub created_at: i64,
-}
 
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = users)]

@@ -85,7 +85,7 @@ fn mail_allowed(state: &WebState, req: &HttpRequest) -> Result<(), WebError> {
 
 /// Whether `from`'s actions (offers, invitations) may make the site send one more mail
 /// this hour (`mails_per_sender`); when not, the mail is left out and counted.
-pub fn sender_may_mail(state: &WebState, from: &crate::store::models::users::User) -> bool {
+pub fn sender_may_mail(state: &WebState, from: &crate::domain::listing::User) -> bool {
     if state.limits.mail_sender.check(&from.id).is_ok() {
         return true;
     }

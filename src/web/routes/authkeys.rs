@@ -134,7 +134,7 @@ async fn page(
     state: State,
     req: HttpRequest,
     v: Viewer,
-    q: web::Query<crate::web::routes::pages::PageQuery>,
+    q: web::Query<crate::web::routes::PageQuery>,
 ) -> Result<HttpResponse, WebError> {
     render_page_at(
         &state,

@@ -112,7 +112,7 @@ async fn page(
     state: State,
     req: HttpRequest,
     v: Viewer,
-    q: web::Query<crate::web::routes::pages::PageQuery>,
+    q: web::Query<crate::web::routes::PageQuery>,
 ) -> Result<HttpResponse, WebError> {
     render_page_at(
         &state,
@@ -247,7 +247,7 @@ async fn act(
 /// Mails the invitee, within the inviter's hourly mail bound (`mails_per_sender`).
 pub(crate) async fn mail_invitation(
     state: &WebState,
-    from: &crate::store::models::users::User,
+    from: &crate::domain::listing::User,
     group: &str,
     who: &str,
 ) {

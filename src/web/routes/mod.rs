@@ -16,6 +16,17 @@ use serde_json::Value;
 use super::render::ASSETS;
 use crate::wire::Channel;
 
+/// Entries on a page of a list that can grow (logs, keys, shares, groups, offers).
+pub const PER_PAGE: usize = 50;
+
+/// `?page=N`: which page of a list (from 0).
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+pub struct PageQuery {
+    /// The page, from 0.
+    pub page: usize,
+}
+
 /// Every page route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/assets/{name}", web::get().to(asset))

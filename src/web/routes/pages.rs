@@ -26,16 +26,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/live/events", web::get().to(crate::web::live::events));
 }
 
-/// Entries on a page of the Logs page (and of a list that can grow).
-pub const PER_PAGE: usize = 50;
-
-/// `?page=N`: which page of a list (from 0).
-#[derive(Deserialize, Default)]
-#[serde(default)]
-pub struct PageQuery {
-    /// The page, from 0.
-    pub page: usize,
-}
+use crate::web::routes::{PER_PAGE, PageQuery};
 
 fn log_json(e: &KeyLogEntry) -> Value {
     json!({

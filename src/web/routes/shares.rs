@@ -8,9 +8,9 @@ use serde_json::{Value, json};
 
 use super::{FieldErrors, see_other};
 use crate::domain::ShareId;
+use crate::domain::listing::ShareInfo;
 use crate::domain::model::{Grantee, ShareKind, ShareState};
 use crate::social::ops::{self, GranteeName, SocialError};
-use crate::store::models::shares::ShareInfo;
 use crate::web::error::WebError;
 use crate::web::render::Page;
 use crate::web::routes::accounts::mail;
@@ -116,7 +116,7 @@ async fn shares_page(
     state: State,
     req: HttpRequest,
     v: Viewer,
-    q: web::Query<crate::web::routes::pages::PageQuery>,
+    q: web::Query<crate::web::routes::PageQuery>,
 ) -> Result<HttpResponse, WebError> {
     let ctx = shares_ctx(&state, &v, &OfferForm::default(), &FieldErrors::default(), q.page).await?;
     Page::new("shares", "Shares", "shares", ctx).render(&state, &req, Some(&v))
@@ -165,7 +165,7 @@ fn parse_offer(f: &OfferForm) -> Result<(Channel, GranteeName, ShareKind), Field
 /// declined on the spot (the grantee blocks the sharer: they are not told).
 pub(crate) async fn mail_offer(
     state: &WebState,
-    from: &crate::store::models::users::User,
+    from: &crate::domain::listing::User,
     id: ShareId,
     channel: &Channel,
     to: &GranteeName,
@@ -295,7 +295,7 @@ impl ShareOp {
     pub fn run(
         self,
         s: &crate::store::Store,
-        actor: &crate::store::models::users::User,
+        actor: &crate::domain::listing::User,
         id: ShareId,
     ) -> Result<(), SocialError> {
         match self {

@@ -1,0 +1,114 @@
+//! The entities as people read them (the website, the API, the CLI): names resolved, no
+//! secrets or password material. The store hands these up; nothing here knows a table.
+
+use crate::domain::model::{GroupRole, MemberState, Share};
+use crate::domain::{AuthkeyId, GroupId, UserId};
+use crate::wire::{Channel, Ident, Secret};
+
+/// A user as the CLI and the broker see it (no password material).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// Database id.
+    pub id: UserId,
+    /// Unique login name.
+    pub name: String,
+    /// Unique email address.
+    pub email: String,
+    /// A disabled user's keys cannot authenticate.
+    pub enabled: bool,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// A group as listed to a user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupInfo {
+    /// Database id.
+    pub id: GroupId,
+    /// Unique name.
+    pub name: String,
+    /// Owner's user name.
+    pub owner: String,
+    /// Free text.
+    pub description: String,
+    /// Every member: (user name, role, state).
+    pub members: Vec<(String, GroupRole, MemberState)>,
+}
+
+impl GroupInfo {
+    /// `name`'s (role, state) in the group, if they are in it or invited.
+    pub fn place_of(&self, name: &str) -> Option<(GroupRole, MemberState)> {
+        self.members
+            .iter()
+            .find(|(n, _, _)| n == name)
+            .map(|(_, role, state)| (*role, *state))
+    }
+}
+
+/// A share as listed, with names resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShareInfo {
+    /// The edge.
+    pub share: Share,
+    /// Sharer's user name.
+    pub from_name: String,
+    /// "user NAME", "group NAME" or "everyone".
+    pub to_name: String,
+    /// For a public offer listed to a user: whether that user took it up.
+    pub followed: bool,
+}
+
+/// A key to create.
+#[derive(Debug, Clone)]
+pub struct NewAuthkey {
+    /// Owning user.
+    pub owner: UserId,
+    /// Public name, unique.
+    pub ident: Ident,
+    /// Shared secret.
+    pub secret: Secret,
+    /// Channels it may publish on.
+    pub publish: Vec<Channel>,
+    /// Channels it may subscribe to.
+    pub subscribe: Vec<Channel>,
+    /// Free text for its owner ("dionaea on sensor-3").
+    pub comment: String,
+}
+
+/// A key as listed to operators (no secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthkeyInfo {
+    /// Database id.
+    pub id: AuthkeyId,
+    /// Public name.
+    pub ident: Ident,
+    /// Owner's user name.
+    pub owner: String,
+    /// Whether it may authenticate.
+    pub enabled: bool,
+    /// Channels listed for publish.
+    pub publish: Vec<Channel>,
+    /// Channels listed for subscribe.
+    pub subscribe: Vec<Channel>,
+    /// Free text.
+    pub comment: String,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// Counters of one key, as added by the broker and as read by the website.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyUsage {
+    /// Publishes accepted from the key.
+    pub messages_published: i64,
+    /// Bytes of those publish frames.
+    pub bytes_published: i64,
+    /// Frames delivered to the key's subscriptions.
+    pub messages_received: i64,
+    /// Bytes of those frames.
+    pub bytes_received: i64,
+    /// Unix seconds of the last use.
+    pub last_seen_at: Option<i64>,
+    /// The client address of the last use.
+    pub last_peer: Option<String>,
+}
