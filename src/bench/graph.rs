@@ -132,8 +132,9 @@ pub struct GraphRow {
     pub cpu_ms_per_change: f64,
     /// Broker time per subscribe, mean of the first and of the last 100 subscribers, µs.
     pub subscribe_us: (f64, f64),
-    /// `GET /api/v1/shares` and `GET /api/v1/authkeys` for an ordinary user: median ms.
-    pub list_ms: (f64, f64),
+    /// `GET /api/v1/` shares, authkeys, groups, logs and search for an ordinary user:
+    /// median ms of each.
+    pub list_ms: [f64; 5],
 }
 
 fn ms(d: Duration) -> f64 {
@@ -500,21 +501,28 @@ pub async fn run_size(b: &GraphBench, users: usize, rss_empty_kib: u64) -> Resul
 
     // Lists as a user of the community sees them (its keys, its shares and what is offered
     // to it, public offers included).
-    let mut lists = (Vec::new(), Vec::new());
+    // The dashboard reads what these read (shares, groups, keys, the newest log lines).
+    let paths = [
+        "/api/v1/shares",
+        "/api/v1/authkeys",
+        "/api/v1/groups",
+        "/api/v1/logs",
+        "/api/v1/search?q=u1",
+    ];
+    let mut lists: Vec<Vec<f64>> = vec![Vec::new(); paths.len()];
     for _ in 0..5 {
-        let t0 = Instant::now();
-        let (status, _) = api(server.web, &sub_token, "GET", "/api/v1/shares", "").await?;
-        lists.0.push(ms(t0.elapsed()));
-        let t0 = Instant::now();
-        let (status2, _) = api(server.web, &sub_token, "GET", "/api/v1/authkeys", "").await?;
-        lists.1.push(ms(t0.elapsed()));
-        if status != 200 || status2 != 200 {
-            return Err(BenchError::Protocol(format!(
-                "lists answered {status} and {status2}"
-            )));
+        for (i, path) in paths.iter().enumerate() {
+            let t0 = Instant::now();
+            let (status, _) = api(server.web, &sub_token, "GET", path, "").await?;
+            lists[i].push(ms(t0.elapsed()));
+            if status != 200 {
+                return Err(BenchError::Protocol(format!("{path} answered {status}")));
+            }
         }
     }
-    row.list_ms = (median_max(lists.0).0, median_max(lists.1).0);
+    for (i, l) in lists.into_iter().enumerate() {
+        row.list_ms[i] = median_max(l).0;
+    }
 
     let offer = r#"{"channel":"bench.live","to_user":"benchsub"}"#;
     let (mut api_accept, mut api_revoke, mut cli_accept, mut cli_revoke) = (vec![], vec![], vec![], vec![]);
@@ -652,7 +660,7 @@ pub fn empty_rss(b: &GraphBench) -> Result<u64, BenchError> {
 /// The rows as a Markdown table.
 pub fn table(rows: &[GraphRow]) -> String {
     let mut out = String::from(
-        "| users | shares (accepted) | serve ready | RSS (above empty) | per share | API accept → first msg | API revoke answered | CLI accept → first msg | CLI revoke answered | leaked after revoke | CPU per change | subscribe, first → last 100 | API lists: shares, keys |\n\
+        "| users | shares (accepted) | serve ready | RSS (above empty) | per share | API accept → first msg | API revoke answered | CLI accept → first msg | CLI revoke answered | leaked after revoke | CPU per change | subscribe, first → last 100 | API lists: shares, keys, groups, logs, search |\n\
          |---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in rows {
@@ -663,7 +671,7 @@ pub fn table(rows: &[GraphRow]) -> String {
             0.0
         };
         out.push_str(&format!(
-            "| {} | {} ({}) | {:.2} s | {:.0} MiB ({:.0} MiB) | {:.0} B | {:.1} ms (max {:.1}) | {:.1} ms (max {:.1}) | {:.1} ms (max {:.1}) | {:.1} ms (max {:.1}) | {} | {:.2} ms | {:.0} → {:.0} µs | {:.0} ms, {:.0} ms |\n",
+            "| {} | {} ({}) | {:.2} s | {:.0} MiB ({:.0} MiB) | {:.0} B | {:.1} ms (max {:.1}) | {:.1} ms (max {:.1}) | {:.1} ms (max {:.1}) | {:.1} ms (max {:.1}) | {} | {:.2} ms | {:.0} → {:.0} µs | {:.1}, {:.1}, {:.1}, {:.1}, {:.1} ms |\n",
             r.users,
             r.shares,
             r.accepted,
@@ -683,8 +691,11 @@ pub fn table(rows: &[GraphRow]) -> String {
             r.cpu_ms_per_change,
             r.subscribe_us.0,
             r.subscribe_us.1,
-            r.list_ms.0,
-            r.list_ms.1,
+            r.list_ms[0],
+            r.list_ms[1],
+            r.list_ms[2],
+            r.list_ms[3],
+            r.list_ms[4],
         ));
     }
     out

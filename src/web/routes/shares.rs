@@ -76,7 +76,8 @@ async fn shares_ctx(
         .db(move |s| -> Result<_, SocialError> {
             let (out, more) = ops::my_outgoing(s, &me, at)?;
             let users = s.search_users("", 500)?;
-            let groups: Vec<String> = s.all_groups()?.into_iter().map(|(_, n)| n).collect();
+            // Suggestions for the form, as for users: the first 500, not every group.
+            let groups: Vec<String> = s.search_groups("", 500)?.into_iter().map(|(n, _)| n).collect();
             let mut channels: Vec<String> = s
                 .authkeys_of(me.id)?
                 .into_iter()
