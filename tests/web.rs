@@ -1694,4 +1694,35 @@ async fn long_lists_come_a_page_at_a_time() {
     assert!(v["next_page"].is_null());
     let v = get("/api/v1/groups").await;
     assert!(v["next_page"].is_null());
+
+    // A group of 60: its box lists 50 and links to the rest, a page at a time.
+    let g = site.store.create_group(alice.id, "big", "", "test").unwrap();
+    for i in 0..59 {
+        let u = site
+            .store
+            .create_account(&format!("m{i:02}"), &format!("m{i}@example.org"), "h")
+            .unwrap();
+        site.store
+            .invite_member(g, u.id, alice.id, "test", "big")
+            .unwrap();
+        site.store.activate_member(g, u.id, "test", "big").unwrap();
+    }
+    let p = a.get(&app, "/groups").await;
+    assert!(p.body.contains("All 60 members and invitees"), "{}", p.body);
+    assert!(p.body.contains("60 active member(s)"));
+    let p = a.get(&app, "/groups/big/members").await;
+    assert_eq!(p.body.matches("<tr><td>").count(), 50, "{}", p.body);
+    assert!(p.body.contains("/groups/big/members?page=1"));
+    let p = a.get(&app, "/groups/big/members?page=1").await;
+    assert_eq!(p.body.matches("<tr><td>").count(), 10);
+    let v = get("/api/v1/groups/big/members?page=1").await;
+    assert_eq!(v["members"].as_array().unwrap().len(), 10);
+    assert!(v["next_page"].is_null());
+    let mut b = Browser::default();
+    b.login(&app, "bob").await;
+    assert_eq!(
+        b.get(&app, "/groups/big/members").await.status,
+        StatusCode::NOT_FOUND,
+        "not bob's group"
+    );
 }

@@ -20,6 +20,9 @@ pub struct User {
     pub created_at: i64,
 }
 
+/// A group member as listed: (user name, role, state).
+pub type Member = (String, GroupRole, MemberState);
+
 /// A group as listed to a user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupInfo {
@@ -31,8 +34,13 @@ pub struct GroupInfo {
     pub owner: String,
     /// Free text.
     pub description: String,
-    /// Every member: (user name, role, state).
-    pub members: Vec<(String, GroupRole, MemberState)>,
+    /// The first members by name, and always the user it is listed to: (user name, role,
+    /// state).
+    pub members: Vec<Member>,
+    /// Members and invitees in all.
+    pub member_count: usize,
+    /// Active members in all.
+    pub active_count: usize,
 }
 
 impl GroupInfo {

@@ -228,9 +228,40 @@ pub fn my_groups_page(store: &Store, actor: &User, page: Option<usize>) -> Resul
         {
             g.members
                 .retain(|(n, role, _)| *n == actor.name || *role == GroupRole::Owner);
+            g.member_count = g.members.len();
+            g.active_count = g.members.iter().filter(|m| m.2 == MemberState::Active).count();
         }
     }
     Ok((groups, more))
+}
+
+/// Members listed on a page of a group's member list.
+pub const MEMBERS_PER_PAGE: usize = 50;
+
+/// Page `page` of the members and invitees of `group_name`, for one of its active members
+/// (an invitee sees the owner and themself only, as in [`my_groups`]); and whether more
+/// follow.
+pub fn group_members(
+    store: &Store,
+    actor: &User,
+    group_name: &str,
+    page: usize,
+) -> Result<(Vec<crate::domain::listing::Member>, bool)> {
+    let (g, _) = group(store, group_name)?;
+    match store.membership(g, actor.id)? {
+        Some((_, MemberState::Active)) => Ok(store.group_members_page(g, page, MEMBERS_PER_PAGE)?),
+        Some((_, MemberState::Invited)) => {
+            let mine = my_groups(store, actor)?
+                .into_iter()
+                .find(|x| x.id == g)
+                .map(|x| x.members)
+                .unwrap_or_default();
+            Ok((if page == 0 { mine } else { Vec::new() }, false))
+        }
+        None => Err(SocialError::NotFound(format!(
+            "you are not a member of {group_name}"
+        ))),
+    }
 }
 
 // ----- shares -----

@@ -36,6 +36,7 @@ pub fn scope() -> actix_web::Scope {
         .route("/blocks/{name}", web::delete().to(unblock))
         .route("/groups", web::get().to(list_groups))
         .route("/groups", web::post().to(create_group))
+        .route("/groups/{name}/members", web::get().to(group_members))
         .route("/groups/{name}/{action}", web::post().to(group_action))
         .route("/logs", web::get().to(logs))
         .route("/search", web::get().to(search))
@@ -340,6 +341,22 @@ async fn group_action(
         }
     }
     Ok(HttpResponse::Ok().json(json!({"ok": true})))
+}
+
+/// `?page=N` (from 0): 50 members a page, by name; `next_page` while more remain.
+async fn group_members(
+    state: State,
+    u: ApiUser,
+    name: web::Path<String>,
+    q: web::Query<super::routes::PageQuery>,
+) -> ApiResult {
+    let (me, group, at) = (u.0.clone(), name.into_inner(), q.page);
+    let (members, more) = state.db(move |s| ops::group_members(s, &me, &group, at)).await?;
+    let list: Vec<_> = members
+        .iter()
+        .map(|(n, r, s)| json!({"name": n, "role": r.as_str(), "state": s.as_str()}))
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "members": list, "next_page": more.then_some(at + 1) })))
 }
 
 #[derive(Deserialize, Default)]

@@ -544,7 +544,10 @@ mod tests {
         let (_d, s) = store();
         let u = s.create_account("a", "a@x.org", "h").unwrap();
         let ch = |n: &str| Channel::new(n).unwrap();
-        for (i, list) in [vec!["Sensor.One", "x_y"], vec!["Sensor.One", "other"]].into_iter().enumerate() {
+        for (i, list) in [vec!["Sensor.One", "x_y"], vec!["Sensor.One", "other"]]
+            .into_iter()
+            .enumerate()
+        {
             s.add_authkey(
                 &NewAuthkey {
                     owner: u.id,
@@ -558,10 +561,24 @@ mod tests {
             )
             .unwrap();
         }
-        s.add_share(u.id, &ch("dionaea.caps"), Grantee::Everyone, (ShareKind::Own, false), ShareState::Accepted, "t")
-            .unwrap();
-        assert_eq!(s.search_channels("SENSOR", 10).unwrap(), vec!["Sensor.One".to_owned()]);
-        assert_eq!(s.search_channels("_", 10).unwrap(), vec!["x_y".to_owned()], "escaped");
+        s.add_share(
+            u.id,
+            &ch("dionaea.caps"),
+            Grantee::Everyone,
+            (ShareKind::Own, false),
+            ShareState::Accepted,
+            "t",
+        )
+        .unwrap();
+        assert_eq!(
+            s.search_channels("SENSOR", 10).unwrap(),
+            vec!["Sensor.One".to_owned()]
+        );
+        assert_eq!(
+            s.search_channels("_", 10).unwrap(),
+            vec!["x_y".to_owned()],
+            "escaped"
+        );
         assert_eq!(
             s.search_channels(".", 10).unwrap(),
             vec!["Sensor.One".to_owned(), "dionaea.caps".to_owned()]

@@ -10,6 +10,9 @@ use crate::domain::{GroupId, UserId};
 use crate::store::schema::{group_members, groups, users};
 use crate::store::{Store, StoreError, conflict, now};
 
+/// Members listed with each group (the rest a page at a time: [`Store::group_members_page`]).
+pub const MEMBERS_LISTED: usize = 50;
+
 /// A stored (role, state); the schema's CHECKs allow nothing else, so an unknown value is
 /// left out and logged rather than guessed.
 fn place(role: &str, state: &str) -> Option<(GroupRole, MemberState)> {
@@ -173,7 +176,34 @@ impl Store {
             .collect())
     }
 
-    /// The groups `user` belongs to or is invited to, with their members.
+    /// Page `page` (`per` a page, by name) of a group's members and invitees, and whether
+    /// more follow.
+    pub fn group_members_page(
+        &self,
+        group: GroupId,
+        page: usize,
+        per: usize,
+    ) -> Result<(Vec<crate::domain::listing::Member>, bool), StoreError> {
+        let mut conn = self.conn()?;
+        let rows: Vec<(String, String, String)> = group_members::table
+            .inner_join(users::table.on(users::id.eq(group_members::user_id)))
+            .filter(group_members::group_id.eq(group.0))
+            .order(users::name)
+            .limit(i64::try_from(per + 1).unwrap_or(i64::MAX))
+            .offset(i64::try_from(page.saturating_mul(per)).unwrap_or(i64::MAX))
+            .select((users::name, group_members::role, group_members::state))
+            .load(&mut conn)?;
+        let more = rows.len() > per;
+        Ok((
+            rows.into_iter()
+                .take(per)
+                .filter_map(|(n, r, st)| place(&r, &st).map(|(r, st)| (n, r, st)))
+                .collect(),
+            more,
+        ))
+    }
+
+    /// The groups `user` belongs to or is invited to, with their first members.
     pub fn groups_of(&self, user: UserId) -> Result<Vec<GroupInfo>, StoreError> {
         Ok(self.groups_where(user, None)?.0)
     }
@@ -217,12 +247,37 @@ impl Store {
             let mut out = Vec::new();
             for (id, name, owner_id, description) in rows {
                 let owner: String = users::table.find(owner_id).select(users::name).first(conn)?;
-                let members: Vec<(String, String, String)> = group_members::table
-                    .inner_join(users::table.on(users::id.eq(group_members::user_id)))
-                    .filter(group_members::group_id.eq(id))
+                let listed = || {
+                    group_members::table
+                        .inner_join(users::table.on(users::id.eq(group_members::user_id)))
+                        .filter(group_members::group_id.eq(id))
+                        .select((users::name, group_members::role, group_members::state))
+                };
+                let mut members: Vec<(String, String, String)> = listed()
                     .order(users::name)
-                    .select((users::name, group_members::role, group_members::state))
+                    .limit(i64::try_from(MEMBERS_LISTED).unwrap_or(i64::MAX))
                     .load(conn)?;
+                // The viewer's own place is always there, however far down the list.
+                let mine: Option<(String, String, String)> = listed()
+                    .filter(group_members::user_id.eq(user.0))
+                    .first(conn)
+                    .optional()?;
+                if let Some(m) = mine.filter(|m| !members.contains(m)) {
+                    members.push(m);
+                    members.sort();
+                }
+                let counts: Vec<(String, i64)> = group_members::table
+                    .filter(group_members::group_id.eq(id))
+                    .group_by(group_members::state)
+                    .select((group_members::state, diesel::dsl::count_star()))
+                    .load(conn)?;
+                let count = |state: Option<MemberState>| -> usize {
+                    counts
+                        .iter()
+                        .filter(|(s, _)| state.is_none_or(|st| st.as_str() == s))
+                        .map(|(_, n)| usize::try_from(*n).unwrap_or(0))
+                        .sum()
+                };
                 out.push(GroupInfo {
                     id: GroupId(id),
                     name,
@@ -232,6 +287,8 @@ impl Store {
                         .into_iter()
                         .filter_map(|(n, r, st)| place(&r, &st).map(|(r, st)| (n, r, st)))
                         .collect(),
+                    member_count: count(None),
+                    active_count: count(Some(MemberState::Active)),
                 });
             }
             Ok((out, more))

@@ -18,6 +18,7 @@ use crate::web::{State, WebState};
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/groups", web::get().to(page))
         .route("/groups", web::post().to(create))
+        .route("/groups/{name}/members", web::get().to(members_page))
         .route("/groups/{name}/{action}", web::post().to(act));
 }
 
@@ -57,7 +58,9 @@ pub async fn my_groups_page(
                 "owner": g.owner,
                 "description": g.description,
                 "members": members,
-                "active": g.members.iter().filter(|(_, _, s)| *s == MemberState::Active).count(),
+                "active": g.active_count,
+                "member_count": g.member_count,
+                "more_members": g.member_count > g.members.len(),
                 "is_owner": owner,
                 "invited": invited,
                 "can_leave": !owner && !invited,
@@ -264,4 +267,35 @@ pub(crate) async fn mail_invitation(
             &json!({"name": u.name, "from": from, "group": group, "link": format!("{}/groups", state.site_url)}),
         );
     }
+}
+
+/// A group's members and invitees, 50 a page (the group box lists the first 50).
+async fn members_page(
+    state: State,
+    req: HttpRequest,
+    v: Viewer,
+    name: web::Path<String>,
+    q: web::Query<crate::web::routes::PageQuery>,
+) -> Result<HttpResponse, WebError> {
+    let (me, group, at) = (v.user.clone(), name.into_inner(), q.page);
+    let g = group.clone();
+    let (members, more) = state.db(move |s| ops::group_members(s, &me, &g, at)).await?;
+    let members: Vec<Value> = members
+        .iter()
+        .map(|(n, role, st)| json!({"name": n, "role": role.as_str(), "state": st.as_str()}))
+        .collect();
+    Page::new(
+        "group_members",
+        &format!("Members of {group}"),
+        "groups",
+        json!({
+            "group": group,
+            "members": members,
+            "page": at + 1,
+            "has_prev": at > 0,
+            "prev": at.saturating_sub(1),
+            "next": more.then_some(at + 1),
+        }),
+    )
+    .render(&state, &req, Some(&v))
 }
