@@ -1107,7 +1107,10 @@ fn group(store: &Store, cmd: GroupCommand) -> anyhow::Result<()> {
                         .iter()
                         .map(|(n, r, s)| serde_json::json!({"user": n, "role": r.as_str(), "state": s.as_str()}))
                         .collect();
-                    let v = serde_json::json!({"name": g.name, "owner": g.owner, "description": g.description, "members": members});
+                    let v = serde_json::json!({
+                        "name": g.name, "owner": g.owner, "description": g.description,
+                        "members": members, "member_count": g.member_count,
+                    });
                     writeln!(out, "{v}")?;
                 } else {
                     let members: Vec<String> = g
@@ -1119,7 +1122,13 @@ fn group(store: &Store, cmd: GroupCommand) -> anyhow::Result<()> {
                             _ => n.clone(),
                         })
                         .collect();
-                    writeln!(out, "{}: {}", g.name, members.join(", "))?;
+                    let more = g.member_count.saturating_sub(g.members.len());
+                    let rest = if more > 0 {
+                        format!(" and {more} more")
+                    } else {
+                        String::new()
+                    };
+                    writeln!(out, "{}: {}{rest}", g.name, members.join(", "))?;
                 }
             }
         }
