@@ -381,12 +381,12 @@ async fn logs(state: State, u: ApiUser, q: web::Query<LogQuery>) -> ApiResult {
 }
 
 async fn search(state: State, u: ApiUser, q: web::Query<LogQuery>) -> ApiResult {
-    let text = q.into_inner().q;
+    let LogQuery { q: text, page, .. } = q.into_inner();
     if text.trim().is_empty() || text.len() > 200 {
         return Err(ApiError(WebError::BadRequest(
             "q: give 1-200 characters to search for".into(),
         )));
     }
-    let results = super::routes::pages::search_results(&state, &viewer(&u), text.trim()).await?;
+    let results = super::routes::pages::search_results(&state, &viewer(&u), text.trim(), page).await?;
     Ok(HttpResponse::Ok().json(results))
 }

@@ -99,6 +99,23 @@ macro_rules! account_columns {
     };
 }
 
+/// `LIMIT` for a page of `per`: one more, to tell whether more follow.
+fn window_limit(per: usize) -> i64 {
+    i64::try_from(per.saturating_add(1)).unwrap_or(i64::MAX)
+}
+
+/// `OFFSET` of page `page` of `per`.
+fn window_offset(page: usize, per: usize) -> i64 {
+    i64::try_from(page.saturating_mul(per)).unwrap_or(i64::MAX)
+}
+
+/// A page read with [`window_limit`]: its rows, and whether more follow.
+fn window<T>(mut rows: Vec<T>, per: usize) -> (Vec<T>, bool) {
+    let more = rows.len() > per;
+    rows.truncate(per);
+    (rows, more)
+}
+
 /// A name read by raw SQL.
 #[derive(QueryableByName)]
 struct Name {
@@ -431,24 +448,50 @@ impl Store {
 
     /// Enabled users whose name contains `q`, for share and invitation forms.
     pub fn search_users(&self, q: &str, limit: i64) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .search_users_page(q, 0, usize::try_from(limit).unwrap_or(0))?
+            .0)
+    }
+
+    /// Page `page` (`per` a page, by name) of [`Self::search_users`], and whether more follow.
+    pub fn search_users_page(
+        &self,
+        q: &str,
+        page: usize,
+        per: usize,
+    ) -> Result<(Vec<String>, bool), StoreError> {
         let mut conn = self.conn()?;
         let p = self.like_nocase(q);
         // Only confirmed users are suggested: an unconfirmed sign-up may be anyone's address.
-        Ok(users::table
+        let rows = users::table
             .filter(users::enabled.eq(true))
             .filter(users::email_verified.eq(true))
             .filter(lower(users::name).like(p).escape('\\'))
             .order(users::name)
-            .limit(limit)
+            .limit(window_limit(per))
+            .offset(window_offset(page, per))
             .select(users::name)
-            .load(&mut conn)?)
+            .load(&mut conn)?;
+        Ok(window(rows, per))
     }
 
     /// Groups whose name or description contains `q`: (name, description).
     pub fn search_groups(&self, q: &str, limit: i64) -> Result<Vec<(String, String)>, StoreError> {
+        Ok(self
+            .search_groups_page(q, 0, usize::try_from(limit).unwrap_or(0))?
+            .0)
+    }
+
+    /// Page `page` (`per` a page, by name) of [`Self::search_groups`], and whether more follow.
+    pub fn search_groups_page(
+        &self,
+        q: &str,
+        page: usize,
+        per: usize,
+    ) -> Result<(Vec<(String, String)>, bool), StoreError> {
         let mut conn = self.conn()?;
         let p = self.like_nocase(q);
-        Ok(groups::table
+        let rows = groups::table
             .filter(
                 lower(groups::name)
                     .like(&p)
@@ -456,40 +499,56 @@ impl Store {
                     .or(lower(groups::description).like(&p).escape('\\')),
             )
             .order(groups::name)
-            .limit(limit)
+            .limit(window_limit(per))
+            .offset(window_offset(page, per))
             .select((groups::name, groups::description))
-            .load(&mut conn)?)
+            .load(&mut conn)?;
+        Ok(window(rows, per))
     }
 
     /// Channel names in use (listed by a key or shared) that contain `q`. Channel names are
     /// tags, not owned rooms: knowing one exists gives nothing.
     pub fn search_channels(&self, q: &str, limit: i64) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .search_channels_page(q, 0, usize::try_from(limit).unwrap_or(0))?
+            .0)
+    }
+
+    /// Page `page` (`per` a page, by name) of [`Self::search_channels`], and whether more
+    /// follow.
+    pub fn search_channels_page(
+        &self,
+        q: &str,
+        page: usize,
+        per: usize,
+    ) -> Result<(Vec<String>, bool), StoreError> {
         let mut conn = self.conn()?;
         let p = self.like_nocase(q);
         // Rows are many (every key lists channels, every share names one), names few: walk
-        // the distinct names along the channel index (a loose index scan, one seek a name)
+        // the distinct names along each channel index (a loose index scan, one seek a name)
         // rather than scan a million rows for each search.
-        let (first, next) = match self.backend() {
-            Backend::Postgres => ("$1", "$2"),
-            Backend::Sqlite(_) => ("?", "?"),
+        let [a, b, c] = match self.backend() {
+            Backend::Postgres => ["$1", "$2", "$3"],
+            Backend::Sqlite(_) => ["?", "?", "?"],
         };
-        let mut names = Vec::new();
-        for table in ["authkey_channels", "shares"] {
-            let sql = format!(
-                "WITH RECURSIVE c(ch) AS (SELECT MIN(channel) FROM {table} \
-                 UNION ALL SELECT (SELECT MIN(channel) FROM {table} WHERE channel > c.ch) FROM c WHERE c.ch IS NOT NULL) \
-                 SELECT ch AS name FROM c WHERE ch IS NOT NULL AND lower(ch) LIKE {first} ESCAPE '\\' LIMIT {next}"
-            );
-            let rows: Vec<Name> = diesel::sql_query(sql)
-                .bind::<diesel::sql_types::Text, _>(&p)
-                .bind::<diesel::sql_types::BigInt, _>(limit)
-                .load(&mut conn)?;
-            names.extend(rows.into_iter().map(|r| r.name));
-        }
-        names.sort();
-        names.dedup();
-        names.truncate(usize::try_from(limit).unwrap_or(0));
-        Ok(names)
+        let walk = |t: &str, n: &str| {
+            format!(
+                "{n}(ch) AS (SELECT MIN(channel) FROM {t} \
+                 UNION ALL SELECT (SELECT MIN(channel) FROM {t} WHERE channel > {n}.ch) FROM {n} WHERE {n}.ch IS NOT NULL)"
+            )
+        };
+        let sql = format!(
+            "WITH RECURSIVE {}, {} SELECT ch AS name FROM (SELECT ch FROM k UNION SELECT ch FROM s) u \
+             WHERE ch IS NOT NULL AND lower(ch) LIKE {a} ESCAPE '\\' ORDER BY ch LIMIT {b} OFFSET {c}",
+            walk("authkey_channels", "k"),
+            walk("shares", "s")
+        );
+        let rows: Vec<Name> = diesel::sql_query(sql)
+            .bind::<diesel::sql_types::Text, _>(&p)
+            .bind::<diesel::sql_types::BigInt, _>(window_limit(per))
+            .bind::<diesel::sql_types::BigInt, _>(window_offset(page, per))
+            .load(&mut conn)?;
+        Ok(window(rows.into_iter().map(|r| r.name).collect(), per))
     }
 }
 
@@ -579,10 +638,13 @@ mod tests {
             vec!["x_y".to_owned()],
             "escaped"
         );
-        assert_eq!(
-            s.search_channels(".", 10).unwrap(),
-            vec!["Sensor.One".to_owned(), "dionaea.caps".to_owned()]
-        );
+        // In the database's collation: sorted here to compare.
+        let mut both = s.search_channels(".", 10).unwrap();
+        both.sort();
+        assert_eq!(both, vec!["Sensor.One".to_owned(), "dionaea.caps".to_owned()]);
+        let (first, more) = s.search_channels_page(".", 0, 1).unwrap();
+        let (second, last) = s.search_channels_page(".", 1, 1).unwrap();
+        assert!(more && !last && first.len() == 1 && second.len() == 1 && first != second);
         assert_eq!(s.search_channels("e", 1).unwrap().len(), 1, "limited");
     }
 

@@ -122,26 +122,26 @@ async fn logs(
 #[serde(default)]
 struct SearchQuery {
     q: String,
+    page: usize,
 }
 
-/// Results per kind.
-const SEARCH_LIMIT: i64 = 50;
-
-/// Everything matching `q` that the viewer may see: users, groups, channels in use, and
-/// lines of the viewer's own key log.
-pub async fn search_results(state: &WebState, v: &Viewer, q: &str) -> Result<Value, WebError> {
+/// Everything matching `q` that the viewer may see, page `page` of each kind (50 a
+/// page): users, groups, channels in use, and lines of the viewer's own key log; with
+/// `next_page` while any kind has more.
+pub async fn search_results(state: &WebState, v: &Viewer, q: &str, page: usize) -> Result<Value, WebError> {
     let (query, id) = (q.to_owned(), v.user.id);
     let (users, groups, channels, log) = state
         .db(move |s| -> Result<_, StoreError> {
-            let (log, _) = s.key_log_page(id, Some(&query), 0, PER_PAGE)?;
             Ok((
-                s.search_users(&query, SEARCH_LIMIT)?,
-                s.search_groups(&query, SEARCH_LIMIT)?,
-                s.search_channels(&query, SEARCH_LIMIT)?,
-                log,
+                s.search_users_page(&query, page, PER_PAGE)?,
+                s.search_groups_page(&query, page, PER_PAGE)?,
+                s.search_channels_page(&query, page, PER_PAGE)?,
+                s.key_log_page(id, Some(&query), page, PER_PAGE)?,
             ))
         })
         .await?;
+    let more = users.1 || groups.1 || channels.1 || log.1;
+    let (users, groups, channels, log) = (users.0, groups.0, channels.0, log.0);
     let groups: Vec<Value> = groups
         .into_iter()
         .map(|(name, description)| json!({"name": name, "description": description}))
@@ -151,6 +151,7 @@ pub async fn search_results(state: &WebState, v: &Viewer, q: &str) -> Result<Val
         "groups": groups,
         "channels": channels,
         "log": log.iter().map(log_json).collect::<Vec<_>>(),
+        "next_page": more.then_some(page + 1),
     }))
 }
 
@@ -160,7 +161,8 @@ async fn search(
     v: Viewer,
     q: web::Query<SearchQuery>,
 ) -> Result<HttpResponse, WebError> {
-    let q = q.into_inner().q.trim().to_owned();
+    let SearchQuery { q, page } = q.into_inner();
+    let q = q.trim().to_owned();
     if q.len() > 200 {
         return Err(WebError::BadRequest(
             "the search text is too long (at most 200 characters)".into(),
@@ -169,7 +171,7 @@ async fn search(
     let results = if q.is_empty() {
         Value::Null
     } else {
-        search_results(&state, &v, &q).await?
+        search_results(&state, &v, &q, page).await?
     };
     let total = ["users", "groups", "channels", "log"]
         .iter()
@@ -179,7 +181,16 @@ async fn search(
         "search",
         "Search",
         "search",
-        json!({"q": q, "results": results, "total": total, "searched": !q.is_empty()}),
+        json!({
+            "q_param": serde_urlencoded::to_string([("q", &q)]).unwrap_or_default(),
+            "q": q,
+            "results": results,
+            "total": total,
+            "searched": !q.is_empty(),
+            "page": page + 1,
+            "has_prev": page > 0,
+            "prev": page.saturating_sub(1),
+        }),
     )
     .render(&state, &req, Some(&v))
 }
