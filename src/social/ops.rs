@@ -538,6 +538,18 @@ pub fn my_outgoing(store: &Store, actor: &User, page: usize) -> Result<(Vec<Shar
 /// Outgoing shares on a page of the Shares page and of `GET /api/v1/shares`.
 pub const OUTGOING_PER_PAGE: usize = 50;
 
+/// Page `page` ([`OUTGOING_PER_PAGE`] a page, live first, then by channel) of what reaches
+/// `actor` (as the incoming half of [`my_shares`]), described; and whether more follow.
+pub fn my_incoming(store: &Store, actor: &User, page: usize) -> Result<(Vec<ShareInfo>, bool)> {
+    let (list, more) = store.shares_to_page(actor.id, page, OUTGOING_PER_PAGE)?;
+    let follows = store.follows_of(actor.id)?;
+    let mut list = store.describe_shares(list)?;
+    for s in &mut list {
+        s.followed = follows.contains(&s.share.id);
+    }
+    Ok((list, more))
+}
+
 /// What the actor shares, and what is offered to the actor (directly, through a group the
 /// actor is an active member of, or a public offer it took up); offers from users the
 /// actor blocked are hidden. Open public offers are [`public_offers`], a page at a time.
@@ -967,5 +979,40 @@ mod tests {
         set_key_enabled(s, &a, &ident, false).unwrap();
         assert!(!s.key_records().unwrap()[0].enabled);
         delete_key(s, &a, &ident).unwrap();
+    }
+
+    #[test]
+    fn paged_incoming_and_dashboard_counts_equal_the_whole_list() {
+        let f = fixture();
+        let s = &f.store;
+        let shape = crate::store::generate::Shape {
+            users: 300,
+            shares_per_user: 20,
+            ..Default::default()
+        };
+        s.generate(shape, 11).unwrap();
+        for i in (0..300).step_by(7) {
+            let me = s.user_by_name(&format!("u{i}")).unwrap().unwrap();
+            let (out, inc) = my_shares(s, &me).unwrap();
+            let mut paged = Vec::new();
+            for page in 0.. {
+                let (list, more) = my_incoming(s, &me, page).unwrap();
+                paged.extend(list);
+                if !more {
+                    break;
+                }
+            }
+            let ids = |l: &[ShareInfo]| {
+                let mut v: Vec<(i64, bool)> = l.iter().map(|x| (x.share.id.0, x.followed)).collect();
+                v.sort_unstable();
+                v
+            };
+            assert_eq!(ids(&paged), ids(&inc), "u{i}");
+            let c = s.share_counts(me.id).unwrap();
+            let count = |l: &[ShareInfo], st: ShareState| l.iter().filter(|x| x.share.state == st).count();
+            assert_eq!(c.live_out, count(&out, ShareState::Accepted), "u{i}");
+            assert_eq!(c.accepted_in, count(&inc, ShareState::Accepted), "u{i}");
+            assert_eq!(c.pending_in, count(&inc, ShareState::Offered), "u{i}");
+        }
     }
 }

@@ -173,23 +173,26 @@ struct SharesQuery {
     offers_page: usize,
     /// Which page of outgoing shares (50 a page, live first).
     page: usize,
+    /// Which page of incoming shares (50 a page, live first).
+    incoming_page: usize,
 }
 
 async fn list_shares(state: State, u: ApiUser, q: web::Query<SharesQuery>) -> ApiResult {
     let me = u.0.clone();
-    let (at, page) = (q.offers_page, q.page);
-    let (out, out_more, inc, offers, more) = state
+    let (at, page, inc_page) = (q.offers_page, q.page, q.incoming_page);
+    let (out, out_more, inc, inc_more, offers, more) = state
         .db(move |s| -> Result<_, crate::social::ops::SocialError> {
             let (out, out_more) = ops::my_outgoing(s, &me, page)?;
-            let (_, inc) = ops::my_shares(s, &me)?;
+            let (inc, inc_more) = ops::my_incoming(s, &me, inc_page)?;
             let (offers, more) = ops::public_offers(s, &me, at)?;
-            Ok((out, out_more, inc, offers, more))
+            Ok((out, out_more, inc, inc_more, offers, more))
         })
         .await?;
     Ok(HttpResponse::Ok().json(json!({
         "outgoing": out.iter().map(share_json).collect::<Vec<_>>(),
         "outgoing_next_page": out_more.then_some(page + 1),
         "incoming": inc.iter().map(share_json).collect::<Vec<_>>(),
+        "incoming_next_page": inc_more.then_some(inc_page + 1),
         "offers": offers.iter().map(share_json).collect::<Vec<_>>(),
         "offers_next_page": more.then_some(at + 1),
     })))

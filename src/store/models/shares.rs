@@ -63,6 +63,47 @@ macro_rules! share_columns {
     };
 }
 
+/// The dashboard's share figures.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ShareCounts {
+    /// Outgoing shares accepted (live).
+    pub live_out: usize,
+    /// Incoming shares accepted.
+    pub accepted_in: usize,
+    /// Incoming shares waiting for an answer.
+    pub pending_in: usize,
+}
+
+/// The shares that reach `user` (see [`Store::shares_to_page`]), as a query to refine.
+fn incoming_to(user: UserId) -> shares::BoxedQuery<'static, crate::store::connection::MultiBackend> {
+    use crate::domain::model::MemberState;
+    use crate::store::schema::{group_members, share_follows, user_blocks};
+    use diesel::dsl::{exists, not};
+    let my_groups = group_members::table
+        .filter(group_members::user_id.eq(user.0))
+        .filter(group_members::state.eq(MemberState::Active.as_str()))
+        .select(group_members::group_id.nullable());
+    let taken_up = share_follows::table
+        .filter(share_follows::user_id.eq(user.0))
+        .select(share_follows::share_id);
+    let blocked = user_blocks::table
+        .filter(user_blocks::blocker_id.eq(user.0))
+        .filter(user_blocks::blocked_id.eq(shares::from_user_id));
+    shares::table
+        .filter(shares::from_user_id.ne(user.0))
+        .filter(not(exists(blocked)))
+        .filter(
+            shares::to_kind
+                .eq("user")
+                .and(shares::to_user_id.eq(user.0))
+                .or(shares::to_kind
+                    .eq("group")
+                    .and(shares::to_group_id.eq_any(my_groups)))
+                .or(shares::to_kind.eq("everyone").and(shares::id.eq_any(taken_up))),
+        )
+        .into_boxed()
+}
+
 /// Every share (`only: None`) or the shares of these ids, read on `conn` (inside the
 /// caller's transaction).
 pub(crate) fn shares_in(conn: &mut AnyConnection, only: Option<&[i64]>) -> Result<Vec<Share>, StoreError> {
@@ -245,6 +286,52 @@ impl Store {
             incoming.sort_by_key(|s| s.id);
             incoming.dedup_by_key(|s| s.id);
             Ok((outgoing.into_iter().filter_map(to_share).collect(), incoming))
+        })
+    }
+
+    /// Page `page` (`per` a page, live first, then by channel and age) of the shares that
+    /// reach `user`: offered to them, to a group they are an active member of, or public
+    /// offers they took up, not from themself nor from users they blocked; and whether
+    /// more follow. One query with subqueries, as the Shared-with-me page lists them.
+    pub fn shares_to_page(
+        &self,
+        user: UserId,
+        page: usize,
+        per: usize,
+    ) -> Result<(Vec<Share>, bool), StoreError> {
+        let mut conn = self.conn()?;
+        let live = [ShareState::Offered.as_str(), ShareState::Accepted.as_str()];
+        let rows: Vec<ShareRow> = incoming_to(user)
+            .order((shares::state.eq_any(live).desc(), shares::channel, shares::id))
+            .limit(i64::try_from(per + 1).unwrap_or(i64::MAX))
+            .offset(i64::try_from(page.saturating_mul(per)).unwrap_or(i64::MAX))
+            .select(share_columns!())
+            .load(&mut conn)?;
+        let more = rows.len() > per;
+        Ok((rows.into_iter().take(per).filter_map(to_share).collect(), more))
+    }
+
+    /// For the dashboard, counted in SQL: `user`'s live outgoing shares, and the incoming
+    /// ones (as [`Self::shares_to_page`]) accepted and still offered.
+    pub fn share_counts(&self, user: UserId) -> Result<ShareCounts, StoreError> {
+        let mut conn = self.conn()?;
+        let n = |v: i64| usize::try_from(v).unwrap_or(0);
+        let out: i64 = shares::table
+            .filter(shares::from_user_id.eq(user.0))
+            .filter(shares::state.eq(ShareState::Accepted.as_str()))
+            .count()
+            .get_result(&mut conn)?;
+        let mut of = |s: ShareState| -> Result<usize, StoreError> {
+            let c: i64 = incoming_to(user)
+                .filter(shares::state.eq(s.as_str()))
+                .count()
+                .get_result(&mut conn)?;
+            Ok(n(c))
+        };
+        Ok(ShareCounts {
+            live_out: n(out),
+            accepted_in: of(ShareState::Accepted)?,
+            pending_in: of(ShareState::Offered)?,
         })
     }
 

@@ -5,7 +5,6 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::domain::log::KeyLogEntry;
-use crate::domain::model::ShareState;
 use crate::social::ops::{self, SocialError};
 use crate::store::StoreError;
 use crate::web::error::WebError;
@@ -45,23 +44,16 @@ async fn home(state: State, req: HttpRequest, v: MaybeViewer) -> Result<HttpResp
         return Page::new("home", "hpfriends", "", json!({})).render(&state, &req, None);
     };
     let me = v.user.clone();
-    let (out, inc, groups, log) = state
+    // Counted in SQL: a user with thousands of shares loads none of them here.
+    let (counts, groups, log) = state
         .db(move |s| -> Result<_, SocialError> {
-            let (out, inc) = ops::my_shares(s, &me)?;
+            let counts = s.share_counts(me.id)?;
             let groups = ops::my_groups(s, &me)?;
             let log = s.key_log_of(me.id, 5)?;
-            Ok((out, inc, groups, log))
+            Ok((counts, groups, log))
         })
         .await?;
     let keys = my_keys(&state, &v).await?;
-    let live_out = out
-        .iter()
-        .filter(|s| s.share.state == ShareState::Accepted)
-        .count();
-    let pending_in = inc
-        .iter()
-        .filter(|s| s.share.state == ShareState::Offered)
-        .count();
     let invitations: Vec<&str> = groups
         .iter()
         .filter(|g| {
@@ -82,9 +74,9 @@ async fn home(state: State, req: HttpRequest, v: MaybeViewer) -> Result<HttpResp
             "name": v.user.name,
             "keys": keys.len(),
             "connected": connected,
-            "shares_out": live_out,
-            "shares_in": inc.iter().filter(|s| s.share.state == ShareState::Accepted).count(),
-            "pending_in": pending_in,
+            "shares_out": counts.live_out,
+            "shares_in": counts.accepted_in,
+            "pending_in": counts.pending_in,
             "groups": groups.len(),
             "invitations": invitations,
             "log": log.iter().map(log_json).collect::<Vec<_>>(),

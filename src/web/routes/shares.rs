@@ -49,11 +49,6 @@ fn share_json(s: &ShareInfo) -> Value {
     })
 }
 
-fn sorted(mut list: Vec<ShareInfo>) -> Vec<ShareInfo> {
-    list.sort_by_key(|s| (!live(s.share.state), s.share.channel.clone(), s.share.id));
-    list
-}
-
 #[derive(Deserialize, Default, Clone)]
 #[serde(default)]
 struct OfferForm {
@@ -312,6 +307,8 @@ impl ShareOp {
 #[serde(default)]
 struct OffersPage {
     offers: usize,
+    /// Which page of what is shared with the viewer.
+    page: usize,
 }
 
 async fn shared_page(
@@ -321,10 +318,10 @@ async fn shared_page(
     page: web::Query<OffersPage>,
 ) -> Result<HttpResponse, WebError> {
     let me = v.user.clone();
-    let at = page.offers;
-    let (incoming, offers, more, owned_groups, blocks) = state
+    let (at, inc_at) = (page.offers, page.page);
+    let (incoming, inc_more, offers, more, owned_groups, blocks) = state
         .db(move |s| -> Result<_, SocialError> {
-            let (_, inc) = ops::my_shares(s, &me)?;
+            let (inc, inc_more) = ops::my_incoming(s, &me, inc_at)?;
             let (offers, more) = ops::public_offers(s, &me, at)?;
             let blocks = ops::my_blocks(s, &me)?;
             let owned: Vec<crate::domain::GroupId> = s
@@ -336,11 +333,11 @@ async fn shared_page(
                 })
                 .map(|g| g.id)
                 .collect();
-            Ok((inc, offers, more, owned, blocks))
+            Ok((inc, inc_more, offers, more, owned, blocks))
         })
         .await?;
     let me_id = v.user.id;
-    let shares: Vec<Value> = sorted(incoming)
+    let shares: Vec<Value> = incoming
         .iter()
         .chain(offers.iter())
         .map(|s| {
@@ -376,6 +373,12 @@ async fn shared_page(
             "offers_has_prev": at > 0,
             "offers_prev": at.saturating_sub(1),
             "offers_next": more.then_some(at + 1),
+            "offers_at": at,
+            "page_at": inc_at,
+            "page": inc_at + 1,
+            "has_prev": inc_at > 0,
+            "prev": inc_at.saturating_sub(1),
+            "next": inc_more.then_some(inc_at + 1),
         }),
     )
     .render(&state, &req, Some(&v))
