@@ -4,7 +4,7 @@
 //! for subscribe and unsubscribe, which 3.1.0 lets grow to 1 MiB: a channel longer than 255
 //! bytes can never be published to (publish prefixes it with a u8), so we refuse such frames.
 
-use super::frame::{HEADER_LEN, Opcode};
+use super::header::{HEADER_LEN, Opcode};
 use super::names::MAX_NAME_LEN;
 
 /// Payload bytes a publish may carry by default, as 3.1.0's `MAXBUF`.

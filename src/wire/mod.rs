@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod codec;
 pub mod frame;
+pub mod header;
 pub mod limits;
 pub mod names;
 #[cfg(test)]
