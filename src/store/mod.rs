@@ -78,6 +78,23 @@ pub(crate) fn by_id_ranges<T>(
     Ok(())
 }
 
+/// `LIMIT` for a page of `per`: one row more, to tell whether more follow.
+pub(crate) fn page_limit(per: usize) -> i64 {
+    i64::try_from(per.saturating_add(1)).unwrap_or(i64::MAX)
+}
+
+/// `OFFSET` of page `page` (from 0) of `per`.
+pub(crate) fn page_offset(page: usize, per: usize) -> i64 {
+    i64::try_from(page.saturating_mul(per)).unwrap_or(i64::MAX)
+}
+
+/// A page read with [`page_limit`]: its rows, and whether more follow.
+pub(crate) fn page_rows<T>(mut rows: Vec<T>, per: usize) -> (Vec<T>, bool) {
+    let more = rows.len() > per;
+    rows.truncate(per);
+    (rows, more)
+}
+
 /// What can go wrong talking to the database, worded for the operator.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -31,6 +31,7 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ("secret", include_str!("../../templates/secret.hbs")),
     ("groups", include_str!("../../templates/groups.hbs")),
     ("group_members", include_str!("../../templates/group_members.hbs")),
+    ("pager", include_str!("../../templates/pager.hbs")),
     ("logs", include_str!("../../templates/logs.hbs")),
     ("search", include_str!("../../templates/search.hbs")),
     ("graph", include_str!("../../templates/graph.hbs")),

@@ -14,7 +14,7 @@ use super::audit;
 use crate::domain::UserId;
 use crate::domain::listing::User;
 use crate::store::schema::{groups, server_secrets, tokens, users, web_sessions};
-use crate::store::{Backend, Store, StoreError, conflict, lower, now};
+use crate::store::{Backend, Store, StoreError, conflict, lower, now, page_limit, page_offset, page_rows};
 
 /// What a one-time or standing token is for (the `tokens.kind` column).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,23 +97,6 @@ macro_rules! account_columns {
             users::email_verified,
         )
     };
-}
-
-/// `LIMIT` for a page of `per`: one more, to tell whether more follow.
-fn window_limit(per: usize) -> i64 {
-    i64::try_from(per.saturating_add(1)).unwrap_or(i64::MAX)
-}
-
-/// `OFFSET` of page `page` of `per`.
-fn window_offset(page: usize, per: usize) -> i64 {
-    i64::try_from(page.saturating_mul(per)).unwrap_or(i64::MAX)
-}
-
-/// A page read with [`window_limit`]: its rows, and whether more follow.
-fn window<T>(mut rows: Vec<T>, per: usize) -> (Vec<T>, bool) {
-    let more = rows.len() > per;
-    rows.truncate(per);
-    (rows, more)
 }
 
 /// A name read by raw SQL.
@@ -468,11 +451,11 @@ impl Store {
             .filter(users::email_verified.eq(true))
             .filter(lower(users::name).like(p).escape('\\'))
             .order(users::name)
-            .limit(window_limit(per))
-            .offset(window_offset(page, per))
+            .limit(page_limit(per))
+            .offset(page_offset(page, per))
             .select(users::name)
             .load(&mut conn)?;
-        Ok(window(rows, per))
+        Ok(page_rows(rows, per))
     }
 
     /// Groups whose name or description contains `q`: (name, description).
@@ -499,11 +482,11 @@ impl Store {
                     .or(lower(groups::description).like(&p).escape('\\')),
             )
             .order(groups::name)
-            .limit(window_limit(per))
-            .offset(window_offset(page, per))
+            .limit(page_limit(per))
+            .offset(page_offset(page, per))
             .select((groups::name, groups::description))
             .load(&mut conn)?;
-        Ok(window(rows, per))
+        Ok(page_rows(rows, per))
     }
 
     /// Channel names in use (listed by a key or shared) that contain `q`. Channel names are
@@ -545,10 +528,10 @@ impl Store {
         );
         let rows: Vec<Name> = diesel::sql_query(sql)
             .bind::<diesel::sql_types::Text, _>(&p)
-            .bind::<diesel::sql_types::BigInt, _>(window_limit(per))
-            .bind::<diesel::sql_types::BigInt, _>(window_offset(page, per))
+            .bind::<diesel::sql_types::BigInt, _>(page_limit(per))
+            .bind::<diesel::sql_types::BigInt, _>(page_offset(page, per))
             .load(&mut conn)?;
-        Ok(window(rows.into_iter().map(|r| r.name).collect(), per))
+        Ok(page_rows(rows.into_iter().map(|r| r.name).collect(), per))
     }
 }
 

@@ -288,8 +288,8 @@ impl Store {
             }
             if let Some((page, per)) = window {
                 q = q
-                    .limit(i64::try_from(per + 1).unwrap_or(i64::MAX))
-                    .offset(i64::try_from(page.saturating_mul(per)).unwrap_or(i64::MAX));
+                    .limit(crate::store::page_limit(per))
+                    .offset(crate::store::page_offset(page, per));
             }
             let mut rows: Vec<(i64, String, String, bool, String, i64)> = q
                 .order(authkeys::ident)
@@ -302,10 +302,14 @@ impl Store {
                     authkeys::created_at,
                 ))
                 .load(conn)?;
-            let more = window.is_some_and(|(_, per)| rows.len() > per);
-            if let Some((_, per)) = window {
-                rows.truncate(per);
-            }
+            let more = match window {
+                Some((_, per)) => {
+                    let (page, more) = crate::store::page_rows(rows, per);
+                    rows = page;
+                    more
+                }
+                None => false,
+            };
             let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
             let mut lists = channel_lists(conn, owner.map(|_| ids.as_slice()))?;
             let list = rows

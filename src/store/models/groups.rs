@@ -189,14 +189,13 @@ impl Store {
             .inner_join(users::table.on(users::id.eq(group_members::user_id)))
             .filter(group_members::group_id.eq(group.0))
             .order(users::name)
-            .limit(i64::try_from(per + 1).unwrap_or(i64::MAX))
-            .offset(i64::try_from(page.saturating_mul(per)).unwrap_or(i64::MAX))
+            .limit(crate::store::page_limit(per))
+            .offset(crate::store::page_offset(page, per))
             .select((users::name, group_members::role, group_members::state))
             .load(&mut conn)?;
-        let more = rows.len() > per;
+        let (rows, more) = crate::store::page_rows(rows, per);
         Ok((
             rows.into_iter()
-                .take(per)
                 .filter_map(|(n, r, st)| place(&r, &st).map(|(r, st)| (n, r, st)))
                 .collect(),
             more,
@@ -236,14 +235,18 @@ impl Store {
                 .into_boxed();
             if let Some((page, per)) = window {
                 q = q
-                    .limit(i64::try_from(per + 1).unwrap_or(i64::MAX))
-                    .offset(i64::try_from(page.saturating_mul(per)).unwrap_or(i64::MAX));
+                    .limit(crate::store::page_limit(per))
+                    .offset(crate::store::page_offset(page, per));
             }
             let mut rows: Vec<(i64, String, i64, String)> = q.load(conn)?;
-            let more = window.is_some_and(|(_, per)| rows.len() > per);
-            if let Some((_, per)) = window {
-                rows.truncate(per);
-            }
+            let more = match window {
+                Some((_, per)) => {
+                    let (page, more) = crate::store::page_rows(rows, per);
+                    rows = page;
+                    more
+                }
+                None => false,
+            };
             let mut out = Vec::new();
             for (id, name, owner_id, description) in rows {
                 let owner: String = users::table.find(owner_id).select(users::name).first(conn)?;

@@ -87,8 +87,8 @@ impl Store {
         }
         let rows = query
             .order(key_log::id.desc())
-            .limit(i64::try_from(per + 1).unwrap_or(i64::MAX))
-            .offset(i64::try_from(page.saturating_mul(per)).unwrap_or(i64::MAX))
+            .limit(crate::store::page_limit(per))
+            .offset(crate::store::page_offset(page, per))
             .select((
                 key_log::at,
                 key_log::ident,
@@ -98,8 +98,8 @@ impl Store {
                 key_log::detail,
             ))
             .load::<Row>(&mut conn)?;
-        let more = rows.len() > per;
-        Ok((rows.into_iter().take(per).map(entry).collect(), more))
+        let (rows, more) = crate::store::page_rows(rows, per);
+        Ok((rows.into_iter().map(entry).collect(), more))
     }
 
     /// The newest `limit` entries about keys `owner` owns, newest first.

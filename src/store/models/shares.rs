@@ -303,12 +303,12 @@ impl Store {
         let live = [ShareState::Offered.as_str(), ShareState::Accepted.as_str()];
         let rows: Vec<ShareRow> = incoming_to(user)
             .order((shares::state.eq_any(live).desc(), shares::channel, shares::id))
-            .limit(i64::try_from(per + 1).unwrap_or(i64::MAX))
-            .offset(i64::try_from(page.saturating_mul(per)).unwrap_or(i64::MAX))
+            .limit(crate::store::page_limit(per))
+            .offset(crate::store::page_offset(page, per))
             .select(share_columns!())
             .load(&mut conn)?;
-        let more = rows.len() > per;
-        Ok((rows.into_iter().take(per).filter_map(to_share).collect(), more))
+        let (rows, more) = crate::store::page_rows(rows, per);
+        Ok((rows.into_iter().filter_map(to_share).collect(), more))
     }
 
     /// For the dashboard, counted in SQL: `user`'s live outgoing shares, and the incoming
@@ -348,12 +348,12 @@ impl Store {
         let rows: Vec<ShareRow> = shares::table
             .filter(shares::from_user_id.eq(user.0))
             .order((shares::state.eq_any(live).desc(), shares::channel, shares::id))
-            .limit(i64::try_from(per + 1).unwrap_or(i64::MAX))
-            .offset(i64::try_from(page.saturating_mul(per)).unwrap_or(i64::MAX))
+            .limit(crate::store::page_limit(per))
+            .offset(crate::store::page_offset(page, per))
             .select(share_columns!())
             .load(&mut conn)?;
-        let more = rows.len() > per;
-        Ok((rows.into_iter().take(per).filter_map(to_share).collect(), more))
+        let (rows, more) = crate::store::page_rows(rows, per);
+        Ok((rows.into_iter().filter_map(to_share).collect(), more))
     }
 
     /// One page (`per` a page, newest first) of the open public offers `user` has not taken
@@ -383,12 +383,12 @@ impl Store {
             .filter(not(exists(blocked)))
             .filter(not(exists(taken)))
             .order(shares::id.desc())
-            .limit(i64::try_from(per + 1).unwrap_or(i64::MAX))
-            .offset(i64::try_from(page.saturating_mul(per)).unwrap_or(i64::MAX))
+            .limit(crate::store::page_limit(per))
+            .offset(crate::store::page_offset(page, per))
             .select(share_columns!())
             .load(&mut conn)?;
-        let more = rows.len() > per;
-        Ok((rows.into_iter().take(per).filter_map(to_share).collect(), more))
+        let (rows, more) = crate::store::page_rows(rows, per);
+        Ok((rows.into_iter().filter_map(to_share).collect(), more))
     }
 
     /// Every share in the database.

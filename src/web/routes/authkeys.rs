@@ -116,15 +116,15 @@ async fn render_page_at(
         "authkeys",
         "Authkeys",
         "authkeys",
-        json!({
-            "keys": keys,
-            "form": form,
-            "errors": errors.to_json(),
-            "page": at + 1,
-            "has_prev": at > 0,
-            "prev": at.saturating_sub(1),
-            "next": more.then_some(at + 1),
-        }),
+        crate::web::routes::paged(
+            json!({
+                "keys": keys,
+                "form": form,
+                "errors": errors.to_json(),
+            }),
+            at,
+            more,
+        ),
     )
     .status(status)
     .render(state, req, Some(v))

@@ -96,16 +96,16 @@ async fn render_page_at(
         "groups",
         "Groups",
         "groups",
-        json!({
-            "groups": groups,
-            "users": users,
-            "form": form,
-            "errors": errors.to_json(),
-            "page": at + 1,
-            "has_prev": at > 0,
-            "prev": at.saturating_sub(1),
-            "next": more.then_some(at + 1),
-        }),
+        crate::web::routes::paged(
+            json!({
+                "groups": groups,
+                "users": users,
+                "form": form,
+                "errors": errors.to_json(),
+            }),
+            at,
+            more,
+        ),
     )
     .status(status)
     .render(state, req, Some(v))
@@ -288,14 +288,15 @@ async fn members_page(
         "group_members",
         &format!("Members of {group}"),
         "groups",
-        json!({
-            "group": group,
-            "members": members,
-            "page": at + 1,
-            "has_prev": at > 0,
-            "prev": at.saturating_sub(1),
-            "next": more.then_some(at + 1),
-        }),
+        crate::web::routes::paged(
+            json!({
+                "members_base": format!("/groups/{group}/members?"),
+                "group": group,
+                "members": members,
+            }),
+            at,
+            more,
+        ),
     )
     .render(&state, &req, Some(&v))
 }

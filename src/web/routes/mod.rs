@@ -27,6 +27,25 @@ pub struct PageQuery {
     pub page: usize,
 }
 
+/// `ctx` with what `templates/pager.hbs` reads for page `at` (from 0) of a list, `more`
+/// telling whether another page follows.
+pub fn paged(mut ctx: serde_json::Value, at: usize, more: bool) -> serde_json::Value {
+    if let Some(m) = ctx.as_object_mut() {
+        m.insert("page".into(), (at + 1).into());
+        m.insert("has_prev".into(), (at > 0).into());
+        m.insert("prev".into(), at.saturating_sub(1).into());
+        m.insert(
+            "next".into(),
+            if more {
+                (at + 1).into()
+            } else {
+                serde_json::Value::Null
+            },
+        );
+    }
+    ctx
+}
+
 /// Every page route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/assets/{name}", web::get().to(asset))

@@ -98,14 +98,14 @@ async fn logs(
         "logs",
         "Logs",
         "logs",
-        json!({
-            "entries": log.iter().map(log_json).collect::<Vec<_>>(),
-            "per_page": PER_PAGE,
-            "page": at + 1,
-            "has_prev": at > 0,
-            "prev": at.saturating_sub(1),
-            "next": more.then_some(at + 1),
-        }),
+        crate::web::routes::paged(
+            json!({
+                "entries": log.iter().map(log_json).collect::<Vec<_>>(),
+                "per_page": PER_PAGE,
+            }),
+            at,
+            more,
+        ),
     )
     .render(&state, &req, Some(&v))
 }

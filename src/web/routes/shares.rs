@@ -86,26 +86,26 @@ async fn shares_ctx(
         .await?;
     let shares: Vec<Value> = outgoing.iter().map(share_json).collect();
     let users: Vec<String> = users.into_iter().filter(|u| *u != v.user.name).collect();
-    Ok(json!({
-        "shares": shares,
-        "users": users,
-        "groups": groups,
-        "channels": channels,
-        "form": {
-            "channel": form.channel,
-            "to": form.to,
-            "to_user": form.to_kind.is_empty() || form.to_kind == "user",
-            "to_group": form.to_kind == "group",
-            "to_everyone": form.to_kind == "everyone",
-            "redistribute": form.kind == "redistribute",
-            "onward": !form.onward.is_empty(),
-        },
-        "errors": errors.to_json(),
-        "page": at + 1,
-        "has_prev": at > 0,
-        "prev": at.saturating_sub(1),
-        "next": more.then_some(at + 1),
-    }))
+    Ok(crate::web::routes::paged(
+        json!({
+            "shares": shares,
+            "users": users,
+            "groups": groups,
+            "channels": channels,
+            "form": {
+                "channel": form.channel,
+                "to": form.to,
+                "to_user": form.to_kind.is_empty() || form.to_kind == "user",
+                "to_group": form.to_kind == "group",
+                "to_everyone": form.to_kind == "everyone",
+                "redistribute": form.kind == "redistribute",
+                "onward": !form.onward.is_empty(),
+            },
+            "errors": errors.to_json(),
+        }),
+        at,
+        more,
+    ))
 }
 
 async fn shares_page(
@@ -365,21 +365,21 @@ async fn shared_page(
         "shared_with_me",
         "Shared with me",
         "shared",
-        json!({
-            "shares": shares,
-            "pending": pending,
-            "blocks": blocks,
-            "offers_page": at + 1,
-            "offers_has_prev": at > 0,
-            "offers_prev": at.saturating_sub(1),
-            "offers_next": more.then_some(at + 1),
-            "offers_at": at,
-            "page_at": inc_at,
-            "page": inc_at + 1,
-            "has_prev": inc_at > 0,
-            "prev": inc_at.saturating_sub(1),
-            "next": inc_more.then_some(inc_at + 1),
-        }),
+        crate::web::routes::paged(
+            json!({
+                "shares": shares,
+                "pending": pending,
+                "blocks": blocks,
+                "offers_page": at + 1,
+                "offers_has_prev": at > 0,
+                "offers_prev": at.saturating_sub(1),
+                "offers_next": more.then_some(at + 1),
+                "offers_at": at,
+                "page_at": inc_at,
+            }),
+            inc_at,
+            inc_more,
+        ),
     )
     .render(&state, &req, Some(&v))
 }
