@@ -120,15 +120,27 @@ pub enum StoreError {
     /// What was named does not exist.
     #[error("{0}")]
     NotFound(String),
-    /// Any other database error.
+    /// Any other database error, as the driver worded it (diesel's types stay in `store`).
     #[error("database error: {0}")]
-    Query(#[from] DieselError),
+    Query(String),
     /// A connection could not be had from the pool in time.
-    #[error("database unavailable: {}", one_line(&.0.to_string()))]
-    Pool(#[from] diesel::r2d2::PoolError),
+    #[error("database unavailable: {0}")]
+    Pool(String),
     /// Authkey secrets cannot be sealed or opened (no key, wrong key, unreadable key file).
     #[error("{0}")]
     Sealing(String),
+}
+
+impl From<DieselError> for StoreError {
+    fn from(e: DieselError) -> Self {
+        StoreError::Query(e.to_string())
+    }
+}
+
+impl From<diesel::r2d2::PoolError> for StoreError {
+    fn from(e: diesel::r2d2::PoolError) -> Self {
+        StoreError::Pool(one_line(&e.to_string()))
+    }
 }
 
 /// Which database a URL names.
@@ -399,7 +411,7 @@ pub fn now() -> i64 {
 pub(crate) fn conflict(e: DieselError, message: impl FnOnce() -> String) -> StoreError {
     match e {
         DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => StoreError::Conflict(message()),
-        other => StoreError::Query(other),
+        other => StoreError::from(other),
     }
 }
 
