@@ -98,17 +98,6 @@ async fn render_page(
     form: Value,
     errors: &FieldErrors,
     status: StatusCode,
-) -> Result<HttpResponse, WebError> {
-    render_page_at(state, req, v, form, errors, status, 0).await
-}
-
-async fn render_page_at(
-    state: &WebState,
-    req: &HttpRequest,
-    v: &Viewer,
-    form: Value,
-    errors: &FieldErrors,
-    status: StatusCode,
     at: usize,
 ) -> Result<HttpResponse, WebError> {
     let (keys, more) = my_keys_page(state, v, Some(at)).await?;
@@ -136,7 +125,7 @@ async fn page(
     v: Viewer,
     q: web::Query<crate::web::routes::PageQuery>,
 ) -> Result<HttpResponse, WebError> {
-    render_page_at(
+    render_page(
         &state,
         &req,
         &v,
@@ -196,7 +185,16 @@ async fn create(
         Ok(x) => x,
         Err(errors) => {
             let form = json!({"publish": f.publish, "subscribe": f.subscribe, "comment": f.comment});
-            return render_page(&state, &req, &v, form, &errors, StatusCode::UNPROCESSABLE_ENTITY).await;
+            return render_page(
+                &state,
+                &req,
+                &v,
+                form,
+                &errors,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                0,
+            )
+            .await;
         }
     };
     let me = v.user.clone();
@@ -251,6 +249,7 @@ async fn act(
                         json!({}),
                         &errors,
                         StatusCode::UNPROCESSABLE_ENTITY,
+                        0,
                     )
                     .await;
                 }

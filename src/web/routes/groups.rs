@@ -77,17 +77,6 @@ async fn render_page(
     form: Value,
     errors: &FieldErrors,
     status: StatusCode,
-) -> Result<HttpResponse, WebError> {
-    render_page_at(state, req, v, form, errors, status, 0).await
-}
-
-async fn render_page_at(
-    state: &WebState,
-    req: &HttpRequest,
-    v: &Viewer,
-    form: Value,
-    errors: &FieldErrors,
-    status: StatusCode,
     at: usize,
 ) -> Result<HttpResponse, WebError> {
     let (groups, more) = my_groups_page(state, v, Some(at)).await?;
@@ -117,7 +106,7 @@ async fn page(
     v: Viewer,
     q: web::Query<crate::web::routes::PageQuery>,
 ) -> Result<HttpResponse, WebError> {
-    render_page_at(
+    render_page(
         &state,
         &req,
         &v,
@@ -164,7 +153,16 @@ async fn create(
         }
     }
     let form = json!({"name": name, "description": description});
-    render_page(&state, &req, &v, form, &errors, StatusCode::UNPROCESSABLE_ENTITY).await
+    render_page(
+        &state,
+        &req,
+        &v,
+        form,
+        &errors,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        0,
+    )
+    .await
 }
 
 #[derive(Deserialize, Default)]
@@ -240,6 +238,7 @@ async fn act(
                 json!({"user": who}),
                 &errors,
                 StatusCode::UNPROCESSABLE_ENTITY,
+                0,
             )
             .await
         }
