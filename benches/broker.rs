@@ -132,9 +132,11 @@ fn fanout(c: &mut Criterion) {
             g.throughput(Throughput::Elements(n));
             g.bench_function(BenchmarkId::new(label, n), |b| {
                 let mut sink = Vec::new();
+                let mut stalled = Vec::new();
                 let mut i = 0u32;
                 b.iter(|| {
-                    let delivered = router.publish(UserId(7), "dionaea.capture", &frame);
+                    let delivered = router.publish(UserId(7), "dionaea.capture", &frame, &mut stalled);
+                    stalled.clear();
                     i += 1;
                     if i.is_multiple_of(64) {
                         for h in &handles {

@@ -532,10 +532,10 @@ pub struct BenchArgs {
     /// Total publish rate, msg/s [default: as fast as possible].
     #[arg(long)]
     rate: Option<u64>,
-    /// Bytes publishers may run ahead of the subscribers (0: unbounded). Without a bound a
-    /// flat-out generator outruns its own subscribers and measures the broker's
-    /// slow-consumer policy instead of its throughput.
-    #[arg(long, default_value_t = 4 * 1024 * 1024)]
+    /// Bytes publishers may run ahead of the subscribers (0: unbounded, flat out as a
+    /// sensor burst or a replay sends). A window makes the generator wait for its own
+    /// subscribers, which hides how a broker copes with publishers outrunning them.
+    #[arg(long, default_value_t = 0)]
     window: u64,
     /// Soak: run the steady workload (--rate, default 1000 msg/s) for this many seconds
     /// while --churn clients connect and disconnect; reports loss and the broker's memory
@@ -566,6 +566,18 @@ pub enum BenchWhat {
     /// starts `serve` on each and measures start-up, memory, share changes reaching a live
     /// connection (API and CLI), CPU per change and subscribe cost on a crowded channel.
     Graph(GraphArgs),
+    /// The floor to compare against: a bare relay (any auth accepted, no ACL, no queues)
+    /// that forwards frame bytes to subscribers with blocking writes. Runs until killed;
+    /// never expose it.
+    Relay(RelayArgs),
+}
+
+/// Options of `bench relay`.
+#[derive(Debug, Args)]
+pub struct RelayArgs {
+    /// Where to listen.
+    #[arg(long, default_value = "127.0.0.1:10992")]
+    listen: SocketAddr,
 }
 
 /// Options of `bench graph`.
@@ -641,8 +653,18 @@ fn tempfile_dir(dir: Option<std::path::PathBuf>) -> anyhow::Result<std::path::Pa
 }
 
 fn bench(args: BenchArgs) -> anyhow::Result<()> {
-    if let Some(BenchWhat::Graph(g)) = args.what {
-        return bench_graph(g);
+    match args.what {
+        Some(BenchWhat::Graph(g)) => return bench_graph(g),
+        Some(BenchWhat::Relay(r)) => {
+            let listener = std::net::TcpListener::bind(r.listen)
+                .with_context(|| format!("cannot listen on {}", r.listen))?;
+            eprintln!(
+                "bench relay listening on {} (no auth, no ACL: a benchmark floor only)",
+                r.listen
+            );
+            return bench::relay::run(&listener).context("relay failed");
+        }
+        None => {}
     }
     if args.size < bench::MIN_SIZE {
         bail!("--size must be at least {} bytes", bench::MIN_SIZE);

@@ -30,8 +30,12 @@ pub const DEFAULT_AUTH_FREE_FAILURES: u32 = 5;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SlowConsumerPolicy {
-    /// Drop the connection (the client reconnects; nothing queued grows without bound).
+    /// The publishers feeding a full outbox stop reading their sockets until it drains,
+    /// for at most `stall_timeout_ms`; a subscriber full for longer is cut. Nothing is lost
+    /// for a subscriber that reads, and memory stays bounded by the outboxes.
     #[default]
+    Backpressure,
+    /// Drop the connection (the client reconnects; nothing queued grows without bound).
     Disconnect,
     /// Keep the connection, dropping its oldest queued messages (counted).
     DropOldest,
@@ -70,6 +74,9 @@ pub struct Config {
     pub outbox_bytes: usize,
     /// What happens to a subscriber whose outbox is full.
     pub slow_consumer: SlowConsumerPolicy,
+    /// Backpressure: milliseconds a subscriber's outbox may stay full, its publishers
+    /// paused, before it is cut as a slow consumer.
+    pub stall_timeout_ms: u64,
     /// Seconds a new connection has to authenticate.
     pub auth_timeout_secs: u64,
     /// Seconds an authenticated client has to finish a frame it started (slowloris).
@@ -142,7 +149,8 @@ impl Default for Config {
             max_subscriptions: 1_000,
             max_subscriptions_per_key: 10_000,
             outbox_bytes: 16 * 1024 * 1024,
-            slow_consumer: SlowConsumerPolicy::Disconnect,
+            slow_consumer: SlowConsumerPolicy::Backpressure,
+            stall_timeout_ms: 5_000,
             auth_timeout_secs: 10,
             frame_timeout_secs: 30,
             auth_free_failures: DEFAULT_AUTH_FREE_FAILURES,
@@ -280,6 +288,11 @@ impl Config {
     /// `frame_timeout_secs` as a duration.
     pub fn frame_timeout(&self) -> Duration {
         Duration::from_secs(self.frame_timeout_secs)
+    }
+
+    /// `stall_timeout_ms` as a duration.
+    pub fn stall_timeout(&self) -> Duration {
+        Duration::from_millis(self.stall_timeout_ms)
     }
 
     /// `write_timeout_secs` as a duration.

@@ -467,9 +467,16 @@ fn two_hundred_concurrent_clients() {
 }
 
 #[test]
-fn a_stalled_subscriber_does_not_slow_the_others() {
+fn with_disconnect_a_stalled_subscriber_does_not_slow_the_others() {
     // A 1 MiB outbox; 20 MB are published, far more than it and the kernel buffers hold.
-    let s = TestServer::start_with(&[], &[("HPFRIENDS_OUTBOX_BYTES", "1048576")]);
+    // (Backpressure, the default, is tested in tests/backpressure.rs.)
+    let s = TestServer::start_with(
+        &[],
+        &[
+            ("HPFRIENDS_OUTBOX_BYTES", "1048576"),
+            ("HPFRIENDS_SLOW_CONSUMER", "disconnect"),
+        ],
+    );
     s.user("alice");
     s.key("alice", "k", "s", &["c", "sync"], &["c", "sync"]);
     let mut stalled = Raw::login(s.addr, "k", "s");

@@ -220,12 +220,15 @@ fn sigkill_mid_traffic_then_restart() {
 }
 
 #[test]
-fn a_subscriber_that_stops_reading_is_cut_and_counted() {
+fn with_disconnect_a_subscriber_that_stops_reading_is_cut_and_counted() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = TestServer::start_on(
         &Db::file(&dir.path().join("hpfriends.db")),
         &[],
-        &[("HPFRIENDS_OUTBOX_BYTES", "1048576")],
+        &[
+            ("HPFRIENDS_OUTBOX_BYTES", "1048576"),
+            ("HPFRIENDS_SLOW_CONSUMER", "disconnect"),
+        ],
     );
     two_keys(&s);
     let stalled = Raw::live_subscriber(s.addr, "a", "a-secret", "data");

@@ -1064,7 +1064,7 @@ async fn logs_search_graph_and_live_view() {
         site.core
             .shared
             .router
-            .publish(alice.id, "dionaea.capture", &frame),
+            .publish(alice.id, "dionaea.capture", &frame, &mut Vec::new()),
         1
     );
     let message = next().await;

@@ -7,6 +7,7 @@
 //! visible and separate from the broker's.
 
 pub mod graph;
+pub mod relay;
 
 use std::sync::Arc;
 use std::sync::OnceLock;
@@ -53,9 +54,8 @@ pub struct Workload {
     pub size: usize,
     /// Total publish rate in msg/s; `None` is as fast as possible.
     pub rate: Option<u64>,
-    /// Bytes a publisher may be ahead of the subscribers (0: unbounded). Flat-out runs
-    /// measure sustained throughput only when the generator does not outrun its own
-    /// subscribers, which a broker then rightly disconnects as slow consumers.
+    /// Bytes a publisher may be ahead of the subscribers (0: unbounded, flat out). A
+    /// window hides how a broker copes with publishers that outrun their subscribers.
     pub window: u64,
     /// Print progress on stderr.
     pub progress: bool,
@@ -84,6 +84,8 @@ pub struct Report {
     pub delivered_per_s: f64,
     /// Deliveries that never arrived.
     pub lost: u64,
+    /// Subscribers the broker closed before they had everything (cut as slow consumers).
+    pub subscribers_cut: usize,
     /// Latency percentiles, microseconds.
     pub p50_us: f64,
     /// 99th percentile.
@@ -146,7 +148,29 @@ struct Conn {
 impl Conn {
     /// Connects, reads info and authenticates.
     async fn open(addr: &str, ident: &str, secret: &str) -> Result<Conn, BenchError> {
-        let stream = TcpStream::connect(addr).await?;
+        Self::open_from(addr, None, ident, secret).await
+    }
+
+    /// As [`Conn::open`], from a given local address (127.0.0.x), so that more connections
+    /// than one address has ports for can reach one broker port.
+    async fn open_from(
+        addr: &str,
+        local: Option<std::net::IpAddr>,
+        ident: &str,
+        secret: &str,
+    ) -> Result<Conn, BenchError> {
+        let stream = match local {
+            None => TcpStream::connect(addr).await?,
+            Some(ip) => {
+                let to = tokio::net::lookup_host(addr)
+                    .await?
+                    .find(std::net::SocketAddr::is_ipv4)
+                    .ok_or_else(|| BenchError::Protocol(format!("no IPv4 address for {addr}")))?;
+                let sock = tokio::net::TcpSocket::new_v4()?;
+                sock.bind(std::net::SocketAddr::new(ip, 0))?;
+                sock.connect(to).await?
+            }
+        };
         stream.set_nodelay(true)?;
         let mut c = Conn {
             stream,
@@ -277,7 +301,7 @@ async fn receive(
     mut c: Conn,
     expected: u64,
     shared: Arc<Shared>,
-) -> Result<(u64, Histogram<u64>), BenchError> {
+) -> Result<(u64, Histogram<u64>, bool), BenchError> {
     let mut hist = Histogram::<u64>::new_with_bounds(1_000, 120_000_000_000, 3)
         .map_err(|e| BenchError::Protocol(e.to_string()))?;
     let mut got = 0u64;
@@ -291,7 +315,8 @@ async fn receive(
         let read = tokio::time::timeout(idle, c.stream.read_buf(&mut c.buf)).await;
         match read {
             Err(_) => break, // nothing more is coming
-            Ok(Ok(0)) => return Err(BenchError::Protocol("broker closed a subscriber".into())),
+            // Cut (as a slow consumer, say): what it missed is counted as lost.
+            Ok(Ok(0)) => return Ok((got, hist, true)),
             Ok(Err(e)) => return Err(e.into()),
             Ok(Ok(_)) => {}
         }
@@ -328,7 +353,7 @@ async fn receive(
         shared.last_receive_ns.fetch_max(now, Relaxed);
         shared.progress.notify_waiters();
     }
-    Ok((got, hist))
+    Ok((got, hist, false))
 }
 
 async fn publish(
@@ -457,9 +482,11 @@ pub async fn run(w: Workload) -> Result<Report, BenchError> {
     let mut hist = Histogram::<u64>::new_with_bounds(1_000, 120_000_000_000, 3)
         .map_err(|e| BenchError::Protocol(e.to_string()))?;
     let mut delivered = 0;
+    let mut cut = 0;
     for r in receivers {
-        let (n, h) = r.await??;
+        let (n, h, closed) = r.await??;
         delivered += n;
+        cut += usize::from(closed);
         let _ = hist.add(&h);
     }
     if let Some(p) = progress {
@@ -484,6 +511,7 @@ pub async fn run(w: Workload) -> Result<Report, BenchError> {
         delivered,
         delivered_per_s: delivered as f64 / deliver_secs,
         lost: expected.saturating_sub(delivered),
+        subscribers_cut: cut,
         p50_us: us(hist.value_at_quantile(0.5)),
         p99_us: us(hist.value_at_quantile(0.99)),
         p999_us: us(hist.value_at_quantile(0.999)),
@@ -628,6 +656,9 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// Idle connections opened from one source address before the next is used.
+const PORTS_PER_SOURCE: usize = 20_000;
+
 /// What holding idle connections cost.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct IdleReport {
@@ -651,8 +682,15 @@ pub async fn idle(
     pid: Option<u32>,
 ) -> Result<IdleReport, BenchError> {
     let before = pid.and_then(rss_kib);
-    let open = |_: usize| async {
-        let mut c = Conn::open(&w.addr, &w.sub_ident, &w.sub_secret).await?;
+    // Loopback has ~28,000 ephemeral ports per address pair: past that, other source
+    // addresses (127.0.0.2, …) on a loopback broker.
+    let loopback = w.addr.starts_with("127.") || w.addr.starts_with("localhost");
+    let open = |i: usize| async move {
+        let local = (loopback && i >= PORTS_PER_SOURCE).then(|| {
+            let k = u8::try_from(1 + i / PORTS_PER_SOURCE).unwrap_or(u8::MAX);
+            std::net::IpAddr::from([127, 0, 0, k])
+        });
+        let mut c = Conn::open_from(&w.addr, local, &w.sub_ident, &w.sub_secret).await?;
         c.send(4, &channel(0), &[]).await?;
         Ok::<Conn, BenchError>(c)
     };
@@ -710,7 +748,7 @@ pub fn table(r: &Report) -> String {
     format!(
         "{} publisher(s) -> {} subscriber(s), {} channel(s), {}-byte payloads\n\
          published  {:>12} msg   {:>14.0} msg/s\n\
-         delivered  {:>12} msg   {:>14.0} msg/s   lost {}\n\
+         delivered  {:>12} msg   {:>14.0} msg/s   lost {}   subscribers cut {}\n\
          latency    p50 {:.3} ms   p99 {:.3} ms   p99.9 {:.3} ms   max {:.3} ms{rss}",
         r.publishers,
         r.subscribers,
@@ -721,6 +759,7 @@ pub fn table(r: &Report) -> String {
         r.delivered,
         r.delivered_per_s,
         r.lost,
+        r.subscribers_cut,
         r.p50_us / 1000.0,
         r.p99_us / 1000.0,
         r.p999_us / 1000.0,

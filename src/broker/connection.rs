@@ -134,6 +134,16 @@ enum Step {
     Done(Flow),
     /// A subscribe to register with the Broker actor.
     Subscribe(Channel),
+    /// Backpressure: subscribers whose outbox was full; wait for them before reading on.
+    Stalled(Box<Stalled>),
+}
+
+/// A publish some receivers could not take yet.
+struct Stalled {
+    source: crate::domain::UserId,
+    channel: Channel,
+    frame: Bytes,
+    receivers: Vec<Arc<SessionHandle>>,
 }
 
 impl Reader {
@@ -146,18 +156,10 @@ impl Reader {
         let mut partial_since: Option<Instant> = None;
         loop {
             loop {
-                match codec.decode(&mut buf) {
-                    Ok(Some(rx)) => {
-                        let flow = match self.apply(rx.frame, rx.raw) {
-                            Step::Done(flow) => flow,
-                            // Rare and slow (a round trip to the Broker actor): boxed, so its
-                            // state is not carried by every idle connection's future.
-                            Step::Subscribe(channel) => Box::pin(self.subscribe(channel)).await,
-                        };
-                        if let Flow::Stop = flow {
-                            return;
-                        }
-                    }
+                // The decoded frame is consumed here: only the small `Step` lives across
+                // the awaits below, so it is not carried by every idle connection's future.
+                let step = match codec.decode(&mut buf) {
+                    Ok(Some(rx)) => self.apply(rx.frame, rx.raw),
                     Ok(None) => break,
                     Err(CodecError::Wire(e)) => {
                         Stats::add(&self.shared.stats.protocol_errors, 1);
@@ -165,6 +167,17 @@ impl Reader {
                         return;
                     }
                     Err(CodecError::Io(_)) => return self.outbox.close(),
+                };
+                let flow = match step {
+                    Step::Done(flow) => flow,
+                    // Rare and slow (a round trip to the Broker actor): boxed, so its
+                    // state is not carried by every idle connection's future.
+                    Step::Subscribe(channel) => Box::pin(self.subscribe(channel)).await,
+                    // Not reading the socket meanwhile is the backpressure itself.
+                    Step::Stalled(st) => self.wait_stalled(st).await,
+                };
+                if let Flow::Stop = flow {
+                    return;
                 }
             }
             partial_since = if buf.is_empty() {
@@ -294,7 +307,18 @@ impl Reader {
                 if let Some(h) = &self.handle {
                     h.usage.published(frame.len());
                 }
-                self.shared.router.publish(source, channel.as_str(), &frame);
+                let mut stalled = Vec::new();
+                self.shared
+                    .router
+                    .publish(source, channel.as_str(), &frame, &mut stalled);
+                if !stalled.is_empty() {
+                    return Step::Stalled(Box::new(Stalled {
+                        source,
+                        channel,
+                        frame,
+                        receivers: stalled,
+                    }));
+                }
             }
             Action::Subscribe(channel) => return Step::Subscribe(channel),
             Action::Unsubscribe(channel) => {
@@ -331,6 +355,28 @@ impl Reader {
             outbox.refuse(&refusal);
         });
         Flow::Stop
+    }
+
+    /// Backpressure: delivers a publish to the receivers that had no room, waiting for
+    /// them (up to the stall timeout) before this connection reads another frame.
+    /// Built outside `run` and boxed, so that idle connections' futures do not carry it.
+    fn wait_stalled(
+        &self,
+        mut st: Box<Stalled>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Flow> + Send + '_>> {
+        Box::pin(async move {
+            self.shared
+                .router
+                .deliver_waiting(
+                    st.source,
+                    st.channel.as_str(),
+                    &st.frame,
+                    &mut st.receivers,
+                    self.shared.config.stall_timeout(),
+                )
+                .await;
+            Flow::Continue
+        })
     }
 
     async fn subscribe(&mut self, channel: Channel) -> Flow {

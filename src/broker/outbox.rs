@@ -3,13 +3,17 @@
 //! Publishers push cheap `Bytes` clones of one shared frame; the connection's writer takes
 //! everything queued in one batch and writes it with vectored writes, so one syscall carries
 //! many frames. The queue is bounded in bytes: a full outbox is a slow consumer, handled by
-//! the configured policy, never by growing memory.
+//! the configured policy, never by growing memory. Under backpressure a publisher waits
+//! for room ([`Outbox::push_waiting`]); every waiter shares one deadline, counted from when
+//! the outbox filled and reset whenever the writer takes a batch, so a subscriber that
+//! reads (however slowly) is waited for and one that stopped reading is cut once.
 
 use std::collections::VecDeque;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
+use tokio::time::{Duration, Instant};
 
 use super::refusal::Refusal;
 use crate::wire::Frame;
@@ -21,6 +25,8 @@ pub enum PushError {
     Full,
     /// The connection is closing; nothing more is written.
     Closed,
+    /// Under backpressure: the outbox stayed full for the whole stall timeout.
+    Stalled,
 }
 
 #[derive(Debug, Default)]
@@ -31,6 +37,9 @@ struct State {
     /// Data frames (and their bytes) queued since last collected: the key's "received"
     /// traffic, counted under the lock already held, at no extra cost per delivery.
     delivered: (u64, u64),
+    /// Since when publishers have been waiting for room (reset when the writer takes a
+    /// batch): the start of every waiter's stall deadline.
+    full_since: Option<Instant>,
 }
 
 /// Bounded multi-producer, single-consumer frame queue.
@@ -38,6 +47,8 @@ struct State {
 pub struct Outbox {
     state: Mutex<State>,
     ready: Notify,
+    /// Wakes publishers waiting for room when the writer takes a batch.
+    room: Notify,
     limit: usize,
 }
 
@@ -47,6 +58,7 @@ impl Outbox {
         Self {
             state: Mutex::new(State::default()),
             ready: Notify::new(),
+            room: Notify::new(),
             limit,
         }
     }
@@ -74,6 +86,49 @@ impl Outbox {
         st.delivered.1 += frame.len() as u64;
         self.enqueue(&mut st, frame);
         Ok(())
+    }
+
+    /// Queues a data frame, waiting for room while the outbox is full: the backpressure
+    /// policy. Gives up with `Stalled` once the outbox has been full for `stall` (the same
+    /// deadline for every waiter). A frame is taken whenever the queue is empty, so one
+    /// larger than the bound cannot wait forever. `wanted` is asked under the lock right
+    /// before queueing (the receiver may have lost the right while we waited): `Ok(false)`
+    /// when it says no.
+    pub async fn push_waiting(
+        &self,
+        frame: Bytes,
+        stall: Duration,
+        wanted: impl Fn() -> bool,
+    ) -> Result<bool, PushError> {
+        loop {
+            let room = self.room.notified();
+            tokio::pin!(room);
+            // Registered before the check, so a batch taken in between still wakes us.
+            room.as_mut().enable();
+            let deadline = {
+                let mut st = self.state.lock();
+                if st.closed {
+                    return Err(PushError::Closed);
+                }
+                if st.queue.is_empty() || st.bytes + frame.len() <= self.limit {
+                    if !wanted() {
+                        return Ok(false);
+                    }
+                    st.delivered.0 += 1;
+                    st.delivered.1 += frame.len() as u64;
+                    self.enqueue(&mut st, frame);
+                    return Ok(true);
+                }
+                *st.full_since.get_or_insert_with(Instant::now) + stall
+            };
+            if tokio::time::timeout_at(deadline, room).await.is_err() {
+                let st = self.state.lock();
+                // Woken late but the writer did take a batch meanwhile: try again.
+                if st.full_since.is_some_and(|since| since + stall <= Instant::now()) {
+                    return Err(PushError::Stalled);
+                }
+            }
+        }
     }
 
     /// Data frames and bytes queued since the last call (for the key's usage counters).
@@ -132,6 +187,7 @@ impl Outbox {
     pub fn close(&self) {
         self.state.lock().closed = true;
         self.ready.notify_one();
+        self.room.notify_waiters();
     }
 
     /// Drops everything queued and closes; returns how many frames were dropped.
@@ -142,6 +198,7 @@ impl Outbox {
         st.queue.clear();
         st.bytes = 0;
         self.ready.notify_one();
+        self.room.notify_waiters();
         n
     }
 
@@ -159,6 +216,9 @@ impl Outbox {
         }
         batch.extend(st.queue.drain(..));
         st.bytes = 0;
+        if st.full_since.take().is_some() {
+            self.room.notify_waiters();
+        }
         true
     }
 
@@ -211,6 +271,69 @@ mod tests {
         assert_eq!(o.push_drop_oldest(Bytes::from_static(b"cc")), Ok(1));
         assert_eq!(o.queued_bytes(), 7);
         assert_eq!(o.push_drop_oldest(Bytes::from(vec![0; 11])), Err(PushError::Full));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_waiting_push_goes_in_when_the_writer_takes_a_batch() {
+        let o = std::sync::Arc::new(Outbox::new(4));
+        o.push(Bytes::from_static(b"abcd")).unwrap();
+        let waiter = {
+            let o = std::sync::Arc::clone(&o);
+            tokio::spawn(async move {
+                o.push_waiting(Bytes::from_static(b"ef"), Duration::from_secs(5), || true)
+                    .await
+            })
+        };
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        let mut batch = Vec::new();
+        assert!(o.try_take(&mut batch));
+        assert_eq!(waiter.await.unwrap(), Ok(true));
+        assert_eq!(o.queued_bytes(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn every_waiter_shares_one_deadline_from_when_the_outbox_filled() {
+        let o = std::sync::Arc::new(Outbox::new(4));
+        o.push(Bytes::from_static(b"abcd")).unwrap();
+        let start = Instant::now();
+        let first = {
+            let o = std::sync::Arc::clone(&o);
+            tokio::spawn(async move {
+                o.push_waiting(Bytes::from_static(b"e"), Duration::from_secs(5), || true)
+                    .await
+            })
+        };
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        // A later waiter does not get a fresh five seconds.
+        let r = o
+            .push_waiting(Bytes::from_static(b"f"), Duration::from_secs(5), || true)
+            .await;
+        assert_eq!(r, Err(PushError::Stalled));
+        assert_eq!(start.elapsed(), Duration::from_secs(5));
+        assert_eq!(first.await.unwrap(), Err(PushError::Stalled));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_waiting_push_asks_whether_it_is_still_wanted() {
+        let o = std::sync::Arc::new(Outbox::new(4));
+        o.push(Bytes::from_static(b"abcd")).unwrap();
+        let waiter = {
+            let o = std::sync::Arc::clone(&o);
+            tokio::spawn(async move {
+                o.push_waiting(Bytes::from_static(b"e"), Duration::from_secs(5), || false)
+                    .await
+            })
+        };
+        tokio::task::yield_now().await;
+        let mut batch = Vec::new();
+        assert!(o.try_take(&mut batch));
+        assert_eq!(waiter.await.unwrap(), Ok(false));
+        assert_eq!(o.queued_bytes(), 0);
+        o.close();
+        let r = o
+            .push_waiting(Bytes::from_static(b"e"), Duration::from_secs(5), || true)
+            .await;
+        assert_eq!(r, Err(PushError::Closed));
     }
 
     #[tokio::test]

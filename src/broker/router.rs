@@ -258,64 +258,129 @@ impl Router {
     }
 
     /// Queues `frame` for every receiver of `source`'s messages on `channel`; returns how
-    /// many it was queued for.
-    pub fn publish(&self, source: UserId, channel: &str, frame: &Bytes) -> usize {
+    /// many it was queued for. Under backpressure the receivers whose outbox is full are
+    /// added to `stalled` instead: the publisher then waits for them with
+    /// [`Router::deliver_waiting`] before it reads its next frame.
+    pub fn publish(
+        &self,
+        source: UserId,
+        channel: &str,
+        frame: &Bytes,
+        stalled: &mut Vec<Arc<SessionHandle>>,
+    ) -> usize {
         let Some(route) = self.routes.read().get(channel).cloned() else {
             return 0;
         };
-        let mut delivered = self.deliver_all(&route.everyone, frame);
+        let mut delivered = self.deliver_all(&route.everyone, frame, stalled);
         if !route.by_source.is_empty()
             && let Some(list) = route.by_source.get(&source)
         {
-            delivered += self.deliver_all(list, frame);
+            delivered += self.deliver_all(list, frame, stalled);
         }
         Stats::add(&self.stats.deliveries, delivered as u64);
         delivered
     }
 
     /// Queues `frame` for every receiver of `list`: a plain slice loop (per leaf when large).
-    fn deliver_all(&self, list: &Receivers, frame: &Bytes) -> usize {
-        match list {
-            Receivers::Small(v) => v.iter().filter(|h| self.deliver(h, frame)).count(),
-            Receivers::Large(v) => v
-                .leaves()
-                .map(|leaf| leaf.iter().filter(|h| self.deliver(h, frame)).count())
-                .sum(),
+    fn deliver_all(&self, list: &Receivers, frame: &Bytes, stalled: &mut Vec<Arc<SessionHandle>>) -> usize {
+        let mut n = 0;
+        for leaf in list.slices() {
+            for h in leaf {
+                match self.deliver(h, frame) {
+                    Delivered::Yes => n += 1,
+                    Delivered::No => {}
+                    Delivered::Full => stalled.push(Arc::clone(h)),
+                }
+            }
+        }
+        n
+    }
+
+    /// Backpressure: waits (up to `stall`) until each of `stalled` has room for `frame`,
+    /// one after the other, as they drain. A receiver that stays full is cut and counted;
+    /// one that lost the right to `source`'s messages on `channel` meanwhile gets nothing,
+    /// so a revoke that answered is not undone by a publisher that was waiting.
+    pub async fn deliver_waiting(
+        &self,
+        source: UserId,
+        channel: &str,
+        frame: &Bytes,
+        stalled: &mut Vec<Arc<SessionHandle>>,
+        stall: std::time::Duration,
+    ) {
+        Stats::add(&self.stats.backpressure_waits, 1);
+        for to in stalled.drain(..) {
+            let admitted = || {
+                to.acl
+                    .load()
+                    .as_ref()
+                    .and_then(|acl| acl.sources(channel).map(|s| s.admits(source)))
+                    .unwrap_or(false)
+            };
+            match to.outbox.push_waiting(frame.clone(), stall, admitted).await {
+                Ok(true) => Stats::add(&self.stats.deliveries, 1),
+                Ok(false) | Err(PushError::Closed | PushError::Full) => {}
+                Err(PushError::Stalled) => {
+                    self.cut_slow(&to, "outbox full for the whole stall timeout, disconnecting");
+                }
+            }
         }
     }
 
-    fn deliver(&self, to: &SessionHandle, frame: &Bytes) -> bool {
+    /// Cuts a subscriber that does not keep up (once), counting what it loses.
+    fn cut_slow(&self, to: &SessionHandle, why: &str) {
+        Stats::add(&self.stats.dropped_slow, 1);
+        if !to.kill.is_cancelled() {
+            Stats::add(&self.stats.slow_disconnects, 1);
+            let discarded = to.kill();
+            Stats::add(&self.stats.dropped_slow, discarded as u64);
+            tracing::warn!(ident = %to.ident, peer = %to.peer, discarded, "slow consumer: {why}");
+        }
+    }
+
+    fn deliver(&self, to: &SessionHandle, frame: &Bytes) -> Delivered {
         match self.policy {
+            SlowConsumerPolicy::Backpressure => match to.outbox.push(frame.clone()) {
+                Ok(()) => Delivered::Yes,
+                Err(PushError::Full) => Delivered::Full,
+                Err(PushError::Closed | PushError::Stalled) => Delivered::No,
+            },
             SlowConsumerPolicy::Disconnect => match to.outbox.push(frame.clone()) {
-                Ok(()) => true,
-                Err(PushError::Closed) => false,
+                Ok(()) => Delivered::Yes,
+                Err(PushError::Closed | PushError::Stalled) => Delivered::No,
                 Err(PushError::Full) => {
-                    Stats::add(&self.stats.dropped_slow, 1);
-                    if !to.kill.is_cancelled() {
-                        Stats::add(&self.stats.slow_disconnects, 1);
-                        let discarded = to.kill();
-                        Stats::add(&self.stats.dropped_slow, discarded as u64);
-                        tracing::warn!(
-                            ident = %to.ident, peer = %to.peer, discarded,
-                            "slow consumer: outbox full, disconnecting"
-                        );
-                    }
-                    false
+                    self.cut_slow(to, "outbox full, disconnecting");
+                    Delivered::No
                 }
             },
             SlowConsumerPolicy::DropOldest => match to.outbox.push_drop_oldest(frame.clone()) {
                 Ok(dropped) => {
                     Stats::add(&self.stats.dropped_slow, dropped as u64);
-                    true
+                    Delivered::Yes
                 }
                 Err(PushError::Full) => {
                     Stats::add(&self.stats.dropped_slow, 1);
-                    false
+                    Delivered::No
                 }
-                Err(PushError::Closed) => false,
+                Err(PushError::Closed | PushError::Stalled) => Delivered::No,
             },
         }
     }
+
+    /// The policy in force.
+    pub fn policy(&self) -> SlowConsumerPolicy {
+        self.policy
+    }
+}
+
+/// What became of one frame for one receiver.
+enum Delivered {
+    /// Queued.
+    Yes,
+    /// Not queued: closing, cut, or dropped (counted).
+    No,
+    /// Backpressure: the outbox is full; the publisher waits for it.
+    Full,
 }
 
 #[cfg(test)]

@@ -25,6 +25,9 @@ pub struct Stats {
     pub dropped_slow: AtomicU64,
     /// Subscribers disconnected for not keeping up.
     pub slow_disconnects: AtomicU64,
+    /// Publishes that waited for a full subscriber outbox (backpressure) before the
+    /// publisher's next frame was read.
+    pub backpressure_waits: AtomicU64,
     /// Connections closed for a protocol error (malformed, oversize, unexpected frame).
     pub protocol_errors: AtomicU64,
     /// Publishes and subscribes refused by the ACL or an ident mismatch.
@@ -51,7 +54,7 @@ impl Stats {
 
     /// One line for the log: `name=value` pairs.
     pub fn summary(&self) -> String {
-        let fields: [(&str, &AtomicU64); 18] = [
+        let fields: [(&str, &AtomicU64); 19] = [
             ("connections_open", &self.connections_open),
             ("connections_accepted", &self.connections_accepted),
             ("connections_refused", &self.connections_refused),
@@ -62,6 +65,7 @@ impl Stats {
             ("deliveries", &self.deliveries),
             ("dropped_slow", &self.dropped_slow),
             ("slow_disconnects", &self.slow_disconnects),
+            ("backpressure_waits", &self.backpressure_waits),
             ("protocol_errors", &self.protocol_errors),
             ("acl_refusals", &self.acl_refusals),
             ("access_lost", &self.access_lost),

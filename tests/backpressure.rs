@@ -1,0 +1,219 @@
+//! The default slow-consumer policy, backpressure, over real TCP: a subscriber that reads,
+//! however slowly, loses nothing; one that stops reading is cut after `stall_timeout_ms`;
+//! a paused publisher holds up only what its own socket order puts behind the frame it
+//! waits on.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::raw::{Event, Raw};
+use common::{TestServer, wait_for};
+
+/// A small outbox, so that a few hundred KiB fill it.
+const OUTBOX: &str = "65536";
+
+/// A fixed receive buffer (no autotuning), so the kernel holds little for this reader. At
+/// least loopback's MSS (64 KiB): a window smaller than one segment leaves the sender on
+/// its persist timer, which backs off to seconds.
+fn shrink_receive_buffer(s: &TcpStream) {
+    socket2::SockRef::from(s)
+        .set_recv_buffer_size(128 * 1024)
+        .unwrap();
+}
+
+fn numbered(i: u32, body: &[u8]) -> Vec<u8> {
+    [&i.to_be_bytes()[..], body].concat()
+}
+
+fn number(payload: &[u8]) -> u32 {
+    u32::from_be_bytes(payload[..4].try_into().unwrap())
+}
+
+/// The statistics line the broker logs when it stops.
+fn stopped_stats(s: &mut TestServer) -> String {
+    assert_eq!(s.stop().code(), Some(0));
+    s.log()
+        .lines()
+        .rev()
+        .find(|l| l.contains("stopped:"))
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn a_slow_reader_receives_every_message_of_a_flat_out_publisher() {
+    let mut s = TestServer::start_with(&[], &[("HPFRIENDS_OUTBOX_BYTES", OUTBOX)]);
+    s.user("alice");
+    s.key("alice", "k", "s", &["c", "sync"], &["c", "sync"]);
+    let mut slow = Raw::live_subscriber(s.addr, "k", "s", "c");
+    shrink_receive_buffer(&slow.stream);
+    // 8 MB flat out, more than a hundred outboxes: without backpressure the slow reader
+    // would be cut (disconnect) or lose most of it (drop-oldest).
+    const N: u32 = 8_000;
+    let body = vec![b'x'; 1000];
+    let publisher = {
+        let addr = s.addr;
+        thread::spawn(move || {
+            let mut p = Raw::login(addr, "k", "s");
+            for i in 0..N {
+                p.publish("c", &numbered(i, &body));
+            }
+            p
+        })
+    };
+    for i in 0..N {
+        let (channel, payload) = match slow.next(Duration::from_secs(20)) {
+            Event::Frame(hpfriends::wire::Frame::Publish { channel, payload, .. }) => (channel, payload),
+            other => panic!("message {i}: {other:?}\n{}", s.log()),
+        };
+        assert_eq!(
+            (channel.as_str(), number(&payload)),
+            ("c", i),
+            "lost or reordered"
+        );
+        if i % 100 == 0 {
+            // Reads, but slower than the publisher writes.
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+    drop(publisher.join().unwrap());
+    let stats = stopped_stats(&mut s);
+    assert!(stats.contains("slow_disconnects=0"), "{stats}");
+    assert!(stats.contains("dropped_slow=0"), "{stats}");
+    assert!(
+        !stats.contains("backpressure_waits=0"),
+        "the publisher never waited: {stats}"
+    );
+}
+
+#[test]
+fn a_reader_that_stopped_is_cut_after_the_stall_timeout_and_the_others_get_everything() {
+    let mut s = TestServer::start_with(
+        &[],
+        &[
+            ("HPFRIENDS_OUTBOX_BYTES", OUTBOX),
+            ("HPFRIENDS_STALL_TIMEOUT_MS", "1000"),
+        ],
+    );
+    s.user("alice");
+    s.key("alice", "k", "s", &["c", "sync"], &["c", "sync"]);
+    let stopped = Raw::live_subscriber(s.addr, "k", "s", "c");
+    shrink_receive_buffer(&stopped.stream);
+    let mut reader = Raw::live_subscriber(s.addr, "k", "s", "c");
+    // 20 MB: far more than the stopped reader's outbox and socket buffers hold.
+    const N: u32 = 20_000;
+    let body = vec![b'x'; 1000];
+    let publisher = {
+        let addr = s.addr;
+        thread::spawn(move || {
+            let mut p = Raw::login(addr, "k", "s");
+            for i in 0..N {
+                p.publish("c", &numbered(i, &body));
+            }
+            p
+        })
+    };
+    let mut longest_gap = Duration::ZERO;
+    let mut last = Instant::now();
+    for i in 0..N {
+        let (_, _, payload) = reader.expect_publish();
+        assert_eq!(number(&payload), i, "lost or reordered");
+        longest_gap = longest_gap.max(last.elapsed());
+        last = Instant::now();
+    }
+    drop(publisher.join().unwrap());
+    // The stopped reader was cut once its outbox had stayed full for the stall timeout.
+    let mut stopped = stopped;
+    loop {
+        match stopped.next(Duration::from_secs(20)) {
+            Event::Closed => break,
+            Event::Frame(_) => {}
+            Event::Quiet => panic!("the stopped reader was not cut"),
+        }
+    }
+    // The reader was held up about one stall timeout (1 s), not for good. The bound is
+    // loose: this checks the mechanism, the benchmarks measure the figures.
+    assert!(longest_gap < Duration::from_secs(8), "held up {longest_gap:?}");
+    let log = s.log();
+    assert!(
+        log.contains("slow consumer: outbox full for the whole stall timeout, disconnecting"),
+        "{log}"
+    );
+    let stats = stopped_stats(&mut s);
+    assert!(stats.contains("slow_disconnects=1"), "{stats}");
+}
+
+#[test]
+fn a_paused_publisher_holds_up_only_what_its_own_socket_puts_behind() {
+    // A stall timeout far beyond the test: nothing here is cut.
+    let mut s = TestServer::start_with(
+        &[],
+        &[
+            ("HPFRIENDS_OUTBOX_BYTES", OUTBOX),
+            ("HPFRIENDS_STALL_TIMEOUT_MS", "120000"),
+        ],
+    );
+    s.user("alice");
+    s.key("alice", "k", "s", &["a", "b", "sync"], &["a", "b", "sync"]);
+    // Every connection is set up (barriers on `sync` included) before `a` fills.
+    let mut on_a = Raw::live_subscriber(s.addr, "k", "s", "a");
+    shrink_receive_buffer(&on_a.stream);
+    let mut on_b = Raw::live_subscriber(s.addr, "k", "s", "b");
+    let mut other = Raw::login(s.addr, "k", "s");
+    other.barrier("sync");
+    // The first publisher sends far more on `a` than its reader takes, then one message on
+    // `b`: that one is behind the stalled frames in its own socket.
+    const N: u32 = 12_000;
+    let sent = Arc::new(AtomicUsize::new(0));
+    let first = {
+        let addr = s.addr;
+        let sent = Arc::clone(&sent);
+        thread::spawn(move || {
+            let mut p = Raw::login(addr, "k", "s");
+            let body = vec![b'x'; 1000];
+            for i in 0..N {
+                p.publish("a", &numbered(i, &body));
+                sent.fetch_add(1, Ordering::Relaxed);
+            }
+            p.publish("b", b"from the paused publisher");
+            p
+        })
+    };
+    // Wait until the first publisher is blocked (its writes stop advancing), so that the
+    // next step runs while it is paused.
+    wait_for(
+        "the first publisher to be paused",
+        Duration::from_secs(30),
+        || {
+            let before = sent.load(Ordering::Relaxed);
+            thread::sleep(Duration::from_millis(200));
+            (before < N as usize && sent.load(Ordering::Relaxed) == before).then_some(())
+        },
+    );
+    // Another publisher on `b` is not held up by it.
+    other.publish("b", b"from the other publisher");
+    let (_, _, payload) = on_b.expect_publish();
+    assert_eq!(payload, b"from the other publisher");
+    // The stalled reader now reads: it gets every message on `a`, and then the paused
+    // publisher's `b` message comes through.
+    for i in 0..N {
+        let (_, channel, payload) = on_a.expect_publish();
+        assert_eq!(
+            (channel.as_str(), number(&payload)),
+            ("a", i),
+            "lost or reordered"
+        );
+    }
+    let (_, _, payload) = on_b.expect_publish();
+    assert_eq!(payload, b"from the paused publisher");
+    drop(first.join().unwrap());
+    let stats = stopped_stats(&mut s);
+    assert!(stats.contains("slow_disconnects=0"), "{stats}");
+    assert!(stats.contains("dropped_slow=0"), "{stats}");
+}
