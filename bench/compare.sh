@@ -41,12 +41,14 @@ start_brokers() {
     pids+=($!); hpfriends_pid=$!
     $hp bench relay --listen 127.0.0.1:30991 >>"$work/relay.log" 2>&1 &
     pids+=($!); relay_pid=$!
+    $hp bench relay --per-frame --listen 127.0.0.1:30992 >>"$work/relay.log" 2>&1 &
+    pids+=($!); naive_pid=$!
     # hpfeeds 3.1.0: the same keys through its env backend.
     HPFEEDS_BENCHPUB_SECRET=bench HPFEEDS_BENCHPUB_PUBCHANS="$channels" HPFEEDS_BENCHPUB_SUBCHANS= \
     HPFEEDS_BENCHSUB_SECRET=bench HPFEEDS_BENCHSUB_PUBCHANS="$channels" HPFEEDS_BENCHSUB_SUBCHANS="$channels" \
         "$venv/bin/hpfeeds-broker" --bind 127.0.0.1:20991 --auth env >>"$work/hpfeeds.log" 2>&1 &
     pids+=($!); hpfeeds_pid=$!
-    for port in 10991 20991 30991; do
+    for port in 10991 20991 30991 30992; do
         for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
     done
 }
@@ -110,7 +112,8 @@ fi
     else
         echo "publishers stay within $window bytes of their subscribers (\`--window\`)."
     fi
-    echo "The floor is \`hpfriends bench relay\`: frame bytes forwarded to subscribers with blocking writes, no auth, no ACL, no queues."
+    echo "The floor is \`hpfriends bench relay\`: frame bytes forwarded to subscribers with blocking writes, no auth, no ACL, no queues,"
+    echo "each run of frames on one channel that arrived in one read as one write; \`--per-frame\` (the per-frame relay row) writes each frame alone."
     echo "Delivered msg/s counts every message received by every subscriber; latency is publish → receive;"
     echo "lost is deliveries that never arrived, cut the subscribers the broker closed."
     echo
@@ -125,10 +128,12 @@ for w in "${workloads[@]}"; do
     # shellcheck disable=SC2086
     f=$(run 30991 "$relay_pid" "$n_fast" $flags)
     # shellcheck disable=SC2086
+    g=$(run 30992 "$naive_pid" "$n_slow" $flags) # slow too: rates are compared
+    # shellcheck disable=SC2086
     a=$(run 10991 "$hpfriends_pid" "$n_fast" $flags)
     # shellcheck disable=SC2086
     b=$(run 20991 "$hpfeeds_pid" "$n_slow" $flags)
-    for pair in "floor (bench relay)|$f" "hpfriends|$a" "hpfeeds 3.1.0|$b"; do
+    for pair in "floor (bench relay)|$f" "per-frame relay|$g" "hpfriends|$a" "hpfeeds 3.1.0|$b"; do
         broker=${pair%%|*}; j=${pair#*|}
         err=$(field "$j" error)
         if [[ -n "$err" ]]; then
@@ -144,9 +149,9 @@ for w in "${workloads[@]}"; do
             "$(python3 -c "print(round(${rss:-0}/1024, 1))")" >>"$out"
     done
     if [[ -z "$(field "$f" error)$(field "$a" error)$(field "$b" error)" ]]; then
-        summary+=("| $name | $(ratio "$(field "$a" delivered_per_s)" "$(field "$f" delivered_per_s)") | $(ratio "$(field "$a" p99_us)" "$(field "$f" p99_us)") | $(ratio "$(field "$a" delivered_per_s)" "$(field "$b" delivered_per_s)") | $(ratio "$(field "$b" p99_us)" "$(field "$a" p99_us)") | $(field "$a" lost) |")
+        summary+=("| $name | $(ratio "$(field "$a" delivered_per_s)" "$(field "$f" delivered_per_s)") | $(ratio "$(field "$a" delivered_per_s)" "$(field "$g" delivered_per_s)") | $(ratio "$(field "$a" p99_us)" "$(field "$f" p99_us)") | $(ratio "$(field "$a" delivered_per_s)" "$(field "$b" delivered_per_s)") | $(ratio "$(field "$b" p99_us)" "$(field "$a" p99_us)") | $(field "$a" lost) |")
     else
-        summary+=("| $name | – (a run failed, see above) | – | – | – | – |")
+        summary+=("| $name | – (a run failed, see above) | – | – | – | – | – |")
     fi
 done
 
@@ -174,8 +179,8 @@ done
     echo
     echo "## Ratios"
     echo
-    echo "| workload | delivered msg/s, hpfriends ÷ floor | p99, hpfriends ÷ floor | delivered msg/s, hpfriends ÷ 3.1.0 | p99, 3.1.0 ÷ hpfriends | hpfriends lost |"
-    echo "|---|---:|---:|---:|---:|---:|"
+    echo "| workload | delivered msg/s, hpfriends ÷ floor | hpfriends ÷ per-frame relay | p99, hpfriends ÷ floor | delivered msg/s, hpfriends ÷ 3.1.0 | p99, 3.1.0 ÷ hpfriends | hpfriends lost |"
+    echo "|---|---:|---:|---:|---:|---:|---:|"
     printf '%s\n' "${summary[@]}"
     echo
     echo "## Memory per idle authenticated subscriber"

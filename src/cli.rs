@@ -578,6 +578,10 @@ pub struct RelayArgs {
     /// Where to listen.
     #[arg(long, default_value = "127.0.0.1:10992")]
     listen: SocketAddr,
+    /// One blocking write per frame and subscriber, instead of one per run of frames on a
+    /// channel that arrived in one read (a naive relay rather than the floor).
+    #[arg(long)]
+    per_frame: bool,
 }
 
 /// Options of `bench graph`.
@@ -662,7 +666,7 @@ fn bench(args: BenchArgs) -> anyhow::Result<()> {
                 "bench relay listening on {} (no auth, no ACL: a benchmark floor only)",
                 r.listen
             );
-            return bench::relay::run(&listener).context("relay failed");
+            return bench::relay::run(&listener, r.per_frame).context("relay failed");
         }
         None => {}
     }

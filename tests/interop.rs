@@ -205,3 +205,57 @@ fn python_asyncio_client_round_trip() {
     assert_eq!(v["payload"], hex::encode("aio-message"));
     finish(child);
 }
+
+#[test]
+fn python_client_watches_a_presence_channel() {
+    use common::raw::Raw;
+    let s = TestServer::start();
+    s.user("alice");
+    s.user("bob");
+    s.key("alice", "watch", "w", &["sync"], &["chan", "sync"]);
+    s.key(
+        "alice",
+        "a2",
+        "s",
+        &["chan", "chan..broker", "sync"],
+        &["chan", "sync"],
+    );
+    s.key("bob", "b1", "s", &["chan", "sync"], &["chan", "sync"]);
+    let port = s.addr.port().to_string();
+    let Some(mut watcher) = py(&["presence", "127.0.0.1", &port, "watch", "w", "chan", "3"]) else {
+        return;
+    };
+    let mut lines = json_lines(watcher.stdout.take().unwrap());
+    assert_eq!(lines.next().unwrap()["ready"], true);
+    // Bob shares nothing with alice: his key joining is not for her watcher to know. It
+    // joins first, so a leak would be the first notice she reads.
+    let mut bob = Raw::live_subscriber(s.addr, "b1", "s", "chan");
+    let mut a2 = Raw::live_subscriber(s.addr, "a2", "s", "chan");
+    a2.unsubscribe("chan");
+    a2.barrier("sync");
+    a2.subscribe("chan");
+    a2.barrier("sync");
+    drop(a2);
+    let notices: Vec<(String, String, String)> = (0..3)
+        .map(|_| {
+            let m = lines.next().unwrap();
+            let payload = hex::decode(m["payload"].as_str().unwrap()).unwrap();
+            (
+                m["ident"].as_str().unwrap().to_owned(),
+                m["channel"].as_str().unwrap().to_owned(),
+                String::from_utf8(payload).unwrap(),
+            )
+        })
+        .collect();
+    let n = |i: &str, what: &str| (i.to_owned(), "chan..broker".to_owned(), what.to_owned());
+    assert_eq!(notices, vec![n("a2", "join"), n("a2", "leave"), n("a2", "join")]);
+    finish(watcher);
+    bob.barrier("sync");
+    // Only the broker speaks on a presence channel, whatever a key's publish list says.
+    let mut forger = Raw::login(s.addr, "a2", "s");
+    forger.publish("chan..broker", b"forged");
+    assert_eq!(
+        forger.expect_error(),
+        "Authkey not allowed to pub here. ident=a2, chan=chan..broker"
+    );
+}

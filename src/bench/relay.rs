@@ -2,8 +2,10 @@
 //! relay that speaks just enough hpfeeds for the load generator (an info frame, any auth
 //! accepted, subscribe, publish) and forwards each publisher's frame bytes to the
 //! subscribers of the channel with blocking writes: no ACL, no checks, no queues, so no
-//! loss and nothing a real broker needs. One thread per connection; frames that arrived in
-//! one read go out in one write per subscriber for each run on the same channel.
+//! loss and nothing a real broker needs. One thread per connection. By default every run
+//! of frames on one channel that arrived in one read goes out as one write per subscriber:
+//! bytes copied between sockets and nothing else, the floor. `per_frame` makes each frame
+//! its own blocking write instead (a naive relay, far below the floor for small frames).
 //!
 //! Never a broker to run: it authenticates nobody.
 
@@ -22,11 +24,16 @@ type Subscribers = Arc<Mutex<TcpStream>>;
 #[derive(Default)]
 struct Channels {
     by_name: RwLock<HashMap<Vec<u8>, Arc<Vec<Subscribers>>>>,
+    per_frame: bool,
 }
 
-/// Serves the relay on `listener` until the process ends.
-pub fn run(listener: &TcpListener) -> io::Result<()> {
-    let channels = Arc::new(Channels::default());
+/// Serves the relay on `listener` until the process ends; `per_frame`: one write per frame
+/// instead of one per run of frames.
+pub fn run(listener: &TcpListener, per_frame: bool) -> io::Result<()> {
+    let channels = Arc::new(Channels {
+        per_frame,
+        ..Channels::default()
+    });
     for stream in listener.incoming() {
         let stream = stream?;
         let channels = Arc::clone(&channels);
@@ -93,6 +100,11 @@ fn forward(data: &[u8], channels: &Channels, me: &Subscribers, mine: &mut Vec<Ve
         match frame[4] {
             3 => {
                 let channel = publish_channel(body).unwrap_or_default();
+                if channels.per_frame {
+                    send(channels, channel, frame);
+                    at += len;
+                    continue;
+                }
                 match &mut run {
                     Some((ch, _, end)) if *ch == channel => *end = at + len,
                     _ => {

@@ -31,7 +31,7 @@ use crate::wire::{Channel, Frame, FrameCodec, Nonce};
 /// Read buffer of a connection that has been quiet: idle subscribers hold little memory.
 const IDLE_READ: usize = 64;
 /// Read buffer of a busy connection (the last read filled what it was given).
-const BUSY_READ: usize = 64 * 1024;
+const BUSY_READ: usize = 256 * 1024;
 /// iovecs per vectored write.
 const MAX_IOV: usize = 256;
 

@@ -200,6 +200,46 @@ impl Broker {
         self.router.set_route(channel.clone(), route);
     }
 
+    /// Tells the watchers of `channel`'s presence channel (`CHAN..broker`) that `handle`
+    /// joined or left it, as the original broker did: a publish from the session's ident
+    /// with payload `join` or `leave`. It goes through the router as a message of the
+    /// session's owner, so only watchers who receive that user's messages on `CHAN` (and
+    /// so may know the ident) hear of it. Nothing waits for a full outbox here: a notice
+    /// that does not fit is dropped and counted (`dropped_slow`).
+    fn announce(&self, handle: &SessionHandle, channel: &Channel, what: &'static str) {
+        if let Some(owner) = handle.acl.load().as_ref().map(|a| a.owner) {
+            self.announce_as(owner, handle, channel, what);
+        }
+    }
+
+    /// [`Self::announce`] for a session of `owner` (whose ACL may be gone already).
+    fn announce_as(
+        &self,
+        owner: crate::domain::UserId,
+        handle: &SessionHandle,
+        channel: &Channel,
+        what: &'static str,
+    ) {
+        let Some(presence) = channel.presence() else {
+            return;
+        };
+        if self.router.is_idle(presence.as_str()) {
+            return;
+        }
+        let frame = crate::wire::Frame::Publish {
+            ident: handle.ident.clone(),
+            channel: presence.clone(),
+            payload: bytes::Bytes::from_static(what.as_bytes()),
+        };
+        let Ok(bytes) = frame.to_bytes() else { return };
+        let mut full = Vec::new();
+        self.router.publish(owner, presence.as_str(), &bytes, &mut full);
+        if !full.is_empty() {
+            Stats::add(&self.stats.dropped_slow, full.len() as u64);
+            tracing::debug!(%channel, dropped = full.len(), "presence notice not queued: outbox full");
+        }
+    }
+
     /// Takes `id` out of `channel`'s route, dropping the channel when it empties.
     fn unlink(&mut self, channel: &Channel, id: SessionId) {
         if let Some(editor) = self.channels.get_mut(channel) {
@@ -338,6 +378,7 @@ impl Handler<Subscribe> for Broker {
             .or_default()
             .place(&handle, sources);
         self.publish_route(&msg.channel);
+        self.announce(&handle, &msg.channel, "join");
         Ok(())
     }
 }
@@ -348,6 +389,9 @@ impl Handler<Unsubscribe> for Broker {
     fn handle(&mut self, msg: Unsubscribe, _: &mut Context<Self>) {
         if self.forget(msg.session, &msg.channel) {
             self.publish_route(&msg.channel);
+            if let Some(e) = self.sessions.get(&msg.session) {
+                self.announce(&e.handle, &msg.channel, "leave");
+            }
         }
     }
 }
@@ -363,6 +407,9 @@ impl Handler<Disconnected> for Broker {
             for channel in &entry.channels {
                 self.publish_route(channel);
             }
+            for channel in &entry.channels {
+                self.announce(&entry.handle, channel, "leave");
+            }
         }
     }
 }
@@ -374,6 +421,8 @@ impl Handler<AclChanged> for Broker {
         let table = msg.table;
         let mut dirty: BTreeSet<Channel> = BTreeSet::new();
         let mut revoked = Vec::new();
+        // Presence notices go out once every route reflects the change.
+        let mut leaves: Vec<(crate::domain::UserId, Arc<super::handle::SessionHandle>, Channel)> = Vec::new();
         let mut lost: Vec<(SessionId, Channel)> = Vec::new();
         let mut moved: Vec<(Arc<super::handle::SessionHandle>, Channel)> = Vec::new();
         let affected = msg.idents.iter().filter_map(|i| self.by_ident.get(i)).flatten();
@@ -411,6 +460,9 @@ impl Handler<AclChanged> for Broker {
         for (id, channel) in lost {
             self.forget(id, &channel);
             if let Some(e) = self.sessions.get(&id) {
+                if let Some(owner) = e.handle.acl.load().as_ref().map(|a| a.owner) {
+                    leaves.push((owner, Arc::clone(&e.handle), channel.clone()));
+                }
                 Stats::add(&self.stats.access_lost, 1);
                 tracing::info!(ident = %e.handle.ident, %channel, "subscription lost its right");
                 e.handle.outbox.refuse(&Refusal::AccessLost {
@@ -425,6 +477,13 @@ impl Handler<AclChanged> for Broker {
                     self.collect(&e.handle);
                 }
                 tracing::info!(ident = %e.handle.ident, peer = %e.handle.peer, "key revoked: closing session");
+                if let Some(owner) = e.handle.acl.load().as_ref().map(|a| a.owner) {
+                    leaves.extend(
+                        e.channels
+                            .iter()
+                            .map(|c| (owner, Arc::clone(&e.handle), c.clone())),
+                    );
+                }
                 e.handle.acl.store(None);
                 e.handle.outbox.refuse(&Refusal::KeyRevoked {
                     ident: e.handle.ident.clone(),
@@ -434,6 +493,9 @@ impl Handler<AclChanged> for Broker {
         }
         for ch in &dirty {
             self.publish_route(ch);
+        }
+        for (owner, handle, channel) in leaves {
+            self.announce_as(owner, &handle, &channel, "leave");
         }
     }
 }

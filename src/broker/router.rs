@@ -367,6 +367,11 @@ impl Router {
         }
     }
 
+    /// Whether nobody receives anything on `channel` now.
+    pub fn is_idle(&self, channel: &str) -> bool {
+        !self.routes.read().contains_key(channel)
+    }
+
     /// The policy in force.
     pub fn policy(&self) -> SlowConsumerPolicy {
         self.policy

@@ -25,6 +25,7 @@ use std::sync::Arc;
 
 use super::{AuthkeyId, UserId};
 use crate::domain::model::{Grantee, Graph, Share, ShareKind};
+use crate::wire::names::PRESENCE_SUFFIX;
 use crate::wire::{Channel, Ident, Secret};
 
 /// Whose messages a subscription receives.
@@ -64,14 +65,21 @@ pub struct KeyAcl {
 }
 
 impl KeyAcl {
-    /// Whether the key may publish on `channel`.
+    /// Whether the key may publish on `channel` (never on a presence channel: only the
+    /// broker speaks there).
     pub fn may_publish(&self, channel: &str) -> bool {
-        self.publish.contains(channel)
+        !channel.ends_with(PRESENCE_SUFFIX) && self.publish.contains(channel)
     }
 
-    /// Whose messages the key receives on `channel`; `None` when it may not subscribe.
+    /// Whose messages the key receives on `channel`; `None` when it may not subscribe. On
+    /// a presence channel `CHAN..broker`, those of `CHAN`: a key hears of the sessions
+    /// of exactly the users whose messages (and so whose idents) it receives there.
     pub fn sources(&self, channel: &str) -> Option<&Sources> {
-        self.subscribe.get(channel)
+        let base = channel
+            .strip_suffix(PRESENCE_SUFFIX)
+            .filter(|b| !b.is_empty())
+            .unwrap_or(channel);
+        self.subscribe.get(base)
     }
 }
 

@@ -174,6 +174,28 @@ name_type!(
     "channel"
 );
 
+/// Suffix of a presence channel: `CHAN..broker` carries the broker's `join`/`leave`
+/// notices for `CHAN` (as the original hpfeeds broker did); nobody may publish on it.
+pub const PRESENCE_SUFFIX: &str = "..broker";
+
+impl Channel {
+    /// For a presence channel `CHAN..broker`, the channel `CHAN` it reports on.
+    pub fn presence_of(&self) -> Option<&str> {
+        self.as_str()
+            .strip_suffix(PRESENCE_SUFFIX)
+            .filter(|base| !base.is_empty())
+    }
+
+    /// The presence channel of this one (`CHAN..broker`); `None` for a presence channel
+    /// itself or when the name would be too long to travel.
+    pub fn presence(&self) -> Option<Channel> {
+        if self.presence_of().is_some() {
+            return None;
+        }
+        Channel::new(&format!("{}{PRESENCE_SUFFIX}", self.as_str())).ok()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -131,6 +131,35 @@ async def aio(host, port, ident, secret, channel):
         out(message(ident_, channel_, data))
 
 
+def presence(host, port, ident, secret, channel, count):
+    """Watches CHANNEL..broker: prints "ready" once live (a marker round trip on `sync`),
+    then the first COUNT notices."""
+    count = int(count)
+    client = new(host, port, ident, secret)
+    client.subscribe(channel + "..broker")
+    client.subscribe("sync")
+    marker = "ready-" + binascii.hexlify(os.urandom(8)).decode()
+    client._subscribe()
+    client.publish("sync", marker)
+    state = {"ready": False, "n": 0}
+
+    def on_message(ident_, channel_, payload):
+        if not state["ready"]:
+            if bytes(payload) == marker.encode():
+                state["ready"] = True
+                out({"ready": True})
+            return
+        if channel_ != channel + "..broker":
+            return
+        out(message(ident_, channel_, payload))
+        state["n"] += 1
+        if state["n"] >= count:
+            client.stop()
+
+    client.run(on_message, lambda e: out({"error": e}))
+    client.close()
+
+
 def stream(host, port, ident, secret, *channels):
     client = new(host, port, ident, secret)
     for c in channels:
@@ -143,4 +172,4 @@ if __name__ == "__main__":
     if cmd == "aio":
         asyncio.run(aio(*args))
     else:
-        {"sub": sub, "pub": pub, "error": error, "stream": stream, "connect": connect}[cmd](*args)
+        {"sub": sub, "pub": pub, "error": error, "stream": stream, "connect": connect, "presence": presence}[cmd](*args)
