@@ -36,7 +36,7 @@ $hp authkey add --owner bench --ident benchsub --secret bench --publish "$channe
 start_brokers() {
     # hpfriends with its defaults (16 MiB outbox, backpressure), limits raised for the
     # idle-connection runs.
-    HPFRIENDS_MAX_CONNECTIONS_PER_IP=60000 HPFRIENDS_MAX_CONNECTIONS=60000 \
+    HPFRIENDS_MAX_CONNECTIONS_PER_IP=60000 HPFRIENDS_MAX_CONNECTIONS=60000 HPFRIENDS_MAX_SUBSCRIPTIONS_PER_KEY=60000 \
         RUST_LOG=warn $hp serve --listen 127.0.0.1:10991 --web-listen off >>"$work/hpfriends.log" 2>&1 &
     pids+=($!); hpfriends_pid=$!
     $hp bench relay --listen 127.0.0.1:30991 >>"$work/relay.log" 2>&1 &

@@ -3,7 +3,7 @@
 //! Run: `cargo bench --bench broker`.
 #![allow(missing_docs, clippy::unwrap_used)]
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -15,7 +15,7 @@ use hpfriends::broker::outbox::Outbox;
 use hpfriends::broker::router::{Route, RouteEditor, Router};
 use hpfriends::broker::stats::Stats;
 use hpfriends::config::SlowConsumerPolicy;
-use hpfriends::domain::acl::{KeyAcl, Sources};
+use hpfriends::domain::acl::{ChannelSet, KeyAcl, Sources};
 use hpfriends::domain::{AuthkeyId, UserId};
 use hpfriends::wire::{Channel, Frame, FrameCodec, Ident, Limits, Secret};
 use tokio_util::codec::Decoder;
@@ -52,7 +52,7 @@ fn wire(c: &mut Criterion) {
 }
 
 fn acl(c: &mut Criterion) {
-    let channels: HashSet<Channel> = (0..50)
+    let channels: ChannelSet = (0..50)
         .map(|i| Channel::new(&format!("chan.{i}")).unwrap())
         .collect();
     let acl = KeyAcl {
@@ -75,7 +75,7 @@ fn handle(i: u64, sources: Sources) -> Arc<SessionHandle> {
         ident: Ident::new(&format!("sub{i}")).unwrap(),
         secret: Secret::new("s"),
         owner: UserId(1000),
-        publish: HashSet::new(),
+        publish: ChannelSet::default(),
         subscribe: HashMap::from([(channel, sources)]),
     };
     Arc::new(SessionHandle {

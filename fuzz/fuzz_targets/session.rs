@@ -5,7 +5,7 @@
 //! does. The seed corpus starts with a valid auth for nonce 00000000 and secret "s".
 #![no_main]
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::BytesMut;
@@ -23,7 +23,7 @@ fn table() -> KeyTable {
         ident: Ident::new("k").expect("ident"),
         secret: Secret::new("s"),
         owner: UserId(7),
-        publish: HashSet::from([ch("pub")]),
+        publish: [ch("pub")].into_iter().collect(),
         subscribe: HashMap::from([(ch("sub"), Sources::Users([UserId(7)].into()))]),
     };
     KeyTable::from_iter([(acl.ident.clone(), Arc::new(acl))])

@@ -160,7 +160,9 @@ pub async fn run(
                     let _slots = slots;
                     match tls {
                         None => serve_tcp(stream, peer, shared).await,
-                        Some(acceptor) => serve_tls(stream, peer, shared, acceptor).await,
+                        // Boxed: the TLS state is large, and inline it would size the task
+                        // of every plain TCP connection too.
+                        Some(acceptor) => Box::pin(serve_tls(stream, peer, shared, acceptor)).await,
                     }
                 });
             }

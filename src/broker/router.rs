@@ -232,7 +232,9 @@ impl RouteEditor {
 /// Channel → route, read by every publishing session.
 #[derive(Debug)]
 pub struct Router {
-    routes: RwLock<HashMap<Channel, Arc<Route>>>,
+    /// A fast hash: looked up on every publish; its keys are channels that keys' owners
+    /// listed (a client's lookups of other names cannot grow it).
+    routes: RwLock<HashMap<Channel, Arc<Route>, rustc_hash::FxBuildHasher>>,
     policy: SlowConsumerPolicy,
     stats: Arc<Stats>,
 }
@@ -241,7 +243,7 @@ impl Router {
     /// An empty table applying `policy` to subscribers that do not keep up.
     pub fn new(policy: SlowConsumerPolicy, stats: Arc<Stats>) -> Self {
         Self {
-            routes: RwLock::new(HashMap::new()),
+            routes: RwLock::new(HashMap::default()),
             policy,
             stats,
         }

@@ -47,6 +47,10 @@ impl Sources {
     }
 }
 
+/// A set of channels on a fast hash: checked on every publish; its members are what a
+/// key's owner listed, so a client's lookups cannot grow it.
+pub type ChannelSet = HashSet<Channel, rustc_hash::FxBuildHasher>;
+
 /// What one authkey may do on the feed, as the broker checks it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyAcl {
@@ -59,7 +63,7 @@ pub struct KeyAcl {
     /// The user whose key this is: the source its publishes are tagged with.
     pub owner: UserId,
     /// Channels it may publish on.
-    pub publish: HashSet<Channel>,
+    pub publish: ChannelSet,
     /// Channels it may subscribe to, each with whose messages it receives there.
     pub subscribe: HashMap<Channel, Sources>,
 }

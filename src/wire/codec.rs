@@ -7,8 +7,9 @@
 use bytes::{Buf, Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
-use super::frame::{Frame, WireError, check};
+use super::frame::{Frame, Opcode, WireError, check};
 use super::limits::Limits;
+use super::names::NameCache;
 
 /// A decoded frame and the exact bytes it arrived as.
 #[derive(Debug, Clone)]
@@ -34,12 +35,15 @@ pub enum CodecError {
 #[derive(Debug, Clone, Default)]
 pub struct FrameCodec {
     limits: Limits,
+    /// Boxed and made on the first publish: a connection that never publishes (an idle
+    /// subscriber) holds one pointer for it.
+    names: Option<Box<NameCache>>,
 }
 
 impl FrameCodec {
     /// A codec that refuses frames over `limits`.
     pub fn new(limits: Limits) -> Self {
-        Self { limits }
+        Self { limits, names: None }
     }
 }
 
@@ -49,9 +53,13 @@ impl Decoder for FrameCodec {
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Received>, CodecError> {
         match check(src, &self.limits)? {
-            Some((_, len)) => {
+            Some((op, len)) => {
                 let raw = src.split_to(len).freeze();
-                let frame = Frame::parse(&raw)?;
+                let frame = if op == Opcode::Publish {
+                    Frame::parse_with(&raw, self.names.get_or_insert_default())?
+                } else {
+                    Frame::parse(&raw)?
+                };
                 Ok(Some(Received { frame, raw }))
             }
             None => {

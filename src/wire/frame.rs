@@ -9,7 +9,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use super::auth::{AuthHash, HASH_LEN, NONCE_LEN, Nonce};
 use super::limits::Limits;
-use super::names::{Channel, Ident, NameError};
+use super::names::{Channel, Ident, NameCache, NameError};
 
 pub use super::header::{HEADER_LEN, Opcode};
 
@@ -158,6 +158,12 @@ impl Frame {
     /// Parses one whole frame (header included), as delimited by [`check`]. The publish
     /// payload is a zero-copy slice of `raw`.
     pub fn parse(raw: &Bytes) -> Result<Frame, WireError> {
+        Self::parse_with(raw, &mut NameCache::default())
+    }
+
+    /// [`Frame::parse`], taking a publish's ident and channel from `names` when they are
+    /// the ones the last publish named (see [`NameCache`]).
+    pub fn parse_with(raw: &Bytes, names: &mut NameCache) -> Result<Frame, WireError> {
         let Some(header) = raw.get(..HEADER_LEN) else {
             return Err(WireError::TooShort { len: raw.len() });
         };
@@ -194,8 +200,8 @@ impl Frame {
             Opcode::Publish => {
                 let (ident, rest) = take_str(body, op, "ident")?;
                 let (channel, payload) = take_str(rest, op, "channel")?;
-                let ident = name(Ident::from_wire(ident), op)?;
-                let channel = name(Channel::from_wire(channel), op)?;
+                let ident = name(names.ident(ident), op)?;
+                let channel = name(names.channel(channel), op)?;
                 Frame::Publish {
                     ident,
                     channel,

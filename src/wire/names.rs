@@ -86,7 +86,13 @@ pub fn unprintable(c: char) -> bool {
 /// Checks a name people will read: no control or format characters, no surrounding
 /// whitespace. Shared by channels and idents here and by user and group names above.
 pub fn check_text(what: &'static str, s: &str) -> Result<(), NameError> {
-    if let Some(c) = s.chars().find(|c| unprintable(*c)) {
+    // Nearly every name is ASCII: its only unprintables are C0 controls and DEL.
+    let bad = if s.is_ascii() {
+        s.bytes().find(|b| *b < 0x20 || *b == 0x7f).map(char::from)
+    } else {
+        s.chars().find(|c| unprintable(*c))
+    };
+    if let Some(c) = bad {
         return Err(NameError::Unprintable {
             what,
             code: u32::from(c),
@@ -173,6 +179,41 @@ name_type!(
     Channel,
     "channel"
 );
+
+/// The last ident and channel a connection's frames named, so that a stream of publishes
+/// on one channel costs no allocation or validation per frame: the name is compared with
+/// the last one and its `Arc` shared.
+#[derive(Debug, Default, Clone)]
+pub struct NameCache {
+    ident: Option<Ident>,
+    channel: Option<Channel>,
+}
+
+impl NameCache {
+    /// `b` as an ident, reusing the last one when it is the same.
+    pub fn ident(&mut self, b: &[u8]) -> Result<Ident, NameError> {
+        match &self.ident {
+            Some(i) if i.as_str().as_bytes() == b => Ok(i.clone()),
+            _ => {
+                let i = Ident::from_wire(b)?;
+                self.ident = Some(i.clone());
+                Ok(i)
+            }
+        }
+    }
+
+    /// `b` as a channel, reusing the last one when it is the same.
+    pub fn channel(&mut self, b: &[u8]) -> Result<Channel, NameError> {
+        match &self.channel {
+            Some(c) if c.as_str().as_bytes() == b => Ok(c.clone()),
+            _ => {
+                let c = Channel::from_wire(b)?;
+                self.channel = Some(c.clone());
+                Ok(c)
+            }
+        }
+    }
+}
 
 /// Suffix of a presence channel: `CHAN..broker` carries the broker's `join`/`leave`
 /// notices for `CHAN` (as the original hpfeeds broker did); nobody may publish on it.
