@@ -194,6 +194,11 @@ done
             "$(python3 -c "print(round($(field "$j" rss_after_kib)/1024, 1))")" \
             "$(python3 -c "print(round($(field "$j" kib_per_connection), 2))")"
     done
+    if ((smoke == 0)) && ((most < 50000)); then
+        echo
+        echo "50,000 connections need a file-descriptor limit above 50,000 in both the broker and the generator;"
+        echo "this machine's hard limit is $(ulimit -Hn) (not raisable here), so the largest run is ${idle[-1]}."
+    fi
     echo
     echo "Commands: see bench/compare.sh (every workload is one \`hpfriends bench\` line)."
     if [[ -n "$graph_section" ]]; then
