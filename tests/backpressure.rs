@@ -35,6 +35,30 @@ fn number(payload: &[u8]) -> u32 {
     u32::from_be_bytes(payload[..4].try_into().unwrap())
 }
 
+/// A thread publishing `n` numbered 1,000-byte messages on `channel` as fast as the socket
+/// takes them (key `k`), calling `sent` after each, then `last` (channel, payload) if
+/// given; it hands back the connection.
+fn flat_out(
+    addr: std::net::SocketAddr,
+    channel: &'static str,
+    n: u32,
+    last: Option<(&'static str, &'static [u8])>,
+    sent: impl Fn() + Send + 'static,
+) -> thread::JoinHandle<Raw> {
+    thread::spawn(move || {
+        let mut p = Raw::login(addr, "k", "s");
+        let body = vec![b'x'; 1000];
+        for i in 0..n {
+            p.publish(channel, &numbered(i, &body));
+            sent();
+        }
+        if let Some((channel, payload)) = last {
+            p.publish(channel, payload);
+        }
+        p
+    })
+}
+
 /// The statistics line the broker logs when it stops.
 fn stopped_stats(s: &mut TestServer) -> String {
     assert_eq!(s.stop().code(), Some(0));
@@ -56,17 +80,7 @@ fn a_slow_reader_receives_every_message_of_a_flat_out_publisher() {
     // 8 MB flat out, more than a hundred outboxes: without backpressure the slow reader
     // would be cut (disconnect) or lose most of it (drop-oldest).
     const N: u32 = 8_000;
-    let body = vec![b'x'; 1000];
-    let publisher = {
-        let addr = s.addr;
-        thread::spawn(move || {
-            let mut p = Raw::login(addr, "k", "s");
-            for i in 0..N {
-                p.publish("c", &numbered(i, &body));
-            }
-            p
-        })
-    };
+    let publisher = flat_out(s.addr, "c", N, None, || {});
     for i in 0..N {
         let (channel, payload) = match slow.next(Duration::from_secs(20)) {
             Event::Frame(hpfriends::wire::Frame::Publish { channel, payload, .. }) => (channel, payload),
@@ -108,17 +122,7 @@ fn a_reader_that_stopped_is_cut_after_the_stall_timeout_and_the_others_get_every
     let mut reader = Raw::live_subscriber(s.addr, "k", "s", "c");
     // 20 MB: far more than the stopped reader's outbox and socket buffers hold.
     const N: u32 = 20_000;
-    let body = vec![b'x'; 1000];
-    let publisher = {
-        let addr = s.addr;
-        thread::spawn(move || {
-            let mut p = Raw::login(addr, "k", "s");
-            for i in 0..N {
-                p.publish("c", &numbered(i, &body));
-            }
-            p
-        })
-    };
+    let publisher = flat_out(s.addr, "c", N, None, || {});
     let mut longest_gap = Duration::ZERO;
     let mut last = Instant::now();
     for i in 0..N {
@@ -172,18 +176,16 @@ fn a_paused_publisher_holds_up_only_what_its_own_socket_puts_behind() {
     const N: u32 = 12_000;
     let sent = Arc::new(AtomicUsize::new(0));
     let first = {
-        let addr = s.addr;
         let sent = Arc::clone(&sent);
-        thread::spawn(move || {
-            let mut p = Raw::login(addr, "k", "s");
-            let body = vec![b'x'; 1000];
-            for i in 0..N {
-                p.publish("a", &numbered(i, &body));
+        flat_out(
+            s.addr,
+            "a",
+            N,
+            Some(("b", b"from the paused publisher")),
+            move || {
                 sent.fetch_add(1, Ordering::Relaxed);
-            }
-            p.publish("b", b"from the paused publisher");
-            p
-        })
+            },
+        )
     };
     // Wait until the first publisher is blocked (its writes stop advancing), so that the
     // next step runs while it is paused.

@@ -99,7 +99,7 @@ fn forward(data: &[u8], channels: &Channels, me: &Subscribers, mine: &mut Vec<Ve
         let body = &frame[5..];
         match frame[4] {
             3 => {
-                let channel = publish_channel(body).unwrap_or_default();
+                let channel = super::publish_parts(body).map_or(&[][..], |(c, _)| c);
                 if channels.per_frame {
                     send(channels, channel, frame);
                     at += len;
@@ -133,13 +133,6 @@ fn forward(data: &[u8], channels: &Channels, me: &Subscribers, mine: &mut Vec<Ve
         send(channels, ch, &data[s..e]);
     }
     at
-}
-
-fn publish_channel(body: &[u8]) -> Option<&[u8]> {
-    let il = usize::from(*body.first()?);
-    let rest = body.get(1 + il..)?;
-    let cl = usize::from(*rest.first()?);
-    rest.get(1..1 + cl)
 }
 
 /// Blocking writes of `bytes` to every subscriber of `channel`, one after the other.

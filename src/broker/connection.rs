@@ -173,8 +173,9 @@ impl Reader {
                     // Rare and slow (a round trip to the Broker actor): boxed, so its
                     // state is not carried by every idle connection's future.
                     Step::Subscribe(channel) => Box::pin(self.subscribe(channel)).await,
-                    // Not reading the socket meanwhile is the backpressure itself.
-                    Step::Stalled(st) => self.wait_stalled(st).await,
+                    // Not reading the socket meanwhile is the backpressure itself (boxed
+                    // like a subscribe: idle connections do not carry its state).
+                    Step::Stalled(st) => Box::pin(self.wait_stalled(st)).await,
                 };
                 if let Flow::Stop = flow {
                     return;
@@ -359,24 +360,18 @@ impl Reader {
 
     /// Backpressure: delivers a publish to the receivers that had no room, waiting for
     /// them (up to the stall timeout) before this connection reads another frame.
-    /// Built outside `run` and boxed, so that idle connections' futures do not carry it.
-    fn wait_stalled(
-        &self,
-        mut st: Box<Stalled>,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Flow> + Send + '_>> {
-        Box::pin(async move {
-            self.shared
-                .router
-                .deliver_waiting(
-                    st.source,
-                    st.channel.as_str(),
-                    &st.frame,
-                    &mut st.receivers,
-                    self.shared.config.stall_timeout(),
-                )
-                .await;
-            Flow::Continue
-        })
+    async fn wait_stalled(&self, mut st: Box<Stalled>) -> Flow {
+        self.shared
+            .router
+            .deliver_waiting(
+                st.source,
+                st.channel.as_str(),
+                &st.frame,
+                &mut st.receivers,
+                self.shared.config.stall_timeout(),
+            )
+            .await;
+        Flow::Continue
     }
 
     async fn subscribe(&mut self, channel: Channel) -> Flow {

@@ -68,15 +68,13 @@ def message(ident, channel, payload):
     return {"ident": ident, "channel": channel, "payload": binascii.hexlify(bytes(payload)).decode()}
 
 
-def sub(host, port, ident, secret, channel, count):
-    count = int(count)
-    client = new(host, port, ident, secret)
-    client.subscribe(channel)
-    # The broker acknowledges nothing: publish a marker to ourselves and wait for it, so
-    # that the test knows the subscription is live before it publishes.
+def run_when_live(client, marker_channel, count, wanted=lambda channel: True):
+    """The broker acknowledges nothing: publishes a marker to ourselves on MARKER_CHANNEL and
+    waits for it, prints "ready" so that the test knows the subscriptions are live, then
+    prints the first COUNT messages on channels WANTED accepts."""
     marker = "ready-" + binascii.hexlify(os.urandom(8)).decode()
     client._subscribe()
-    client.publish(channel, marker)
+    client.publish(marker_channel, marker)
     state = {"ready": False, "n": 0}
 
     def on_message(ident_, channel_, payload):
@@ -86,6 +84,8 @@ def sub(host, port, ident, secret, channel, count):
                 out({"ready": True})
                 if count == 0:
                     client.stop()
+            return
+        if not wanted(channel_):
             return
         out(message(ident_, channel_, payload))
         state["n"] += 1
@@ -98,6 +98,12 @@ def sub(host, port, ident, secret, channel, count):
 
     client.run(on_message, on_error)
     client.close()
+
+
+def sub(host, port, ident, secret, channel, count):
+    client = new(host, port, ident, secret)
+    client.subscribe(channel)
+    run_when_live(client, channel, int(count))
 
 
 def pub(host, port, ident, secret, channel, *payloads):
@@ -132,32 +138,11 @@ async def aio(host, port, ident, secret, channel):
 
 
 def presence(host, port, ident, secret, channel, count):
-    """Watches CHANNEL..broker: prints "ready" once live (a marker round trip on `sync`),
-    then the first COUNT notices."""
-    count = int(count)
+    """Watches CHANNEL..broker (the marker goes through `sync`)."""
     client = new(host, port, ident, secret)
     client.subscribe(channel + "..broker")
     client.subscribe("sync")
-    marker = "ready-" + binascii.hexlify(os.urandom(8)).decode()
-    client._subscribe()
-    client.publish("sync", marker)
-    state = {"ready": False, "n": 0}
-
-    def on_message(ident_, channel_, payload):
-        if not state["ready"]:
-            if bytes(payload) == marker.encode():
-                state["ready"] = True
-                out({"ready": True})
-            return
-        if channel_ != channel + "..broker":
-            return
-        out(message(ident_, channel_, payload))
-        state["n"] += 1
-        if state["n"] >= count:
-            client.stop()
-
-    client.run(on_message, lambda e: out({"error": e}))
-    client.close()
+    run_when_live(client, "sync", int(count), lambda c: c == channel + "..broker")
 
 
 def stream(host, port, ident, secret, *channels):
