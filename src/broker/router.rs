@@ -373,11 +373,6 @@ impl Router {
     pub fn is_idle(&self, channel: &str) -> bool {
         !self.routes.read().contains_key(channel)
     }
-
-    /// The policy in force.
-    pub fn policy(&self) -> SlowConsumerPolicy {
-        self.policy
-    }
 }
 
 /// What became of one frame for one receiver.
