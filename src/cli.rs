@@ -42,9 +42,21 @@ pub struct Cli {
     /// Configuration file (TOML; see deploy/hpfriends.example.toml).
     #[arg(long, global = true, env = "HPFRIENDS_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Log lines on stderr: for people (text) or one JSON object per line (json).
+    #[arg(long, global = true, env = "HPFRIENDS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// The subcommands.
@@ -131,6 +143,9 @@ pub struct ServeArgs {
     /// PEM private key of --tls-cert.
     #[arg(long)]
     pub tls_key: Option<String>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9100) [default: off].
+    #[arg(long)]
+    pub metrics_listen: Option<String>,
 }
 
 /// `user` subcommands.
@@ -837,6 +852,9 @@ fn serve(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
     if let Some(k) = args.tls_key {
         config.tls_key = k;
     }
+    if let Some(m) = args.metrics_listen {
+        config.metrics_listen = m;
+    }
     if let Some(w) = args.web_listen {
         config.web_listen = if w == "off" { String::new() } else { w };
     }
@@ -866,8 +884,9 @@ fn serve(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
         server::serve(config, store, shutdown, |ep: Endpoints| {
             let tls = ep.tls.map(|a| format!(", hpfeeds tls://{a}")).unwrap_or_default();
             let web = ep.web.map(|a| format!(", website {scheme}://{a}")).unwrap_or_default();
+            let metrics = ep.metrics.map(|a| format!(", metrics http://{a}/metrics")).unwrap_or_default();
             println!(
-                "hpfriends listening: hpfeeds tcp://{}{tls}{web} (database {db})",
+                "hpfriends listening: hpfeeds tcp://{}{tls}{web}{metrics} (database {db})",
                 ep.hpfeeds
             );
             if let Some(secret) = &demo {

@@ -132,6 +132,15 @@ pub struct Config {
     pub mail_dir: String,
     /// Sender of the site's mail.
     pub mail_from: String,
+    /// A listener serving only `/metrics` (Prometheus), e.g. `127.0.0.1:9100`; empty: none.
+    /// Give a wildcard address (`0.0.0.0:9100`) only when the port is firewalled.
+    pub metrics_listen: String,
+    /// Bearer token that lets a scraper from another host read the website's `/metrics`
+    /// (`Authorization: Bearer …`); empty: the website answers `/metrics` to loopback only.
+    pub metrics_token: String,
+    /// Channels given their own series in the per-channel metrics; the rest are summed as
+    /// `other` (bounds the scrape whatever channel names clients invent).
+    pub metrics_top_channels: usize,
 }
 
 impl Default for Config {
@@ -175,6 +184,9 @@ impl Default for Config {
             smtp_url: String::new(),
             mail_dir: "mail".to_owned(),
             mail_from: "hpfriends <hpfriends@localhost>".to_owned(),
+            metrics_listen: String::new(),
+            metrics_token: String::new(),
+            metrics_top_channels: 20,
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod config;
 pub mod domain;
 pub mod limiter;
 pub mod mail;
+pub mod metrics;
 pub mod server;
 pub mod social;
 pub mod store;

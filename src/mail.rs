@@ -74,6 +74,11 @@ impl std::fmt::Debug for Mailer {
 }
 
 impl Mailer {
+    /// Mails waiting in the queue now.
+    pub fn queued(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
+    }
+
     /// Starts the sending task (needs a tokio runtime). `smtp_url` empty: files in `dir`.
     pub fn start(smtp_url: &str, dir: &str, from: &str) -> Result<Mailer, MailError> {
         let from: Mailbox = from.parse().map_err(|_| MailError::Address(from.to_owned()))?;

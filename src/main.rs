@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use hpfriends::cli::{Cli, Command};
+use hpfriends::cli::{Cli, Command, LogFormat};
 
 /// Clap's usage errors folded into one line (help and version are printed as they are).
 fn parse() -> Result<Cli, ExitCode> {
@@ -39,12 +39,23 @@ fn main() -> ExitCode {
     } else {
         "warn"
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default)))
-        .with_writer(std::io::stderr)
-        // Colours only on a terminal: log files and journald get plain text.
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    match cli.log_format {
+        // One JSON object per line, fields flattened: for log shippers.
+        LogFormat::Json => tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init(),
+        LogFormat::Text => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            // Colours only on a terminal: log files and journald get plain text.
+            .with_ansi(std::io::stderr().is_terminal())
+            .init(),
+    }
     match hpfriends::cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

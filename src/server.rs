@@ -60,6 +60,8 @@ pub struct Endpoints {
     pub tls: Option<SocketAddr>,
     /// The website's bound address, when it runs.
     pub web: Option<SocketAddr>,
+    /// The metrics listener's bound address, when it runs.
+    pub metrics: Option<SocketAddr>,
 }
 
 async fn blocking<T: Send + 'static>(
@@ -188,6 +190,11 @@ pub async fn serve(
     } else {
         Some(bind_web(&config.web_listen)?)
     };
+    let metrics_listener = if config.metrics_listen.is_empty() {
+        None
+    } else {
+        Some(bind_web(&config.metrics_listen)?)
+    };
     let core = Core::start(config.clone(), &store, shutdown.clone()).await?;
     let shared = Arc::clone(&core.shared);
     let stats = Arc::clone(&shared.stats);
@@ -201,6 +208,23 @@ pub async fn serve(
                 return Err(e);
             }
         },
+    };
+    let metrics = match metrics_listener {
+        None => None,
+        Some(listener) => {
+            let m = crate::metrics::Metrics::new(
+                Arc::clone(&shared),
+                store.clone(),
+                website.as_ref().map(|w| w.2.clone()),
+            );
+            match start_metrics(m, listener) {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    core.stop().await;
+                    return Err(e);
+                }
+            }
+        }
     };
     let background = TaskTracker::new();
     if config.stats_interval_secs > 0 {
@@ -218,6 +242,7 @@ pub async fn serve(
         hpfeeds,
         tls: tls.as_ref().map(|t| t.1),
         web: website.as_ref().map(|w| w.0),
+        metrics: metrics.as_ref().map(|m| m.0),
     });
 
     // The accept loops (and every connection, spawned by them) run on the runtime's worker
@@ -251,7 +276,10 @@ pub async fn serve(
     }
 
     tracing::info!("shutting down: flushing outboxes");
-    if let Some((_, handle)) = &website {
+    if let Some((_, handle, _)) = &website {
+        handle.stop(true).await;
+    }
+    if let Some((_, handle)) = &metrics {
         handle.stop(true).await;
     }
     connections.close();
@@ -309,7 +337,7 @@ fn start_web(
     graph: actix::Addr<SocialGraph>,
     shared: Arc<Shared>,
     listener: std::net::TcpListener,
-) -> Result<(SocketAddr, actix_web::dev::ServerHandle), ServeError> {
+) -> Result<(SocketAddr, actix_web::dev::ServerHandle, Mailer), ServeError> {
     let web_err = |e: &dyn std::fmt::Display| ServeError::Web(e.to_string());
     let addr = listener.local_addr().map_err(|e| web_err(&e))?;
     let mut site = config.clone();
@@ -326,13 +354,52 @@ fn start_web(
     // Cookies only over HTTPS when the site is served that way.
     site.secure_cookies |= https.is_some();
     let mailer = Mailer::start(&site.smtp_url, &site.mail_dir, &site.mail_from).map_err(|e| web_err(&e))?;
-    let state =
-        WebState::new(store.clone(), graph, shared, mailer, &site).map_err(|e| web_err(&e.log_text()))?;
+    let state = WebState::new(store.clone(), graph, shared, mailer.clone(), &site)
+        .map_err(|e| web_err(&e.log_text()))?;
     let server =
         crate::web::start(actix_web::web::Data::new(state), listener, https).map_err(|e| web_err(&e))?;
     let handle = server.handle();
     actix_rt::spawn(server);
     tracing::info!(%addr, url = %site.site_url(), "website listening");
+    Ok((addr, handle, mailer))
+}
+
+/// Serves `/metrics` (and `/healthz`) alone on `listener`, to anyone who reaches it: the
+/// operator chose its address.
+fn start_metrics(
+    metrics: crate::metrics::Metrics,
+    listener: std::net::TcpListener,
+) -> Result<(SocketAddr, actix_web::dev::ServerHandle), ServeError> {
+    use actix_web::{App, HttpResponse, HttpServer, web};
+    let web_err = |e: &dyn std::fmt::Display| ServeError::Web(format!("metrics listener: {e}"));
+    let addr = listener.local_addr().map_err(|e| web_err(&e))?;
+    let server = HttpServer::new(move || {
+        let m = metrics.clone();
+        App::new()
+            .route(
+                "/metrics",
+                web::get().to(move || {
+                    let m = m.clone();
+                    async move {
+                        HttpResponse::Ok()
+                            .content_type(crate::metrics::CONTENT_TYPE)
+                            .body(m.render().await)
+                    }
+                }),
+            )
+            .route(
+                "/healthz",
+                web::get().to(|| async { HttpResponse::Ok().body("ok\n") }),
+            )
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)
+    .map_err(|e| web_err(&e))?
+    .run();
+    let handle = server.handle();
+    actix_rt::spawn(server);
+    tracing::info!(%addr, "metrics listening");
     Ok((addr, handle))
 }
 

@@ -24,7 +24,7 @@ use super::messages::{Disconnected, Register, Subscribe, Unsubscribe};
 use super::outbox::Outbox;
 use super::refusal::Refusal;
 use super::session::{Action, Session};
-use super::stats::Stats;
+use super::stats::{AuthFailure, ChannelCounts, OPCODE_SLOTS, Stats};
 use crate::wire::codec::CodecError;
 use crate::wire::{Channel, Frame, FrameCodec, Nonce};
 
@@ -82,20 +82,46 @@ where
         outbox: Arc::clone(&outbox),
         kill: kill.clone(),
         shared: Arc::clone(&shared),
+        tally: None,
     };
-    let write = write_loop(writer, Arc::clone(&outbox), shared.config.write_timeout());
+    let write = write_loop(writer, Arc::clone(&outbox), &shared);
     tokio::pin!(write);
-    tokio::select! {
-        () = kill.cancelled() => {}
+    // Seconds, not an `Instant`: every connection's future carries it.
+    let opened = uptime_secs();
+    let write_failed = tokio::select! {
+        () = kill.cancelled() => false,
         res = &mut write => log_write_end(peer, res),
         () = conn.run(reader) => {
             // The reader closed the outbox; let the writer flush it unless killed.
             tokio::select! {
-                () = kill.cancelled() => {}
+                () = kill.cancelled() => false,
                 res = &mut write => log_write_end(peer, res),
             }
         }
-    }
+    };
+    conn.flush_tally();
+    // One line per connection's end (refusals had their own line, with the reason).
+    let how = if kill.is_cancelled() {
+        "killed"
+    } else if write_failed {
+        "write failed"
+    } else if shared.shutdown.is_cancelled() {
+        "shutdown"
+    } else {
+        "closed"
+    };
+    let ident = conn
+        .handle
+        .as_ref()
+        .map(|h| h.ident.to_string())
+        .unwrap_or_default();
+    tracing::info!(
+        %peer,
+        %ident,
+        reason = how,
+        secs = uptime_secs().saturating_sub(opened),
+        "connection ended"
+    );
     if conn.handle.is_some() {
         shared.broker.do_send(Disconnected(id));
     }
@@ -106,9 +132,21 @@ where
     }
 }
 
-fn log_write_end(peer: SocketAddr, res: io::Result<()>) {
-    if let Err(e) = res {
-        tracing::debug!(%peer, "write side ended: {e}");
+/// Whole seconds since the first connection: a 4-byte timestamp.
+fn uptime_secs() -> u32 {
+    static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let e = EPOCH.get_or_init(std::time::Instant::now);
+    u32::try_from(e.elapsed().as_secs()).unwrap_or(u32::MAX)
+}
+
+/// Logs how the write side ended; true when it failed.
+fn log_write_end(peer: SocketAddr, res: io::Result<()>) -> bool {
+    match res {
+        Ok(()) => false,
+        Err(e) => {
+            tracing::debug!(%peer, "write side ended: {e}");
+            true
+        }
     }
 }
 
@@ -120,6 +158,10 @@ struct Reader {
     outbox: Arc<Outbox>,
     kill: CancellationToken,
     shared: Arc<Shared>,
+    /// This read's publishes on one channel, added to the shared per-channel tally when
+    /// the channel changes or before the next read (not once per frame). Boxed: an idle
+    /// connection carries one pointer.
+    tally: Option<Box<(Channel, ChannelCounts)>>,
 }
 
 /// Whether the reader goes on after a frame.
@@ -159,7 +201,12 @@ impl Reader {
                 // The decoded frame is consumed here: only the small `Step` lives across
                 // the awaits below, so it is not carried by every idle connection's future.
                 let step = match codec.decode(&mut buf) {
-                    Ok(Some(rx)) => self.apply(rx.frame, rx.raw),
+                    Ok(Some(rx)) => {
+                        if !matches!(rx.frame, Frame::Publish { .. }) {
+                            self.shared.stats.frame_in(rx.frame.opcode() as u8);
+                        }
+                        self.apply(rx.frame, rx.raw)
+                    }
                     Ok(None) => break,
                     Err(CodecError::Wire(e)) => {
                         Stats::add(&self.shared.stats.protocol_errors, 1);
@@ -181,6 +228,7 @@ impl Reader {
                     return;
                 }
             }
+            self.flush_tally();
             partial_since = if buf.is_empty() {
                 None
             } else {
@@ -236,7 +284,10 @@ impl Reader {
                     }
                     return self.outbox.close();
                 }
-                Ok(Ok(n)) => busy = n == spare,
+                Ok(Ok(n)) => {
+                    Stats::add(&self.shared.stats.bytes_in, n as u64);
+                    busy = n == spare;
+                }
                 Ok(Err(e)) => {
                     tracing::debug!(peer = %self.peer, "read error: {e}");
                     return self.outbox.close();
@@ -250,17 +301,31 @@ impl Reader {
         self.shared.key_log.record(refusal, self.peer);
         let ident = self.session.ident().map(ToString::to_string).unwrap_or_default();
         match refusal {
-            Refusal::AuthFailed { .. } => {
-                Stats::add(&self.shared.stats.auth_failed, 1);
-                tracing::warn!(peer = %self.peer, "{refusal}");
+            Refusal::AuthFailed { ident } => {
+                let why = if self.shared.keys.load().get(ident).is_some() {
+                    AuthFailure::WrongSecret
+                } else {
+                    AuthFailure::UnknownIdent
+                };
+                self.shared.stats.auth_failure(why);
+                tracing::warn!(peer = %self.peer, %ident, reason = why.label(), "{refusal}");
+            }
+            Refusal::AuthTimeout(_) | Refusal::FirstNotAuth => {
+                let why = if let Refusal::AuthTimeout(_) = refusal {
+                    AuthFailure::Timeout
+                } else {
+                    AuthFailure::FirstNotAuth
+                };
+                self.shared.stats.auth_failure(why);
+                tracing::info!(peer = %self.peer, reason = why.label(), "{refusal}");
             }
             Refusal::IdentMismatch { .. }
             | Refusal::PublishDenied { .. }
             | Refusal::SubscribeDenied { .. } => {
                 Stats::add(&self.shared.stats.acl_refusals, 1);
-                tracing::warn!(peer = %self.peer, %ident, "{refusal}");
+                tracing::warn!(peer = %self.peer, %ident, reason = refusal.kind(), "{refusal}");
             }
-            _ => tracing::info!(peer = %self.peer, %ident, kind = refusal.kind(), "{refusal}"),
+            _ => tracing::info!(peer = %self.peer, %ident, reason = refusal.kind(), "{refusal}"),
         }
     }
 
@@ -268,6 +333,26 @@ impl Reader {
     fn refuse(&self, refusal: Refusal) {
         self.note(&refusal);
         self.outbox.refuse(&refusal);
+    }
+
+    /// Adds what this connection counted on its current channel to the shared tally.
+    fn flush_tally(&mut self) {
+        if let Some(t) = self.tally.take() {
+            self.shared.stats.channels.add(&t.0, &t.1);
+        }
+    }
+
+    /// Counts a publish on `channel` that was queued for `delivered` subscribers.
+    fn count_publish(&mut self, channel: &Channel, bytes: usize, delivered: usize) {
+        if self.tally.as_ref().is_some_and(|t| t.0 != *channel) {
+            self.flush_tally();
+        }
+        let t = self
+            .tally
+            .get_or_insert_with(|| Box::new((channel.clone(), ChannelCounts::default())));
+        t.1.published += 1;
+        t.1.bytes += bytes as u64;
+        t.1.delivered += delivered as u64;
     }
 
     fn apply(&mut self, frame: Frame, raw: Bytes) -> Step {
@@ -285,7 +370,7 @@ impl Reader {
         match action {
             Action::Authenticated(acl) => {
                 Stats::add(&self.shared.stats.auth_ok, 1);
-                tracing::debug!(peer = %self.peer, ident = %acl.ident, "authenticated");
+                tracing::info!(peer = %self.peer, ident = %acl.ident, "authenticated");
                 let handle = Arc::new(SessionHandle {
                     id: self.id,
                     peer: self.peer,
@@ -309,9 +394,11 @@ impl Reader {
                     h.usage.published(frame.len());
                 }
                 let mut stalled = Vec::new();
-                self.shared
+                let delivered = self
+                    .shared
                     .router
                     .publish(source, channel.as_str(), &frame, &mut stalled);
+                self.count_publish(&channel, frame.len(), delivered + stalled.len());
                 if !stalled.is_empty() {
                     return Step::Stalled(Box::new(Stalled {
                         source,
@@ -395,17 +482,16 @@ impl Reader {
 }
 
 /// Drains the outbox in batches until it is closed and empty, then shuts the socket down.
-async fn write_loop<W: AsyncWrite + Unpin>(
-    mut w: W,
-    outbox: Arc<Outbox>,
-    timeout: Duration,
-) -> io::Result<()> {
+async fn write_loop<W: AsyncWrite + Unpin>(mut w: W, outbox: Arc<Outbox>, shared: &Shared) -> io::Result<()> {
+    let (stats, timeout) = (&*shared.stats, shared.config.write_timeout());
     let mut batch: Vec<Bytes> = Vec::new();
-    while outbox.next_batch(&mut batch).await {
+    while let Some(since) = outbox.next_batch(&mut batch).await {
         // Boxed per batch: the deadline timer then costs an idle connection nothing.
         Box::pin(tokio::time::timeout(timeout, write_all_vectored(&mut w, &batch)))
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "write deadline passed"))??;
+        stats.write_latency.observe(since.elapsed());
+        count_written(stats, &batch);
         // Keep the vector for busy connections; an idle one should hold nothing.
         if batch.len() < 16 {
             batch = Vec::new();
@@ -415,6 +501,22 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     }
     let _ = Box::pin(tokio::time::timeout(timeout, w.shutdown())).await;
     Ok(())
+}
+
+/// Counts a written batch's bytes and frames by opcode: one pass over the batch, one
+/// atomic add per kind present.
+fn count_written(stats: &Stats, batch: &[Bytes]) {
+    let (mut bytes, mut by_op) = (0u64, [0u64; OPCODE_SLOTS]);
+    for f in batch {
+        bytes += f.len() as u64;
+        by_op[usize::from(f.get(4).copied().unwrap_or(u8::MAX)).min(OPCODE_SLOTS - 1)] += 1;
+    }
+    Stats::add(&stats.bytes_out, bytes);
+    for (op, n) in by_op.iter().enumerate() {
+        if *n > 0 {
+            Stats::add(&stats.frames_out[op], *n);
+        }
+    }
 }
 
 /// Writes every frame, many per syscall. The iovec lives on the heap only while writing:
@@ -476,11 +578,12 @@ mod future_size {
 
     use actix::Actor;
 
-    #[test]
-    fn writer_future_stays_small() {
+    #[actix_rt::test]
+    async fn writer_future_stays_small() {
         let (a, _b) = tokio::io::duplex(8);
         let outbox = Arc::new(super::Outbox::new(10));
-        let wf = super::write_loop(a, outbox, std::time::Duration::from_secs(1));
+        let (_db, shared) = shared();
+        let wf = super::write_loop(a, outbox, &shared);
         assert!(
             std::mem::size_of_val(&wf) <= 256,
             "{}",
@@ -488,8 +591,8 @@ mod future_size {
         );
     }
 
-    #[actix_rt::test]
-    async fn connection_future_stays_small() {
+    /// A `Shared` on a scratch database (kept alive by the returned handle).
+    fn shared() -> (crate::store::scratch::ScratchDb, Arc<crate::broker::Shared>) {
         let db = crate::store::scratch::ScratchDb::new().unwrap();
         let store = crate::store::Store::open(db.url()).unwrap();
         let stats = Arc::new(super::Stats::default());
@@ -515,12 +618,19 @@ mod future_size {
             shutdown: Default::default(),
             hard_kill: Default::default(),
         });
+        (db, shared)
+    }
+
+    #[actix_rt::test]
+    async fn connection_future_stays_small() {
+        let (_db, shared) = shared();
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let c = tokio::net::TcpStream::connect(l.local_addr().unwrap())
             .await
             .unwrap();
         let (mut r, mut w) = c.into_split();
         let f = super::serve(&mut r, &mut w, "127.0.0.1:1".parse().unwrap(), shared);
+        eprintln!("connection future: {} B", std::mem::size_of_val(&f));
         assert!(std::mem::size_of_val(&f) <= 1024, "{}", std::mem::size_of_val(&f));
     }
 }

@@ -12,7 +12,9 @@ use actix::{Actor, AsyncContext, Context, Handler};
 use arc_swap::ArcSwap;
 
 use super::handle::{SessionHandle, SessionId};
-use super::messages::{AclChanged, Disconnected, LiveSessions, Register, Subscribe, Unsubscribe};
+use super::messages::{
+    AclChanged, Disconnected, GetOutboxDepth, LiveSessions, OutboxDepth, Register, Subscribe, Unsubscribe,
+};
 use super::refusal::Refusal;
 use super::router::{RouteEditor, Router};
 use super::stats::Stats;
@@ -305,6 +307,24 @@ impl Handler<LiveSessions> for Broker {
     }
 }
 
+impl Handler<GetOutboxDepth> for Broker {
+    type Result = OutboxDepth;
+
+    fn handle(&mut self, _: GetOutboxDepth, _: &mut Context<Self>) -> OutboxDepth {
+        let mut d = OutboxDepth {
+            sessions: self.sessions.len(),
+            ..OutboxDepth::default()
+        };
+        for e in self.sessions.values() {
+            let q = e.handle.outbox.queued_bytes();
+            d.total_bytes += q;
+            d.max_bytes = d.max_bytes.max(q);
+            d.nonempty += usize::from(q > 0);
+        }
+        d
+    }
+}
+
 impl Handler<Register> for Broker {
     type Result = ();
 
@@ -418,6 +438,9 @@ impl Handler<AclChanged> for Broker {
     type Result = ();
 
     fn handle(&mut self, msg: AclChanged, _: &mut Context<Self>) {
+        let started = std::time::Instant::now();
+        Stats::add(&self.stats.acl_changes, 1);
+        Stats::add(&self.stats.acl_keys_changed, msg.idents.len() as u64);
         let table = msg.table;
         let mut dirty: BTreeSet<Channel> = BTreeSet::new();
         let mut revoked = Vec::new();
@@ -497,6 +520,7 @@ impl Handler<AclChanged> for Broker {
         for (owner, handle, channel) in leaves {
             self.announce_as(owner, &handle, &channel, "leave");
         }
+        self.stats.acl_apply_latency.observe(started.elapsed());
     }
 }
 

@@ -19,7 +19,7 @@ use tokio_util::task::TaskTracker;
 use super::Shared;
 use super::connection;
 use super::refusal::Refusal;
-use super::stats::Stats;
+use super::stats::{ConnRefused, Stats};
 use crate::wire::Frame;
 
 /// Longest pause between retries when `accept` fails (e.g. out of file descriptors).
@@ -139,8 +139,12 @@ pub async fn run(
         };
         match slots {
             Err(refusal) => {
-                Stats::add(&shared.stats.connections_refused, 1);
-                tracing::warn!(%peer, "{refusal}");
+                shared.stats.refused(match refusal {
+                    Refusal::TooManyFromAddress => ConnRefused::TooManyFromAddress,
+                    _ => ConnRefused::TooManyConnections,
+                });
+                shared.stats.frame_out(0);
+                tracing::warn!(%peer, reason = refusal.kind(), "{refusal}");
                 match tls.clone() {
                     None => tracker.spawn(refuse(stream, refusal)),
                     Some(acceptor) => tracker.spawn(async move {
@@ -189,12 +193,12 @@ async fn serve_tls(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, acc
     let tls = match tokio::time::timeout(shared.config.auth_timeout(), acceptor.accept(stream)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
-            Stats::add(&shared.stats.tls_failures, 1);
+            shared.stats.refused(ConnRefused::TlsHandshake);
             tracing::info!(%peer, "TLS handshake failed: {e}");
             return;
         }
         Err(_) => {
-            Stats::add(&shared.stats.tls_failures, 1);
+            shared.stats.refused(ConnRefused::TlsHandshake);
             tracing::info!(%peer, "TLS handshake timed out");
             return;
         }

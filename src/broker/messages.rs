@@ -47,3 +47,21 @@ pub use crate::domain::live::AclChanged;
 #[derive(Message)]
 #[rtype(result = "Vec<(Ident, std::net::SocketAddr)>")]
 pub struct LiveSessions(pub Vec<Ident>);
+
+/// What the authenticated sessions' outboxes hold now, for the metrics' gauges.
+#[derive(Message)]
+#[rtype(result = "OutboxDepth")]
+pub struct GetOutboxDepth;
+
+/// Answer to [`GetOutboxDepth`].
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, actix::MessageResponse)]
+pub struct OutboxDepth {
+    /// Authenticated sessions.
+    pub sessions: usize,
+    /// Sessions with something queued.
+    pub nonempty: usize,
+    /// Bytes queued over all of them.
+    pub total_bytes: usize,
+    /// Bytes queued for the fullest one.
+    pub max_bytes: usize,
+}

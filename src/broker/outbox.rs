@@ -40,6 +40,9 @@ struct State {
     /// Since when publishers have been waiting for room (reset when the writer takes a
     /// batch): the start of every waiter's stall deadline.
     full_since: Option<Instant>,
+    /// When the oldest queued frame was queued (set when the queue stops being empty, so a
+    /// busy subscriber's pushes read no clock): the start of the batch's write latency.
+    oldest: Option<Instant>,
 }
 
 /// Bounded multi-producer, single-consumer frame queue.
@@ -68,6 +71,7 @@ impl Outbox {
         st.bytes += frame.len();
         st.queue.push_back(frame);
         if was_empty {
+            st.oldest = Some(Instant::now());
             // notify_one stores a permit when the writer is not waiting yet, so no wake-up is lost.
             self.ready.notify_one();
         }
@@ -196,38 +200,40 @@ impl Outbox {
         st.closed = true;
         let n = st.queue.len();
         st.queue.clear();
+        st.oldest = None;
         st.bytes = 0;
         self.ready.notify_one();
         self.room.notify_waiters();
         n
     }
 
-    /// Bytes queued now.
-    #[cfg(test)]
-    fn queued_bytes(&self) -> usize {
+    /// Bytes of data frames queued now (a gauge for the metrics).
+    pub fn queued_bytes(&self) -> usize {
         self.state.lock().bytes
     }
 
-    /// Moves all queued frames into `batch` without waiting; false when there were none.
-    pub fn try_take(&self, batch: &mut Vec<Bytes>) -> bool {
+    /// Moves all queued frames into `batch` without waiting; returns when the oldest of
+    /// them was queued, or `None` when there were none.
+    pub fn try_take(&self, batch: &mut Vec<Bytes>) -> Option<Instant> {
         let mut st = self.state.lock();
         if st.queue.is_empty() {
-            return false;
+            return None;
         }
         batch.extend(st.queue.drain(..));
         st.bytes = 0;
         if st.full_since.take().is_some() {
             self.room.notify_waiters();
         }
-        true
+        Some(st.oldest.take().unwrap_or_else(Instant::now))
     }
 
-    /// Waits for frames and moves all queued ones into `batch`. Returns `false` once the
-    /// outbox is closed and drained: the writer then shuts the connection down.
-    pub async fn next_batch(&self, batch: &mut Vec<Bytes>) -> bool {
+    /// Waits for frames and moves all queued ones into `batch`; returns when the oldest was
+    /// queued. `None` once the outbox is closed and drained: the writer then shuts the
+    /// connection down.
+    pub async fn next_batch(&self, batch: &mut Vec<Bytes>) -> Option<Instant> {
         loop {
-            if self.try_take(batch) {
-                return true;
+            if let Some(since) = self.try_take(batch) {
+                return Some(since);
             }
             if self.state.lock().closed {
                 // Frames pushed just before the close are still taken.
@@ -286,7 +292,7 @@ mod tests {
         };
         tokio::time::sleep(Duration::from_secs(4)).await;
         let mut batch = Vec::new();
-        assert!(o.try_take(&mut batch));
+        assert!(o.try_take(&mut batch).is_some());
         assert_eq!(waiter.await.unwrap(), Ok(true));
         assert_eq!(o.queued_bytes(), 2);
     }
@@ -326,7 +332,7 @@ mod tests {
         };
         tokio::task::yield_now().await;
         let mut batch = Vec::new();
-        assert!(o.try_take(&mut batch));
+        assert!(o.try_take(&mut batch).is_some());
         assert_eq!(waiter.await.unwrap(), Ok(false));
         assert_eq!(o.queued_bytes(), 0);
         o.close();
@@ -344,8 +350,8 @@ mod tests {
         o.close();
         assert_eq!(o.push(Bytes::from_static(b"c")), Err(PushError::Closed));
         let mut batch = Vec::new();
-        assert!(o.next_batch(&mut batch).await);
+        assert!(o.next_batch(&mut batch).await.is_some());
         assert_eq!(batch.len(), 2);
-        assert!(!o.next_batch(&mut batch).await);
+        assert!(o.next_batch(&mut batch).await.is_none());
     }
 }

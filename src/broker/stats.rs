@@ -2,6 +2,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+use crate::wire::Channel;
+
 /// Monotonic counters plus the open-connection gauge, updated lock-free from every session.
 #[derive(Debug, Default)]
 pub struct Stats {
@@ -44,12 +46,243 @@ pub struct Stats {
     pub tls_failures: AtomicU64,
     /// Connections closed because a frame was started and not finished in time.
     pub frame_timeouts: AtomicU64,
+    /// Frames read from clients, by opcode slot (publishes are `publishes`, not counted
+    /// here a second time).
+    pub frames_in: [AtomicU64; OPCODE_SLOTS],
+    /// Frames written to clients, by opcode slot (refusals written by the listener before
+    /// a session began included).
+    pub frames_out: [AtomicU64; OPCODE_SLOTS],
+    /// Bytes read from clients.
+    pub bytes_in: AtomicU64,
+    /// Bytes written to clients.
+    pub bytes_out: AtomicU64,
+    /// Connections refused, by [`ConnRefused`] slot.
+    pub refused_by: [AtomicU64; 3],
+    /// Failed authentications, by [`AuthFailure`] slot.
+    pub auth_failed_by: [AtomicU64; 4],
+    /// Time from queueing the oldest frame of a batch for a subscriber to the batch's
+    /// write completing, once per written batch.
+    pub write_latency: LatencyHistogram,
+    /// ACL changes applied to live sessions.
+    pub acl_changes: AtomicU64,
+    /// Keys whose ACL those changes touched.
+    pub acl_keys_changed: AtomicU64,
+    /// Time the broker took to apply each ACL change to its live sessions.
+    pub acl_apply_latency: LatencyHistogram,
+    /// Per-channel traffic.
+    pub channels: ChannelTally,
+}
+
+/// Opcodes counted apart in the frame counters (error … unsubscribe); an unknown opcode
+/// is counted in the last slot.
+pub const OPCODE_SLOTS: usize = 7;
+
+/// The label of each opcode slot, in order.
+pub const OPCODE_NAMES: [&str; OPCODE_SLOTS] = [
+    "error",
+    "info",
+    "auth",
+    "publish",
+    "subscribe",
+    "unsubscribe",
+    "unknown",
+];
+
+/// Why a connection was refused before its session began.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnRefused {
+    /// The broker's connection limit was reached.
+    TooManyConnections,
+    /// The per-address connection limit was reached.
+    TooManyFromAddress,
+    /// The TLS handshake failed or timed out.
+    TlsHandshake,
+}
+
+impl ConnRefused {
+    /// Every reason, in slot order.
+    pub const ALL: [ConnRefused; 3] = [
+        Self::TooManyConnections,
+        Self::TooManyFromAddress,
+        Self::TlsHandshake,
+    ];
+
+    /// The metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::TooManyConnections => "connection_limit",
+            Self::TooManyFromAddress => "address_limit",
+            Self::TlsHandshake => "tls_handshake",
+        }
+    }
+}
+
+/// Why an authentication failed (the client is told the same for all of them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthFailure {
+    /// No key has the ident.
+    UnknownIdent,
+    /// The key exists and the hash is wrong.
+    WrongSecret,
+    /// No auth frame within the auth timeout.
+    Timeout,
+    /// The first frame was not an auth.
+    FirstNotAuth,
+}
+
+impl AuthFailure {
+    /// Every reason, in slot order.
+    pub const ALL: [AuthFailure; 4] = [
+        Self::UnknownIdent,
+        Self::WrongSecret,
+        Self::Timeout,
+        Self::FirstNotAuth,
+    ];
+
+    /// The metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::UnknownIdent => "unknown_ident",
+            Self::WrongSecret => "wrong_secret",
+            Self::Timeout => "timeout",
+            Self::FirstNotAuth => "first_not_auth",
+        }
+    }
+}
+
+/// Upper bounds (seconds) of the latency histograms' buckets.
+pub const LATENCY_BUCKETS: [f64; 16] = [
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0,
+];
+
+/// A lock-free histogram over [`LATENCY_BUCKETS`]: one relaxed add per observation into
+/// its bucket (non-cumulative; the exporter sums), plus count and sum.
+#[derive(Debug, Default)]
+pub struct LatencyHistogram {
+    buckets: [AtomicU64; LATENCY_BUCKETS.len() + 1],
+    sum_nanos: AtomicU64,
+}
+
+impl LatencyHistogram {
+    /// Records one observation.
+    pub fn observe(&self, d: std::time::Duration) {
+        let secs = d.as_secs_f64();
+        let i = LATENCY_BUCKETS
+            .iter()
+            .position(|b| secs <= *b)
+            .unwrap_or(LATENCY_BUCKETS.len());
+        self.buckets[i].fetch_add(1, Relaxed);
+        self.sum_nanos
+            .fetch_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX), Relaxed);
+    }
+
+    /// Sum in seconds, count, and cumulative `(upper bound, count)` buckets (the last is +Inf).
+    pub fn snapshot(&self) -> (f64, u64, Vec<(f64, u64)>) {
+        let mut acc = 0;
+        let mut out = Vec::with_capacity(self.buckets.len());
+        for (i, b) in self.buckets.iter().enumerate() {
+            acc += b.load(Relaxed);
+            out.push((LATENCY_BUCKETS.get(i).copied().unwrap_or(f64::INFINITY), acc));
+        }
+        #[allow(clippy::cast_precision_loss)]
+        let sum = self.sum_nanos.load(Relaxed) as f64 / 1e9;
+        (sum, acc, out)
+    }
+}
+
+/// Channels tracked one by one in [`ChannelTally`]; traffic on channels past this many
+/// (since start) is counted under `other`, so a client inventing channel names cannot
+/// grow the broker's memory or a scrape.
+pub const MAX_TRACKED_CHANNELS: usize = 10_000;
+
+/// Messages and bytes published, and deliveries, on one channel.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ChannelCounts {
+    /// Publishes accepted.
+    pub published: u64,
+    /// Their payload bytes (whole frames).
+    pub bytes: u64,
+    /// Frames queued to subscribers.
+    pub delivered: u64,
+}
+
+impl ChannelCounts {
+    fn add(&mut self, o: &ChannelCounts) {
+        self.published += o.published;
+        self.bytes += o.bytes;
+        self.delivered += o.delivered;
+    }
+}
+
+/// Per-channel traffic, bounded: sessions add what they counted locally once per read, not
+/// once per frame, so the lock is not on the per-frame path.
+#[derive(Debug, Default)]
+pub struct ChannelTally {
+    inner: parking_lot::Mutex<(rustc_hash::FxHashMap<Channel, ChannelCounts>, ChannelCounts)>,
+}
+
+impl ChannelTally {
+    /// Adds one session's counts for `channel`.
+    pub fn add(&self, channel: &Channel, counts: &ChannelCounts) {
+        let mut g = self.inner.lock();
+        let (map, other) = &mut *g;
+        if let Some(c) = map.get_mut(channel) {
+            c.add(counts);
+        } else if map.len() < MAX_TRACKED_CHANNELS {
+            map.insert(channel.clone(), *counts);
+        } else {
+            other.add(counts);
+        }
+    }
+
+    /// The `top` channels by messages published (ties by name), and the rest summed.
+    pub fn top(&self, top: usize) -> (Vec<(Channel, ChannelCounts)>, ChannelCounts) {
+        let g = self.inner.lock();
+        let mut all: Vec<(Channel, ChannelCounts)> = g.0.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        let mut other = g.1;
+        drop(g);
+        all.sort_by(|a, b| b.1.published.cmp(&a.1.published).then_with(|| a.0.cmp(&b.0)));
+        for (_, c) in all.iter().skip(top) {
+            other.add(c);
+        }
+        all.truncate(top);
+        (all, other)
+    }
 }
 
 impl Stats {
     /// Adds `n` to a counter.
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Relaxed);
+    }
+
+    /// Counts a connection refused before its session began.
+    pub fn refused(&self, why: ConnRefused) {
+        Self::add(&self.refused_by[why as usize], 1);
+        if why != ConnRefused::TlsHandshake {
+            Self::add(&self.connections_refused, 1);
+        } else {
+            Self::add(&self.tls_failures, 1);
+        }
+    }
+
+    /// Counts a failed authentication.
+    pub fn auth_failure(&self, why: AuthFailure) {
+        Self::add(&self.auth_failed_by[why as usize], 1);
+        if matches!(why, AuthFailure::UnknownIdent | AuthFailure::WrongSecret) {
+            Self::add(&self.auth_failed, 1);
+        }
+    }
+
+    /// Counts a frame read, by its opcode byte (publishes are counted apart).
+    pub fn frame_in(&self, opcode: u8) {
+        Self::add(&self.frames_in[usize::from(opcode).min(OPCODE_SLOTS - 1)], 1);
+    }
+
+    /// Counts a frame written to a client outside a session's writer, by its opcode byte.
+    pub fn frame_out(&self, opcode: u8) {
+        Self::add(&self.frames_out[usize::from(opcode).min(OPCODE_SLOTS - 1)], 1);
     }
 
     /// One line for the log: `name=value` pairs.

@@ -180,6 +180,21 @@ pub struct Store {
     sealer: Option<sealing::Sealer>,
     /// Set by [`Store::close`], seen by every clone.
     closed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Checkouts that failed (timeout, dead database), seen by every clone.
+    checkout_failures: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// How the connection pool is used now, for the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolUse {
+    /// Connections the pool may open.
+    pub max: u32,
+    /// Connections open.
+    pub open: u32,
+    /// Of those, not checked out.
+    pub idle: u32,
+    /// Checkouts that failed since start.
+    pub checkout_failures: u64,
 }
 
 impl std::fmt::Debug for Store {
@@ -276,6 +291,7 @@ impl Store {
             backend,
             sealer: None,
             closed: Default::default(),
+            checkout_failures: Default::default(),
         })
     }
 
@@ -310,6 +326,17 @@ impl Store {
 
     /// A connection from the pool; an error when the database file is gone (pooled
     /// connections would otherwise go on with the deleted file).
+    /// The pool's use now.
+    pub fn pool_use(&self) -> PoolUse {
+        let st = self.pool.state();
+        PoolUse {
+            max: self.pool.max_size(),
+            open: st.connections,
+            idle: st.idle_connections,
+            checkout_failures: self.checkout_failures.load(std::sync::atomic::Ordering::Relaxed),
+        }
+    }
+
     pub(crate) fn conn(&self) -> Result<Conn, StoreError> {
         if self.closed.load(std::sync::atomic::Ordering::Relaxed) {
             return Err(StoreError::Open {
@@ -325,7 +352,11 @@ impl Store {
                 message: "the database file is gone".into(),
             });
         }
-        Ok(self.pool.get()?)
+        self.pool.get().map_err(|e| {
+            self.checkout_failures
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            StoreError::from(e)
+        })
     }
 
     /// Refuses every later call on this store and its clones at once (a database about to

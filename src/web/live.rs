@@ -236,9 +236,7 @@ pub async fn events(
                 }
                 let out = tokio::select! {
                     more = outbox.next_batch(&mut batch) => {
-                        if !more {
-                            return None;
-                        }
+                        more?;
                         let mut out = Vec::new();
                         for raw in batch.drain(..) {
                             match Frame::parse(&raw) {

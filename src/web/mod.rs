@@ -57,6 +57,10 @@ pub struct WebState {
     pub limits: WebLimits,
     /// Live views open now, per user (each holds a broker session).
     pub live_views: parking_lot::Mutex<std::collections::HashMap<crate::domain::UserId, usize>>,
+    /// What `/metrics` renders.
+    pub metrics: crate::metrics::Metrics,
+    /// Lets scrapers on other hosts read `/metrics`; empty: loopback only.
+    pub metrics_token: String,
 }
 
 /// How handlers receive the state.
@@ -84,6 +88,8 @@ impl WebState {
         let (templates, mail_templates) =
             render::templates().map_err(|e| WebError::Internal(e.to_string()))?;
         Ok(WebState {
+            metrics: crate::metrics::Metrics::new(Arc::clone(&shared), store.clone(), Some(mailer.clone())),
+            metrics_token: config.metrics_token.clone(),
             store,
             graph,
             shared,

@@ -3,6 +3,7 @@
 //! server), the CLI against the same database, a raw wire client, and waits on conditions.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod http;
 pub mod python;
 pub mod raw;
 pub mod site;

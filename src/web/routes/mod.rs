@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod authkeys;
 pub mod groups;
+pub mod metrics;
 pub mod pages;
 pub mod shares;
 
@@ -54,6 +55,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     shares::configure(cfg);
     authkeys::configure(cfg);
     groups::configure(cfg);
+    metrics::configure(cfg);
     pages::configure(cfg);
 }
 

@@ -1,0 +1,91 @@
+//! A minimal HTTP/1.1 client over a real socket, for tests of a running server's HTTP
+//! endpoints (`/metrics`, forms): one request per connection.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+/// A response: status, header lines, body (chunk-size lines of a chunked body left in).
+#[derive(Debug)]
+pub struct Response {
+    /// The status code.
+    pub status: u16,
+    /// `name: value` lines.
+    pub headers: Vec<String>,
+    /// The body.
+    pub body: String,
+}
+
+impl Response {
+    /// Values of every `Set-Cookie`, up to the first `;`.
+    pub fn cookies(&self) -> Vec<String> {
+        self.headers
+            .iter()
+            .filter_map(|h| h.split_once(':'))
+            .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
+            .map(|(_, v)| v.trim().split(';').next().unwrap().to_owned())
+            .collect()
+    }
+}
+
+/// Sends `method path` with extra header lines and a body.
+pub fn request(addr: SocketAddr, method: &str, path: &str, headers: &[&str], body: &str) -> Response {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let extra: String = headers.iter().map(|h| format!("{h}\r\n")).collect();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n{extra}\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    Response {
+        status,
+        headers: lines.map(str::to_owned).collect(),
+        body: body.to_owned(),
+    }
+}
+
+/// GET with extra header lines.
+pub fn get(addr: SocketAddr, path: &str, headers: &[&str]) -> Response {
+    request(addr, "GET", path, headers, "")
+}
+
+/// The `value` of the first `<input name="NAME" value="…">` in `html`.
+pub fn input_value(html: &str, name: &str) -> String {
+    let at = html.find(&format!("name=\"{name}\"")).unwrap();
+    let rest = &html[at..];
+    let v = rest.split("value=\"").nth(1).unwrap();
+    v.split('"').next().unwrap().to_owned()
+}
+
+/// Posts a urlencoded form the way a browser would: GETs `path` first for the CSRF cookie
+/// and field, then POSTs `fields` with them.
+pub fn post_form(addr: SocketAddr, path: &str, fields: &[(&str, &str)]) -> Response {
+    let page = get(addr, path, &[]);
+    let csrf = input_value(&page.body, "csrf");
+    let cookie = format!("Cookie: {}", page.cookies().join("; "));
+    let mut all = vec![("csrf", csrf.as_str())];
+    all.extend_from_slice(fields);
+    let body = serde_urlencoded::to_string(&all).unwrap();
+    request(
+        addr,
+        "POST",
+        path,
+        &[&cookie, "Content-Type: application/x-www-form-urlencoded"],
+        &body,
+    )
+}
