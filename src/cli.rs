@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::bench;
 use crate::client::{Client, ClientError};
-use crate::config::Config;
+use crate::config::{Config, Flags};
 use crate::domain::acl::{Why, explain};
 use crate::domain::model::{Grantee, ShareKind};
 use crate::domain::model::{GroupRole, MemberState};
@@ -103,6 +103,18 @@ pub enum Command {
     /// The server key that encrypts authkey secrets at rest.
     #[command(subcommand)]
     SecretKey(SecretKeyCommand),
+    /// The effective configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// `config` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print every setting as TOML with where its value came from (default, file,
+    /// environment variable, flag); secrets masked. Fails, naming the key, when the
+    /// settings cannot work together.
+    Show,
 }
 
 /// `secret-key` subcommands.
@@ -768,13 +780,37 @@ fn parse_channel(s: &str) -> Result<Channel, String> {
     Channel::new(s).map_err(|e| e.to_string())
 }
 
+/// The settings given as flags: the top layer of the configuration.
+fn flags(cli: &Cli) -> Flags {
+    let flags = Flags::none().set("db", cli.db.clone());
+    let Command::Serve(a) = &cli.command else {
+        return flags;
+    };
+    flags
+        .set("listen", a.listen.map(|l| l.to_string()))
+        .set("max_payload", a.max_payload)
+        .set("tls_listen", a.tls_listen.map(|l| l.to_string()))
+        .set("tls_cert", a.tls_cert.clone())
+        .set("tls_key", a.tls_key.clone())
+        .set(
+            "web_listen",
+            a.web_listen
+                .as_ref()
+                .map(|w| if w == "off" { String::new() } else { w.clone() }),
+        )
+        .set("metrics_listen", a.metrics_listen.clone())
+        .set("open", a.open.then_some(true))
+}
+
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
-    let mut config = Config::load(cli.config.as_deref(), std::env::vars())?;
-    if let Some(db) = cli.db {
-        config.db = db;
-    }
+    let loaded = Config::load_with(cli.config.as_deref(), std::env::vars(), &flags(&cli))?;
+    let config = loaded.config.clone();
     match cli.command {
+        Command::Config(ConfigCommand::Show) => {
+            print!("{}", config.show(&loaded.origins));
+            Ok(())
+        }
         Command::Serve(args) => serve(config, args),
         Command::Migrate => {
             let store = Store::open_unmigrated(&config.db)?;
@@ -834,31 +870,10 @@ fn client_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 fn serve(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
+    // The demo stays on this machine unless told otherwise.
     if args.demo && args.listen.is_none() {
         config.listen = SocketAddr::from(([127, 0, 0, 1], config.listen.port()));
     }
-    if let Some(l) = args.listen {
-        config.listen = l;
-    }
-    if let Some(m) = args.max_payload {
-        config.max_payload = m;
-    }
-    if let Some(t) = args.tls_listen {
-        config.tls_listen = t;
-    }
-    if let Some(c) = args.tls_cert {
-        config.tls_cert = c;
-    }
-    if let Some(k) = args.tls_key {
-        config.tls_key = k;
-    }
-    if let Some(m) = args.metrics_listen {
-        config.metrics_listen = m;
-    }
-    if let Some(w) = args.web_listen {
-        config.web_listen = if w == "off" { String::new() } else { w };
-    }
-    config.open |= args.open;
     match rlimit::increase_nofile_limit(u64::MAX) {
         Ok(n) => tracing::debug!("open file limit: {n}"),
         Err(e) => tracing::warn!("cannot raise the open file limit: {e}"),

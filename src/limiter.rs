@@ -17,7 +17,7 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 /// Keys held before the limiter sweeps those whose bucket is full again.
-pub const SWEEP_AT: usize = 100_000;
+pub use crate::config::limits::LIMITER_SWEEP_AT as SWEEP_AT;
 
 /// Least time between two sweeps, so that a table full of live keys is not rescanned at
 /// every event.

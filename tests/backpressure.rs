@@ -17,6 +17,8 @@ use common::{TestServer, wait_for};
 
 /// A small outbox, so that a few hundred KiB fill it.
 const OUTBOX: &str = "65536";
+/// The largest payload an outbox of [`OUTBOX`] bytes can hold in one frame (5 + this).
+const MAX_PAYLOAD: &str = "65000";
 
 /// A fixed receive buffer (no autotuning), so the kernel holds little for this reader. At
 /// least loopback's MSS (64 KiB): a window smaller than one segment leaves the sender on
@@ -72,7 +74,13 @@ fn stopped_stats(s: &mut TestServer) -> String {
 
 #[test]
 fn a_slow_reader_receives_every_message_of_a_flat_out_publisher() {
-    let mut s = TestServer::start_with(&[], &[("HPFRIENDS_OUTBOX_BYTES", OUTBOX)]);
+    let mut s = TestServer::start_with(
+        &[],
+        &[
+            ("HPFRIENDS_OUTBOX_BYTES", OUTBOX),
+            ("HPFRIENDS_MAX_PAYLOAD", MAX_PAYLOAD),
+        ],
+    );
     s.user("alice");
     s.key("alice", "k", "s", &["c", "sync"], &["c", "sync"]);
     let mut slow = Raw::live_subscriber(s.addr, "k", "s", "c");
@@ -112,6 +120,7 @@ fn a_reader_that_stopped_is_cut_after_the_stall_timeout_and_the_others_get_every
         &[],
         &[
             ("HPFRIENDS_OUTBOX_BYTES", OUTBOX),
+            ("HPFRIENDS_MAX_PAYLOAD", MAX_PAYLOAD),
             ("HPFRIENDS_STALL_TIMEOUT_MS", "1000"),
         ],
     );
@@ -160,6 +169,7 @@ fn a_paused_publisher_holds_up_only_what_its_own_socket_puts_behind() {
         &[],
         &[
             ("HPFRIENDS_OUTBOX_BYTES", OUTBOX),
+            ("HPFRIENDS_MAX_PAYLOAD", MAX_PAYLOAD),
             ("HPFRIENDS_STALL_TIMEOUT_MS", "120000"),
         ],
     );

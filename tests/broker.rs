@@ -474,6 +474,8 @@ fn with_disconnect_a_stalled_subscriber_does_not_slow_the_others() {
         &[],
         &[
             ("HPFRIENDS_OUTBOX_BYTES", "1048576"),
+            // An outbox must hold one largest frame: 5 + max_payload.
+            ("HPFRIENDS_MAX_PAYLOAD", "1048000"),
             ("HPFRIENDS_SLOW_CONSUMER", "disconnect"),
         ],
     );

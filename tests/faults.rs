@@ -227,6 +227,8 @@ fn with_disconnect_a_subscriber_that_stops_reading_is_cut_and_counted() {
         &[],
         &[
             ("HPFRIENDS_OUTBOX_BYTES", "1048576"),
+            // An outbox must hold one largest frame: 5 + max_payload.
+            ("HPFRIENDS_MAX_PAYLOAD", "1048000"),
             ("HPFRIENDS_SLOW_CONSUMER", "disconnect"),
         ],
     );

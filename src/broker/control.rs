@@ -45,7 +45,7 @@ pub struct Broker {
 
 /// At most this many keys' counters wait for a database that keeps failing; past it the
 /// newest keys' counters are dropped, logged and counted (`usage_lost`).
-pub const MAX_PENDING_USAGE_KEYS: usize = 100_000;
+pub use crate::config::limits::MAX_PENDING_USAGE_KEYS;
 
 /// Adds `from` into `to` (counts summed, the later use kept).
 fn merge_usage(to: &mut KeyUsage, from: KeyUsage) {

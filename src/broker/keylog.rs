@@ -21,9 +21,9 @@ use crate::domain::log::KeyLogEntry;
 use crate::store::Store;
 
 /// Entries kept per (ident, event) per minute.
-pub const PER_MINUTE: u32 = 20;
+pub use crate::config::limits::KEY_LOG_PER_MINUTE as PER_MINUTE;
 /// Entries waiting to be written before new ones are dropped.
-pub const QUEUE: usize = 4096;
+pub use crate::config::limits::KEY_LOG_QUEUE as QUEUE;
 /// Entries written in one transaction at most.
 const BATCH: usize = 256;
 

@@ -194,7 +194,7 @@ impl LatencyHistogram {
 /// Channels tracked one by one in [`ChannelTally`]; traffic on channels past this many
 /// (since start) is counted under `other`, so a client inventing channel names cannot
 /// grow the broker's memory or a scrape.
-pub const MAX_TRACKED_CHANNELS: usize = 10_000;
+pub use crate::config::limits::MAX_TRACKED_CHANNELS;
 
 /// Messages and bytes published, and deliveries, on one channel.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]

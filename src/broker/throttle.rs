@@ -16,7 +16,7 @@ pub const FREE_FAILURES: u32 = crate::config::DEFAULT_AUTH_FREE_FAILURES;
 /// The period the free failures are refilled over.
 pub const WINDOW: Duration = Duration::from_secs(60);
 /// Longest delay before a failure is answered (the connection is then closed).
-pub const MAX_DELAY: Duration = Duration::from_secs(5);
+pub const MAX_DELAY: Duration = crate::config::limits::MAX_AUTH_DELAY;
 
 /// Failed-auth limiters by address and by ident.
 #[derive(Debug)]

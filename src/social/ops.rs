@@ -214,7 +214,7 @@ pub fn my_groups(store: &Store, actor: &User) -> Result<Vec<GroupInfo>> {
 }
 
 /// Groups on a page of the Groups page and of `GET /api/v1/groups`.
-pub const GROUPS_PER_PAGE: usize = 50;
+pub const GROUPS_PER_PAGE: usize = crate::config::limits::PER_PAGE;
 
 /// One page of [`my_groups`] (all for `None`), and whether more follow.
 pub fn my_groups_page(store: &Store, actor: &User, page: Option<usize>) -> Result<(Vec<GroupInfo>, bool)> {
@@ -236,7 +236,7 @@ pub fn my_groups_page(store: &Store, actor: &User, page: Option<usize>) -> Resul
 }
 
 /// Members listed on a page of a group's member list.
-pub const MEMBERS_PER_PAGE: usize = 50;
+pub const MEMBERS_PER_PAGE: usize = crate::config::limits::PER_PAGE;
 
 /// Page `page` of the members and invitees of `group_name`, for one of its active members
 /// (an invitee sees the owner and themself only, as in [`my_groups`]); and whether more
@@ -519,7 +519,7 @@ pub fn leave_share(store: &Store, actor: &User, id: ShareId) -> Result<()> {
 }
 
 /// Public offers listed a page at a time.
-pub const OFFERS_PER_PAGE: usize = 50;
+pub const OFFERS_PER_PAGE: usize = crate::config::limits::PER_PAGE;
 
 /// Page `page` (from 0) of the open public offers the actor may take up, newest first, and
 /// whether another page follows; offers of users the actor blocked are left out.
@@ -536,7 +536,7 @@ pub fn my_outgoing(store: &Store, actor: &User, page: usize) -> Result<(Vec<Shar
 }
 
 /// Outgoing shares on a page of the Shares page and of `GET /api/v1/shares`.
-pub const OUTGOING_PER_PAGE: usize = 50;
+pub const OUTGOING_PER_PAGE: usize = crate::config::limits::PER_PAGE;
 
 /// Page `page` ([`OUTGOING_PER_PAGE`] a page, live first, then by channel) of what reaches
 /// `actor` (as the incoming half of [`my_shares`]), described; and whether more follow.

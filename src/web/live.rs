@@ -30,13 +30,13 @@ use crate::broker::outbox::Outbox;
 use crate::wire::{Channel, Frame};
 
 /// Bytes queued for one live view before the slow-consumer policy applies.
-pub const LIVE_OUTBOX: usize = 4 * 1024 * 1024;
+pub use crate::config::limits::LIVE_OUTBOX;
 /// A comment line this often keeps proxies from closing a quiet stream.
 pub const KEEPALIVE: Duration = Duration::from_secs(15);
 /// Payload bytes shown per message; the rest is cut (and said so).
-pub const SHOWN: usize = 64 * 1024;
+pub use crate::config::limits::LIVE_SHOWN as SHOWN;
 /// Live views one user may have open at once (each is a broker session).
-pub const MAX_LIVE_VIEWS: usize = 8;
+pub use crate::config::limits::MAX_LIVE_VIEWS;
 
 /// `?channel=NAME` (a query, not a path segment: channel names may hold `/`).
 #[derive(Deserialize, Default)]

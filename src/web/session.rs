@@ -29,7 +29,7 @@ pub const SESSION_COOKIE: &str = "hpf_session";
 /// CSRF cookie name.
 pub const CSRF_COOKIE: &str = "hpf_csrf";
 /// Largest form body accepted.
-pub const FORM_LIMIT: usize = 64 * 1024;
+pub use crate::config::limits::FORM_LIMIT;
 
 /// Builds a cookie with the site's flags: HttpOnly, SameSite=Lax, path `/`, Secure when set.
 pub fn cookie(state: &WebState, name: &'static str, value: String, max_age: Option<i64>) -> Cookie<'static> {

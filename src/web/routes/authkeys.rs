@@ -27,7 +27,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// Longest comment kept on a key.
-const MAX_COMMENT: usize = 200;
+use crate::config::limits::MAX_KEY_COMMENT as MAX_COMMENT;
 
 /// The viewer's keys with their traffic and live state, as JSON for pages and the API.
 pub async fn my_keys(state: &WebState, v: &Viewer) -> Result<Vec<Value>, WebError> {
@@ -35,7 +35,7 @@ pub async fn my_keys(state: &WebState, v: &Viewer) -> Result<Vec<Value>, WebErro
 }
 
 /// Keys on a page of the Authkeys page and of `GET /api/v1/authkeys`.
-pub const KEYS_PER_PAGE: usize = 50;
+pub const KEYS_PER_PAGE: usize = crate::config::limits::PER_PAGE;
 
 /// One page of [`my_keys`] (all of them for `None`), and whether more follow.
 pub async fn my_keys_page(

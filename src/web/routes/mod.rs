@@ -18,7 +18,7 @@ use super::render::ASSETS;
 use crate::wire::Channel;
 
 /// Entries on a page of a list that can grow (logs, keys, shares, groups, offers).
-pub const PER_PAGE: usize = 50;
+pub use crate::config::limits::PER_PAGE;
 
 /// `?page=N`: which page of a list (from 0).
 #[derive(serde::Deserialize, Default)]

@@ -1,0 +1,130 @@
+//! Every limit in one place: the defaults of the configurable ones (`Config` starts from
+//! these) and the fixed bounds, each with what happens when it is hit. Limits of the layers
+//! below `config` (frames in `wire`, the mail queue) are defined there and re-exported here,
+//! so that this list is complete.
+
+// ---- Configurable: the defaults (see `deploy/hpfriends.example.toml`) ----
+
+/// Payload bytes a publish may carry (`max_payload`, 3.1.0's `MAXBUF`): a larger publish
+/// frame is answered with a protocol error and the connection closes.
+pub use crate::wire::limits::DEFAULT_MAX_PAYLOAD;
+
+/// The largest `max_payload` accepted at start: 64 MiB, beyond which one frame would be a
+/// memory problem of its own.
+pub const MAX_MAX_PAYLOAD: usize = 64 * 1024 * 1024;
+
+/// Connections open at once (`max_connections`): the next gets `Too many connections to
+/// this broker` and is closed.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 20_000;
+
+/// Connections from one IP address (`max_connections_per_ip`): the next gets `Too many
+/// connections from your address` and is closed.
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 1_000;
+
+/// Subscriptions one connection may hold (`max_subscriptions`): the next subscribe is
+/// refused and the connection closes.
+pub const DEFAULT_MAX_SUBSCRIPTIONS: usize = 1_000;
+
+/// Subscriptions one key may hold over all its connections (`max_subscriptions_per_key`):
+/// the next subscribe is refused and that connection closes.
+pub const DEFAULT_MAX_SUBSCRIPTIONS_PER_KEY: usize = 10_000;
+
+/// Bytes queued for one subscriber (`outbox_bytes`): then the slow-consumer policy applies
+/// (backpressure pauses its publishers; disconnect and drop-oldest as named), counted.
+pub const DEFAULT_OUTBOX_BYTES: usize = 16 * 1024 * 1024;
+
+/// Milliseconds an outbox may stay full under backpressure (`stall_timeout_ms`): then its
+/// subscriber is cut as a slow consumer and the paused publishers go on.
+pub const DEFAULT_STALL_TIMEOUT_MS: u64 = 5_000;
+
+/// Seconds to authenticate (`auth_timeout_secs`, also bounds a TLS handshake): then
+/// `Authentication timeout` and a close.
+pub const DEFAULT_AUTH_TIMEOUT_SECS: u64 = 10;
+
+/// Seconds to finish a started frame (`frame_timeout_secs`): then `Frame timeout` and a close.
+pub const DEFAULT_FRAME_TIMEOUT_SECS: u64 = 30;
+
+/// Seconds one write to a client may block (`write_timeout_secs`): then the connection drops.
+pub const DEFAULT_WRITE_TIMEOUT_SECS: u64 = 60;
+
+/// Failed hpfeeds auths per minute, per address and per ident, answered at once
+/// (`auth_free_failures`): later ones are answered after a delay (up to [`MAX_AUTH_DELAY`]).
+pub const DEFAULT_AUTH_FREE_FAILURES: u32 = 5;
+
+/// Website logins per account and address per 15 minutes (`login_attempts_per_account`):
+/// then `429` with the wait.
+pub const DEFAULT_LOGIN_ATTEMPTS_PER_ACCOUNT: u32 = 10;
+
+/// Website logins per address per 15 minutes over all accounts
+/// (`login_attempts_per_address`): then `429` with the wait.
+pub const DEFAULT_LOGIN_ATTEMPTS_PER_ADDRESS: u32 = 100;
+
+/// Password-reset requests per account per hour (`reset_requests_per_account`): then `429`.
+pub const DEFAULT_RESET_REQUESTS_PER_ACCOUNT: u32 = 3;
+
+/// Mail-sending requests per address per 15 minutes (`mail_requests_per_address`): then `429`.
+pub const DEFAULT_MAIL_REQUESTS_PER_ADDRESS: u32 = 10;
+
+/// Mails to one address per hour (`mails_per_recipient`): later ones are left out, logged
+/// and counted.
+pub const DEFAULT_MAILS_PER_RECIPIENT: u32 = 10;
+
+/// Mails one user's actions cause per hour (`mails_per_sender`): later ones are left out,
+/// logged and counted.
+pub const DEFAULT_MAILS_PER_SENDER: u32 = 30;
+
+/// Database connections (`db_pool_size`): requests wait for a free one, then fail with 503.
+pub const DEFAULT_DB_POOL_SIZE: u32 = 8;
+
+/// The largest `db_pool_size` accepted at start.
+pub const MAX_DB_POOL_SIZE: u32 = 256;
+
+/// Channels with their own series in the per-channel metrics (`metrics_top_channels`): the
+/// rest are summed as `other`.
+pub const DEFAULT_METRICS_TOP_CHANNELS: usize = 20;
+
+// ---- Fixed bounds ----
+
+/// Channels tracked one by one for the metrics since start: traffic on channels past this
+/// many is counted under `other`, so invented channel names cannot grow memory or a scrape.
+pub const MAX_TRACKED_CHANNELS: usize = 10_000;
+
+/// The longest a throttled auth failure waits for its answer.
+pub const MAX_AUTH_DELAY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Keys whose usage counters wait for a failing database: past it the oldest are dropped
+/// (counted in `usage_lost`).
+pub const MAX_PENDING_USAGE_KEYS: usize = 100_000;
+
+/// Key-log entries waiting for the writer: past it entries are dropped (counted).
+pub const KEY_LOG_QUEUE: usize = 4096;
+
+/// Key-log entries recorded per key per minute: past it they are summarised, not stored.
+pub const KEY_LOG_PER_MINUTE: u32 = 20;
+
+/// Bytes of a form or JSON body the website reads: a larger one is answered 413.
+pub const FORM_LIMIT: usize = 64 * 1024;
+
+/// Bytes queued for one browser's live view: past it the view's oldest messages are dropped.
+pub const LIVE_OUTBOX: usize = 4 * 1024 * 1024;
+
+/// Payload bytes of one message shown in the live view: the rest is cut, and said so.
+pub const LIVE_SHOWN: usize = 64 * 1024;
+
+/// Live views one user may hold open: the next is answered 429.
+pub const MAX_LIVE_VIEWS: usize = 8;
+
+/// Characters of an authkey's comment: a longer one is refused with a field error.
+pub const MAX_KEY_COMMENT: usize = 200;
+
+/// Entries per page of any list that can grow (keys, shares, groups, offers, logs).
+pub const PER_PAGE: usize = 50;
+
+/// Keys a rate limiter remembers before it sweeps the ones whose bucket is full again.
+pub const LIMITER_SWEEP_AT: usize = 100_000;
+
+/// Mails waiting to be sent: past it a mail is dropped (counted, logged).
+pub use crate::mail::QUEUE as MAIL_QUEUE;
+
+/// The largest payload `hpfriends sub` accepts from a broker.
+pub use crate::client::CLIENT_MAX_PAYLOAD;

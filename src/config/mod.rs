@@ -1,0 +1,781 @@
+//! One `Config` for the whole process: defaults < TOML file (`--config`) < environment
+//! (`HPFRIENDS_<KEY>`, e.g. `HPFRIENDS_MAX_PAYLOAD=65536`) < command-line flags.
+//!
+//! Every knob is documented in `deploy/hpfriends.example.toml`; a test keeps that file and
+//! these defaults in step. Nothing else in the crate reads configuration files.
+
+pub mod limits;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use figment::providers::{Format, Toml};
+use figment::value::{Dict, Map, Value};
+use figment::{Figment, Metadata, Profile, Provider};
+
+use serde::{Deserialize, Serialize};
+
+use crate::wire::Limits;
+use limits::*;
+
+/// Prefix of the environment variables that override file settings.
+pub const ENV_PREFIX: &str = "HPFRIENDS_";
+
+/// Default database: a SQLite file in the working directory.
+pub const DEFAULT_DB: &str = "hpfriends.db";
+
+pub use limits::DEFAULT_DB_POOL_SIZE;
+
+pub use limits::DEFAULT_AUTH_FREE_FAILURES;
+
+/// What to do with a subscriber whose outbox is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SlowConsumerPolicy {
+    /// The publishers feeding a full outbox stop reading their sockets until it drains,
+    /// for at most `stall_timeout_ms`; a subscriber full for longer is cut. Nothing is lost
+    /// for a subscriber that reads, and memory stays bounded by the outboxes.
+    #[default]
+    Backpressure,
+    /// Drop the connection (the client reconnects; nothing queued grows without bound).
+    Disconnect,
+    /// Keep the connection, dropping its oldest queued messages (counted).
+    DropOldest,
+}
+
+/// Everything `serve` can be told.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// hpfeeds TCP listener.
+    pub listen: SocketAddr,
+    /// Database: a SQLite file path or `sqlite://PATH`, or
+    /// `postgres://USER[:PASSWORD]@HOST:PORT/DATABASE`.
+    pub db: String,
+    /// Connections in the database pool (the website's requests, the broker's usage and
+    /// key-log writes, the graph's reads share them).
+    pub db_pool_size: u32,
+    /// File holding the server key that encrypts authkey secrets at rest (64 hex
+    /// characters); empty: secrets are stored as they are.
+    pub secret_key_file: String,
+    /// Broker name sent in the info frame.
+    pub name: String,
+    /// Plain hpfeeds mode: every subscriber of a channel receives every publisher.
+    pub open: bool,
+    /// Largest publish, counted as 3.1.0 does: the whole frame may be 5 + this many bytes.
+    pub max_payload: usize,
+    /// Connections open at once; more are refused with an error frame.
+    pub max_connections: usize,
+    /// Connections open at once from one IP address.
+    pub max_connections_per_ip: usize,
+    /// Subscriptions one connection may hold.
+    pub max_subscriptions: usize,
+    /// Subscriptions one key may hold over all its connections.
+    pub max_subscriptions_per_key: usize,
+    /// Bytes queued for one subscriber before the slow-consumer policy applies.
+    pub outbox_bytes: usize,
+    /// What happens to a subscriber whose outbox is full.
+    pub slow_consumer: SlowConsumerPolicy,
+    /// Backpressure: milliseconds a subscriber's outbox may stay full, its publishers
+    /// paused, before it is cut as a slow consumer.
+    pub stall_timeout_ms: u64,
+    /// Seconds a new connection has to authenticate.
+    pub auth_timeout_secs: u64,
+    /// Seconds an authenticated client has to finish a frame it started (slowloris).
+    pub frame_timeout_secs: u64,
+    /// Failed auths per minute (per address and per ident) answered at once; past them one
+    /// per minute / this is, the others are answered later (up to 5 s).
+    pub auth_free_failures: u32,
+    /// Website login attempts per account and address per 15 minutes; past them one per
+    /// 15 min / this is checked (others answer 429 with the wait). Other addresses are not
+    /// affected, so a guesser cannot lock the owner out.
+    pub login_attempts_per_account: u32,
+    /// Website login attempts per address per 15 minutes, over all accounts.
+    pub login_attempts_per_address: u32,
+    /// Password-reset requests per account per hour (each mails the account).
+    pub reset_requests_per_account: u32,
+    /// Requests that make the site send mail (sign-up, reset, email change) per address
+    /// per 15 minutes.
+    pub mail_requests_per_address: u32,
+    /// Mails the site sends to one address per hour; past it mail to that address is left
+    /// out (counted in the mail stats and logged).
+    pub mails_per_recipient: u32,
+    /// Mails one user's actions (offers, invitations) make the site send per hour.
+    pub mails_per_sender: u32,
+    /// Seconds one write to a client may block before the connection is dropped.
+    pub write_timeout_secs: u64,
+    /// Milliseconds between checks for ACL changes made by other processes.
+    pub acl_poll_ms: u64,
+    /// Seconds to flush outboxes on shutdown before connections are dropped.
+    pub shutdown_grace_secs: u64,
+    /// Seconds between statistics lines in the log (0: never).
+    pub stats_interval_secs: u64,
+    /// hpfeeds TLS listener; it runs only when `tls_cert` and `tls_key` are set.
+    pub tls_listen: SocketAddr,
+    /// PEM certificate chain (leaf first) for the TLS listener and the website's HTTPS.
+    pub tls_cert: String,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: String,
+    /// Serve the website over HTTPS when a certificate is configured.
+    pub web_tls: bool,
+    /// Website listener (`host:port`), or empty for no website.
+    pub web_listen: String,
+    /// The website's address as users reach it, for links in mail; empty: `http://` +
+    /// `web_listen`.
+    pub public_url: String,
+    /// Mark cookies `Secure` (set when the site is served over HTTPS).
+    pub secure_cookies: bool,
+    /// Hours a login lasts.
+    pub session_hours: u64,
+    /// Outgoing mail: `smtp://host:587` (STARTTLS), `smtps://user:pass@host:465` (TLS), or
+    /// empty to write each mail as an `.eml` file into `mail_dir`.
+    pub smtp_url: String,
+    /// Folder for mail files when `smtp_url` is empty.
+    pub mail_dir: String,
+    /// Sender of the site's mail.
+    pub mail_from: String,
+    /// A listener serving only `/metrics` (Prometheus), e.g. `127.0.0.1:9100`; empty: none.
+    /// Give a wildcard address (`0.0.0.0:9100`) only when the port is firewalled.
+    pub metrics_listen: String,
+    /// Bearer token that lets a scraper from another host read the website's `/metrics`
+    /// (`Authorization: Bearer …`); empty: the website answers `/metrics` to loopback only.
+    pub metrics_token: String,
+    /// Channels given their own series in the per-channel metrics; the rest are summed as
+    /// `other` (bounds the scrape whatever channel names clients invent).
+    pub metrics_top_channels: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 10000)),
+            db: DEFAULT_DB.to_owned(),
+            db_pool_size: DEFAULT_DB_POOL_SIZE,
+            secret_key_file: String::new(),
+            name: "hpfriends".to_owned(),
+            open: false,
+            max_payload: DEFAULT_MAX_PAYLOAD,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
+            max_subscriptions: DEFAULT_MAX_SUBSCRIPTIONS,
+            max_subscriptions_per_key: DEFAULT_MAX_SUBSCRIPTIONS_PER_KEY,
+            outbox_bytes: DEFAULT_OUTBOX_BYTES,
+            slow_consumer: SlowConsumerPolicy::Backpressure,
+            stall_timeout_ms: DEFAULT_STALL_TIMEOUT_MS,
+            auth_timeout_secs: DEFAULT_AUTH_TIMEOUT_SECS,
+            frame_timeout_secs: DEFAULT_FRAME_TIMEOUT_SECS,
+            auth_free_failures: DEFAULT_AUTH_FREE_FAILURES,
+            login_attempts_per_account: DEFAULT_LOGIN_ATTEMPTS_PER_ACCOUNT,
+            login_attempts_per_address: DEFAULT_LOGIN_ATTEMPTS_PER_ADDRESS,
+            reset_requests_per_account: DEFAULT_RESET_REQUESTS_PER_ACCOUNT,
+            mail_requests_per_address: DEFAULT_MAIL_REQUESTS_PER_ADDRESS,
+            mails_per_recipient: DEFAULT_MAILS_PER_RECIPIENT,
+            mails_per_sender: DEFAULT_MAILS_PER_SENDER,
+            write_timeout_secs: DEFAULT_WRITE_TIMEOUT_SECS,
+            acl_poll_ms: 50,
+            shutdown_grace_secs: 5,
+            stats_interval_secs: 300,
+            tls_listen: SocketAddr::from(([0, 0, 0, 0], 10443)),
+            tls_cert: String::new(),
+            tls_key: String::new(),
+            web_tls: true,
+            web_listen: "127.0.0.1:8080".to_owned(),
+            public_url: String::new(),
+            secure_cookies: false,
+            session_hours: 24 * 14,
+            smtp_url: String::new(),
+            mail_dir: "mail".to_owned(),
+            mail_from: "hpfriends <hpfriends@localhost>".to_owned(),
+            metrics_listen: String::new(),
+            metrics_token: String::new(),
+            metrics_top_channels: DEFAULT_METRICS_TOP_CHANNELS,
+        }
+    }
+}
+
+/// Why the configuration could not be assembled.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file, an environment variable or a flag holds something invalid.
+    #[error("invalid configuration ({origin}): {message}")]
+    Invalid {
+        /// Where the bad value came from.
+        origin: String,
+        /// What the parser said, naming the key.
+        message: String,
+    },
+    /// Each value is well-formed but together they cannot work.
+    #[error("invalid configuration: {key} ({origin}): {reason}")]
+    Inconsistent {
+        /// The key to change.
+        key: &'static str,
+        /// Where its value came from.
+        origin: String,
+        /// Why it cannot work.
+        reason: String,
+    },
+}
+
+/// Folds a multi-line parser message (TOML snippets, serde paths) into one line.
+fn one_line(message: &str) -> String {
+    message
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.chars().all(|c| matches!(c, '|' | '^' | ' ')))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// One layer of settings as figment sees it: a dictionary with a name saying where it
+/// came from (`default`, `environment variable`, `command-line flag`).
+struct Layer {
+    name: &'static str,
+    dict: Dict,
+}
+
+impl Provider for Layer {
+    fn metadata(&self) -> Metadata {
+        let name = self.name;
+        Metadata::named(name).interpolater(move |_profile, keys| match name {
+            ENV_LAYER => format!("{ENV_PREFIX}{}", keys.join("_").to_ascii_uppercase()),
+            FLAG_LAYER => format!("--{}", keys.join("-").replace('_', "-")),
+            _ => keys.join("."),
+        })
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        Ok(Profile::Default.collect(self.dict.clone()))
+    }
+}
+
+const DEFAULT_LAYER: &str = "default";
+const ENV_LAYER: &str = "environment variable";
+const FLAG_LAYER: &str = "command-line flag";
+
+/// Settings given on the command line, highest of the layers: `(key, value)` pairs.
+#[derive(Debug, Default, Clone)]
+pub struct Flags(Vec<(&'static str, Value)>);
+
+impl Flags {
+    /// No flags.
+    pub fn none() -> Flags {
+        Flags::default()
+    }
+
+    /// Sets `key` (a [`Config`] field) when `value` is given.
+    pub fn set<T: Serialize>(mut self, key: &'static str, value: Option<T>) -> Flags {
+        if let Some(v) = value.and_then(|v| Value::serialize(v).ok()) {
+            self.0.push((key, v));
+        }
+        self
+    }
+}
+
+/// Where each key's effective value came from.
+#[derive(Debug, Clone, Default)]
+pub struct Origins(BTreeMap<String, String>);
+
+impl Origins {
+    /// `default`, `file PATH`, `environment variable HPFRIENDS_KEY` or `command-line flag --key`.
+    pub fn of(&self, key: &str) -> &str {
+        self.0.get(key).map_or(DEFAULT_LAYER, String::as_str)
+    }
+}
+
+/// The configuration with where each value came from, for `config show` and for errors.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The effective configuration.
+    pub config: Config,
+    /// Where its values came from.
+    pub origins: Origins,
+}
+
+fn invalid(origin: &str, e: impl std::fmt::Display) -> ConfigError {
+    ConfigError::Invalid {
+        origin: origin.to_owned(),
+        // Figment names keys by profile; there is only the one.
+        message: one_line(&e.to_string()).replace("for key \"default.", "for key \""),
+    }
+}
+
+impl Config {
+    /// Loads defaults, then `file` if given, then `HPFRIENDS_*` variables from `env`
+    /// (without flags, and not validated: see [`Config::load_with`]).
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        Ok(Self::layered(file, env, &Flags::none())?.config)
+    }
+
+    /// Defaults < TOML `file` < `HPFRIENDS_*` variables in `env` < `flags`, then
+    /// [`Config::validate`]d.
+    pub fn load_with(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+        flags: &Flags,
+    ) -> Result<Loaded, ConfigError> {
+        let loaded = Self::layered(file, env, flags)?;
+        loaded.config.validate(&loaded.origins)?;
+        Ok(loaded)
+    }
+
+    fn layered(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+        flags: &Flags,
+    ) -> Result<Loaded, ConfigError> {
+        let defaults = match Value::serialize(Config::default()).map_err(|e| invalid("defaults", e))? {
+            Value::Dict(_, d) => d,
+            _ => Dict::new(),
+        };
+        let mut figment = Figment::new().merge(Layer {
+            name: DEFAULT_LAYER,
+            dict: defaults.clone(),
+        });
+        let mut origin = "defaults".to_owned();
+        if let Some(path) = file {
+            // Read here first: figment skips a file that is missing.
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.display().to_string(),
+                source,
+            })?;
+            figment = figment.merge(Toml::file_exact(path));
+            origin = path.display().to_string();
+        }
+        let mut vars = Dict::new();
+        for (key, value) in env {
+            let Some(name) = key.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            let field = name.to_ascii_lowercase();
+            // Variables that are not settings (HPFRIENDS_CONFIG, HPFRIENDS_LOG_FORMAT) are
+            // the command line's.
+            let Some(default) = defaults.get(&field) else {
+                continue;
+            };
+            // Strings are taken as they are ("123" stays a name); other values parse.
+            let parsed = match default {
+                Value::String(..) => Value::from(value),
+                // Numbers and booleans as TOML reads them; anything else stays a string
+                // (and fails to deserialize with the key named).
+                _ => format!("v = {value}")
+                    .parse::<toml::Table>()
+                    .ok()
+                    .and_then(|mut t| t.remove("v"))
+                    .and_then(|v| Value::serialize(v).ok())
+                    .unwrap_or_else(|| Value::from(value.clone())),
+            };
+            vars.insert(field, parsed);
+        }
+        if !vars.is_empty() {
+            origin = format!("{origin} + environment");
+        }
+        figment = figment.merge(Layer {
+            name: ENV_LAYER,
+            dict: vars,
+        });
+        let mut given = Dict::new();
+        for (k, v) in &flags.0 {
+            given.insert((*k).to_owned(), v.clone());
+        }
+        if !given.is_empty() {
+            origin = format!("{origin} + flags");
+        }
+        figment = figment.merge(Layer {
+            name: FLAG_LAYER,
+            dict: given,
+        });
+        let config: Config = figment.extract().map_err(|e| invalid(&origin, e))?;
+        let mut origins = BTreeMap::new();
+        for key in defaults.keys() {
+            if let Some(md) = figment.find_metadata(key) {
+                let at = match (&md.source, md.name.as_ref()) {
+                    (Some(figment::Source::File(p)), _) => format!("file {}", p.display()),
+                    (_, ENV_LAYER) => format!("{ENV_LAYER} {ENV_PREFIX}{}", key.to_ascii_uppercase()),
+                    (_, FLAG_LAYER) => format!("{FLAG_LAYER} --{}", key.replace('_', "-")),
+                    _ => DEFAULT_LAYER.to_owned(),
+                };
+                origins.insert(key.clone(), at);
+            }
+        }
+        Ok(Loaded {
+            config,
+            origins: Origins(origins),
+        })
+    }
+
+    /// Refuses settings that cannot work together, naming the key to change and why.
+    pub fn validate(&self, origins: &Origins) -> Result<(), ConfigError> {
+        let bad = |key: &'static str, reason: String| ConfigError::Inconsistent {
+            key,
+            origin: origins.of(key).to_owned(),
+            reason,
+        };
+        let largest = self.limits().max_publish_frame;
+        if self.max_payload == 0 || self.max_payload > limits::MAX_MAX_PAYLOAD {
+            return Err(bad(
+                "max_payload",
+                format!("must be between 1 and {} bytes", limits::MAX_MAX_PAYLOAD),
+            ));
+        }
+        if self.outbox_bytes < largest {
+            return Err(bad(
+                "outbox_bytes",
+                format!(
+                    "{} bytes cannot hold one largest frame ({largest} bytes = 5 + max_payload); \
+                     raise outbox_bytes or lower max_payload",
+                    self.outbox_bytes
+                ),
+            ));
+        }
+        let at_least_one: [(&'static str, u64); 9] = [
+            ("max_connections", self.max_connections as u64),
+            ("max_connections_per_ip", self.max_connections_per_ip as u64),
+            ("max_subscriptions", self.max_subscriptions as u64),
+            ("max_subscriptions_per_key", self.max_subscriptions_per_key as u64),
+            ("db_pool_size", u64::from(self.db_pool_size)),
+            ("auth_timeout_secs", self.auth_timeout_secs),
+            ("frame_timeout_secs", self.frame_timeout_secs),
+            ("write_timeout_secs", self.write_timeout_secs),
+            ("session_hours", self.session_hours),
+        ];
+        for (key, v) in at_least_one {
+            if v == 0 {
+                return Err(bad(key, "must be at least 1".into()));
+            }
+        }
+        if self.slow_consumer == SlowConsumerPolicy::Backpressure && self.stall_timeout_ms == 0 {
+            return Err(bad(
+                "stall_timeout_ms",
+                "must be at least 1 with slow_consumer = \"backpressure\"".into(),
+            ));
+        }
+        if self.max_connections_per_ip > self.max_connections {
+            return Err(bad(
+                "max_connections_per_ip",
+                format!(
+                    "{} is more than max_connections ({})",
+                    self.max_connections_per_ip, self.max_connections
+                ),
+            ));
+        }
+        if self.max_subscriptions > self.max_subscriptions_per_key {
+            return Err(bad(
+                "max_subscriptions",
+                format!(
+                    "{} per connection is more than max_subscriptions_per_key ({}) allows over all of a key's connections",
+                    self.max_subscriptions, self.max_subscriptions_per_key
+                ),
+            ));
+        }
+        if self.tls_cert.is_empty() != self.tls_key.is_empty() {
+            let key = if self.tls_cert.is_empty() {
+                "tls_cert"
+            } else {
+                "tls_key"
+            };
+            return Err(bad(
+                key,
+                "tls_cert and tls_key are set together or not at all".into(),
+            ));
+        }
+        if self.db_pool_size > limits::MAX_DB_POOL_SIZE {
+            return Err(bad(
+                "db_pool_size",
+                format!("at most {}", limits::MAX_DB_POOL_SIZE),
+            ));
+        }
+        if self.metrics_top_channels > limits::MAX_TRACKED_CHANNELS {
+            return Err(bad(
+                "metrics_top_channels",
+                format!(
+                    "at most {} (the channels tracked one by one)",
+                    limits::MAX_TRACKED_CHANNELS
+                ),
+            ));
+        }
+        for (key, addr) in [
+            ("web_listen", &self.web_listen),
+            ("metrics_listen", &self.metrics_listen),
+        ] {
+            if !addr.is_empty() && !has_port(addr) {
+                return Err(bad(key, format!("{addr:?} is not host:port")));
+            }
+        }
+        if !self.metrics_listen.is_empty() && self.metrics_listen == self.web_listen {
+            return Err(bad("metrics_listen", "is the same address as web_listen".into()));
+        }
+        if self.tls_listen == self.listen && !self.tls_cert.is_empty() {
+            return Err(bad("tls_listen", "is the same address as listen".into()));
+        }
+        let scheme_in =
+            |url: &str, schemes: &[&str]| url.is_empty() || schemes.iter().any(|s| url.starts_with(s));
+        if !scheme_in(&self.public_url, &["http://", "https://"]) {
+            return Err(bad("public_url", "must start with http:// or https://".into()));
+        }
+        if !scheme_in(&self.smtp_url, &["smtp://", "smtps://"]) {
+            return Err(bad("smtp_url", "must start with smtp:// or smtps://".into()));
+        }
+        if !self.metrics_token.is_empty() && self.metrics_token.len() < 16 {
+            return Err(bad("metrics_token", "use at least 16 characters".into()));
+        }
+        Ok(())
+    }
+
+    /// Every setting as `key = value` TOML lines, each with where it came from; secrets
+    /// (passwords in URLs, the metrics token) masked.
+    pub fn show(&self, origins: &Origins) -> String {
+        let table = toml::Table::try_from(self).unwrap_or_default();
+        let mut out = String::new();
+        for (key, value) in &table {
+            let value = match (key.as_str(), value) {
+                ("db" | "smtp_url", toml::Value::String(s)) => toml::Value::String(mask_url(s)),
+                ("metrics_token", toml::Value::String(s)) if !s.is_empty() => {
+                    toml::Value::String("********".into())
+                }
+                _ => value.clone(),
+            };
+            out.push_str(&format!("{key} = {value}  # {}\n", origins.of(key)));
+        }
+        out
+    }
+    /// Frame limits derived from `max_payload`.
+    pub fn limits(&self) -> Limits {
+        Limits::with_max_payload(self.max_payload)
+    }
+
+    /// `auth_timeout_secs` as a duration.
+    pub fn auth_timeout(&self) -> Duration {
+        Duration::from_secs(self.auth_timeout_secs)
+    }
+
+    /// Whether the website is served over HTTPS.
+    pub fn web_https(&self) -> bool {
+        self.web_tls && !self.tls_cert.is_empty() && !self.tls_key.is_empty()
+    }
+
+    /// Where mail links point: `public_url`, or `http(s)://` + `web_listen`, without a final `/`.
+    pub fn site_url(&self) -> String {
+        let url = if self.public_url.is_empty() {
+            let scheme = if self.web_https() { "https" } else { "http" };
+            format!("{scheme}://{}", self.web_listen)
+        } else {
+            self.public_url.clone()
+        };
+        url.trim_end_matches('/').to_owned()
+    }
+
+    /// `frame_timeout_secs` as a duration.
+    pub fn frame_timeout(&self) -> Duration {
+        Duration::from_secs(self.frame_timeout_secs)
+    }
+
+    /// `stall_timeout_ms` as a duration.
+    pub fn stall_timeout(&self) -> Duration {
+        Duration::from_millis(self.stall_timeout_ms)
+    }
+
+    /// `write_timeout_secs` as a duration.
+    pub fn write_timeout(&self) -> Duration {
+        Duration::from_secs(self.write_timeout_secs)
+    }
+}
+
+/// Whether `addr` ends in `:PORT`.
+fn has_port(addr: &str) -> bool {
+    addr.rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
+}
+
+/// A URL with the password of its userinfo replaced by `****`.
+pub fn mask_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((userinfo, host)) = rest.rsplit_once('@') else {
+        return url.to_owned();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:****@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_file_documents_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/hpfriends.example.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let from_file = Config::load(Some(&path), []).unwrap();
+        assert_eq!(from_file, Config::default());
+        // Every key is present (not merely defaulted) and documented by a comment above it.
+        let table: toml::Table = text.parse().unwrap();
+        let known = toml::Table::try_from(Config::default()).unwrap();
+        for key in known.keys() {
+            assert!(table.contains_key(key), "{key} missing from the example file");
+            let line = text
+                .lines()
+                .position(|l| l.starts_with(&format!("{key} =")))
+                .unwrap();
+            assert!(
+                text.lines().nth(line - 1).unwrap().starts_with('#'),
+                "{key} is undocumented"
+            );
+        }
+    }
+
+    #[test]
+    fn env_overrides_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(&f, "max_payload = 10\nname = \"file\"\n").unwrap();
+        let env = [
+            ("HPFRIENDS_MAX_PAYLOAD".to_owned(), "20".to_owned()),
+            ("HPFRIENDS_OPEN".to_owned(), "true".to_owned()),
+            ("HPFRIENDS_SLOW_CONSUMER".to_owned(), "drop-oldest".to_owned()),
+            ("UNRELATED".to_owned(), "x".to_owned()),
+        ];
+        let c = Config::load(Some(&f), env).unwrap();
+        assert_eq!(c.max_payload, 20);
+        assert!(c.open);
+        assert_eq!(c.name, "file");
+        assert_eq!(c.slow_consumer, SlowConsumerPolicy::DropOldest);
+    }
+
+    #[test]
+    fn bad_values_say_where() {
+        let env = [("HPFRIENDS_MAX_PAYLOAD".to_owned(), "lots".to_owned())];
+        let e = Config::load(None, env).unwrap_err().to_string();
+        assert!(e.contains("environment"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(&f, "no_such_key = 1\n").unwrap();
+        let e = Config::load(Some(&f), []).unwrap_err().to_string();
+        assert!(e.contains("no_such_key") && !e.contains('\n'), "{e}");
+        std::fs::write(&f, "max_payload = \n").unwrap();
+        let e = Config::load(Some(&f), []).unwrap_err().to_string();
+        assert!(!e.contains('\n'), "{e}");
+    }
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn flags_beat_env_beat_file_and_show_says_where_each_came_from() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(&f, "max_payload = 10\nname = \"file\"\n").unwrap();
+        let flags = Flags::none()
+            .set("max_payload", Some(4096usize))
+            .set("listen", None::<String>);
+        let l = Config::load_with(
+            Some(&f),
+            env(&[
+                ("HPFRIENDS_MAX_PAYLOAD", "20"),
+                ("HPFRIENDS_OPEN", "true"),
+                ("HPFRIENDS_CONFIG", "x"),
+            ]),
+            &flags,
+        )
+        .unwrap();
+        assert_eq!(l.config.max_payload, 4096);
+        assert!(l.config.open);
+        assert_eq!(l.config.name, "file");
+        assert_eq!(l.origins.of("max_payload"), "command-line flag --max-payload");
+        assert_eq!(l.origins.of("open"), "environment variable HPFRIENDS_OPEN");
+        assert_eq!(l.origins.of("name"), format!("file {}", f.display()));
+        assert_eq!(l.origins.of("listen"), "default");
+        let shown = l.config.show(&l.origins);
+        assert!(
+            shown.contains("max_payload = 4096  # command-line flag --max-payload"),
+            "{shown}"
+        );
+        // What show prints is a config file that loads to the same settings.
+        let back: toml::Table = shown.parse().unwrap();
+        assert_eq!(
+            back.len(),
+            toml::Table::try_from(Config::default()).unwrap().len()
+        );
+    }
+
+    #[test]
+    fn show_masks_secrets() {
+        let c = Config {
+            db: "postgres://hp:dbpass@db:5432/hp".into(),
+            smtp_url: "smtps://mailer:mailpass@mx:465".into(),
+            metrics_token: "a-long-metrics-token".into(),
+            ..Config::default()
+        };
+        let shown = c.show(&Origins::default());
+        for secret in ["dbpass", "mailpass", "a-long-metrics-token"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        assert!(shown.contains("postgres://hp:****@db:5432/hp"), "{shown}");
+    }
+
+    #[test]
+    fn inconsistent_settings_are_refused_naming_the_key() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (
+                &[("HPFRIENDS_OUTBOX_BYTES", "1000")],
+                "outbox_bytes (environment variable HPFRIENDS_OUTBOX_BYTES)",
+            ),
+            (&[("HPFRIENDS_MAX_PAYLOAD", "0")], "max_payload"),
+            (&[("HPFRIENDS_MAX_CONNECTIONS", "10")], "max_connections_per_ip"),
+            (
+                &[("HPFRIENDS_MAX_SUBSCRIPTIONS_PER_KEY", "10")],
+                "max_subscriptions",
+            ),
+            (&[("HPFRIENDS_TLS_CERT", "/c.pem")], "tls_key"),
+            (&[("HPFRIENDS_DB_POOL_SIZE", "0")], "db_pool_size"),
+            (&[("HPFRIENDS_STALL_TIMEOUT_MS", "0")], "stall_timeout_ms"),
+            (&[("HPFRIENDS_WEB_LISTEN", "localhost")], "web_listen"),
+            (
+                &[("HPFRIENDS_METRICS_LISTEN", "127.0.0.1:8080")],
+                "metrics_listen",
+            ),
+            (&[("HPFRIENDS_PUBLIC_URL", "example.org")], "public_url"),
+            (&[("HPFRIENDS_SMTP_URL", "mail.example.org")], "smtp_url"),
+            (&[("HPFRIENDS_METRICS_TOKEN", "short")], "metrics_token"),
+            (
+                &[("HPFRIENDS_METRICS_TOP_CHANNELS", "1000000")],
+                "metrics_top_channels",
+            ),
+        ];
+        for (vars, key) in cases {
+            let e = Config::load_with(None, env(vars), &Flags::none())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains(&format!("invalid configuration: {key}")),
+                "{vars:?}: {e}"
+            );
+        }
+        Config::load_with(None, env(&[]), &Flags::none()).unwrap();
+    }
+
+    #[test]
+    fn a_missing_file_is_an_error_not_defaults() {
+        let e = Config::load(Some(Path::new("/nonexistent/hpfriends.toml")), []).unwrap_err();
+        assert!(e.to_string().contains("cannot read config file"), "{e}");
+    }
+}
