@@ -213,6 +213,12 @@ impl Collector for Snapshot {
             }),
         )?;
         counter(e, "auth_ok", "Successful authentications.", load(&s.auth_ok))?;
+        counter(
+            e,
+            "auth_throttled",
+            "Failed authentications answered late because they repeated (per ident or address).",
+            load(&s.auth_throttled),
+        )?;
         counter_family(
             e,
             "auth_failures",

@@ -159,7 +159,9 @@ fn the_researchers_story() {
         .trim(),
         format!("share 1 ({CH}, own) offered")
     );
-    std::thread::sleep(Duration::from_millis(200)); // several polls: an offer must not flow
+    // Changes apply in order: once a later one is live, the offer has been applied too,
+    // and must not flow.
+    s.key("alice", "a-probe", "sp", &[], &[]);
     alice.publish("a-offered");
     assert!(bob.from("a-sensor").is_empty());
     s.cli_ok(&["share", "accept", "1", "--as", "bob"]);

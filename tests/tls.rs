@@ -136,9 +136,7 @@ fn python_client_over_tls_and_a_wrong_certificate_refused() {
     let ok = py(&good.ca, &["connect", "localhost", &port, "tlspub", "s2"]).unwrap();
     assert_eq!(ok[0]["connected"], true, "{ok:?}");
     // Plain TCP still works beside TLS.
-    let mut c = Raw::connect(s.addr);
-    c.auth("tlspub", "s2");
-    assert!(c.is_quiet(Duration::from_millis(200)));
+    assert!(Raw::login(s.addr, "tlspub", "s2").authenticated());
 }
 
 #[test]

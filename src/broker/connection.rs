@@ -437,6 +437,7 @@ impl Reader {
     /// memory: the connection stops reading and a timer sends the refusal.
     fn refuse_later(&self, refusal: Refusal, delay: Duration) -> Flow {
         self.note(&refusal);
+        Stats::add(&self.shared.stats.auth_throttled, 1);
         let outbox = Arc::clone(&self.outbox);
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;

@@ -17,6 +17,8 @@ pub struct Stats {
     pub auth_ok: AtomicU64,
     /// Failed authentications (unknown ident or wrong hash).
     pub auth_failed: AtomicU64,
+    /// Failed authentications answered late by the throttle (repeated failures).
+    pub auth_throttled: AtomicU64,
     /// Publishes accepted from clients.
     pub publishes: AtomicU64,
     /// Publish payload bytes accepted.

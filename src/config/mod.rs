@@ -514,10 +514,13 @@ impl Config {
                 return Err(bad(key, format!("{addr:?} is not host:port")));
             }
         }
-        if !self.metrics_listen.is_empty() && self.metrics_listen == self.web_listen {
+        if !self.metrics_listen.is_empty()
+            && self.metrics_listen == self.web_listen
+            && !self.web_listen.ends_with(":0")
+        {
             return Err(bad("metrics_listen", "is the same address as web_listen".into()));
         }
-        if self.tls_listen == self.listen && !self.tls_cert.is_empty() {
+        if self.tls_listen == self.listen && self.listen.port() != 0 && !self.tls_cert.is_empty() {
             return Err(bad("tls_listen", "is the same address as listen".into()));
         }
         let scheme_in =

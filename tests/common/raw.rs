@@ -30,7 +30,8 @@ pub struct Raw {
     buf: BytesMut,
     codec: FrameCodec,
     pub nonce: Nonce,
-    ident: String,
+    /// The ident of the last auth sent (what [`Raw::authenticated`] asks about).
+    pub ident: String,
 }
 
 impl Raw {
@@ -274,6 +275,23 @@ impl Raw {
     pub fn expect_refusal(&mut self, text: &str) {
         assert_eq!(self.expect_error(), text);
         self.expect_closed();
+    }
+
+    /// Whether this connection's auth succeeded, told by a positive answer either way: a
+    /// second auth is refused as `already authenticated` after a success, and the first is
+    /// answered `Authentication failed` after a failure. Consumes the connection (the
+    /// broker closes it); waits as long as the broker takes, not a fixed silence.
+    pub fn authenticated(mut self) -> bool {
+        let ident = self.ident.clone();
+        self.send(&Frame::Auth {
+            ident: Ident::new(&ident).unwrap(),
+            hash: AuthHash([0; 20]),
+        });
+        match self.next(Duration::from_secs(20)) {
+            Event::Frame(Frame::Error(e)) if e.contains("already authenticated") => true,
+            Event::Frame(Frame::Error(e)) if e.starts_with("Authentication failed") => false,
+            other => panic!("no verdict on the auth of {ident}: {other:?}"),
+        }
     }
 
     /// Whether nothing arrives within `limit` (and the connection stays open).
