@@ -106,6 +106,38 @@ pub enum Command {
     /// The effective configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Move from another broker: its authkeys become users, keys and the accepted shares
+    /// that keep every client working unchanged (plain hpfeeds: subscribers receive every
+    /// publisher of their channels).
+    Import {
+        /// The source's format.
+        #[arg(long, value_enum)]
+        from: ImportFormat,
+        /// The store (a file); not used with `--from hpfeeds-env`, which reads HPFEEDS_*
+        /// variables from the environment.
+        path: Option<PathBuf>,
+        /// Print what would be done, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Write a consistent copy of the live SQLite database to PATH (never overwrites).
+    Backup {
+        /// Where the copy goes.
+        path: PathBuf,
+    },
+}
+
+/// Stores `import` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ImportFormat {
+    /// The PyPI hpfeeds broker's SQLite store (`--auth sqlite:PATH`).
+    HpfeedsSqlite,
+    /// The PyPI hpfeeds broker's JSON store (`--auth json:PATH`).
+    HpfeedsJson,
+    /// The PyPI hpfeeds broker's environment store (`--auth env`: HPFEEDS_<IDENT>_SECRET …).
+    HpfeedsEnv,
+    /// `mongoexport --collection auth_key` of the original broker or MHN (JSON lines).
+    MongoExport,
 }
 
 /// `config` subcommands.
@@ -845,6 +877,16 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Import { from, path, dry_run } => import(&open_store(&config)?, from, path, dry_run),
+        Command::Backup { path } => {
+            open_store(&config)?.backup_to(&path)?;
+            println!(
+                "wrote a consistent copy of {} to {}",
+                crate::store::redacted(&config.db),
+                path.display()
+            );
+            Ok(())
+        }
         Command::Pub(args) => client_runtime()?.block_on(publish(args)),
         Command::Sub(args) => client_runtime()?.block_on(subscribe(args)),
         Command::Bench(args) => bench(args),
@@ -1107,6 +1149,54 @@ fn authkey(store: &Store, cmd: AuthkeyCommand) -> anyhow::Result<()> {
             ops::set_key_enabled(store, &ops::key_owner(store, &ident)?, &ident, true)?;
             println!("authkey {ident} enabled");
         }
+    }
+    Ok(())
+}
+
+fn import(store: &Store, from: ImportFormat, path: Option<PathBuf>, dry_run: bool) -> anyhow::Result<()> {
+    use crate::social::import;
+    let read = |p: &Option<PathBuf>| -> anyhow::Result<(String, String)> {
+        let Some(p) = p else {
+            bail!("say which file to import");
+        };
+        let text = std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
+        Ok((p.display().to_string(), text))
+    };
+    let keys = match from {
+        ImportFormat::HpfeedsSqlite => {
+            let Some(p) = &path else {
+                bail!("say which SQLite file to import");
+            };
+            crate::store::foreign::read_hpfeeds_sqlite(p)?
+        }
+        ImportFormat::HpfeedsJson => {
+            let (name, text) = read(&path)?;
+            import::parse_hpfeeds_json(&name, &text)?
+        }
+        ImportFormat::MongoExport => {
+            let (name, text) = read(&path)?;
+            import::parse_mongo_export(&name, &text)?
+        }
+        ImportFormat::HpfeedsEnv => import::parse_hpfeeds_env(std::env::vars()),
+    };
+    let plan = import::plan(store, &keys)?;
+    if dry_run {
+        for line in plan.lines() {
+            println!("{line}");
+        }
+        println!("dry run: would have: {}", plan.summary());
+        return Ok(());
+    }
+    let mut done = None;
+    changing(store, |s| {
+        done = Some(import::apply(s, plan)?);
+        Ok(())
+    })?;
+    if let Some(p) = done {
+        for (ident, why) in &p.skipped {
+            eprintln!("hpfriends: skipped key {ident}: {why}");
+        }
+        println!("imported: {}", p.summary());
     }
     Ok(())
 }

@@ -176,11 +176,14 @@ fn the_website_serves_metrics_to_loopback_or_to_the_token_only() {
     assert_eq!(status, 403, "{body}");
     assert!(body.contains("metrics_token"), "{body}");
 
-    let s = TestServer::start_with(&[], &[("HPFRIENDS_METRICS_TOKEN", "t0ken")]);
+    let s = TestServer::start_with(&[], &[("HPFRIENDS_METRICS_TOKEN", "metrics-t0ken-1234")]);
     let web = s.web.unwrap();
     assert_eq!(get(web, "/metrics", &[]).0, 403);
     assert_eq!(get(web, "/metrics", &["Authorization: Bearer nope"]).0, 403);
-    assert_eq!(get(web, "/metrics", &["Authorization: Bearer t0ken"]).0, 200);
+    assert_eq!(
+        get(web, "/metrics", &["Authorization: Bearer metrics-t0ken-1234"]).0,
+        200
+    );
 }
 
 #[test]

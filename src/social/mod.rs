@@ -3,4 +3,5 @@
 //! `store` and the domain; knows nothing of HTTP or frames.
 
 pub mod graph;
+pub mod import;
 pub mod ops;

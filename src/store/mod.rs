@@ -5,6 +5,7 @@
 //! [`StoreError`]. Every call is blocking; async callers use `spawn_blocking`.
 
 mod connection;
+pub mod foreign;
 pub mod generate;
 pub mod listen;
 pub mod models;

@@ -7,6 +7,11 @@ Every command prints one JSON object per line on stdout, so the Rust tests can p
   aio HOST PORT IDENT SECRET CHANNEL         -> asyncio ClientSession round trip
   stream HOST PORT IDENT SECRET CHANNEL...   -> every message received, until killed
   connect HOST PORT IDENT SECRET             -> {"connected": true} or {"error": "..."}
+  store sqlite PATH KEYS_JSON                -> a 3.1.0 sqlite auth store made by 3.1.0's own
+                                                Authenticator, holding KEYS_JSON's keys; prints
+                                                what 3.1.0 reads back for each
+  envkeys KEYS_JSON                          -> what 3.1.0's env Authenticator reads for each
+                                                key from this process's HPFEEDS_* variables
 
 With HPFEEDS_CA=PATH in the environment, every command connects over TLS and verifies the
 broker's certificate against that CA (3.1.0's `certfile`).
@@ -152,9 +157,36 @@ def stream(host, port, ident, secret, *channels):
     client.run(lambda i, c, p: out(message(i, c, p)), lambda e: out({"error": e}))
 
 
+def store(kind, path, keys_json):
+    keys = json.loads(keys_json)
+    if kind != "sqlite":
+        raise SystemExit("unknown store kind " + kind)
+    from hpfeeds.broker.auth.sqlite import Authenticator
+
+    auth = Authenticator(path)  # creates 3.1.0's tables
+    with auth.sql:
+        for k in keys:
+            auth.sql.execute(
+                "insert into authkeys (owner, ident, secret, pubchans, subchans) values (?, ?, ?, ?, ?)",
+                (k["owner"], k["ident"], k["secret"], json.dumps(k["publish"]), json.dumps(k["subscribe"])),
+            )
+    for k in keys:
+        out(auth.get_authkey(k["ident"]))
+    auth.sql.close()
+
+
+def envkeys(keys_json):
+    from hpfeeds.broker.auth.env import Authenticator
+
+    auth = Authenticator()
+    for k in json.loads(keys_json):
+        out(auth.get_authkey(k["ident"]))
+
+
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == "aio":
         asyncio.run(aio(*args))
     else:
-        {"sub": sub, "pub": pub, "error": error, "stream": stream, "connect": connect, "presence": presence}[cmd](*args)
+        {"sub": sub, "pub": pub, "error": error, "stream": stream, "connect": connect, "presence": presence,
+         "store": store, "envkeys": envkeys}[cmd](*args)

@@ -1,0 +1,261 @@
+//! `hpfriends import` from the PyPI hpfeeds broker's stores (made by its own code where it
+//! has it) and from an MHN `mongoexport`: the imported keys work unchanged for 3.1.0
+//! clients (a subscriber receives the other owner's publisher, plain hpfeeds semantics);
+//! `--dry-run` changes nothing; `hpfriends backup` copies a live database.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::process::{Command, Stdio};
+
+use common::python::{python, script};
+use common::{Db, TestServer, cli_with_db};
+use serde_json::{Value, json};
+
+/// A sensor owned by one organisation and a reader owned by another, on one channel, with
+/// an owner name hpfriends must rewrite.
+fn fixture() -> Value {
+    json!([
+        {"owner": "Sensor Org", "ident": "sensor1", "secret": "sensor-secret-1", "publish": ["dionaea.capture"], "subscribe": []},
+        {"owner": "analyst", "ident": "reader1", "secret": "reader-secret-1", "publish": ["dionaea.capture"], "subscribe": ["dionaea.capture"]},
+    ])
+}
+
+fn py_lines(args: &[&str], env: &[(String, String)]) -> Option<Vec<Value>> {
+    let py = python()?;
+    let out = Command::new(py)
+        .arg(script())
+        .args(args)
+        .envs(env.iter().cloned())
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{args:?} failed");
+    Some(
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            // 3.1.0 prints "setting up tables..." when it creates a store.
+            .filter(|l| l.starts_with('{'))
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect(),
+    )
+}
+
+fn ok(db: &Db, args: &[&str]) -> String {
+    let o = cli_with_db(db.url(), args);
+    assert!(
+        o.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout).unwrap()
+}
+
+/// A 3.1.0 subscriber with the imported reader key receives a 3.1.0 publisher with the
+/// imported sensor key.
+fn imported_clients_work(db: &Db) {
+    let s = TestServer::start_on(db, &[], &[]);
+    let port = s.addr.port().to_string();
+    let py = python().unwrap();
+    let mut sub = Command::new(&py)
+        .arg(script())
+        .args([
+            "sub",
+            "127.0.0.1",
+            &port,
+            "reader1",
+            "reader-secret-1",
+            "dionaea.capture",
+            "1",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(sub.stdout.take().unwrap()));
+    let ready: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(ready["ready"], true, "{ready}");
+    let payload = hex::encode("imported-and-working");
+    let st = Command::new(&py)
+        .arg(script())
+        .args([
+            "pub",
+            "127.0.0.1",
+            &port,
+            "sensor1",
+            "sensor-secret-1",
+            "dionaea.capture",
+            &payload,
+        ])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let line: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(line["ident"], "sensor1", "{line}");
+    assert_eq!(line["payload"], payload, "{line}");
+    let _ = sub.kill();
+    let _ = sub.wait();
+}
+
+#[test]
+fn a_hpfeeds_sqlite_store_imports_and_its_clients_connect_unchanged() {
+    let Some(_) = python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("hpfeeds.sqlite3");
+    let read_back = py_lines(
+        &["store", "sqlite", store.to_str().unwrap(), &fixture().to_string()],
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        read_back[0]["pubchans"],
+        json!(["dionaea.capture"]),
+        "3.1.0 reads its own store"
+    );
+
+    let db = Db::scratch();
+    let dry = ok(
+        &db,
+        &[
+            "import",
+            "--from",
+            "hpfeeds-sqlite",
+            store.to_str().unwrap(),
+            "--dry-run",
+        ],
+    );
+    assert!(dry.contains("create user Sensor-Org"), "{dry}");
+    assert!(
+        dry.contains("share dionaea.capture from Sensor-Org to analyst"),
+        "{dry}"
+    );
+    assert!(dry.contains("dry run: would have: 2 user(s) created"), "{dry}");
+    assert!(
+        ok(&db, &["user", "list"]).lines().all(|l| !l.contains("analyst")),
+        "dry run wrote"
+    );
+
+    let out = ok(
+        &db,
+        &["import", "--from", "hpfeeds-sqlite", store.to_str().unwrap()],
+    );
+    assert!(
+        out.contains(
+            "imported: 2 user(s) created, 0 existing, 2 key(s) imported, 0 skipped, 1 share(s) created"
+        ),
+        "{out}"
+    );
+    imported_clients_work(&db);
+    // Again: nothing is duplicated, the keys are reported as existing.
+    let o = cli_with_db(
+        db.url(),
+        &["import", "--from", "hpfeeds-sqlite", store.to_str().unwrap()],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("skipped key sensor1: the ident exists here already"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_mhn_mongoexport_imports_and_its_clients_connect_unchanged() {
+    let Some(_) = python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let export = dir.path().join("auth_key.json");
+    // What `mongoexport --db hpfeeds --collection auth_key` writes: one document a line.
+    let lines: Vec<String> = fixture()
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            json!({
+                "_id": {"$oid": format!("5f0c6b9b8f1b2c3d4e5f60{i:02}")},
+                "identifier": k["ident"], "secret": k["secret"], "owner": k["owner"],
+                "publish": k["publish"], "subscribe": k["subscribe"],
+            })
+            .to_string()
+        })
+        .collect();
+    std::fs::write(&export, lines.join("\n") + "\n").unwrap();
+    let db = Db::scratch();
+    let out = ok(
+        &db,
+        &["import", "--from", "mongo-export", export.to_str().unwrap()],
+    );
+    assert!(out.contains("2 key(s) imported"), "{out}");
+    imported_clients_work(&db);
+}
+
+#[test]
+fn hpfeeds_json_and_env_stores_import() {
+    let dir = tempfile::tempdir().unwrap();
+    // 3.1.0's JSON store, in the layout its json Authenticator documents and checks.
+    let mut map = serde_json::Map::new();
+    for k in fixture().as_array().unwrap() {
+        map.insert(
+            k["ident"].as_str().unwrap().into(),
+            json!({"owner": k["owner"], "secret": k["secret"], "pubchans": k["publish"], "subchans": k["subscribe"]}),
+        );
+    }
+    let file = dir.path().join("auth.json");
+    std::fs::write(&file, Value::Object(map).to_string()).unwrap();
+    let db = Db::scratch();
+    let out = ok(&db, &["import", "--from", "hpfeeds-json", file.to_str().unwrap()]);
+    assert!(
+        out.contains("2 key(s) imported") && out.contains("1 share(s) created"),
+        "{out}"
+    );
+    let acl = ok(&db, &["acl", "show", "reader1"]);
+    assert!(
+        acl.contains("dionaea.capture") && acl.contains("Sensor-Org"),
+        "{acl}"
+    );
+
+    // 3.1.0's env store: the variables its env Authenticator reads.
+    let env: Vec<(String, String)> = [
+        ("HPFEEDS_SENSOR2_SECRET", "sensor-secret-2"),
+        ("HPFEEDS_SENSOR2_OWNER", "org2"),
+        ("HPFEEDS_SENSOR2_PUBCHANS", "cowrie.sessions,dionaea.capture"),
+        ("HPFEEDS_READER2_SECRET", "reader-secret-2"),
+        ("HPFEEDS_READER2_SUBCHANS", "cowrie.sessions"),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect();
+    if let Some(seen) = py_lines(&["envkeys", &json!([{"ident": "sensor2"}]).to_string()], &env) {
+        assert_eq!(seen[0]["pubchans"], json!(["cowrie.sessions", "dionaea.capture"]));
+    }
+    let db = Db::scratch();
+    let o = Command::new(common::bin())
+        .args(["--db", db.url(), "import", "--from", "hpfeeds-env"])
+        .envs(env)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        out.contains("2 key(s) imported") && out.contains("1 share(s) created"),
+        "{out}"
+    );
+    let acl = ok(&db, &["acl", "show", "reader2"]);
+    assert!(acl.contains("cowrie.sessions") && acl.contains("org2"), "{acl}");
+}
+
+#[test]
+fn backup_copies_a_live_database_and_never_overwrites() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::file(&dir.path().join("live.db"));
+    let s = TestServer::start_on(&db, &[], &[]);
+    s.user("alice");
+    s.key("alice", "k1", "secret-1", &["c"], &["c"]);
+    let copy = dir.path().join("copy.db");
+    let out = s.cli_ok(&["backup", copy.to_str().unwrap()]);
+    assert!(out.contains("consistent copy"), "{out}");
+    let users = String::from_utf8(cli_with_db(copy.to_str().unwrap(), &["user", "list"]).stdout).unwrap();
+    assert!(users.contains("alice"), "{users}");
+    let again = s.cli(&["backup", copy.to_str().unwrap()]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("never overwrites"));
+}
