@@ -245,7 +245,7 @@ impl Collector for Snapshot {
         let frames_out: Vec<(Labels, u64)> = OPCODE_NAMES
             .iter()
             .enumerate()
-            .map(|(i, op)| (labels(&[("opcode", (*op).into())]), load(&s.frames_out[i])))
+            .map(|(i, op)| (labels(&[("opcode", (*op).into())]), load(&s.written.frames[i])))
             .collect();
         counter_family(
             e,
@@ -263,7 +263,7 @@ impl Collector for Snapshot {
             e,
             "sent_bytes",
             "Bytes written to hpfeeds clients.",
-            load(&s.bytes_out),
+            load(&s.written.bytes),
         )?;
         counter(
             e,
@@ -358,8 +358,8 @@ impl Collector for Snapshot {
         histogram(
             e,
             "delivery_latency_seconds",
-            "From queueing the oldest frame of a batch for a subscriber to the batch's write completing, per written batch.",
-            &s.write_latency,
+            "From queueing the oldest frame of a batch for a subscriber to the batch's write completing (each outbox's first batch and one in 16 after it).",
+            &s.written.latency,
         )?;
         counter(
             e,

@@ -491,7 +491,9 @@ async fn write_loop<W: AsyncWrite + Unpin>(mut w: W, outbox: Arc<Outbox>, shared
         Box::pin(tokio::time::timeout(timeout, write_all_vectored(&mut w, &batch)))
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "write deadline passed"))??;
-        stats.write_latency.observe(since.elapsed());
+        if let Some(since) = since {
+            stats.written.latency.observe(since.elapsed());
+        }
         count_written(stats, &batch);
         // Keep the vector for busy connections; an idle one should hold nothing.
         if batch.len() < 16 {
@@ -512,10 +514,10 @@ fn count_written(stats: &Stats, batch: &[Bytes]) {
         bytes += f.len() as u64;
         by_op[usize::from(f.get(4).copied().unwrap_or(u8::MAX)).min(OPCODE_SLOTS - 1)] += 1;
     }
-    Stats::add(&stats.bytes_out, bytes);
+    Stats::add(&stats.written.bytes, bytes);
     for (op, n) in by_op.iter().enumerate() {
         if *n > 0 {
-            Stats::add(&stats.frames_out[op], *n);
+            Stats::add(&stats.written.frames[op], *n);
         }
     }
 }

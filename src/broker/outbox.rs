@@ -40,10 +40,17 @@ struct State {
     /// Since when publishers have been waiting for room (reset when the writer takes a
     /// batch): the start of every waiter's stall deadline.
     full_since: Option<Instant>,
-    /// When the oldest queued frame was queued (set when the queue stops being empty, so a
-    /// busy subscriber's pushes read no clock): the start of the batch's write latency.
+    /// When the oldest queued frame was queued, for one batch in [`LATENCY_SAMPLE`]: the
+    /// start of that batch's write latency (a clock read per batch would cost the publish
+    /// path more than the measurement is worth).
     oldest: Option<Instant>,
+    /// Batches begun (the queue stopped being empty), for the sampling.
+    batches: u32,
 }
+
+/// One batch in this many (the first of each outbox among them) has its write latency
+/// measured.
+pub const LATENCY_SAMPLE: u32 = 16;
 
 /// Bounded multi-producer, single-consumer frame queue.
 #[derive(Debug)]
@@ -71,7 +78,10 @@ impl Outbox {
         st.bytes += frame.len();
         st.queue.push_back(frame);
         if was_empty {
-            st.oldest = Some(Instant::now());
+            st.batches = st.batches.wrapping_add(1);
+            if st.batches % LATENCY_SAMPLE == 1 {
+                st.oldest = Some(Instant::now());
+            }
             // notify_one stores a permit when the writer is not waiting yet, so no wake-up is lost.
             self.ready.notify_one();
         }
@@ -212,9 +222,9 @@ impl Outbox {
         self.state.lock().bytes
     }
 
-    /// Moves all queued frames into `batch` without waiting; returns when the oldest of
-    /// them was queued, or `None` when there were none.
-    pub fn try_take(&self, batch: &mut Vec<Bytes>) -> Option<Instant> {
+    /// Moves all queued frames into `batch` without waiting; `None` when there were none,
+    /// else when the oldest of them was queued if this batch is one sampled for latency.
+    pub fn try_take(&self, batch: &mut Vec<Bytes>) -> Option<Option<Instant>> {
         let mut st = self.state.lock();
         if st.queue.is_empty() {
             return None;
@@ -224,13 +234,13 @@ impl Outbox {
         if st.full_since.take().is_some() {
             self.room.notify_waiters();
         }
-        Some(st.oldest.take().unwrap_or_else(Instant::now))
+        Some(st.oldest.take())
     }
 
-    /// Waits for frames and moves all queued ones into `batch`; returns when the oldest was
-    /// queued. `None` once the outbox is closed and drained: the writer then shuts the
-    /// connection down.
-    pub async fn next_batch(&self, batch: &mut Vec<Bytes>) -> Option<Instant> {
+    /// Waits for frames and moves all queued ones into `batch` (with [`Outbox::try_take`]'s
+    /// sampled time). `None` once the outbox is closed and drained: the writer then shuts
+    /// the connection down.
+    pub async fn next_batch(&self, batch: &mut Vec<Bytes>) -> Option<Option<Instant>> {
         loop {
             if let Some(since) = self.try_take(batch) {
                 return Some(since);

@@ -51,20 +51,14 @@ pub struct Stats {
     /// Frames read from clients, by opcode slot (publishes are `publishes`, not counted
     /// here a second time).
     pub frames_in: [AtomicU64; OPCODE_SLOTS],
-    /// Frames written to clients, by opcode slot (refusals written by the listener before
-    /// a session began included).
-    pub frames_out: [AtomicU64; OPCODE_SLOTS],
+    /// What the connections' writers count, on cache lines of its own.
+    pub written: Written,
     /// Bytes read from clients.
     pub bytes_in: AtomicU64,
-    /// Bytes written to clients.
-    pub bytes_out: AtomicU64,
     /// Connections refused, by [`ConnRefused`] slot.
     pub refused_by: [AtomicU64; 3],
     /// Failed authentications, by [`AuthFailure`] slot.
     pub auth_failed_by: [AtomicU64; 4],
-    /// Time from queueing the oldest frame of a batch for a subscriber to the batch's
-    /// write completing, once per written batch.
-    pub write_latency: LatencyHistogram,
     /// ACL changes applied to live sessions.
     pub acl_changes: AtomicU64,
     /// Keys whose ACL those changes touched.
@@ -193,6 +187,22 @@ impl LatencyHistogram {
     }
 }
 
+/// The writers' counters, aligned to their own cache lines: the writer threads update them
+/// per batch while the readers update the publish counters, and sharing a line would make
+/// every core wait on the others.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+pub struct Written {
+    /// Frames written to clients, by opcode slot (refusals written by the listener before
+    /// a session began included).
+    pub frames: [AtomicU64; OPCODE_SLOTS],
+    /// Bytes written to clients.
+    pub bytes: AtomicU64,
+    /// Time from queueing the oldest frame of a batch for a subscriber to the batch's
+    /// write completing, for one batch in `outbox::LATENCY_SAMPLE`.
+    pub latency: LatencyHistogram,
+}
+
 /// Channels tracked one by one in [`ChannelTally`]; traffic on channels past this many
 /// (since start) is counted under `other`, so a client inventing channel names cannot
 /// grow the broker's memory or a scrape.
@@ -284,7 +294,7 @@ impl Stats {
 
     /// Counts a frame written to a client outside a session's writer, by its opcode byte.
     pub fn frame_out(&self, opcode: u8) {
-        Self::add(&self.frames_out[usize::from(opcode).min(OPCODE_SLOTS - 1)], 1);
+        Self::add(&self.written.frames[usize::from(opcode).min(OPCODE_SLOTS - 1)], 1);
     }
 
     /// One line for the log: `name=value` pairs.
