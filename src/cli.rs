@@ -37,7 +37,7 @@ const DEMO_CHANNEL: &str = "demo.events";
 pub struct Cli {
     /// Database: a SQLite file path or sqlite://PATH, or postgres://USER@HOST:PORT/DATABASE
     /// [default: hpfriends.db].
-    #[arg(long, global = true, env = "HPFRIENDS_DB")]
+    #[arg(long, global = true)]
     pub db: Option<String>,
     /// Configuration file (TOML; see deploy/hpfriends.example.toml).
     #[arg(long, global = true, env = "HPFRIENDS_CONFIG")]

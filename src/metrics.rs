@@ -152,6 +152,13 @@ fn gauge_f(e: &mut DescriptorEncoder, name: &str, help: &str, v: f64) -> std::fm
     ConstGauge::new(v).encode(m)
 }
 
+/// Rows of a family with one label: `(value of `key`, count)`.
+fn by<const N: usize>(key: &'static str, rows: [(&'static str, u64); N]) -> Vec<(Labels, u64)> {
+    rows.into_iter()
+        .map(|(v, n)| (labels(&[(key, v.into())]), n))
+        .collect()
+}
+
 fn counter_family(
     e: &mut DescriptorEncoder,
     name: &str,
@@ -205,12 +212,10 @@ impl Collector for Snapshot {
             e,
             "connections_refused",
             "Connections refused before a session began, by reason.",
-            &ConnRefused::ALL.map(|r| {
-                (
-                    labels(&[("reason", r.label().into())]),
-                    load(&s.refused_by[r as usize]),
-                )
-            }),
+            &by(
+                "reason",
+                ConnRefused::ALL.map(|r| (r.label(), load(&s.refused_by[r as usize]))),
+            ),
         )?;
         counter(e, "auth_ok", "Successful authentications.", load(&s.auth_ok))?;
         counter(
@@ -223,19 +228,18 @@ impl Collector for Snapshot {
             e,
             "auth_failures",
             "Failed authentications, by reason (the client is told the same for each).",
-            &AuthFailure::ALL.map(|r| {
-                (
-                    labels(&[("reason", r.label().into())]),
-                    load(&s.auth_failed_by[r as usize]),
-                )
-            }),
+            &by(
+                "reason",
+                AuthFailure::ALL.map(|r| (r.label(), load(&s.auth_failed_by[r as usize]))),
+            ),
         )?;
         let mut frames_in: Vec<(Labels, u64)> = OPCODE_NAMES
             .iter()
             .enumerate()
             .map(|(i, op)| (labels(&[("opcode", (*op).into())]), load(&s.frames_in[i])))
             .collect();
-        frames_in[3].1 = load(&s.publishes);
+        // Accepted publishes are counted once, as `publishes`; refused ones in the slot.
+        frames_in[3].1 += load(&s.publishes);
         counter_family(
             e,
             "frames_received",
@@ -319,17 +323,14 @@ impl Collector for Snapshot {
             e,
             "slow_consumer_events",
             "What the slow-consumer policy did: publishers paused (backpressure), messages dropped, subscribers cut.",
-            &[
-                (
-                    labels(&[("outcome", "waited".into())]),
-                    load(&s.backpressure_waits),
-                ),
-                (labels(&[("outcome", "dropped".into())]), load(&s.dropped_slow)),
-                (
-                    labels(&[("outcome", "disconnected".into())]),
-                    load(&s.slow_disconnects),
-                ),
-            ],
+            &by(
+                "outcome",
+                [
+                    ("waited", load(&s.backpressure_waits)),
+                    ("dropped", load(&s.dropped_slow)),
+                    ("disconnected", load(&s.slow_disconnects)),
+                ],
+            ),
         )?;
         gauge(
             e,
@@ -457,12 +458,15 @@ impl Collector for Snapshot {
                 e,
                 "mails",
                 "Mails by outcome: sent, failed (transport), dropped (queue full), throttled (hourly bound).",
-                &[
-                    (labels(&[("outcome", "sent".into())]), sent),
-                    (labels(&[("outcome", "failed".into())]), failed),
-                    (labels(&[("outcome", "dropped".into())]), dropped),
-                    (labels(&[("outcome", "throttled".into())]), throttled),
-                ],
+                &by(
+                    "outcome",
+                    [
+                        ("sent", sent),
+                        ("failed", failed),
+                        ("dropped", dropped),
+                        ("throttled", throttled),
+                    ],
+                ),
             )?;
         }
         if let Some((rss, fds)) = self.process {

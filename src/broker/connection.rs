@@ -322,6 +322,9 @@ impl Reader {
             Refusal::IdentMismatch { .. }
             | Refusal::PublishDenied { .. }
             | Refusal::SubscribeDenied { .. } => {
+                if let Refusal::PublishDenied { .. } = refusal {
+                    self.shared.stats.frame_in(3);
+                }
                 Stats::add(&self.shared.stats.acl_refusals, 1);
                 tracing::warn!(peer = %self.peer, %ident, reason = refusal.kind(), "{refusal}");
             }

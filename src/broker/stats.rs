@@ -48,8 +48,8 @@ pub struct Stats {
     pub tls_failures: AtomicU64,
     /// Connections closed because a frame was started and not finished in time.
     pub frame_timeouts: AtomicU64,
-    /// Frames read from clients, by opcode slot (publishes are `publishes`, not counted
-    /// here a second time).
+    /// Frames read from clients, by opcode slot; of publishes only the refused ones (the
+    /// accepted ones are `publishes`, not counted a second time on the publish path).
     pub frames_in: [AtomicU64; OPCODE_SLOTS],
     /// What the connections' writers count, on cache lines of its own.
     pub written: Written,
