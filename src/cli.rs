@@ -120,6 +120,16 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Write the community (users, keys, groups, shares, blocks) as JSON, for `import
+    /// --from hpfriends-export` into another database.
+    Export {
+        /// Include the keys' secrets (the file is then written with mode 0600).
+        #[arg(long)]
+        include_secrets: bool,
+        /// Write here instead of standard output (never overwrites).
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
     /// Write a consistent copy of the live SQLite database to PATH (never overwrites).
     Backup {
         /// Where the copy goes.
@@ -138,6 +148,8 @@ pub enum ImportFormat {
     HpfeedsEnv,
     /// `mongoexport --collection auth_key` of the original broker or MHN (JSON lines).
     MongoExport,
+    /// `hpfriends export` of another hpfriends (users, keys, groups, shares, blocks).
+    HpfriendsExport,
 }
 
 /// `config` subcommands.
@@ -878,6 +890,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Import { from, path, dry_run } => import(&open_store(&config)?, from, path, dry_run),
+        Command::Export {
+            include_secrets,
+            output,
+        } => export(&open_store(&config)?, include_secrets, output),
         Command::Backup { path } => {
             open_store(&config)?.backup_to(&path)?;
             println!(
@@ -1038,11 +1054,11 @@ fn user(store: &Store, cmd: UserCommand) -> anyhow::Result<()> {
             }
         }
         UserCommand::Disable { name } => {
-            store.set_user_enabled(&name, false, CLI_ACTOR)?;
+            ops::set_user_enabled(store, &name, false, CLI_ACTOR)?;
             println!("user {name} disabled");
         }
         UserCommand::Enable { name } => {
-            store.set_user_enabled(&name, true, CLI_ACTOR)?;
+            ops::set_user_enabled(store, &name, true, CLI_ACTOR)?;
             println!("user {name} enabled");
         }
         UserCommand::Block { name, actor } => {
@@ -1153,6 +1169,33 @@ fn authkey(store: &Store, cmd: AuthkeyCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn export(store: &Store, secrets: bool, output: Option<PathBuf>) -> anyhow::Result<()> {
+    let e = crate::social::export::export(store, secrets)?;
+    let text = serde_json::to_string_pretty(&e)? + "\n";
+    match output {
+        None => print!("{text}"),
+        Some(path) => {
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(if secrets { 0o600 } else { 0o644 })
+                .open(&path)
+                .with_context(|| format!("cannot create {} (export never overwrites)", path.display()))?;
+            f.write_all(text.as_bytes())?;
+            eprintln!(
+                "exported {} user(s), {} key(s), {} group(s), {} share(s) to {}",
+                e.users.len(),
+                e.authkeys.len(),
+                e.groups.len(),
+                e.shares.len(),
+                path.display()
+            );
+        }
+    }
+    Ok(())
+}
+
 fn import(store: &Store, from: ImportFormat, path: Option<PathBuf>, dry_run: bool) -> anyhow::Result<()> {
     use crate::social::import;
     let read = |p: &Option<PathBuf>| -> anyhow::Result<(String, String)> {
@@ -1178,6 +1221,29 @@ fn import(store: &Store, from: ImportFormat, path: Option<PathBuf>, dry_run: boo
             import::parse_mongo_export(&name, &text)?
         }
         ImportFormat::HpfeedsEnv => import::parse_hpfeeds_env(std::env::vars()),
+        ImportFormat::HpfriendsExport => {
+            let (name, text) = read(&path)?;
+            let e: crate::social::export::Export =
+                serde_json::from_str(&text).with_context(|| format!("{name} is not an hpfriends export"))?;
+            if dry_run {
+                println!(
+                    "dry run: would create {} user(s), {} key(s), {} group(s), {} share(s), {} block(s)",
+                    e.users.len(),
+                    e.authkeys.len(),
+                    e.groups.len(),
+                    e.shares.len(),
+                    e.blocks.len()
+                );
+                return Ok(());
+            }
+            let mut summary = String::new();
+            changing(store, |s| {
+                summary = crate::social::export::import(s, &e)?;
+                Ok(())
+            })?;
+            println!("imported: {summary}");
+            return Ok(());
+        }
     };
     let plan = import::plan(store, &keys)?;
     if dry_run {

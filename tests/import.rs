@@ -259,3 +259,168 @@ fn backup_copies_a_live_database_and_never_overwrites() {
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("never overwrites"));
 }
+
+#[test]
+fn an_export_imported_into_an_empty_database_round_trips() {
+    let a = Db::scratch();
+    let run = |db: &Db, args: &[&str]| ok(db, args);
+    for u in ["alice", "bob", "carol", "dave"] {
+        run(&a, &["user", "add", u, "--email", &format!("{u}@example.org")]);
+    }
+    run(
+        &a,
+        &[
+            "authkey",
+            "add",
+            "--owner",
+            "alice",
+            "--ident",
+            "a-key",
+            "--secret",
+            "a-secret-1",
+            "--publish",
+            "c1,c2",
+        ],
+    );
+    run(
+        &a,
+        &[
+            "authkey",
+            "add",
+            "--owner",
+            "bob",
+            "--ident",
+            "b-key",
+            "--secret",
+            "b-secret-1",
+            "--subscribe",
+            "c1,c2,c3",
+        ],
+    );
+    run(
+        &a,
+        &[
+            "authkey",
+            "add",
+            "--owner",
+            "carol",
+            "--ident",
+            "c-key",
+            "--publish",
+            "c3",
+        ],
+    );
+    run(&a, &["authkey", "disable", "c-key"]);
+    run(
+        &a,
+        &[
+            "group",
+            "create",
+            "researchers",
+            "--description",
+            "honeynet folks",
+            "--as",
+            "alice",
+        ],
+    );
+    run(&a, &["group", "invite", "researchers", "bob", "--as", "alice"]);
+    run(&a, &["group", "invite", "researchers", "carol", "--as", "alice"]);
+    run(&a, &["group", "accept", "researchers", "--as", "bob"]);
+    // alice → bob accepted; dave → researchers accepted by its owner; carol → everyone,
+    // taken up by bob; bob → carol still offered; bob blocks dave; dave disabled.
+    run(
+        &a,
+        &[
+            "share",
+            "offer",
+            "--as",
+            "alice",
+            "--channel",
+            "c1",
+            "--to-user",
+            "bob",
+        ],
+    );
+    run(&a, &["share", "accept", "1", "--as", "bob"]);
+    run(
+        &a,
+        &[
+            "share",
+            "offer",
+            "--as",
+            "dave",
+            "--channel",
+            "c2",
+            "--to-group",
+            "researchers",
+            "--redistribute",
+        ],
+    );
+    run(&a, &["share", "accept", "2", "--as", "alice"]);
+    run(
+        &a,
+        &[
+            "share",
+            "offer",
+            "--as",
+            "carol",
+            "--channel",
+            "c3",
+            "--to-everyone",
+            "--onward",
+        ],
+    );
+    run(&a, &["share", "follow", "3", "--as", "bob"]);
+    run(
+        &a,
+        &[
+            "share",
+            "offer",
+            "--as",
+            "bob",
+            "--channel",
+            "c4",
+            "--to-user",
+            "carol",
+        ],
+    );
+    run(&a, &["user", "block", "dave", "--as", "bob"]);
+    run(&a, &["user", "disable", "dave"]);
+
+    let without = run(&a, &["export"]);
+    assert!(
+        !without.contains("a-secret-1"),
+        "secrets only when asked: {without}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("export.json");
+    let o = cli_with_db(
+        a.url(),
+        &["export", "--include-secrets", "-o", file.to_str().unwrap()],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let first: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(first["shares"].as_array().unwrap().len(), 4, "{first}");
+
+    let b = Db::scratch();
+    let out = run(
+        &b,
+        &["import", "--from", "hpfriends-export", file.to_str().unwrap()],
+    );
+    assert!(
+        out.contains(
+            "imported: 4 user(s), 3 key(s) (0 with a new secret), 1 group(s), 4 share(s), 1 block(s)"
+        ),
+        "{out}"
+    );
+    let again: Value = serde_json::from_str(&run(&b, &["export", "--include-secrets"])).unwrap();
+    assert_eq!(first, again, "the round trip changed something");
+    // The imported secrets work on a broker serving the new database.
+    let s = TestServer::start_on(&b, &[], &[]);
+    s.wait_key("a-key", "a-secret-1");
+}

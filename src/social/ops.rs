@@ -100,6 +100,13 @@ pub fn register(store: &Store, name: &str, email: &str, actor: &str) -> Result<U
     Ok(store.add_user(name, email, actor)?)
 }
 
+/// Enables or disables a user (the operator's CLI): a disabled user's keys stop working at
+/// once and their live sessions close.
+pub fn set_user_enabled(store: &Store, name: &str, enabled: bool, actor: &str) -> Result<()> {
+    user(store, name)?;
+    Ok(store.set_user_enabled(name, enabled, actor)?)
+}
+
 /// The user who owns key `ident`, to act as them (operator tools).
 pub fn key_owner(store: &Store, ident: &Ident) -> Result<User> {
     let missing = || SocialError::NotFound(format!("no authkey with ident {:?}", ident.as_str()));
