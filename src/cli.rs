@@ -1169,6 +1169,16 @@ fn authkey(store: &Store, cmd: AuthkeyCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A progress bar on stderr for long work (drawn only on a terminal).
+fn progress(len: u64, what: &'static str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len);
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({eta})") {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(what);
+    bar
+}
+
 fn export(store: &Store, secrets: bool, output: Option<PathBuf>) -> anyhow::Result<()> {
     let e = crate::social::export::export(store, secrets)?;
     let text = serde_json::to_string_pretty(&e)? + "\n";
@@ -1254,10 +1264,12 @@ fn import(store: &Store, from: ImportFormat, path: Option<PathBuf>, dry_run: boo
         return Ok(());
     }
     let mut done = None;
+    let bar = progress(plan.steps() as u64, "importing");
     changing(store, |s| {
-        done = Some(import::apply(s, plan)?);
+        done = Some(import::apply(s, plan, &|| bar.inc(1))?);
         Ok(())
     })?;
+    bar.finish_and_clear();
     if let Some(p) = done {
         for (ident, why) in &p.skipped {
             eprintln!("hpfriends: skipped key {ident}: {why}");

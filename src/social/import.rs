@@ -172,6 +172,11 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// Steps [`apply`] takes: one per user, key and share.
+    pub fn steps(&self) -> usize {
+        self.users.len() + self.keys.len() + self.shares.len()
+    }
+
     /// The closing summary.
     pub fn summary(&self) -> String {
         format!(
@@ -283,14 +288,17 @@ pub fn plan(store: &Store, keys: &[ForeignKey]) -> Result<Plan, ImportError> {
     Ok(plan)
 }
 
-/// Carries out `plan` through the social operations; returns it with what was actually
-/// created (a share that exists already is kept, not duplicated).
-pub fn apply(store: &Store, mut plan: Plan) -> Result<Plan, ImportError> {
+/// Carries out `plan` through the social operations, calling `step` after each user, key
+/// and share (for a progress bar); returns it with what was actually created (a share that
+/// exists already is kept, not duplicated).
+pub fn apply(store: &Store, mut plan: Plan, step: &dyn Fn()) -> Result<Plan, ImportError> {
     for (name, owner) in &plan.users {
+        step();
         let email = format!("{name}@imported.invalid");
         ops::register(store, name, &email, IMPORT_ACTOR).map_err(|e| format_err(owner, e))?;
     }
     for (user, k) in &plan.keys {
+        step();
         let u = ops::find_user(store, user)?;
         let channels = |v: &[String]| v.iter().filter_map(|c| Channel::new(c).ok()).collect::<Vec<_>>();
         ops::create_key(
@@ -305,6 +313,7 @@ pub fn apply(store: &Store, mut plan: Plan) -> Result<Plan, ImportError> {
     }
     let mut created = Vec::new();
     for (from, ch, to) in plan.shares.drain(..) {
+        step();
         let f = ops::find_user(store, &from)?;
         let t = ops::find_user(store, &to)?;
         let channel = Channel::new(&ch).map_err(|e| format_err(&ch, e))?;
