@@ -33,6 +33,14 @@ fn every_command_has_help() {
         &["authkey", "rm", "--help"],
         &["pub", "--help"],
         &["sub", "--help"],
+        &["group", "list", "--help"],
+        &["share", "offer", "--help"],
+        &["acl", "reach", "--help"],
+        &["log", "--help"],
+        &["import", "--help"],
+        &["export", "--help"],
+        &["bench", "graph", "--help"],
+        &["config", "show", "--help"],
     ] {
         let o = run(args);
         assert!(o.status.success(), "{args:?}");
@@ -229,4 +237,90 @@ fn open_public_offers_are_browsed_apart_from_what_is_shared_with_you() {
     ok(&["share", "follow", &id, "--as", "bob"]);
     assert!(!ok(&["share", "offers", "--as", "bob"]).contains("sensors.x"));
     assert!(ok(&["share", "list", "--as", "bob"]).contains("sensors.x"));
+}
+
+/// Every listing prints an aligned table for people and, with `--json`, one object per line
+/// carrying the same rows; a command acting for a user says so when `--as` is missing.
+#[test]
+fn listings_are_tables_or_json_lines_of_the_same_rows() {
+    let db = Db::scratch();
+    let ok = |args: &[&str]| {
+        let o = cli_with_db(&db, args);
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    ok(&["user", "add", "alice", "--email", "a@example.org"]);
+    ok(&["user", "add", "bob", "--email", "b@example.org"]);
+    ok(&[
+        "authkey",
+        "add",
+        "--owner",
+        "alice",
+        "--ident",
+        "a1",
+        "--publish",
+        "c",
+        "--comment",
+        "roof sensor",
+    ]);
+    ok(&["group", "create", "friends", "--as", "alice"]);
+    ok(&["group", "invite", "friends", "bob", "--as", "alice"]);
+    ok(&[
+        "share",
+        "offer",
+        "--channel",
+        "c",
+        "--to-user",
+        "bob",
+        "--as",
+        "alice",
+    ]);
+
+    let users = ok(&["user", "list"]);
+    let lines: Vec<&str> = users.lines().collect();
+    assert_eq!(lines.len(), 3, "{users}");
+    assert!(
+        lines[0].starts_with("NAME ") && lines[0].contains("ENABLED"),
+        "{users}"
+    );
+    // Columns line up: every row's email starts where the header's EMAIL does.
+    let col = lines[0].find("EMAIL").unwrap();
+    assert!(
+        lines[1..].iter().all(|l| l[col..].contains("@example.org")),
+        "{users}"
+    );
+    assert!(
+        users.lines().all(|l| l == l.trim_end()),
+        "no trailing blanks: {users:?}"
+    );
+
+    let keys = ok(&["authkey", "list"]);
+    assert!(keys.lines().nth(1).unwrap().contains("roof sensor"), "{keys}");
+
+    for (args, n) in [
+        (&["user", "list", "--json"][..], 2),
+        (&["authkey", "list", "--json"], 1),
+        (&["group", "list", "--as", "alice", "--json"], 1),
+        (&["share", "list", "--as", "bob", "--json"], 1),
+        (&["share", "list", "--as", "alice", "--json"], 1),
+        (&["log", "--as", "alice", "--json"], 0),
+    ] {
+        let out = ok(args);
+        let rows: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(rows.len(), n, "{args:?}: {out}");
+    }
+    let shares = ok(&["share", "list", "--as", "bob", "--json"]);
+    let share: serde_json::Value = serde_json::from_str(shares.trim()).unwrap();
+    assert_eq!(share["direction"], "in");
+    assert_eq!(share["state"], "offered");
+    assert_eq!(share["from"], "alice");
+    let groups = ok(&["group", "list", "--as", "alice"]);
+    assert!(groups.contains("alice (owner), bob (invited)"), "{groups}");
+
+    fails_with(&cli_with_db(&db, &["share", "list"]), "--as <USER>");
+    fails_with(&cli_with_db(&db, &["group", "list", "--as", "nobody"]), "nobody");
 }

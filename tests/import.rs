@@ -414,7 +414,7 @@ fn an_export_imported_into_an_empty_database_round_trips() {
     );
     assert!(
         out.contains(
-            "imported: 4 user(s), 3 key(s) (0 with a new secret), 1 group(s), 4 share(s), 1 block(s)"
+            "imported: 4 user(s), 3 key(s), 1 group(s), 4 share(s), 1 block(s) (0 key(s) with a new secret)"
         ),
         "{out}"
     );

@@ -57,8 +57,9 @@ pub struct Workload {
     /// Bytes a publisher may be ahead of the subscribers (0: unbounded, flat out). A
     /// window hides how a broker copes with publishers that outrun their subscribers.
     pub window: u64,
-    /// Print progress on stderr.
-    pub progress: bool,
+    /// A bar on stderr to advance as messages are delivered (indicatif draws it only on a
+    /// terminal); `None` for quiet runs (JSON output, scripts).
+    pub progress: Option<indicatif::ProgressBar>,
 }
 
 /// What a run measured.
@@ -454,18 +455,15 @@ pub async fn run(w: Workload) -> Result<Report, BenchError> {
         .collect();
     #[allow(clippy::cast_precision_loss)]
     let rate = w.rate.map(|r| r as f64 / publishers as f64);
-    let progress = w.progress.then(|| {
+    let progress = w.progress.clone().map(|bar| {
+        bar.set_length(expected_each * w.subscribers as u64);
         let shared = Arc::clone(&shared);
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
-            tick.tick().await;
+            let mut tick = tokio::time::interval(Duration::from_millis(250));
             loop {
                 tick.tick().await;
-                eprint!(
-                    "\r  published {:>12}  delivered {:>12}",
-                    shared.published.load(Relaxed),
-                    shared.delivered.load(Relaxed)
-                );
+                bar.set_position(shared.delivered.load(Relaxed));
+                bar.set_message(format!("published {}, delivered", shared.published.load(Relaxed)));
             }
         })
     });
@@ -491,7 +489,9 @@ pub async fn run(w: Workload) -> Result<Report, BenchError> {
     }
     if let Some(p) = progress {
         p.abort();
-        eprintln!();
+    }
+    if let Some(bar) = &w.progress {
+        bar.finish_and_clear();
     }
     let last = shared.last_receive_ns.load(Relaxed);
     #[allow(clippy::cast_precision_loss)]
@@ -702,12 +702,13 @@ pub async fn idle(
             conns.push(c?);
         }
         i += chunk;
-        if w.progress {
-            eprint!("\r  {i} idle connections");
+        if let Some(bar) = &w.progress {
+            bar.set_length(n as u64);
+            bar.set_position(i as u64);
         }
     }
-    if w.progress {
-        eprintln!();
+    if let Some(bar) = &w.progress {
+        bar.finish_and_clear();
     }
     tokio::time::sleep(hold).await;
     let after = pid.and_then(rss_kib);

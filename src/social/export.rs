@@ -117,8 +117,28 @@ fn name_of(names: &HashMap<UserId, String>, id: UserId) -> String {
     names.get(&id).cloned().unwrap_or_else(|| format!("#{}", id.0))
 }
 
-/// Reads the whole community; secrets only when `secrets`.
-pub fn export(store: &Store, secrets: bool) -> Result<Export, SocialError> {
+impl Export {
+    /// What the file holds, as every command that reports on one says it.
+    pub fn counts(&self) -> String {
+        format!(
+            "{} user(s), {} key(s), {} group(s), {} share(s), {} block(s)",
+            self.users.len(),
+            self.authkeys.len(),
+            self.groups.len(),
+            self.shares.len(),
+            self.blocks.len()
+        )
+    }
+
+    /// How many items [`import`] creates one by one (for a progress bar).
+    pub fn steps(&self) -> usize {
+        self.users.len() + self.authkeys.len() + self.groups.len() + self.blocks.len() + self.shares.len()
+    }
+}
+
+/// Reads the whole community; secrets only when `secrets`. Groups are read one by one (their
+/// members a page at a time): `progress(done, all)` is told after each.
+pub fn export(store: &Store, secrets: bool, progress: &dyn Fn(usize, usize)) -> Result<Export, SocialError> {
     let users = store.users()?;
     let names: HashMap<UserId, String> = users.iter().map(|u| (u.id, u.name.clone())).collect();
     let graph = store.load_graph()?;
@@ -145,7 +165,10 @@ pub fn export(store: &Store, secrets: bool) -> Result<Export, SocialError> {
     authkeys.sort_by(|a, b| a.ident.cmp(&b.ident));
     let mut group_names: HashMap<GroupId, String> = HashMap::new();
     let mut groups = Vec::new();
-    for (id, name) in store.all_groups()? {
+    let all_groups = store.all_groups()?;
+    let group_count = all_groups.len();
+    for (done, (id, name)) in all_groups.into_iter().enumerate() {
+        progress(done, group_count);
         group_names.insert(id, name.clone());
         let (mut members, mut invited, mut owner) = (Vec::new(), Vec::new(), String::new());
         let mut page = 0;
@@ -245,8 +268,9 @@ fn invalid(what: impl std::fmt::Display) -> SocialError {
 
 /// Recreates an export in `store` (best empty), through the social operations: users,
 /// keys (a new random secret where the export holds none), groups and their members,
-/// shares in their states with their followers, blocks. Returns a summary line.
-pub fn import(store: &Store, e: &Export) -> Result<String, SocialError> {
+/// shares in their states with their followers, blocks. `step` is called after each of
+/// [`Export::steps`] items. Returns a summary line.
+pub fn import(store: &Store, e: &Export, step: &dyn Fn()) -> Result<String, SocialError> {
     if e.format != FORMAT || e.version != 1 {
         return Err(invalid(format!("not an {FORMAT} version 1 file")));
     }
@@ -255,6 +279,7 @@ pub fn import(store: &Store, e: &Export) -> Result<String, SocialError> {
         if !u.enabled {
             ops::set_user_enabled(store, &u.name, false, super::import::IMPORT_ACTOR)?;
         }
+        step();
     }
     let mut new_secrets = 0;
     for k in &e.authkeys {
@@ -276,6 +301,7 @@ pub fn import(store: &Store, e: &Export) -> Result<String, SocialError> {
         if !k.enabled {
             ops::set_key_enabled(store, &owner, &ident, false)?;
         }
+        step();
     }
     for g in &e.groups {
         let owner = ops::find_user(store, &g.owner)?;
@@ -286,10 +312,12 @@ pub fn import(store: &Store, e: &Export) -> Result<String, SocialError> {
         for m in &g.members {
             ops::accept_invitation(store, &ops::find_user(store, m)?, &g.name)?;
         }
+        step();
     }
     // Blocks last would decline offers made meanwhile; first, as in the exported state.
     for (blocker, blocked) in &e.blocks {
         ops::block_user(store, &ops::find_user(store, blocker)?, blocked)?;
+        step();
     }
     for s in &e.shares {
         let from = ops::find_user(store, &s.from)?;
@@ -322,13 +350,7 @@ pub fn import(store: &Store, e: &Export) -> Result<String, SocialError> {
         for f in &s.followers {
             ops::follow_share(store, &ops::find_user(store, f)?, id)?;
         }
+        step();
     }
-    Ok(format!(
-        "{} user(s), {} key(s) ({new_secrets} with a new secret), {} group(s), {} share(s), {} block(s)",
-        e.users.len(),
-        e.authkeys.len(),
-        e.groups.len(),
-        e.shares.len(),
-        e.blocks.len()
-    ))
+    Ok(format!("{} ({new_secrets} key(s) with a new secret)", e.counts()))
 }

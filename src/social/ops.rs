@@ -635,6 +635,52 @@ pub fn create_key(
     Ok((ident, secret))
 }
 
+/// Makes sure user `name` and its key `ident` exist, creating what is missing (the key
+/// publishing and subscribing on `channel`), and returns the key's secret: `serve --demo`
+/// seeds with it, so that a first run has a key to connect with, run after run.
+pub fn ensure_key(
+    store: &Store,
+    name: &str,
+    email: &str,
+    ident: &Ident,
+    channel: &Channel,
+    comment: &str,
+    actor: &str,
+) -> Result<Secret> {
+    let user = match store.user_by_name(name)? {
+        Some(u) => u,
+        None => register(store, name, email, actor)?,
+    };
+    match store.authkey_owner(ident)? {
+        None => {}
+        Some(owner) if owner == user.id => {
+            return store
+                .key_records()?
+                .into_iter()
+                .find(|k| k.ident == *ident)
+                .map(|k| k.secret)
+                .ok_or_else(|| {
+                    SocialError::Invalid(format!("authkey {ident} exists but its secret does not open"))
+                });
+        }
+        Some(_) => {
+            return Err(SocialError::Conflict(format!(
+                "authkey {ident} belongs to another user"
+            )));
+        }
+    }
+    let (_, secret) = create_key(
+        store,
+        &user,
+        Some(ident.clone()),
+        None,
+        vec![channel.clone()],
+        vec![channel.clone()],
+        comment.to_owned(),
+    )?;
+    Ok(secret)
+}
+
 /// A random 16-hex-character ident.
 pub fn random_ident() -> Result<Ident> {
     let mut b = [0u8; 8];
@@ -695,6 +741,20 @@ mod tests {
 
     fn ch(s: &str) -> Channel {
         Channel::new(s).unwrap()
+    }
+
+    #[test]
+    fn ensure_key_creates_once_then_returns_the_same_secret() {
+        let f = fixture();
+        let (ident, c) = (Ident::new("demo").unwrap(), ch("demo.events"));
+        let first = ensure_key(&f.store, "demo", "demo@localhost", &ident, &c, "seed", "test").unwrap();
+        let again = ensure_key(&f.store, "demo", "demo@localhost", &ident, &c, "seed", "test").unwrap();
+        assert_eq!(first.expose(), again.expose());
+        assert_eq!(f.store.authkeys().unwrap().len(), 1);
+        // Someone else's key of that ident is never handed out.
+        add(&f.store, "mallory");
+        let err = ensure_key(&f.store, "mallory", "m@x.org", &ident, &c, "seed", "test").unwrap_err();
+        assert!(matches!(err, SocialError::Conflict(_)), "{err}");
     }
 
     #[test]

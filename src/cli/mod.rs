@@ -1,0 +1,253 @@
+//! Command-line interface: parses arguments and calls the library. No logic of its own
+//! beyond turning results into output and exit codes.
+//!
+//! One module per command family (`users`, `authkeys`, `groups`, `shares`, `acl`, `client`,
+//! `bench`, `data`, `settings`, `serve`), each owning its argument types and how its results
+//! are printed; tables and JSON lines come from [`output`]. Every write goes through
+//! `social::ops`, and a command that may change the graph waits, through [`changing`], until
+//! running servers made it live.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{Config, Flags};
+use crate::domain::listing::User;
+use crate::social::ops;
+use crate::store::Store;
+use crate::store::models::applied::Live;
+use crate::wire::{Channel, Ident};
+
+mod acl;
+mod authkeys;
+mod bench;
+mod client;
+mod data;
+mod groups;
+pub mod output;
+mod serve;
+mod settings;
+mod shares;
+mod users;
+
+pub use acl::AclCommand;
+pub use authkeys::AuthkeyCommand;
+pub use bench::{BenchArgs, BenchWhat, GraphArgs, RelayArgs};
+pub use client::{ClientArgs, PubArgs, SubArgs};
+pub use data::ImportFormat;
+pub use groups::GroupCommand;
+pub use serve::ServeArgs;
+pub use settings::{ConfigCommand, SecretKeyCommand};
+pub use shares::ShareCommand;
+pub use users::UserCommand;
+
+/// Who the audit log names for changes made from the command line.
+const CLI_ACTOR: &str = "cli";
+
+/// hpfriends: an hpfeeds broker where who receives what follows a social sharing graph.
+#[derive(Debug, Parser)]
+#[command(name = "hpfriends", version, propagate_version = true)]
+pub struct Cli {
+    /// Database: a SQLite file path or sqlite://PATH, or postgres://USER@HOST:PORT/DATABASE
+    /// [default: hpfriends.db].
+    #[arg(long, global = true)]
+    pub db: Option<String>,
+    /// Configuration file (TOML; see deploy/hpfriends.example.toml).
+    #[arg(long, global = true, env = "HPFRIENDS_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Log lines on stderr: for people (text) or one JSON object per line (json).
+    #[arg(long, global = true, env = "HPFRIENDS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the hpfeeds broker (creates and migrates the database first).
+    Serve(ServeArgs),
+    /// Create or update the database schema, then exit.
+    Migrate,
+    /// Manage users (the owners of authkeys).
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage authkeys (ident + secret, with publish and subscribe channels).
+    #[command(subcommand)]
+    Authkey(AuthkeyCommand),
+    /// Groups of users that channels can be shared with.
+    #[command(subcommand)]
+    Group(GroupCommand),
+    /// Share channels with users, groups or everyone; answer and withdraw shares.
+    #[command(subcommand)]
+    Share(ShareCommand),
+    /// Show what a key may do and, for each channel it receives, whose data and why.
+    #[command(subcommand)]
+    Acl(AclCommand),
+    /// Misuse of a user's keys (failed auths, refused channels), newest first: the first
+    /// place to look when a feed is silent.
+    Log(acl::LogArgs),
+    /// Publish a message to a broker, as an hpfeeds client.
+    Pub(PubArgs),
+    /// Subscribe to channels on a broker and print each message on a line.
+    Sub(SubArgs),
+    /// Load-test a broker (this one or any other) over the raw hpfeeds protocol.
+    Bench(BenchArgs),
+    /// The server key that encrypts authkey secrets at rest.
+    #[command(subcommand)]
+    SecretKey(SecretKeyCommand),
+    /// The effective configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Move from another broker: its authkeys become users, keys and the accepted shares
+    /// that keep every client working unchanged (plain hpfeeds: subscribers receive every
+    /// publisher of their channels).
+    Import(data::ImportArgs),
+    /// Write the community (users, keys, groups, shares, blocks) as JSON, for `import
+    /// --from hpfriends-export` into another database.
+    Export(data::ExportArgs),
+    /// Write a consistent copy of the live SQLite database to PATH (never overwrites).
+    Backup {
+        /// Where the copy goes.
+        path: PathBuf,
+    },
+}
+
+/// The user a command acts as, as the website's signed-in user would: permission checks
+/// are the same as on the site. Flattened into every command that acts for someone.
+#[derive(Debug, Clone, Args)]
+pub struct Actor {
+    /// The acting user.
+    #[arg(long = "as", value_name = "USER", id = "as")]
+    pub name: String,
+}
+
+impl Actor {
+    /// The acting user's record; an unknown name is an error that says so.
+    fn user(&self, store: &Store) -> anyhow::Result<User> {
+        Ok(ops::find_user(store, &self.name)?)
+    }
+}
+
+/// The `--json` switch of every listing: JSON lines for scripts instead of a table.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct Format {
+    /// One JSON object per line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_ident(s: &str) -> Result<Ident, String> {
+    Ident::new(s).map_err(|e| e.to_string())
+}
+
+fn parse_channel(s: &str) -> Result<Channel, String> {
+    Channel::new(s).map_err(|e| e.to_string())
+}
+
+/// The settings given as flags: the top layer of the configuration.
+fn flags(cli: &Cli) -> Flags {
+    let flags = Flags::none().set("db", cli.db.clone());
+    match &cli.command {
+        Command::Serve(a) => a.flags(flags),
+        _ => flags,
+    }
+}
+
+/// Runs the parsed command.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let loaded = Config::load_with(cli.config.as_deref(), std::env::vars(), &flags(&cli))?;
+    let config = loaded.config.clone();
+    match cli.command {
+        Command::Config(cmd) => settings::config(cmd, &loaded),
+        Command::SecretKey(cmd) => settings::secret_key(cmd),
+        Command::Serve(args) => serve::serve(config, args),
+        Command::Migrate => data::migrate(&config),
+        Command::User(cmd) => changing(&open_store(&config)?, |s| users::run(s, cmd)),
+        Command::Authkey(cmd) => changing(&open_store(&config)?, |s| authkeys::run(s, cmd)),
+        Command::Group(cmd) => changing(&open_store(&config)?, |s| groups::run(s, cmd)),
+        Command::Share(cmd) => changing(&open_store(&config)?, |s| shares::run(s, cmd)),
+        Command::Acl(cmd) => acl::run(&open_store(&config)?, cmd, config.open),
+        Command::Log(args) => acl::key_log(&open_store(&config)?, &args),
+        Command::Import(args) => data::import(&open_store(&config)?, args),
+        Command::Export(args) => data::export(&open_store(&config)?, args),
+        Command::Backup { path } => data::backup(&open_store(&config)?, &config, &path),
+        Command::Pub(args) => client::runtime()?.block_on(client::publish(args)),
+        Command::Sub(args) => client::runtime()?.block_on(client::subscribe(args)),
+        Command::Bench(args) => bench::run(args),
+    }
+}
+
+/// Opens (and migrates) the database with the configured secret key, if any.
+fn open_store(config: &Config) -> anyhow::Result<Store> {
+    let sealer = if config.secret_key_file.is_empty() {
+        None
+    } else {
+        Some(crate::store::sealing::Sealer::from_file(std::path::Path::new(
+            &config.secret_key_file,
+        ))?)
+    };
+    Ok(Store::open_pooled(&config.db, config.db_pool_size)?.with_sealer(sealer)?)
+}
+
+/// How long a changing command waits for a running `serve` to make its change live.
+const LIVE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Runs a command that may change the graph, then waits until every running server has
+/// made the change live on its connections (bounded by [`LIVE_WAIT`], then says so).
+fn changing(store: &Store, f: impl FnOnce(&Store) -> anyhow::Result<()>) -> anyhow::Result<()> {
+    f(store)?;
+    match store.wait_applied(LIVE_WAIT)? {
+        Live::Applied { .. } => {}
+        Live::Pending { version, behind } => eprintln!(
+            "hpfriends: the change is saved, but {behind} running server(s) had not applied ACL \
+             version {version} after {} s; it will be live when they catch up",
+            LIVE_WAIT.as_secs()
+        ),
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn user_names() {
+        assert!(ops::valid_name("alice.b-c_1"));
+        assert!(!ops::valid_name(""));
+        assert!(!ops::valid_name("a b"));
+        assert!(!ops::valid_name(&"a".repeat(65)));
+    }
+
+    #[test]
+    fn the_acting_user_is_required_wherever_it_is_used() {
+        use clap::CommandFactory;
+        let err = Cli::command()
+            .try_get_matches_from(["hpfriends", "share", "list"])
+            .unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::MissingRequiredArgument);
+        assert!(err.to_string().contains("--as <USER>"), "{err}");
+        let ok = Cli::try_parse_from(["hpfriends", "group", "invite", "g", "bob", "--as", "alice"]).unwrap();
+        let Command::Group(GroupCommand::Invite { actor, user, .. }) = ok.command else {
+            panic!("parsed as something else");
+        };
+        assert_eq!((actor.name.as_str(), user.as_str()), ("alice", "bob"));
+    }
+}

@@ -1,0 +1,105 @@
+//! How commands print what they list: an aligned table for people or one JSON object per
+//! line for scripts, from the same rows; and progress bars for long work.
+//!
+//! Tables are plain (no borders, no colours, no wrapping) so they stay greppable and
+//! diff well; a cell never holds a newline.
+
+use std::io::Write;
+
+use comfy_table::{ContentArrangement, Table, presets};
+use serde::Serialize;
+
+/// A row of a listing: its JSON object is the row serialized, its table cells come from
+/// [`Listing::cells`] under [`Listing::HEADER`].
+pub trait Listing: Serialize {
+    /// Column titles of the table.
+    const HEADER: &'static [&'static str];
+    /// One cell per column of [`Listing::HEADER`].
+    fn cells(&self) -> Vec<String>;
+}
+
+/// Prints `rows` as JSON lines when `json`, else as a table (a header even when empty, so
+/// that a person sees the list is empty rather than broken).
+pub fn print<T: Listing>(rows: &[T], json: bool) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if json {
+        for r in rows {
+            writeln!(out, "{}", serde_json::to_string(r)?)?;
+        }
+    } else {
+        write!(out, "{}", table(T::HEADER, rows.iter().map(Listing::cells)))?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// An aligned plain-text table: columns separated by two spaces, no trailing blanks, a
+/// newline after every line.
+pub fn table(header: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> String {
+    let mut t = Table::new();
+    t.load_style(presets::NOTHING)
+        .set_content_arrangement(ContentArrangement::Disabled)
+        .set_header(header.to_vec());
+    for r in rows {
+        // A newline inside a cell would break the one-row-per-line promise.
+        t.add_row(
+            r.into_iter()
+                .map(|c| c.replace(['\n', '\r'], " "))
+                .collect::<Vec<_>>(),
+        );
+    }
+    for c in t.column_iter_mut() {
+        c.set_padding((0, 2));
+    }
+    let mut s = String::new();
+    for line in t.lines() {
+        s.push_str(line.trim_end());
+        s.push('\n');
+    }
+    s
+}
+
+/// A progress bar on stderr for long work, drawn only on a terminal (indicatif hides it
+/// otherwise, so logs and pipes stay clean).
+pub fn progress(len: u64, what: &'static str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len);
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({eta})") {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(what);
+    bar
+}
+
+/// A spinner with a running count and the elapsed time, for work whose length is not known
+/// in advance (a benchmark run); on a terminal only, like [`progress`].
+pub fn spinner(what: String) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new_spinner();
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} {msg} ({elapsed})") {
+        bar.set_style(style);
+    }
+    bar.set_message(what);
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_align_and_keep_one_row_per_line() {
+        let t = table(
+            &["ID", "NAME", "NOTE"],
+            [
+                vec!["1".into(), "alice".into(), "first\nline".into()],
+                vec!["22".into(), "bob".into(), String::new()],
+            ],
+        );
+        assert_eq!(t, "ID  NAME   NOTE\n1   alice  first line\n22  bob\n");
+    }
+
+    #[test]
+    fn an_empty_listing_still_has_its_header() {
+        assert_eq!(table(&["A", "B"], Vec::<Vec<String>>::new()), "A  B\n");
+    }
+}
