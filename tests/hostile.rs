@@ -225,13 +225,9 @@ fn ten_thousand_wrong_secrets_are_throttled_logged_and_the_real_user_gets_in() {
     let (sent, limited) = (load(0), load(1));
     // The broker's own count of the failures it answered late (not a timing guess).
     let throttled = wait_for("the throttle's count", Duration::from_secs(30), || {
-        let m = common::http::get(s.web.unwrap(), "/metrics", &[]).body;
-        let n: usize = m
-            .lines()
-            .find_map(|l| l.strip_prefix("hpfriends_auth_throttled_total "))?
-            .trim()
-            .parse()
-            .ok()?;
+        let m = common::http::samples(&common::http::get(s.web.unwrap(), "/metrics", &[]).body);
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let n = *m.get("hpfriends_auth_throttled_total")? as usize;
         (n + 100 >= sent).then_some(n)
     });
     eprintln!(

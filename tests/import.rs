@@ -263,11 +263,10 @@ fn backup_copies_a_live_database_and_never_overwrites() {
 #[test]
 fn an_export_imported_into_an_empty_database_round_trips() {
     let a = Db::scratch();
-    let run = |db: &Db, args: &[&str]| ok(db, args);
     for u in ["alice", "bob", "carol", "dave"] {
-        run(&a, &["user", "add", u, "--email", &format!("{u}@example.org")]);
+        ok(&a, &["user", "add", u, "--email", &format!("{u}@example.org")]);
     }
-    run(
+    ok(
         &a,
         &[
             "authkey",
@@ -282,7 +281,7 @@ fn an_export_imported_into_an_empty_database_round_trips() {
             "c1,c2",
         ],
     );
-    run(
+    ok(
         &a,
         &[
             "authkey",
@@ -297,7 +296,7 @@ fn an_export_imported_into_an_empty_database_round_trips() {
             "c1,c2,c3",
         ],
     );
-    run(
+    ok(
         &a,
         &[
             "authkey",
@@ -310,8 +309,8 @@ fn an_export_imported_into_an_empty_database_round_trips() {
             "c3",
         ],
     );
-    run(&a, &["authkey", "disable", "c-key"]);
-    run(
+    ok(&a, &["authkey", "disable", "c-key"]);
+    ok(
         &a,
         &[
             "group",
@@ -323,12 +322,12 @@ fn an_export_imported_into_an_empty_database_round_trips() {
             "alice",
         ],
     );
-    run(&a, &["group", "invite", "researchers", "bob", "--as", "alice"]);
-    run(&a, &["group", "invite", "researchers", "carol", "--as", "alice"]);
-    run(&a, &["group", "accept", "researchers", "--as", "bob"]);
+    ok(&a, &["group", "invite", "researchers", "bob", "--as", "alice"]);
+    ok(&a, &["group", "invite", "researchers", "carol", "--as", "alice"]);
+    ok(&a, &["group", "accept", "researchers", "--as", "bob"]);
     // alice → bob accepted; dave → researchers accepted by its owner; carol → everyone,
     // taken up by bob; bob → carol still offered; bob blocks dave; dave disabled.
-    run(
+    ok(
         &a,
         &[
             "share",
@@ -341,8 +340,8 @@ fn an_export_imported_into_an_empty_database_round_trips() {
             "bob",
         ],
     );
-    run(&a, &["share", "accept", "1", "--as", "bob"]);
-    run(
+    ok(&a, &["share", "accept", "1", "--as", "bob"]);
+    ok(
         &a,
         &[
             "share",
@@ -356,8 +355,8 @@ fn an_export_imported_into_an_empty_database_round_trips() {
             "--redistribute",
         ],
     );
-    run(&a, &["share", "accept", "2", "--as", "alice"]);
-    run(
+    ok(&a, &["share", "accept", "2", "--as", "alice"]);
+    ok(
         &a,
         &[
             "share",
@@ -370,8 +369,8 @@ fn an_export_imported_into_an_empty_database_round_trips() {
             "--onward",
         ],
     );
-    run(&a, &["share", "follow", "3", "--as", "bob"]);
-    run(
+    ok(&a, &["share", "follow", "3", "--as", "bob"]);
+    ok(
         &a,
         &[
             "share",
@@ -384,10 +383,10 @@ fn an_export_imported_into_an_empty_database_round_trips() {
             "carol",
         ],
     );
-    run(&a, &["user", "block", "dave", "--as", "bob"]);
-    run(&a, &["user", "disable", "dave"]);
+    ok(&a, &["user", "block", "dave", "--as", "bob"]);
+    ok(&a, &["user", "disable", "dave"]);
 
-    let without = run(&a, &["export"]);
+    let without = ok(&a, &["export"]);
     assert!(
         !without.contains("a-secret-1"),
         "secrets only when asked: {without}"
@@ -408,7 +407,7 @@ fn an_export_imported_into_an_empty_database_round_trips() {
     assert_eq!(first["shares"].as_array().unwrap().len(), 4, "{first}");
 
     let b = Db::scratch();
-    let out = run(
+    let out = ok(
         &b,
         &["import", "--from", "hpfriends-export", file.to_str().unwrap()],
     );
@@ -418,7 +417,7 @@ fn an_export_imported_into_an_empty_database_round_trips() {
         ),
         "{out}"
     );
-    let again: Value = serde_json::from_str(&run(&b, &["export", "--include-secrets"])).unwrap();
+    let again: Value = serde_json::from_str(&ok(&b, &["export", "--include-secrets"])).unwrap();
     assert_eq!(first, again, "the round trip changed something");
     // The imported secrets work on a broker serving the new database.
     let s = TestServer::start_on(&b, &[], &[]);

@@ -4,11 +4,11 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::http::samples;
 use common::python::{python, script};
 use common::raw::Raw;
 use common::{TestServer, wait_for};
@@ -17,17 +17,6 @@ use common::{TestServer, wait_for};
 fn get(addr: SocketAddr, path: &str, headers: &[&str]) -> (u16, String) {
     let r = common::http::get(addr, path, headers);
     (r.status, r.body)
-}
-
-/// `name{labels}` → value, for every sample.
-fn samples(text: &str) -> HashMap<String, f64> {
-    text.lines()
-        .filter(|l| l.starts_with("hpfriends_"))
-        .filter_map(|l| {
-            let (k, v) = l.rsplit_once(' ')?;
-            Some((k.to_owned(), v.parse().ok()?))
-        })
-        .collect()
 }
 
 fn metrics_addr(s: &TestServer) -> SocketAddr {

@@ -582,7 +582,6 @@ mod tests {
 mod future_size {
     use std::sync::Arc;
 
-    use actix::Actor;
 
     #[actix_rt::test]
     async fn writer_future_stays_small() {
@@ -597,34 +596,8 @@ mod future_size {
         );
     }
 
-    /// A `Shared` on a scratch database (kept alive by the returned handle).
     fn shared() -> (crate::store::scratch::ScratchDb, Arc<crate::broker::Shared>) {
-        let db = crate::store::scratch::ScratchDb::new().unwrap();
-        let store = crate::store::Store::open(db.url()).unwrap();
-        let stats = Arc::new(super::Stats::default());
-        let router = Arc::new(crate::broker::router::Router::new(
-            Default::default(),
-            stats.clone(),
-        ));
-        let keys = Arc::new(arc_swap::ArcSwap::from_pointee(
-            crate::domain::acl::KeyTable::new(),
-        ));
-        let broker =
-            crate::broker::control::Broker::new(router.clone(), keys.clone(), stats.clone(), 10).start();
-        let (key_log, _) = crate::broker::keylog::KeyLog::start(store, stats.clone(), Default::default());
-        let shared = Arc::new(crate::broker::Shared {
-            config: Arc::new(crate::config::Config::default()),
-            router,
-            keys,
-            broker,
-            stats,
-            key_log,
-            throttle: crate::broker::throttle::AuthThrottle::new(5),
-            next_session: Default::default(),
-            shutdown: Default::default(),
-            hard_kill: Default::default(),
-        });
-        (db, shared)
+        super::testing::shared(crate::config::Config::default(), Default::default())
     }
 
     #[actix_rt::test]
@@ -638,5 +611,253 @@ mod future_size {
         let f = super::serve(&mut r, &mut w, "127.0.0.1:1".parse().unwrap(), shared);
         eprintln!("connection future: {} B", std::mem::size_of_val(&f));
         assert!(std::mem::size_of_val(&f) <= 1024, "{}", std::mem::size_of_val(&f));
+    }
+}
+
+/// A broker's shared state without listeners, for driving [`serve`] in-process.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::sync::Arc;
+
+    use actix::Actor;
+
+    use crate::domain::acl::KeyTable;
+
+    /// A `Shared` over `config` and `keys`, on a scratch database (kept alive by the
+    /// returned handle). Must run inside an actix system (the Broker actor starts).
+    pub(crate) fn shared(
+        config: crate::config::Config,
+        keys: KeyTable,
+    ) -> (crate::store::scratch::ScratchDb, Arc<crate::broker::Shared>) {
+        let db = crate::store::scratch::ScratchDb::new().unwrap();
+        let store = crate::store::Store::open(db.url()).unwrap();
+        let stats = Arc::new(super::Stats::default());
+        let router = Arc::new(crate::broker::router::Router::new(
+            Default::default(),
+            stats.clone(),
+        ));
+        let keys = Arc::new(arc_swap::ArcSwap::from_pointee(keys));
+        let broker =
+            crate::broker::control::Broker::new(router.clone(), keys.clone(), stats.clone(), 10).start();
+        let (key_log, _) = crate::broker::keylog::KeyLog::start(store, stats.clone(), Default::default());
+        let shared = Arc::new(crate::broker::Shared {
+            config: Arc::new(config),
+            router,
+            keys,
+            broker,
+            stats,
+            key_log,
+            throttle: crate::broker::throttle::AuthThrottle::new(5),
+            next_session: Default::default(),
+            shutdown: Default::default(),
+            hard_kill: Default::default(),
+        });
+        (db, shared)
+    }
+}
+
+/// The slowloris defences on virtual time (`tokio::time::pause()`): each deadline fires
+/// exactly when configured, measured on the paused clock, whatever the machine's load; the
+/// black-box tests in `tests/hostile.rs` check the same over real TCP.
+#[cfg(test)]
+mod timeouts {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use bytes::{Bytes, BytesMut};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+    use tokio::time::Instant;
+    use tokio_util::codec::Decoder;
+
+    use crate::config::Config;
+    use crate::domain::acl::{KeyAcl, KeyTable};
+    use crate::domain::{AuthkeyId, UserId};
+    use crate::wire::{AuthHash, Channel, Frame, FrameCodec, Ident, Nonce, Secret};
+
+    const AUTH: Duration = Duration::from_secs(10);
+    /// Tokio's timer wheel fires at millisecond granularity, rounding up.
+    const TICK: Duration = Duration::from_millis(5);
+
+    /// `elapsed` is `deadline`, to the timer's granularity (on the paused clock, so no
+    /// scheduling noise enters).
+    fn at(elapsed: Duration, deadline: Duration) {
+        assert!(
+            elapsed >= deadline && elapsed <= deadline + TICK,
+            "fired after {elapsed:?}, expected {deadline:?}"
+        );
+    }
+    const FRAME: Duration = Duration::from_secs(30);
+
+    /// One key, `alice`, that may publish on `c`.
+    fn keys() -> KeyTable {
+        let ident = Ident::new("alice").unwrap();
+        let acl = KeyAcl {
+            id: AuthkeyId(1),
+            ident: ident.clone(),
+            secret: Secret::new("s3cret"),
+            owner: UserId(1),
+            publish: [Channel::new("c").unwrap()].into_iter().collect(),
+            subscribe: Default::default(),
+        };
+        KeyTable::new().update(ident, Arc::new(acl))
+    }
+
+    /// The client's end of a connection served in-process, and its read buffer.
+    struct Client {
+        io: DuplexStream,
+        buf: BytesMut,
+        codec: FrameCodec,
+    }
+
+    impl Client {
+        /// Starts serving a new connection; returns the client's end, the nonce it was
+        /// given, and the shared state (whose stats the tests read).
+        async fn start() -> (
+            Client,
+            Nonce,
+            Arc<crate::broker::Shared>,
+            crate::store::scratch::ScratchDb,
+        ) {
+            let config = Config {
+                auth_timeout_secs: AUTH.as_secs(),
+                frame_timeout_secs: FRAME.as_secs(),
+                ..Config::default()
+            };
+            let (db, shared) = super::testing::shared(config, keys());
+            let (client, server) = tokio::io::duplex(64 * 1024);
+            let (r, w) = tokio::io::split(server);
+            tokio::spawn(super::serve(
+                r,
+                w,
+                "127.0.0.1:1".parse().unwrap(),
+                Arc::clone(&shared),
+            ));
+            let mut c = Client {
+                io: client,
+                buf: BytesMut::new(),
+                codec: FrameCodec::default(),
+            };
+            let Some(Frame::Info { nonce, .. }) = c.next().await else {
+                panic!("no info frame first");
+            };
+            (c, nonce, shared, db)
+        }
+
+        /// The next frame from the broker, or `None` once it closed.
+        async fn next(&mut self) -> Option<Frame> {
+            loop {
+                if let Some(rx) = self.codec.decode(&mut self.buf).unwrap() {
+                    return Some(rx.frame);
+                }
+                if self.io.read_buf(&mut self.buf).await.unwrap() == 0 {
+                    return None;
+                }
+            }
+        }
+
+        async fn send(&mut self, bytes: &[u8]) {
+            self.io.write_all(bytes).await.unwrap();
+        }
+
+        /// Sends `frame` one byte every `gap`, stopping early if the broker answers.
+        async fn trickle(&mut self, frame: &Bytes, gap: Duration) -> Option<Frame> {
+            for b in frame.iter() {
+                tokio::select! {
+                    f = self.next() => return f,
+                    () = tokio::time::sleep(gap) => {}
+                }
+                // The broker may have closed its end meanwhile.
+                if self.io.write_all(&[*b]).await.is_err() {
+                    return self.next().await;
+                }
+            }
+            None
+        }
+
+        /// Waits for the refusal and the close that follows it.
+        async fn refused(&mut self) -> String {
+            let Some(Frame::Error(e)) = self.next().await else {
+                panic!("expected an error frame");
+            };
+            assert_eq!(self.next().await, None, "closed after the refusal");
+            e
+        }
+    }
+
+    fn auth(nonce: &Nonce) -> Bytes {
+        Frame::Auth {
+            ident: Ident::new("alice").unwrap(),
+            hash: AuthHash::compute(nonce, &Secret::new("s3cret")),
+        }
+        .to_bytes()
+        .unwrap()
+    }
+
+    fn publish(payload: &[u8]) -> Bytes {
+        Frame::Publish {
+            ident: Ident::new("alice").unwrap(),
+            channel: Channel::new("c").unwrap(),
+            payload: Bytes::copy_from_slice(payload),
+        }
+        .to_bytes()
+        .unwrap()
+    }
+
+    #[actix_rt::test]
+    async fn a_client_that_never_authenticates_is_refused_at_the_auth_deadline() {
+        tokio::time::pause();
+        let started = Instant::now();
+        let (mut c, _, _shared, _db) = Client::start().await;
+        assert_eq!(c.refused().await, "Authentication timeout: no AUTH within 10 s");
+        at(started.elapsed(), AUTH);
+    }
+
+    #[actix_rt::test]
+    async fn trickling_the_auth_frame_does_not_extend_the_auth_deadline() {
+        tokio::time::pause();
+        let started = Instant::now();
+        let (mut c, nonce, _shared, _db) = Client::start().await;
+        // One byte a second: each read succeeds, the deadline still holds for the whole.
+        let answer = c.trickle(&auth(&nonce), Duration::from_secs(1)).await;
+        assert_eq!(
+            answer,
+            Some(Frame::Error("Authentication timeout: no AUTH within 10 s".into()))
+        );
+        at(started.elapsed(), AUTH);
+    }
+
+    #[actix_rt::test]
+    async fn a_started_frame_must_be_finished_within_the_frame_timeout() {
+        tokio::time::pause();
+        let (mut c, nonce, shared, _db) = Client::start().await;
+        c.send(&auth(&nonce)).await;
+        // An authenticated connection may stay quiet without a deadline…
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        c.send(&publish(b"still here")).await;
+        // …but a frame it starts must be whole within FRAME of its first byte.
+        let frame = publish(&[b'x'; 64]);
+        let started = Instant::now();
+        let answer = c.trickle(&frame, Duration::from_secs(1)).await;
+        assert_eq!(
+            answer,
+            Some(Frame::Error(
+                "Frame timeout: a frame was not completed within 30 s".into()
+            ))
+        );
+        // The first byte went out one gap after `started`; the deadline counts from the
+        // read that buffered it.
+        at(started.elapsed(), FRAME + Duration::from_secs(1));
+        assert_eq!(c.next().await, None);
+        assert_eq!(
+            shared
+                .stats
+                .frame_timeouts
+                .load(std::sync::atomic::Ordering::Relaxed),
+            1
+        );
+        assert_eq!(
+            shared.stats.publishes.load(std::sync::atomic::Ordering::Relaxed),
+            1
+        );
     }
 }

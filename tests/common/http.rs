@@ -89,3 +89,14 @@ pub fn post_form(addr: SocketAddr, path: &str, fields: &[(&str, &str)]) -> Respo
         &body,
     )
 }
+
+/// `name{labels}` → value for every `hpfriends_` sample of a Prometheus scrape.
+pub fn samples(text: &str) -> std::collections::HashMap<String, f64> {
+    text.lines()
+        .filter(|l| l.starts_with("hpfriends_"))
+        .filter_map(|l| {
+            let (k, v) = l.rsplit_once(' ')?;
+            Some((k.to_owned(), v.parse().ok()?))
+        })
+        .collect()
+}
