@@ -465,7 +465,7 @@ async fn resets_and_mail_are_bounded_per_account_recipient_and_sender() {
         a.post(&app, "/groups/g/invite", &[("user", "bob")]).await;
         a.post(&app, "/groups/g/remove", &[("user", "bob")]).await;
     }
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    site.mail_barrier().await;
     let to_bob = site
         .mails()
         .iter()

@@ -582,7 +582,6 @@ mod tests {
 mod future_size {
     use std::sync::Arc;
 
-
     #[actix_rt::test]
     async fn writer_future_stays_small() {
         let (a, _b) = tokio::io::duplex(8);

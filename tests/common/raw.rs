@@ -294,11 +294,6 @@ impl Raw {
         }
     }
 
-    /// Whether nothing arrives within `limit` (and the connection stays open).
-    pub fn is_quiet(&mut self, limit: Duration) -> bool {
-        self.next(limit) == Event::Quiet
-    }
-
     /// Half-closes the sending side, as the C client does after its last publish.
     pub fn shutdown_write(&self) {
         let _ = self.stream.shutdown(Shutdown::Write);

@@ -31,6 +31,8 @@ pub struct Site {
     pub core: Core,
     /// What handlers receive.
     pub state: web::Data<WebState>,
+    /// The site's mail queue, for a barrier behind what it queued.
+    pub mailer: Mailer,
 }
 
 impl Site {
@@ -54,7 +56,7 @@ impl Site {
             store.clone(),
             core.graph.clone(),
             core.shared.clone(),
-            mailer,
+            mailer.clone(),
             &config,
         )
         .unwrap();
@@ -63,6 +65,7 @@ impl Site {
             store,
             db,
             core,
+            mailer,
             state: web::Data::new(state),
         }
     }
@@ -90,6 +93,17 @@ impl Site {
             .unwrap();
         self.store.confirm_email(u.id, &u.email).unwrap();
         u
+    }
+
+    /// Returns once every mail the site queued before this call is written: a mail of its
+    /// own goes through the same queue (one sending task, in order) and is waited for.
+    pub async fn mail_barrier(&self) {
+        let to = "barrier@example.org";
+        self.mailer.send(to, "barrier", "barrier").unwrap();
+        assert!(
+            self.mail_text(to, "barrier").await,
+            "the mail queue did not drain"
+        );
     }
 
     /// Every mail written so far, as text.
