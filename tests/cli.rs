@@ -12,6 +12,17 @@ fn run(args: &[&str]) -> Output {
     Command::new(bin()).args(args).output().unwrap()
 }
 
+/// Runs a command that must succeed; its stdout.
+fn ok(db: &Db, args: &[&str]) -> String {
+    let o = cli_with_db(db, args);
+    assert!(
+        o.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
 /// A failure: non-zero exit and exactly one line on stderr containing `text`.
 fn fails_with(o: &Output, text: &str) {
     assert!(!o.status.success());
@@ -207,36 +218,30 @@ fn a_failed_start_is_one_line() {
 #[test]
 fn open_public_offers_are_browsed_apart_from_what_is_shared_with_you() {
     let db = Db::scratch();
-    let ok = |args: &[&str]| {
-        let o = cli_with_db(&db, args);
-        assert!(
-            o.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    };
-    ok(&["user", "add", "alice", "--email", "a@example.org"]);
-    ok(&["user", "add", "bob", "--email", "b@example.org"]);
-    let offered = ok(&[
-        "share",
-        "offer",
-        "--channel",
-        "sensors.x",
-        "--to-everyone",
-        "--as",
-        "alice",
-    ]);
+    ok(&db, &["user", "add", "alice", "--email", "a@example.org"]);
+    ok(&db, &["user", "add", "bob", "--email", "b@example.org"]);
+    let offered = ok(
+        &db,
+        &[
+            "share",
+            "offer",
+            "--channel",
+            "sensors.x",
+            "--to-everyone",
+            "--as",
+            "alice",
+        ],
+    );
     let id = offered.split_whitespace().nth(1).unwrap().to_owned();
-    let offers = ok(&["share", "offers", "--as", "bob"]);
+    let offers = ok(&db, &["share", "offers", "--as", "bob"]);
     assert!(
         offers.contains("sensors.x") && offers.contains("alice"),
         "{offers}"
     );
-    assert!(!ok(&["share", "list", "--as", "bob"]).contains("sensors.x"));
-    ok(&["share", "follow", &id, "--as", "bob"]);
-    assert!(!ok(&["share", "offers", "--as", "bob"]).contains("sensors.x"));
-    assert!(ok(&["share", "list", "--as", "bob"]).contains("sensors.x"));
+    assert!(!ok(&db, &["share", "list", "--as", "bob"]).contains("sensors.x"));
+    ok(&db, &["share", "follow", &id, "--as", "bob"]);
+    assert!(!ok(&db, &["share", "offers", "--as", "bob"]).contains("sensors.x"));
+    assert!(ok(&db, &["share", "list", "--as", "bob"]).contains("sensors.x"));
 }
 
 /// Every listing prints an aligned table for people and, with `--json`, one object per line
@@ -244,43 +249,40 @@ fn open_public_offers_are_browsed_apart_from_what_is_shared_with_you() {
 #[test]
 fn listings_are_tables_or_json_lines_of_the_same_rows() {
     let db = Db::scratch();
-    let ok = |args: &[&str]| {
-        let o = cli_with_db(&db, args);
-        assert!(
-            o.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    };
-    ok(&["user", "add", "alice", "--email", "a@example.org"]);
-    ok(&["user", "add", "bob", "--email", "b@example.org"]);
-    ok(&[
-        "authkey",
-        "add",
-        "--owner",
-        "alice",
-        "--ident",
-        "a1",
-        "--publish",
-        "c",
-        "--comment",
-        "roof sensor",
-    ]);
-    ok(&["group", "create", "friends", "--as", "alice"]);
-    ok(&["group", "invite", "friends", "bob", "--as", "alice"]);
-    ok(&[
-        "share",
-        "offer",
-        "--channel",
-        "c",
-        "--to-user",
-        "bob",
-        "--as",
-        "alice",
-    ]);
+    ok(&db, &["user", "add", "alice", "--email", "a@example.org"]);
+    ok(&db, &["user", "add", "bob", "--email", "b@example.org"]);
+    ok(
+        &db,
+        &[
+            "authkey",
+            "add",
+            "--owner",
+            "alice",
+            "--ident",
+            "a1",
+            "--publish",
+            "c",
+            "--comment",
+            "roof sensor",
+        ],
+    );
+    ok(&db, &["group", "create", "friends", "--as", "alice"]);
+    ok(&db, &["group", "invite", "friends", "bob", "--as", "alice"]);
+    ok(
+        &db,
+        &[
+            "share",
+            "offer",
+            "--channel",
+            "c",
+            "--to-user",
+            "bob",
+            "--as",
+            "alice",
+        ],
+    );
 
-    let users = ok(&["user", "list"]);
+    let users = ok(&db, &["user", "list"]);
     let lines: Vec<&str> = users.lines().collect();
     assert_eq!(lines.len(), 3, "{users}");
     assert!(
@@ -298,7 +300,7 @@ fn listings_are_tables_or_json_lines_of_the_same_rows() {
         "no trailing blanks: {users:?}"
     );
 
-    let keys = ok(&["authkey", "list"]);
+    let keys = ok(&db, &["authkey", "list"]);
     assert!(keys.lines().nth(1).unwrap().contains("roof sensor"), "{keys}");
 
     for (args, n) in [
@@ -309,16 +311,16 @@ fn listings_are_tables_or_json_lines_of_the_same_rows() {
         (&["share", "list", "--as", "alice", "--json"], 1),
         (&["log", "--as", "alice", "--json"], 0),
     ] {
-        let out = ok(args);
+        let out = ok(&db, args);
         let rows: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
         assert_eq!(rows.len(), n, "{args:?}: {out}");
     }
-    let shares = ok(&["share", "list", "--as", "bob", "--json"]);
+    let shares = ok(&db, &["share", "list", "--as", "bob", "--json"]);
     let share: serde_json::Value = serde_json::from_str(shares.trim()).unwrap();
     assert_eq!(share["direction"], "in");
     assert_eq!(share["state"], "offered");
     assert_eq!(share["from"], "alice");
-    let groups = ok(&["group", "list", "--as", "alice"]);
+    let groups = ok(&db, &["group", "list", "--as", "alice"]);
     assert!(groups.contains("alice (owner), bob (invited)"), "{groups}");
 
     fails_with(&cli_with_db(&db, &["share", "list"]), "--as <USER>");
