@@ -18,6 +18,7 @@ use crate::broker::router::Router;
 use crate::broker::stats::Stats;
 use crate::broker::throttle::AuthThrottle;
 use crate::broker::{Shared, listener};
+use crate::cluster::Backplane;
 use crate::config::Config;
 use crate::domain::acl::Mode;
 use crate::domain::live::LiveGraph;
@@ -49,6 +50,9 @@ pub enum ServeError {
     /// The TLS certificate or key is unusable.
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
+    /// The cluster backplane could not start.
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
 }
 
 /// Where a running broker can be reached.
@@ -79,6 +83,8 @@ pub struct Core {
     pub shared: Arc<Shared>,
     /// The SocialGraph actor: social operations and ACL derivation.
     pub graph: actix::Addr<SocialGraph>,
+    /// The cluster backplane, when this node is one of several.
+    pub backplane: Option<Arc<Backplane>>,
     /// Stops the key-log writer.
     key_log_stop: CancellationToken,
     /// The key-log writer, flushed at shutdown.
@@ -127,6 +133,29 @@ impl Core {
         .with_usage_store(store.clone(), USAGE_FLUSH)
         .with_key_subscription_limit(config.max_subscriptions_per_key)
         .start();
+        let backplane = if config.nats_url.is_empty() {
+            None
+        } else {
+            let node = if config.node_id.is_empty() {
+                crate::cluster::made_up_node_id()
+            } else {
+                config.node_id.clone()
+            };
+            Some(
+                Backplane::start(
+                    &config.nats_url,
+                    &config.nats_prefix,
+                    node,
+                    Arc::clone(&router),
+                    config.stall_timeout(),
+                    shutdown.clone(),
+                )
+                .await?,
+            )
+        };
+        let remote = backplane
+            .clone()
+            .map(|b| b as Arc<dyn crate::broker::remote::Remote>);
         let key_log_stop = CancellationToken::new();
         let (key_log, key_log_writer) =
             KeyLog::start(store.clone(), Arc::clone(&stats), key_log_stop.clone());
@@ -141,6 +170,7 @@ impl Core {
             next_session: AtomicU64::new(1),
             shutdown,
             hard_kill: CancellationToken::new(),
+            remote,
         });
         let graph = SocialGraph::new(
             store.clone(),
@@ -150,10 +180,16 @@ impl Core {
             broker.recipient(),
             Duration::from_millis(config.acl_poll_ms.max(10)),
         )
+        .with_cluster_wait(
+            backplane
+                .is_some()
+                .then(|| Duration::from_millis(config.cluster_apply_wait_ms)),
+        )
         .start();
         Ok(Core {
             shared,
             graph,
+            backplane,
             key_log_stop,
             key_log_writer,
         })
@@ -199,6 +235,7 @@ pub async fn serve(
     let shared = Arc::clone(&core.shared);
     let stats = Arc::clone(&shared.stats);
     let social = core.graph.clone();
+    let cluster = core.backplane.as_ref().map(|b| Arc::clone(&b.stats));
     let website = match web_listener {
         None => None,
         Some(listener) => match start_web(&config, &store, social.clone(), Arc::clone(&shared), listener) {
@@ -230,6 +267,7 @@ pub async fn serve(
     if config.stats_interval_secs > 0 {
         background.spawn(log_stats(
             Arc::clone(&stats),
+            core.backplane.as_ref().map(|b| Arc::clone(&b.stats)),
             Duration::from_secs(config.stats_interval_secs),
             shutdown.clone(),
         ));
@@ -293,6 +331,9 @@ pub async fn serve(
     background.wait().await;
     drop(social);
     core.stop().await;
+    if let Some(c) = &cluster {
+        tracing::info!("cluster at stop: {}", c.summary());
+    }
     tracing::info!("stopped: {}", stats.summary());
     Ok(())
 }
@@ -403,12 +444,22 @@ fn start_metrics(
     Ok((addr, handle))
 }
 
-async fn log_stats(stats: Arc<Stats>, every: Duration, shutdown: CancellationToken) {
+async fn log_stats(
+    stats: Arc<Stats>,
+    cluster: Option<Arc<crate::cluster::ClusterStats>>,
+    every: Duration,
+    shutdown: CancellationToken,
+) {
     let mut tick = tokio::time::interval(every);
     tick.tick().await;
     loop {
         tokio::select! {
-            _ = tick.tick() => tracing::info!("stats: {}", stats.summary()),
+            _ = tick.tick() => {
+                tracing::info!("stats: {}", stats.summary());
+                if let Some(c) = &cluster {
+                    tracing::info!("cluster: {}", c.summary());
+                }
+            }
             () = shutdown.cancelled() => return,
         }
     }

@@ -401,6 +401,9 @@ impl Reader {
                     .shared
                     .router
                     .publish(source, channel.as_str(), &frame, &mut stalled);
+                if let Some(remote) = &self.shared.remote {
+                    remote.relay(source, &channel, &frame);
+                }
                 self.count_publish(&channel, frame.len(), delivered + stalled.len());
                 if !stalled.is_empty() {
                     return Step::Stalled(Box::new(Stalled {
@@ -466,12 +469,20 @@ impl Reader {
     }
 
     async fn subscribe(&mut self, channel: Channel) -> Flow {
+        let wanted = self.shared.remote.is_some().then(|| channel.clone());
         let msg = Subscribe {
             session: self.id,
             channel,
         };
         match self.shared.broker.send(msg).await {
-            Ok(Ok(())) => Flow::Continue,
+            Ok(Ok(())) => {
+                // Subscribed here; with a cluster, messages of other nodes flow too before
+                // the next frame is read (a client's next publish may be the one it awaits).
+                if let (Some(remote), Some(channel)) = (&self.shared.remote, wanted) {
+                    remote.want(&channel).await;
+                }
+                Flow::Continue
+            }
             Ok(Err(refusal)) => {
                 let closes = refusal.closes();
                 self.refuse(refusal);
@@ -650,6 +661,7 @@ pub(crate) mod testing {
             next_session: Default::default(),
             shutdown: Default::default(),
             hard_kill: Default::default(),
+            remote: None,
         });
         (db, shared)
     }

@@ -12,6 +12,7 @@ pub mod listener;
 pub mod messages;
 pub mod outbox;
 pub mod refusal;
+pub mod remote;
 pub mod router;
 pub mod session;
 pub mod stats;
@@ -49,4 +50,6 @@ pub struct Shared {
     pub shutdown: CancellationToken,
     /// Cancelled when the shutdown grace period is over: drop every connection.
     pub hard_kill: CancellationToken,
+    /// The other nodes of a cluster (`None` on one node).
+    pub remote: Option<Arc<dyn remote::Remote>>,
 }

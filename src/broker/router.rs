@@ -259,6 +259,12 @@ impl Router {
         }
     }
 
+    /// Whether any session receives anything on `channel` (the cluster keeps its NATS
+    /// subscriptions to such channels only).
+    pub fn has_route(&self, channel: &str) -> bool {
+        self.routes.read().contains_key(channel)
+    }
+
     /// Queues `frame` for every receiver of `source`'s messages on `channel`; returns how
     /// many it was queued for. Under backpressure the receivers whose outbox is full are
     /// added to `stalled` instead: the publisher then waits for them with

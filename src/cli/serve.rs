@@ -49,6 +49,13 @@ pub struct ServeArgs {
     /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9100) [default: off].
     #[arg(long)]
     pub metrics_listen: Option<String>,
+    /// Join a cluster through this NATS server (nats://HOST:4222; the database must be
+    /// the cluster's PostgreSQL) [default: off, one node on its own].
+    #[arg(long)]
+    pub nats_url: Option<String>,
+    /// This node's name in the cluster [default: made up at start].
+    #[arg(long)]
+    pub node_id: Option<String>,
 }
 
 impl ServeArgs {
@@ -67,6 +74,8 @@ impl ServeArgs {
                     .map(|w| if w == "off" { String::new() } else { w.clone() }),
             )
             .set("metrics_listen", self.metrics_listen.clone())
+            .set("nats_url", self.nats_url.clone())
+            .set("node_id", self.node_id.clone())
             .set("open", self.open.then_some(true))
     }
 }

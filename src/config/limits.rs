@@ -128,3 +128,13 @@ pub use crate::mail::QUEUE as MAIL_QUEUE;
 
 /// The largest payload `hpfriends sub` accepts from a broker.
 pub use crate::client::CLIENT_MAX_PAYLOAD;
+
+/// Milliseconds a website change waits for the other live nodes of a cluster
+/// (`cluster_apply_wait_ms`): then the page answers, the log says which version was late.
+pub const DEFAULT_CLUSTER_APPLY_WAIT_MS: u64 = 5_000;
+
+/// Longest `node_id`: it rides on every relayed message.
+pub const MAX_NODE_ID: usize = 64;
+
+/// Subjects of a cluster's traffic are `<nats_prefix>.<channel>`; this prefix by default.
+pub const DEFAULT_NATS_PREFIX: &str = "hpfeeds";

@@ -145,6 +145,18 @@ pub struct Config {
     /// Channels given their own series in the per-channel metrics; the rest are summed as
     /// `other` (bounds the scrape whatever channel names clients invent).
     pub metrics_top_channels: usize,
+    /// NATS server of a cluster (`nats://host:4222`, `tls://…`; several comma-separated);
+    /// empty: one node on its own. Every node of one community shares it and PostgreSQL.
+    pub nats_url: String,
+    /// First tokens of the NATS subjects this community uses (`<prefix>.<channel>`):
+    /// communities sharing one NATS server need different prefixes.
+    pub nats_prefix: String,
+    /// This node's name in the cluster (in logs and on relayed messages); empty: made up
+    /// at start from the process id and random bytes.
+    pub node_id: String,
+    /// Milliseconds a change made on this node's website waits for every other live node
+    /// to apply it before the page answers anyway (cluster only).
+    pub cluster_apply_wait_ms: u64,
 }
 
 impl Default for Config {
@@ -191,6 +203,10 @@ impl Default for Config {
             metrics_listen: String::new(),
             metrics_token: String::new(),
             metrics_top_channels: DEFAULT_METRICS_TOP_CHANNELS,
+            nats_url: String::new(),
+            nats_prefix: DEFAULT_NATS_PREFIX.to_owned(),
+            node_id: String::new(),
+            cluster_apply_wait_ms: DEFAULT_CLUSTER_APPLY_WAIT_MS,
         }
     }
 }
@@ -531,6 +547,41 @@ impl Config {
         if !scheme_in(&self.smtp_url, &["smtp://", "smtps://"]) {
             return Err(bad("smtp_url", "must start with smtp:// or smtps://".into()));
         }
+        if !self.nats_url.is_empty()
+            && !self.nats_url.split(',').all(|u| {
+                ["nats://", "tls://", "ws://", "wss://"]
+                    .iter()
+                    .any(|s| u.trim().starts_with(s))
+            })
+        {
+            return Err(bad(
+                "nats_url",
+                "each URL must start with nats:// or tls://".into(),
+            ));
+        }
+        if !valid_nats_prefix(&self.nats_prefix) {
+            return Err(bad(
+                "nats_prefix",
+                "dot-separated words of letters, digits, '-' or '_' (no wildcards)".into(),
+            ));
+        }
+        if !self.nats_url.is_empty() && !self.db.starts_with("postgres") {
+            return Err(bad(
+                "nats_url",
+                "a cluster shares its state in PostgreSQL: set db to a postgres:// URL".into(),
+            ));
+        }
+        if self.node_id.len() > limits::MAX_NODE_ID
+            || !self
+                .node_id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        {
+            return Err(bad(
+                "node_id",
+                format!("at most {} letters, digits, '-', '_' or '.'", limits::MAX_NODE_ID),
+            ));
+        }
         if !self.metrics_token.is_empty() && self.metrics_token.len() < 16 {
             return Err(bad("metrics_token", "use at least 16 characters".into()));
         }
@@ -544,7 +595,7 @@ impl Config {
         let mut out = String::new();
         for (key, value) in &table {
             let value = match (key.as_str(), value) {
-                ("db" | "smtp_url", toml::Value::String(s)) => toml::Value::String(mask_url(s)),
+                ("db" | "smtp_url" | "nats_url", toml::Value::String(s)) => toml::Value::String(mask_url(s)),
                 ("metrics_token", toml::Value::String(s)) if !s.is_empty() => {
                     toml::Value::String("********".into())
                 }
@@ -600,6 +651,17 @@ impl Config {
 fn has_port(addr: &str) -> bool {
     addr.rsplit_once(':')
         .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
+}
+
+/// Whether `prefix` can start NATS subjects: dot-separated words of `[A-Za-z0-9_-]`, no
+/// wildcard, no empty word.
+pub fn valid_nats_prefix(prefix: &str) -> bool {
+    !prefix.is_empty()
+        && prefix.split('.').all(|t| {
+            !t.is_empty()
+                && t.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        })
 }
 
 /// A URL with the password of its userinfo replaced by `****`.

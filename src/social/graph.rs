@@ -118,6 +118,9 @@ pub struct SocialGraph {
     failing: bool,
     /// PostgreSQL's change notices (none on SQLite); held so the thread runs while we do.
     listener: Option<ChangeListener>,
+    /// In a cluster, how long an operation of this node waits for every other live node
+    /// to apply its change before answering.
+    cluster_wait: Option<Duration>,
 }
 
 impl SocialGraph {
@@ -142,7 +145,32 @@ impl SocialGraph {
             node: format!("{}-{}", std::process::id(), hex::encode(id)),
             failing: false,
             listener: None,
+            cluster_wait: None,
         }
+    }
+
+    /// In a cluster: operations answer once every live node applied them (at most `wait`,
+    /// then they answer anyway and the log says how many nodes were behind).
+    pub fn with_cluster_wait(mut self, wait: Option<Duration>) -> Self {
+        self.cluster_wait = wait;
+        self
+    }
+
+    /// Waits (off the actor's thread) until every live node applied the newest change.
+    fn wait_for_nodes(&self) -> Option<impl std::future::Future<Output = ()> + 'static> {
+        let (limit, store) = (self.cluster_wait?, self.store.clone());
+        Some(async move {
+            match tokio::task::spawn_blocking(move || store.wait_applied(limit)).await {
+                Ok(Ok(crate::store::models::applied::Live::Applied { .. })) => {}
+                Ok(Ok(crate::store::models::applied::Live::Pending { version, behind })) => tracing::warn!(
+                    version,
+                    behind,
+                    "answering before every node applied the change: {behind} node(s) behind"
+                ),
+                Ok(Err(e)) => tracing::warn!("cannot tell whether the other nodes applied the change: {e}"),
+                Err(e) => tracing::warn!("waiting for the other nodes failed: {e}"),
+            }
+        })
     }
 
     /// Reads the change log past the version applied and applies it, on a blocking
@@ -314,7 +342,13 @@ impl<T: Send + 'static> Handler<Apply<T>> for SocialGraph {
             let next: std::pin::Pin<Box<dyn std::future::Future<Output = ()>>> = match derived {
                 Ok(Some(d)) => {
                     act.recovered();
-                    Box::pin(act.publish(d))
+                    let (live_here, everywhere) = (act.publish(d), act.wait_for_nodes());
+                    Box::pin(async move {
+                        live_here.await;
+                        if let Some(w) = everywhere {
+                            w.await;
+                        }
+                    })
                 }
                 Ok(None) => Box::pin(async {}),
                 Err(e) => {

@@ -100,3 +100,62 @@ pub fn samples(text: &str) -> std::collections::HashMap<String, f64> {
         })
         .collect()
 }
+
+/// A browser's session over [`request`]: keeps the cookies it is given, and posts forms
+/// with the CSRF field of the page they are on.
+pub struct Browser {
+    addr: SocketAddr,
+    cookies: Vec<String>,
+}
+
+impl Browser {
+    /// Logs in on the website at `addr`; panics unless the login succeeds.
+    pub fn login(addr: SocketAddr, login: &str, password: &str) -> Browser {
+        let mut b = Browser {
+            addr,
+            cookies: Vec::new(),
+        };
+        let r = b.post_form("/login", "/login", &[("login", login), ("password", password)]);
+        assert_eq!(r.status, 303, "login: {}", r.body);
+        b
+    }
+
+    fn keep(&mut self, r: &Response) {
+        for c in r.cookies() {
+            let name = c.split('=').next().unwrap_or_default().to_owned();
+            self.cookies.retain(|k| !k.starts_with(&format!("{name}=")));
+            self.cookies.push(c);
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        format!("Cookie: {}", self.cookies.join("; "))
+    }
+
+    /// GETs `path` with the session.
+    pub fn get(&mut self, path: &str) -> Response {
+        let cookie = self.cookie_header();
+        let r = get(self.addr, path, &[&cookie]);
+        self.keep(&r);
+        r
+    }
+
+    /// Opens `page`, then posts `fields` to `action` with that page's CSRF field.
+    pub fn post_form(&mut self, page: &str, action: &str, fields: &[(&str, &str)]) -> Response {
+        let p = self.get(page);
+        let csrf = input_value(&p.body, "csrf");
+        let mut all = vec![("csrf", csrf.as_str())];
+        all.extend_from_slice(fields);
+        let body = serde_urlencoded::to_string(&all).unwrap();
+        let cookie = self.cookie_header();
+        let r = request(
+            self.addr,
+            "POST",
+            action,
+            &[&cookie, "Content-Type: application/x-www-form-urlencoded"],
+            &body,
+        );
+        self.keep(&r);
+        r
+    }
+}

@@ -1,0 +1,414 @@
+//! The cluster backplane: several nodes serving one community, sharing PostgreSQL for state
+//! and a NATS server for traffic.
+//!
+//! Each publish a node's client makes is relayed once to NATS, as the client's frame bytes,
+//! on the channel's subject ([`subject`]: `<nats_prefix>.<escaped channel>`), with the node's name and the publishing key's
+//! owner in headers. A node subscribes to the subject of a channel only once one of its own
+//! clients subscribes there (and drops it some time after the last left), and hands what
+//! arrives to its router with that owner as the source: remote messages reach exactly the
+//! sessions a local publish by the same user would, by the same ACL. Graph changes need
+//! nothing of NATS: every node reads them from the shared change log (PostgreSQL notifies).
+//!
+//! Faults stay local: relaying is a bounded queue beside the publish path (full: counted,
+//! dropped for the other nodes only; local subscribers have the message already); a lost
+//! NATS connection is logged and counted, and the client reconnects and re-subscribes by
+//! itself; a slow local subscriber of remote traffic holds up only that channel's remote
+//! delivery, as long as the slow-consumer policy lets it.
+
+pub mod subject;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
+use std::time::Duration;
+
+use async_nats::{Client, ConnectOptions, Event, HeaderMap, ServerAddr};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use parking_lot::Mutex;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::broker::handle::SessionHandle;
+use crate::broker::remote::{Remote, Wanting};
+use crate::broker::router::Router;
+use crate::domain::UserId;
+use crate::wire::names::PRESENCE_SUFFIX;
+use crate::wire::{Channel, Frame};
+
+/// Header naming the node a relayed message comes from (a node drops its own).
+pub const NODE_HEADER: &str = "Hpf-Node";
+/// Header carrying the publishing key's owner (a user id of the shared database).
+pub const SOURCE_HEADER: &str = "Hpf-Source";
+
+/// Bytes of local publishes waiting for NATS (an outage, a slow NATS server): past them a
+/// publish is not relayed (counted as `relay_dropped`); local delivery is not affected.
+pub const RELAY_QUEUE_BYTES: usize = 64 << 20;
+/// Local publishes waiting for NATS, in frames (the same bound, for small frames).
+pub const RELAY_QUEUE_FRAMES: usize = 65_536;
+/// How long a new subscriber waits for its node's subscription to the channel's subject to
+/// be in place on the NATS server (it is subscribed locally at once either way).
+pub const WANT_WAIT: Duration = Duration::from_secs(2);
+/// How often subjects without local subscribers are given up.
+pub const SWEEP_EVERY: Duration = Duration::from_secs(30);
+
+/// Why the backplane could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// `nats_url` is not a NATS address.
+    #[error("nats_url {url:?}: {reason}")]
+    Url {
+        /// The URL as configured (no password: NATS URLs given here carry none we print).
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// The client could not be set up.
+    #[error("cannot start the NATS client: {0}")]
+    Connect(String),
+}
+
+/// What the backplane did, for logs and metrics.
+#[derive(Debug, Default)]
+pub struct ClusterStats {
+    /// Local publishes handed to NATS.
+    pub relayed: AtomicU64,
+    /// Local publishes not relayed (queue full, NATS refused): other nodes miss them.
+    pub relay_dropped: AtomicU64,
+    /// Messages received from other nodes.
+    pub received: AtomicU64,
+    /// Received messages thrown away: no or bad headers, not a publish of their channel.
+    pub rejected: AtomicU64,
+    /// Times the NATS connection was lost.
+    pub disconnects: AtomicU64,
+    /// Whether NATS is connected now.
+    pub connected: AtomicBool,
+    /// Channel subjects this node is subscribed to.
+    pub subjects: AtomicUsize,
+}
+
+impl ClusterStats {
+    /// One line for the periodic statistics log.
+    pub fn summary(&self) -> String {
+        format!(
+            "nats_connected={} relayed={} relay_dropped={} remote_received={} remote_rejected={} \
+             nats_disconnects={} subjects={}",
+            self.connected.load(Relaxed),
+            self.relayed.load(Relaxed),
+            self.relay_dropped.load(Relaxed),
+            self.received.load(Relaxed),
+            self.rejected.load(Relaxed),
+            self.disconnects.load(Relaxed),
+            self.subjects.load(Relaxed),
+        )
+    }
+}
+
+/// A local publish on its way to NATS.
+struct Outgoing {
+    source: UserId,
+    channel: Channel,
+    frame: Bytes,
+}
+
+/// This node's subscription to one channel's subject.
+struct Interest {
+    /// True once the NATS server has the subscription.
+    ready: watch::Receiver<bool>,
+    /// Receives and delivers; aborting it drops the subscription.
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// One node's end of the backplane (see the module doc).
+pub struct Backplane {
+    /// Itself, for the tasks `want` starts.
+    me: std::sync::Weak<Backplane>,
+    node: String,
+    /// Subjects are `<prefix>.<escaped channel>`.
+    prefix: String,
+    client: Client,
+    tx: mpsc::Sender<Outgoing>,
+    queued_bytes: AtomicUsize,
+    wanted: Mutex<HashMap<Channel, Interest>>,
+    router: Arc<Router>,
+    stall: Duration,
+    /// What it did.
+    pub stats: Arc<ClusterStats>,
+}
+
+/// A node name for `node_id = ""`: the process id and random bytes.
+pub fn made_up_node_id() -> String {
+    let mut id = [0u8; 4];
+    let _ = getrandom::getrandom(&mut id);
+    format!("node-{}-{}", std::process::id(), hex::encode(id))
+}
+
+impl Backplane {
+    /// Starts the NATS client (connecting in the background: a node starts and serves its
+    /// own clients while NATS is away) and the relay and sweep tasks, which end with
+    /// `shutdown`. Remote messages go to `router`; `stall` bounds a wait for a full outbox.
+    pub async fn start(
+        url: &str,
+        prefix: &str,
+        node: String,
+        router: Arc<Router>,
+        stall: Duration,
+        shutdown: CancellationToken,
+    ) -> Result<Arc<Backplane>, ClusterError> {
+        let addrs = url
+            .split(',')
+            .map(|u| {
+                u.trim().parse::<ServerAddr>().map_err(|e| ClusterError::Url {
+                    url: crate::config::mask_url(u.trim()),
+                    reason: e.to_string(),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let stats = Arc::new(ClusterStats::default());
+        let events = Arc::clone(&stats);
+        let client = ConnectOptions::new()
+            .name(format!("hpfriends {node}"))
+            .no_echo()
+            .retry_on_initial_connect()
+            .max_reconnects(None)
+            // Quick to come back after a blip, never hammering a server that is down.
+            .reconnect_delay_callback(|attempts| {
+                Duration::from_millis(100u64.saturating_mul(attempts as u64).min(2_000))
+            })
+            .event_callback(move |event| {
+                let stats = Arc::clone(&events);
+                async move { on_event(&stats, event) }
+            })
+            .connect(addrs)
+            .await
+            .map_err(|e| ClusterError::Connect(e.to_string()))?;
+        let (tx, rx) = mpsc::channel(RELAY_QUEUE_FRAMES);
+        let plane = Arc::new_cyclic(|me| Backplane {
+            me: me.clone(),
+            node,
+            prefix: prefix.to_owned(),
+            client,
+            tx,
+            queued_bytes: AtomicUsize::new(0),
+            wanted: Mutex::new(HashMap::new()),
+            router,
+            stall,
+            stats,
+        });
+        tracing::info!(node = %plane.node, nats = %crate::config::mask_url(url), "cluster backplane starting");
+        tokio::spawn(relay(Arc::clone(&plane), rx, shutdown.clone()));
+        tokio::spawn(sweep(Arc::downgrade(&plane), shutdown));
+        Ok(plane)
+    }
+
+    /// This node's name.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// Hands a message from another node to this node's subscribers of `channel`.
+    async fn deliver(
+        &self,
+        channel: &Channel,
+        msg: async_nats::Message,
+        stalled: &mut Vec<Arc<SessionHandle>>,
+    ) {
+        self.stats.received.fetch_add(1, Relaxed);
+        let header = |name: &str| {
+            msg.headers
+                .as_ref()
+                .and_then(|h| h.get(name))
+                .map(|v| v.as_str().to_owned())
+        };
+        if header(NODE_HEADER).as_deref() == Some(self.node.as_str()) {
+            return; // our own (no_echo makes this rare: several nodes may share a name)
+        }
+        let Some(source) = header(SOURCE_HEADER).and_then(|s| s.parse::<i64>().ok()) else {
+            self.stats.rejected.fetch_add(1, Relaxed);
+            return;
+        };
+        // Only a well-formed publish on this very channel reaches a subscriber.
+        match Frame::parse(&msg.payload) {
+            Ok(Frame::Publish { channel: c, .. }) if c == *channel => {}
+            _ => {
+                self.stats.rejected.fetch_add(1, Relaxed);
+                return;
+            }
+        }
+        let source = UserId(source);
+        self.router
+            .publish(source, channel.as_str(), &msg.payload, stalled);
+        if !stalled.is_empty() {
+            self.router
+                .deliver_waiting(source, channel.as_str(), &msg.payload, stalled, self.stall)
+                .await;
+        }
+    }
+}
+
+fn on_event(stats: &ClusterStats, event: Event) {
+    match event {
+        Event::Connected => {
+            stats.connected.store(true, Relaxed);
+            tracing::info!("NATS connected: relaying to and from the other nodes");
+        }
+        Event::Disconnected => {
+            stats.connected.store(false, Relaxed);
+            stats.disconnects.fetch_add(1, Relaxed);
+            tracing::warn!(
+                "NATS connection lost: local clients are served as before; other nodes' traffic \
+                 resumes on reconnect"
+            );
+        }
+        other => tracing::warn!("NATS: {other}"),
+    }
+}
+
+impl Remote for Backplane {
+    fn relay(&self, source: UserId, channel: &Channel, frame: &Bytes) {
+        let len = frame.len();
+        if self.queued_bytes.fetch_add(len, Relaxed) + len > RELAY_QUEUE_BYTES {
+            self.queued_bytes.fetch_sub(len, Relaxed);
+            self.stats.relay_dropped.fetch_add(1, Relaxed);
+            return;
+        }
+        let out = Outgoing {
+            source,
+            channel: channel.clone(),
+            frame: frame.clone(),
+        };
+        if self.tx.try_send(out).is_err() {
+            self.queued_bytes.fetch_sub(len, Relaxed);
+            self.stats.relay_dropped.fetch_add(1, Relaxed);
+        }
+    }
+
+    fn want(&self, channel: &Channel) -> Wanting {
+        if channel.as_str().ends_with(PRESENCE_SUFFIX) {
+            return Box::pin(async {});
+        }
+        let Some(me) = self.me.upgrade() else {
+            return Box::pin(async {});
+        };
+        let mut ready = {
+            let mut wanted = self.wanted.lock();
+            match wanted.get(channel) {
+                Some(i) if !i.task.is_finished() => i.ready.clone(),
+                _ => {
+                    let (tx, rx) = watch::channel(false);
+                    let task = tokio::spawn(receive(me, channel.clone(), tx));
+                    wanted.insert(
+                        channel.clone(),
+                        Interest {
+                            ready: rx.clone(),
+                            task,
+                        },
+                    );
+                    self.stats.subjects.store(wanted.len(), Relaxed);
+                    rx
+                }
+            }
+        };
+        Box::pin(async move {
+            let _ = tokio::time::timeout(WANT_WAIT, ready.wait_for(|r| *r)).await;
+        })
+    }
+}
+
+/// Sends local publishes to NATS, in order, until `shutdown`; then flushes what is queued.
+async fn relay(plane: Arc<Backplane>, mut rx: mpsc::Receiver<Outgoing>, shutdown: CancellationToken) {
+    loop {
+        let out = tokio::select! {
+            o = rx.recv() => o,
+            () = shutdown.cancelled() => None,
+        };
+        let Some(out) = out else { break };
+        plane.queued_bytes.fetch_sub(out.frame.len(), Relaxed);
+        let mut headers = HeaderMap::new();
+        headers.insert(NODE_HEADER, plane.node.as_str());
+        headers.insert(SOURCE_HEADER, out.source.0.to_string().as_str());
+        match plane
+            .client
+            .publish_with_headers(
+                subject::of_channel(&plane.prefix, out.channel.as_str()),
+                headers,
+                out.frame,
+            )
+            .await
+        {
+            Ok(()) => plane.stats.relayed.fetch_add(1, Relaxed),
+            Err(e) => {
+                tracing::debug!("not relayed: {e}");
+                plane.stats.relay_dropped.fetch_add(1, Relaxed)
+            }
+        };
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(2), plane.client.flush()).await;
+}
+
+/// Proves the NATS server has processed every command this client sent before: a message
+/// to a private inbox comes back only after them (a server handles one connection's
+/// commands in order).
+async fn barrier(client: &Client) -> bool {
+    let inbox = client.new_inbox();
+    let Ok(mut echo) = client.subscribe(inbox.clone()).await else {
+        return false;
+    };
+    if client.publish(inbox, Bytes::new()).await.is_err() {
+        return false;
+    }
+    echo.next().await.is_some()
+}
+
+/// Receives `channel`'s messages from the other nodes and delivers them here, until the
+/// task is aborted (by the sweep, once no local session subscribes).
+async fn receive(plane: Arc<Backplane>, channel: Channel, ready: watch::Sender<bool>) {
+    let subject = subject::of_channel(&plane.prefix, channel.as_str());
+    let mut sub = loop {
+        match plane.client.subscribe(subject.clone()).await {
+            Ok(s) => break s,
+            Err(e) => {
+                tracing::warn!(%channel, "cannot subscribe to the channel's subject: {e}");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    };
+    // Ready once the server has the subscription; during an outage the client re-subscribes
+    // on reconnect, and the barrier is tried again meanwhile.
+    let client = plane.client.clone();
+    let confirm = tokio::spawn(async move {
+        while !barrier(&client).await {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let _ = ready.send(true);
+    });
+    let mut stalled = Vec::new();
+    while let Some(msg) = sub.next().await {
+        plane.deliver(&channel, msg, &mut stalled).await;
+    }
+    confirm.abort();
+}
+
+/// Gives up the subjects of channels no local session subscribes to any more.
+async fn sweep(plane: std::sync::Weak<Backplane>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(SWEEP_EVERY);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = shutdown.cancelled() => return,
+        }
+        let Some(plane) = plane.upgrade() else { return };
+        let mut wanted = plane.wanted.lock();
+        // Under the lock: a subscriber is routed before it asks for its channel, so a
+        // channel whose route is empty here has nobody waiting on it.
+        wanted.retain(|channel, i| {
+            let keep = plane.router.has_route(channel.as_str()) && !i.task.is_finished();
+            if !keep {
+                i.task.abort();
+            }
+            keep
+        });
+        plane.stats.subjects.store(wanted.len(), Relaxed);
+    }
+}

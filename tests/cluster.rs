@@ -1,0 +1,460 @@
+//! Several nodes serving one community: real `hpfriends serve` processes on one scratch
+//! PostgreSQL database and the machine's NATS server (127.0.0.1:4222). Publishes cross
+//! nodes in order and once, by the same ACL as on one node, with PyPI hpfeeds 3.1.0 clients;
+//! a share flows across nodes only once accepted and stops before a revoke made on another
+//! node's website answers; a node that loses NATS serves its own clients and rejoins.
+//!
+//! Under `CI=true` an unreachable PostgreSQL or NATS fails these tests; locally they skip
+//! with a loud message (and are counted as skipped).
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::http::Browser;
+use common::python::{python, record_skip, script};
+use common::{Db, Raw, TestServer, wait_for};
+use hpfriends::store::scratch::ScratchDb;
+use serde_json::Value;
+
+/// The PostgreSQL server the nodes share (a fresh database on it per test).
+const POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/";
+/// The NATS server of the machine.
+const NATS: &str = "127.0.0.1:4222";
+
+/// Whether PostgreSQL and NATS answer; under `CI=true` a missing one fails the test.
+fn services() -> bool {
+    let missing: Vec<&str> = [("PostgreSQL", "127.0.0.1:5432"), ("NATS", NATS)]
+        .into_iter()
+        .filter(|(_, addr)| {
+            TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(2)).is_err()
+        })
+        .map(|(name, _)| name)
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    assert!(
+        !std::env::var("CI").is_ok_and(|v| v == "true"),
+        "cluster tests need {} on 127.0.0.1",
+        missing.join(" and ")
+    );
+    eprintln!(
+        "\n!!!!!!!! SKIPPING CLUSTER TEST: {} not reachable on 127.0.0.1\n",
+        missing.join(" and ")
+    );
+    record_skip();
+    false
+}
+
+/// Nodes on one database; node `i` reaches NATS at `nats[i]`.
+struct Cluster {
+    db: Db,
+    nodes: Vec<TestServer>,
+}
+
+impl Cluster {
+    fn start(nats: &[String]) -> Cluster {
+        let db = Db::Scratch(Arc::new(ScratchDb::on(POSTGRES).unwrap()));
+        // Subjects of this cluster alone: tests (and communities) share the NATS server.
+        let mut tag = [0u8; 6];
+        getrandom::getrandom(&mut tag).unwrap();
+        let prefix = format!("hpftest.{}", hex::encode(tag));
+        let nodes = nats
+            .iter()
+            .enumerate()
+            .map(|(i, url)| {
+                let node = format!("n{}", i + 1);
+                TestServer::start_on(
+                    &db,
+                    &["--nats-url", url, "--node-id", &node],
+                    &[("HPFRIENDS_NATS_PREFIX", &prefix)],
+                )
+            })
+            .collect();
+        Cluster { db, nodes }
+    }
+
+    /// `n` nodes straight on NATS.
+    fn of(n: usize) -> Cluster {
+        Self::start(&vec![format!("nats://{NATS}"); n])
+    }
+
+    /// Runs the CLI on the shared database; a changing command returns once every node
+    /// applied it.
+    fn cli(&self, args: &[&str]) -> String {
+        self.nodes[0].cli_ok(args)
+    }
+
+    fn user(&self, name: &str) {
+        self.cli(&["user", "add", name, "--email", &format!("{name}@example.org")]);
+    }
+
+    fn key(&self, owner: &str, ident: &str, publish: &str, subscribe: &str) {
+        let mut args = vec![
+            "authkey", "add", "--owner", owner, "--ident", ident, "--secret", "s3cret",
+        ];
+        if !publish.is_empty() {
+            args.extend(["--publish", publish]);
+        }
+        if !subscribe.is_empty() {
+            args.extend(["--subscribe", subscribe]);
+        }
+        self.cli(&args);
+    }
+
+    /// Offers `channel` from `from` to `to` and has `to` accept it; the share's id.
+    fn share(&self, from: &str, channel: &str, to: &str) -> String {
+        let id = self.offer(from, channel, to);
+        self.cli(&["share", "accept", &id, "--as", to]);
+        id
+    }
+
+    fn offer(&self, from: &str, channel: &str, to: &str) -> String {
+        let out = self.cli(&[
+            "share",
+            "offer",
+            "--channel",
+            channel,
+            "--to-user",
+            to,
+            "--as",
+            from,
+        ]);
+        out.split_whitespace().nth(1).unwrap().to_owned()
+    }
+
+    fn login(&self, node: usize, ident: &str) -> Raw {
+        Raw::login(self.nodes[node].addr, ident, "s3cret")
+    }
+}
+
+/// A PyPI hpfeeds 3.1.0 subscriber on `node` printing the first `count` messages after its
+/// subscription is live (its own marker came back).
+fn python_sub(
+    c: &Cluster,
+    node: usize,
+    ident: &str,
+    channel: &str,
+    count: usize,
+) -> Option<(Child, std::sync::mpsc::Receiver<Value>)> {
+    let py = python()?;
+    let port = c.nodes[node].addr.port().to_string();
+    let mut child = Command::new(py)
+        .arg(script())
+        .args([
+            "sub",
+            "127.0.0.1",
+            &port,
+            ident,
+            "s3cret",
+            channel,
+            &count.to_string(),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in BufReader::new(out).lines() {
+            let Ok(l) = l else { return };
+            if tx.send(serde_json::from_str::<Value>(&l).unwrap()).is_err() {
+                return;
+            }
+        }
+    });
+    let first = rx.recv_timeout(Duration::from_secs(30)).unwrap();
+    assert_eq!(first["ready"], true, "{first}");
+    Some((child, rx))
+}
+
+fn python_pub(c: &Cluster, node: usize, ident: &str, channel: &str, payloads: &[String]) {
+    let py = python().unwrap();
+    let port = c.nodes[node].addr.port().to_string();
+    let hex: Vec<String> = payloads.iter().map(hex::encode).collect();
+    let status = Command::new(py)
+        .arg(script())
+        .args(["pub", "127.0.0.1", &port, ident, "s3cret", channel])
+        .args(&hex)
+        .stdin(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// The payloads a Python subscriber printed, as text, until it exits.
+fn received(mut child: Child, rx: &std::sync::mpsc::Receiver<Value>, count: usize) -> Vec<(String, String)> {
+    let mut got = Vec::new();
+    while got.len() < count {
+        let v = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| {
+            panic!("only {} of {count} messages arrived: {got:?}", got.len());
+        });
+        assert!(v.get("error").is_none(), "subscriber got an error: {v}");
+        let payload = String::from_utf8(hex::decode(v["payload"].as_str().unwrap()).unwrap()).unwrap();
+        got.push((v["ident"].as_str().unwrap().to_owned(), payload));
+    }
+    let status = wait_for("the python subscriber to exit", Duration::from_secs(30), || {
+        child.try_wait().unwrap()
+    });
+    assert!(status.success());
+    got
+}
+
+#[test]
+fn a_publisher_on_one_node_reaches_subscribers_on_the_others_in_order_and_once() {
+    if !services() || python().is_none() {
+        return;
+    }
+    let c = Cluster::of(3);
+    for u in ["alice", "bob", "carol"] {
+        c.user(u);
+    }
+    c.key("alice", "a-sensor", "c", "");
+    // Subscribers also publish on c: their own marker tells them they are live.
+    c.key("alice", "a-reader", "c", "c");
+    c.key("bob", "b-reader", "c", "c");
+    c.key("carol", "c-reader", "c", "c");
+    c.share("alice", "c", "bob");
+    c.share("alice", "c", "carol");
+
+    const N: usize = 200;
+    let mut payloads: Vec<String> = (0..N).map(|i| format!("m{i:04}")).collect();
+    payloads.push("end".into());
+    // Alice's own reader on the publisher's node first: its marker is alice's data, which
+    // bob and carol would receive too if they were already listening.
+    let local = python_sub(&c, 0, "a-reader", "c", N + 1).unwrap();
+    let bob = python_sub(&c, 1, "b-reader", "c", N + 1).unwrap();
+    let carol = python_sub(&c, 2, "c-reader", "c", N + 1).unwrap();
+    python_pub(&c, 0, "a-sensor", "c", &payloads);
+    let expected: Vec<(String, String)> = payloads
+        .iter()
+        .map(|p| ("a-sensor".to_owned(), p.clone()))
+        .collect();
+    for (who, (child, rx)) in [
+        ("alice on node 1", local),
+        ("bob on node 2", bob),
+        ("carol on node 3", carol),
+    ] {
+        let got = received(child, &rx, N + 1);
+        assert_eq!(got, expected, "{who}: every message, in order, once");
+    }
+    // Each node relayed what its clients published (markers and the feed) and nothing came back.
+    let log = c.nodes[0].log();
+    assert!(log.contains("NATS connected"), "{log}");
+}
+
+#[test]
+fn a_share_crosses_nodes_only_once_accepted_and_stops_before_a_revoke_on_another_node_answers() {
+    if !services() {
+        return;
+    }
+    let c = Cluster::of(3);
+    // Alice has a website account (on the shared database), to revoke through node 3.
+    let password = "alice-long-passphrase";
+    let store = hpfriends::store::Store::open(c.db.url()).unwrap();
+    let hash = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(hpfriends::web::password::hash(password.to_owned()))
+        .unwrap();
+    let alice = store.create_account("alice", "alice@example.org", &hash).unwrap();
+    store.confirm_email(alice.id, &alice.email).unwrap();
+    for u in ["bob", "carol"] {
+        c.user(u);
+    }
+    c.key("alice", "a-sensor", "c", "");
+    c.key("bob", "b-reader", "sync", "c,sync");
+    c.key("carol", "c-reader", "", "c");
+    c.share("alice", "c", "carol");
+
+    // Bob (node 1) subscribes; alice publishes on node 2 while the offer is open.
+    let mut bob = c.login(0, "b-reader");
+    bob.subscribe("c");
+    assert!(bob.barrier("sync").is_empty());
+    let mut carol = c.login(0, "c-reader");
+    carol.subscribe("c");
+    let mut sensor = c.login(1, "a-sensor");
+    let id = c.offer("alice", "c", "bob");
+    sensor.publish("c", b"while-offered");
+    assert_eq!(carol.expect_publish().2, b"while-offered");
+    c.cli(&["share", "accept", &id, "--as", "bob"]);
+    sensor.publish("c", b"accepted");
+    // One publisher, one channel: had the first crossed, it would come first.
+    assert_eq!(
+        bob.expect_publish().2,
+        b"accepted",
+        "nothing flowed before acceptance"
+    );
+    assert_eq!(carol.expect_publish().2, b"accepted");
+
+    // Alice revokes on node 3's website; when the page answers, node 1 no longer routes
+    // her data to bob.
+    let mut browser = Browser::login(c.nodes[2].web.unwrap(), "alice", password);
+    let r = browser.post_form("/shares", &format!("/shares/{id}/revoke"), &[]);
+    assert_eq!(r.status, 303, "{}", r.body);
+    sensor.publish("c", b"after-revoke");
+    sensor.publish("c", b"probe");
+    // Carol, on bob's node, gets both in order: node 1 has handled "after-revoke" by then…
+    assert_eq!(carol.expect_publish().2, b"after-revoke");
+    assert_eq!(carol.expect_publish().2, b"probe");
+    // …and bob's outbox, read up to a marker queued after that, holds nothing of it.
+    assert!(bob.barrier("sync").is_empty(), "a revoked share still delivered");
+}
+
+/// A TCP relay between a node and NATS that a test can cut and restore.
+struct Proxy {
+    addr: SocketAddr,
+    cut: Arc<AtomicBool>,
+    open: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+impl Proxy {
+    fn start(to: &str) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let cut = Arc::new(AtomicBool::new(false));
+        let open = Arc::new(Mutex::new(Vec::new()));
+        let (to, cut2, open2) = (to.to_owned(), Arc::clone(&cut), Arc::clone(&open));
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                if cut2.load(Ordering::SeqCst) {
+                    drop(client); // refused while cut
+                    continue;
+                }
+                let Ok(server) = TcpStream::connect(&to) else {
+                    continue;
+                };
+                open2
+                    .lock()
+                    .unwrap()
+                    .extend([client.try_clone().unwrap(), server.try_clone().unwrap()]);
+                pipe(client.try_clone().unwrap(), server.try_clone().unwrap());
+                pipe(server, client);
+            }
+        });
+        Proxy { addr, cut, open }
+    }
+
+    fn cut(&self) {
+        self.cut.store(true, Ordering::SeqCst);
+        for s in self.open.lock().unwrap().drain(..) {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+    }
+
+    fn restore(&self) {
+        self.cut.store(false, Ordering::SeqCst);
+    }
+}
+
+fn pipe(mut from: TcpStream, mut to: TcpStream) {
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 16384];
+        while let Ok(n) = from.read(&mut buf) {
+            if n == 0 || to.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
+        let _ = to.shutdown(Shutdown::Both);
+    });
+}
+
+#[test]
+fn a_node_that_loses_nats_serves_its_own_clients_and_rejoins() {
+    if !services() {
+        return;
+    }
+    let proxy = Proxy::start(NATS);
+    let c = Cluster::start(&[format!("nats://{NATS}"), format!("nats://{}", proxy.addr)]);
+    for u in ["alice", "bob"] {
+        c.user(u);
+    }
+    c.key("alice", "a-sensor", "c", "");
+    c.key("alice", "a-reader", "sync", "c,sync");
+    c.key("bob", "b-sensor", "d", "");
+    c.key("bob", "b-reader", "sync", "c,d,sync");
+    c.key("alice", "a-d-reader", "sync", "d,sync");
+    c.share("alice", "c", "bob");
+    c.share("bob", "d", "alice");
+
+    // Alice's sensor and reader on node 2 (behind the proxy), bob's reader on node 1.
+    let mut sensor = c.login(1, "a-sensor");
+    let mut local = c.login(1, "a-reader");
+    local.subscribe("c");
+    let early = local.barrier("sync");
+    assert!(early.is_empty(), "{early:?}");
+    let mut remote = c.login(0, "b-reader");
+    remote.subscribe("c");
+    assert!(remote.barrier("sync").is_empty());
+    sensor.publish("c", b"before");
+    assert_eq!(local.expect_publish().2, b"before");
+    assert_eq!(remote.expect_publish().2, b"before");
+
+    // Node 2 loses NATS: its own subscriber misses nothing.
+    proxy.cut();
+    wait_for("node 2 to notice", Duration::from_secs(30), || {
+        c.nodes[1].log().contains("NATS connection lost").then_some(())
+    });
+    for i in 0..50 {
+        sensor.publish("c", format!("during-{i}").as_bytes());
+    }
+    for i in 0..50 {
+        assert_eq!(
+            local.expect_publish().2,
+            format!("during-{i}").as_bytes(),
+            "local delivery lost"
+        );
+    }
+
+    // Back: node 2's traffic reaches node 1 again, and node 1's reaches node 2 (it
+    // subscribed again by itself).
+    proxy.restore();
+    wait_for("node 2 to reconnect", Duration::from_secs(30), || {
+        (c.nodes[1].log().matches("NATS connected").count() >= 2).then_some(())
+    });
+    let mut d_reader = c.login(1, "a-d-reader");
+    d_reader.subscribe("d");
+    assert!(d_reader.barrier("sync").is_empty());
+    let mut b_sensor = c.login(0, "b-sensor");
+    wait_for(
+        "node 1's publishes to reach node 2",
+        Duration::from_secs(30),
+        || {
+            b_sensor.publish("d", b"from-node-1");
+            match d_reader.next(Duration::from_millis(300)) {
+                common::raw::Event::Frame(hpfriends::wire::Frame::Publish { payload, .. }) => {
+                    (payload.as_ref() == b"from-node-1").then_some(())
+                }
+                _ => None,
+            }
+        },
+    );
+    sensor.publish("c", b"after");
+    // What node 2 published during the outage may reach node 1 late (its client buffers
+    // it), but in order, once, and before "after".
+    let mut seen = Vec::new();
+    loop {
+        let p = String::from_utf8(remote.expect_publish().2).unwrap();
+        if p == "after" {
+            break;
+        }
+        seen.push(p);
+    }
+    let expected: Vec<String> = (0..50).map(|i| format!("during-{i}")).collect();
+    assert!(is_ordered_subset(&seen, &expected), "{seen:?}");
+    assert_eq!(local.expect_publish().2, b"after");
+}
+
+/// Whether `seen` is `all` with some left out, in `all`'s order, none twice.
+fn is_ordered_subset(seen: &[String], all: &[String]) -> bool {
+    let mut rest = all.iter();
+    seen.iter().all(|s| rest.any(|a| a == s))
+}
