@@ -18,6 +18,7 @@ use prometheus_client::registry::Registry;
 
 use crate::broker::Shared;
 use crate::broker::messages::{GetOutboxDepth, OutboxDepth};
+use crate::broker::remote::RemoteCounters;
 use crate::broker::stats::{AuthFailure, ChannelCounts, ConnRefused, LatencyHistogram, OPCODE_NAMES, Stats};
 use crate::mail::Mailer;
 use crate::store::{PoolUse, Store};
@@ -53,6 +54,7 @@ struct Snapshot {
     mail: Option<(usize, [u64; 4])>,
     started: f64,
     process: Option<(u64, u64)>,
+    cluster: Option<RemoteCounters>,
 }
 
 impl Metrics {
@@ -95,6 +97,7 @@ impl Metrics {
                 .map(|d| d.as_secs_f64())
                 .unwrap_or(0.0),
             process: process_usage(),
+            cluster: self.shared.remote.as_ref().map(|r| r.counters()),
         };
         let mut registry = Registry::with_prefix("hpfriends");
         registry.register_collector(Box::new(snap));
@@ -452,6 +455,50 @@ impl Collector for Snapshot {
             "Key-log entries dropped because the writer fell behind.",
             load(&s.key_log_dropped),
         )?;
+        if let Some(c) = self.cluster {
+            gauge(
+                e,
+                "cluster_nats_connected",
+                "1 while this node is connected to the cluster's NATS server.",
+                i64::from(c.connected),
+            )?;
+            counter(
+                e,
+                "cluster_relayed",
+                "Local publishes relayed to the other nodes.",
+                c.relayed,
+            )?;
+            counter(
+                e,
+                "cluster_relay_dropped",
+                "Local publishes not relayed (queue full or NATS refused): other nodes missed them.",
+                c.relay_dropped,
+            )?;
+            counter(
+                e,
+                "cluster_remote_received",
+                "Messages received from other nodes.",
+                c.received,
+            )?;
+            counter(
+                e,
+                "cluster_remote_rejected",
+                "Messages from other nodes thrown away as malformed.",
+                c.rejected,
+            )?;
+            counter(
+                e,
+                "cluster_nats_disconnects",
+                "Times the NATS connection was lost.",
+                c.disconnects,
+            )?;
+            gauge(
+                e,
+                "cluster_subjects",
+                "Channels whose traffic from other nodes this node subscribes to.",
+                i64::try_from(c.subjects).unwrap_or(i64::MAX),
+            )?;
+        }
         if let Some((queued, [sent, failed, dropped, throttled])) = self.mail {
             gauge(e, "mail_queued", "Mails waiting to be sent.", as_i64(queued))?;
             counter_family(

@@ -451,6 +451,16 @@ fn a_node_that_loses_nats_serves_its_own_clients_and_rejoins() {
     let expected: Vec<String> = (0..50).map(|i| format!("during-{i}")).collect();
     assert!(is_ordered_subset(&seen, &expected), "{seen:?}");
     assert_eq!(local.expect_publish().2, b"after");
+    // The outage is counted where operators look.
+    let m = common::http::samples(&common::http::get(c.nodes[1].web.unwrap(), "/metrics", &[]).body);
+    assert!(m["hpfriends_cluster_nats_disconnects_total"] >= 1.0, "{m:?}");
+    assert!(
+        (m["hpfriends_cluster_nats_connected"] - 1.0).abs() < f64::EPSILON,
+        "{m:?}"
+    );
+    assert!(m["hpfriends_cluster_relayed_total"] >= 1.0, "{m:?}");
+    assert!(m["hpfriends_cluster_remote_received_total"] >= 1.0, "{m:?}");
+    assert!(m["hpfriends_cluster_subjects"] >= 2.0, "{m:?}");
 }
 
 /// Whether `seen` is `all` with some left out, in `all`'s order, none twice.

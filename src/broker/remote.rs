@@ -14,6 +14,25 @@ use crate::wire::Channel;
 /// from other nodes reach this node.
 pub type Wanting = Pin<Box<dyn Future<Output = ()> + Send>>;
 
+/// What the backplane counted, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RemoteCounters {
+    /// Whether the link to the other nodes is up now.
+    pub connected: bool,
+    /// Local publishes handed on.
+    pub relayed: u64,
+    /// Local publishes not handed on (queue full, link refused): other nodes miss them.
+    pub relay_dropped: u64,
+    /// Messages received from other nodes.
+    pub received: u64,
+    /// Received messages thrown away as malformed.
+    pub rejected: u64,
+    /// Times the link was lost.
+    pub disconnects: u64,
+    /// Channels whose traffic from other nodes this node asks for now.
+    pub subjects: u64,
+}
+
 /// Other nodes, as the broker sees them.
 pub trait Remote: Send + Sync {
     /// Hands a publish made on this node on to the other nodes: `frame` is the client's
@@ -26,4 +45,7 @@ pub trait Remote: Send + Sync {
     /// future ends when they do (or when the backplane cannot say, e.g. during an outage:
     /// it never holds a subscriber for long).
     fn want(&self, channel: &Channel) -> Wanting;
+
+    /// What it counted so far.
+    fn counters(&self) -> RemoteCounters;
 }

@@ -31,7 +31,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::broker::handle::SessionHandle;
-use crate::broker::remote::{Remote, Wanting};
+use crate::broker::remote::{Remote, RemoteCounters, Wanting};
 use crate::broker::router::Router;
 use crate::domain::UserId;
 use crate::wire::names::PRESENCE_SUFFIX;
@@ -313,6 +313,19 @@ impl Remote for Backplane {
         Box::pin(async move {
             let _ = tokio::time::timeout(WANT_WAIT, ready.wait_for(|r| *r)).await;
         })
+    }
+
+    fn counters(&self) -> RemoteCounters {
+        let s = &self.stats;
+        RemoteCounters {
+            connected: s.connected.load(Relaxed),
+            relayed: s.relayed.load(Relaxed),
+            relay_dropped: s.relay_dropped.load(Relaxed),
+            received: s.received.load(Relaxed),
+            rejected: s.rejected.load(Relaxed),
+            disconnects: s.disconnects.load(Relaxed),
+            subjects: s.subjects.load(Relaxed) as u64,
+        }
     }
 }
 

@@ -825,6 +825,12 @@ mod tests {
                 &[("HPFRIENDS_METRICS_TOP_CHANNELS", "1000000")],
                 "metrics_top_channels",
             ),
+            (&[("HPFRIENDS_NATS_URL", "127.0.0.1:4222")], "nats_url"),
+            // A cluster shares its state in PostgreSQL, never in one node's SQLite file.
+            (&[("HPFRIENDS_NATS_URL", "nats://127.0.0.1:4222")], "nats_url"),
+            (&[("HPFRIENDS_NATS_PREFIX", "hp.>")], "nats_prefix"),
+            (&[("HPFRIENDS_NATS_PREFIX", "hp..x")], "nats_prefix"),
+            (&[("HPFRIENDS_NODE_ID", "node one")], "node_id"),
         ];
         for (vars, key) in cases {
             let e = Config::load_with(None, env(vars), &Flags::none())
@@ -836,6 +842,16 @@ mod tests {
             );
         }
         Config::load_with(None, env(&[]), &Flags::none()).unwrap();
+        Config::load_with(
+            None,
+            env(&[
+                ("HPFRIENDS_DB", "postgres://postgres@127.0.0.1:5432/hpf"),
+                ("HPFRIENDS_NATS_URL", "nats://10.0.0.1:4222, nats://10.0.0.2:4222"),
+                ("HPFRIENDS_NODE_ID", "eu-1"),
+            ]),
+            &Flags::none(),
+        )
+        .unwrap();
     }
 
     #[test]
