@@ -34,6 +34,9 @@ const DRAIN_IDLE: Duration = Duration::from_secs(3);
 pub struct Workload {
     /// Broker address, `host:port`.
     pub addr: String,
+    /// Where subscribers connect instead, round robin (other nodes of a cluster, to measure
+    /// delivery across it); empty: `addr`.
+    pub sub_addrs: Vec<String>,
     /// Publisher key.
     pub pub_ident: String,
     /// Publisher secret.
@@ -272,7 +275,12 @@ struct Shared {
 /// Connects a subscriber, subscribes to every channel and waits for its own marker on
 /// each, so that it is known to be live before publishing starts.
 async fn subscriber(w: &Workload, n: usize) -> Result<Conn, BenchError> {
-    let mut c = Conn::open(&w.addr, &w.sub_ident, &w.sub_secret).await?;
+    let addr = if w.sub_addrs.is_empty() {
+        &w.addr
+    } else {
+        &w.sub_addrs[n % w.sub_addrs.len()]
+    };
+    let mut c = Conn::open(addr, &w.sub_ident, &w.sub_secret).await?;
     for ch in 0..w.channels {
         c.send(4, &channel(ch), &[]).await?;
     }

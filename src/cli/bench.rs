@@ -22,6 +22,10 @@ pub struct BenchArgs {
     /// Broker port.
     #[arg(long, default_value_t = 10000)]
     port: u16,
+    /// Subscribers connect here instead (HOST:PORT, repeat or comma-separate for round
+    /// robin): other nodes of a cluster, to measure delivery across it.
+    #[arg(long, value_delimiter = ',')]
+    sub_at: Vec<String>,
     /// Publisher ident.
     #[arg(long, default_value = "benchpub")]
     pub_ident: String,
@@ -197,6 +201,7 @@ pub(super) fn run(args: BenchArgs) -> anyhow::Result<()> {
     let _ = rlimit::increase_nofile_limit(u64::MAX);
     let w = bench::Workload {
         addr: format!("{}:{}", args.host, args.port),
+        sub_addrs: args.sub_at,
         pub_ident: args.pub_ident,
         pub_secret: args.pub_secret,
         sub_ident: args.sub_ident,

@@ -704,6 +704,16 @@ mod tests {
         }
     }
 
+    /// The cluster node's example is a valid configuration (paths aside).
+    #[test]
+    fn cluster_example_file_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/cluster-node.example.toml");
+        let c = Config::load(Some(&path), []).unwrap();
+        c.validate(&Origins::default()).unwrap();
+        assert_eq!((c.node_id.as_str(), c.nats_prefix.as_str()), ("eu-1", "hpfeeds"));
+        assert!(c.db.starts_with("postgres://") && c.nats_url.starts_with("nats://"));
+    }
+
     #[test]
     fn env_overrides_file() {
         let dir = tempfile::tempdir().unwrap();

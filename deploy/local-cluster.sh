@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# A 3-node hpfriends cluster on this machine, against a local PostgreSQL and NATS: for
+# trying a cluster out, and for CI's cluster smoke stage.
+#
+#   deploy/local-cluster.sh start    # nodes 1-3: hpfeeds 127.0.0.1:10001-10003, web 8081-8083
+#   deploy/local-cluster.sh status   # which nodes run, their endpoints
+#   deploy/local-cluster.sh stop     # SIGTERM each node, wait for it to finish
+#   deploy/local-cluster.sh smoke    # a publish on node 1 reaches a subscriber on node 3
+#
+# Settings (environment):
+#   HPFRIENDS_BIN   the binary [target/release/hpfriends, built if missing]
+#   CLUSTER_DB      the shared database [postgres://postgres@127.0.0.1:5432/hpfriends_cluster]
+#                   (created if missing, then migrated)
+#   CLUSTER_NATS    the NATS server [nats://127.0.0.1:4222]
+#   CLUSTER_PREFIX  NATS subject prefix of this community [hpfeeds]
+#   CLUSTER_DIR     pid files, logs, mail of each node [./local-cluster]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bin=${HPFRIENDS_BIN:-target/release/hpfriends}
+db=${CLUSTER_DB:-postgres://postgres@127.0.0.1:5432/hpfriends_cluster}
+nats=${CLUSTER_NATS:-nats://127.0.0.1:4222}
+prefix=${CLUSTER_PREFIX:-hpfeeds}
+dir=${CLUSTER_DIR:-local-cluster}
+nodes=(1 2 3)
+
+pid_of() { cat "$dir/node$1/pid" 2>/dev/null || true; }
+running() { local p; p=$(pid_of "$1"); [ -n "$p" ] && kill -0 "$p" 2>/dev/null; }
+
+create_db() {
+    # The database named in CLUSTER_DB, created through the server's `postgres` database.
+    local name=${db##*/}
+    name=${name%%\?*}
+    local server=${db%/*}
+    if ! command -v psql >/dev/null; then
+        echo "psql not found: create database $name yourself, or install postgresql-client" >&2
+        return 0
+    fi
+    if ! psql "$server/postgres" -tAc "SELECT 1 FROM pg_database WHERE datname = '$name'" | grep -q 1; then
+        psql "$server/postgres" -qc "CREATE DATABASE \"$name\"" >/dev/null
+        echo "created database $name"
+    fi
+}
+
+start() {
+    if [ ! -x "$bin" ]; then
+        echo "building $bin"
+        cargo build --release --locked
+    fi
+    create_db
+    "$bin" --db "$db" migrate
+    for i in "${nodes[@]}"; do
+        if running "$i"; then
+            echo "node $i already runs (pid $(pid_of "$i"))"
+            continue
+        fi
+        mkdir -p "$dir/node$i"
+        HPFRIENDS_NATS_PREFIX="$prefix" HPFRIENDS_MAIL_DIR="$dir/node$i/mail" \
+            "$bin" --db "$db" serve \
+            --listen "127.0.0.1:1000$i" --web-listen "127.0.0.1:808$i" \
+            --nats-url "$nats" --node-id "node$i" \
+            >"$dir/node$i/out" 2>"$dir/node$i/log" </dev/null &
+        echo $! >"$dir/node$i/pid"
+    done
+    for i in "${nodes[@]}"; do
+        for _ in $(seq 1 300); do
+            if grep -q "hpfriends listening" "$dir/node$i/out" 2>/dev/null; then
+                break
+            fi
+            if ! running "$i"; then
+                echo "node $i failed to start:" >&2
+                tail -n 20 "$dir/node$i/log" >&2
+                stop
+                exit 1
+            fi
+            sleep 0.1
+        done
+        grep -q "hpfriends listening" "$dir/node$i/out" || { echo "node $i did not start in 30 s" >&2; stop; exit 1; }
+    done
+    status
+}
+
+status() {
+    for i in "${nodes[@]}"; do
+        if running "$i"; then
+            echo "node $i: pid $(pid_of "$i"), hpfeeds 127.0.0.1:1000$i, website http://127.0.0.1:808$i/, log $dir/node$i/log"
+        else
+            echo "node $i: not running"
+        fi
+    done
+}
+
+stop() {
+    for i in "${nodes[@]}"; do
+        if running "$i"; then
+            kill -TERM "$(pid_of "$i")"
+        fi
+    done
+    for i in "${nodes[@]}"; do
+        for _ in $(seq 1 200); do
+            running "$i" || break
+            sleep 0.1
+        done
+        if running "$i"; then
+            echo "node $i did not stop in 20 s: killing it" >&2
+            kill -KILL "$(pid_of "$i")" || true
+        fi
+        rm -f "$dir/node$i/pid"
+    done
+    echo "stopped"
+}
+
+smoke() {
+    # Two users of the running cluster (new names each run), a share, and one message from
+    # node 1 to node 3 through NATS, with the project's own client.
+    local t; t=smoke$$
+    "$bin" --db "$db" user add "$t-a" --email "$t-a@example.org" >/dev/null
+    "$bin" --db "$db" user add "$t-b" --email "$t-b@example.org" >/dev/null
+    "$bin" --db "$db" authkey add --owner "$t-a" --ident "$t-pub" --secret s --publish "$t.ch" >/dev/null
+    "$bin" --db "$db" authkey add --owner "$t-b" --ident "$t-sub" --secret s --subscribe "$t.ch" >/dev/null
+    local id
+    id=$("$bin" --db "$db" share offer --channel "$t.ch" --to-user "$t-b" --as "$t-a" | awk '{print $2}')
+    "$bin" --db "$db" share accept "$id" --as "$t-b" >/dev/null
+    "$bin" sub --port 10003 --ident "$t-sub" --secret s --channel "$t.ch" --count 1 >"$dir/smoke.out" &
+    local sub=$!
+    # The subscriber's subscription is live once it is registered; publish until it arrives.
+    for _ in $(seq 1 100); do
+        "$bin" pub --port 10001 --ident "$t-pub" --secret s --channel "$t.ch" "hello from node 1"
+        if ! kill -0 "$sub" 2>/dev/null; then
+            break
+        fi
+        sleep 0.2
+    done
+    if kill -0 "$sub" 2>/dev/null; then
+        kill "$sub"
+        echo "smoke: node 3 received nothing from node 1" >&2
+        exit 1
+    fi
+    wait "$sub"
+    grep -q "hello from node 1" "$dir/smoke.out"
+    echo "smoke: node 1 -> NATS -> node 3: $(cat "$dir/smoke.out")"
+}
+
+case "${1:-}" in
+start) start ;;
+smoke) smoke ;;
+stop) stop ;;
+status) status ;;
+*)
+    sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+    exit 2
+    ;;
+esac
