@@ -476,6 +476,18 @@ impl Collector for Snapshot {
             )?;
             counter(
                 e,
+                "cluster_relay_waits",
+                "Local publishes whose publisher waited for room in the queue to NATS (backpressure).",
+                c.relay_waits,
+            )?;
+            counter(
+                e,
+                "cluster_remote_dropped",
+                "Slow-consumer events of the NATS client: messages from other nodes dropped, this node not reading them fast enough.",
+                c.remote_dropped,
+            )?;
+            counter(
+                e,
                 "cluster_remote_received",
                 "Messages received from other nodes.",
                 c.received,

@@ -25,6 +25,7 @@ use super::outbox::Outbox;
 use super::refusal::Refusal;
 use super::session::{Action, Session};
 use super::stats::{AuthFailure, ChannelCounts, OPCODE_SLOTS, Stats};
+use crate::config::SlowConsumerPolicy;
 use crate::wire::codec::CodecError;
 use crate::wire::{Channel, Frame, FrameCodec, Nonce};
 
@@ -176,7 +177,8 @@ enum Step {
     Done(Flow),
     /// A subscribe to register with the Broker actor.
     Subscribe(Channel),
-    /// Backpressure: subscribers whose outbox was full; wait for them before reading on.
+    /// Backpressure: subscribers whose outbox was full (or the queue to the other nodes of
+    /// a cluster); wait for them before reading on.
     Stalled(Box<Stalled>),
 }
 
@@ -186,6 +188,8 @@ struct Stalled {
     channel: Channel,
     frame: Bytes,
     receivers: Vec<Arc<SessionHandle>>,
+    /// The queue to the other nodes was full too.
+    relay: bool,
 }
 
 impl Reader {
@@ -401,16 +405,25 @@ impl Reader {
                     .shared
                     .router
                     .publish(source, channel.as_str(), &frame, &mut stalled);
-                if let Some(remote) = &self.shared.remote {
-                    remote.relay(source, &channel, &frame);
+                // The other nodes of a cluster are one more receiver, under the same policy.
+                let mut relay_full = false;
+                if let Some(remote) = &self.shared.remote
+                    && !remote.relay(source, &channel, &frame)
+                {
+                    if self.shared.config.slow_consumer == SlowConsumerPolicy::Backpressure {
+                        relay_full = true;
+                    } else {
+                        remote.dropped();
+                    }
                 }
                 self.count_publish(&channel, frame.len(), delivered + stalled.len());
-                if !stalled.is_empty() {
+                if !stalled.is_empty() || relay_full {
                     return Step::Stalled(Box::new(Stalled {
                         source,
                         channel,
                         frame,
                         receivers: stalled,
+                        relay: relay_full,
                     }));
                 }
             }
@@ -455,16 +468,18 @@ impl Reader {
     /// Backpressure: delivers a publish to the receivers that had no room, waiting for
     /// them (up to the stall timeout) before this connection reads another frame.
     async fn wait_stalled(&self, mut st: Box<Stalled>) -> Flow {
-        self.shared
-            .router
-            .deliver_waiting(
-                st.source,
-                st.channel.as_str(),
-                &st.frame,
-                &mut st.receivers,
-                self.shared.config.stall_timeout(),
-            )
-            .await;
+        let stall = self.shared.config.stall_timeout();
+        if !st.receivers.is_empty() {
+            self.shared
+                .router
+                .deliver_waiting(st.source, st.channel.as_str(), &st.frame, &mut st.receivers, stall)
+                .await;
+        }
+        if st.relay
+            && let Some(remote) = &self.shared.remote
+        {
+            remote.relay_waiting(st.source, st.channel, st.frame, stall).await;
+        }
         Flow::Continue
     }
 

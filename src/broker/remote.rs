@@ -23,6 +23,11 @@ pub struct RemoteCounters {
     pub relayed: u64,
     /// Local publishes not handed on (queue full, link refused): other nodes miss them.
     pub relay_dropped: u64,
+    /// Local publishes whose publisher waited for room in the queue (backpressure).
+    pub relay_waits: u64,
+    /// Messages from other nodes lost because this node did not read them fast enough
+    /// (the NATS client's buffer was full): at least one per such event.
+    pub remote_dropped: u64,
     /// Messages received from other nodes.
     pub received: u64,
     /// Received messages thrown away as malformed.
@@ -37,9 +42,18 @@ pub struct RemoteCounters {
 pub trait Remote: Send + Sync {
     /// Hands a publish made on this node on to the other nodes: `frame` is the client's
     /// frame as received, `source` the publishing key's owner (the receivers' ACLs are
-    /// checked against it there, as here). Never waits: what cannot be queued is counted
-    /// and dropped (local subscribers have it already).
-    fn relay(&self, source: UserId, channel: &Channel, frame: &Bytes);
+    /// checked against it there, as here). Never waits: false when the queue to the other
+    /// nodes is full and nothing was queued (then the caller waits with
+    /// [`Remote::relay_waiting`], under backpressure, or counts it with [`Remote::dropped`]).
+    fn relay(&self, source: UserId, channel: &Channel, frame: &Bytes) -> bool;
+
+    /// Backpressure: waits up to `limit` for room in the queue to the other nodes, then
+    /// queues the publish; counts it as dropped when there was none.
+    fn relay_waiting(&self, source: UserId, channel: Channel, frame: Bytes, limit: std::time::Duration) -> Wanting;
+
+    /// Counts a publish that was not relayed (the queue was full, and the slow-consumer
+    /// policy does not wait).
+    fn dropped(&self);
 
     /// Makes sure messages other nodes publish on `channel` reach this node; the returned
     /// future ends when they do (or when the backplane cannot say, e.g. during an outage:

@@ -50,6 +50,8 @@ pub const RELAY_QUEUE_FRAMES: usize = 65_536;
 /// How long a new subscriber waits for its node's subscription to the channel's subject to
 /// be in place on the NATS server (it is subscribed locally at once either way).
 pub const WANT_WAIT: Duration = Duration::from_secs(2);
+/// Channels whose subject the relay task keeps escaped (then it starts over).
+const SUBJECT_CACHE: usize = 4096;
 /// How often subjects without local subscribers are given up.
 pub const SWEEP_EVERY: Duration = Duration::from_secs(30);
 
@@ -76,6 +78,11 @@ pub struct ClusterStats {
     pub relayed: AtomicU64,
     /// Local publishes not relayed (queue full, NATS refused): other nodes miss them.
     pub relay_dropped: AtomicU64,
+    /// Local publishes that waited for room in the relay queue (backpressure).
+    pub relay_waits: AtomicU64,
+    /// Slow-consumer events of the NATS client: messages from other nodes it dropped
+    /// because this node did not take them fast enough.
+    pub remote_dropped: AtomicU64,
     /// Messages received from other nodes.
     pub received: AtomicU64,
     /// Received messages thrown away: no or bad headers, not a publish of their channel.
@@ -92,12 +99,14 @@ impl ClusterStats {
     /// One line for the periodic statistics log.
     pub fn summary(&self) -> String {
         format!(
-            "nats_connected={} relayed={} relay_dropped={} remote_received={} remote_rejected={} \
-             nats_disconnects={} subjects={}",
+            "nats_connected={} relayed={} relay_dropped={} relay_waits={} remote_received={} \
+             remote_dropped={} remote_rejected={} nats_disconnects={} subjects={}",
             self.connected.load(Relaxed),
             self.relayed.load(Relaxed),
             self.relay_dropped.load(Relaxed),
+            self.relay_waits.load(Relaxed),
             self.received.load(Relaxed),
+            self.remote_dropped.load(Relaxed),
             self.rejected.load(Relaxed),
             self.disconnects.load(Relaxed),
             self.subjects.load(Relaxed),
@@ -261,17 +270,22 @@ fn on_event(stats: &ClusterStats, event: Event) {
                  resumes on reconnect"
             );
         }
+        Event::SlowConsumer(_) => {
+            // Rare in the log (once a burst), counted always.
+            if stats.remote_dropped.fetch_add(1, Relaxed) % 1000 == 0 {
+                tracing::warn!("NATS: messages from other nodes dropped: this node did not read them fast enough");
+            }
+        }
         other => tracing::warn!("NATS: {other}"),
     }
 }
 
 impl Remote for Backplane {
-    fn relay(&self, source: UserId, channel: &Channel, frame: &Bytes) {
+    fn relay(&self, source: UserId, channel: &Channel, frame: &Bytes) -> bool {
         let len = frame.len();
         if self.queued_bytes.fetch_add(len, Relaxed) + len > RELAY_QUEUE_BYTES {
             self.queued_bytes.fetch_sub(len, Relaxed);
-            self.stats.relay_dropped.fetch_add(1, Relaxed);
-            return;
+            return false;
         }
         let out = Outgoing {
             source,
@@ -280,8 +294,38 @@ impl Remote for Backplane {
         };
         if self.tx.try_send(out).is_err() {
             self.queued_bytes.fetch_sub(len, Relaxed);
-            self.stats.relay_dropped.fetch_add(1, Relaxed);
+            return false;
         }
+        true
+    }
+
+    fn relay_waiting(&self, source: UserId, channel: Channel, frame: Bytes, limit: Duration) -> Wanting {
+        let Some(me) = self.me.upgrade() else {
+            return Box::pin(async {});
+        };
+        Box::pin(async move {
+            me.stats.relay_waits.fetch_add(1, Relaxed);
+            let deadline = tokio::time::Instant::now() + limit;
+            let len = frame.len();
+            // The bytes bound first (the relay task frees it as it sends), then a slot.
+            while me.queued_bytes.load(Relaxed) + len > RELAY_QUEUE_BYTES {
+                if tokio::time::Instant::now() >= deadline {
+                    me.stats.relay_dropped.fetch_add(1, Relaxed);
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            me.queued_bytes.fetch_add(len, Relaxed);
+            let out = Outgoing { source, channel, frame };
+            if !matches!(tokio::time::timeout_at(deadline, me.tx.send(out)).await, Ok(Ok(()))) {
+                me.queued_bytes.fetch_sub(len, Relaxed);
+                me.stats.relay_dropped.fetch_add(1, Relaxed);
+            }
+        })
+    }
+
+    fn dropped(&self) {
+        self.stats.relay_dropped.fetch_add(1, Relaxed);
     }
 
     fn want(&self, channel: &Channel) -> Wanting {
@@ -321,6 +365,8 @@ impl Remote for Backplane {
             connected: s.connected.load(Relaxed),
             relayed: s.relayed.load(Relaxed),
             relay_dropped: s.relay_dropped.load(Relaxed),
+            relay_waits: s.relay_waits.load(Relaxed),
+            remote_dropped: s.remote_dropped.load(Relaxed),
             received: s.received.load(Relaxed),
             rejected: s.rejected.load(Relaxed),
             disconnects: s.disconnects.load(Relaxed),
@@ -331,6 +377,8 @@ impl Remote for Backplane {
 
 /// Sends local publishes to NATS, in order, until `shutdown`; then flushes what is queued.
 async fn relay(plane: Arc<Backplane>, mut rx: mpsc::Receiver<Outgoing>, shutdown: CancellationToken) {
+    // Subjects of the channels seen lately: escaping once per channel, not per message.
+    let mut subjects: HashMap<Channel, async_nats::Subject> = HashMap::new();
     loop {
         let out = tokio::select! {
             o = rx.recv() => o,
@@ -341,14 +389,14 @@ async fn relay(plane: Arc<Backplane>, mut rx: mpsc::Receiver<Outgoing>, shutdown
         let mut headers = HeaderMap::new();
         headers.insert(NODE_HEADER, plane.node.as_str());
         headers.insert(SOURCE_HEADER, out.source.0.to_string().as_str());
-        match plane
-            .client
-            .publish_with_headers(
-                subject::of_channel(&plane.prefix, out.channel.as_str()),
-                headers,
-                out.frame,
-            )
-            .await
+        if subjects.len() >= SUBJECT_CACHE && !subjects.contains_key(&out.channel) {
+            subjects.clear();
+        }
+        let subject = subjects
+            .entry(out.channel.clone())
+            .or_insert_with(|| subject::of_channel(&plane.prefix, out.channel.as_str()).into())
+            .clone();
+        match plane.client.publish_with_headers(subject, headers, out.frame).await
         {
             Ok(()) => plane.stats.relayed.fetch_add(1, Relaxed),
             Err(e) => {
