@@ -472,7 +472,13 @@ impl Reader {
         if !st.receivers.is_empty() {
             self.shared
                 .router
-                .deliver_waiting(st.source, st.channel.as_str(), &st.frame, &mut st.receivers, stall)
+                .deliver_waiting(
+                    st.source,
+                    st.channel.as_str(),
+                    &st.frame,
+                    &mut st.receivers,
+                    stall,
+                )
                 .await;
         }
         if st.relay

@@ -49,7 +49,13 @@ pub trait Remote: Send + Sync {
 
     /// Backpressure: waits up to `limit` for room in the queue to the other nodes, then
     /// queues the publish; counts it as dropped when there was none.
-    fn relay_waiting(&self, source: UserId, channel: Channel, frame: Bytes, limit: std::time::Duration) -> Wanting;
+    fn relay_waiting(
+        &self,
+        source: UserId,
+        channel: Channel,
+        frame: Bytes,
+        limit: std::time::Duration,
+    ) -> Wanting;
 
     /// Counts a publish that was not relayed (the queue was full, and the slow-consumer
     /// policy does not wait).

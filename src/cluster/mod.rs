@@ -2,18 +2,21 @@
 //! and a NATS server for traffic.
 //!
 //! Each publish a node's client makes is relayed once to NATS, as the client's frame bytes,
-//! on the channel's subject ([`subject`]: `<nats_prefix>.<escaped channel>`), with the node's name and the publishing key's
-//! owner in headers. A node subscribes to the subject of a channel only once one of its own
+//! on the channel's subject ([`subject`]: `<nats_prefix>.<escaped channel>`), with the
+//! node's name and the publishing key's owner in headers. A node subscribes to the subject of a channel only once one of its own
 //! clients subscribes there (and drops it some time after the last left), and hands what
 //! arrives to its router with that owner as the source: remote messages reach exactly the
 //! sessions a local publish by the same user would, by the same ACL. Graph changes need
 //! nothing of NATS: every node reads them from the shared change log (PostgreSQL notifies).
 //!
-//! Faults stay local: relaying is a bounded queue beside the publish path (full: counted,
-//! dropped for the other nodes only; local subscribers have the message already); a lost
-//! NATS connection is logged and counted, and the client reconnects and re-subscribes by
-//! itself; a slow local subscriber of remote traffic holds up only that channel's remote
-//! delivery, as long as the slow-consumer policy lets it.
+//! Faults stay local: the bounded queue to NATS is one more receiver of each publish under
+//! the slow-consumer policy (backpressure: the publisher waits for room up to
+//! `stall_timeout`; otherwise, or after that, the publish stays on its node, counted as
+//! `relay_dropped`; local subscribers have it either way); a lost NATS connection is logged
+//! and counted, and the client reconnects and re-subscribes by itself; a slow local
+//! subscriber of remote traffic holds up only that channel's remote delivery, as long as the
+//! slow-consumer policy lets it (what NATS delivers meanwhile past the client's buffer is
+//! counted as `remote_dropped`).
 
 pub mod subject;
 
@@ -61,7 +64,7 @@ pub enum ClusterError {
     /// `nats_url` is not a NATS address.
     #[error("nats_url {url:?}: {reason}")]
     Url {
-        /// The URL as configured (no password: NATS URLs given here carry none we print).
+        /// The URL, its password masked.
         url: String,
         /// Why.
         reason: String,
@@ -211,11 +214,6 @@ impl Backplane {
         Ok(plane)
     }
 
-    /// This node's name.
-    pub fn node(&self) -> &str {
-        &self.node
-    }
-
     /// Hands a message from another node to this node's subscribers of `channel`.
     async fn deliver(
         &self,
@@ -224,14 +222,10 @@ impl Backplane {
         stalled: &mut Vec<Arc<SessionHandle>>,
     ) {
         self.stats.received.fetch_add(1, Relaxed);
-        let header = |name: &str| {
-            msg.headers
-                .as_ref()
-                .and_then(|h| h.get(name))
-                .map(|v| v.as_str().to_owned())
-        };
-        if header(NODE_HEADER).as_deref() == Some(self.node.as_str()) {
-            return; // our own (no_echo makes this rare: several nodes may share a name)
+        let header = |name: &str| msg.headers.as_ref().and_then(|h| h.get(name)).map(|v| v.as_str());
+        if header(NODE_HEADER) == Some(self.node.as_str()) {
+            // Our own, should NATS echo it (no_echo asks it not to): never delivered twice.
+            return;
         }
         let Some(source) = header(SOURCE_HEADER).and_then(|s| s.parse::<i64>().ok()) else {
             self.stats.rejected.fetch_add(1, Relaxed);
@@ -273,7 +267,9 @@ fn on_event(stats: &ClusterStats, event: Event) {
         Event::SlowConsumer(_) => {
             // Rare in the log (once a burst), counted always.
             if stats.remote_dropped.fetch_add(1, Relaxed) % 1000 == 0 {
-                tracing::warn!("NATS: messages from other nodes dropped: this node did not read them fast enough");
+                tracing::warn!(
+                    "NATS: messages from other nodes dropped: this node did not read them fast enough"
+                );
             }
         }
         other => tracing::warn!("NATS: {other}"),
@@ -316,8 +312,15 @@ impl Remote for Backplane {
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
             me.queued_bytes.fetch_add(len, Relaxed);
-            let out = Outgoing { source, channel, frame };
-            if !matches!(tokio::time::timeout_at(deadline, me.tx.send(out)).await, Ok(Ok(()))) {
+            let out = Outgoing {
+                source,
+                channel,
+                frame,
+            };
+            if !matches!(
+                tokio::time::timeout_at(deadline, me.tx.send(out)).await,
+                Ok(Ok(()))
+            ) {
                 me.queued_bytes.fetch_sub(len, Relaxed);
                 me.stats.relay_dropped.fetch_add(1, Relaxed);
             }
@@ -396,7 +399,10 @@ async fn relay(plane: Arc<Backplane>, mut rx: mpsc::Receiver<Outgoing>, shutdown
             .entry(out.channel.clone())
             .or_insert_with(|| subject::of_channel(&plane.prefix, out.channel.as_str()).into())
             .clone();
-        match plane.client.publish_with_headers(subject, headers, out.frame).await
+        match plane
+            .client
+            .publish_with_headers(subject, headers, out.frame)
+            .await
         {
             Ok(()) => plane.stats.relayed.fetch_add(1, Relaxed),
             Err(e) => {
