@@ -266,7 +266,7 @@ fn on_event(stats: &ClusterStats, event: Event) {
         }
         Event::SlowConsumer(_) => {
             // Rare in the log (once a burst), counted always.
-            if stats.remote_dropped.fetch_add(1, Relaxed) % 1000 == 0 {
+            if stats.remote_dropped.fetch_add(1, Relaxed).is_multiple_of(1000) {
                 tracing::warn!(
                     "NATS: messages from other nodes dropped: this node did not read them fast enough"
                 );
