@@ -88,7 +88,9 @@ impl ManageConnection for Manager {
 
 /// Sets the per-connection PRAGMAs SQLite needs for a server: WAL so readers never block
 /// the writer, a busy timeout so concurrent writers (the CLI beside `serve`) wait instead of
-/// failing, and enforced foreign keys. PostgreSQL needs none of it.
+/// failing, enforced foreign keys, and secure delete (freed space is zeroed, so a secret
+/// replaced by its sealed form, rotated or deleted does not linger in the file). PostgreSQL
+/// needs none of it.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct SqlitePragmas;
 
@@ -100,7 +102,7 @@ impl CustomizeConnection<AnyConnection, diesel::r2d2::Error> for SqlitePragmas {
         // busy_timeout first: the journal-mode switch itself needs a lock on a new file.
         conn.batch_execute(&format!(
             "PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}; PRAGMA journal_mode = WAL; \
-             PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;"
+             PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON;"
         ))
         .map_err(diesel::r2d2::Error::QueryError)
     }

@@ -127,7 +127,7 @@ impl Store {
     pub fn seal_plaintext_secrets(&self) -> Result<usize, StoreError> {
         let mut conn = self.conn()?;
         let sealer = self.sealer().cloned();
-        conn.transaction(|conn| {
+        let sealed = conn.transaction(|conn| {
             let rows: Vec<(i64, String, String)> = authkeys::table
                 .select((authkeys::id, authkeys::ident, authkeys::secret))
                 .load(conn)?;
@@ -141,8 +141,18 @@ impl Store {
                     sealed += 1;
                 }
             }
-            Ok(sealed)
-        })
+            Ok::<_, StoreError>(sealed)
+        })?;
+        // The pages that held plaintext are replaced in the file now, not at some later
+        // checkpoint (a process that exits without one would leave them there).
+        if sealed > 0
+            && let AnyConnection::Sqlite(c) = &mut *conn
+            && let Err(e) =
+                diesel::connection::SimpleConnection::batch_execute(c, "PRAGMA wal_checkpoint(TRUNCATE);")
+        {
+            tracing::warn!("cannot checkpoint after sealing secrets: {e}");
+        }
+        Ok(sealed)
     }
 
     /// Creates a key with its channel lists; a taken ident is a [`StoreError::Conflict`].
