@@ -6,14 +6,14 @@
 
 mod common;
 
-use std::net::TcpStream;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::io::{ErrorKind, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::TestServer;
 use common::raw::{Event, Raw};
-use common::{TestServer, wait_for};
 
 /// A small outbox, so that a few hundred KiB fill it.
 const OUTBOX: &str = "65536";
@@ -38,27 +38,59 @@ fn number(payload: &[u8]) -> u32 {
 }
 
 /// A thread publishing `n` numbered 1,000-byte messages on `channel` as fast as the socket
-/// takes them (key `k`), calling `sent` after each, then `last` (channel, payload) if
-/// given; it hands back the connection.
-fn flat_out(
-    addr: std::net::SocketAddr,
-    channel: &'static str,
-    n: u32,
-    last: Option<(&'static str, &'static [u8])>,
-    sent: impl Fn() + Send + 'static,
-) -> thread::JoinHandle<Raw> {
+/// takes them (key `k`); it hands back the connection.
+fn flat_out(addr: SocketAddr, channel: &'static str, n: u32) -> thread::JoinHandle<Raw> {
     thread::spawn(move || {
         let mut p = Raw::login(addr, "k", "s");
         let body = vec![b'x'; 1000];
         for i in 0..n {
             p.publish(channel, &numbered(i, &body));
-            sent();
-        }
-        if let Some((channel, payload)) = last {
-            p.publish(channel, payload);
         }
         p
     })
+}
+
+/// A thread publishing numbered 1,000-byte messages on `channel` (key `k`) until its socket
+/// takes nothing for a whole second: the broker stopped reading it. It sends how many
+/// messages it started, finishes the one it was in, then publishes `last` (channel,
+/// payload) and hands back the connection. Pausing is observed, not assumed from a message
+/// count: loopback buffers autotune to tens of MB, more than any fixed count that keeps
+/// the test short.
+fn until_paused(
+    addr: SocketAddr,
+    channel: &'static str,
+    last: (&'static str, &'static [u8]),
+) -> (mpsc::Receiver<u32>, thread::JoinHandle<Raw>) {
+    let (paused, started) = mpsc::channel();
+    let publisher = thread::spawn(move || {
+        let mut p = Raw::login(addr, "k", "s");
+        let body = vec![b'x'; 1000];
+        p.stream.set_write_timeout(Some(Duration::from_secs(1))).unwrap();
+        let mut rest = None;
+        let mut i = 0;
+        while rest.is_none() {
+            assert!(i < 200_000, "200 MB went through without a pause");
+            let frame = p.publish_frame(channel, &numbered(i, &body));
+            let mut written = 0;
+            while written < frame.len() {
+                match p.stream.write(&frame[written..]) {
+                    Ok(n) => written += n,
+                    Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                        rest = Some(frame.slice(written..));
+                        break;
+                    }
+                    Err(e) => panic!("publishing message {i}: {e}"),
+                }
+            }
+            i += 1;
+        }
+        paused.send(i).unwrap();
+        p.stream.set_write_timeout(None).unwrap();
+        p.stream.write_all(&rest.unwrap_or_default()).unwrap();
+        p.publish(last.0, last.1);
+        p
+    });
+    (started, publisher)
 }
 
 /// The statistics line the broker logs when it stops.
@@ -88,7 +120,7 @@ fn a_slow_reader_receives_every_message_of_a_flat_out_publisher() {
     // 8 MB flat out, more than a hundred outboxes: without backpressure the slow reader
     // would be cut (disconnect) or lose most of it (drop-oldest).
     const N: u32 = 8_000;
-    let publisher = flat_out(s.addr, "c", N, None, || {});
+    let publisher = flat_out(s.addr, "c", N);
     for i in 0..N {
         let (channel, payload) = match slow.next(Duration::from_secs(20)) {
             Event::Frame(hpfriends::wire::Frame::Publish { channel, payload, .. }) => (channel, payload),
@@ -131,7 +163,7 @@ fn a_reader_that_stopped_is_cut_after_the_stall_timeout_and_the_others_get_every
     let mut reader = Raw::live_subscriber(s.addr, "k", "s", "c");
     // 20 MB: far more than the stopped reader's outbox and socket buffers hold.
     const N: u32 = 20_000;
-    let publisher = flat_out(s.addr, "c", N, None, || {});
+    let publisher = flat_out(s.addr, "c", N);
     let mut longest_gap = Duration::ZERO;
     let mut last = Instant::now();
     for i in 0..N {
@@ -181,40 +213,20 @@ fn a_paused_publisher_holds_up_only_what_its_own_socket_puts_behind() {
     let mut on_b = Raw::live_subscriber(s.addr, "k", "s", "b");
     let mut other = Raw::login(s.addr, "k", "s");
     other.barrier("sync");
-    // The first publisher sends far more on `a` than its reader takes, then one message on
-    // `b`: that one is behind the stalled frames in its own socket.
-    const N: u32 = 12_000;
-    let sent = Arc::new(AtomicUsize::new(0));
-    let first = {
-        let sent = Arc::clone(&sent);
-        flat_out(
-            s.addr,
-            "a",
-            N,
-            Some(("b", b"from the paused publisher")),
-            move || {
-                sent.fetch_add(1, Ordering::Relaxed);
-            },
-        )
-    };
-    // Wait until the first publisher is blocked (its writes stop advancing), so that the
-    // next step runs while it is paused.
-    wait_for(
-        "the first publisher to be paused",
-        Duration::from_secs(30),
-        || {
-            let before = sent.load(Ordering::Relaxed);
-            thread::sleep(Duration::from_millis(200));
-            (before < N as usize && sent.load(Ordering::Relaxed) == before).then_some(())
-        },
-    );
+    // The first publisher sends on `a` until the broker stops reading it (its reader takes
+    // nothing), then one message on `b`: that one is behind the stalled frames in its own
+    // socket.
+    let (paused, first) = until_paused(s.addr, "a", ("b", b"from the paused publisher"));
+    let n = paused
+        .recv_timeout(Duration::from_secs(120))
+        .expect("the first publisher was never paused");
     // Another publisher on `b` is not held up by it.
     other.publish("b", b"from the other publisher");
     let (_, _, payload) = on_b.expect_publish();
     assert_eq!(payload, b"from the other publisher");
     // The stalled reader now reads: it gets every message on `a`, and then the paused
     // publisher's `b` message comes through.
-    for i in 0..N {
+    for i in 0..n {
         let (_, channel, payload) = on_a.expect_publish();
         assert_eq!(
             (channel.as_str(), number(&payload)),
