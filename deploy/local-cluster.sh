@@ -14,6 +14,11 @@
 #   CLUSTER_NATS    the NATS server [nats://127.0.0.1:4222]
 #   CLUSTER_PREFIX  NATS subject prefix of this community [hpfeeds]
 #   CLUSTER_DIR     pid files, logs, mail of each node [./local-cluster]
+#   CLUSTER_PORTS   hpfeeds ports of nodes 1-3 ["10001 10002 10003"]; 0 = any free port
+#   CLUSTER_WEB_PORTS  website ports of nodes 1-3 ["8081 8082 8083"]; 0 = any free port
+#   CLUSTER_NATS_1 (_2, _3)  that node's NATS server instead of CLUSTER_NATS
+#   CLUSTER_DB_1 (_2, _3)    that node's way to the shared database instead of CLUSTER_DB
+#   Any HPFRIENDS_* setting in the environment reaches every node.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,6 +27,8 @@ db=${CLUSTER_DB:-postgres://postgres@127.0.0.1:5432/hpfriends_cluster}
 nats=${CLUSTER_NATS:-nats://127.0.0.1:4222}
 prefix=${CLUSTER_PREFIX:-hpfeeds}
 dir=${CLUSTER_DIR:-local-cluster}
+read -r -a ports <<<"${CLUSTER_PORTS:-10001 10002 10003}"
+read -r -a web_ports <<<"${CLUSTER_WEB_PORTS:-8081 8082 8083}"
 nodes=(1 2 3)
 
 pid_of() { cat "$dir/node$1/pid" 2>/dev/null || true; }
@@ -55,10 +62,11 @@ start() {
             continue
         fi
         mkdir -p "$dir/node$i"
+        local node_nats_var="CLUSTER_NATS_$i" node_db_var="CLUSTER_DB_$i"
         HPFRIENDS_NATS_PREFIX="$prefix" HPFRIENDS_MAIL_DIR="$dir/node$i/mail" \
-            "$bin" --db "$db" serve \
-            --listen "127.0.0.1:1000$i" --web-listen "127.0.0.1:808$i" \
-            --nats-url "$nats" --node-id "node$i" \
+            "$bin" --db "${!node_db_var:-$db}" serve \
+            --listen "127.0.0.1:${ports[i - 1]}" --web-listen "127.0.0.1:${web_ports[i - 1]}" \
+            --nats-url "${!node_nats_var:-$nats}" --node-id "node$i" \
             >"$dir/node$i/out" 2>"$dir/node$i/log" </dev/null &
         echo $! >"$dir/node$i/pid"
     done
@@ -83,7 +91,10 @@ start() {
 status() {
     for i in "${nodes[@]}"; do
         if running "$i"; then
-            echo "node $i: pid $(pid_of "$i"), hpfeeds 127.0.0.1:1000$i, website http://127.0.0.1:808$i/, log $dir/node$i/log"
+            # The endpoints the node itself announced (the ports asked for may be 0).
+            local ready
+            ready=$(grep -m1 "hpfriends listening" "$dir/node$i/out" 2>/dev/null || true)
+            echo "node $i: pid $(pid_of "$i"), ${ready#*hpfriends listening: }, log $dir/node$i/log"
         else
             echo "node $i: not running"
         fi
@@ -110,6 +121,11 @@ stop() {
     echo "stopped"
 }
 
+# The hpfeeds port node $1 announced.
+endpoint() {
+    grep -m1 -o "hpfeeds tcp://[^ ,]*" "$dir/node$1/out" | sed 's/.*://'
+}
+
 smoke() {
     # Two users of the running cluster (new names each run), a share, and one message from
     # node 1 to node 3 through NATS, with the project's own client.
@@ -121,11 +137,11 @@ smoke() {
     local id
     id=$("$bin" --db "$db" share offer --channel "$t.ch" --to-user "$t-b" --as "$t-a" | awk '{print $2}')
     "$bin" --db "$db" share accept "$id" --as "$t-b" >/dev/null
-    "$bin" sub --port 10003 --ident "$t-sub" --secret s --channel "$t.ch" --count 1 >"$dir/smoke.out" &
+    "$bin" sub --port "$(endpoint 3)" --ident "$t-sub" --secret s --channel "$t.ch" --count 1 >"$dir/smoke.out" &
     local sub=$!
     # The subscriber's subscription is live once it is registered; publish until it arrives.
     for _ in $(seq 1 100); do
-        "$bin" pub --port 10001 --ident "$t-pub" --secret s --channel "$t.ch" "hello from node 1"
+        "$bin" pub --port "$(endpoint 1)" --ident "$t-pub" --secret s --channel "$t.ch" "hello from node 1"
         if ! kill -0 "$sub" 2>/dev/null; then
             break
         fi
@@ -147,7 +163,7 @@ smoke) smoke ;;
 stop) stop ;;
 status) status ;;
 *)
-    sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+    awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"
     exit 2
     ;;
 esac

@@ -1,5 +1,6 @@
-//! Several nodes serving one community: real `hpfriends serve` processes on one scratch
-//! PostgreSQL database and the machine's NATS server (127.0.0.1:4222). Publishes cross
+//! Several nodes serving one community: three `hpfriends serve` processes started by
+//! `deploy/local-cluster.sh`, on one scratch PostgreSQL database and the machine's NATS
+//! server (127.0.0.1:4222). Publishes cross
 //! nodes in order and once, by the same ACL as on one node, with PyPI hpfeeds 3.1.0 clients;
 //! a share flows across nodes only once accepted and stops before a revoke made on another
 //! node's website answers; a node that loses NATS serves its own clients and rejoins.
@@ -12,6 +13,7 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -19,9 +21,10 @@ use std::time::Duration;
 
 use common::http::Browser;
 use common::python::{python, record_skip, script};
-use common::{Db, Raw, TestServer, wait_for};
+use common::{Db, Raw, wait_for};
 use hpfriends::store::scratch::ScratchDb;
 use serde_json::Value;
+use tempfile::TempDir;
 
 /// The PostgreSQL server the nodes share (a fresh database on it per test).
 const POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/";
@@ -53,43 +56,110 @@ fn services() -> bool {
     false
 }
 
-/// Nodes on one database; node `i` reaches NATS at `nats[i]`.
+/// One node of a cluster: its endpoints and its log.
+struct Node {
+    addr: SocketAddr,
+    web: Option<SocketAddr>,
+    dir: PathBuf,
+}
+
+impl Node {
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("log")).unwrap_or_default()
+    }
+}
+
+/// Three nodes on one scratch database, started and stopped by `deploy/local-cluster.sh`
+/// itself (on free ports, in a directory of the test's, with NATS subjects of its own).
 struct Cluster {
+    nodes: Vec<Node>,
+    dir: TempDir,
+    prefix: String,
     db: Db,
-    nodes: Vec<TestServer>,
 }
 
 impl Cluster {
-    fn start(nats: &[String]) -> Cluster {
+    /// Node `i` (1-3) reaches NATS at `url` for each `(i, url)` of `nats`, and PostgreSQL
+    /// at `addr` for each `(i, addr)` of `postgres`; the others straight.
+    fn start(nats: &[(usize, String)], postgres: &[(usize, SocketAddr)]) -> Cluster {
         let db = Db::Scratch(Arc::new(ScratchDb::on(POSTGRES).unwrap()));
         // Subjects of this cluster alone: tests (and communities) share the NATS server.
         let mut tag = [0u8; 6];
         getrandom::getrandom(&mut tag).unwrap();
-        let prefix = format!("hpftest.{}", hex::encode(tag));
-        let nodes = nats
-            .iter()
-            .enumerate()
-            .map(|(i, url)| {
-                let node = format!("n{}", i + 1);
-                TestServer::start_on(
-                    &db,
-                    &["--nats-url", url, "--node-id", &node],
-                    &[("HPFRIENDS_NATS_PREFIX", &prefix)],
-                )
+        let mut c = Cluster {
+            nodes: Vec::new(),
+            dir: tempfile::tempdir().unwrap(),
+            prefix: format!("hpftest.{}", hex::encode(tag)),
+            db,
+        };
+        let mut start = c.script("start");
+        for (i, url) in nats {
+            start.env(format!("CLUSTER_NATS_{i}"), url);
+        }
+        for (i, addr) in postgres {
+            let url = c.db.url().replacen("127.0.0.1:5432", &addr.to_string(), 1);
+            assert_ne!(url, c.db.url());
+            start.env(format!("CLUSTER_DB_{i}"), url);
+        }
+        let out = start.output().unwrap();
+        assert!(
+            out.status.success(),
+            "deploy/local-cluster.sh start failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        c.nodes = (1..=3)
+            .map(|i| {
+                let dir = c.dir.path().join(format!("node{i}"));
+                let ready = std::fs::read_to_string(dir.join("out")).unwrap();
+                let after = |marker: &str| -> Option<SocketAddr> {
+                    let rest = ready.split(marker).nth(1)?;
+                    rest.split_whitespace().next()?.trim_end_matches(',').parse().ok()
+                };
+                Node {
+                    addr: after("hpfeeds tcp://").expect(&ready),
+                    web: after("website http://"),
+                    dir,
+                }
             })
             .collect();
-        Cluster { db, nodes }
+        c
     }
 
-    /// `n` nodes straight on NATS.
-    fn of(n: usize) -> Cluster {
-        Self::start(&vec![format!("nats://{NATS}"); n])
+    /// The script with this cluster's settings.
+    fn script(&self, what: &str) -> Command {
+        let mut cmd = Command::new("bash");
+        cmd.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/local-cluster.sh"))
+            .arg(what)
+            .env("HPFRIENDS_BIN", common::bin())
+            .env("CLUSTER_DB", self.db.url())
+            .env("CLUSTER_NATS", format!("nats://{NATS}"))
+            .env("CLUSTER_PREFIX", &self.prefix)
+            .env("CLUSTER_DIR", self.dir.path())
+            .env("CLUSTER_PORTS", "0 0 0")
+            .env("CLUSTER_WEB_PORTS", "0 0 0")
+            .env("RUST_LOG", "info")
+            // Tests poll for keys with failed auths.
+            .env("HPFRIENDS_AUTH_FREE_FAILURES", "1000000")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Three nodes straight on NATS.
+    fn of_three() -> Cluster {
+        Self::start(&[], &[])
     }
 
     /// Runs the CLI on the shared database; a changing command returns once every node
     /// applied it.
     fn cli(&self, args: &[&str]) -> String {
-        self.nodes[0].cli_ok(args)
+        let o = common::cli_with_db(&self.db, args);
+        assert!(
+            o.status.success(),
+            "hpfriends {args:?} failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stdout).unwrap()
     }
 
     fn user(&self, name: &str) {
@@ -132,6 +202,14 @@ impl Cluster {
 
     fn login(&self, node: usize, ident: &str) -> Raw {
         Raw::login(self.nodes[node].addr, ident, "s3cret")
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        // Stopped through the script too (SIGTERM, then SIGKILL after 20 s), before the
+        // scratch database goes.
+        let _ = self.script("stop").stdout(Stdio::null()).status();
     }
 }
 
@@ -213,7 +291,7 @@ fn a_publisher_on_one_node_reaches_subscribers_on_the_others_in_order_and_once()
     if !services() || python().is_none() {
         return;
     }
-    let c = Cluster::of(3);
+    let c = Cluster::of_three();
     for u in ["alice", "bob", "carol"] {
         c.user(u);
     }
@@ -256,7 +334,7 @@ fn a_share_crosses_nodes_only_once_accepted_and_stops_before_a_revoke_on_another
     if !services() {
         return;
     }
-    let c = Cluster::of(3);
+    let c = Cluster::of_three();
     // Alice has a website account (on the shared database), to revoke through node 3.
     let password = "alice-long-passphrase";
     let store = hpfriends::store::Store::open(c.db.url()).unwrap();
@@ -373,7 +451,7 @@ fn a_node_that_loses_nats_serves_its_own_clients_and_rejoins() {
         return;
     }
     let proxy = Proxy::start(NATS);
-    let c = Cluster::start(&[format!("nats://{NATS}"), format!("nats://{}", proxy.addr)]);
+    let c = Cluster::start(&[(2, format!("nats://{}", proxy.addr))], &[]);
     for u in ["alice", "bob"] {
         c.user(u);
     }
@@ -461,6 +539,95 @@ fn a_node_that_loses_nats_serves_its_own_clients_and_rejoins() {
     assert!(m["hpfriends_cluster_relayed_total"] >= 1.0, "{m:?}");
     assert!(m["hpfriends_cluster_remote_received_total"] >= 1.0, "{m:?}");
     assert!(m["hpfriends_cluster_subjects"] >= 2.0, "{m:?}");
+}
+
+/// A node that loses PostgreSQL serves on with the ACLs it has, for its own clients and
+/// across nodes, and once the database is back it applies what changed meanwhile.
+#[test]
+fn a_node_that_loses_postgresql_serves_on_and_catches_up() {
+    if !services() {
+        return;
+    }
+    let proxy = Proxy::start("127.0.0.1:5432");
+    let c = Cluster::start(&[], &[(2, proxy.addr)]);
+    for u in ["alice", "bob", "carol"] {
+        c.user(u);
+    }
+    c.key("alice", "a-sensor", "c", "");
+    c.key("alice", "a-reader", "sync", "d,sync");
+    c.key("bob", "b-sensor", "d", "");
+    c.key("bob", "b-reader", "sync", "c,sync");
+    c.key("carol", "c-reader", "", "c");
+    let revoked = c.share("alice", "c", "bob");
+    c.share("alice", "c", "carol");
+    c.share("bob", "d", "alice");
+
+    // Bob and carol read on node 2 (behind the proxy), alice on node 1.
+    let mut sensor = c.login(0, "a-sensor");
+    let mut bob = c.login(1, "b-reader");
+    bob.subscribe("c");
+    assert!(bob.barrier("sync").is_empty());
+    let mut carol = c.login(1, "c-reader");
+    carol.subscribe("c");
+    let mut alice = c.login(0, "a-reader");
+    alice.subscribe("d");
+    assert!(alice.barrier("sync").is_empty());
+    sensor.publish("c", b"before");
+    assert_eq!(bob.expect_publish().2, b"before");
+    assert_eq!(carol.expect_publish().2, b"before");
+
+    // Node 2 loses the database: it serves on, across nodes too, new sessions included.
+    proxy.cut();
+    wait_for("node 2 to notice", Duration::from_secs(30), || {
+        c.nodes[1]
+            .log()
+            .contains("lost the graph-change listener")
+            .then_some(())
+    });
+    sensor.publish("c", b"during");
+    assert_eq!(bob.expect_publish().2, b"during");
+    assert_eq!(carol.expect_publish().2, b"during");
+    let mut b_sensor = c.login(1, "b-sensor");
+    b_sensor.publish("d", b"from node 2 during the outage");
+    assert_eq!(alice.expect_publish().2, b"from node 2 during the outage");
+
+    // A revoke made meanwhile (node 2 cannot apply it, so the CLI says so after its wait)…
+    let o = common::cli_with_db(&c.db, &["share", "revoke", &revoked, "--as", "alice"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    // Node 2 routes by the ACLs it has until it can read the change (the bound the README
+    // states for a node cut off from the database)…
+    sensor.publish("c", b"stale");
+    assert_eq!(carol.expect_publish().2, b"stale");
+    assert_eq!(bob.expect_publish().2, b"stale");
+
+    // …and applies it once the database is back.
+    proxy.restore();
+    wait_for("node 2's listener to be back", Duration::from_secs(60), || {
+        c.nodes[1]
+            .log()
+            .contains("listening for graph changes again")
+            .then_some(())
+    });
+    let mut i = 0;
+    wait_for("node 2 to apply the revoke", Duration::from_secs(30), || {
+        i += 1;
+        let probe = format!("after-{i}");
+        sensor.publish("c", probe.as_bytes());
+        // Carol, on bob's node, still has her share: once she has the probe, node 2 has
+        // routed it, and bob's outbox read up to a marker says whether he got it too.
+        assert_eq!(carol.expect_publish().2, probe.as_bytes());
+        let got = bob.barrier("sync");
+        if got.is_empty() {
+            return Some(());
+        }
+        assert_eq!(got.len(), 1, "{got:?}");
+        std::thread::sleep(Duration::from_millis(200));
+        None
+    });
+    // And node 2's publishes still cross.
+    b_sensor.publish("d", b"from node 2 after");
+    assert_eq!(alice.expect_publish().2, b"from node 2 after");
 }
 
 /// Whether `seen` is `all` with some left out, in `all`'s order, none twice.
