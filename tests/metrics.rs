@@ -150,6 +150,32 @@ fn a_scrape_after_traffic_shows_every_metric_moving() {
         text.contains("# TYPE hpfriends_delivery_latency_seconds histogram"),
         "{text}"
     );
+    // Every histogram as Prometheus reads it: cumulative buckets, the last `+Inf` and equal
+    // to the count.
+    for h in [
+        "hpfriends_delivery_latency_seconds",
+        "hpfriends_acl_apply_seconds",
+    ] {
+        let buckets: Vec<(&str, f64)> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix(&format!("{h}_bucket{{le=\"")))
+            .filter_map(|l| {
+                let (le, rest) = l.split_once("\"}")?;
+                Some((le, rest.trim().parse().ok()?))
+            })
+            .collect();
+        assert!(buckets.len() > 2, "{h}: {text}");
+        assert!(
+            buckets.windows(2).all(|w| w[0].1 <= w[1].1),
+            "{h} not cumulative: {buckets:?}"
+        );
+        assert_eq!(buckets.last().map(|b| b.0), Some("+Inf"), "{h}: {buckets:?}");
+        assert_eq!(
+            buckets.last().map(|b| b.1),
+            after.get(&format!("{h}_count")).copied(),
+            "{h}: {buckets:?}"
+        );
+    }
     assert!(text.trim_end().ends_with("# EOF"), "{text}");
 }
 

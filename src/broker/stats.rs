@@ -173,17 +173,20 @@ impl LatencyHistogram {
             .fetch_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX), Relaxed);
     }
 
-    /// Sum in seconds, count, and cumulative `(upper bound, count)` buckets (the last is +Inf).
+    /// Sum in seconds, count, and per-bucket `(upper bound, count)` pairs, not cumulative:
+    /// the exporter (`prometheus-client`) sums them; the last bound is `f64::MAX`, which
+    /// it writes as `+Inf`.
     pub fn snapshot(&self) -> (f64, u64, Vec<(f64, u64)>) {
-        let mut acc = 0;
+        let mut total = 0;
         let mut out = Vec::with_capacity(self.buckets.len());
         for (i, b) in self.buckets.iter().enumerate() {
-            acc += b.load(Relaxed);
-            out.push((LATENCY_BUCKETS.get(i).copied().unwrap_or(f64::INFINITY), acc));
+            let n = b.load(Relaxed);
+            total += n;
+            out.push((LATENCY_BUCKETS.get(i).copied().unwrap_or(f64::MAX), n));
         }
         #[allow(clippy::cast_precision_loss)]
         let sum = self.sum_nanos.load(Relaxed) as f64 / 1e9;
-        (sum, acc, out)
+        (sum, total, out)
     }
 }
 
