@@ -81,7 +81,8 @@ struct Cluster {
 impl Cluster {
     /// Node `i` (1-3) reaches NATS at `url` for each `(i, url)` of `nats`, and PostgreSQL
     /// at `addr` for each `(i, addr)` of `postgres`; the others straight.
-    fn start(nats: &[(usize, String)], postgres: &[(usize, SocketAddr)]) -> Cluster {
+    /// Every node gets the settings of `env`.
+    fn start(nats: &[(usize, String)], postgres: &[(usize, SocketAddr)], env: &[(&str, &str)]) -> Cluster {
         let db = Db::Scratch(Arc::new(ScratchDb::on(POSTGRES).unwrap()));
         // Subjects of this cluster alone: tests (and communities) share the NATS server.
         let mut tag = [0u8; 6];
@@ -101,6 +102,7 @@ impl Cluster {
             assert_ne!(url, c.db.url());
             start.env(format!("CLUSTER_DB_{i}"), url);
         }
+        start.envs(env.iter().copied());
         let out = start.output().unwrap();
         assert!(
             out.status.success(),
@@ -147,7 +149,7 @@ impl Cluster {
 
     /// Three nodes straight on NATS.
     fn of_three() -> Cluster {
-        Self::start(&[], &[])
+        Self::start(&[], &[], &[])
     }
 
     /// Runs the CLI on the shared database; a changing command returns once every node
@@ -451,7 +453,7 @@ fn a_node_that_loses_nats_serves_its_own_clients_and_rejoins() {
         return;
     }
     let proxy = Proxy::start(NATS);
-    let c = Cluster::start(&[(2, format!("nats://{}", proxy.addr))], &[]);
+    let c = Cluster::start(&[(2, format!("nats://{}", proxy.addr))], &[], &[]);
     for u in ["alice", "bob"] {
         c.user(u);
     }
@@ -549,7 +551,7 @@ fn a_node_that_loses_postgresql_serves_on_and_catches_up() {
         return;
     }
     let proxy = Proxy::start("127.0.0.1:5432");
-    let c = Cluster::start(&[], &[(2, proxy.addr)]);
+    let c = Cluster::start(&[], &[(2, proxy.addr)], &[]);
     for u in ["alice", "bob", "carol"] {
         c.user(u);
     }
@@ -628,6 +630,78 @@ fn a_node_that_loses_postgresql_serves_on_and_catches_up() {
     // And node 2's publishes still cross.
     b_sensor.publish("d", b"from node 2 after");
     assert_eq!(alice.expect_publish().2, b"from node 2 after");
+}
+
+/// A subscriber on another node that stops reading never holds up the publisher or its
+/// node: it is cut after the stall timeout on its own node, like a local one.
+#[test]
+fn a_stalled_subscriber_on_another_node_never_holds_up_the_publisher() {
+    if !services() {
+        return;
+    }
+    let c = Cluster::start(
+        &[],
+        &[],
+        &[
+            ("HPFRIENDS_OUTBOX_BYTES", "65536"),
+            ("HPFRIENDS_MAX_PAYLOAD", "65000"),
+            ("HPFRIENDS_STALL_TIMEOUT_MS", "1000"),
+        ],
+    );
+    for u in ["alice", "bob"] {
+        c.user(u);
+    }
+    c.key("alice", "a-sensor", "c", "");
+    c.key("alice", "a-reader", "sync", "c,sync");
+    c.key("bob", "b-reader", "sync", "c,sync");
+    c.share("alice", "c", "bob");
+    let mut local = c.login(0, "a-reader");
+    local.subscribe("c");
+    assert!(local.barrier("sync").is_empty());
+    // Bob, on node 2, subscribes and never reads again.
+    let mut stalled = c.login(1, "b-reader");
+    stalled.subscribe("c");
+    assert!(stalled.barrier("sync").is_empty());
+    socket2::SockRef::from(&stalled.stream)
+        .set_recv_buffer_size(128 * 1024)
+        .unwrap();
+
+    // 20 MB flat out on node 1: far more than bob's outbox and socket hold.
+    const N: u32 = 20_000;
+    let mut sensor = c.login(0, "a-sensor");
+    let publisher = std::thread::spawn(move || {
+        let body = vec![b'x'; 1000];
+        for i in 0..N {
+            sensor.publish("c", &[&i.to_be_bytes()[..], &body].concat());
+        }
+        sensor
+    });
+    // Node 1's own subscriber gets everything, in order: nothing waits on node 2.
+    for i in 0..N {
+        let payload = local.expect_publish().2;
+        assert_eq!(payload[..4], i.to_be_bytes(), "lost or reordered");
+    }
+    drop(publisher.join().unwrap());
+    // Node 2 cuts bob once his outbox stayed full for the stall timeout (he reads nothing
+    // until then: reading would empty the outbox)…
+    wait_for(
+        "node 2 to cut the stalled reader",
+        Duration::from_secs(60),
+        || {
+            c.nodes[1]
+                .log()
+                .contains("slow consumer: outbox full for the whole stall timeout, disconnecting")
+                .then_some(())
+        },
+    );
+    // …and what was queued before ends in a close.
+    loop {
+        match stalled.next(Duration::from_secs(30)) {
+            common::raw::Event::Closed => break,
+            common::raw::Event::Frame(_) => {}
+            common::raw::Event::Quiet => panic!("the stalled reader on node 2 was not closed"),
+        }
+    }
 }
 
 /// Whether `seen` is `all` with some left out, in `all`'s order, none twice.
