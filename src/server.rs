@@ -53,6 +53,12 @@ pub enum ServeError {
     /// The cluster backplane could not start.
     #[error(transparent)]
     Cluster(#[from] crate::cluster::ClusterError),
+    /// Another running node has this node's name: both would ignore each other's traffic.
+    #[error(
+        "node_id {0:?} is in use by another running node (it reported in the shared database \
+         while this one waited); give every node its own node_id"
+    )]
+    NodeIdInUse(String),
 }
 
 /// Where a running broker can be reached.
@@ -133,19 +139,21 @@ impl Core {
         .with_usage_store(store.clone(), USAGE_FLUSH)
         .with_key_subscription_limit(config.max_subscriptions_per_key)
         .start();
+        // One name for this node, in the shared database and on the backplane.
+        let node = if config.node_id.is_empty() {
+            crate::cluster::made_up_node_id()
+        } else {
+            ensure_node_id_free(store, &config.node_id).await?;
+            config.node_id.clone()
+        };
         let backplane = if config.nats_url.is_empty() {
             None
         } else {
-            let node = if config.node_id.is_empty() {
-                crate::cluster::made_up_node_id()
-            } else {
-                config.node_id.clone()
-            };
             Some(
                 Backplane::start(
                     &config.nats_url,
                     &config.nats_prefix,
-                    node,
+                    node.clone(),
                     Arc::clone(&router),
                     config.stall_timeout(),
                     shutdown.clone(),
@@ -180,6 +188,7 @@ impl Core {
             broker.recipient(),
             Duration::from_millis(config.acl_poll_ms.max(10)),
         )
+        .with_node(node)
         .with_cluster_wait(
             backplane
                 .is_some()
@@ -235,7 +244,7 @@ pub async fn serve(
     let shared = Arc::clone(&core.shared);
     let stats = Arc::clone(&shared.stats);
     let social = core.graph.clone();
-    let cluster = core.backplane.as_ref().map(|b| Arc::clone(&b.stats));
+    let cluster = shared.remote.clone();
     let website = match web_listener {
         None => None,
         Some(listener) => match start_web(&config, &store, social.clone(), Arc::clone(&shared), listener) {
@@ -267,7 +276,7 @@ pub async fn serve(
     if config.stats_interval_secs > 0 {
         background.spawn(log_stats(
             Arc::clone(&stats),
-            core.backplane.as_ref().map(|b| Arc::clone(&b.stats)),
+            cluster.clone(),
             Duration::from_secs(config.stats_interval_secs),
             shutdown.clone(),
         ));
@@ -332,7 +341,7 @@ pub async fn serve(
     drop(social);
     core.stop().await;
     if let Some(c) = &cluster {
-        tracing::info!("cluster at stop: {}", c.summary());
+        tracing::info!("cluster at stop: {}", c.counters());
     }
     tracing::info!("stopped: {}", stats.summary());
     Ok(())
@@ -444,9 +453,36 @@ fn start_metrics(
     Ok((addr, handle))
 }
 
+/// Refuses to start as `node` while another process of that name still reports in
+/// `acl_applied`: a row seen lately may be a node that just crashed (then it goes quiet) or
+/// one that runs (then it reports again within two heartbeats).
+async fn ensure_node_id_free(store: &Store, node: &str) -> Result<(), ServeError> {
+    let seen = |store: Store, node: String| async move {
+        tokio::task::spawn_blocking(move || store.node_seen_at(&node)).await
+    };
+    let Some(first) = seen(store.clone(), node.to_owned()).await?? else {
+        return Ok(());
+    };
+    if crate::store::now() - first > crate::store::models::applied::LIVE_WITHIN {
+        return Ok(());
+    }
+    let wait = crate::social::graph::HEARTBEAT * 2 + Duration::from_secs(1);
+    tracing::info!(
+        node,
+        "a node of this name reported {} s ago: waiting {} s to see whether it still runs",
+        crate::store::now() - first,
+        wait.as_secs()
+    );
+    tokio::time::sleep(wait).await;
+    match seen(store.clone(), node.to_owned()).await?? {
+        Some(again) if again > first => Err(ServeError::NodeIdInUse(node.to_owned())),
+        _ => Ok(()),
+    }
+}
+
 async fn log_stats(
     stats: Arc<Stats>,
-    cluster: Option<Arc<crate::cluster::ClusterStats>>,
+    cluster: Option<Arc<dyn crate::broker::remote::Remote>>,
     every: Duration,
     shutdown: CancellationToken,
 ) {
@@ -457,7 +493,7 @@ async fn log_stats(
             _ = tick.tick() => {
                 tracing::info!("stats: {}", stats.summary());
                 if let Some(c) = &cluster {
-                    tracing::info!("cluster: {}", c.summary());
+                    tracing::info!("cluster: {}", c.counters());
                 }
             }
             () = shutdown.cancelled() => return,

@@ -704,6 +704,42 @@ fn a_stalled_subscriber_on_another_node_never_holds_up_the_publisher() {
     }
 }
 
+/// Two running nodes of one name would ignore each other's traffic (the node header stops
+/// loops): a second `node2` refuses to start, and says why.
+#[test]
+fn a_node_id_in_use_is_refused() {
+    if !services() {
+        return;
+    }
+    let c = Cluster::of_three();
+    let out = Command::new(common::bin())
+        .args(["--db", c.db.url(), "serve", "--listen", "127.0.0.1:0"])
+        .args([
+            "--web-listen",
+            "127.0.0.1:0",
+            "--nats-url",
+            &format!("nats://{NATS}"),
+        ])
+        .args(["--node-id", "node2"])
+        .env("HPFRIENDS_NATS_PREFIX", &c.prefix)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("node_id \"node2\" is in use by another running node"),
+        "{err}"
+    );
+    // The running node2 serves on.
+    c.user("alice");
+    c.key("alice", "k", "c", "c");
+    let mut k = c.login(1, "k");
+    k.subscribe("c");
+    k.publish("c", b"still here");
+    assert_eq!(k.expect_publish().2, b"still here");
+}
+
 /// Whether `seen` is `all` with some left out, in `all`'s order, none twice.
 fn is_ordered_subset(seen: &[String], all: &[String]) -> bool {
     let mut rest = all.iter();

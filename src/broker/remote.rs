@@ -38,6 +38,26 @@ pub struct RemoteCounters {
     pub subjects: u64,
 }
 
+impl std::fmt::Display for RemoteCounters {
+    /// One line for the periodic statistics log (the metrics carry the same numbers).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "nats_connected={} relayed={} relay_dropped={} relay_waits={} remote_received={} \
+             remote_dropped={} remote_rejected={} nats_disconnects={} subjects={}",
+            self.connected,
+            self.relayed,
+            self.relay_dropped,
+            self.relay_waits,
+            self.received,
+            self.remote_dropped,
+            self.rejected,
+            self.disconnects,
+            self.subjects,
+        )
+    }
+}
+
 /// Other nodes, as the broker sees them.
 pub trait Remote: Send + Sync {
     /// Hands a publish made on this node on to the other nodes: `frame` is the client's

@@ -74,9 +74,9 @@ pub enum ClusterError {
     Connect(String),
 }
 
-/// What the backplane did, for logs and metrics.
+/// What the backplane did, updated where it happens; read as [`RemoteCounters`].
 #[derive(Debug, Default)]
-pub struct ClusterStats {
+struct ClusterStats {
     /// Local publishes handed to NATS.
     pub relayed: AtomicU64,
     /// Local publishes not relayed (queue full, NATS refused): other nodes miss them.
@@ -96,25 +96,6 @@ pub struct ClusterStats {
     pub connected: AtomicBool,
     /// Channel subjects this node is subscribed to.
     pub subjects: AtomicUsize,
-}
-
-impl ClusterStats {
-    /// One line for the periodic statistics log.
-    pub fn summary(&self) -> String {
-        format!(
-            "nats_connected={} relayed={} relay_dropped={} relay_waits={} remote_received={} \
-             remote_dropped={} remote_rejected={} nats_disconnects={} subjects={}",
-            self.connected.load(Relaxed),
-            self.relayed.load(Relaxed),
-            self.relay_dropped.load(Relaxed),
-            self.relay_waits.load(Relaxed),
-            self.received.load(Relaxed),
-            self.remote_dropped.load(Relaxed),
-            self.rejected.load(Relaxed),
-            self.disconnects.load(Relaxed),
-            self.subjects.load(Relaxed),
-        )
-    }
 }
 
 /// A local publish on its way to NATS.
@@ -146,7 +127,7 @@ pub struct Backplane {
     router: Arc<Router>,
     stall: Duration,
     /// What it did.
-    pub stats: Arc<ClusterStats>,
+    stats: Arc<ClusterStats>,
 }
 
 /// A node name for `node_id = ""`: the process id and random bytes.

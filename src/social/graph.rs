@@ -48,7 +48,7 @@ impl<T: Send + 'static> Message for Apply<T> {
 
 /// How often a running server says it is alive in `acl_applied` (the CLI waits only for
 /// servers seen within [`crate::store::models::applied::LIVE_WITHIN`]).
-const HEARTBEAT: Duration = Duration::from_secs(2);
+pub const HEARTBEAT: Duration = Duration::from_secs(2);
 
 /// How long change-log rows every live server applied are kept (a server that falls
 /// further behind reloads the whole graph).
@@ -147,6 +147,13 @@ impl SocialGraph {
             listener: None,
             cluster_wait: None,
         }
+    }
+
+    /// The name this server reports under in `acl_applied`: a cluster node's `node_id`, so
+    /// logs, the database and the backplane name a node alike.
+    pub fn with_node(mut self, node: String) -> Self {
+        self.node = node;
+        self
     }
 
     /// In a cluster: operations answer once every live node applied them (at most `wait`,

@@ -48,6 +48,16 @@ impl Store {
         Ok(())
     }
 
+    /// When `node` last said it was alive (Unix seconds), if it has a row.
+    pub fn node_seen_at(&self, node: &str) -> Result<Option<i64>, StoreError> {
+        let mut conn = self.conn()?;
+        Ok(acl_applied::table
+            .filter(acl_applied::node.eq(node))
+            .select(acl_applied::seen_at)
+            .first(&mut conn)
+            .optional()?)
+    }
+
     /// `node` stopped.
     pub fn forget_applied(&self, node: &str) -> Result<(), StoreError> {
         let mut conn = self.conn()?;
