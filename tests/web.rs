@@ -1736,3 +1736,45 @@ async fn long_lists_come_a_page_at_a_time() {
         "not bob's group"
     );
 }
+
+/// Error answers are pages of the site: an unknown URL, a refusal and a missing thing show
+/// the layout (the viewer's menu when logged in) around a plain message; the API keeps its
+/// JSON.
+#[actix_web::test]
+async fn error_pages_are_in_the_sites_layout() {
+    let site = Site::new().await;
+    let app = site.app().await;
+    let mut anon = Browser::default();
+    let p = anon.get(&app, "/no/such/page?x=%3Cb%3E").await;
+    assert_eq!(p.status, StatusCode::NOT_FOUND);
+    assert!(p.body.contains("<header class=\"top\">"), "{}", p.body);
+    assert!(p.body.contains("<h1>404 Not Found</h1>"), "{}", p.body);
+    assert!(p.body.contains("there is no page at /no/such/page"), "{}", p.body);
+    assert!(p.body.contains("href=\"/login\""), "{}", p.body);
+    assert!(
+        p.headers
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|v| v.to_str().unwrap().starts_with("text/html")),
+    );
+
+    site.account("alice").await;
+    let mut a = Browser::default();
+    a.login(&app, "alice").await;
+    let p = a.get(&app, "/nowhere").await;
+    assert_eq!(p.status, StatusCode::NOT_FOUND);
+    assert!(p.body.contains("aria-label=\"Main\""), "the menu: {}", p.body);
+    assert!(p.body.contains("<span class=\"who\">alice</span>"), "{}", p.body);
+    // A handler's own refusal, in the layout too, its message escaped.
+    let p = a.get(&app, "/live?channel=%3Cscript%3E").await;
+    assert_eq!(p.status, StatusCode::NOT_FOUND);
+    assert!(p.body.contains("aria-label=\"Main\""), "{}", p.body);
+    assert!(!p.body.contains("<script>"), "{}", p.body);
+    // A wrong method on a page.
+    let p = a.post(&app, "/healthz", &[]).await;
+    assert!(p.status.is_client_error(), "{}", p.status);
+
+    // The API answers JSON, unknown endpoints included.
+    let (status, body) = a.api(&app, Method::GET, "/api/v1/nothing", "", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(body["error"].is_string(), "{body}");
+}

@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod error;
+pub mod error_pages;
 pub mod graph_svg;
 pub mod live;
 pub mod password;
@@ -159,7 +160,8 @@ pub fn configure(state: State) -> impl FnOnce(&mut web::ServiceConfig) {
                     }),
             )
             .service(api::scope())
-            .configure(routes::configure);
+            .configure(routes::configure)
+            .default_service(web::to(error_pages::not_found));
     }
 }
 
@@ -173,6 +175,7 @@ pub fn start(
     let https = tls.is_some();
     let server = HttpServer::new(move || {
         App::new()
+            .wrap(error_pages::error_pages())
             .wrap(security_headers())
             .wrap(actix_web::middleware::Condition::new(
                 https,

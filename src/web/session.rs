@@ -131,7 +131,8 @@ pub struct Viewer {
 #[derive(Debug, Clone)]
 pub struct MaybeViewer(pub Option<Viewer>);
 
-async fn viewer_of(req: HttpRequest) -> Result<Option<Viewer>, WebError> {
+/// The logged-in viewer of `req`, if any (a database lookup).
+pub(crate) async fn viewer_of(req: HttpRequest) -> Result<Option<Viewer>, WebError> {
     let state = state_of(&req)?;
     let Some(raw) = read_signed(&state, &req, SESSION_COOKIE) else {
         return Ok(None);

@@ -76,6 +76,13 @@ impl Site {
     ) -> impl Service<Request, Response = ServiceResponse, Error = actix_web::Error> + use<> {
         test::init_service(
             App::new()
+                .wrap(site::error_pages::error_pages())
+                // The body type the helpers name, as `start` erases it by serving.
+                .wrap(actix_web::middleware::from_fn(
+                    |req, next: actix_web::middleware::Next<_>| async move {
+                        Ok::<_, actix_web::Error>(next.call(req).await?.map_into_boxed_body())
+                    },
+                ))
                 .wrap(site::security_headers())
                 .configure(site::configure(self.state.clone())),
         )
