@@ -722,7 +722,23 @@ async fn the_story_through_the_handlers_changes_acls_at_once() {
     assert!(!site.core.shared.keys.load().contains_key(&ident_b));
     b.post(&app, &format!("/authkeys/{ident_b}/enable"), &[]).await;
     assert!(site.core.shared.keys.load().contains_key(&ident_b));
+    // Delete asks first: nothing is deleted until the confirmation page's form is sent.
     let p = b.post(&app, &format!("/authkeys/{ident_b}/delete"), &[]).await;
+    assert_eq!(p.status, StatusCode::OK, "{}", p.body);
+    assert!(
+        p.body.contains(&format!("Delete authkey {ident_b}?")),
+        "{}",
+        p.body
+    );
+    assert!(p.body.contains("name=\"confirm\" value=\"yes\""), "{}", p.body);
+    assert!(site.core.shared.keys.load().contains_key(&ident_b));
+    let p = b
+        .post(
+            &app,
+            &format!("/authkeys/{ident_b}/delete"),
+            &[("confirm", "yes")],
+        )
+        .await;
     assert_eq!(p.location(), "/authkeys?ok=key-deleted");
     assert!(!site.core.shared.keys.load().contains_key(&ident_b));
     let p = b.post(&app, "/authkeys/nosuchkey/frobnicate", &[]).await;
@@ -1463,7 +1479,7 @@ async fn every_owned_route_and_api_call_by_anonymous_other_user_and_owner() {
         ),
         (
             format!("/authkeys/{k1}/delete"),
-            vec![],
+            vec![("confirm", "yes")],
             "alice",
             StatusCode::NOT_FOUND,
             StatusCode::SEE_OTHER,
@@ -1777,4 +1793,42 @@ async fn error_pages_are_in_the_sites_layout() {
     let (status, body) = a.api(&app, Method::GET, "/api/v1/nothing", "", None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(body["error"].is_string(), "{body}");
+}
+
+/// Links carry channel names percent-encoded: a channel with `&`, `/`, `?`, `#` or `+` in
+/// its name links to itself, not to another channel.
+#[actix_web::test]
+async fn channel_links_are_url_encoded() {
+    let site = Site::new().await;
+    let app = site.app().await;
+    site.account("alice").await;
+    let mut a = Browser::default();
+    a.login(&app, "alice").await;
+    let channel = "a&b/c?d#e+f";
+    let p = a
+        .post(&app, "/authkeys", &[("publish", channel), ("subscribe", channel)])
+        .await;
+    assert!(
+        p.status.is_redirection() || p.status == StatusCode::OK,
+        "{}",
+        p.body
+    );
+    let encoded = "a%26b%2Fc%3Fd%23e%2Bf";
+    for page in ["/", "/authkeys", "/live"] {
+        let p = a.get(&app, page).await;
+        assert!(
+            p.body.contains(&format!("href=\"/live?channel={encoded}\"")),
+            "{page}: {}",
+            p.body
+        );
+    }
+    let p = a.get(&app, &format!("/live?channel={encoded}")).await;
+    assert_eq!(p.status, StatusCode::OK, "{}", p.body);
+    assert!(p.body.contains("data-channel=\"a&amp;b/c?d#e+f\""), "{}", p.body);
+    assert!(
+        p.body
+            .contains(&format!("href=\"/live/events?channel={encoded}\"")),
+        "{}",
+        p.body
+    );
 }

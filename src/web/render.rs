@@ -18,6 +18,7 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ("signup", include_str!("../../templates/signup.hbs")),
     ("login", include_str!("../../templates/login.hbs")),
     ("message", include_str!("../../templates/message.hbs")),
+    ("confirm", include_str!("../../templates/confirm.hbs")),
     ("reset_request", include_str!("../../templates/reset_request.hbs")),
     ("reset", include_str!("../../templates/reset.hbs")),
     ("account", include_str!("../../templates/account.hbs")),
@@ -82,7 +83,41 @@ pub fn templates() -> Result<(Handlebars<'static>, Handlebars<'static>), handleb
         };
         h.register_template_string(name, *text)?;
     }
+    pages.register_helper("url", Box::new(url_helper));
+    mails.register_helper("url", Box::new(url_helper));
     Ok((pages, mails))
+}
+
+/// Percent-encodes every byte outside RFC 3986's unreserved set, so a value is exactly one
+/// path segment or query value (a channel `a&b` or `x/y` stays itself in a link).
+pub fn url_component(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// `{{url value}}`: [`url_component`] of a value, for links built in templates.
+fn url_helper(
+    h: &handlebars::Helper<'_>,
+    _: &Handlebars<'_>,
+    _: &handlebars::Context,
+    _: &mut handlebars::RenderContext<'_, '_>,
+    out: &mut dyn handlebars::Output,
+) -> handlebars::HelperResult {
+    let value = h.param(0).map(handlebars::PathAndJson::value);
+    let text = match value {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Null) | None => String::new(),
+        Some(other) => other.to_string(),
+    };
+    out.write(&url_component(&text))?;
+    Ok(())
 }
 
 /// Renders a mail body (plain text, no escaping).
@@ -271,6 +306,13 @@ pub fn bytes(n: i64) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn url_components_are_one_segment_or_value() {
+        assert_eq!(url_component("dionaea.capture-1_x~"), "dionaea.capture-1_x~");
+        assert_eq!(url_component("a&b/c?d#e+f g%"), "a%26b%2Fc%3Fd%23e%2Bf%20g%25");
+        assert_eq!(url_component("é"), "%C3%A9");
+    }
     use super::*;
 
     #[test]

@@ -14,7 +14,7 @@ use crate::broker::messages::LiveSessions;
 use crate::social::ops;
 use crate::store::StoreError;
 use crate::web::error::WebError;
-use crate::web::render::{Page, bytes, time};
+use crate::web::render::{Page, bytes, time, url_component};
 use crate::web::session::{CsrfForm, Viewer};
 use crate::web::{State, WebState};
 use crate::wire::{Ident, Secret};
@@ -143,6 +143,8 @@ struct KeyForm {
     publish: String,
     subscribe: String,
     comment: String,
+    /// `yes` on the confirmation page's form: deleting cannot be undone.
+    confirm: String,
 }
 
 /// Parses both channel lists and the comment, naming the field at fault.
@@ -274,6 +276,29 @@ async fn act(
                 .apply(move |s| ops::set_key_enabled(s, &me, &i, true))
                 .await?;
             "key-enabled"
+        }
+        "delete" if form.0.confirm != "yes" => {
+            // Asks first, on a page of its own (works without scripts); another user's key
+            // is missing here as everywhere.
+            let owner = state.db(move |s| s.authkey_owner(&i)).await?;
+            if owner != Some(me.id) {
+                return Err(WebError::NotFound(format!("you have no authkey {ident}")));
+            }
+            return Page::new(
+                "confirm",
+                "Delete authkey?",
+                "authkeys",
+                json!({
+                    "heading": format!("Delete authkey {ident}?"),
+                    "text": "Sensors and subscribers using it are disconnected at once and \
+                             cannot authenticate again. This cannot be undone; to stop it for \
+                             a while, disable it instead.",
+                    "action": format!("/authkeys/{}/delete", url_component(ident.as_str())),
+                    "button": "Delete authkey",
+                    "cancel": "/authkeys",
+                }),
+            )
+            .render(&state, &req, Some(&v));
         }
         "delete" => {
             state.apply(move |s| ops::delete_key(s, &me, &i)).await?;
