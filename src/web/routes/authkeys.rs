@@ -331,6 +331,7 @@ mod tests {
             publish: "a, b".into(),
             subscribe: String::new(),
             comment: "sensor".into(),
+            ..KeyForm::default()
         };
         assert_eq!(parse_key_form(&ok).unwrap().0.len(), 2);
         let empty = KeyForm::default();
@@ -339,6 +340,7 @@ mod tests {
             publish: "a".into(),
             subscribe: "x".repeat(300),
             comment: "c".repeat(500),
+            ..KeyForm::default()
         };
         let e = parse_key_form(&long).unwrap_err();
         assert!(e.0.contains_key("subscribe") && e.0.contains_key("comment"));
