@@ -1832,3 +1832,98 @@ async fn channel_links_are_url_encoded() {
         p.body
     );
 }
+
+/// The OpenAPI document at `/api/v1/openapi.json` describes exactly the routes served:
+/// every route of `api::scope` is in it, and every operation in it is answered by a route
+/// (not by the API's "no such endpoint"), with numbers and RFC 3339 times where it says so.
+#[actix_web::test]
+async fn the_openapi_document_matches_the_live_routes() {
+    let site = Site::new().await;
+    let app = site.app().await;
+    let alice = site.account("alice").await;
+    let token = site
+        .store
+        .create_token(TokenKind::Api, alice.id, "", None)
+        .unwrap();
+    let mut c = Browser::default();
+    let (s, doc) = c.api(&app, Method::GET, "/api/v1/openapi.json", "", None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert_eq!(doc["servers"][0]["url"], "/api/v1");
+    let paths = doc["paths"].as_object().unwrap();
+    let mut documented: Vec<(String, String)> = Vec::new();
+    for (path, ops) in paths {
+        for method in ops.as_object().unwrap().keys() {
+            documented.push((method.to_uppercase(), path.clone()));
+        }
+    }
+    documented.sort();
+
+    // Every route the scope registers (read from its source) is documented.
+    let source = include_str!("../src/web/api.rs");
+    let mut served: Vec<(String, String)> = source
+        .split(".route(\"")
+        .skip(1)
+        .map(|rest| {
+            let path = rest.split('"').next().unwrap().to_owned();
+            let method = rest.split("web::").nth(1).unwrap().split('(').next().unwrap();
+            (method.to_uppercase(), path)
+        })
+        .collect();
+    served.sort();
+    assert_eq!(served, documented, "routes served vs documented");
+
+    // Every documented operation reaches a handler of its own.
+    for (method, path) in &documented {
+        let op = &paths[path][method.to_lowercase()];
+        let mut concrete = path.clone();
+        for p in op["parameters"].as_array().into_iter().flatten() {
+            if p["in"] != "path" {
+                continue;
+            }
+            let value = p["schema"]["enum"][0]
+                .as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| {
+                    if p["schema"]["type"] == "integer" {
+                        "999999".into()
+                    } else {
+                        "nothing-here".into()
+                    }
+                });
+            concrete = concrete.replace(&format!("{{{}}}", p["name"].as_str().unwrap()), &value);
+        }
+        let body = op.get("requestBody").map(|_| json!({}));
+        let m = Method::from_bytes(method.as_bytes()).unwrap();
+        let (status, answer) = c.api(&app, m, &format!("/api/v1{concrete}"), &token, body).await;
+        assert_ne!(
+            answer["error"], "no such API endpoint",
+            "{method} {concrete}: documented but not served"
+        );
+        assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {concrete}");
+    }
+
+    // The shapes it promises: numbers and RFC 3339 times.
+    let (_, key) = c
+        .api(
+            &app,
+            Method::POST,
+            "/api/v1/authkeys",
+            &token,
+            Some(json!({"publish": ["a"]})),
+        )
+        .await;
+    let (_, list) = c.api(&app, Method::GET, "/api/v1/authkeys", &token, None).await;
+    let k = &list["authkeys"][0];
+    assert_eq!(k["ident"], key["ident"]);
+    assert!(k["bytes_published"].is_i64(), "{k}");
+    assert!(k["messages_received"].is_i64(), "{k}");
+    assert_eq!(k["publish"], json!(["a"]));
+    let rfc3339 = |v: &serde_json::Value| {
+        let t = v.as_str().unwrap_or_default();
+        t.len() == 20 && t.as_bytes()[10] == b'T' && t.ends_with('Z')
+    };
+    assert!(rfc3339(&k["created_at"]), "{k}");
+    let (_, me) = c.api(&app, Method::GET, "/api/v1/me", &token, None).await;
+    assert!(rfc3339(&me["created_at"]), "{me}");
+}

@@ -8,6 +8,7 @@ use serde_json::json;
 
 use super::State;
 use super::error::{ApiError, WebError};
+use super::render::rfc3339;
 use super::routes::channel_list;
 use super::routes::shares::ShareOp;
 use super::session::{ApiUser, Viewer};
@@ -40,9 +41,21 @@ pub fn scope() -> actix_web::Scope {
         .route("/groups/{name}/{action}", web::post().to(group_action))
         .route("/logs", web::get().to(logs))
         .route("/search", web::get().to(search))
+        .route("/openapi.json", web::get().to(openapi))
         .default_service(web::to(|| async {
             HttpResponse::NotFound().json(json!({"error": "no such API endpoint"}))
         }))
+}
+
+/// What the API offers, for clients and generators: kept by hand beside [`scope`], and
+/// checked against the routes by `tests/web.rs`.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+async fn openapi() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .insert_header(("Cache-Control", "public, max-age=3600"))
+        .body(OPENAPI)
 }
 
 /// The API user as a page viewer, for the helpers the pages share.
@@ -54,13 +67,18 @@ fn viewer(u: &ApiUser) -> Viewer {
 }
 
 async fn me(u: ApiUser) -> ApiResult {
-    Ok(HttpResponse::Ok().json(json!({"name": u.0.name, "email": u.0.email, "created_at": u.0.created_at})))
+    Ok(HttpResponse::Ok()
+        .json(json!({"name": u.0.name, "email": u.0.email, "created_at": rfc3339(u.0.created_at)})))
 }
 
 /// `?page=N` (from 0): 50 keys a page, by ident; `next_page` while more remain.
 async fn list_keys(state: State, u: ApiUser, q: web::Query<super::routes::PageQuery>) -> ApiResult {
     let at = q.page;
     let (keys, more) = super::routes::authkeys::my_keys_page(&state, &viewer(&u), Some(at)).await?;
+    let keys: Vec<_> = keys
+        .iter()
+        .map(super::routes::authkeys::KeyRow::api_json)
+        .collect();
     Ok(HttpResponse::Ok().json(json!({ "authkeys": keys, "next_page": more.then_some(at + 1) })))
 }
 
@@ -378,7 +396,7 @@ async fn logs(state: State, u: ApiUser, q: web::Query<LogQuery>) -> ApiResult {
     let (entries, more) = state.db(move |s| s.key_log_page(id, None, at, per)).await?;
     let list: Vec<_> = entries
         .iter()
-        .map(|e| json!({"at": e.at, "ident": e.ident, "event": e.event, "channel": e.channel, "peer": e.peer, "detail": e.detail}))
+        .map(|e| json!({"at": rfc3339(e.at), "ident": e.ident, "event": e.event, "channel": e.channel, "peer": e.peer, "detail": e.detail}))
         .collect();
     Ok(HttpResponse::Ok().json(json!({ "entries": list, "next_page": more.then_some(at + 1) })))
 }
@@ -390,6 +408,15 @@ async fn search(state: State, u: ApiUser, q: web::Query<LogQuery>) -> ApiResult 
             "q: give 1-200 characters to search for".into(),
         )));
     }
-    let results = super::routes::pages::search_results(&state, &viewer(&u), text.trim(), page).await?;
+    let mut results = super::routes::pages::search_results(&state, &viewer(&u), text.trim(), page).await?;
+    // Times as everywhere in the API (the page's reading form dropped).
+    if let Some(log) = results.get_mut("log").and_then(serde_json::Value::as_array_mut) {
+        for e in log.iter_mut().filter_map(serde_json::Value::as_object_mut) {
+            if let Some(at) = e.remove("at_rfc3339") {
+                e.insert("at".into(), at);
+            }
+            e.remove("bad");
+        }
+    }
     Ok(HttpResponse::Ok().json(results))
 }

@@ -266,6 +266,18 @@ pub fn flash(code: &str) -> Option<&'static str> {
 
 /// Unix seconds as `YYYY-MM-DD HH:MM:SS UTC`.
 pub fn time(secs: i64) -> String {
+    let (date, clock) = civil(secs);
+    format!("{date} {clock} UTC")
+}
+
+/// A Unix time as RFC 3339 in UTC (`2026-12-03T21:30:00Z`): how the JSON API gives times.
+pub fn rfc3339(secs: i64) -> String {
+    let (date, clock) = civil(secs);
+    format!("{date}T{clock}Z")
+}
+
+/// (`YYYY-MM-DD`, `HH:MM:SS`) of a Unix time, UTC.
+fn civil(secs: i64) -> (String, String) {
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     // Civil from days (Howard Hinnant's algorithm).
@@ -278,11 +290,9 @@ pub fn time(secs: i64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
+    (
+        format!("{y:04}-{m:02}-{d:02}"),
+        format!("{:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60),
     )
 }
 
@@ -306,6 +316,13 @@ pub fn bytes(n: i64) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn times_for_pages_and_for_the_api() {
+        assert_eq!(time(1_796_332_072), "2026-12-03 21:07:52 UTC");
+        assert_eq!(rfc3339(1_796_332_072), "2026-12-03T21:07:52Z");
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+    }
 
     #[test]
     fn url_components_are_one_segment_or_value() {

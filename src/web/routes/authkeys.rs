@@ -14,7 +14,7 @@ use crate::broker::messages::LiveSessions;
 use crate::social::ops;
 use crate::store::StoreError;
 use crate::web::error::WebError;
-use crate::web::render::{Page, bytes, time, url_component};
+use crate::web::render::{Page, bytes, rfc3339, time, url_component};
 use crate::web::session::{CsrfForm, Viewer};
 use crate::web::{State, WebState};
 use crate::wire::{Ident, Secret};
@@ -30,21 +30,74 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 use crate::config::limits::MAX_KEY_COMMENT as MAX_COMMENT;
 
 /// The viewer's keys with their traffic and live state, as JSON for pages and the API.
-pub async fn my_keys(state: &WebState, v: &Viewer) -> Result<Vec<Value>, WebError> {
+pub async fn my_keys(state: &WebState, v: &Viewer) -> Result<Vec<KeyRow>, WebError> {
     Ok(my_keys_page(state, v, None).await?.0)
 }
 
 /// Keys on a page of the Authkeys page and of `GET /api/v1/authkeys`.
 pub const KEYS_PER_PAGE: usize = crate::config::limits::PER_PAGE;
 
-/// One page of [`my_keys`] (all of them for `None`), and whether more follow.
+/// One key of the viewer's with its traffic and live connections: what the Authkeys page
+/// and `GET /api/v1/authkeys` list, each in its own form.
+pub struct KeyRow {
+    key: crate::domain::listing::AuthkeyInfo,
+    usage: crate::domain::listing::KeyUsage,
+    /// Peers of the key's sessions open now.
+    pub connected: Vec<String>,
+}
+
+impl KeyRow {
+    /// For the page: lists as text, sizes and times for reading.
+    pub fn page_json(&self) -> Value {
+        let (k, u) = (&self.key, &self.usage);
+        json!({
+            "ident": k.ident.as_str(),
+            "enabled": k.enabled,
+            "publish": channels_text(&k.publish),
+            "subscribe": channels_text(&k.subscribe),
+            "publish_list": k.publish.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
+            "subscribe_list": k.subscribe.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
+            "comment": k.comment,
+            "created": time(k.created_at),
+            "messages_published": u.messages_published,
+            "bytes_published": bytes(u.bytes_published),
+            "messages_received": u.messages_received,
+            "bytes_received": bytes(u.bytes_received),
+            "last_seen": u.last_seen_at.map(time),
+            "last_peer": u.last_peer,
+            "connected": self.connected,
+        })
+    }
+
+    /// For the API: lists as arrays, counts as numbers, times as RFC 3339.
+    pub fn api_json(&self) -> Value {
+        let (k, u) = (&self.key, &self.usage);
+        json!({
+            "ident": k.ident.as_str(),
+            "enabled": k.enabled,
+            "publish": k.publish.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
+            "subscribe": k.subscribe.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
+            "comment": k.comment,
+            "created_at": rfc3339(k.created_at),
+            "messages_published": u.messages_published,
+            "bytes_published": u.bytes_published,
+            "messages_received": u.messages_received,
+            "bytes_received": u.bytes_received,
+            "last_seen_at": u.last_seen_at.map(rfc3339),
+            "last_peer": u.last_peer,
+            "connected": self.connected,
+        })
+    }
+}
+
+/// One page of the viewer's keys (all of them for `None`), and whether more follow.
 pub async fn my_keys_page(
     state: &WebState,
     v: &Viewer,
     page: Option<usize>,
-) -> Result<(Vec<Value>, bool), WebError> {
+) -> Result<(Vec<KeyRow>, bool), WebError> {
     let id = v.user.id;
-    let (keys, more, usage) = state
+    let (keys, more, mut usage) = state
         .db(move |s| -> Result<_, StoreError> {
             let (keys, more) = match page {
                 Some(p) => s.authkeys_page(id, p, KEYS_PER_PAGE)?,
@@ -61,31 +114,18 @@ pub async fn my_keys_page(
         .await
         .unwrap_or_default();
     let list = keys
-        .iter()
-        .map(|k| {
-            let u = usage.get(k.ident.as_str()).cloned().unwrap_or_default();
-            let peers: Vec<String> = live
+        .into_iter()
+        .map(|key| {
+            let connected = live
                 .iter()
-                .filter(|(i, _)| *i == k.ident)
+                .filter(|(i, _)| *i == key.ident)
                 .map(|(_, p)| p.to_string())
                 .collect();
-            json!({
-                "ident": k.ident.as_str(),
-                "enabled": k.enabled,
-                "publish": channels_text(&k.publish),
-                "subscribe": channels_text(&k.subscribe),
-                "publish_list": k.publish.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
-                "subscribe_list": k.subscribe.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
-                "comment": k.comment,
-                "created": time(k.created_at),
-                "messages_published": u.messages_published,
-                "bytes_published": bytes(u.bytes_published),
-                "messages_received": u.messages_received,
-                "bytes_received": bytes(u.bytes_received),
-                "last_seen": u.last_seen_at.map(time),
-                "last_peer": u.last_peer,
-                "connected": peers,
-            })
+            KeyRow {
+                usage: usage.remove(key.ident.as_str()).unwrap_or_default(),
+                key,
+                connected,
+            }
         })
         .collect();
     Ok((list, more))
@@ -107,7 +147,7 @@ async fn render_page(
         "authkeys",
         crate::web::routes::paged(
             json!({
-                "keys": keys,
+                "keys": keys.iter().map(KeyRow::page_json).collect::<Vec<_>>(),
                 "form": form,
                 "errors": errors.to_json(),
             }),

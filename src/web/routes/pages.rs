@@ -30,6 +30,7 @@ use crate::web::routes::{PER_PAGE, PageQuery};
 fn log_json(e: &KeyLogEntry) -> Value {
     json!({
         "at": time(e.at),
+        "at_rfc3339": crate::web::render::rfc3339(e.at),
         "ident": e.ident,
         "event": e.event,
         "channel": e.channel,
@@ -62,10 +63,7 @@ async fn home(state: State, req: HttpRequest, v: MaybeViewer) -> Result<HttpResp
         })
         .map(|g| g.name.as_str())
         .collect();
-    let connected = keys
-        .iter()
-        .filter(|k| k["connected"].as_array().is_some_and(|a| !a.is_empty()))
-        .count();
+    let connected = keys.iter().filter(|k| !k.connected.is_empty()).count();
     Page::new(
         "dashboard",
         "Dashboard",
