@@ -1927,3 +1927,36 @@ async fn the_openapi_document_matches_the_live_routes() {
     let (_, me) = c.api(&app, Method::GET, "/api/v1/me", &token, None).await;
     assert!(rfc3339(&me["created_at"]), "{me}");
 }
+
+/// A group's owner who shares a channel with their own group answers for the group on the
+/// Shares page (it is not an incoming share, so "Shared with me" does not list it).
+#[actix_web::test]
+async fn a_group_owner_answers_a_share_to_their_own_group_on_the_site() {
+    let site = Site::new().await;
+    let app = site.app().await;
+    site.account("alice").await;
+    let mut a = Browser::default();
+    a.login(&app, "alice").await;
+    a.get(&app, "/groups").await;
+    let p = a.post(&app, "/groups", &[("name", "crew")]).await;
+    assert!(p.status.is_redirection(), "{}", p.body);
+    a.get(&app, "/shares").await;
+    let p = a
+        .post(
+            &app,
+            "/shares",
+            &[("channel", "crew.feed"), ("to_kind", "group"), ("to", "crew")],
+        )
+        .await;
+    assert!(p.status.is_redirection(), "{}", p.body);
+    let p = a.get(&app, "/shares").await;
+    assert!(p.body.contains("Accept for group crew"), "{}", p.body);
+    let id = between(&p.body, "<tr id=\"share-", "\"");
+    let p = a
+        .post(&app, &format!("/shares/{id}/accept"), &[("back", "shares")])
+        .await;
+    assert_eq!(p.location(), "/shares?ok=share-accepted", "{}", p.body);
+    let p = a.get(&app, "/shares").await;
+    assert!(!p.body.contains("Accept for group crew"), "{}", p.body);
+    assert!(p.body.contains("state-accepted"), "{}", p.body);
+}

@@ -67,9 +67,19 @@ async fn shares_ctx(
     at: usize,
 ) -> Result<Value, WebError> {
     let me = v.user.clone();
-    let (outgoing, more, users, groups, channels) = state
+    let (outgoing, more, users, groups, channels, owned) = state
         .db(move |s| -> Result<_, SocialError> {
             let (out, more) = ops::my_outgoing(s, &me, at)?;
+            // A share to a group the viewer owns is answered by the viewer, here too.
+            let owned: Vec<crate::domain::GroupId> = s
+                .groups_of(me.id)?
+                .into_iter()
+                .filter(|g| {
+                    g.place_of(&me.name)
+                        .is_some_and(|(role, _)| role == crate::domain::model::GroupRole::Owner)
+                })
+                .map(|g| g.id)
+                .collect();
             let users = s.search_users("", 500)?;
             // Suggestions for the form, as for users: the first 500, not every group.
             let groups: Vec<String> = s.search_groups("", 500)?.into_iter().map(|(n, _)| n).collect();
@@ -81,10 +91,18 @@ async fn shares_ctx(
                 .collect();
             channels.sort();
             channels.dedup();
-            Ok((out, more, users, groups, channels))
+            Ok((out, more, users, groups, channels, owned))
         })
         .await?;
-    let shares: Vec<Value> = outgoing.iter().map(share_json).collect();
+    let shares: Vec<Value> = outgoing
+        .iter()
+        .map(|s| {
+            let mut j = share_json(s);
+            let for_my_group = matches!(s.share.to, Grantee::Group(g) if owned.contains(&g));
+            j["can_answer"] = json!(for_my_group && s.share.state == ShareState::Offered);
+            j
+        })
+        .collect();
     let users: Vec<String> = users.into_iter().filter(|u| *u != v.user.name).collect();
     Ok(crate::web::routes::paged(
         json!({
@@ -253,11 +271,19 @@ async fn offer(
     Ok(see_other("/shares", Some("share-offered")))
 }
 
+/// Where an answer came from: `shares` when a group's owner answered on the Shares page
+/// (a share of their own to their group), else the "Shared with me" page.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ActForm {
+    back: String,
+}
+
 async fn act(
     state: State,
     v: Viewer,
     path: web::Path<(i64, String)>,
-    _form: CsrfForm<serde::de::IgnoredAny>,
+    form: CsrfForm<ActForm>,
 ) -> Result<HttpResponse, WebError> {
     let (id, action) = path.into_inner();
     let id = ShareId(id);
@@ -272,6 +298,7 @@ async fn act(
         _ => return Err(WebError::NotFound(format!("no action {action:?} on shares"))),
     };
     state.apply(move |s| op.run(s, &me, id)).await?;
+    let back = if form.0.back == "shares" { "/shares" } else { back };
     Ok(see_other(back, Some(ok)))
 }
 
