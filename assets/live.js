@@ -8,6 +8,8 @@
   var rateEl = document.getElementById('live-rate');
   var countEl = document.getElementById('live-count');
   var sourcesEl = document.getElementById('live-sources');
+  var accessEl = document.getElementById('live-access');
+  var access = null;
   var paused = false, count = 0, recent = [], sources = {};
   var MAX_SHOWN = 200;
 
@@ -38,6 +40,25 @@
   source.addEventListener('ready', function (e) {
     var d = JSON.parse(e.data);
     setState('live · key ' + d.ident, 'ok');
+  });
+  // Whose data may reach this view, by user; sent at start and whenever a share changes.
+  source.addEventListener('access', function (e) {
+    var d = JSON.parse(e.data);
+    var now = d.everyone ? ['everyone'] : d.sources;
+    accessEl.textContent = 'Whose data reaches you here: ' + (now.length ? now.join(', ') : 'nobody now');
+    if (access !== null) {
+      var gone = access.filter(function (u) { return now.indexOf(u) < 0; });
+      var added = now.filter(function (u) { return access.indexOf(u) < 0; });
+      var text = 'Access changed at ' + new Date().toLocaleTimeString() + ':' +
+        (gone.length ? ' no longer from ' + gone.join(', ') + '.' : '') +
+        (added.length ? ' now also from ' + added.join(', ') + '.' : '');
+      list.insertBefore(el('li', 'message notice', text), list.firstChild);
+      // The per-key counts start again: a key of a user no longer listed sends nothing more.
+      sources = {};
+      renderSources();
+      setState(now.length ? 'live · access changed' : 'live · nothing reaches you now', now.length ? 'ok' : 'warn');
+    }
+    access = now;
   });
   source.addEventListener('message', function (e) {
     var m = JSON.parse(e.data);

@@ -1089,6 +1089,42 @@ async fn logs_search_graph_and_live_view() {
         message.contains("\"encoding\":\"json\"") && message.contains("198.51.100.7"),
         "{message}"
     );
+    assert!(
+        ready.contains("event: access") && ready.contains("\"sources\":[\"alice\"]"),
+        "{ready}"
+    );
+    // A share accepted while the view is open: the page is told whose data reaches it now.
+    let mut b = Browser::default();
+    b.login(&app, "bob").await;
+    b.get(&app, "/authkeys").await;
+    b.post(&app, "/authkeys", &[("publish", "dionaea.capture")]).await;
+    b.get(&app, "/shares").await;
+    b.post(
+        &app,
+        "/shares",
+        &[
+            ("channel", "dionaea.capture"),
+            ("to_kind", "user"),
+            ("to", "alice"),
+        ],
+    )
+    .await;
+    let p = a.get(&app, "/shared-with-me").await;
+    let id = between(&p.body, "<tr id=\"share-", "\"");
+    a.post(&app, &format!("/shares/{id}/accept"), &[]).await;
+    let access = next().await;
+    assert!(
+        access.starts_with("event: access") && access.contains("\"sources\":[\"alice\",\"bob\"]"),
+        "{access}"
+    );
+    // Revoked: the page is told at once, and bob's data no longer reaches it.
+    b.get(&app, "/shares").await;
+    b.post(&app, &format!("/shares/{id}/revoke"), &[]).await;
+    let access = next().await;
+    assert!(
+        access.starts_with("event: access") && access.contains("\"sources\":[\"alice\"]"),
+        "{access}"
+    );
     // The key loses the channel: the stream says why and ends.
     a.get(&app, "/authkeys").await;
     a.post(

@@ -4,7 +4,9 @@
 //! The stream is a broker session of the viewer's own key (the first of their keys that may
 //! subscribe to the channel), registered with the Broker like a TCP client: the same ACL,
 //! the same route, the same bounded outbox and slow-consumer policy, and a revocation cuts
-//! it at once (an `error` event, then the end of the stream).
+//! it at once (an `error` event, then the end of the stream). Whose data reaches the view
+//! is sent as an `access` event at start and whenever a share changes it (accepted,
+//! revoked, a user blocked), so the page says so as it happens.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -27,12 +29,16 @@ use super::{State, WebState};
 use crate::broker::handle::{SessionHandle, SessionId};
 use crate::broker::messages::{Disconnected, Register, Subscribe};
 use crate::broker::outbox::Outbox;
+use crate::domain::acl::Sources;
 use crate::wire::{Channel, Frame};
 
 /// Bytes queued for one live view before the slow-consumer policy applies.
 pub use crate::config::limits::LIVE_OUTBOX;
 /// A comment line this often keeps proxies from closing a quiet stream.
 pub const KEEPALIVE: Duration = Duration::from_secs(15);
+/// How often the stream looks whether its key's sources on the channel changed (a share
+/// revoked or accepted), to tell the page as it happens.
+pub const ACCESS_CHECK: Duration = Duration::from_millis(500);
 /// Payload bytes shown per message; the rest is cut (and said so).
 pub use crate::config::limits::LIVE_SHOWN as SHOWN;
 /// Live views one user may have open at once (each is a broker session).
@@ -100,6 +106,35 @@ pub fn message_json(ident: &str, channel: &str, payload: &[u8]) -> Value {
         }
     }
     m
+}
+
+/// Whose messages the session's key receives on `channel` now (`None`: it may not any more).
+fn sources_now(handle: &SessionHandle, channel: &Channel) -> Option<Sources> {
+    handle.acl.load().as_ref()?.sources(channel.as_str()).cloned()
+}
+
+/// The `access` event: whose data the view shows from now on, by user name.
+async fn access_event(state: &WebState, sources: Option<Sources>) -> Bytes {
+    let data = match sources {
+        None => json!({"sources": [], "everyone": false}),
+        Some(Sources::Everyone) => json!({"sources": [], "everyone": true}),
+        Some(Sources::Users(ids)) => {
+            let names = state
+                .db(move |s| -> Result<Vec<String>, crate::store::StoreError> {
+                    let mut names = Vec::new();
+                    for id in ids {
+                        if let Some(u) = s.user_by_id(id)? {
+                            names.push(u.name);
+                        }
+                    }
+                    Ok(names)
+                })
+                .await
+                .unwrap_or_default();
+            json!({"sources": names, "everyone": false})
+        }
+    };
+    event("access", &data)
 }
 
 fn event(kind: &str, data: &Value) -> Bytes {
@@ -225,36 +260,62 @@ pub async fn events(
     );
     let mut tick = tokio::time::interval(KEEPALIVE);
     tick.reset();
+    let mut watch = tokio::time::interval(ACCESS_CHECK);
+    watch.reset();
+    let seen = sources_now(&handle, &channel);
+    let first = Bytes::from([hello, access_event(&state, seen.clone()).await].concat());
+    let state2 = state.clone();
     let stream = futures_util::stream::unfold(
-        (guard, Some(hello), tick, Vec::new()),
-        move |(guard, first, mut tick, mut batch)| {
+        (guard, Some(first), (tick, watch), Vec::new(), seen),
+        move |(guard, first, (mut tick, mut watch), mut batch, mut seen)| {
             let shutdown = shutdown.clone();
             let outbox = Arc::clone(&outbox);
+            let (handle, channel, state) = (Arc::clone(&handle), channel.clone(), state2.clone());
             async move {
                 if let Some(b) = first {
-                    return Some((Ok::<_, actix_web::Error>(b), (guard, None, tick, batch)));
+                    return Some((
+                        Ok::<_, actix_web::Error>(b),
+                        (guard, None, (tick, watch), batch, seen),
+                    ));
                 }
-                let out = tokio::select! {
-                    more = outbox.next_batch(&mut batch) => {
-                        more?;
-                        let mut out = Vec::new();
-                        for raw in batch.drain(..) {
-                            match Frame::parse(&raw) {
-                                Ok(Frame::Publish { ident, channel, payload }) => {
-                                    out.extend_from_slice(&event("message", &message_json(ident.as_str(), channel.as_str(), &payload)));
+                // Nothing goes out empty: a quiet check of the access waits for the next event.
+                let out = loop {
+                    let out = tokio::select! {
+                        more = outbox.next_batch(&mut batch) => {
+                            more?;
+                            let mut out = Vec::new();
+                            for raw in batch.drain(..) {
+                                match Frame::parse(&raw) {
+                                    Ok(Frame::Publish { ident, channel, payload }) => {
+                                        out.extend_from_slice(&event("message", &message_json(ident.as_str(), channel.as_str(), &payload)));
+                                    }
+                                    Ok(Frame::Error(message)) => {
+                                        out.extend_from_slice(&event("error", &json!({"message": message})));
+                                    }
+                                    _ => {}
                                 }
-                                Ok(Frame::Error(message)) => {
-                                    out.extend_from_slice(&event("error", &json!({"message": message})));
-                                }
-                                _ => {}
+                            }
+                            Bytes::from(out)
+                        }
+                        _ = watch.tick() => {
+                            let now = sources_now(&handle, &channel);
+                            // Losing the channel altogether is the broker's to say (an
+                            // error, then the end of the stream).
+                            if now == seen || now.is_none() {
+                                Bytes::new()
+                            } else {
+                                seen = now.clone();
+                                access_event(&state, now).await
                             }
                         }
-                        Bytes::from(out)
+                        _ = tick.tick() => Bytes::from_static(b": keepalive\n\n"),
+                        () = shutdown.cancelled() => return None,
+                    };
+                    if !out.is_empty() {
+                        break out;
                     }
-                    _ = tick.tick() => Bytes::from_static(b": keepalive\n\n"),
-                    () = shutdown.cancelled() => return None,
                 };
-                Some((Ok(out), (guard, None, tick, batch)))
+                Some((Ok(out), (guard, None, (tick, watch), batch, seen)))
             }
         },
     );
