@@ -1246,6 +1246,8 @@ async fn the_json_api_with_tokens() {
     assert_eq!(s, StatusCode::OK);
     let (_, shares) = c.api(&app, Method::GET, "/api/v1/shares", &bob_token, None).await;
     assert_eq!(shares["incoming"][0]["state"], "accepted");
+    let created = shares["incoming"][0]["created_at"].as_str().unwrap_or_default();
+    assert!(created.len() == 20 && created.ends_with('Z'), "{shares}");
     let (s, _) = c
         .api(
             &app,
@@ -1995,4 +1997,7 @@ async fn a_group_owner_answers_a_share_to_their_own_group_on_the_site() {
     let p = a.get(&app, "/shares").await;
     assert!(!p.body.contains("Accept for group crew"), "{}", p.body);
     assert!(p.body.contains("state-accepted"), "{}", p.body);
+    // Every share says when it was offered (the day; the hour and any answer on hover).
+    assert!(p.body.contains("<time title=\"offered "), "{}", p.body);
+    assert!(p.body.contains(", accepted "), "{}", p.body);
 }

@@ -64,6 +64,10 @@ pub struct ShareInfo {
     pub to_name: String,
     /// For a public offer listed to a user: whether that user took it up.
     pub followed: bool,
+    /// When it was offered (Unix seconds).
+    pub created_at: i64,
+    /// When its state last changed: accepted, declined, revoked (Unix seconds).
+    pub updated_at: i64,
 }
 
 /// A key to create.

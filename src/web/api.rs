@@ -181,6 +181,8 @@ fn share_json(s: &crate::domain::listing::ShareInfo) -> serde_json::Value {
         "onward": s.share.onward,
         "public": s.share.to == crate::domain::model::Grantee::Everyone,
         "taken_up": s.followed,
+        "created_at": rfc3339(s.created_at),
+        "updated_at": rfc3339(s.updated_at),
     })
 }
 

@@ -241,6 +241,8 @@ mod tests {
             from_name: from.into(),
             to_name: to.into(),
             followed: false,
+            created_at: 0,
+            updated_at: 0,
         }
     }
 

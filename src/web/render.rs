@@ -270,6 +270,11 @@ pub fn time(secs: i64) -> String {
     format!("{date} {clock} UTC")
 }
 
+/// The day of a Unix time (`2026-12-03`), for lists where the hour is noise.
+pub fn date(secs: i64) -> String {
+    civil(secs).0
+}
+
 /// A Unix time as RFC 3339 in UTC (`2026-12-03T21:30:00Z`): how the JSON API gives times.
 pub fn rfc3339(secs: i64) -> String {
     let (date, clock) = civil(secs);

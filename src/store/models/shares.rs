@@ -430,6 +430,15 @@ impl Store {
         })?
         .into_iter()
         .collect();
+        let share_ids: Vec<i64> = list.iter().map(|s| s.id.0).collect();
+        let dates: HashMap<i64, (i64, i64)> = in_chunks(&share_ids, |c| {
+            shares::table
+                .filter(shares::id.eq_any(c))
+                .select((shares::id, (shares::created_at, shares::updated_at)))
+                .load(&mut conn)
+        })?
+        .into_iter()
+        .collect();
         let name =
             |map: &HashMap<i64, String>, id: i64| map.get(&id).cloned().unwrap_or_else(|| format!("#{id}"));
         Ok(list
@@ -440,11 +449,14 @@ impl Store {
                     Grantee::Group(g) => format!("group {}", name(&groups, g.0)),
                     Grantee::Everyone => "everyone".to_owned(),
                 };
+                let (created_at, updated_at) = dates.get(&share.id.0).copied().unwrap_or_default();
                 ShareInfo {
                     from_name: name(&users, share.from.0),
                     to_name,
                     share,
                     followed: false,
+                    created_at,
+                    updated_at,
                 }
             })
             .collect())

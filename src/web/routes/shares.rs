@@ -46,6 +46,11 @@ fn share_json(s: &ShareInfo) -> Value {
         "onward": s.share.onward,
         "public": s.share.to == Grantee::Everyone,
         "taken_up": s.followed,
+        "offered": crate::web::render::date(s.created_at),
+        "changed": crate::web::render::date(s.updated_at),
+        "offered_at": crate::web::render::time(s.created_at),
+        "changed_at": crate::web::render::time(s.updated_at),
+        "answered": s.share.state != ShareState::Offered,
     })
 }
 
