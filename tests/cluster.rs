@@ -205,6 +205,16 @@ impl Cluster {
     fn login(&self, node: usize, ident: &str) -> Raw {
         Raw::login(self.nodes[node].addr, ident, "s3cret")
     }
+
+    /// A session of `ident` on `node` subscribed to `channel`, and live: its own marker on
+    /// `sync` came back with nothing before it.
+    fn subscriber(&self, node: usize, ident: &str, channel: &str) -> Raw {
+        let mut r = self.login(node, ident);
+        r.subscribe(channel);
+        let early = r.barrier("sync");
+        assert!(early.is_empty(), "{ident} on node {}: {early:?}", node + 1);
+        r
+    }
 }
 
 impl Drop for Cluster {
@@ -355,9 +365,7 @@ fn a_share_crosses_nodes_only_once_accepted_and_stops_before_a_revoke_on_another
     c.share("alice", "c", "carol");
 
     // Bob (node 1) subscribes; alice publishes on node 2 while the offer is open.
-    let mut bob = c.login(0, "b-reader");
-    bob.subscribe("c");
-    assert!(bob.barrier("sync").is_empty());
+    let mut bob = c.subscriber(0, "b-reader", "c");
     let mut carol = c.login(0, "c-reader");
     carol.subscribe("c");
     let mut sensor = c.login(1, "a-sensor");
@@ -467,13 +475,8 @@ fn a_node_that_loses_nats_serves_its_own_clients_and_rejoins() {
 
     // Alice's sensor and reader on node 2 (behind the proxy), bob's reader on node 1.
     let mut sensor = c.login(1, "a-sensor");
-    let mut local = c.login(1, "a-reader");
-    local.subscribe("c");
-    let early = local.barrier("sync");
-    assert!(early.is_empty(), "{early:?}");
-    let mut remote = c.login(0, "b-reader");
-    remote.subscribe("c");
-    assert!(remote.barrier("sync").is_empty());
+    let mut local = c.subscriber(1, "a-reader", "c");
+    let mut remote = c.subscriber(0, "b-reader", "c");
     sensor.publish("c", b"before");
     assert_eq!(local.expect_publish().2, b"before");
     assert_eq!(remote.expect_publish().2, b"before");
@@ -500,9 +503,7 @@ fn a_node_that_loses_nats_serves_its_own_clients_and_rejoins() {
     wait_for("node 2 to reconnect", Duration::from_secs(30), || {
         (c.nodes[1].log().matches("NATS connected").count() >= 2).then_some(())
     });
-    let mut d_reader = c.login(1, "a-d-reader");
-    d_reader.subscribe("d");
-    assert!(d_reader.barrier("sync").is_empty());
+    let mut d_reader = c.subscriber(1, "a-d-reader", "d");
     let mut b_sensor = c.login(0, "b-sensor");
     wait_for(
         "node 1's publishes to reach node 2",
@@ -566,14 +567,10 @@ fn a_node_that_loses_postgresql_serves_on_and_catches_up() {
 
     // Bob and carol read on node 2 (behind the proxy), alice on node 1.
     let mut sensor = c.login(0, "a-sensor");
-    let mut bob = c.login(1, "b-reader");
-    bob.subscribe("c");
-    assert!(bob.barrier("sync").is_empty());
+    let mut bob = c.subscriber(1, "b-reader", "c");
     let mut carol = c.login(1, "c-reader");
     carol.subscribe("c");
-    let mut alice = c.login(0, "a-reader");
-    alice.subscribe("d");
-    assert!(alice.barrier("sync").is_empty());
+    let mut alice = c.subscriber(0, "a-reader", "d");
     sensor.publish("c", b"before");
     assert_eq!(bob.expect_publish().2, b"before");
     assert_eq!(carol.expect_publish().2, b"before");
@@ -655,13 +652,9 @@ fn a_stalled_subscriber_on_another_node_never_holds_up_the_publisher() {
     c.key("alice", "a-reader", "sync", "c,sync");
     c.key("bob", "b-reader", "sync", "c,sync");
     c.share("alice", "c", "bob");
-    let mut local = c.login(0, "a-reader");
-    local.subscribe("c");
-    assert!(local.barrier("sync").is_empty());
+    let mut local = c.subscriber(0, "a-reader", "c");
     // Bob, on node 2, subscribes and never reads again.
-    let mut stalled = c.login(1, "b-reader");
-    stalled.subscribe("c");
-    assert!(stalled.barrier("sync").is_empty());
+    let mut stalled = c.subscriber(1, "b-reader", "c");
     socket2::SockRef::from(&stalled.stream)
         .set_recv_buffer_size(128 * 1024)
         .unwrap();

@@ -76,15 +76,7 @@ async fn shares_ctx(
         .db(move |s| -> Result<_, SocialError> {
             let (out, more) = ops::my_outgoing(s, &me, at)?;
             // A share to a group the viewer owns is answered by the viewer, here too.
-            let owned: Vec<crate::domain::GroupId> = s
-                .groups_of(me.id)?
-                .into_iter()
-                .filter(|g| {
-                    g.place_of(&me.name)
-                        .is_some_and(|(role, _)| role == crate::domain::model::GroupRole::Owner)
-                })
-                .map(|g| g.id)
-                .collect();
+            let owned = owned_groups(s, &me)?;
             let users = s.search_users("", 500)?;
             // Suggestions for the form, as for users: the first 500, not every group.
             let groups: Vec<String> = s.search_groups("", 500)?.into_iter().map(|(n, _)| n).collect();
@@ -334,6 +326,21 @@ impl ShareOp {
     }
 }
 
+/// The groups `me` owns: shares offered to them are `me`'s to answer.
+fn owned_groups(
+    s: &crate::store::Store,
+    me: &crate::domain::listing::User,
+) -> Result<Vec<crate::domain::GroupId>, crate::store::StoreError> {
+    Ok(s.groups_of(me.id)?
+        .into_iter()
+        .filter(|g| {
+            g.place_of(&me.name)
+                .is_some_and(|(role, _)| role == crate::domain::model::GroupRole::Owner)
+        })
+        .map(|g| g.id)
+        .collect())
+}
+
 /// `?offers=N`: which page of open public offers to list (from 0).
 #[derive(Deserialize, Default)]
 #[serde(default)]
@@ -356,15 +363,7 @@ async fn shared_page(
             let (inc, inc_more) = ops::my_incoming(s, &me, inc_at)?;
             let (offers, more) = ops::public_offers(s, &me, at)?;
             let blocks = ops::my_blocks(s, &me)?;
-            let owned: Vec<crate::domain::GroupId> = s
-                .groups_of(me.id)?
-                .into_iter()
-                .filter(|g| {
-                    g.place_of(&me.name)
-                        .is_some_and(|(role, _)| role == crate::domain::model::GroupRole::Owner)
-                })
-                .map(|g| g.id)
-                .collect();
+            let owned = owned_groups(s, &me)?;
             Ok((inc, inc_more, offers, more, owned, blocks))
         })
         .await?;
