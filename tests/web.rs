@@ -2001,3 +2001,131 @@ async fn a_group_owner_answers_a_share_to_their_own_group_on_the_site() {
     assert!(p.body.contains("<time title=\"offered "), "{}", p.body);
     assert!(p.body.contains(", accepted "), "{}", p.body);
 }
+
+#[actix_web::test]
+async fn share_lists_filter_by_state_and_clear_their_ended_entries() {
+    let site = Site::new().await;
+    let app = site.app().await;
+    site.account("alice").await;
+    site.account("bob").await;
+    let (mut a, mut b) = (Browser::default(), Browser::default());
+    a.login(&app, "alice").await;
+    b.login(&app, "bob").await;
+    a.get(&app, "/shares").await;
+    for c in ["f.revoked", "f.declined", "f.pending", "f.active"] {
+        let p = a
+            .post(
+                &app,
+                "/shares",
+                &[("channel", c), ("to_kind", "user"), ("to", "bob")],
+            )
+            .await;
+        assert!(p.status.is_redirection(), "{}", p.body);
+    }
+    let id = |c: &str| {
+        let s = site.store.all_shares().unwrap();
+        s.iter().find(|s| s.channel.as_str() == c).unwrap().id.0
+    };
+    b.get(&app, "/shared-with-me").await;
+    for (c, act) in [
+        ("f.revoked", "accept"),
+        ("f.declined", "decline"),
+        ("f.active", "accept"),
+    ] {
+        let p = b.post(&app, &format!("/shares/{}/{act}", id(c)), &[]).await;
+        assert!(p.status.is_redirection(), "{}", p.body);
+    }
+    let p = a
+        .post(&app, &format!("/shares/{}/revoke", id("f.revoked")), &[])
+        .await;
+    assert!(p.status.is_redirection(), "{}", p.body);
+
+    // Each filter lists exactly its shares; the current one is marked, the others link.
+    let listed = |body: &str| -> Vec<&'static str> {
+        ["f.revoked", "f.declined", "f.pending", "f.active"]
+            .into_iter()
+            .filter(|c| body.contains(&format!("<code>{c}</code>")))
+            .collect()
+    };
+    for (show, want) in [
+        ("all", vec!["f.revoked", "f.declined", "f.pending", "f.active"]),
+        ("active", vec!["f.active"]),
+        ("pending", vec!["f.pending"]),
+        ("ended", vec!["f.revoked", "f.declined"]),
+    ] {
+        let p = a.get(&app, &format!("/shares?show={show}")).await;
+        assert_eq!(p.status, StatusCode::OK, "{}", p.body);
+        assert_eq!(listed(&p.body), want, "alice, show={show}");
+        assert!(
+            p.body
+                .contains(&format!("<strong aria-current=\"page\">{show}</strong>")),
+            "{}",
+            p.body
+        );
+        let p = b.get(&app, &format!("/shared-with-me?show={show}")).await;
+        assert_eq!(listed(&p.body), want, "bob, show={show}");
+    }
+    let p = a.get(&app, "/shares?show=everything").await;
+    assert_eq!(p.status, StatusCode::BAD_REQUEST);
+    assert!(p.body.contains("all, active, pending, ended"), "{}", p.body);
+
+    // Alice clears her ended shares: gone from her list, still on Bob's until he clears his.
+    let p = a.post(&app, "/shares/clear-ended", &[("list", "outgoing")]).await;
+    assert_eq!(p.location(), "/shares?ok=shares-cleared", "{}", p.body);
+    let p = a.get(&app, "/shares").await;
+    assert_eq!(listed(&p.body), vec!["f.pending", "f.active"]);
+    let p = a.get(&app, "/shares?show=ended").await;
+    assert!(p.body.contains("None of your shares is ended."), "{}", p.body);
+    let p = b.get(&app, "/shared-with-me?show=ended").await;
+    assert_eq!(listed(&p.body), vec!["f.revoked", "f.declined"]);
+    let p = b.post(&app, "/shares/clear-ended", &[("list", "incoming")]).await;
+    assert_eq!(p.location(), "/shared-with-me?ok=shares-cleared", "{}", p.body);
+    let p = b.get(&app, "/shared-with-me").await;
+    assert_eq!(listed(&p.body), vec!["f.pending", "f.active"]);
+    let p = b.post(&app, "/shares/clear-ended", &[("list", "sideways")]).await;
+    assert_eq!(p.status, StatusCode::BAD_REQUEST);
+    // Clearing changes lists only: the live share still flows, the pending one still waits.
+    let live: Vec<_> = site
+        .store
+        .all_shares()
+        .unwrap()
+        .into_iter()
+        .map(|s| (s.channel.as_str().to_owned(), s.state.as_str()))
+        .collect();
+    assert!(live.contains(&("f.active".into(), "accepted")), "{live:?}");
+    assert!(live.contains(&("f.pending".into(), "offered")), "{live:?}");
+
+    // The API filters the same way and clears the same way.
+    let token = site.api_token("alice").await;
+    let (s, body) = a
+        .api(&app, Method::GET, "/api/v1/shares?state=pending", &token, None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let chans: Vec<&str> = body["outgoing"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["channel"].as_str().unwrap())
+        .collect();
+    assert_eq!(chans, vec!["f.pending"]);
+    let (s, body) = a
+        .api(&app, Method::GET, "/api/v1/shares?state=gone", &token, None)
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+    let p = b
+        .post(&app, &format!("/shares/{}/decline", id("f.pending")), &[])
+        .await;
+    assert!(p.status.is_redirection(), "{}", p.body);
+    let (s, body) = a
+        .api(
+            &app,
+            Method::POST,
+            "/api/v1/shares/clear-ended",
+            &token,
+            Some(serde_json::json!({"list": "outgoing"})),
+        )
+        .await;
+    assert_eq!((s, body["cleared"].as_i64()), (StatusCode::OK, Some(1)), "{body}");
+    let (_, body) = a.api(&app, Method::GET, "/api/v1/shares", &token, None).await;
+    assert_eq!(body["outgoing"].as_array().map(Vec::len), Some(1), "{body}");
+}

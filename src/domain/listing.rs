@@ -1,7 +1,7 @@
 //! The entities as people read them (the website, the API, the CLI): names resolved, no
 //! secrets or password material. The store hands these up; nothing here knows a table.
 
-use crate::domain::model::{GroupRole, MemberState, Share};
+use crate::domain::model::{GroupRole, MemberState, Share, ShareState};
 use crate::domain::{AuthkeyId, GroupId, UserId};
 use crate::wire::{Channel, Ident, Secret};
 
@@ -69,6 +69,57 @@ pub struct ShareInfo {
     /// When its state last changed: accepted, declined, revoked (Unix seconds).
     pub updated_at: i64,
 }
+
+/// Which shares a list shows: a researcher with hundreds looks for the ones waiting for an
+/// answer, the ones flowing, or the ended ones to clear.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ShareFilter {
+    /// Every share not cleared, live first.
+    #[default]
+    All,
+    /// Accepted: flowing (or a public offer open to take up).
+    Active,
+    /// Offered, waiting for an answer.
+    Pending,
+    /// Declined, revoked or left: carries nothing any more.
+    Ended,
+}
+
+impl ShareFilter {
+    /// Every filter, in the order the site offers them.
+    pub const ALL: [ShareFilter; 4] = [Self::All, Self::Active, Self::Pending, Self::Ended];
+
+    /// The word used in URLs (`?show=`) and the API (`?state=`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::All => "all",
+            Self::Active => "active",
+            Self::Pending => "pending",
+            Self::Ended => "ended",
+        }
+    }
+
+    /// From its word; `None` for anything else (an empty word is [`Self::All`]).
+    pub fn parse(word: &str) -> Option<Self> {
+        match word {
+            "" => Some(Self::All),
+            w => Self::ALL.into_iter().find(|f| f.as_str() == w),
+        }
+    }
+
+    /// The states it shows, `None` for every state.
+    pub fn states(self) -> Option<&'static [ShareState]> {
+        match self {
+            Self::All => None,
+            Self::Active => Some(&[ShareState::Accepted]),
+            Self::Pending => Some(&[ShareState::Offered]),
+            Self::Ended => Some(&ENDED),
+        }
+    }
+}
+
+/// The states a share never leaves: it carries nothing, and its owner may clear it.
+pub const ENDED: [ShareState; 3] = [ShareState::Declined, ShareState::Revoked, ShareState::Left];
 
 /// A key to create.
 #[derive(Debug, Clone)]

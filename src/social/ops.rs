@@ -7,6 +7,7 @@
 
 use crate::domain::listing::GroupInfo;
 use crate::domain::listing::NewAuthkey;
+use crate::domain::listing::ShareFilter;
 use crate::domain::listing::ShareInfo;
 use crate::domain::listing::User;
 use crate::domain::model::{Grantee, ShareKind, ShareState};
@@ -537,8 +538,13 @@ pub fn public_offers(store: &Store, actor: &User, page: usize) -> Result<(Vec<Sh
 
 /// Page `page` of the shares `actor` makes ([`OUTGOING_PER_PAGE`] a page, live first, then
 /// by channel), described; and whether more follow.
-pub fn my_outgoing(store: &Store, actor: &User, page: usize) -> Result<(Vec<ShareInfo>, bool)> {
-    let (list, more) = store.shares_from_page(actor.id, page, OUTGOING_PER_PAGE)?;
+pub fn my_outgoing(
+    store: &Store,
+    actor: &User,
+    filter: ShareFilter,
+    page: usize,
+) -> Result<(Vec<ShareInfo>, bool)> {
+    let (list, more) = store.shares_from_page(actor.id, filter, page, OUTGOING_PER_PAGE)?;
     Ok((store.describe_shares(list)?, more))
 }
 
@@ -547,14 +553,25 @@ pub const OUTGOING_PER_PAGE: usize = crate::config::limits::PER_PAGE;
 
 /// Page `page` ([`OUTGOING_PER_PAGE`] a page, live first, then by channel) of what reaches
 /// `actor` (as the incoming half of [`my_shares`]), described; and whether more follow.
-pub fn my_incoming(store: &Store, actor: &User, page: usize) -> Result<(Vec<ShareInfo>, bool)> {
-    let (list, more) = store.shares_to_page(actor.id, page, OUTGOING_PER_PAGE)?;
+pub fn my_incoming(
+    store: &Store,
+    actor: &User,
+    filter: ShareFilter,
+    page: usize,
+) -> Result<(Vec<ShareInfo>, bool)> {
+    let (list, more) = store.shares_to_page(actor.id, filter, page, OUTGOING_PER_PAGE)?;
     let follows = store.follows_of(actor.id)?;
     let mut list = store.describe_shares(list)?;
     for s in &mut list {
         s.followed = follows.contains(&s.share.id);
     }
     Ok((list, more))
+}
+
+/// Clears the ended shares (declined, revoked, left) from the actor's outgoing
+/// (`outgoing`) or incoming list; how many. Lists only: the graph does not change.
+pub fn clear_ended(store: &Store, actor: &User, outgoing: bool) -> Result<usize> {
+    Ok(store.clear_ended(actor.id, outgoing, &actor.name)?)
 }
 
 /// What the actor shares, and what is offered to the actor (directly, through a group the
@@ -1063,7 +1080,7 @@ mod tests {
             let (out, inc) = my_shares(s, &me).unwrap();
             let mut paged = Vec::new();
             for page in 0.. {
-                let (list, more) = my_incoming(s, &me, page).unwrap();
+                let (list, more) = my_incoming(s, &me, ShareFilter::All, page).unwrap();
                 paged.extend(list);
                 if !more {
                     break;

@@ -83,6 +83,14 @@ diesel::table! {
 }
 
 diesel::table! {
+    share_dismissals (user_id, share_id) {
+        share_id -> BigInt,
+        user_id -> BigInt,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
     user_blocks (blocker_id, blocked_id) {
         blocker_id -> BigInt,
         blocked_id -> BigInt,
@@ -215,6 +223,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     web_sessions,
     server_secrets,
     share_follows,
+    share_dismissals,
     user_blocks,
     acl_applied,
     graph_changes,

@@ -13,6 +13,7 @@ use super::routes::channel_list;
 use super::routes::shares::ShareOp;
 use super::session::{ApiUser, Viewer};
 use crate::domain::ShareId;
+use crate::domain::listing::ShareFilter;
 use crate::domain::model::ShareKind;
 use crate::social::ops::{self, GranteeName};
 use crate::wire::{Channel, Ident};
@@ -30,6 +31,7 @@ pub fn scope() -> actix_web::Scope {
         .route("/authkeys/{ident}/{action}", web::post().to(key_action))
         .route("/shares", web::get().to(list_shares))
         .route("/shares", web::post().to(offer_share))
+        .route("/shares/clear-ended", web::post().to(clear_ended))
         .route("/shares/{id}/{action}", web::post().to(share_action))
         .route("/reach", web::get().to(reach))
         .route("/blocks", web::get().to(list_blocks))
@@ -195,15 +197,22 @@ struct SharesQuery {
     page: usize,
     /// Which page of incoming shares (50 a page, live first).
     incoming_page: usize,
+    /// Which outgoing and incoming shares: `all` (default), `active`, `pending`, `ended`.
+    state: String,
 }
 
 async fn list_shares(state: State, u: ApiUser, q: web::Query<SharesQuery>) -> ApiResult {
     let me = u.0.clone();
     let (at, page, inc_page) = (q.offers_page, q.page, q.incoming_page);
+    let filter = ShareFilter::parse(&q.state).ok_or_else(|| {
+        ApiError(WebError::BadRequest(
+            "state: one of all, active, pending, ended".into(),
+        ))
+    })?;
     let (out, out_more, inc, inc_more, offers, more) = state
         .db(move |s| -> Result<_, crate::social::ops::SocialError> {
-            let (out, out_more) = ops::my_outgoing(s, &me, page)?;
-            let (inc, inc_more) = ops::my_incoming(s, &me, inc_page)?;
+            let (out, out_more) = ops::my_outgoing(s, &me, filter, page)?;
+            let (inc, inc_more) = ops::my_incoming(s, &me, filter, inc_page)?;
             let (offers, more) = ops::public_offers(s, &me, at)?;
             Ok((out, out_more, inc, inc_more, offers, more))
         })
@@ -216,6 +225,28 @@ async fn list_shares(state: State, u: ApiUser, q: web::Query<SharesQuery>) -> Ap
         "offers": offers.iter().map(share_json).collect::<Vec<_>>(),
         "offers_next_page": more.then_some(at + 1),
     })))
+}
+
+/// `{"list": "outgoing" | "incoming"}`: which of the caller's lists to clear.
+#[derive(Deserialize)]
+struct ClearBody {
+    list: String,
+}
+
+/// Clears the caller's ended shares (declined, revoked, left) from one list; answers how many.
+async fn clear_ended(state: State, u: ApiUser, body: web::Json<ClearBody>) -> ApiResult {
+    let outgoing = match body.list.as_str() {
+        "outgoing" => true,
+        "incoming" => false,
+        _ => {
+            return Err(ApiError(WebError::BadRequest(
+                "list: outgoing or incoming".into(),
+            )));
+        }
+    };
+    let me = u.0.clone();
+    let n = state.db(move |s| ops::clear_ended(s, &me, outgoing)).await?;
+    Ok(HttpResponse::Ok().json(json!({ "cleared": n })))
 }
 
 #[derive(Deserialize, Default)]

@@ -7,11 +7,12 @@ use std::collections::HashMap;
 use crate::store::AnyConnection;
 use diesel::prelude::*;
 
-use crate::domain::listing::ShareInfo;
+use crate::domain::listing::{ShareFilter, ShareInfo};
 
 use super::audit;
 use crate::domain::model::{Grantee, Share, ShareKind, ShareState};
 use crate::domain::{GroupId, ShareId, UserId};
+use crate::store::on_backend;
 use crate::store::schema::{groups, shares, users};
 use crate::store::{ID_RANGE, Store, StoreError, by_id_ranges, in_chunks, now};
 use crate::wire::Channel;
@@ -82,6 +83,30 @@ pub struct ShareCounts {
 /// at 100,000 users, where this is under 2 ms. The schema's CHECK ties `to_user_id` and
 /// `to_group_id` to their kinds, and only public offers can be followed. The only value put
 /// in the text is the user id, an integer.
+/// The shares `user` makes, as listed.
+fn outgoing_from(user: UserId) -> shares::BoxedQuery<'static, crate::store::connection::MultiBackend> {
+    shares::table.filter(shares::from_user_id.eq(user.0)).into_boxed()
+}
+
+/// `query` narrowed to what `user`'s list shows under `filter`: the filter's states, and
+/// nothing `user` cleared.
+fn listed(
+    query: shares::BoxedQuery<'static, crate::store::connection::MultiBackend>,
+    user: UserId,
+    filter: ShareFilter,
+) -> shares::BoxedQuery<'static, crate::store::connection::MultiBackend> {
+    use crate::store::schema::share_dismissals;
+    use diesel::dsl::{exists, not};
+    let cleared = share_dismissals::table
+        .filter(share_dismissals::user_id.eq(user.0))
+        .filter(share_dismissals::share_id.eq(shares::id));
+    let query = query.filter(not(exists(cleared)));
+    match filter.states() {
+        None => query,
+        Some(states) => query.filter(shares::state.eq_any(states.iter().map(|s| s.as_str()))),
+    }
+}
+
 fn incoming_to(user: UserId) -> shares::BoxedQuery<'static, crate::store::connection::MultiBackend> {
     use crate::store::schema::user_blocks;
     use diesel::dsl::{exists, not};
@@ -296,12 +321,13 @@ impl Store {
     pub fn shares_to_page(
         &self,
         user: UserId,
+        filter: ShareFilter,
         page: usize,
         per: usize,
     ) -> Result<(Vec<Share>, bool), StoreError> {
         let mut conn = self.conn()?;
         let live = [ShareState::Offered.as_str(), ShareState::Accepted.as_str()];
-        let rows: Vec<ShareRow> = incoming_to(user)
+        let rows: Vec<ShareRow> = listed(incoming_to(user), user, filter)
             .order((shares::state.eq_any(live).desc(), shares::channel, shares::id))
             .limit(crate::store::page_limit(per))
             .offset(crate::store::page_offset(page, per))
@@ -340,13 +366,13 @@ impl Store {
     pub fn shares_from_page(
         &self,
         user: UserId,
+        filter: ShareFilter,
         page: usize,
         per: usize,
     ) -> Result<(Vec<Share>, bool), StoreError> {
         let mut conn = self.conn()?;
         let live = [ShareState::Offered.as_str(), ShareState::Accepted.as_str()];
-        let rows: Vec<ShareRow> = shares::table
-            .filter(shares::from_user_id.eq(user.0))
+        let rows: Vec<ShareRow> = listed(outgoing_from(user), user, filter)
             .order((shares::state.eq_any(live).desc(), shares::channel, shares::id))
             .limit(crate::store::page_limit(per))
             .offset(crate::store::page_offset(page, per))
@@ -354,6 +380,47 @@ impl Store {
             .load(&mut conn)?;
         let (rows, more) = crate::store::page_rows(rows, per);
         Ok((rows.into_iter().filter_map(to_share).collect(), more))
+    }
+
+    /// Clears every ended share (declined, revoked, left) from `user`'s outgoing
+    /// (`outgoing`) or incoming list; the number cleared. Nothing else changes: an ended
+    /// share carries nothing, and the other side still lists it until they clear it too.
+    pub fn clear_ended(&self, user: UserId, outgoing: bool, actor: &str) -> Result<usize, StoreError> {
+        use crate::store::schema::share_dismissals;
+        let mut conn = self.conn()?;
+        let side = if outgoing {
+            outgoing_from(user)
+        } else {
+            incoming_to(user)
+        };
+        let ids: Vec<i64> = listed(side, user, ShareFilter::Ended)
+            .select(shares::id)
+            .load(&mut conn)?;
+        let at = now();
+        conn.transaction(|conn| {
+            let mut n = 0;
+            for chunk in ids.chunks(500) {
+                let rows: Vec<_> = chunk
+                    .iter()
+                    .map(|id| {
+                        (
+                            share_dismissals::share_id.eq(*id),
+                            share_dismissals::user_id.eq(user.0),
+                            share_dismissals::created_at.eq(at),
+                        )
+                    })
+                    .collect();
+                n += on_backend!(conn, |c| diesel::insert_into(share_dismissals::table)
+                    .values(&rows)
+                    .on_conflict_do_nothing()
+                    .execute(c))?;
+            }
+            if n > 0 {
+                let list = if outgoing { "outgoing" } else { "incoming" };
+                audit::record(conn, actor, "shares.clear", list, &format!("{n} ended"))?;
+            }
+            Ok(n)
+        })
     }
 
     /// One page (`per` a page, newest first) of the open public offers `user` has not taken

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use super::{FieldErrors, see_other};
 use crate::domain::ShareId;
-use crate::domain::listing::ShareInfo;
+use crate::domain::listing::{ShareFilter, ShareInfo};
 use crate::domain::model::{Grantee, ShareKind, ShareState};
 use crate::social::ops::{self, GranteeName, SocialError};
 use crate::web::error::WebError;
@@ -22,6 +22,7 @@ use crate::wire::Channel;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/shares", web::get().to(shares_page))
         .route("/shares", web::post().to(offer))
+        .route("/shares/clear-ended", web::post().to(clear_ended))
         .route("/shares/{id}/{action}", web::post().to(act))
         .route("/shared-with-me", web::get().to(shared_page))
         .route("/reach", web::get().to(reach_page))
@@ -64,17 +65,51 @@ struct OfferForm {
     onward: String,
 }
 
+/// `?show=all|active|pending|ended&page=N`: which shares a list shows, and which page.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ListQuery {
+    show: String,
+    page: usize,
+}
+
+impl ListQuery {
+    /// The filter asked for; an unknown word is a 400 naming the ones there are.
+    fn filter(&self) -> Result<ShareFilter, WebError> {
+        ShareFilter::parse(&self.show)
+            .ok_or_else(|| WebError::BadRequest(format!("show: one of {}", filter_words().join(", "))))
+    }
+}
+
+fn filter_words() -> Vec<&'static str> {
+    ShareFilter::ALL.iter().map(|f| f.as_str()).collect()
+}
+
+/// The filter links above a list: each with its URL (`base` + `show=`), the current one marked.
+fn filters_json(base: &str, current: ShareFilter) -> Value {
+    ShareFilter::ALL
+        .iter()
+        .map(|f| {
+            json!({
+                "word": f.as_str(),
+                "href": format!("{base}show={}", f.as_str()),
+                "current": *f == current,
+            })
+        })
+        .collect()
+}
+
 async fn shares_ctx(
     state: &WebState,
     v: &Viewer,
     form: &OfferForm,
     errors: &FieldErrors,
-    at: usize,
+    (filter, at): (ShareFilter, usize),
 ) -> Result<Value, WebError> {
     let me = v.user.clone();
     let (outgoing, more, users, groups, channels, owned) = state
         .db(move |s| -> Result<_, SocialError> {
-            let (out, more) = ops::my_outgoing(s, &me, at)?;
+            let (out, more) = ops::my_outgoing(s, &me, filter, at)?;
             // A share to a group the viewer owns is answered by the viewer, here too.
             let owned = owned_groups(s, &me)?;
             let users = s.search_users("", 500)?;
@@ -117,6 +152,13 @@ async fn shares_ctx(
                 "onward": !form.onward.is_empty(),
             },
             "errors": errors.to_json(),
+            "filters": filters_json("/shares?", filter),
+            "show": filter.as_str(),
+            "filtered": filter != ShareFilter::All,
+            "base": match filter {
+                ShareFilter::All => "/shares?".to_owned(),
+                f => format!("/shares?show={}&", f.as_str()),
+            },
         }),
         at,
         more,
@@ -127,9 +169,10 @@ async fn shares_page(
     state: State,
     req: HttpRequest,
     v: Viewer,
-    q: web::Query<crate::web::routes::PageQuery>,
+    q: web::Query<ListQuery>,
 ) -> Result<HttpResponse, WebError> {
-    let ctx = shares_ctx(&state, &v, &OfferForm::default(), &FieldErrors::default(), q.page).await?;
+    let list = (q.filter()?, q.page);
+    let ctx = shares_ctx(&state, &v, &OfferForm::default(), &FieldErrors::default(), list).await?;
     Page::new("shares", "Shares", "shares", ctx).render(&state, &req, Some(&v))
 }
 
@@ -231,7 +274,7 @@ async fn offer(
         let state = state.clone();
         let (req, v, f) = (req.clone(), v.clone(), f.clone());
         async move {
-            let ctx = shares_ctx(&state, &v, &f, &errors, 0).await?;
+            let ctx = shares_ctx(&state, &v, &f, &errors, (ShareFilter::All, 0)).await?;
             Page::new("shares", "Shares", "shares", ctx)
                 .status(StatusCode::UNPROCESSABLE_ENTITY)
                 .render(&state, &req, Some(&v))
@@ -299,6 +342,25 @@ async fn act(
     Ok(see_other(back, Some(ok)))
 }
 
+/// `list=outgoing` (the Shares page) or `incoming` (Shared with me).
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ClearForm {
+    list: String,
+}
+
+/// Clears the ended shares from one of the viewer's lists, then shows that list again.
+async fn clear_ended(state: State, v: Viewer, form: CsrfForm<ClearForm>) -> Result<HttpResponse, WebError> {
+    let (outgoing, back) = match form.0.list.as_str() {
+        "outgoing" => (true, "/shares"),
+        "incoming" => (false, "/shared-with-me"),
+        _ => return Err(WebError::BadRequest("list: outgoing or incoming".into())),
+    };
+    let me = v.user.clone();
+    state.db(move |s| ops::clear_ended(s, &me, outgoing)).await?;
+    Ok(see_other(back, Some("shares-cleared")))
+}
+
 /// What can be done to a share, by its sharer or its grantee.
 #[derive(Debug, Clone, Copy)]
 pub enum ShareOp {
@@ -348,6 +410,8 @@ struct OffersPage {
     offers: usize,
     /// Which page of what is shared with the viewer.
     page: usize,
+    /// Which of what is shared with the viewer (`all`, `active`, `pending`, `ended`).
+    show: String,
 }
 
 async fn shared_page(
@@ -358,9 +422,11 @@ async fn shared_page(
 ) -> Result<HttpResponse, WebError> {
     let me = v.user.clone();
     let (at, inc_at) = (page.offers, page.page);
+    let filter = ShareFilter::parse(&page.show)
+        .ok_or_else(|| WebError::BadRequest(format!("show: one of {}", filter_words().join(", "))))?;
     let (incoming, inc_more, offers, more, owned_groups, blocks) = state
         .db(move |s| -> Result<_, SocialError> {
-            let (inc, inc_more) = ops::my_incoming(s, &me, inc_at)?;
+            let (inc, inc_more) = ops::my_incoming(s, &me, filter, inc_at)?;
             let (offers, more) = ops::public_offers(s, &me, at)?;
             let blocks = ops::my_blocks(s, &me)?;
             let owned = owned_groups(s, &me)?;
@@ -407,6 +473,9 @@ async fn shared_page(
                 "offers_next": more.then_some(at + 1),
                 "offers_at": at,
                 "page_at": inc_at,
+                "filters": filters_json("/shared-with-me?", filter),
+                "show": filter.as_str(),
+                "filtered": filter != ShareFilter::All,
             }),
             inc_at,
             inc_more,
