@@ -247,6 +247,19 @@ async function main() {
     if (sub.child.exitCode !== null) throw new Error('B\'s subscriber was disconnected; it should only stop receiving A\'s data');
     pass('revocation took effect on the live connection');
 
+    step('A lists only the ended shares, clears them; B keeps its own record');
+    await a.page.goto(`${server.web}/shares?show=ended`);
+    await a.page.waitForSelector('tr:has-text("dionaea.capture") .state-revoked');
+    await shot(a.page, '09b-shares-ended');
+    await a.page.click('button:has-text("Clear ended")');
+    await a.page.waitForSelector('text=Ended shares cleared');
+    await a.page.goto(`${server.web}/shares?show=ended`);
+    await a.page.waitForSelector('text=None of your shares is ended.');
+    await b.page.goto(`${server.web}/shared-with-me?show=ended`);
+    await b.page.waitForSelector('tr:has-text("dionaea.capture") .state-revoked');
+    await shot(b.page, '09c-shared-with-me-ended');
+    pass('the ended filter lists the revoked share and clearing empties only A\'s list');
+
     step('the other pages render (screenshots)');
     await a.page.goto(`${server.web}/groups`);
     await a.page.fill('#name', 'trusted');
