@@ -239,3 +239,56 @@ fn channel_series_are_bounded_by_metrics_top_channels() {
         "{series:?}"
     );
 }
+
+#[test]
+fn channel_traffic_reaches_the_catalogue_in_five_minute_buckets() {
+    use hpfriends::wire::Channel;
+    let s = TestServer::start();
+    s.user("alice");
+    s.key("alice", "pub1", "s1", &["cat.chan"], &[]);
+    s.key("alice", "sub1", "s2", &[], &["cat.chan"]);
+    s.wait_key("sub1", "s2");
+    let mut sub = Raw::login(s.addr, "sub1", "s2");
+    sub.subscribe("cat.chan");
+    let mut p = Raw::login(s.addr, "pub1", "s1");
+    // The subscription is live once a publish reaches it.
+    p.publish("cat.chan", b"first");
+    sub.expect_publish();
+    for i in 0..29 {
+        p.publish("cat.chan", format!("m{i:02}").as_bytes());
+    }
+    for _ in 0..29 {
+        sub.expect_publish();
+    }
+    let store = hpfriends::store::Store::open(s.db().url()).unwrap();
+    let ch = Channel::new("cat.chan").unwrap();
+    let totals = || {
+        let t = store.channel_traffic(std::slice::from_ref(&ch), 0).unwrap();
+        t.get(&ch).map_or((0, 0, 0), |v| {
+            v.iter().fold((0, 0, 0), |a, t| {
+                (a.0 + t.messages, a.1 + t.bytes, a.2 + t.deliveries)
+            })
+        })
+    };
+    // Written with the key counters (every 5 s), and not again: the next flush adds only
+    // what is new.
+    wait_for(
+        "30 messages and deliveries in the traffic",
+        Duration::from_secs(20),
+        || {
+            let t = totals();
+            (t.0 == 30 && t.2 == 30).then_some(())
+        },
+    );
+    let (_, bytes, _) = totals();
+    assert!(bytes >= 30 * 5, "{bytes}");
+    p.publish("cat.chan", b"later");
+    sub.expect_publish();
+    wait_for("the 31st message in the traffic", Duration::from_secs(20), || {
+        (totals().0 == 31).then_some(())
+    });
+    let rows = store.channel_traffic(std::slice::from_ref(&ch), 0).unwrap();
+    for t in &rows[&ch] {
+        assert_eq!(t.bucket % 300, 0, "{t:?}");
+    }
+}

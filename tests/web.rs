@@ -2129,3 +2129,185 @@ async fn share_lists_filter_by_state_and_clear_their_ended_entries() {
     let (_, body) = a.api(&app, Method::GET, "/api/v1/shares", &token, None).await;
     assert_eq!(body["outgoing"].as_array().map(Vec::len), Some(1), "{body}");
 }
+
+#[actix_web::test]
+async fn a_researcher_finds_a_channel_asks_its_publisher_and_is_granted_it() {
+    use hpfriends::domain::listing::Traffic;
+    use hpfriends::wire::Channel;
+    let site = Site::new().await;
+    let app = site.app().await;
+    for n in ["alice", "bob", "carol", "mallory"] {
+        site.account(n).await;
+    }
+    let (mut a, mut b, mut c, mut m) = (
+        Browser::default(),
+        Browser::default(),
+        Browser::default(),
+        Browser::default(),
+    );
+    for (br, n) in [
+        (&mut a, "alice"),
+        (&mut b, "bob"),
+        (&mut c, "carol"),
+        (&mut m, "mallory"),
+    ] {
+        br.login(&app, n).await;
+        br.get(&app, "/authkeys").await;
+    }
+    a.post(&app, "/authkeys", &[("publish", "dionaea.capture, a&b")])
+        .await;
+    c.post(&app, "/authkeys", &[("publish", "dionaea.capture")]).await;
+    m.post(&app, "/authkeys", &[("publish", "dionaea.capture")]).await;
+    let p = b
+        .post(&app, "/authkeys", &[("subscribe", "dionaea.capture")])
+        .await;
+    let ident_b = Ident::new(&between(&p.body, "<code id=\"ident\">", "<")).unwrap();
+    // Mallory blocks bob: bob does not see mallory among the publishers.
+    m.get(&app, "/shared-with-me").await;
+    m.post(&app, "/blocks", &[("user", "bob")]).await;
+    let ch = Channel::new("dionaea.capture").unwrap();
+    let now = hpfriends::store::now();
+    let bucket = hpfriends::store::models::catalogue::bucket_of(now);
+    let t = |messages| Traffic {
+        bucket: 0,
+        messages,
+        bytes: messages * 100,
+        deliveries: messages * 2,
+    };
+    site.store
+        .add_channel_traffic(bucket, &[(ch.clone(), t(7))])
+        .unwrap();
+    site.store
+        .add_channel_traffic(bucket, &[(ch.clone(), t(5))])
+        .unwrap();
+    site.store
+        .add_channel_traffic(bucket - 2 * 86_400, &[(ch.clone(), t(30))])
+        .unwrap();
+
+    // The catalogue lists both channels (a link that keeps `&`), with their publishers.
+    let p = b.get(&app, "/channels").await;
+    assert_eq!(p.status, StatusCode::OK, "{}", p.body);
+    assert!(p.body.contains("href=\"/channel?name=a%26b\""), "{}", p.body);
+    let row = between(&p.body, "<code>dionaea.capture</code>", "</tr>");
+    assert!(row.contains("alice, carol"), "{row}");
+    assert!(!row.contains("mallory"), "{row}");
+    assert!(row.contains("<svg class=\"chart\""), "{row}");
+    assert!(row.contains(">12</td>"), "the last day counts 7 + 5: {row}");
+    let p = b.get(&app, "/channels?q=CAPT").await;
+    assert!(
+        p.body.contains("dionaea.capture") && !p.body.contains("a%26b"),
+        "{}",
+        p.body
+    );
+
+    // The channel's page: an hour, a day and a week of traffic, and the publishers.
+    let p = b.get(&app, "/channel?name=dionaea.capture").await;
+    assert_eq!(p.status, StatusCode::OK, "{}", p.body);
+    let hour = between(&p.body, "id=\"traffic-hour\"", "</figure>");
+    assert!(
+        hour.contains("<strong>12</strong> messages, 1.1 KiB, 24 deliveries"),
+        "{hour}"
+    );
+    let week = between(&p.body, "id=\"traffic-week\"", "</figure>");
+    assert!(week.contains("<strong>42</strong> messages"), "{week}");
+    assert!(!p.body.contains("id=\"publisher-mallory\""), "{}", p.body);
+    assert_eq!(p.body.matches("Request access").count(), 2, "{}", p.body);
+    assert_eq!(
+        b.get(&app, "/channel?name=").await.status,
+        StatusCode::BAD_REQUEST
+    );
+
+    // Bob asks alice; alice is mailed; the request shows on her Shares page.
+    let p = b
+        .post(
+            &app,
+            "/channel/request",
+            &[
+                ("channel", "dionaea.capture"),
+                ("publisher", "alice"),
+                ("note", "honeynet, Berlin"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        p.location(),
+        "/channel?name=dionaea.capture&ok=access-requested#publishers",
+        "{}",
+        p.body
+    );
+    let link = site
+        .mail_link(
+            "alice@example.org",
+            "bob asks you for the channel dionaea.capture",
+        )
+        .await;
+    assert!(link.contains("/shares#request-"), "{link}");
+    let p = b.get(&app, "/channel?name=dionaea.capture").await;
+    assert!(p.body.contains("requested"), "{}", p.body);
+    // Asking again, asking someone who does not publish, or oneself: a clear refusal.
+    for (who, why) in [
+        ("alice", "already asked"),
+        ("mallory", "does not publish on dionaea.capture"),
+        ("bob", "does not publish on dionaea.capture"),
+    ] {
+        let p = b
+            .post(
+                &app,
+                "/channel/request",
+                &[("channel", "dionaea.capture"), ("publisher", who)],
+            )
+            .await;
+        assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY, "{who}: {}", p.body);
+        assert!(p.body.contains(why), "{who}: {}", p.body);
+    }
+    let alice = site.store.user_by_name("alice").unwrap().unwrap();
+    let admits = || {
+        site.core.shared.keys.load()[&ident_b]
+            .sources("dionaea.capture")
+            .unwrap()
+            .admits(alice.id)
+    };
+    assert!(!admits(), "a request alone carries nothing");
+
+    // Only alice answers it; carol cannot, bob can only withdraw.
+    let p = a.get(&app, "/shares").await;
+    assert!(p.body.contains("1 request(s) wait for your answer"), "{}", p.body);
+    assert!(p.body.contains("honeynet, Berlin"), "{}", p.body);
+    let id = between(&p.body, "<tr id=\"request-", "\"");
+    c.get(&app, "/shares").await;
+    let p = c.post(&app, &format!("/requests/{id}/grant"), &[]).await;
+    assert_eq!(p.status, StatusCode::NOT_FOUND, "{}", p.body);
+    let p = b.post(&app, &format!("/requests/{id}/grant"), &[]).await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN, "{}", p.body);
+    let p = a.post(&app, &format!("/requests/{id}/grant"), &[]).await;
+    assert_eq!(p.location(), "/shares?ok=access-granted#requests", "{}", p.body);
+    assert!(admits(), "the grant reached bob's key at once");
+    let link = site
+        .mail_link("bob@example.org", "alice granted your request")
+        .await;
+    assert!(link.ends_with("/live?channel=dionaea.capture"), "{link}");
+    let p = a.post(&app, &format!("/requests/{id}/grant"), &[]).await;
+    assert_eq!(p.status, StatusCode::CONFLICT, "{}", p.body);
+    let p = b.get(&app, "/channel?name=dionaea.capture").await;
+    let row = between(&p.body, "id=\"publisher-alice\"", "</tr>");
+    assert!(
+        row.contains("shared with you") && !row.contains("Request access"),
+        "{row}"
+    );
+    let p = b.get(&app, "/shared-with-me").await;
+    assert!(p.body.contains("state-granted"), "{}", p.body);
+
+    // Carol is asked too, and declines; bob withdraws nothing that is answered.
+    b.post(
+        &app,
+        "/channel/request",
+        &[("channel", "dionaea.capture"), ("publisher", "carol")],
+    )
+    .await;
+    let p = c.get(&app, "/shares").await;
+    let id = between(&p.body, "<tr id=\"request-", "\"");
+    let p = c.post(&app, &format!("/requests/{id}/decline"), &[]).await;
+    assert_eq!(p.location(), "/shares?ok=access-declined#requests", "{}", p.body);
+    let p = b.post(&app, &format!("/requests/{id}/withdraw"), &[]).await;
+    assert_eq!(p.status, StatusCode::CONFLICT, "{}", p.body);
+}

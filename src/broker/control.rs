@@ -19,7 +19,7 @@ use super::refusal::Refusal;
 use super::router::{RouteEditor, Router};
 use super::stats::Stats;
 use crate::domain::acl::KeyTable;
-use crate::domain::listing::KeyUsage;
+use crate::domain::listing::{KeyUsage, Traffic};
 use crate::store::Store;
 use crate::wire::{Channel, Ident};
 
@@ -41,6 +41,8 @@ pub struct Broker {
     /// Counters not yet written: kept (and merged with newer ones) when a write fails.
     usage: Arc<parking_lot::Mutex<HashMap<Ident, KeyUsage>>>,
     max_key_subscriptions: usize,
+    /// Each channel's counts as last written to the catalogue's traffic.
+    channels_written: rustc_hash::FxHashMap<Channel, crate::broker::stats::ChannelCounts>,
 }
 
 /// At most this many keys' counters wait for a database that keeps failing; past it the
@@ -111,6 +113,7 @@ impl Broker {
             usage_sink: None,
             usage: Arc::default(),
             max_key_subscriptions: usize::MAX,
+            channels_written: rustc_hash::FxHashMap::default(),
         }
     }
 
@@ -164,11 +167,39 @@ impl Broker {
             self.collect(&h);
         }
         let batch: Vec<(Ident, KeyUsage)> = self.usage.lock().drain().collect();
-        if batch.is_empty() {
+        let i = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        let traffic: Vec<(Channel, Traffic)> = self
+            .stats
+            .channels
+            .since(&mut self.channels_written)
+            .into_iter()
+            .map(|(c, n)| {
+                let t = Traffic {
+                    bucket: 0,
+                    messages: i(n.published),
+                    bytes: i(n.bytes),
+                    deliveries: i(n.delivered),
+                };
+                (c, t)
+            })
+            .collect();
+        if batch.is_empty() && traffic.is_empty() {
             return;
         }
         let (pending, stats) = (Arc::clone(&self.usage), Arc::clone(&self.stats));
         let write = move || {
+            // Traffic is a picture, not an account: a bucket that cannot be written is
+            // logged and counted, not kept (the next one carries on).
+            if !traffic.is_empty() {
+                let bucket = crate::store::models::catalogue::bucket_of(crate::store::now());
+                if let Err(e) = store.add_channel_traffic(bucket, &traffic) {
+                    tracing::warn!("cannot record channel traffic ({} channels): {e}", traffic.len());
+                    Stats::add(&stats.usage_write_failures, 1);
+                }
+            }
+            if batch.is_empty() {
+                return;
+            }
             let rows: Vec<(String, KeyUsage)> = batch
                 .iter()
                 .map(|(i, u)| (i.as_str().to_owned(), u.clone()))

@@ -251,6 +251,31 @@ impl ChannelTally {
         }
     }
 
+    /// What each tracked channel gained since `seen` (which is brought up to date): what
+    /// the catalogue's traffic buckets add. Channels counted under `other` are not in it.
+    pub fn since(
+        &self,
+        seen: &mut rustc_hash::FxHashMap<Channel, ChannelCounts>,
+    ) -> Vec<(Channel, ChannelCounts)> {
+        let g = self.inner.lock();
+        let mut out = Vec::new();
+        for (c, now) in g.0.iter() {
+            let before = seen.get(c).copied().unwrap_or_default();
+            if *now != before {
+                out.push((
+                    c.clone(),
+                    ChannelCounts {
+                        published: now.published.saturating_sub(before.published),
+                        bytes: now.bytes.saturating_sub(before.bytes),
+                        delivered: now.delivered.saturating_sub(before.delivered),
+                    },
+                ));
+                seen.insert(c.clone(), *now);
+            }
+        }
+        out
+    }
+
     /// The `top` channels by messages published (ties by name), and the rest summed.
     pub fn top(&self, top: usize) -> (Vec<(Channel, ChannelCounts)>, ChannelCounts) {
         let g = self.inner.lock();

@@ -138,3 +138,18 @@ pub const MAX_NODE_ID: usize = 64;
 
 /// Subjects of a cluster's traffic are `<nats_prefix>.<channel>`; this prefix by default.
 pub const DEFAULT_NATS_PREFIX: &str = "hpfeeds";
+
+/// Width of one bucket of channel traffic (seconds): the catalogue's finest resolution
+/// (the last hour is drawn as 12 of them).
+pub const TRAFFIC_BUCKET_SECS: i64 = 300;
+
+/// Channel traffic older than this (seconds) is deleted when newer traffic is written: the
+/// catalogue draws a week at most.
+pub const TRAFFIC_KEEP_SECS: i64 = 8 * 24 * 3600;
+
+/// Open requests for access one user may have at a time; past it a new request is refused
+/// until some are answered or withdrawn.
+pub const MAX_OPEN_ACCESS_REQUESTS: usize = 50;
+
+/// Longest note a requester may add to a request for access (characters).
+pub const MAX_ACCESS_REQUEST_NOTE: usize = 500;

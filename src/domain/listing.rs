@@ -121,6 +121,88 @@ impl ShareFilter {
 /// The states a share never leaves: it carries nothing, and its owner may clear it.
 pub const ENDED: [ShareState; 3] = [ShareState::Declined, ShareState::Revoked, ShareState::Left];
 
+/// A channel in the catalogue, with the users who publish on it (as the viewer may see them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogueEntry {
+    /// The channel.
+    pub channel: Channel,
+    /// Names of the users with a key that publishes on it, by name.
+    pub publishers: Vec<String>,
+}
+
+/// Traffic on a channel in one bucket of [`crate::config::limits::TRAFFIC_BUCKET_SECS`],
+/// summed over every node.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Traffic {
+    /// Unix seconds at the bucket's start.
+    pub bucket: i64,
+    /// Messages published.
+    pub messages: i64,
+    /// Bytes of those publish frames.
+    pub bytes: i64,
+    /// Frames delivered to subscribers.
+    pub deliveries: i64,
+}
+
+/// Where a request for access stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestState {
+    /// Waiting for the publisher.
+    Open,
+    /// The publisher shares the channel with the requester.
+    Granted,
+    /// The publisher said no.
+    Declined,
+    /// The requester took it back.
+    Withdrawn,
+}
+
+impl RequestState {
+    /// The word stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Granted => "granted",
+            Self::Declined => "declined",
+            Self::Withdrawn => "withdrawn",
+        }
+    }
+
+    /// From its stored word.
+    pub fn parse(word: &str) -> Option<Self> {
+        [Self::Open, Self::Granted, Self::Declined, Self::Withdrawn]
+            .into_iter()
+            .find(|s| s.as_str() == word)
+    }
+}
+
+/// A researcher's request to a publisher for a channel, as listed to either of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessRequest {
+    /// Its id.
+    pub id: crate::domain::RequestId,
+    /// Who asks.
+    pub from: UserId,
+    /// Their name.
+    pub from_name: String,
+    /// The publisher asked.
+    pub to: UserId,
+    /// Their name.
+    pub to_name: String,
+    /// The channel asked for.
+    pub channel: Channel,
+    /// What the requester wrote.
+    pub note: String,
+    /// Where it stands.
+    pub state: RequestState,
+    /// The share that granted it.
+    pub share: Option<crate::domain::ShareId>,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds of the answer.
+    pub answered_at: Option<i64>,
+}
+
 /// A key to create.
 #[derive(Debug, Clone)]
 pub struct NewAuthkey {

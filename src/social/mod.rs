@@ -2,6 +2,7 @@
 //! SocialGraph actor that keeps every authkey's derived ACL live on the broker. Above
 //! `store` and the domain; knows nothing of HTTP or frames.
 
+pub mod access;
 pub mod export;
 pub mod graph;
 pub mod import;

@@ -49,7 +49,8 @@ impl From<StoreError> for SocialError {
     }
 }
 
-type Result<T> = std::result::Result<T, SocialError>;
+/// What a social operation answers.
+pub type Result<T> = std::result::Result<T, SocialError>;
 
 /// Who a share is offered to, by name.
 #[derive(Debug, Clone, PartialEq, Eq)]

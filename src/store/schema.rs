@@ -91,6 +91,30 @@ diesel::table! {
 }
 
 diesel::table! {
+    channel_traffic (channel, bucket) {
+        channel -> Text,
+        bucket -> BigInt,
+        messages -> BigInt,
+        bytes -> BigInt,
+        deliveries -> BigInt,
+    }
+}
+
+diesel::table! {
+    access_requests (id) {
+        id -> BigInt,
+        from_user_id -> BigInt,
+        to_user_id -> BigInt,
+        channel -> Text,
+        note -> Text,
+        state -> Text,
+        share_id -> Nullable<BigInt>,
+        created_at -> BigInt,
+        answered_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
     user_blocks (blocker_id, blocked_id) {
         blocker_id -> BigInt,
         blocked_id -> BigInt,
@@ -224,6 +248,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     server_secrets,
     share_follows,
     share_dismissals,
+    channel_traffic,
+    access_requests,
     user_blocks,
     acl_applied,
     graph_changes,

@@ -7,6 +7,7 @@
 //! store on blocking threads. Every page works without JavaScript.
 
 pub mod api;
+pub mod charts;
 pub mod error;
 pub mod error_pages;
 pub mod graph_svg;

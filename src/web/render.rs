@@ -34,6 +34,8 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ("group_members", include_str!("../../templates/group_members.hbs")),
     ("pager", include_str!("../../templates/pager.hbs")),
     ("filters", include_str!("../../templates/filters.hbs")),
+    ("channels", include_str!("../../templates/channels.hbs")),
+    ("channel", include_str!("../../templates/channel.hbs")),
     ("logs", include_str!("../../templates/logs.hbs")),
     ("search", include_str!("../../templates/search.hbs")),
     ("graph", include_str!("../../templates/graph.hbs")),
@@ -41,6 +43,14 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ("mail/verify", include_str!("../../templates/mail/verify.hbs")),
     ("mail/reset", include_str!("../../templates/mail/reset.hbs")),
     ("mail/share", include_str!("../../templates/mail/share.hbs")),
+    (
+        "mail/access_request",
+        include_str!("../../templates/mail/access_request.hbs"),
+    ),
+    (
+        "mail/access_granted",
+        include_str!("../../templates/mail/access_granted.hbs"),
+    ),
     ("mail/group", include_str!("../../templates/mail/group.hbs")),
     (
         "mail/signup_taken",
@@ -218,6 +228,7 @@ impl<'a> Page<'a> {
 /// The menu, as hpfriends had it: (key, link, label).
 pub const MENU: &[(&str, &str, &str)] = &[
     ("dashboard", "/", "Dashboard"),
+    ("channels", "/channels", "Channels"),
     ("shares", "/shares", "Shares"),
     ("shared", "/shared-with-me", "Shared with me"),
     ("authkeys", "/authkeys", "Authkeys"),
@@ -242,6 +253,12 @@ pub fn flash(code: &str) -> Option<&'static str> {
         "share-accepted" => "Share accepted. Your keys receive it now.",
         "share-declined" => "Share declined.",
         "share-left" => "You left the share. Your keys no longer receive it.",
+        "access-requested" => {
+            "Request sent. The publisher answers on hpfriends; you are mailed when they grant it."
+        }
+        "access-granted" => "Access granted. Your data on the channel reaches them now.",
+        "access-declined" => "Request declined.",
+        "access-withdrawn" => "Request withdrawn.",
         "shares-cleared" => "Ended shares cleared from this list. The other side keeps its own record.",
         "key-updated" => "Authkey updated.",
         "key-disabled" => "Authkey disabled. Its connections were closed.",

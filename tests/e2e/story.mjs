@@ -260,6 +260,50 @@ async function main() {
     await shot(b.page, '09c-shared-with-me-ended');
     pass('the ended filter lists the revoked share and clearing empties only A\'s list');
 
+    step('C, new, finds the channel in the catalogue, sees who publishes and how much, and asks A');
+    const c = await signUp(browser, site, 'carol');
+    const keyC = await createKey(c.page, 'subscribe');
+    const subC = subscriber(py, server.port, keyC.ident, keyC.secret);
+    await c.page.goto(`${server.web}/channels`);
+    await c.page.fill('#q', 'dionaea');
+    await c.page.click('form[role=search] button[type=submit]');
+    // What A published so far reaches the catalogue with the next write of the counters (5 s).
+    await waitFor('the channel\'s traffic in the catalogue', 20000, async () => {
+      await c.page.reload();
+      const n = await c.page.textContent(`tr:has(code:text-is("${CHANNEL}")) td.num`);
+      return Number(n) > 0;
+    });
+    const row = await c.page.textContent(`tr:has(code:text-is("${CHANNEL}"))`);
+    if (!row.includes('alice')) throw new Error(`the catalogue does not name alice as a publisher: ${row}`);
+    await shot(c.page, '09d-channels');
+    await c.page.click(`a:has(code:text-is("${CHANNEL}"))`);
+    await c.page.waitForSelector('#traffic-week svg.chart rect.bar:not(.zero)');
+    await c.page.fill('#publisher-alice input[name=note]', 'carol from the honeynet chapter');
+    await c.page.click('#publisher-alice button:has-text("Request access")');
+    await c.page.waitForSelector('text=Request sent');
+    await shot(c.page, '09e-channel-requested');
+    pass('C found the channel, its publisher and its traffic, and asked for access');
+
+    step('A grants from the mailed link; C\'s subscriber and live view receive A\'s data');
+    const grantLink = await mailLink(dir, 'alice@example.org', '/shares#request-');
+    await a.page.goto(grantLink);
+    await a.page.waitForSelector('#requests tr:has-text("carol from the honeynet chapter")');
+    await shot(a.page, '09f-shares-request');
+    await a.page.click('#requests tr:has-text("carol") button:has-text("Grant")');
+    await a.page.waitForSelector('text=Access granted');
+    const liveLink = await mailLink(dir, 'carol@example.org', '/live\\?channel=');
+    const liveC = await c.ctx.newPage();
+    await liveC.goto(liveLink);
+    await liveC.waitForSelector('#live-state.ok');
+    await waitFor('C\'s subscriber to receive A\'s message', 10000, () => {
+      publish(py, server.port, keyA.ident, keyA.secret, JSON.stringify({ event: 'granted' }));
+      return subC.texts().some((t) => t.includes('"granted"'));
+    });
+    await liveC.waitForSelector('#live-messages li:has-text("granted")', { timeout: 10000 });
+    await shot(liveC, '09g-live-after-grant');
+    subC.child.kill('SIGKILL');
+    pass('granted access flows to the requester at once');
+
     step('the other pages render (screenshots)');
     await a.page.goto(`${server.web}/groups`);
     await a.page.fill('#name', 'trusted');

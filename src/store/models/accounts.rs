@@ -422,7 +422,7 @@ impl Store {
     /// A LIKE pattern for "contains `q`, whatever the case", to match against `lower(column)`
     /// (SQLite's LIKE ignores ASCII case, PostgreSQL's none: both then behave the same;
     /// SQLite's `lower()` folds ASCII only, PostgreSQL's every letter).
-    fn like_nocase(&self, q: &str) -> String {
+    pub(crate) fn like_nocase(&self, q: &str) -> String {
         match self.backend() {
             Backend::Postgres => like_pattern(&q.to_lowercase()),
             Backend::Sqlite(_) => like_pattern(&q.to_ascii_lowercase()),

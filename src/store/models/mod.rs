@@ -4,6 +4,7 @@ pub mod accounts;
 pub mod applied;
 pub mod audit;
 pub mod authkeys;
+pub mod catalogue;
 pub mod consent;
 pub mod graph;
 pub mod groups;

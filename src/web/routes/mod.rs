@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod authkeys;
+pub mod channels;
 pub mod groups;
 pub mod metrics;
 pub mod pages;
@@ -54,6 +55,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     accounts::configure(cfg);
     shares::configure(cfg);
     authkeys::configure(cfg);
+    channels::configure(cfg);
     groups::configure(cfg);
     metrics::configure(cfg);
     pages::configure(cfg);
@@ -80,11 +82,17 @@ async fn healthz(state: super::State) -> HttpResponse {
 
 /// A 303 to `to` (after a successful POST), with an optional confirmation code.
 pub fn see_other(to: &str, ok: Option<&str>) -> HttpResponse {
-    let loc = match ok {
-        Some(code) if to.contains('?') => format!("{to}&ok={code}"),
-        Some(code) => format!("{to}?ok={code}"),
-        None => to.to_owned(),
+    // The code goes into the query, before any `#fragment`.
+    let (path, fragment) = to.split_once('#').map_or((to, ""), |(p, f)| (p, f));
+    let mut loc = match ok {
+        Some(code) if path.contains('?') => format!("{path}&ok={code}"),
+        Some(code) => format!("{path}?ok={code}"),
+        None => path.to_owned(),
     };
+    if !fragment.is_empty() {
+        loc.push('#');
+        loc.push_str(fragment);
+    }
     HttpResponse::SeeOther()
         .insert_header((header::LOCATION, loc))
         .finish()
@@ -137,6 +145,27 @@ pub fn channels_text(list: &[Channel]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn confirmation_codes_go_before_the_fragment() {
+        let at = |r: HttpResponse| {
+            r.headers()
+                .get(header::LOCATION)
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .to_owned()
+        };
+        assert_eq!(
+            at(see_other("/shares#requests", Some("x"))),
+            "/shares?ok=x#requests"
+        );
+        assert_eq!(
+            at(see_other("/channel?name=a#p", Some("x"))),
+            "/channel?name=a&ok=x#p"
+        );
+        assert_eq!(at(see_other("/a", None)), "/a");
+    }
 
     #[test]
     fn channel_lists() {

@@ -136,8 +136,12 @@ async fn shares_ctx(
         })
         .collect();
     let users: Vec<String> = users.into_iter().filter(|u| *u != v.user.name).collect();
+    let requests = super::channels::requests_json(state, v, true).await?;
+    let open_requests = requests.iter().filter(|r| r["open"] == json!(true)).count();
     Ok(crate::web::routes::paged(
         json!({
+            "requests": requests,
+            "open_requests": open_requests,
             "shares": shares,
             "users": users,
             "groups": groups,
@@ -458,6 +462,7 @@ async fn shared_page(
         })
         .collect();
     let pending = shares.iter().filter(|s| s["can_answer"] == json!(true)).count();
+    let my_requests = super::channels::requests_json(&state, &v, false).await?;
     Page::new(
         "shared_with_me",
         "Shared with me",
@@ -466,6 +471,7 @@ async fn shared_page(
             json!({
                 "shares": shares,
                 "pending": pending,
+                "my_requests": my_requests,
                 "blocks": blocks,
                 "offers_page": at + 1,
                 "offers_has_prev": at > 0,

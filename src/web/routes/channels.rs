@@ -1,0 +1,343 @@
+//! *Channels*: the catalogue of every channel in use, who publishes on it and how much
+//! (server-drawn charts), and requests for access from the requester to a publisher, which
+//! the publisher answers on the Shares page or from the mail it gets.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{FieldErrors, see_other};
+use crate::domain::RequestId;
+use crate::domain::listing::{AccessRequest, RequestState, Traffic};
+use crate::domain::model::{Grantee, ShareState};
+use crate::social::access;
+use crate::social::ops::SocialError;
+use crate::store::now;
+use crate::web::charts::{self, SPANS, Span};
+use crate::web::error::WebError;
+use crate::web::render::{Page, bytes, date, time, url_component};
+use crate::web::routes::accounts::{mail, sender_may_mail};
+use crate::web::session::{CsrfForm, Viewer};
+use crate::web::{State, WebState};
+use crate::wire::Channel;
+
+/// Channel routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/channels", web::get().to(catalogue))
+        .route("/channel", web::get().to(channel_page))
+        .route("/channel/request", web::post().to(request))
+        .route("/requests/{id}/{action}", web::post().to(answer));
+}
+
+/// `?q=TEXT&page=N`: channels whose name contains TEXT, page N.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct CatalogueQuery {
+    q: String,
+    page: usize,
+}
+
+/// The link to a channel's page.
+pub fn channel_href(c: &Channel) -> String {
+    format!("/channel?name={}", url_component(c.as_str()))
+}
+
+/// One chart's bars and a title per bar: `what` of each slot.
+fn chart(
+    slots: &[Traffic],
+    span: Span,
+    label: &str,
+    what: fn(&Traffic) -> i64,
+    unit: fn(i64) -> String,
+) -> String {
+    let values: Vec<i64> = slots.iter().map(what).collect();
+    let titles: Vec<String> = slots
+        .iter()
+        .map(|t| format!("{} from {}", unit(what(t)), time(t.bucket)))
+        .collect();
+    let size = if span.name == "day" && label.ends_with("(list)") {
+        (120, 24)
+    } else {
+        (240, 48)
+    };
+    charts::bars(&values, &titles, size, label.trim_end_matches(" (list)"))
+}
+
+fn messages(n: i64) -> String {
+    format!("{n} messages")
+}
+
+async fn catalogue(
+    state: State,
+    req: HttpRequest,
+    v: Viewer,
+    q: web::Query<CatalogueQuery>,
+) -> Result<HttpResponse, WebError> {
+    let (text, at) = (q.q.trim().to_owned(), q.page);
+    let viewer = v.user.id;
+    let day = SPANS[1];
+    let t = now();
+    let (entries, more, traffic) = state
+        .db(move |s| -> Result<_, SocialError> {
+            let (entries, more) = s.catalogue_page(viewer, &text, at, super::PER_PAGE)?;
+            let names: Vec<Channel> = entries.iter().map(|e| e.channel.clone()).collect();
+            let traffic = s.channel_traffic(&names, t - day.secs)?;
+            Ok((entries, more, traffic))
+        })
+        .await?;
+    let rows: Vec<Value> = entries
+        .iter()
+        .map(|e| {
+            let series = traffic.get(&e.channel).map(Vec::as_slice).unwrap_or(&[]);
+            let slots = charts::slots(series, day, t);
+            let total: i64 = slots.iter().map(|s| s.messages).sum();
+            let volume: i64 = slots.iter().map(|s| s.bytes).sum();
+            let me = &v.user.name;
+            json!({
+                "channel": e.channel.as_str(),
+                "publishers": e.publishers.iter().map(|p| json!({"name": p, "you": p == me})).collect::<Vec<_>>(),
+                "chart": chart(&slots, day, &format!("messages on {} per hour, last day (list)", e.channel), |t| t.messages, messages),
+                "messages": total,
+                "volume": bytes(volume),
+            })
+        })
+        .collect();
+    let base = format!("/channels?q={}&", url_component(q.q.trim()));
+    Page::new(
+        "channels",
+        "Channels",
+        "channels",
+        super::paged(
+            json!({ "channels": rows, "q": q.q.trim(), "base": base }),
+            at,
+            more,
+        ),
+    )
+    .render(&state, &req, Some(&v))
+}
+
+/// `?name=CHANNEL`.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ChannelQuery {
+    name: String,
+}
+
+fn request_json(r: &AccessRequest) -> Value {
+    json!({
+        "id": r.id.0,
+        "from": r.from_name,
+        "to": r.to_name,
+        "channel": r.channel.as_str(),
+        "note": r.note,
+        "state": r.state.as_str(),
+        "open": r.state == RequestState::Open,
+        "asked": date(r.created_at),
+        "asked_at": time(r.created_at),
+        "answered_at": r.answered_at.map(time),
+    })
+}
+
+/// The requests made to (`incoming`) or by `v`, for the Shares and Shared-with-me pages.
+pub async fn requests_json(state: &WebState, v: &Viewer, incoming: bool) -> Result<Vec<Value>, WebError> {
+    let me = v.user.id;
+    let list = state
+        .db(move |s| s.access_requests_of(me, incoming, super::PER_PAGE))
+        .await?;
+    Ok(list.iter().map(request_json).collect())
+}
+
+async fn channel_ctx(
+    state: &WebState,
+    v: &Viewer,
+    channel: Channel,
+    errors: &FieldErrors,
+) -> Result<Value, WebError> {
+    let me = v.user.clone();
+    let c = channel.clone();
+    let t = now();
+    let week = SPANS[2].secs;
+    let (publishers, traffic, mine) = state
+        .db(move |s| -> Result<_, SocialError> {
+            let publishers = s.channel_publishers(me.id, &c)?;
+            let mut with = Vec::new();
+            for (id, name) in publishers {
+                let share = s.live_share(id, &c, Grantee::User(me.id))?;
+                with.push((id, name, share.map(|s| s.state)));
+            }
+            let traffic = s.channel_traffic(std::slice::from_ref(&c), t - week)?;
+            let mine: Vec<AccessRequest> = s
+                .access_requests_of(me.id, false, 1000)?
+                .into_iter()
+                .filter(|r| r.channel == c)
+                .collect();
+            Ok((with, traffic, mine))
+        })
+        .await?;
+    let series = traffic.get(&channel).map(Vec::as_slice).unwrap_or(&[]);
+    let spans: Vec<Value> = SPANS
+        .iter()
+        .map(|span| {
+            let slots = charts::slots(series, *span, t);
+            let per = match span.name {
+                "hour" => "5 minutes",
+                "day" => "hour",
+                _ => "6 hours",
+            };
+            json!({
+                "name": span.name,
+                "messages": slots.iter().map(|s| s.messages).sum::<i64>(),
+                "volume": bytes(slots.iter().map(|s| s.bytes).sum::<i64>()),
+                "deliveries": slots.iter().map(|s| s.deliveries).sum::<i64>(),
+                "messages_chart": chart(&slots, *span, &format!("messages on {channel} per {per}, last {}", span.name), |t| t.messages, messages),
+                "bytes_chart": chart(&slots, *span, &format!("bytes on {channel} per {per}, last {}", span.name), |t| t.bytes, bytes),
+            })
+        })
+        .collect();
+    let rows: Vec<Value> = publishers
+        .iter()
+        .map(|(id, name, share)| {
+            let open = mine.iter().any(|r| r.to == *id && r.state == RequestState::Open);
+            json!({
+                "name": name,
+                "you": *id == v.user.id,
+                "receiving": *share == Some(ShareState::Accepted),
+                "offered": *share == Some(ShareState::Offered),
+                "requested": open,
+                "can_request": *id != v.user.id && share.is_none() && !open,
+            })
+        })
+        .collect();
+    Ok(json!({
+        "channel": channel.as_str(),
+        "channel_url": url_component(channel.as_str()),
+        "spans": spans,
+        "publishers": rows,
+        "requests": mine.iter().map(request_json).collect::<Vec<_>>(),
+        "errors": errors.to_json(),
+    }))
+}
+
+fn parse_channel(name: &str) -> Result<Channel, WebError> {
+    Channel::new(name.trim()).map_err(|e| WebError::BadRequest(format!("name: {e}")))
+}
+
+async fn channel_page(
+    state: State,
+    req: HttpRequest,
+    v: Viewer,
+    q: web::Query<ChannelQuery>,
+) -> Result<HttpResponse, WebError> {
+    let channel = parse_channel(&q.name)?;
+    let title = format!("Channel {channel}");
+    let ctx = channel_ctx(&state, &v, channel, &FieldErrors::default()).await?;
+    Page::new("channel", &title, "channels", ctx).render(&state, &req, Some(&v))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RequestForm {
+    channel: String,
+    publisher: String,
+    note: String,
+}
+
+async fn request(
+    state: State,
+    req: HttpRequest,
+    v: Viewer,
+    form: CsrfForm<RequestForm>,
+) -> Result<HttpResponse, WebError> {
+    let f = form.0;
+    let channel = parse_channel(&f.channel)?;
+    let me = v.user.clone();
+    let (c, p, note) = (channel.clone(), f.publisher.trim().to_owned(), f.note.clone());
+    match state
+        .db(move |s| access::request_access(s, &me, &p, &c, &note))
+        .await
+    {
+        Ok((id, publisher)) => {
+            if sender_may_mail(&state, &v.user) {
+                mail(
+                    &state,
+                    &publisher.email,
+                    &format!("{} asks for {channel} on hpfriends", v.user.name),
+                    "mail/access_request",
+                    &json!({
+                        "name": publisher.name,
+                        "from": v.user.name,
+                        "channel": channel.as_str(),
+                        "note": f.note.trim(),
+                        "link": format!("{}/shares#request-{}", state.site_url, id.0),
+                    }),
+                );
+            }
+            let back = format!("{}#publishers", channel_href(&channel));
+            Ok(see_other(&back, Some("access-requested")))
+        }
+        Err(WebError::NotFound(m) | WebError::BadRequest(m) | WebError::Conflict(m)) => {
+            let mut errors = FieldErrors::default();
+            errors.add("request", m);
+            let title = format!("Channel {channel}");
+            let ctx = channel_ctx(&state, &v, channel, &errors).await?;
+            Page::new("channel", &title, "channels", ctx)
+                .status(StatusCode::UNPROCESSABLE_ENTITY)
+                .render(&state, &req, Some(&v))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// A form with nothing but its CSRF token.
+#[derive(Deserialize, Default)]
+struct NoFields {}
+
+/// Grant, decline (the publisher) or withdraw (the requester) a request for access.
+async fn answer(
+    state: State,
+    v: Viewer,
+    path: web::Path<(i64, String)>,
+    _form: CsrfForm<NoFields>,
+) -> Result<HttpResponse, WebError> {
+    let (id, action) = path.into_inner();
+    let id = RequestId(id);
+    let me = v.user.clone();
+    match action.as_str() {
+        "grant" => {
+            let (r, _) = state.apply(move |s| access::grant_access(s, &me, id)).await?;
+            let to = state
+                .db({
+                    let from = r.from;
+                    move |s| s.user_by_id(from)
+                })
+                .await?;
+            if let Some(to) = to
+                && sender_may_mail(&state, &v.user)
+            {
+                mail(
+                    &state,
+                    &to.email,
+                    &format!("{} grants you {} on hpfriends", v.user.name, r.channel),
+                    "mail/access_granted",
+                    &json!({
+                        "name": to.name,
+                        "from": v.user.name,
+                        "channel": r.channel.as_str(),
+                        "link": format!("{}/live?channel={}", state.site_url, url_component(r.channel.as_str())),
+                    }),
+                );
+            }
+            Ok(see_other("/shares#requests", Some("access-granted")))
+        }
+        "decline" => {
+            state.db(move |s| access::decline_access(s, &me, id)).await?;
+            Ok(see_other("/shares#requests", Some("access-declined")))
+        }
+        "withdraw" => {
+            state.db(move |s| access::withdraw_access(s, &me, id)).await?;
+            Ok(see_other("/shared-with-me#requests", Some("access-withdrawn")))
+        }
+        _ => Err(WebError::NotFound(format!("no action {action:?} on requests"))),
+    }
+}
