@@ -2311,3 +2311,86 @@ async fn a_researcher_finds_a_channel_asks_its_publisher_and_is_granted_it() {
     let p = b.post(&app, &format!("/requests/{id}/withdraw"), &[]).await;
     assert_eq!(p.status, StatusCode::CONFLICT, "{}", p.body);
 }
+
+#[actix_web::test]
+async fn the_catalogue_and_requests_through_the_api() {
+    use hpfriends::domain::listing::Traffic;
+    use hpfriends::wire::Channel;
+    let site = Site::new().await;
+    let app = site.app().await;
+    site.account("alice").await;
+    site.account("bob").await;
+    let mut a = Browser::default();
+    a.login(&app, "alice").await;
+    a.get(&app, "/authkeys").await;
+    a.post(&app, "/authkeys", &[("publish", "api.chan")]).await;
+    let ch = Channel::new("api.chan").unwrap();
+    let bucket = hpfriends::store::models::catalogue::bucket_of(hpfriends::store::now());
+    let t = Traffic {
+        bucket: 0,
+        messages: 3,
+        bytes: 300,
+        deliveries: 6,
+    };
+    site.store.add_channel_traffic(bucket, &[(ch, t)]).unwrap();
+    let (ta, tb) = (site.api_token("alice").await, site.api_token("bob").await);
+
+    let (s, body) = a
+        .api(&app, Method::GET, "/api/v1/channels?q=API", &tb, None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(body["channels"][0]["channel"], "api.chan", "{body}");
+    assert_eq!(body["channels"][0]["publishers"], json!(["alice"]), "{body}");
+    assert_eq!(body["channels"][0]["last_day"]["messages"], 3, "{body}");
+    assert_eq!(body["next_page"], serde_json::Value::Null);
+    let (s, body) = a
+        .api(&app, Method::GET, "/api/v1/channel?name=api.chan", &tb, None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let spans: Vec<&str> = body["traffic"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["span"].as_str().unwrap())
+        .collect();
+    assert_eq!(spans, ["hour", "day", "week"]);
+    assert_eq!(body["traffic"][0]["slots"].as_array().unwrap().len(), 12);
+    assert_eq!(body["traffic"][2]["deliveries"], 6, "{body}");
+    assert!(
+        body["traffic"][0]["slots"][0]["start"]
+            .as_str()
+            .unwrap()
+            .ends_with('Z')
+    );
+
+    let req = json!({"channel": "api.chan", "publisher": "alice", "note": "please"});
+    let (s, body) = a
+        .api(&app, Method::POST, "/api/v1/requests", &tb, Some(req.clone()))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    let id = body["id"].as_i64().unwrap();
+    let (s, body) = a
+        .api(&app, Method::POST, "/api/v1/requests", &tb, Some(req))
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{body}");
+    let (_, body) = a.api(&app, Method::GET, "/api/v1/requests", &ta, None).await;
+    assert_eq!(body["incoming"][0]["from"], "bob", "{body}");
+    assert_eq!(body["incoming"][0]["state"], "open", "{body}");
+    let path = format!("/api/v1/requests/{id}/grant");
+    let (s, body) = a.api(&app, Method::POST, &path, &tb, None).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{body}");
+    let (s, body) = a.api(&app, Method::POST, &path, &ta, None).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let share = body["share"].as_i64().unwrap();
+    let (_, body) = a.api(&app, Method::GET, "/api/v1/requests", &tb, None).await;
+    assert_eq!(body["outgoing"][0]["state"], "granted", "{body}");
+    assert_eq!(body["outgoing"][0]["share"], share, "{body}");
+    let (_, body) = a
+        .api(&app, Method::GET, "/api/v1/channel?name=api.chan", &tb, None)
+        .await;
+    assert_eq!(body["publishers"][0]["shares_with_you"], true, "{body}");
+    site.mail_link("alice@example.org", "bob asks you for the channel api.chan")
+        .await;
+    site.mail_link("bob@example.org", "alice granted your request")
+        .await;
+}

@@ -34,6 +34,11 @@ pub fn scope() -> actix_web::Scope {
         .route("/shares/clear-ended", web::post().to(clear_ended))
         .route("/shares/{id}/{action}", web::post().to(share_action))
         .route("/reach", web::get().to(reach))
+        .route("/channels", web::get().to(list_channels))
+        .route("/channel", web::get().to(channel))
+        .route("/requests", web::get().to(list_requests))
+        .route("/requests", web::post().to(make_request))
+        .route("/requests/{id}/{action}", web::post().to(request_action))
         .route("/blocks", web::get().to(list_blocks))
         .route("/blocks/{name}", web::put().to(block))
         .route("/blocks/{name}", web::delete().to(unblock))
@@ -306,6 +311,180 @@ async fn share_action(state: State, u: ApiUser, path: web::Path<(i64, String)>) 
     };
     let me = u.0.clone();
     state.apply(move |s| op.run(s, &me, ShareId(id))).await?;
+    Ok(HttpResponse::Ok().json(json!({"ok": true})))
+}
+
+/// `?q=TEXT&page=N`: channels whose name contains TEXT (any case), 50 a page by name.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ChannelsQuery {
+    q: String,
+    page: usize,
+}
+
+fn traffic_json(
+    slots: &[crate::domain::listing::Traffic],
+    span: crate::web::charts::Span,
+) -> serde_json::Value {
+    let width = span.secs / i64::try_from(span.slots).unwrap_or(1);
+    json!({
+        "span": span.name,
+        "slot_seconds": width,
+        "messages": slots.iter().map(|t| t.messages).sum::<i64>(),
+        "bytes": slots.iter().map(|t| t.bytes).sum::<i64>(),
+        "deliveries": slots.iter().map(|t| t.deliveries).sum::<i64>(),
+        "slots": slots.iter().map(|t| json!({
+            "start": rfc3339(t.bucket),
+            "messages": t.messages,
+            "bytes": t.bytes,
+            "deliveries": t.deliveries,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+async fn list_channels(state: State, u: ApiUser, q: web::Query<ChannelsQuery>) -> ApiResult {
+    let (text, page, viewer) = (q.q.trim().to_owned(), q.page, u.0.id);
+    let day = crate::web::charts::SPANS[1];
+    let t = crate::store::now();
+    let (entries, more, traffic) = state
+        .db(move |s| -> Result<_, crate::social::ops::SocialError> {
+            let (entries, more) = s.catalogue_page(viewer, &text, page, super::routes::PER_PAGE)?;
+            let names: Vec<Channel> = entries.iter().map(|e| e.channel.clone()).collect();
+            let traffic = s.channel_traffic(&names, t - day.secs)?;
+            Ok((entries, more, traffic))
+        })
+        .await?;
+    let list: Vec<_> = entries
+        .iter()
+        .map(|e| {
+            let series = traffic.get(&e.channel).map(Vec::as_slice).unwrap_or(&[]);
+            let slots = crate::web::charts::slots(series, day, t);
+            json!({
+                "channel": e.channel.as_str(),
+                "publishers": e.publishers,
+                "last_day": {
+                    "messages": slots.iter().map(|s| s.messages).sum::<i64>(),
+                    "bytes": slots.iter().map(|s| s.bytes).sum::<i64>(),
+                },
+            })
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({"channels": list, "next_page": more.then_some(page + 1)})))
+}
+
+/// `?name=CHANNEL`.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ChannelQuery {
+    name: String,
+}
+
+async fn channel(state: State, u: ApiUser, q: web::Query<ChannelQuery>) -> ApiResult {
+    let c = Channel::new(q.name.trim()).map_err(|e| ApiError(WebError::BadRequest(format!("name: {e}"))))?;
+    let me = u.0.id;
+    let t = crate::store::now();
+    let spans = crate::web::charts::SPANS;
+    let ch = c.clone();
+    let (publishers, traffic) = state
+        .db(move |s| -> Result<_, crate::social::ops::SocialError> {
+            let mut out = Vec::new();
+            for (id, name) in s.channel_publishers(me, &ch)? {
+                let share = s.live_share(id, &ch, crate::domain::model::Grantee::User(me))?;
+                out.push((name, share.map(|s| s.state)));
+            }
+            let traffic = s.channel_traffic(std::slice::from_ref(&ch), t - spans[2].secs)?;
+            Ok((out, traffic))
+        })
+        .await?;
+    let series = traffic.get(&c).map(Vec::as_slice).unwrap_or(&[]);
+    use crate::domain::model::ShareState;
+    Ok(HttpResponse::Ok().json(json!({
+        "channel": c.as_str(),
+        "publishers": publishers.iter().map(|(n, st)| json!({
+            "name": n,
+            "shares_with_you": *st == Some(ShareState::Accepted),
+            "offers_you": *st == Some(ShareState::Offered),
+        })).collect::<Vec<_>>(),
+        "traffic": spans.iter().map(|sp| traffic_json(&crate::web::charts::slots(series, *sp, t), *sp)).collect::<Vec<_>>(),
+    })))
+}
+
+fn request_json(r: &crate::domain::listing::AccessRequest) -> serde_json::Value {
+    json!({
+        "id": r.id.0,
+        "from": r.from_name,
+        "to": r.to_name,
+        "channel": r.channel.as_str(),
+        "note": r.note,
+        "state": r.state.as_str(),
+        "share": r.share.map(|s| s.0),
+        "created_at": rfc3339(r.created_at),
+        "answered_at": r.answered_at.map(rfc3339),
+    })
+}
+
+async fn list_requests(state: State, u: ApiUser) -> ApiResult {
+    let me = u.0.id;
+    let per = super::routes::PER_PAGE;
+    let (incoming, outgoing) = state
+        .db(move |s| -> Result<_, crate::store::StoreError> {
+            Ok((
+                s.access_requests_of(me, true, per)?,
+                s.access_requests_of(me, false, per)?,
+            ))
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "incoming": incoming.iter().map(request_json).collect::<Vec<_>>(),
+        "outgoing": outgoing.iter().map(request_json).collect::<Vec<_>>(),
+    })))
+}
+
+#[derive(Deserialize)]
+struct RequestBody {
+    channel: String,
+    publisher: String,
+    #[serde(default)]
+    note: String,
+}
+
+async fn make_request(state: State, u: ApiUser, body: web::Json<RequestBody>) -> ApiResult {
+    let b = body.into_inner();
+    let c = Channel::new(b.channel.trim())
+        .map_err(|e| ApiError(WebError::BadRequest(format!("channel: {e}"))))?;
+    let me = u.0.clone();
+    let (ch, note) = (c.clone(), b.note.clone());
+    let (id, publisher) = state
+        .db(move |s| crate::social::access::request_access(s, &me, b.publisher.trim(), &ch, &note))
+        .await?;
+    // Told exactly as the channel page tells them.
+    super::routes::channels::mail_request(&state, &u.0, &publisher, &c, &b.note, id);
+    Ok(HttpResponse::Created().json(json!({"id": id.0})))
+}
+
+async fn request_action(state: State, u: ApiUser, path: web::Path<(i64, String)>) -> ApiResult {
+    let (id, action) = path.into_inner();
+    let id = crate::domain::RequestId(id);
+    let me = u.0.clone();
+    use crate::social::access;
+    match action.as_str() {
+        "grant" => {
+            let (r, share) = state.apply(move |s| access::grant_access(s, &me, id)).await?;
+            super::routes::channels::mail_granted(&state, &u.0, &r).await?;
+            return Ok(HttpResponse::Ok().json(json!({"ok": true, "share": share.0})));
+        }
+        "decline" => {
+            state
+                .db(move |s| access::decline_access(s, &me, id).map(|_| ()))
+                .await?;
+        }
+        "withdraw" => state.db(move |s| access::withdraw_access(s, &me, id)).await?,
+        _ => {
+            return Err(ApiError(WebError::NotFound(format!(
+                "no action {action:?} on requests"
+            ))));
+        }
+    }
     Ok(HttpResponse::Ok().json(json!({"ok": true})))
 }
 

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::{FieldErrors, see_other};
 use crate::domain::RequestId;
-use crate::domain::listing::{AccessRequest, RequestState, Traffic};
+use crate::domain::listing::{AccessRequest, RequestState, Traffic, User};
 use crate::domain::model::{Grantee, ShareState};
 use crate::social::access;
 use crate::social::ops::SocialError;
@@ -258,21 +258,7 @@ async fn request(
         .await
     {
         Ok((id, publisher)) => {
-            if sender_may_mail(&state, &v.user) {
-                mail(
-                    &state,
-                    &publisher.email,
-                    &format!("{} asks for {channel} on hpfriends", v.user.name),
-                    "mail/access_request",
-                    &json!({
-                        "name": publisher.name,
-                        "from": v.user.name,
-                        "channel": channel.as_str(),
-                        "note": f.note.trim(),
-                        "link": format!("{}/shares#request-{}", state.site_url, id.0),
-                    }),
-                );
-            }
+            mail_request(&state, &v.user, &publisher, &channel, &f.note, id);
             let back = format!("{}#publishers", channel_href(&channel));
             Ok(see_other(&back, Some("access-requested")))
         }
@@ -287,6 +273,59 @@ async fn request(
         }
         Err(e) => Err(e),
     }
+}
+
+/// Mails `publisher` that `from` asks for `channel` (within the sender's hourly bound).
+pub(crate) fn mail_request(
+    state: &WebState,
+    from: &User,
+    publisher: &User,
+    channel: &Channel,
+    note: &str,
+    id: RequestId,
+) {
+    if sender_may_mail(state, from) {
+        mail(
+            state,
+            &publisher.email,
+            &format!("{} asks for {channel} on hpfriends", from.name),
+            "mail/access_request",
+            &json!({
+                "name": publisher.name,
+                "from": from.name,
+                "channel": channel.as_str(),
+                "note": note.trim(),
+                "link": format!("{}/shares#request-{}", state.site_url, id.0),
+            }),
+        );
+    }
+}
+
+/// Mails the requester of `r` that `granter` granted it, with a link to watch it flow.
+pub(crate) async fn mail_granted(
+    state: &WebState,
+    granter: &User,
+    r: &AccessRequest,
+) -> Result<(), WebError> {
+    let from = r.from;
+    let Some(to) = state.db(move |s| s.user_by_id(from)).await? else {
+        return Ok(());
+    };
+    if sender_may_mail(state, granter) {
+        mail(
+            state,
+            &to.email,
+            &format!("{} grants you {} on hpfriends", granter.name, r.channel),
+            "mail/access_granted",
+            &json!({
+                "name": to.name,
+                "from": granter.name,
+                "channel": r.channel.as_str(),
+                "link": format!("{}/live?channel={}", state.site_url, url_component(r.channel.as_str())),
+            }),
+        );
+    }
+    Ok(())
 }
 
 /// A form with nothing but its CSRF token.
@@ -306,28 +345,7 @@ async fn answer(
     match action.as_str() {
         "grant" => {
             let (r, _) = state.apply(move |s| access::grant_access(s, &me, id)).await?;
-            let to = state
-                .db({
-                    let from = r.from;
-                    move |s| s.user_by_id(from)
-                })
-                .await?;
-            if let Some(to) = to
-                && sender_may_mail(&state, &v.user)
-            {
-                mail(
-                    &state,
-                    &to.email,
-                    &format!("{} grants you {} on hpfriends", v.user.name, r.channel),
-                    "mail/access_granted",
-                    &json!({
-                        "name": to.name,
-                        "from": v.user.name,
-                        "channel": r.channel.as_str(),
-                        "link": format!("{}/live?channel={}", state.site_url, url_component(r.channel.as_str())),
-                    }),
-                );
-            }
+            mail_granted(&state, &v.user, &r).await?;
             Ok(see_other("/shares#requests", Some("access-granted")))
         }
         "decline" => {
