@@ -23,9 +23,12 @@
     });
   }
 
+  // A key as people know it: its owner's name, with the ident it used.
+  function who(m) { return m.owner ? m.owner + ' (key ' + m.ident + ')' : m.ident; }
+
   function show(m) {
     var li = el('li', 'message');
-    var head = el('header', '', new Date().toLocaleTimeString() + ' · from ' + m.ident + ' · ' + m.size + ' bytes · ' + m.encoding + (m.truncated ? ' (cut)' : ''));
+    var head = el('header', '', new Date().toLocaleTimeString() + ' · from ' + who(m) + ' · ' + m.size + ' bytes · ' + m.encoding + (m.truncated ? ' (cut)' : ''));
     li.appendChild(head);
     if (m.encoding === 'binary') {
       li.appendChild(el('pre', '', 'hex    ' + m.hex + '\nbase64 ' + m.base64));
@@ -63,7 +66,7 @@
   source.addEventListener('message', function (e) {
     var m = JSON.parse(e.data);
     count += 1; recent.push(Date.now());
-    sources[m.ident] = (sources[m.ident] || 0) + 1;
+    sources[who(m)] = (sources[who(m)] || 0) + 1;
     countEl.textContent = String(count);
     renderSources();
     if (!paused) show(m);

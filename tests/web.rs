@@ -1089,6 +1089,8 @@ async fn logs_search_graph_and_live_view() {
         message.contains("\"encoding\":\"json\"") && message.contains("198.51.100.7"),
         "{message}"
     );
+    // The message names its key's owner: it reached the viewer, whose data it is is theirs to know.
+    assert!(message.contains("\"owner\":\"alice\""), "{message}");
     assert!(
         ready.contains("event: access") && ready.contains("\"sources\":[\"alice\"]"),
         "{ready}"
@@ -2189,7 +2191,10 @@ async fn a_researcher_finds_a_channel_asks_its_publisher_and_is_granted_it() {
     assert_eq!(p.status, StatusCode::OK, "{}", p.body);
     assert!(p.body.contains("href=\"/channel?name=a%26b\""), "{}", p.body);
     let row = between(&p.body, "<code>dionaea.capture</code>", "</tr>");
-    assert!(row.contains("alice, carol"), "{row}");
+    assert!(
+        row.contains("<a href=\"/users/alice\">alice</a>, <a href=\"/users/carol\">carol</a>"),
+        "{row}"
+    );
     assert!(!row.contains("mallory"), "{row}");
     assert!(row.contains("<svg class=\"chart\""), "{row}");
     assert!(row.contains(">12</td>"), "the last day counts 7 + 5: {row}");
@@ -2393,4 +2398,114 @@ async fn the_catalogue_and_requests_through_the_api() {
         .await;
     site.mail_link("bob@example.org", "alice granted your request")
         .await;
+}
+
+#[actix_web::test]
+async fn profiles_say_who_someone_is_what_they_publish_and_what_flows_between_us() {
+    let site = Site::new().await;
+    let app = site.app().await;
+    for n in ["alice", "bob", "eve"] {
+        site.account(n).await;
+    }
+    let (mut a, mut b, mut e) = (Browser::default(), Browser::default(), Browser::default());
+    a.login(&app, "alice").await;
+    b.login(&app, "bob").await;
+    e.login(&app, "eve").await;
+
+    // Alice fills in her profile; bad fields are named and nothing is saved.
+    a.get(&app, "/account").await;
+    let long = "x".repeat(101);
+    let p = a
+        .post(
+            &app,
+            "/account/profile",
+            &[("affiliation", long.as_str()), ("about", "ok")],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        p.body.contains("one line of at most 100 characters"),
+        "{}",
+        p.body
+    );
+    let p = a
+        .post(
+            &app,
+            "/account/profile",
+            &[
+                ("affiliation", "Honeynet <Berlin>"),
+                ("about", "Dionaea on 40 sensors.\nAsk me."),
+            ],
+        )
+        .await;
+    assert_eq!(p.location(), "/account?ok=profile", "{}", p.body);
+    a.get(&app, "/authkeys").await;
+    a.post(
+        &app,
+        "/authkeys",
+        &[("publish", "dionaea.capture, cowrie.sessions")],
+    )
+    .await;
+    a.get(&app, "/shares").await;
+    a.post(
+        &app,
+        "/shares",
+        &[("channel", "cowrie.sessions"), ("to_kind", "user"), ("to", "bob")],
+    )
+    .await;
+
+    // Bob sees it, escaped, with what alice publishes and offers him.
+    let p = b.get(&app, "/users/alice").await;
+    assert_eq!(p.status, StatusCode::OK, "{}", p.body);
+    assert!(p.body.contains("Honeynet &lt;Berlin&gt;"), "{}", p.body);
+    assert!(p.body.contains("Dionaea on 40 sensors."), "{}", p.body);
+    let publishes = between(&p.body, "id=\"publishes\"", "</section>");
+    assert!(
+        publishes.contains("<code>cowrie.sessions</code>")
+            && publishes.contains("<code>dionaea.capture</code>")
+    );
+    assert_eq!(publishes.matches("Request access").count(), 2, "{publishes}");
+    let theirs = between(&p.body, "id=\"theirs\"", "</section>");
+    assert!(
+        theirs.contains("cowrie.sessions") && theirs.contains("answer it"),
+        "{theirs}"
+    );
+    assert!(
+        p.body.contains("href=\"/shares?to=alice#offer-form\""),
+        "{}",
+        p.body
+    );
+    let p = b.get(&app, "/shares?to=alice").await;
+    assert!(
+        p.body
+            .contains("id=\"to\" name=\"to\" list=\"grantee-list\" value=\"alice\""),
+        "{}",
+        p.body
+    );
+    // Once bob accepts, the channel reads as shared with him and asks for nothing.
+    let id = site.store.all_shares().unwrap()[0].id.0;
+    b.get(&app, "/shared-with-me").await;
+    b.post(&app, &format!("/shares/{id}/accept"), &[]).await;
+    let p = b.get(&app, "/users/alice").await;
+    let publishes = between(&p.body, "id=\"publishes\"", "</section>");
+    assert_eq!(publishes.matches("Request access").count(), 1, "{publishes}");
+    assert!(publishes.contains("shared with you"), "{publishes}");
+    // Names link to profiles where they are listed.
+    let p = b.get(&app, "/shared-with-me").await;
+    assert!(
+        p.body.contains("<a href=\"/users/alice\">alice</a>"),
+        "{}",
+        p.body
+    );
+
+    // Alice blocks eve: eve finds no such user, as for a name nobody has.
+    a.get(&app, "/shared-with-me").await;
+    a.post(&app, "/blocks", &[("user", "eve")]).await;
+    let p = e.get(&app, "/users/alice").await;
+    assert_eq!(p.status, StatusCode::NOT_FOUND);
+    assert_eq!(e.get(&app, "/users/nobody").await.status, StatusCode::NOT_FOUND);
+    // Her own page shows alice how others see her.
+    let p = a.get(&app, "/users/alice").await;
+    assert!(p.body.contains("This is how others see you"), "{}", p.body);
+    assert!(!p.body.contains("Request access"), "{}", p.body);
 }

@@ -153,3 +153,9 @@ pub const MAX_OPEN_ACCESS_REQUESTS: usize = 50;
 
 /// Longest note a requester may add to a request for access (characters).
 pub const MAX_ACCESS_REQUEST_NOTE: usize = 500;
+
+/// Longest affiliation on a profile (characters): a form asking for more is refused.
+pub const MAX_AFFILIATION: usize = 100;
+
+/// Longest description on a profile (characters): a form asking for more is refused.
+pub const MAX_ABOUT: usize = 1000;

@@ -12,6 +12,8 @@ diesel::table! {
         enabled -> Bool,
         is_admin -> Bool,
         created_at -> BigInt,
+        affiliation -> Text,
+        about -> Text,
     }
 }
 

@@ -8,6 +8,7 @@
 //! is sent as an `access` event at start and whenever a share changes it (accepted,
 //! revoked, a user blocked), so the page says so as it happens.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -30,6 +31,7 @@ use crate::broker::handle::{SessionHandle, SessionId};
 use crate::broker::messages::{Disconnected, Register, Subscribe};
 use crate::broker::outbox::Outbox;
 use crate::domain::acl::Sources;
+use crate::wire::Ident;
 use crate::wire::{Channel, Frame};
 
 /// Bytes queued for one live view before the slow-consumer policy applies.
@@ -236,6 +238,37 @@ async fn open(
     Ok(handle)
 }
 
+/// The owners' names of the keys whose messages a view received, looked up once per key:
+/// a message reached the viewer, so its publisher's name is theirs to know.
+#[derive(Default)]
+struct Owners(HashMap<Ident, Option<String>>);
+
+/// Keys one view remembers the owner of; past it the memory starts again.
+const OWNERS_REMEMBERED: usize = 10_000;
+
+impl Owners {
+    async fn name(&mut self, state: &WebState, ident: &Ident) -> Option<String> {
+        if let Some(n) = self.0.get(ident) {
+            return n.clone();
+        }
+        let owner = state.shared.keys.load().get(ident).map(|acl| acl.owner);
+        let name = match owner {
+            Some(id) => state
+                .db(move |s| s.user_by_id(id))
+                .await
+                .ok()
+                .flatten()
+                .map(|u| u.name),
+            None => None,
+        };
+        if self.0.len() >= OWNERS_REMEMBERED {
+            self.0.clear();
+        }
+        self.0.insert(ident.clone(), name.clone());
+        name
+    }
+}
+
 /// The event stream of `/live/events?channel=…`.
 pub async fn events(
     state: State,
@@ -266,8 +299,15 @@ pub async fn events(
     let first = Bytes::from([hello, access_event(&state, seen.clone()).await].concat());
     let state2 = state.clone();
     let stream = futures_util::stream::unfold(
-        (guard, Some(first), (tick, watch), Vec::new(), seen),
-        move |(guard, first, (mut tick, mut watch), mut batch, mut seen)| {
+        (
+            guard,
+            Some(first),
+            (tick, watch),
+            Vec::new(),
+            seen,
+            Owners::default(),
+        ),
+        move |(guard, first, (mut tick, mut watch), mut batch, mut seen, mut owners)| {
             let shutdown = shutdown.clone();
             let outbox = Arc::clone(&outbox);
             let (handle, channel, state) = (Arc::clone(&handle), channel.clone(), state2.clone());
@@ -275,7 +315,7 @@ pub async fn events(
                 if let Some(b) = first {
                     return Some((
                         Ok::<_, actix_web::Error>(b),
-                        (guard, None, (tick, watch), batch, seen),
+                        (guard, None, (tick, watch), batch, seen, owners),
                     ));
                 }
                 // Nothing goes out empty: a quiet check of the access waits for the next event.
@@ -287,7 +327,9 @@ pub async fn events(
                             for raw in batch.drain(..) {
                                 match Frame::parse(&raw) {
                                     Ok(Frame::Publish { ident, channel, payload }) => {
-                                        out.extend_from_slice(&event("message", &message_json(ident.as_str(), channel.as_str(), &payload)));
+                                        let mut m = message_json(ident.as_str(), channel.as_str(), &payload);
+                                        m["owner"] = json!(owners.name(&state, &ident).await);
+                                        out.extend_from_slice(&event("message", &m));
                                     }
                                     Ok(Frame::Error(message)) => {
                                         out.extend_from_slice(&event("error", &json!({"message": message})));
@@ -315,7 +357,7 @@ pub async fn events(
                         break out;
                     }
                 };
-                Some((Ok(out), (guard, None, (tick, watch), batch, seen)))
+                Some((Ok(out), (guard, None, (tick, watch), batch, seen, owners)))
             }
         },
     );

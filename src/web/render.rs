@@ -36,6 +36,7 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ("filters", include_str!("../../templates/filters.hbs")),
     ("channels", include_str!("../../templates/channels.hbs")),
     ("channel", include_str!("../../templates/channel.hbs")),
+    ("profile", include_str!("../../templates/profile.hbs")),
     ("logs", include_str!("../../templates/logs.hbs")),
     ("search", include_str!("../../templates/search.hbs")),
     ("graph", include_str!("../../templates/graph.hbs")),
@@ -253,6 +254,7 @@ pub fn flash(code: &str) -> Option<&'static str> {
         "share-accepted" => "Share accepted. Your keys receive it now.",
         "share-declined" => "Share declined.",
         "share-left" => "You left the share. Your keys no longer receive it.",
+        "profile" => "Profile saved. Other users see it on your profile page.",
         "access-requested" => {
             "Request sent. The publisher answers on hpfriends; you are mailed when they grant it."
         }

@@ -260,6 +260,14 @@ async function main() {
     await shot(b.page, '09c-shared-with-me-ended');
     pass('the ended filter lists the revoked share and clearing empties only A\'s list');
 
+    step('A says who she is on her profile');
+    await a.page.goto(`${server.web}/account`);
+    await a.page.fill('#affiliation', 'Honeynet Project, Berlin chapter');
+    await a.page.fill('#about', 'Dionaea and Cowrie on 40 sensors in three data centres.');
+    await a.page.click('form[action="/account/profile"] button[type=submit]');
+    await a.page.waitForSelector('text=Profile saved');
+    pass('A saved her profile');
+
     step('C, new, finds the channel in the catalogue, sees who publishes and how much, and asks A');
     const c = await signUp(browser, site, 'carol');
     const keyC = await createKey(c.page, 'subscribe');
@@ -278,6 +286,13 @@ async function main() {
     await shot(c.page, '09d-channels');
     await c.page.click(`a:has(code:text-is("${CHANNEL}"))`);
     await c.page.waitForSelector('#traffic-week svg.chart rect.bar:not(.zero)');
+    // Who is alice? Her profile says, and lists what she publishes.
+    await c.page.click('#publisher-alice a:has-text("alice")');
+    await c.page.waitForSelector('text=Honeynet Project, Berlin chapter');
+    await c.page.waitForSelector(`#publishes code:text-is("${CHANNEL}")`);
+    await shot(c.page, '09h-profile');
+    await c.page.goBack();
+    await c.page.waitForSelector('#publisher-alice');
     await c.page.fill('#publisher-alice input[name=note]', 'carol from the honeynet chapter');
     await c.page.click('#publisher-alice button:has-text("Request access")');
     await c.page.waitForSelector('text=Request sent');
@@ -300,6 +315,8 @@ async function main() {
       return subC.texts().some((t) => t.includes('"granted"'));
     });
     await liveC.waitForSelector('#live-messages li:has-text("granted")', { timeout: 10000 });
+    const header = await liveC.textContent('#live-messages li:has-text("granted") header');
+    if (!header.includes(`from alice (key ${keyA.ident})`)) throw new Error(`the live view names the key, not its owner: ${header}`);
     await shot(liveC, '09g-live-after-grant');
     subC.child.kill('SIGKILL');
     pass('granted access flows to the requester at once');

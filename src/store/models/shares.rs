@@ -382,6 +382,30 @@ impl Store {
         Ok((rows.into_iter().filter_map(to_share).collect(), more))
     }
 
+    /// The live shares between `a` and `b` as each would list them: those of `b`'s that
+    /// reach `a` (directly, through a group, or a public offer `a` took up), and `a`'s
+    /// offered directly to `b`. For a profile page.
+    pub fn shares_between(&self, a: UserId, b: UserId) -> Result<(Vec<Share>, Vec<Share>), StoreError> {
+        let mut conn = self.conn()?;
+        let live = [ShareState::Offered.as_str(), ShareState::Accepted.as_str()];
+        let theirs: Vec<ShareRow> = incoming_to(a)
+            .filter(shares::from_user_id.eq(b.0))
+            .filter(shares::state.eq_any(live))
+            .order((shares::channel, shares::id))
+            .select(share_columns!())
+            .load(&mut conn)?;
+        let mine: Vec<ShareRow> = shares::table
+            .filter(shares::from_user_id.eq(a.0))
+            .filter(shares::to_kind.eq("user"))
+            .filter(shares::to_user_id.eq(b.0))
+            .filter(shares::state.eq_any(live))
+            .order((shares::channel, shares::id))
+            .select(share_columns!())
+            .load(&mut conn)?;
+        let conv = |rows: Vec<ShareRow>| rows.into_iter().filter_map(to_share).collect();
+        Ok((conv(theirs), conv(mine)))
+    }
+
     /// Clears every ended share (declined, revoked, left) from `user`'s outgoing
     /// (`outgoing`) or incoming list; the number cleared. Nothing else changes: an ended
     /// share carries nothing, and the other side still lists it until they clear it too.

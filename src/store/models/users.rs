@@ -83,6 +83,50 @@ impl Store {
             .map(User::from))
     }
 
+    /// `user`'s profile: (affiliation, about).
+    pub fn profile(&self, user: UserId) -> Result<(String, String), StoreError> {
+        let mut conn = self.conn()?;
+        Ok(users::table
+            .find(user.0)
+            .select((users::affiliation, users::about))
+            .first(&mut conn)
+            .optional()?
+            .unwrap_or_default())
+    }
+
+    /// Sets `user`'s profile.
+    pub fn set_profile(
+        &self,
+        user: UserId,
+        affiliation: &str,
+        about: &str,
+        actor: &str,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        conn.transaction(|conn| {
+            diesel::update(users::table.find(user.0))
+                .set((users::affiliation.eq(affiliation), users::about.eq(about)))
+                .execute(conn)?;
+            audit::record(conn, actor, "user.profile", actor, "")?;
+            Ok(())
+        })
+    }
+
+    /// The channels `user`'s enabled keys publish on, by name.
+    pub fn published_channels(&self, user: UserId) -> Result<Vec<String>, StoreError> {
+        use crate::store::schema::{authkey_channels, authkeys};
+        let mut conn = self.conn()?;
+        Ok(authkey_channels::table
+            .inner_join(authkeys::table)
+            .filter(authkeys::owner_id.eq(user.0))
+            .filter(authkeys::enabled.eq(true))
+            .filter(authkey_channels::can_publish.eq(true))
+            .select(authkey_channels::channel)
+            .distinct()
+            .order(authkey_channels::channel)
+            .load(&mut conn)?)
+    }
+
     /// Every user, by name.
     pub fn users(&self) -> Result<Vec<User>, StoreError> {
         let mut conn = self.conn()?;

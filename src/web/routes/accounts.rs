@@ -38,6 +38,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/account", web::get().to(account_page))
         .route("/account/password", web::post().to(change_password))
         .route("/account/email", web::post().to(change_email))
+        .route("/account/profile", web::post().to(change_profile))
         .route("/account/api-token", web::post().to(create_api_token))
         .route("/account/api-token/revoke", web::post().to(revoke_api_tokens))
         .route("/account/api-token/{id}/revoke", web::post().to(revoke_api_token));
@@ -485,8 +486,10 @@ async fn reset(
 
 async fn account_ctx(state: &WebState, v: &Viewer) -> Result<serde_json::Value, WebError> {
     let id = v.user.id;
-    let (account, tokens) = state
-        .db(move |s| -> Result<_, crate::store::StoreError> { Ok((s.account(id)?, s.api_tokens(id)?)) })
+    let (account, tokens, (affiliation, about)) = state
+        .db(move |s| -> Result<_, crate::store::StoreError> {
+            Ok((s.account(id)?, s.api_tokens(id)?, s.profile(id)?))
+        })
         .await?;
     let token_list: Vec<serde_json::Value> = tokens
         .iter()
@@ -506,6 +509,7 @@ async fn account_ctx(state: &WebState, v: &Viewer) -> Result<serde_json::Value, 
         "since": time(v.user.created_at),
         "api_tokens": tokens.len(),
         "token_list": token_list,
+        "profile": {"affiliation": affiliation, "about": about},
         "errors": {},
         "new_token": null,
     }))
@@ -572,6 +576,48 @@ async fn change_password(
     let keep = v.session.clone();
     state.db(move |s| s.set_password(id, &hash, Some(&keep))).await?;
     Ok(see_other("/account", Some("password")))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ProfileForm {
+    affiliation: String,
+    about: String,
+}
+
+/// Sets what other users see of the viewer on their profile page.
+async fn change_profile(
+    state: State,
+    req: HttpRequest,
+    v: Viewer,
+    form: CsrfForm<ProfileForm>,
+) -> Result<HttpResponse, WebError> {
+    use crate::config::limits::{MAX_ABOUT, MAX_AFFILIATION};
+    let f = form.0;
+    let (affiliation, about) = (f.affiliation.trim().to_owned(), f.about.trim().to_owned());
+    let mut errors = FieldErrors::default();
+    if affiliation.chars().count() > MAX_AFFILIATION || affiliation.contains(['\n', '\r']) {
+        errors.add(
+            "affiliation",
+            format!("one line of at most {MAX_AFFILIATION} characters"),
+        );
+    }
+    if about.chars().count() > MAX_ABOUT {
+        errors.add("about", format!("at most {MAX_ABOUT} characters"));
+    }
+    if !errors.is_empty() {
+        let mut ctx = account_ctx(&state, &v).await?;
+        ctx["errors"] = errors.to_json();
+        ctx["profile"] = json!({"affiliation": f.affiliation, "about": f.about});
+        return Page::new("account", "Account", "account", ctx)
+            .status(StatusCode::UNPROCESSABLE_ENTITY)
+            .render(&state, &req, Some(&v));
+    }
+    let (id, actor) = (v.user.id, v.user.name.clone());
+    state
+        .db(move |s| s.set_profile(id, &affiliation, &about, &actor))
+        .await?;
+    Ok(see_other("/account", Some("profile")))
 }
 
 #[derive(Deserialize, Default)]

@@ -7,6 +7,7 @@ pub mod channels;
 pub mod groups;
 pub mod metrics;
 pub mod pages;
+pub mod profiles;
 pub mod shares;
 
 use std::collections::BTreeMap;
@@ -59,6 +60,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     groups::configure(cfg);
     metrics::configure(cfg);
     pages::configure(cfg);
+    profiles::configure(cfg);
 }
 
 async fn asset(name: web::Path<String>) -> HttpResponse {

@@ -40,6 +40,10 @@ fn share_json(s: &ShareInfo) -> Value {
         "channel": s.share.channel.as_str(),
         "from": s.from_name,
         "to": s.to_name,
+        "to_user": match s.share.to {
+            Grantee::User(_) => s.to_name.strip_prefix("user ").map(str::to_owned),
+            _ => None,
+        },
         "kind": s.share.kind.as_str(),
         "state": s.share.state.as_str(),
         "live": live(s.share.state),
@@ -71,6 +75,8 @@ struct OfferForm {
 struct ListQuery {
     show: String,
     page: usize,
+    /// A user to fill in the offer form with (from their profile page).
+    to: String,
 }
 
 impl ListQuery {
@@ -176,7 +182,11 @@ async fn shares_page(
     q: web::Query<ListQuery>,
 ) -> Result<HttpResponse, WebError> {
     let list = (q.filter()?, q.page);
-    let ctx = shares_ctx(&state, &v, &OfferForm::default(), &FieldErrors::default(), list).await?;
+    let form = OfferForm {
+        to: q.to.trim().to_owned(),
+        ..OfferForm::default()
+    };
+    let ctx = shares_ctx(&state, &v, &form, &FieldErrors::default(), list).await?;
     Page::new("shares", "Shares", "shares", ctx).render(&state, &req, Some(&v))
 }
 

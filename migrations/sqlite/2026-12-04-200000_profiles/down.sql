@@ -1,0 +1,2 @@
+ALTER TABLE users DROP COLUMN about;
+ALTER TABLE users DROP COLUMN affiliation;
