@@ -190,6 +190,14 @@ fn a_reader_that_stopped_is_cut_after_the_stall_timeout_and_the_others_get_every
         log.contains("slow consumer: outbox full for the whole stall timeout, disconnecting"),
         "{log}"
     );
+    // The cut reaches the key's feed health (its owner's dashboard warns of it).
+    let store = hpfriends::store::Store::open(s.db().url()).unwrap();
+    let alice = store.user_by_name("alice").unwrap().unwrap();
+    common::wait_for("the cut in the key's traffic", Duration::from_secs(20), || {
+        let t = store.key_traffic_of(alice.id, 0).unwrap();
+        let cuts: i64 = t.get("k").map_or(0, |v| v.iter().map(|t| t.slow_cuts).sum());
+        (cuts == 1).then_some(())
+    });
     let stats = stopped_stats(&mut s);
     assert!(stats.contains("slow_disconnects=1"), "{stats}");
 }

@@ -287,6 +287,15 @@ fn channel_traffic_reaches_the_catalogue_in_five_minute_buckets() {
     wait_for("the 31st message in the traffic", Duration::from_secs(20), || {
         (totals().0 == 31).then_some(())
     });
+    // Each key's side of it, for its owner's feed health (written just after).
+    let alice = store.user_by_name("alice").unwrap().unwrap();
+    wait_for("each key's side of the traffic", Duration::from_secs(20), || {
+        let keys = store.key_traffic_of(alice.id, 0).unwrap();
+        let sum = |ident: &str, f: fn(&hpfriends::domain::listing::KeyTraffic) -> i64| {
+            keys.get(ident).map_or(0, |v| v.iter().map(f).sum::<i64>())
+        };
+        (sum("pub1", |t| t.published) == 31 && sum("sub1", |t| t.received) == 31).then_some(())
+    });
     let rows = store.channel_traffic(std::slice::from_ref(&ch), 0).unwrap();
     for t in &rows[&ch] {
         assert_eq!(t.bucket % 300, 0, "{t:?}");

@@ -2509,3 +2509,84 @@ async fn profiles_say_who_someone_is_what_they_publish_and_what_flows_between_us
     assert!(p.body.contains("This is how others see you"), "{}", p.body);
     assert!(!p.body.contains("Request access"), "{}", p.body);
 }
+
+#[actix_web::test]
+async fn feed_health_warns_of_a_quiet_publisher_and_a_subscriber_cut_as_slow() {
+    use hpfriends::domain::listing::KeyUsage;
+    let site = Site::new().await;
+    let app = site.app().await;
+    site.account("alice").await;
+    let mut a = Browser::default();
+    a.login(&app, "alice").await;
+    a.get(&app, "/authkeys").await;
+    let key = |b: &str| between(b, "<code id=\"ident\">", "<");
+    let sensor = key(&a
+        .post(&app, "/authkeys", &[("publish", "dionaea.capture")])
+        .await
+        .body);
+    let reader = key(&a
+        .post(&app, "/authkeys", &[("subscribe", "dionaea.capture")])
+        .await
+        .body);
+    let now = hpfriends::store::now();
+    let bucket = |ago: i64| hpfriends::store::models::catalogue::bucket_of(now - ago);
+    let used = |published, received, slow_cuts| KeyUsage {
+        messages_published: published,
+        bytes_published: published * 100,
+        messages_received: received,
+        bytes_received: received * 100,
+        slow_cuts,
+        ..KeyUsage::default()
+    };
+    // The sensor published 40 messages three hours ago and nothing since; the reader got
+    // them, and was cut once as slow an hour ago.
+    site.store
+        .add_key_usage(
+            bucket(3 * 3600),
+            &[(sensor.clone(), used(40, 0, 0)), (reader.clone(), used(0, 40, 0))],
+        )
+        .unwrap();
+    site.store
+        .add_key_usage(bucket(3600), &[(reader.clone(), used(0, 0, 1))])
+        .unwrap();
+
+    let p = a.get(&app, "/").await;
+    let health = between(&p.body, "id=\"feed-health\"", "</section>");
+    assert!(
+        health.contains(&format!("{sensor} has published nothing since"))
+            && health.contains("40 messages in the week before"),
+        "{health}"
+    );
+    assert!(
+        health.contains(&format!(
+            "{reader} was cut 1 time(s) in the last day as a slow subscriber"
+        )),
+        "{health}"
+    );
+    assert!(
+        health.contains("published, last day: <strong>40</strong>"),
+        "{health}"
+    );
+    assert!(health.contains("<svg class=\"chart\""), "{health}");
+    let p = a.get(&app, "/authkeys").await;
+    let card = between(&p.body, &format!("id=\"key-{sensor}\""), "</article>");
+    assert!(card.contains("has published nothing since"), "{card}");
+    assert!(card.contains("Last message between"), "{card}");
+    let token = site.api_token("alice").await;
+    let (_, body) = a.api(&app, Method::GET, "/api/v1/authkeys", &token, None).await;
+    let k = body["authkeys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["ident"] == reader.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(k["health"]["received_last_day"], 40, "{k}");
+    assert_eq!(k["health"]["warnings"].as_array().map(Vec::len), Some(1), "{k}");
+    // A publish now clears the quiet warning.
+    site.store
+        .add_key_usage(bucket(0), &[(sensor.clone(), used(1, 0, 0))])
+        .unwrap();
+    let p = a.get(&app, "/").await;
+    assert!(!p.body.contains("has published nothing since"), "{}", p.body);
+}

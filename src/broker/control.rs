@@ -55,6 +55,7 @@ fn merge_usage(to: &mut KeyUsage, from: KeyUsage) {
     to.bytes_published = to.bytes_published.saturating_add(from.bytes_published);
     to.messages_received = to.messages_received.saturating_add(from.messages_received);
     to.bytes_received = to.bytes_received.saturating_add(from.bytes_received);
+    to.slow_cuts = to.slow_cuts.saturating_add(from.slow_cuts);
     if from.last_seen_at >= to.last_seen_at {
         to.last_seen_at = from.last_seen_at;
         if from.last_peer.is_some() {
@@ -152,6 +153,10 @@ impl Broker {
         }
         let u = usage.entry(handle.ident.clone()).or_default();
         add_usage(u, counts);
+        let cuts = handle.usage.take_slow_cuts();
+        u.slow_cuts = u
+            .slow_cuts
+            .saturating_add(i64::try_from(cuts).unwrap_or(i64::MAX));
         u.last_seen_at = Some(crate::store::now());
         u.last_peer = Some(handle.peer.to_string());
     }
@@ -204,7 +209,8 @@ impl Broker {
                 .iter()
                 .map(|(i, u)| (i.as_str().to_owned(), u.clone()))
                 .collect();
-            if let Err(e) = store.add_key_usage(&rows) {
+            let bucket = crate::store::models::catalogue::bucket_of(crate::store::now());
+            if let Err(e) = store.add_key_usage(bucket, &rows) {
                 tracing::warn!(
                     "cannot record key usage ({} keys), keeping it for the next try: {e}",
                     rows.len()
@@ -567,6 +573,7 @@ mod tests {
             bytes_received: 20 * n,
             last_seen_at: Some(at),
             last_peer: Some(format!("10.0.0.{at}:1")),
+            slow_cuts: n,
         }
     }
 

@@ -43,6 +43,8 @@ pub struct SessionHandle {
 pub struct Usage {
     published: AtomicU64,
     published_bytes: AtomicU64,
+    /// Bumped only when the session is cut as a slow subscriber (once per session).
+    slow_cuts: AtomicU64,
 }
 
 impl Usage {
@@ -50,6 +52,16 @@ impl Usage {
     pub fn published(&self, bytes: usize) {
         self.published.fetch_add(1, Relaxed);
         self.published_bytes.fetch_add(bytes as u64, Relaxed);
+    }
+
+    /// The session is being cut as a slow subscriber.
+    pub fn slow_cut(&self) {
+        self.slow_cuts.fetch_add(1, Relaxed);
+    }
+
+    /// Takes the slow-subscriber cuts so far, leaving zero.
+    pub fn take_slow_cuts(&self) -> u64 {
+        self.slow_cuts.swap(0, Relaxed)
     }
 
     /// Takes the counts so far, leaving zeros: (published, bytes).

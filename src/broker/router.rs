@@ -340,6 +340,7 @@ impl Router {
         Stats::add(&self.stats.dropped_slow, 1);
         if !to.kill.is_cancelled() {
             Stats::add(&self.stats.slow_disconnects, 1);
+            to.usage.slow_cut();
             let discarded = to.kill();
             Stats::add(&self.stats.dropped_slow, discarded as u64);
             tracing::warn!(ident = %to.ident, peer = %to.peer, discarded, "slow consumer: {why}");

@@ -159,3 +159,7 @@ pub const MAX_AFFILIATION: usize = 100;
 
 /// Longest description on a profile (characters): a form asking for more is refused.
 pub const MAX_ABOUT: usize = 1000;
+
+/// A key that published in the last week and nothing for this long (seconds) is flagged on
+/// its owner's dashboard and Authkeys page as gone quiet.
+pub const QUIET_AFTER_SECS: i64 = 3600;

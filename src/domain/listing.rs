@@ -256,4 +256,24 @@ pub struct KeyUsage {
     pub last_seen_at: Option<i64>,
     /// The client address of the last use.
     pub last_peer: Option<String>,
+    /// Times a session of the key was cut as a slow subscriber.
+    pub slow_cuts: i64,
+}
+
+/// A key's traffic in one bucket of [`crate::config::limits::TRAFFIC_BUCKET_SECS`], summed
+/// over every node: its feed health.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KeyTraffic {
+    /// Unix seconds at the bucket's start.
+    pub bucket: i64,
+    /// Publishes accepted.
+    pub published: i64,
+    /// Their bytes.
+    pub published_bytes: i64,
+    /// Frames delivered to the key.
+    pub received: i64,
+    /// Their bytes.
+    pub received_bytes: i64,
+    /// Times a session of the key was cut as a slow subscriber.
+    pub slow_cuts: i64,
 }

@@ -103,6 +103,18 @@ diesel::table! {
 }
 
 diesel::table! {
+    key_traffic (authkey_id, bucket) {
+        authkey_id -> BigInt,
+        bucket -> BigInt,
+        published -> BigInt,
+        published_bytes -> BigInt,
+        received -> BigInt,
+        received_bytes -> BigInt,
+        slow_cuts -> BigInt,
+    }
+}
+
+diesel::table! {
     access_requests (id) {
         id -> BigInt,
         from_user_id -> BigInt,
@@ -232,6 +244,7 @@ diesel::joinable!(group_members -> groups (group_id));
 diesel::joinable!(audit_log -> users (actor_user_id));
 diesel::joinable!(key_log -> authkeys (authkey_id));
 diesel::joinable!(key_stats -> authkeys (authkey_id));
+diesel::joinable!(key_traffic -> authkeys (authkey_id));
 diesel::joinable!(share_follows -> shares (share_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
@@ -251,6 +264,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     share_follows,
     share_dismissals,
     channel_traffic,
+    key_traffic,
     access_requests,
     user_blocks,
     acl_applied,

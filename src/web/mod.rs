@@ -11,6 +11,7 @@ pub mod charts;
 pub mod error;
 pub mod error_pages;
 pub mod graph_svg;
+pub mod health;
 pub mod live;
 pub mod password;
 pub mod render;

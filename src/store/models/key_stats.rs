@@ -5,17 +5,19 @@ use std::collections::HashMap;
 
 use diesel::prelude::*;
 
-use crate::domain::listing::KeyUsage;
+use crate::config::limits::TRAFFIC_KEEP_SECS;
+use crate::domain::listing::{KeyTraffic, KeyUsage};
 
 use crate::store::on_backend;
 
 use crate::domain::UserId;
-use crate::store::schema::{authkeys, key_stats};
+use crate::store::schema::{authkeys, key_stats, key_traffic};
 use crate::store::{Store, StoreError};
 
 impl Store {
-    /// Adds each key's counters to its row (creating it); unknown idents are skipped.
-    pub fn add_key_usage(&self, batch: &[(String, KeyUsage)]) -> Result<(), StoreError> {
+    /// Adds each key's counters to its row (creating it) and to its traffic in `bucket`
+    /// (see [`crate::store::models::catalogue::bucket_of`]); unknown idents are skipped.
+    pub fn add_key_usage(&self, bucket: i64, batch: &[(String, KeyUsage)]) -> Result<(), StoreError> {
         let mut conn = self.conn()?;
         conn.transaction(|conn| {
             for (ident, u) in batch {
@@ -40,6 +42,23 @@ impl Store {
                         key_stats::bytes_received.eq(key_stats::bytes_received + u.bytes_received),
                     ))
                     .execute(conn)?;
+                // An idle key's flush adds nothing to its traffic: no row for it.
+                let idle = u.messages_published == 0 && u.messages_received == 0 && u.slow_cuts == 0;
+                if !idle {
+                    on_backend!(conn, |c| diesel::insert_into(key_traffic::table)
+                        .values((key_traffic::authkey_id.eq(id), key_traffic::bucket.eq(bucket)))
+                        .on_conflict_do_nothing()
+                        .execute(c))?;
+                    diesel::update(key_traffic::table.find((id, bucket)))
+                        .set((
+                            key_traffic::published.eq(key_traffic::published + u.messages_published),
+                            key_traffic::published_bytes.eq(key_traffic::published_bytes + u.bytes_published),
+                            key_traffic::received.eq(key_traffic::received + u.messages_received),
+                            key_traffic::received_bytes.eq(key_traffic::received_bytes + u.bytes_received),
+                            key_traffic::slow_cuts.eq(key_traffic::slow_cuts + u.slow_cuts),
+                        ))
+                        .execute(conn)?;
+                }
                 if u.last_seen_at.is_some() {
                     diesel::update(key_stats::table.find(id))
                         .set((
@@ -49,8 +68,48 @@ impl Store {
                         .execute(conn)?;
                 }
             }
+            diesel::delete(key_traffic::table.filter(key_traffic::bucket.lt(bucket - TRAFFIC_KEEP_SECS)))
+                .execute(conn)?;
             Ok(())
         })
+    }
+
+    /// The traffic of every key `owner` owns since unix second `since`, by ident, oldest
+    /// bucket first.
+    pub fn key_traffic_of(
+        &self,
+        owner: UserId,
+        since: i64,
+    ) -> Result<HashMap<String, Vec<KeyTraffic>>, StoreError> {
+        let mut conn = self.conn()?;
+        type Row = (String, i64, i64, i64, i64, i64, i64);
+        let rows: Vec<Row> = key_traffic::table
+            .inner_join(authkeys::table)
+            .filter(authkeys::owner_id.eq(owner.0))
+            .filter(key_traffic::bucket.ge(since))
+            .order((authkeys::ident, key_traffic::bucket))
+            .select((
+                authkeys::ident,
+                key_traffic::bucket,
+                key_traffic::published,
+                key_traffic::published_bytes,
+                key_traffic::received,
+                key_traffic::received_bytes,
+                key_traffic::slow_cuts,
+            ))
+            .load(&mut conn)?;
+        let mut out: HashMap<String, Vec<KeyTraffic>> = HashMap::new();
+        for (ident, bucket, published, published_bytes, received, received_bytes, slow_cuts) in rows {
+            out.entry(ident).or_default().push(KeyTraffic {
+                bucket,
+                published,
+                published_bytes,
+                received,
+                received_bytes,
+                slow_cuts,
+            });
+        }
+        Ok(out)
     }
 
     /// The stored counters of every key `owner` owns, by ident.
@@ -82,6 +141,8 @@ impl Store {
                         bytes_received: br,
                         last_seen_at: at,
                         last_peer: peer,
+                        // Cuts are kept per bucket only: see `key_traffic_of`.
+                        slow_cuts: 0,
                     },
                 )
             })

@@ -44,6 +44,8 @@ pub struct KeyRow {
     usage: crate::domain::listing::KeyUsage,
     /// Peers of the key's sessions open now.
     pub connected: Vec<String>,
+    /// Its traffic over the last week, in buckets.
+    pub traffic: Vec<crate::domain::listing::KeyTraffic>,
 }
 
 impl KeyRow {
@@ -66,12 +68,39 @@ impl KeyRow {
             "last_seen": u.last_seen_at.map(time),
             "last_peer": u.last_peer,
             "connected": self.connected,
+            "health": self.health(),
         })
+    }
+
+    /// Whether the key is meant to publish: enabled, with channels to publish on.
+    fn publishes(&self) -> bool {
+        self.key.enabled && !self.key.publish.is_empty()
+    }
+
+    /// Its feed health as the pages show it.
+    fn health(&self) -> Value {
+        crate::web::health::key_json(
+            self.key.ident.as_str(),
+            self.publishes(),
+            &self.traffic,
+            crate::store::now(),
+        )
+    }
+
+    /// What is wrong with its feed, in words.
+    pub fn warnings(&self) -> Vec<String> {
+        crate::web::health::warnings(
+            self.key.ident.as_str(),
+            self.publishes(),
+            &self.traffic,
+            crate::store::now(),
+        )
     }
 
     /// For the API: lists as arrays, counts as numbers, times as RFC 3339.
     pub fn api_json(&self) -> Value {
         let (k, u) = (&self.key, &self.usage);
+        let health = self.health();
         json!({
             "ident": k.ident.as_str(),
             "enabled": k.enabled,
@@ -86,6 +115,11 @@ impl KeyRow {
             "last_seen_at": u.last_seen_at.map(rfc3339),
             "last_peer": u.last_peer,
             "connected": self.connected,
+            "health": {
+                "published_last_day": health["published_day"],
+                "received_last_day": health["received_day"],
+                "warnings": health["warnings"],
+            },
         })
     }
 }
@@ -97,13 +131,14 @@ pub async fn my_keys_page(
     page: Option<usize>,
 ) -> Result<(Vec<KeyRow>, bool), WebError> {
     let id = v.user.id;
-    let (keys, more, mut usage) = state
+    let since = crate::store::now() - crate::web::charts::SPANS[2].secs;
+    let (keys, more, mut usage, mut traffic) = state
         .db(move |s| -> Result<_, StoreError> {
             let (keys, more) = match page {
                 Some(p) => s.authkeys_page(id, p, KEYS_PER_PAGE)?,
                 None => (s.authkeys_of(id)?, false),
             };
-            Ok((keys, more, s.key_usage_of(id)?))
+            Ok((keys, more, s.key_usage_of(id)?, s.key_traffic_of(id, since)?))
         })
         .await?;
     let idents: Vec<Ident> = keys.iter().map(|k| k.ident.clone()).collect();
@@ -123,6 +158,7 @@ pub async fn my_keys_page(
                 .collect();
             KeyRow {
                 usage: usage.remove(key.ident.as_str()).unwrap_or_default(),
+                traffic: traffic.remove(key.ident.as_str()).unwrap_or_default(),
                 key,
                 connected,
             }

@@ -64,6 +64,11 @@ async fn home(state: State, req: HttpRequest, v: MaybeViewer) -> Result<HttpResp
         .map(|g| g.name.as_str())
         .collect();
     let connected = keys.iter().filter(|k| !k.connected.is_empty()).count();
+    // Feed health over all the viewer's keys: one line each way, and every warning.
+    let all: Vec<crate::domain::listing::KeyTraffic> =
+        keys.iter().flat_map(|k| k.traffic.iter().copied()).collect();
+    let health = crate::web::health::key_json("your keys", false, &all, crate::store::now());
+    let warnings: Vec<String> = keys.iter().flat_map(|k| k.warnings()).collect();
     Page::new(
         "dashboard",
         "Dashboard",
@@ -72,6 +77,8 @@ async fn home(state: State, req: HttpRequest, v: MaybeViewer) -> Result<HttpResp
             "name": v.user.name,
             "keys": keys.len(),
             "connected": connected,
+            "health": health,
+            "warnings": warnings,
             "shares_out": counts.live_out,
             "shares_in": counts.accepted_in,
             "pending_in": counts.pending_in,
