@@ -2,14 +2,16 @@
 (function () {
   var root = document.getElementById('live');
   if (!root || !window.EventSource) return;
-  var channel = root.getAttribute('data-channel');
+  var query = root.getAttribute('data-query');
+  var several = root.getAttribute('data-several') === 'yes';
   var list = document.getElementById('live-messages');
   var state = document.getElementById('live-state');
   var rateEl = document.getElementById('live-rate');
   var countEl = document.getElementById('live-count');
   var sourcesEl = document.getElementById('live-sources');
   var accessEl = document.getElementById('live-access');
-  var access = null;
+  // Whose data reaches the view, per channel (null until the first word of it).
+  var access = {};
   var paused = false, count = 0, recent = [], sources = {};
   var MAX_SHOWN = 200;
 
@@ -28,7 +30,7 @@
 
   function show(m) {
     var li = el('li', 'message');
-    var head = el('header', '', new Date().toLocaleTimeString() + ' · from ' + who(m) + ' · ' + m.size + ' bytes · ' + m.encoding + (m.truncated ? ' (cut)' : ''));
+    var head = el('header', '', new Date().toLocaleTimeString() + (several ? ' · ' + m.channel : '') + ' · from ' + who(m) + ' · ' + m.size + ' bytes · ' + m.encoding + (m.truncated ? ' (cut)' : ''));
     li.appendChild(head);
     if (m.encoding === 'binary') {
       li.appendChild(el('pre', '', 'hex    ' + m.hex + '\nbase64 ' + m.base64));
@@ -39,29 +41,39 @@
     while (list.children.length > MAX_SHOWN) list.removeChild(list.lastChild);
   }
 
-  var source = new EventSource('/live/events?channel=' + encodeURIComponent(channel));
+  var source = new EventSource('/live/events?' + query);
   source.addEventListener('ready', function (e) {
     var d = JSON.parse(e.data);
     setState('live · key ' + d.ident, 'ok');
   });
-  // Whose data may reach this view, by user; sent at start and whenever a share changes.
+  // Whose data may reach this view, by user, per channel; sent at start and whenever a
+  // share changes.
+  function renderAccess() {
+    var parts = Object.keys(access).sort().map(function (c) {
+      var list = access[c].length ? access[c].join(', ') : 'nobody now';
+      return several ? 'on ' + c + ': ' + list : list;
+    });
+    accessEl.textContent = 'Whose data reaches you here: ' + parts.join(' · ');
+  }
   source.addEventListener('access', function (e) {
     var d = JSON.parse(e.data);
     var now = d.everyone ? ['everyone'] : d.sources;
-    accessEl.textContent = 'Whose data reaches you here: ' + (now.length ? now.join(', ') : 'nobody now');
-    if (access !== null) {
-      var gone = access.filter(function (u) { return now.indexOf(u) < 0; });
-      var added = now.filter(function (u) { return access.indexOf(u) < 0; });
-      var text = 'Access changed at ' + new Date().toLocaleTimeString() + ':' +
+    var before = access[d.channel];
+    access[d.channel] = now;
+    renderAccess();
+    if (before !== undefined) {
+      var gone = before.filter(function (u) { return now.indexOf(u) < 0; });
+      var added = now.filter(function (u) { return before.indexOf(u) < 0; });
+      var text = 'Access changed at ' + new Date().toLocaleTimeString() + (several ? ' on ' + d.channel : '') + ':' +
         (gone.length ? ' no longer from ' + gone.join(', ') + '.' : '') +
         (added.length ? ' now also from ' + added.join(', ') + '.' : '');
       list.insertBefore(el('li', 'message notice', text), list.firstChild);
       // The per-key counts start again: a key of a user no longer listed sends nothing more.
       sources = {};
       renderSources();
-      setState(now.length ? 'live · access changed' : 'live · nothing reaches you now', now.length ? 'ok' : 'warn');
+      var any = Object.keys(access).some(function (c) { return access[c].length; });
+      setState(any ? 'live · access changed' : 'live · nothing reaches you now', any ? 'ok' : 'warn');
     }
-    access = now;
   });
   source.addEventListener('message', function (e) {
     var m = JSON.parse(e.data);

@@ -2590,3 +2590,102 @@ async fn feed_health_warns_of_a_quiet_publisher_and_a_subscriber_cut_as_slow() {
     let p = a.get(&app, "/").await;
     assert!(!p.body.contains("has published nothing since"), "{}", p.body);
 }
+
+#[actix_web::test]
+async fn one_live_view_follows_several_channels_over_one_stream() {
+    let site = Site::new().await;
+    let app = site.app().await;
+    site.account("alice").await;
+    let mut a = Browser::default();
+    a.login(&app, "alice").await;
+    a.get(&app, "/authkeys").await;
+    // Two keys: the view needs a broker session of each, behind one stream.
+    let key = |b: &str| between(b, "<code id=\"ident\">", "<");
+    let k1 = key(&a
+        .post(&app, "/authkeys", &[("publish", "one"), ("subscribe", "one")])
+        .await
+        .body);
+    let k2 = key(&a
+        .post(&app, "/authkeys", &[("publish", "two/x"), ("subscribe", "two/x")])
+        .await
+        .body);
+    let p = a.get(&app, "/live").await;
+    assert!(p.body.contains("Follow several in one view"), "{}", p.body);
+    let p = a.get(&app, "/live?channel=one&channel=two%2Fx").await;
+    assert_eq!(p.status, StatusCode::OK, "{}", p.body);
+    assert!(
+        p.body.contains("data-query=\"channel=one&amp;channel=two%2Fx\""),
+        "{}",
+        p.body
+    );
+    assert_eq!(
+        a.get(&app, "/live?channel=one&channel=nope").await.status,
+        StatusCode::NOT_FOUND
+    );
+    let many: String = (0..21).map(|i| format!("channel=c{i}&")).collect();
+    assert_eq!(
+        a.get(&app, &format!("/live/events?{many}")).await.status,
+        StatusCode::BAD_REQUEST
+    );
+
+    let cookies: Vec<String> = a.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let req = actix_web::test::TestRequest::get()
+        .uri("/live/events?channel=one&channel=two%2Fx")
+        .insert_header((header::COOKIE, cookies.join("; ")))
+        .to_request();
+    let res = actix_web::test::call_service(&app, req).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(
+        site.state
+            .live_views
+            .lock()
+            .get(&site.store.user_by_name("alice").unwrap().unwrap().id),
+        Some(&1)
+    );
+    let mut body = Box::pin(res.into_body());
+    let mut next = async || {
+        let chunk =
+            futures_util::future::poll_fn(|cx| actix_web::body::MessageBody::poll_next(body.as_mut(), cx));
+        let bytes = tokio::time::timeout(std::time::Duration::from_secs(10), chunk)
+            .await
+            .expect("an event within 10 s")
+            .unwrap()
+            .unwrap();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    };
+    let ready = next().await;
+    assert!(ready.contains(&k1) && ready.contains(&k2), "{ready}");
+    assert!(
+        ready.contains("\"channel\":\"one\"") && ready.contains("\"channel\":\"two/x\""),
+        "{ready}"
+    );
+    assert_eq!(ready.matches("event: access").count(), 2, "{ready}");
+    let alice = site.store.user_by_name("alice").unwrap().unwrap();
+    for (ident, channel, text) in [(&k2, "two/x", "second"), (&k1, "one", "first")] {
+        let frame = hpfriends::wire::Frame::Publish {
+            ident: Ident::new(ident).unwrap(),
+            channel: hpfriends::wire::Channel::new(channel).unwrap(),
+            payload: actix_web::web::Bytes::from(text.as_bytes().to_vec()),
+        }
+        .to_bytes()
+        .unwrap();
+        assert_eq!(
+            site.core
+                .shared
+                .router
+                .publish(alice.id, channel, &frame, &mut Vec::new()),
+            1
+        );
+        let m = next().await;
+        assert!(
+            m.starts_with("event: message")
+                && m.contains(&format!("\"channel\":\"{channel}\""))
+                && m.contains(text),
+            "{m}"
+        );
+    }
+    drop(body);
+    // The stream gone, its sessions and its slot are given back.
+    let slots = || site.state.live_views.lock().get(&alice.id).copied();
+    assert_eq!(slots(), None);
+}

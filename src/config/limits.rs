@@ -111,6 +111,10 @@ pub const LIVE_OUTBOX: usize = 4 * 1024 * 1024;
 /// Payload bytes of one message shown in the live view: the rest is cut, and said so.
 pub const LIVE_SHOWN: usize = 64 * 1024;
 
+/// Channels one live view follows at most (one stream for all of them): asking for more
+/// is answered 400.
+pub const MAX_LIVE_CHANNELS: usize = 20;
+
 /// Live views one user may hold open: the next is answered 429.
 pub const MAX_LIVE_VIEWS: usize = 8;
 

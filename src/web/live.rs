@@ -18,7 +18,6 @@ use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, web};
 use arc_swap::ArcSwapOption;
 use base64::Engine;
-use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -30,7 +29,7 @@ use super::{State, WebState};
 use crate::broker::handle::{SessionHandle, SessionId};
 use crate::broker::messages::{Disconnected, Register, Subscribe};
 use crate::broker::outbox::Outbox;
-use crate::domain::acl::Sources;
+use crate::domain::acl::{KeyAcl, Sources};
 use crate::wire::Ident;
 use crate::wire::{Channel, Frame};
 
@@ -46,31 +45,54 @@ pub use crate::config::limits::LIVE_SHOWN as SHOWN;
 /// Live views one user may have open at once (each is a broker session).
 pub use crate::config::limits::MAX_LIVE_VIEWS;
 
-/// `?channel=NAME` (a query, not a path segment: channel names may hold `/`).
-#[derive(Deserialize, Default)]
-#[serde(default)]
+/// `?channel=NAME`, once or several times (a query, not a path segment: channel names may
+/// hold `/`): the channels one view follows, in order, without repeats.
+#[derive(Debug, Default)]
 pub struct ChannelQuery {
-    /// The channel.
-    pub channel: String,
+    /// The channels.
+    pub channels: Vec<String>,
 }
 
-/// `/live` without a channel lists the channels the viewer can tail; with one, the view.
-pub async fn index(
-    state: State,
-    req: HttpRequest,
-    v: Viewer,
-    q: web::Query<ChannelQuery>,
-) -> Result<HttpResponse, WebError> {
+impl ChannelQuery {
+    fn parse(req: &HttpRequest) -> Result<ChannelQuery, WebError> {
+        let pairs = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
+            .map_err(|e| WebError::BadRequest(format!("query: {e}")))?;
+        let mut channels: Vec<String> = Vec::new();
+        for (k, v) in pairs.into_inner() {
+            if k == "channel" && !v.is_empty() && !channels.contains(&v) {
+                channels.push(v);
+            }
+        }
+        if channels.len() > MAX_LIVE_CHANNELS {
+            return Err(WebError::BadRequest(format!(
+                "one live view follows at most {MAX_LIVE_CHANNELS} channels"
+            )));
+        }
+        Ok(ChannelQuery { channels })
+    }
+}
+
+/// Channels one live view follows at most (one stream, one slot of [`MAX_LIVE_VIEWS`]).
+pub use crate::config::limits::MAX_LIVE_CHANNELS;
+
+/// `/live` without a channel lists the channels the viewer can tail (one, or several
+/// together); with some, the view.
+pub async fn index(state: State, req: HttpRequest, v: Viewer) -> Result<HttpResponse, WebError> {
     let channels = receivable(&state, &v);
-    let channel = q.into_inner().channel;
-    if !channel.is_empty() && !channels.contains(&channel) {
-        return Err(not_receivable(&channel));
+    let asked = ChannelQuery::parse(&req)?.channels;
+    if let Some(c) = asked.iter().find(|c| !channels.contains(c)) {
+        return Err(not_receivable(c));
     }
     Page::new(
         "live",
         "Live view",
         "dashboard",
-        json!({"channel": if channel.is_empty() { Value::Null } else { json!(channel) }, "channels": channels}),
+        json!({
+            "channel": if asked.is_empty() { Value::Null } else { json!(asked.join(", ")) },
+            "followed": asked,
+            "several": asked.len() > 1,
+            "channels": channels,
+        }),
     )
     .render(&state, &req, Some(&v))
 }
@@ -115,8 +137,8 @@ fn sources_now(handle: &SessionHandle, channel: &Channel) -> Option<Sources> {
     handle.acl.load().as_ref()?.sources(channel.as_str()).cloned()
 }
 
-/// The `access` event: whose data the view shows from now on, by user name.
-async fn access_event(state: &WebState, sources: Option<Sources>) -> Bytes {
+/// The `access` event: whose data the view shows on `channel` from now on, by user name.
+async fn access_event(state: &WebState, channel: &Channel, sources: Option<Sources>) -> Bytes {
     let data = match sources {
         None => json!({"sources": [], "everyone": false}),
         Some(Sources::Everyone) => json!({"sources": [], "everyone": true}),
@@ -136,6 +158,8 @@ async fn access_event(state: &WebState, sources: Option<Sources>) -> Bytes {
             json!({"sources": names, "everyone": false})
         }
     };
+    let mut data = data;
+    data["channel"] = json!(channel.as_str());
     event("access", &data)
 }
 
@@ -148,8 +172,8 @@ fn event(kind: &str, data: &Value) -> Bytes {
 struct Guard {
     state: State,
     user: crate::domain::UserId,
-    id: Option<SessionId>,
-    outbox: Option<Arc<Outbox>>,
+    /// The view's broker sessions (one per key it uses) and their outboxes.
+    sessions: Vec<(SessionId, Arc<Outbox>)>,
 }
 
 impl Guard {
@@ -166,19 +190,16 @@ impl Guard {
         Ok(Guard {
             state: state.clone(),
             user,
-            id: None,
-            outbox: None,
+            sessions: Vec::new(),
         })
     }
 }
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        if let Some(outbox) = &self.outbox {
+        for (id, outbox) in &self.sessions {
             outbox.close();
-        }
-        if let Some(id) = self.id {
-            self.state.shared.broker.do_send(Disconnected(id));
+            self.state.shared.broker.do_send(Disconnected(*id));
         }
         let mut open = self.state.live_views.lock();
         if let Some(n) = open.get_mut(&self.user) {
@@ -190,25 +211,42 @@ impl Drop for Guard {
     }
 }
 
-/// Registers a broker session of the viewer's key on `channel`.
-async fn open(
+/// A key a view uses, with the channels it carries for the view.
+type KeyChannels = (Arc<KeyAcl>, Vec<Channel>);
+
+/// The viewer's keys that will carry `channels`: for each channel the first key (by ident)
+/// that may receive it, so that a view of channels one key receives is one broker session.
+fn keys_for(
     state: &WebState,
     v: &Viewer,
-    channel: &Channel,
+    channels: &[Channel],
+) -> Result<Vec<KeyChannels>, WebError> {
+    let table = state.shared.keys.load();
+    let mut mine: Vec<Arc<KeyAcl>> = table.values().filter(|a| a.owner == v.user.id).cloned().collect();
+    mine.sort_by(|a, b| a.ident.cmp(&b.ident));
+    let mut out: Vec<KeyChannels> = Vec::new();
+    for c in channels {
+        let acl = mine
+            .iter()
+            .find(|a| a.sources(c.as_str()).is_some())
+            .ok_or_else(|| not_receivable(c.as_str()))?;
+        match out.iter_mut().find(|(a, _)| a.ident == acl.ident) {
+            Some((_, list)) => list.push(c.clone()),
+            None => out.push((Arc::clone(acl), vec![c.clone()])),
+        }
+    }
+    Ok(out)
+}
+
+/// Registers a broker session of key `acl` subscribed to `channels`; it is in `guard` (and
+/// ended with it) as soon as it exists.
+async fn open(
+    state: &WebState,
+    guard: &mut Guard,
+    acl: Arc<KeyAcl>,
+    channels: &[Channel],
     peer: SocketAddr,
 ) -> Result<Arc<SessionHandle>, WebError> {
-    let acl = {
-        let table = state.shared.keys.load();
-        let mut mine: Vec<_> = table
-            .values()
-            .filter(|a| a.owner == v.user.id && a.sources(channel.as_str()).is_some())
-            .cloned()
-            .collect();
-        mine.sort_by(|a, b| a.ident.cmp(&b.ident));
-        mine.into_iter()
-            .next()
-            .ok_or_else(|| not_receivable(channel.as_str()))?
-    };
     let id = SessionId(state.shared.next_session.fetch_add(1, Relaxed));
     let handle = Arc::new(SessionHandle {
         id,
@@ -224,18 +262,34 @@ async fn open(
         .send(Register(Arc::clone(&handle)))
         .await
         .map_err(|e| WebError::Internal(e.to_string()))?;
-    let subscribed = broker
-        .send(Subscribe {
-            session: id,
-            channel: channel.clone(),
-        })
-        .await
-        .map_err(|e| WebError::Internal(e.to_string()))?;
-    if let Err(refusal) = subscribed {
-        broker.do_send(Disconnected(id));
-        return Err(WebError::Forbidden(refusal.to_string()));
+    guard.sessions.push((id, Arc::clone(&handle.outbox)));
+    for channel in channels {
+        let subscribed = broker
+            .send(Subscribe {
+                session: id,
+                channel: channel.clone(),
+            })
+            .await
+            .map_err(|e| WebError::Internal(e.to_string()))?;
+        if let Err(refusal) = subscribed {
+            return Err(WebError::Forbidden(refusal.to_string()));
+        }
     }
     Ok(handle)
+}
+
+/// Waits for frames on any of `outboxes`, moving them into the batch of the same index;
+/// which outbox gave them, or `None` once one of them is closed (the view then ends, as a
+/// connection does).
+async fn next_any(outboxes: &[Arc<Outbox>], batches: &mut [Vec<Bytes>]) -> Option<usize> {
+    let waits: Vec<_> = outboxes
+        .iter()
+        .zip(batches.iter_mut())
+        .map(|(o, b)| Box::pin(o.next_batch(b)))
+        .collect();
+    // Each wait is cancel-safe: one that did not finish took nothing.
+    let (got, i, _) = futures_util::future::select_all(waits).await;
+    got.map(|_| i)
 }
 
 /// The owners' names of the keys whose messages a view received, looked up once per key:
@@ -269,62 +323,96 @@ impl Owners {
     }
 }
 
-/// The event stream of `/live/events?channel=…`.
-pub async fn events(
-    state: State,
-    req: HttpRequest,
-    v: Viewer,
-    q: web::Query<ChannelQuery>,
-) -> Result<HttpResponse, WebError> {
-    let name = q.into_inner().channel;
-    let channel = Channel::new(&name).map_err(|_| not_receivable(&name))?;
+/// Whose messages reach the view on each of its channels now (`None`: not any more).
+fn access_now(views: &[(Arc<SessionHandle>, Vec<Channel>)]) -> Vec<(Channel, Option<Sources>)> {
+    views
+        .iter()
+        .flat_map(|(h, list)| list.iter().map(|c| (c.clone(), sources_now(h, c))))
+        .collect()
+}
+
+/// The `access` events for the channels whose sources changed from `before` (all of them
+/// when `before` is empty).
+async fn access_events(
+    state: &WebState,
+    before: &[(Channel, Option<Sources>)],
+    now: &[(Channel, Option<Sources>)],
+) -> Bytes {
+    let mut out = Vec::new();
+    for (c, sources) in now {
+        let seen = before.iter().find(|(b, _)| b == c).map(|(_, s)| s);
+        // Losing a channel altogether is the broker's to say (an error, then the end).
+        if seen == Some(sources) || (!before.is_empty() && sources.is_none()) {
+            continue;
+        }
+        out.extend_from_slice(&access_event(state, c, sources.clone()).await);
+    }
+    Bytes::from(out)
+}
+
+/// The event stream of `/live/events?channel=…[&channel=…]`: every followed channel's
+/// messages over one stream (one connection of the browser's, one live-view slot).
+pub async fn events(state: State, req: HttpRequest, v: Viewer) -> Result<HttpResponse, WebError> {
+    let asked = ChannelQuery::parse(&req)?.channels;
+    let Some(first) = asked.first() else {
+        return Err(WebError::BadRequest(
+            "channel: name at least one channel to follow".into(),
+        ));
+    };
+    let mut channels = Vec::new();
+    for name in &asked {
+        channels.push(Channel::new(name).map_err(|_| not_receivable(name))?);
+    }
     let peer = req
         .peer_addr()
         .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
     let mut guard = Guard::take(&state, v.user.id)?;
-    let handle = open(&state, &v, &channel, peer).await?;
-    guard.id = Some(handle.id);
-    guard.outbox = Some(Arc::clone(&handle.outbox));
-    let outbox = Arc::clone(&handle.outbox);
+    let mut views: Vec<(Arc<SessionHandle>, Vec<Channel>)> = Vec::new();
+    for (acl, list) in keys_for(&state, &v, &channels)? {
+        let handle = open(&state, &mut guard, acl, &list, peer).await?;
+        views.push((handle, list));
+    }
+    let outboxes: Vec<Arc<Outbox>> = views.iter().map(|(h, _)| Arc::clone(&h.outbox)).collect();
     let shutdown = state.shared.shutdown.clone();
+    let keys: Vec<&str> = views.iter().map(|(h, _)| h.ident.as_str()).collect();
     let hello = event(
         "ready",
-        &json!({"channel": channel.as_str(), "ident": handle.ident.as_str()}),
+        &json!({"channel": first, "channels": asked, "ident": keys.join(", ")}),
     );
     let mut tick = tokio::time::interval(KEEPALIVE);
     tick.reset();
     let mut watch = tokio::time::interval(ACCESS_CHECK);
     watch.reset();
-    let seen = sources_now(&handle, &channel);
-    let first = Bytes::from([hello, access_event(&state, seen.clone()).await].concat());
-    let state2 = state.clone();
+    let seen = access_now(&views);
+    let first = Bytes::from([hello, access_events(&state, &[], &seen).await].concat());
+    let batches: Vec<Vec<Bytes>> = vec![Vec::new(); outboxes.len()];
+    let views = Arc::new(views);
     let stream = futures_util::stream::unfold(
         (
             guard,
             Some(first),
             (tick, watch),
-            Vec::new(),
+            batches,
             seen,
             Owners::default(),
         ),
-        move |(guard, first, (mut tick, mut watch), mut batch, mut seen, mut owners)| {
+        move |(guard, first, (mut tick, mut watch), mut batches, mut seen, mut owners)| {
             let shutdown = shutdown.clone();
-            let outbox = Arc::clone(&outbox);
-            let (handle, channel, state) = (Arc::clone(&handle), channel.clone(), state2.clone());
+            let (outboxes, views, state) = (outboxes.clone(), Arc::clone(&views), state.clone());
             async move {
                 if let Some(b) = first {
                     return Some((
                         Ok::<_, actix_web::Error>(b),
-                        (guard, None, (tick, watch), batch, seen, owners),
+                        (guard, None, (tick, watch), batches, seen, owners),
                     ));
                 }
                 // Nothing goes out empty: a quiet check of the access waits for the next event.
                 let out = loop {
                     let out = tokio::select! {
-                        more = outbox.next_batch(&mut batch) => {
-                            more?;
+                        got = next_any(&outboxes, &mut batches) => {
+                            let i = got?;
                             let mut out = Vec::new();
-                            for raw in batch.drain(..) {
+                            for raw in batches[i].drain(..) {
                                 match Frame::parse(&raw) {
                                     Ok(Frame::Publish { ident, channel, payload }) => {
                                         let mut m = message_json(ident.as_str(), channel.as_str(), &payload);
@@ -340,15 +428,10 @@ pub async fn events(
                             Bytes::from(out)
                         }
                         _ = watch.tick() => {
-                            let now = sources_now(&handle, &channel);
-                            // Losing the channel altogether is the broker's to say (an
-                            // error, then the end of the stream).
-                            if now == seen || now.is_none() {
-                                Bytes::new()
-                            } else {
-                                seen = now.clone();
-                                access_event(&state, now).await
-                            }
+                            let now = access_now(&views);
+                            let out = access_events(&state, &seen, &now).await;
+                            seen = now;
+                            out
                         }
                         _ = tick.tick() => Bytes::from_static(b": keepalive\n\n"),
                         () = shutdown.cancelled() => return None,
@@ -357,7 +440,7 @@ pub async fn events(
                         break out;
                     }
                 };
-                Some((Ok(out), (guard, None, (tick, watch), batch, seen, owners)))
+                Some((Ok(out), (guard, None, (tick, watch), batches, seen, owners)))
             }
         },
     );
