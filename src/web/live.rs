@@ -216,11 +216,7 @@ type KeyChannels = (Arc<KeyAcl>, Vec<Channel>);
 
 /// The viewer's keys that will carry `channels`: for each channel the first key (by ident)
 /// that may receive it, so that a view of channels one key receives is one broker session.
-fn keys_for(
-    state: &WebState,
-    v: &Viewer,
-    channels: &[Channel],
-) -> Result<Vec<KeyChannels>, WebError> {
+fn keys_for(state: &WebState, v: &Viewer, channels: &[Channel]) -> Result<Vec<KeyChannels>, WebError> {
     let table = state.shared.keys.load();
     let mut mine: Vec<Arc<KeyAcl>> = table.values().filter(|a| a.owner == v.user.id).cloned().collect();
     mine.sort_by(|a, b| a.ident.cmp(&b.ident));

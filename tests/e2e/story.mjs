@@ -275,9 +275,10 @@ async function main() {
     await c.page.goto(`${server.web}/channels`);
     await c.page.fill('#q', 'dionaea');
     await c.page.click('form[role=search] button[type=submit]');
+    await c.page.waitForURL(/\/channels\?q=dionaea/);
     // What A published so far reaches the catalogue with the next write of the counters (5 s).
     await waitFor('the channel\'s traffic in the catalogue', 20000, async () => {
-      await c.page.reload();
+      await c.page.goto(`${server.web}/channels?q=dionaea`);
       const n = await c.page.textContent(`tr:has(code:text-is("${CHANNEL}")) td.num`);
       return Number(n) > 0;
     });
@@ -405,6 +406,64 @@ async function main() {
     await a.page.goto(`${server.web}/reset`);
     await shot(a.page, '19-reset-password');
     pass('every page renders');
+
+    step('a graph of 200 shares stays readable (a second server, its community imported)');
+    {
+      // 121 users: gina shares 150 channels with 120 others (some with several), 40 share
+      // with her directly, she takes up 5 public offers and is in a group 5 others share with.
+      const dir2 = fs.mkdtempSync(path.join(os.tmpdir(), 'hpfriends-e2e-graph-'));
+      const u = (i) => `researcher-${String(i).padStart(3, '0')}`;
+      const users = [{ name: 'gina', email: 'gina@example.org', enabled: true }];
+      for (let i = 0; i < 120; i++) users.push({ name: u(i), email: `${u(i)}@example.org`, enabled: true });
+      const share = (from, channel, to, state = 'accepted', kind = 'own', followers = []) =>
+        ({ from, channel, to, kind, onward: false, state, followers });
+      const shares = [];
+      for (let i = 0; i < 150; i++) shares.push(share('gina', `sensor.feed-${i}`, { user: u(i % 120) }, i % 7 === 0 ? 'offered' : 'accepted', i % 5 === 0 ? 'redistribute' : 'own'));
+      for (let i = 0; i < 40; i++) shares.push(share(u(i * 3), `their.feed-${i}`, { user: 'gina' }));
+      for (let i = 0; i < 5; i++) shares.push(share(u(100 + i), `public.feed-${i}`, 'everyone', 'accepted', 'own', ['gina']));
+      for (let i = 0; i < 5; i++) shares.push(share(u(110 + i), `crew.feed-${i}`, { group: 'crew' }));
+      const exp = {
+        format: 'hpfriends-export', version: 1, users, authkeys: [],
+        groups: [{ name: 'crew', owner: u(110), description: 'incident responders', members: ['gina', u(111), u(112), u(113), u(114)], invited: [] }],
+        shares, blocks: [],
+      };
+      const file = path.join(dir2, 'community.json');
+      fs.writeFileSync(file, JSON.stringify(exp));
+      execFileSync(bin, ['--db', path.join(dir2, 'hpfriends.db'), 'import', '--from', 'hpfriends-export', file], { stdio: ['ignore', 'ignore', 'inherit'] });
+      const server2 = await startServer(dir2);
+      const ctx = await browser.newContext({ viewport: { width: 2200, height: 2300 } });
+      const page = await ctx.newPage();
+      // Imported users have no password: gina sets one through the mailed reset link.
+      await page.goto(`${server2.web}/reset`);
+      await page.fill('#login', 'gina');
+      await page.click('form[action="/reset"] button[type=submit]');
+      const reset = await mailLink(dir2, 'gina@example.org', '/reset/');
+      await page.goto(reset);
+      await page.fill('#password', 'gina-long-passphrase');
+      await page.fill('#password2', 'gina-long-passphrase');
+      await page.click('button[type=submit]');
+      await page.waitForSelector('text=Password changed');
+      await page.fill('#login', 'gina');
+      await page.fill('#password', 'gina-long-passphrase');
+      await page.click('form[action="/login"] button[type=submit]');
+      await page.waitForSelector('text=Welcome, gina');
+      await page.goto(`${server2.web}/graph`);
+      await page.waitForSelector('figure.graph svg');
+      const rows = await page.$$eval('table tbody tr', (r) => r.length);
+      if (rows !== 200) throw new Error(`the graph's table lists ${rows} shares, not 200`);
+      const everyone = await page.$$eval('figure.graph svg g > title', (t) => t.filter((x) => x.textContent === 'everyone').length);
+      if (everyone !== 1) throw new Error(`${everyone} everyone nodes`);
+      await shot(page, '20-graph-page-200-shares');
+      // The picture itself at its natural size (the page scrolls it inside its frame).
+      // (An SVG document itself never finishes loading fonts for a screenshot: the served
+      // picture is shown in a bare page instead.)
+      const svg = await (await ctx.request.get(`${server2.web}/graph.svg`)).text();
+      if (!svg.startsWith('<svg')) throw new Error(`/graph.svg answered ${svg.slice(0, 200)}`);
+      await page.setContent(`<!doctype html><html><body style="margin:0">${svg}</body></html>`);
+      await shot(page, '21-graph-200-shares');
+      await ctx.close();
+    }
+    pass('200 shares: one arrow per pair, one everyone node, names cut inside their nodes (screenshot)');
   } catch (e) {
     fail('story', e);
     for (const [name, p] of [['a', a && a.page], ['b', b && b.page], ['live', live]]) {
