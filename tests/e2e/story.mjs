@@ -322,6 +322,28 @@ async function main() {
     subC.child.kill('SIGKILL');
     pass('granted access flows to the requester at once');
 
+    step('C follows two channels in one live view; A sees her feed health on the dashboard');
+    await c.page.goto(`${server.web}/authkeys`);
+    await c.page.fill('form[action="/authkeys"] #subscribe', 'cowrie.sessions');
+    await c.page.click('form[action="/authkeys"] button[type=submit]');
+    await c.page.waitForSelector('#secret');
+    await c.page.goto(`${server.web}/live`);
+    await c.page.check(`form.follow-several input[value="${CHANNEL}"]`);
+    await c.page.check('form.follow-several input[value="cowrie.sessions"]');
+    await c.page.click('form.follow-several button[type=submit]');
+    await c.page.waitForSelector('#live-state.ok');
+    await c.page.waitForSelector(`#live-access:has-text("on ${CHANNEL}: alice")`);
+    await waitFor('a message in the two-channel view', 10000, async () => {
+      publish(py, server.port, keyA.ident, keyA.secret, JSON.stringify({ event: 'two-channels' }));
+      return (await c.page.$(`#live-messages li:has-text("two-channels") header:has-text("${CHANNEL}")`)) !== null;
+    });
+    await shot(c.page, '09i-live-two-channels');
+    await a.page.goto(`${server.web}/`);
+    const published = await a.page.textContent('#feed-health figcaption:has-text("published") strong');
+    if (!(Number(published) > 0)) throw new Error(`A's dashboard says her keys published ${published}`);
+    await shot(a.page, '09j-dashboard-health');
+    pass('one view, two channels, one stream; the dashboard counts what A published');
+
     step('the other pages render (screenshots)');
     await a.page.goto(`${server.web}/groups`);
     await a.page.fill('#name', 'trusted');
