@@ -2689,3 +2689,41 @@ async fn one_live_view_follows_several_channels_over_one_stream() {
     let slots = || site.state.live_views.lock().get(&alice.id).copied();
     assert_eq!(slots(), None);
 }
+
+#[actix_web::test]
+async fn requests_for_access_come_a_page_at_a_time() {
+    use hpfriends::wire::Channel;
+    let site = Site::new().await;
+    let app = site.app().await;
+    let alice = site.account("alice").await;
+    let bob = site.account("bob").await;
+    for i in 0..55 {
+        let c = Channel::new(&format!("c{i:02}")).unwrap();
+        site.store
+            .add_access_request(bob.id, alice.id, &c, "", "bob")
+            .unwrap();
+    }
+    let (mut a, mut b) = (Browser::default(), Browser::default());
+    a.login(&app, "alice").await;
+    b.login(&app, "bob").await;
+    let p = a.get(&app, "/shares").await;
+    assert_eq!(p.body.matches("<tr id=\"request-").count(), 50);
+    assert!(
+        p.body.contains("href=\"/shares?requests=1#requests\""),
+        "{}",
+        p.body
+    );
+    let p = a.get(&app, "/shares?requests=1").await;
+    assert_eq!(p.body.matches("<tr id=\"request-").count(), 5);
+    assert!(
+        p.body.contains("href=\"/shares?requests=0#requests\""),
+        "{}",
+        p.body
+    );
+    let p = b.get(&app, "/shared-with-me?requests=1").await;
+    assert_eq!(p.body.matches("<tr id=\"request-").count(), 5, "{}", p.body);
+    let token = site.api_token("bob").await;
+    let (_, body) = b.api(&app, Method::GET, "/api/v1/requests", &token, None).await;
+    assert_eq!(body["outgoing"].as_array().map(Vec::len), Some(50), "{body}");
+    assert_eq!(body["outgoing_next_page"], 1, "{body}");
+}

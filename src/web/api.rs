@@ -423,20 +423,31 @@ fn request_json(r: &crate::domain::listing::AccessRequest) -> serde_json::Value 
     })
 }
 
-async fn list_requests(state: State, u: ApiUser) -> ApiResult {
+/// `?page=N` (incoming) and `?outgoing_page=N`: 50 requests a page, open ones first.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RequestsQuery {
+    page: usize,
+    outgoing_page: usize,
+}
+
+async fn list_requests(state: State, u: ApiUser, q: web::Query<RequestsQuery>) -> ApiResult {
     let me = u.0.id;
+    let (page, out_page) = (q.page, q.outgoing_page);
     let per = super::routes::PER_PAGE;
-    let (incoming, outgoing) = state
+    let ((incoming, more_in), (outgoing, more_out)) = state
         .db(move |s| -> Result<_, crate::store::StoreError> {
             Ok((
-                s.access_requests_of(me, true, per)?,
-                s.access_requests_of(me, false, per)?,
+                s.access_requests_page(me, true, page, per)?,
+                s.access_requests_page(me, false, out_page, per)?,
             ))
         })
         .await?;
     Ok(HttpResponse::Ok().json(json!({
         "incoming": incoming.iter().map(request_json).collect::<Vec<_>>(),
+        "next_page": more_in.then_some(page + 1),
         "outgoing": outgoing.iter().map(request_json).collect::<Vec<_>>(),
+        "outgoing_next_page": more_out.then_some(out_page + 1),
     })))
 }
 

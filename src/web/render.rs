@@ -34,6 +34,10 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ("group_members", include_str!("../../templates/group_members.hbs")),
     ("pager", include_str!("../../templates/pager.hbs")),
     ("filters", include_str!("../../templates/filters.hbs")),
+    (
+        "requests_pager",
+        include_str!("../../templates/requests_pager.hbs"),
+    ),
     ("channels", include_str!("../../templates/channels.hbs")),
     ("channel", include_str!("../../templates/channel.hbs")),
     ("profile", include_str!("../../templates/profile.hbs")),

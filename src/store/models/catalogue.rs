@@ -234,47 +234,60 @@ impl Store {
 
     /// One request.
     pub fn access_request(&self, id: RequestId) -> Result<Option<AccessRequest>, StoreError> {
-        Ok(self.requests_where(Some(id), None, None, 1)?.into_iter().next())
+        let q = access_requests::table
+            .filter(access_requests::id.eq(id.0))
+            .into_boxed();
+        Ok(self.requests_where(q, 0, 1)?.0.into_iter().next())
     }
 
-    /// The latest `limit` requests made to (`incoming`) or by `user`, open ones first.
-    pub fn access_requests_of(
+    /// Page `page` (`per` a page, open ones first, then newest) of the requests made to
+    /// (`incoming`) or by `user`; and whether more follow.
+    pub fn access_requests_page(
         &self,
         user: UserId,
         incoming: bool,
-        limit: usize,
-    ) -> Result<Vec<AccessRequest>, StoreError> {
-        if incoming {
-            self.requests_where(None, None, Some(user), limit)
+        page: usize,
+        per: usize,
+    ) -> Result<(Vec<AccessRequest>, bool), StoreError> {
+        let q = if incoming {
+            access_requests::table
+                .filter(access_requests::to_user_id.eq(user.0))
+                .into_boxed()
         } else {
-            self.requests_where(None, Some(user), None, limit)
-        }
+            access_requests::table
+                .filter(access_requests::from_user_id.eq(user.0))
+                .into_boxed()
+        };
+        self.requests_where(q, page, per)
+    }
+
+    /// The latest requests `from` made for `channel` (at most 100), open ones first.
+    pub fn access_requests_for(
+        &self,
+        from: UserId,
+        channel: &Channel,
+    ) -> Result<Vec<AccessRequest>, StoreError> {
+        let q = access_requests::table
+            .filter(access_requests::from_user_id.eq(from.0))
+            .filter(access_requests::channel.eq(channel.as_str().to_owned()))
+            .into_boxed();
+        Ok(self.requests_where(q, 0, 100)?.0)
     }
 
     fn requests_where(
         &self,
-        id: Option<RequestId>,
-        from: Option<UserId>,
-        to: Option<UserId>,
-        limit: usize,
-    ) -> Result<Vec<AccessRequest>, StoreError> {
+        q: access_requests::BoxedQuery<'static, crate::store::connection::MultiBackend>,
+        page: usize,
+        per: usize,
+    ) -> Result<(Vec<AccessRequest>, bool), StoreError> {
         let mut conn = self.conn()?;
-        let mut q = access_requests::table.into_boxed();
-        if let Some(id) = id {
-            q = q.filter(access_requests::id.eq(id.0));
-        }
-        if let Some(f) = from {
-            q = q.filter(access_requests::from_user_id.eq(f.0));
-        }
-        if let Some(t) = to {
-            q = q.filter(access_requests::to_user_id.eq(t.0));
-        }
         let rows: Vec<RequestRow> = q
             .order((
                 access_requests::state.eq(RequestState::Open.as_str()).desc(),
                 access_requests::id.desc(),
             ))
-            .limit(i64::try_from(limit).unwrap_or(i64::MAX))
+            .limit(crate::store::page_limit(per))
+            .offset(crate::store::page_offset(page, per))
             .select((
                 access_requests::id,
                 access_requests::from_user_id,
@@ -287,6 +300,7 @@ impl Store {
                 access_requests::answered_at,
             ))
             .load(&mut conn)?;
+        let (rows, more) = crate::store::page_rows(rows, per);
         let mut ids: Vec<i64> = rows.iter().flat_map(|r| [r.1, r.2]).collect();
         ids.sort_unstable();
         ids.dedup();
@@ -297,7 +311,7 @@ impl Store {
             .into_iter()
             .collect();
         let name = |id: i64| names.get(&id).cloned().unwrap_or_default();
-        Ok(rows
+        let list = rows
             .into_iter()
             .filter_map(
                 |(id, from, to, channel, note, state, share, created_at, answered_at)| {
@@ -316,7 +330,8 @@ impl Store {
                     })
                 },
             )
-            .collect())
+            .collect();
+        Ok((list, more))
     }
 
     /// Moves an open request to `to` (with the share that granted it); false when it was

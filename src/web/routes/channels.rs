@@ -139,13 +139,19 @@ fn request_json(r: &AccessRequest) -> Value {
     })
 }
 
-/// The requests made to (`incoming`) or by `v`, for the Shares and Shared-with-me pages.
-pub async fn requests_json(state: &WebState, v: &Viewer, incoming: bool) -> Result<Vec<Value>, WebError> {
+/// Page `page` of the requests made to (`incoming`) or by `v`, for the Shares and
+/// Shared-with-me pages; and whether more follow.
+pub async fn requests_json(
+    state: &WebState,
+    v: &Viewer,
+    incoming: bool,
+    page: usize,
+) -> Result<(Vec<Value>, bool), WebError> {
     let me = v.user.id;
-    let list = state
-        .db(move |s| s.access_requests_of(me, incoming, super::PER_PAGE))
+    let (list, more) = state
+        .db(move |s| s.access_requests_page(me, incoming, page, super::PER_PAGE))
         .await?;
-    Ok(list.iter().map(request_json).collect())
+    Ok((list.iter().map(request_json).collect(), more))
 }
 
 async fn channel_ctx(
@@ -167,11 +173,7 @@ async fn channel_ctx(
                 with.push((id, name, share.map(|s| s.state)));
             }
             let traffic = s.channel_traffic(std::slice::from_ref(&c), t - week)?;
-            let mine: Vec<AccessRequest> = s
-                .access_requests_of(me.id, false, 1000)?
-                .into_iter()
-                .filter(|r| r.channel == c)
-                .collect();
+            let mine = s.access_requests_for(me.id, &c)?;
             Ok((with, traffic, mine))
         })
         .await?;

@@ -77,6 +77,8 @@ struct ListQuery {
     page: usize,
     /// A user to fill in the offer form with (from their profile page).
     to: String,
+    /// Which page of the requests for access the viewer was asked.
+    requests: usize,
 }
 
 impl ListQuery {
@@ -111,6 +113,7 @@ async fn shares_ctx(
     form: &OfferForm,
     errors: &FieldErrors,
     (filter, at): (ShareFilter, usize),
+    requests_at: usize,
 ) -> Result<Value, WebError> {
     let me = v.user.clone();
     let (outgoing, more, users, groups, channels, owned) = state
@@ -142,12 +145,13 @@ async fn shares_ctx(
         })
         .collect();
     let users: Vec<String> = users.into_iter().filter(|u| *u != v.user.name).collect();
-    let requests = super::channels::requests_json(state, v, true).await?;
+    let (requests, requests_more) = super::channels::requests_json(state, v, true, requests_at).await?;
     let open_requests = requests.iter().filter(|r| r["open"] == json!(true)).count();
     Ok(crate::web::routes::paged(
         json!({
             "requests": requests,
             "open_requests": open_requests,
+            "requests_page": requests_pager("/shares", requests_at, requests_more),
             "shares": shares,
             "users": users,
             "groups": groups,
@@ -186,7 +190,7 @@ async fn shares_page(
         to: q.to.trim().to_owned(),
         ..OfferForm::default()
     };
-    let ctx = shares_ctx(&state, &v, &form, &FieldErrors::default(), list).await?;
+    let ctx = shares_ctx(&state, &v, &form, &FieldErrors::default(), list, q.requests).await?;
     Page::new("shares", "Shares", "shares", ctx).render(&state, &req, Some(&v))
 }
 
@@ -288,7 +292,7 @@ async fn offer(
         let state = state.clone();
         let (req, v, f) = (req.clone(), v.clone(), f.clone());
         async move {
-            let ctx = shares_ctx(&state, &v, &f, &errors, (ShareFilter::All, 0)).await?;
+            let ctx = shares_ctx(&state, &v, &f, &errors, (ShareFilter::All, 0), 0).await?;
             Page::new("shares", "Shares", "shares", ctx)
                 .status(StatusCode::UNPROCESSABLE_ENTITY)
                 .render(&state, &req, Some(&v))
@@ -354,6 +358,16 @@ async fn act(
     state.apply(move |s| op.run(s, &me, id)).await?;
     let back = if form.0.back == "shares" { "/shares" } else { back };
     Ok(see_other(back, Some(ok)))
+}
+
+/// The links to the previous and next page of a requests list on `path` (`#requests`):
+/// made here of a fixed path and numbers, so the template writes them unescaped.
+fn requests_pager(path: &str, at: usize, more: bool) -> Value {
+    json!({
+        "page": at + 1,
+        "prev": (at > 0).then(|| format!("{path}?requests={}#requests", at - 1)),
+        "next": more.then(|| format!("{path}?requests={}#requests", at + 1)),
+    })
 }
 
 /// `list=outgoing` (the Shares page) or `incoming` (Shared with me).
@@ -426,6 +440,8 @@ struct OffersPage {
     page: usize,
     /// Which of what is shared with the viewer (`all`, `active`, `pending`, `ended`).
     show: String,
+    /// Which page of the viewer's own requests for access.
+    requests: usize,
 }
 
 async fn shared_page(
@@ -472,7 +488,8 @@ async fn shared_page(
         })
         .collect();
     let pending = shares.iter().filter(|s| s["can_answer"] == json!(true)).count();
-    let my_requests = super::channels::requests_json(&state, &v, false).await?;
+    let (my_requests, requests_more) =
+        super::channels::requests_json(&state, &v, false, page.requests).await?;
     Page::new(
         "shared_with_me",
         "Shared with me",
@@ -482,6 +499,7 @@ async fn shared_page(
                 "shares": shares,
                 "pending": pending,
                 "my_requests": my_requests,
+                "requests_page": requests_pager("/shared-with-me", page.requests, requests_more),
                 "blocks": blocks,
                 "offers_page": at + 1,
                 "offers_has_prev": at > 0,
