@@ -68,7 +68,10 @@ fn migrate_creates_the_schema_once() {
         _ => Db::file(&dir.path().join("sub/dir/h.db")),
     };
     let first = String::from_utf8(cli_with_db(&db, &["migrate"]).stdout).unwrap();
-    assert!(first.contains("4 migration(s) applied"), "{first}");
+    let all = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite"))
+        .unwrap()
+        .count();
+    assert!(first.contains(&format!("{all} migration(s) applied")), "{first}");
     let again = String::from_utf8(cli_with_db(&db, &["migrate"]).stdout).unwrap();
     assert!(again.contains("0 migration(s) applied"), "{again}");
 }
