@@ -745,6 +745,32 @@ async fn the_story_through_the_handlers_changes_acls_at_once() {
     assert_eq!(p.status, StatusCode::NOT_FOUND);
 }
 
+/// A GET of the event stream at `path` with `b`'s cookies (streams are read unbuffered,
+/// so not through `Browser::get`).
+fn events_request(b: &Browser, path: &str) -> actix_http::Request {
+    let cookies: Vec<String> = b.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    actix_web::test::TestRequest::get()
+        .uri(path)
+        .insert_header((header::COOKIE, cookies.join("; ")))
+        .to_request()
+}
+
+/// The next chunk (one or more events) of a streamed body, within 10 s.
+async fn next_event<B>(body: &mut std::pin::Pin<Box<B>>) -> String
+where
+    B: actix_web::body::MessageBody,
+    B::Error: std::fmt::Debug,
+{
+    let chunk =
+        futures_util::future::poll_fn(|cx| actix_web::body::MessageBody::poll_next(body.as_mut(), cx));
+    let bytes = tokio::time::timeout(std::time::Duration::from_secs(10), chunk)
+        .await
+        .expect("an event within 10 s")
+        .expect("the stream went on")
+        .unwrap();
+    String::from_utf8(bytes.to_vec()).unwrap()
+}
+
 fn between(text: &str, start: &str, end: &str) -> String {
     let at = text.find(start).unwrap() + start.len();
     text[at..at + text[at..].find(end).unwrap()].to_owned()
@@ -1042,27 +1068,14 @@ async fn logs_search_graph_and_live_view() {
     assert!(p.body.contains("data-channel=\"dionaea.capture\""));
 
     // The event stream: a broker session of alice's key, fed by the router like any other.
-    let cookies: Vec<String> = a.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    let req = actix_web::test::TestRequest::get()
-        .uri("/live/events?channel=dionaea.capture")
-        .insert_header((header::COOKIE, cookies.join("; ")))
-        .to_request();
-    let res = actix_web::test::call_service(&app, req).await;
+    let res =
+        actix_web::test::call_service(&app, events_request(&a, "/live/events?channel=dionaea.capture")).await;
     assert_eq!(
         res.headers().get(header::CONTENT_TYPE).unwrap(),
         "text/event-stream"
     );
     let mut body = Box::pin(res.into_body());
-    let mut next = async || {
-        let chunk =
-            futures_util::future::poll_fn(|cx| actix_web::body::MessageBody::poll_next(body.as_mut(), cx));
-        let bytes = tokio::time::timeout(std::time::Duration::from_secs(10), chunk)
-            .await
-            .expect("an event within 10 s")
-            .unwrap()
-            .unwrap();
-        String::from_utf8(bytes.to_vec()).unwrap()
-    };
+    let mut next = async || next_event(&mut body).await;
     let ready = next().await;
     assert!(
         ready.starts_with("event: ready") && ready.contains(&ident),
@@ -2628,12 +2641,11 @@ async fn one_live_view_follows_several_channels_over_one_stream() {
         StatusCode::BAD_REQUEST
     );
 
-    let cookies: Vec<String> = a.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    let req = actix_web::test::TestRequest::get()
-        .uri("/live/events?channel=one&channel=two%2Fx")
-        .insert_header((header::COOKIE, cookies.join("; ")))
-        .to_request();
-    let res = actix_web::test::call_service(&app, req).await;
+    let res = actix_web::test::call_service(
+        &app,
+        events_request(&a, "/live/events?channel=one&channel=two%2Fx"),
+    )
+    .await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(
         site.state
@@ -2643,16 +2655,7 @@ async fn one_live_view_follows_several_channels_over_one_stream() {
         Some(&1)
     );
     let mut body = Box::pin(res.into_body());
-    let mut next = async || {
-        let chunk =
-            futures_util::future::poll_fn(|cx| actix_web::body::MessageBody::poll_next(body.as_mut(), cx));
-        let bytes = tokio::time::timeout(std::time::Duration::from_secs(10), chunk)
-            .await
-            .expect("an event within 10 s")
-            .unwrap()
-            .unwrap();
-        String::from_utf8(bytes.to_vec()).unwrap()
-    };
+    let mut next = async || next_event(&mut body).await;
     let ready = next().await;
     assert!(ready.contains(&k1) && ready.contains(&k2), "{ready}");
     assert!(

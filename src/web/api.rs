@@ -343,22 +343,12 @@ fn traffic_json(
 }
 
 async fn list_channels(state: State, u: ApiUser, q: web::Query<ChannelsQuery>) -> ApiResult {
-    let (text, page, viewer) = (q.q.trim().to_owned(), q.page, u.0.id);
-    let day = crate::web::charts::SPANS[1];
-    let t = crate::store::now();
-    let (entries, more, traffic) = state
-        .db(move |s| -> Result<_, crate::social::ops::SocialError> {
-            let (entries, more) = s.catalogue_page(viewer, &text, page, super::routes::PER_PAGE)?;
-            let names: Vec<Channel> = entries.iter().map(|e| e.channel.clone()).collect();
-            let traffic = s.channel_traffic(&names, t - day.secs)?;
-            Ok((entries, more, traffic))
-        })
-        .await?;
+    let (text, page) = (q.q.trim().to_owned(), q.page);
+    let now = crate::store::now();
+    let (entries, more) = super::routes::channels::catalogue_day(&state, u.0.id, text, page, now).await?;
     let list: Vec<_> = entries
         .iter()
-        .map(|e| {
-            let series = traffic.get(&e.channel).map(Vec::as_slice).unwrap_or(&[]);
-            let slots = crate::web::charts::slots(series, day, t);
+        .map(|(e, slots)| {
             json!({
                 "channel": e.channel.as_str(),
                 "publishers": e.publishers,
@@ -381,31 +371,18 @@ struct ChannelQuery {
 
 async fn channel(state: State, u: ApiUser, q: web::Query<ChannelQuery>) -> ApiResult {
     let c = Channel::new(q.name.trim()).map_err(|e| ApiError(WebError::BadRequest(format!("name: {e}"))))?;
-    let me = u.0.id;
     let t = crate::store::now();
     let spans = crate::web::charts::SPANS;
-    let ch = c.clone();
-    let (publishers, traffic) = state
-        .db(move |s| -> Result<_, crate::social::ops::SocialError> {
-            let mut out = Vec::new();
-            for (id, name) in s.channel_publishers(me, &ch)? {
-                let share = s.live_share(id, &ch, crate::domain::model::Grantee::User(me))?;
-                out.push((name, share.map(|s| s.state)));
-            }
-            let traffic = s.channel_traffic(std::slice::from_ref(&ch), t - spans[2].secs)?;
-            Ok((out, traffic))
-        })
-        .await?;
-    let series = traffic.get(&c).map(Vec::as_slice).unwrap_or(&[]);
+    let (publishers, series) = super::routes::channels::channel_view(&state, u.0.id, &c, t).await?;
     use crate::domain::model::ShareState;
     Ok(HttpResponse::Ok().json(json!({
         "channel": c.as_str(),
-        "publishers": publishers.iter().map(|(n, st)| json!({
+        "publishers": publishers.iter().map(|(_, n, st)| json!({
             "name": n,
             "shares_with_you": *st == Some(ShareState::Accepted),
             "offers_you": *st == Some(ShareState::Offered),
         })).collect::<Vec<_>>(),
-        "traffic": spans.iter().map(|sp| traffic_json(&crate::web::charts::slots(series, *sp, t), *sp)).collect::<Vec<_>>(),
+        "traffic": spans.iter().map(|sp| traffic_json(&crate::web::charts::slots(&series, *sp, t), *sp)).collect::<Vec<_>>(),
     })))
 }
 

@@ -8,9 +8,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{FieldErrors, see_other};
-use crate::domain::RequestId;
-use crate::domain::listing::{AccessRequest, RequestState, Traffic, User};
+use crate::domain::listing::{AccessRequest, CatalogueEntry, RequestState, Traffic, User};
 use crate::domain::model::{Grantee, ShareState};
+use crate::domain::{RequestId, UserId};
 use crate::social::access;
 use crate::social::ops::SocialError;
 use crate::store::now;
@@ -68,6 +68,58 @@ fn messages(n: i64) -> String {
     format!("{n} messages")
 }
 
+/// Page `page` of the catalogue as `viewer` sees it (channels containing `text`), each with
+/// its traffic over the last day in hourly slots ending at `now`; and whether more follow.
+pub async fn catalogue_day(
+    state: &WebState,
+    viewer: UserId,
+    text: String,
+    page: usize,
+    now: i64,
+) -> Result<(Vec<(CatalogueEntry, Vec<Traffic>)>, bool), WebError> {
+    let day = SPANS[1];
+    let (entries, more, traffic) = state
+        .db(move |s| -> Result<_, SocialError> {
+            let (entries, more) = s.catalogue_page(viewer, &text, page, super::PER_PAGE)?;
+            let names: Vec<Channel> = entries.iter().map(|e| e.channel.clone()).collect();
+            let traffic = s.channel_traffic(&names, now - day.secs)?;
+            Ok((entries, more, traffic))
+        })
+        .await?;
+    let rows = entries
+        .into_iter()
+        .map(|e| {
+            let series = traffic.get(&e.channel).map(Vec::as_slice).unwrap_or(&[]);
+            let slots = charts::slots(series, day, now);
+            (e, slots)
+        })
+        .collect();
+    Ok((rows, more))
+}
+
+/// One channel as `viewer` sees it: its publishers (id, name, and the state of a live share
+/// of theirs to the viewer on it, if any) and its traffic over the last week.
+pub async fn channel_view(
+    state: &WebState,
+    viewer: UserId,
+    channel: &Channel,
+    now: i64,
+) -> Result<(Vec<(UserId, String, Option<ShareState>)>, Vec<Traffic>), WebError> {
+    let c = channel.clone();
+    let week = SPANS[2].secs;
+    let (publishers, mut traffic) = state
+        .db(move |s| -> Result<_, SocialError> {
+            let mut with = Vec::new();
+            for (id, name) in s.channel_publishers(viewer, &c)? {
+                let share = s.live_share(id, &c, Grantee::User(viewer))?;
+                with.push((id, name, share.map(|s| s.state)));
+            }
+            Ok((with, s.channel_traffic(std::slice::from_ref(&c), now - week)?))
+        })
+        .await?;
+    Ok((publishers, traffic.remove(channel).unwrap_or_default()))
+}
+
 async fn catalogue(
     state: State,
     req: HttpRequest,
@@ -75,29 +127,19 @@ async fn catalogue(
     q: web::Query<CatalogueQuery>,
 ) -> Result<HttpResponse, WebError> {
     let (text, at) = (q.q.trim().to_owned(), q.page);
-    let viewer = v.user.id;
     let day = SPANS[1];
     let t = now();
-    let (entries, more, traffic) = state
-        .db(move |s| -> Result<_, SocialError> {
-            let (entries, more) = s.catalogue_page(viewer, &text, at, super::PER_PAGE)?;
-            let names: Vec<Channel> = entries.iter().map(|e| e.channel.clone()).collect();
-            let traffic = s.channel_traffic(&names, t - day.secs)?;
-            Ok((entries, more, traffic))
-        })
-        .await?;
+    let (entries, more) = catalogue_day(&state, v.user.id, text, at, t).await?;
     let rows: Vec<Value> = entries
         .iter()
-        .map(|e| {
-            let series = traffic.get(&e.channel).map(Vec::as_slice).unwrap_or(&[]);
-            let slots = charts::slots(series, day, t);
+        .map(|(e, slots)| {
             let total: i64 = slots.iter().map(|s| s.messages).sum();
             let volume: i64 = slots.iter().map(|s| s.bytes).sum();
             let me = &v.user.name;
             json!({
                 "channel": e.channel.as_str(),
                 "publishers": e.publishers.iter().map(|p| json!({"name": p, "you": p == me})).collect::<Vec<_>>(),
-                "chart": chart(&slots, day, &format!("messages on {} per hour, last day (list)", e.channel), |t| t.messages, messages),
+                "chart": chart(slots, day, &format!("messages on {} per hour, last day (list)", e.channel), |t| t.messages, messages),
                 "messages": total,
                 "volume": bytes(volume),
             })
@@ -160,28 +202,19 @@ async fn channel_ctx(
     channel: Channel,
     errors: &FieldErrors,
 ) -> Result<Value, WebError> {
-    let me = v.user.clone();
-    let c = channel.clone();
     let t = now();
-    let week = SPANS[2].secs;
-    let (publishers, traffic, mine) = state
-        .db(move |s| -> Result<_, SocialError> {
-            let publishers = s.channel_publishers(me.id, &c)?;
-            let mut with = Vec::new();
-            for (id, name) in publishers {
-                let share = s.live_share(id, &c, Grantee::User(me.id))?;
-                with.push((id, name, share.map(|s| s.state)));
-            }
-            let traffic = s.channel_traffic(std::slice::from_ref(&c), t - week)?;
-            let mine = s.access_requests_for(me.id, &c)?;
-            Ok((with, traffic, mine))
+    let (publishers, series) = channel_view(state, v.user.id, &channel, t).await?;
+    let me = v.user.id;
+    let mine = state
+        .db({
+            let c = channel.clone();
+            move |s| s.access_requests_for(me, &c)
         })
         .await?;
-    let series = traffic.get(&channel).map(Vec::as_slice).unwrap_or(&[]);
     let spans: Vec<Value> = SPANS
         .iter()
         .map(|span| {
-            let slots = charts::slots(series, *span, t);
+            let slots = charts::slots(&series, *span, t);
             let per = match span.name {
                 "hour" => "5 minutes",
                 "day" => "hour",
