@@ -245,6 +245,8 @@ async function main() {
     const after = sub.texts().slice(before);
     if (after.some((t) => t.startsWith('after-revoke'))) throw new Error(`B still received: ${after}`);
     if (sub.child.exitCode !== null) throw new Error('B\'s subscriber was disconnected; it should only stop receiving A\'s data');
+    await live.waitForSelector('#live-messages li.notice:has-text("no longer from alice")', { timeout: 10000 });
+    await shot(live, '09a-live-view-revoked');
     pass('revocation took effect on the live connection');
 
     step('A lists only the ended shares, clears them; B keeps its own record');
@@ -361,6 +363,10 @@ async function main() {
     await a.page.check('input[name=kind][value=redistribute]');
     await a.page.click('form[action="/shares"] button[type=submit]');
     await a.page.waitForSelector('text=Share offered');
+    // A owns the group: she answers for it right here.
+    await a.page.click('tr:has-text("group trusted") button:has-text("Accept for group trusted")');
+    await a.page.waitForSelector('text=Share accepted');
+    await a.page.waitForSelector('tr:has-text("group trusted") .state-accepted');
     // A wrong secret leaves a line in A's key log.
     try {
       execFileSync(py, [script, 'error', '127.0.0.1', String(server.port), keyA.ident, 'wrong-secret', 'pub', CHANNEL], { stdio: 'ignore', timeout: 15000 });
@@ -379,6 +385,21 @@ async function main() {
     await shot(a.page, '14-authkeys');
     await a.page.goto(`${server.web}/account`);
     await shot(a.page, '15-account');
+    const missing = await a.page.goto(`${server.web}/no/such/page`);
+    if (missing.status() !== 404) throw new Error(`an unknown page answered ${missing.status()}`);
+    await a.page.waitForSelector('header.top nav >> text=Dashboard');
+    await shot(a.page, '15a-not-found');
+    await a.page.goto(`${server.web}/authkeys`);
+    await a.page.fill('form[action="/authkeys"] #publish', 'scratch.channel');
+    await a.page.click('form[action="/authkeys"] button[type=submit]');
+    const scratch = (await a.page.textContent('#ident')).trim();
+    await a.page.goto(`${server.web}/authkeys`);
+    await a.page.click(`#key-${scratch} button:has-text("Delete")`);
+    await a.page.waitForSelector('form:has(input[name=confirm]) button.danger');
+    await shot(a.page, '15b-delete-confirm');
+    await a.page.click('form:has(input[name=confirm]) button.danger');
+    await a.page.waitForSelector('text=Authkey deleted');
+    if (await a.page.$(`#key-${scratch}`)) throw new Error('the deleted key is still listed');
     pass('every page renders so far');
 
     step('a page on another origin of the same host tries to take the account over');
