@@ -1034,7 +1034,18 @@ async fn logs_search_graph_and_live_view() {
     let p = a.get(&app, "/search?q=198.51.100").await;
     assert!(p.body.contains("wrong secret"), "log lines are searched");
     let p = a.get(&app, "/search?q=bo").await;
-    assert!(p.body.contains("<li>bob</li>"));
+    // Results lead somewhere: a user to their profile, a channel to its page.
+    assert!(
+        p.body.contains("<li><a href=\"/users/bob\">bob</a></li>"),
+        "{}",
+        p.body
+    );
+    let p = a.get(&app, "/search?q=dionaea").await;
+    assert!(
+        p.body.contains("href=\"/channel?name=dionaea.capture\""),
+        "{}",
+        p.body
+    );
     let p = a.get(&app, &format!("/search?q={}", "x".repeat(300))).await;
     assert_eq!(p.status, StatusCode::BAD_REQUEST);
 

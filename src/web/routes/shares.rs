@@ -75,8 +75,11 @@ struct OfferForm {
 struct ListQuery {
     show: String,
     page: usize,
-    /// A user to fill in the offer form with (from their profile page).
+    /// A user (or with `to_kind=group`, a group) to fill in the offer form with (from a
+    /// profile page or a search result).
     to: String,
+    /// `group` when `to` names a group.
+    to_kind: String,
     /// Which page of the requests for access the viewer was asked.
     requests: usize,
 }
@@ -188,6 +191,11 @@ async fn shares_page(
     let list = (q.filter()?, q.page);
     let form = OfferForm {
         to: q.to.trim().to_owned(),
+        to_kind: if q.to_kind == "group" {
+            "group".into()
+        } else {
+            String::new()
+        },
         ..OfferForm::default()
     };
     let ctx = shares_ctx(&state, &v, &form, &FieldErrors::default(), list, q.requests).await?;
