@@ -193,14 +193,15 @@ impl Broker {
         }
         let (pending, stats) = (Arc::clone(&self.usage), Arc::clone(&self.stats));
         let write = move || {
+            // One bucket for both tables: a flush that straddles a bucket's end is not split.
+            let bucket = crate::store::models::catalogue::bucket_of(crate::store::now());
             // Traffic is a picture, not an account: a bucket that cannot be written is
             // logged and counted, not kept (the next one carries on).
-            if !traffic.is_empty() {
-                let bucket = crate::store::models::catalogue::bucket_of(crate::store::now());
-                if let Err(e) = store.add_channel_traffic(bucket, &traffic) {
-                    tracing::warn!("cannot record channel traffic ({} channels): {e}", traffic.len());
-                    Stats::add(&stats.usage_write_failures, 1);
-                }
+            if !traffic.is_empty()
+                && let Err(e) = store.add_channel_traffic(bucket, &traffic)
+            {
+                tracing::warn!("cannot record channel traffic ({} channels): {e}", traffic.len());
+                Stats::add(&stats.usage_write_failures, 1);
             }
             if batch.is_empty() {
                 return;
@@ -209,7 +210,6 @@ impl Broker {
                 .iter()
                 .map(|(i, u)| (i.as_str().to_owned(), u.clone()))
                 .collect();
-            let bucket = crate::store::models::catalogue::bucket_of(crate::store::now());
             if let Err(e) = store.add_key_usage(bucket, &rows) {
                 tracing::warn!(
                     "cannot record key usage ({} keys), keeping it for the next try: {e}",
