@@ -429,6 +429,34 @@ fn keys_changed_by_the_cli_apply_to_the_running_broker() {
 }
 
 #[test]
+fn rotating_a_secret_ends_every_session_that_used_the_old_one() {
+    // A thief holding a2's secret publishes and subscribes; the owner rotates it.
+    let s = two_users();
+    let mut thief_sub = Raw::live_subscriber(s.addr, "a2", "sa2", "c");
+    let mut thief_pub = Raw::login(s.addr, "a2", "sa2");
+    assert!(thief_pub.barrier("sync").is_empty());
+    let out = s.cli_ok(&["authkey", "rotate", "a2"]);
+    let secret = out
+        .lines()
+        .find_map(|l| l.strip_prefix("secret: "))
+        .expect("the new secret is printed")
+        .to_owned();
+    // Both sessions are told and closed: the CLI answered only once that was so.
+    let told = "Authkey secret changed, ident=a2: authenticate again with the new secret";
+    assert_eq!(thief_sub.expect_error_past_publishes(), told);
+    thief_sub.expect_closed();
+    assert_eq!(thief_pub.expect_error_past_publishes(), told);
+    thief_pub.expect_closed();
+    // Nothing published after the answer reaches the old secret; the new one works.
+    Raw::login(s.addr, "a2", "sa2").expect_refusal("Authentication failed for a2");
+    let mut owner = Raw::login(s.addr, "a2", &secret);
+    assert!(owner.barrier("sync").is_empty());
+    // Other keys of the same user are untouched.
+    let mut other = Raw::login(s.addr, "a1", "sa1");
+    assert!(other.barrier("sync").is_empty());
+}
+
+#[test]
 fn two_hundred_concurrent_clients() {
     let s = TestServer::start();
     s.user("alice");

@@ -367,7 +367,16 @@ impl Handler<Register> for Broker {
 
     fn handle(&mut self, Register(handle): Register, _: &mut Context<Self>) {
         // The key may have changed between authentication and now: align with the table.
+        let authed_with = handle.acl.load().as_ref().map(|a| a.secret.clone());
         match self.keys.load().get(&handle.ident) {
+            // Authenticated with a secret that was rotated away before the session got here.
+            Some(acl) if authed_with.as_ref().is_some_and(|s| *s != acl.secret) => {
+                handle.acl.store(None);
+                handle.outbox.refuse(&Refusal::SecretRotated {
+                    ident: handle.ident.clone(),
+                });
+                return;
+            }
             Some(acl) => handle.acl.store(Some(Arc::clone(acl))),
             None => {
                 handle.acl.store(None);
@@ -492,9 +501,13 @@ impl Handler<AclChanged> for Broker {
             };
             let old = entry.handle.acl.load_full();
             let Some(new) = table.get(&entry.handle.ident) else {
-                revoked.push(*id);
+                revoked.push((*id, false));
                 continue;
             };
+            if old.as_ref().is_some_and(|o| o.secret != new.secret) {
+                revoked.push((*id, true));
+                continue;
+            }
             entry.handle.acl.store(Some(Arc::clone(new)));
             for ch in &entry.channels {
                 let before = old.as_deref().and_then(|o| o.sources(ch.as_str()));
@@ -531,12 +544,12 @@ impl Handler<AclChanged> for Broker {
             }
             dirty.insert(channel);
         }
-        for id in revoked {
+        for (id, rotated) in revoked {
             if let Some(e) = self.detach(id) {
                 if self.usage_sink.is_some() {
                     self.collect(&e.handle);
                 }
-                tracing::info!(ident = %e.handle.ident, peer = %e.handle.peer, "key revoked: closing session");
+                tracing::info!(ident = %e.handle.ident, peer = %e.handle.peer, rotated, "key revoked or its secret rotated: closing session");
                 if let Some(owner) = e.handle.acl.load().as_ref().map(|a| a.owner) {
                     leaves.extend(
                         e.channels
@@ -545,8 +558,11 @@ impl Handler<AclChanged> for Broker {
                     );
                 }
                 e.handle.acl.store(None);
-                e.handle.outbox.refuse(&Refusal::KeyRevoked {
-                    ident: e.handle.ident.clone(),
+                let ident = e.handle.ident.clone();
+                e.handle.outbox.refuse(&if rotated {
+                    Refusal::SecretRotated { ident }
+                } else {
+                    Refusal::KeyRevoked { ident }
                 });
                 dirty.extend(e.channels);
             }

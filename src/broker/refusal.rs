@@ -56,6 +56,13 @@ pub enum Refusal {
         /// The session's ident.
         ident: Ident,
     },
+    /// The key's secret was rotated while connected: whoever held the old one (the reason
+    /// people rotate) keeps nothing, so every session of the key ends, as on a disable.
+    #[error("Authkey secret changed, ident={ident}: authenticate again with the new secret")]
+    SecretRotated {
+        /// The session's ident.
+        ident: Ident,
+    },
     /// Bytes that are not hpfeeds.
     #[error("Protocol error: {0}")]
     Protocol(WireError),
@@ -104,7 +111,7 @@ impl Refusal {
             Self::PublishDenied { .. } => "publish-denied",
             Self::SubscribeDenied { .. } => "subscribe-denied",
             Self::AccessLost { .. } => "access-lost",
-            Self::KeyRevoked { .. } => "key-revoked",
+            Self::KeyRevoked { .. } | Self::SecretRotated { .. } => "key-revoked",
             Self::Protocol(_) | Self::UnexpectedOpcode(_) | Self::AlreadyAuthenticated => "protocol",
             Self::AuthTimeout(_) => "auth-timeout",
             Self::TooManyConnections | Self::TooManyFromAddress => "connection-limit",

@@ -59,7 +59,8 @@ pub const DEFAULT_LOGIN_ATTEMPTS_PER_ACCOUNT: u32 = 10;
 /// (`login_attempts_per_address`): then `429` with the wait.
 pub const DEFAULT_LOGIN_ATTEMPTS_PER_ADDRESS: u32 = 100;
 
-/// Password-reset requests per account per hour (`reset_requests_per_account`): then `429`.
+/// Password-reset requests per account from one address per hour
+/// (`reset_requests_per_account`): then `429` for that address only.
 pub const DEFAULT_RESET_REQUESTS_PER_ACCOUNT: u32 = 3;
 
 /// Mail-sending requests per address per 15 minutes (`mail_requests_per_address`): then `429`.
@@ -91,6 +92,14 @@ pub const MAX_TRACKED_CHANNELS: usize = 10_000;
 
 /// The longest a throttled auth failure waits for its answer.
 pub const MAX_AUTH_DELAY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Password hashes (argon2id, 19 MiB each) computed at once, at most: one per core up to
+/// this many. A login, sign-up or reset past them queues for [`PASSWORD_HASH_WAIT`], then
+/// is answered `503` with `Retry-After`; memory for hashing never exceeds this many blocks.
+pub const MAX_PASSWORD_HASHES_AT_ONCE: usize = 4;
+
+/// How long a password check waits for a free hashing slot before the answer is `503`.
+pub const PASSWORD_HASH_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Keys whose usage counters wait for a failing database: past it the oldest are dropped
 /// (counted in `usage_lost`).

@@ -108,9 +108,27 @@ pub fn grant_access(store: &Store, actor: &User, id: RequestId) -> Result<(Acces
     }
     let share = match store.live_share(actor.id, &r.channel, Grantee::User(r.from))? {
         Some(s) if s.state == ShareState::Accepted => s.id,
-        Some(s) => {
+        // An offer of exactly what was asked for is what the request consents to.
+        Some(s) if s.kind == ShareKind::Own && !s.onward => {
             store.transition_share(s.id, &[ShareState::Offered], ShareState::Accepted, &actor.name)?;
             s.id
+        }
+        // A wider offer (what the sharer receives too, or onward travel) is more than the
+        // requester asked for: granting must not accept it for them. It stays pending for
+        // them to answer, and the request stays open (one live share per pair and channel).
+        Some(s) => {
+            return Err(SocialError::Conflict(format!(
+                "you have offered {} '{}' with {} and they have not answered yet; a grant \
+                 gives only your own data, so it would not accept that wider offer for them. \
+                 Let them answer it, or withdraw it and grant the request again",
+                r.from_name,
+                r.channel,
+                match (s.kind, s.onward) {
+                    (ShareKind::Redistribute, true) => "what you receive and onward travel",
+                    (ShareKind::Redistribute, false) => "what you receive",
+                    _ => "onward travel",
+                }
+            )));
         }
         None => store.add_share(
             actor.id,

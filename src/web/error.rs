@@ -35,6 +35,10 @@ pub enum WebError {
     /// The database cannot be reached: the page says so and the site recovers by itself.
     #[error("the database is unavailable right now; nothing was changed. Try again in a moment")]
     Unavailable(String),
+    /// Every password-hashing slot stayed taken for the whole wait (a flood of logins or
+    /// resets): `503` with `Retry-After`, nothing was changed.
+    #[error("the site is busy checking passwords right now; nothing was changed. Try again in a few seconds")]
+    Busy,
     /// Anything else; logged, shown as a generic message.
     #[error("something went wrong on our side; nothing was changed")]
     Internal(String),
@@ -92,7 +96,7 @@ impl ResponseError for WebError {
             Self::Throttled => StatusCode::TOO_MANY_REQUESTS,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Conflict(_) => StatusCode::CONFLICT,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -110,8 +114,14 @@ impl ResponseError for WebError {
             tracing::info!(status = status.as_u16(), "web: {}", self.log_text());
         }
         let mut res = HttpResponse::build(status);
-        if let Self::Unavailable(_) = self {
-            res.insert_header((header::RETRY_AFTER, "5"));
+        match self {
+            Self::Unavailable(_) => {
+                res.insert_header((header::RETRY_AFTER, "5"));
+            }
+            Self::Busy => {
+                res.insert_header((header::RETRY_AFTER, "2"));
+            }
+            _ => {}
         }
         // A self-contained page: it must render even when templates or the database do not.
         res.content_type("text/html; charset=utf-8").body(format!(

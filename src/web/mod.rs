@@ -101,7 +101,8 @@ impl WebState {
             mailer,
             key: Key::from(&bytes),
             site_url: config.site_url(),
-            secure_cookies: config.secure_cookies,
+            // A site reached over HTTPS (even through a proxy) keeps its cookies there.
+            secure_cookies: config.secure_cookies || config.site_url().starts_with("https://"),
             session_secs: i64::try_from(config.session_hours.saturating_mul(3600)).unwrap_or(i64::MAX),
             limits: WebLimits::new(config),
             live_views: parking_lot::Mutex::new(std::collections::HashMap::new()),

@@ -31,9 +31,22 @@ pub const CSRF_COOKIE: &str = "hpf_csrf";
 /// Largest form body accepted.
 pub use crate::config::limits::FORM_LIMIT;
 
-/// Builds a cookie with the site's flags: HttpOnly, SameSite=Lax, path `/`, Secure when set.
+/// The name a cookie goes by on the wire: over HTTPS `__Host-` + `name`, which browsers
+/// accept only from this very origin (Secure, path `/`, no Domain), so a page on another
+/// port or a sibling subdomain of the same host cannot plant its own session on the
+/// viewer (login CSRF by cookie tossing). Plain HTTP cannot have that guarantee.
+pub fn cookie_name(state: &WebState, name: &'static str) -> std::borrow::Cow<'static, str> {
+    if state.secure_cookies {
+        std::borrow::Cow::Owned(format!("__Host-{name}"))
+    } else {
+        std::borrow::Cow::Borrowed(name)
+    }
+}
+
+/// Builds a cookie with the site's flags: HttpOnly, SameSite=Lax, path `/`, Secure (and the
+/// `__Host-` prefix, see [`cookie_name`]) over HTTPS.
 pub fn cookie(state: &WebState, name: &'static str, value: String, max_age: Option<i64>) -> Cookie<'static> {
-    let mut c = Cookie::build(name, value)
+    let mut c = Cookie::build(cookie_name(state, name), value)
         .path("/")
         .http_only(true)
         .same_site(SameSite::Lax)
@@ -54,11 +67,12 @@ pub fn signed(state: &WebState, c: Cookie<'static>) -> Cookie<'static> {
 }
 
 /// The verified value of a signed cookie.
-pub fn read_signed(state: &WebState, req: &HttpRequest, name: &str) -> Option<String> {
-    let c = req.cookie(name)?;
+pub fn read_signed(state: &WebState, req: &HttpRequest, name: &'static str) -> Option<String> {
+    let name = cookie_name(state, name);
+    let c = req.cookie(&name)?;
     let mut jar = CookieJar::new();
     jar.add_original(c);
-    jar.signed(&state.key).get(name).map(|c| c.value().to_owned())
+    jar.signed(&state.key).get(&name).map(|c| c.value().to_owned())
 }
 
 /// What a CSRF token is bound to: the login session, else the pre-session.
@@ -249,8 +263,9 @@ pub struct WebLimits {
     pub login_account: Limiter<(String, Option<IpAddr>)>,
     /// Login attempts per address: `login_attempts_per_address` per 15 minutes.
     pub login_address: Limiter<Option<IpAddr>>,
-    /// Reset requests per account: `reset_requests_per_account` per hour.
-    pub reset_account: Limiter<String>,
+    /// Reset requests per (account, address): `reset_requests_per_account` per hour. The
+    /// account is `#id` when it exists (every spelling of it alike), else the folded login.
+    pub reset_account: Limiter<(String, Option<IpAddr>)>,
     /// Mail-sending requests per address: `mail_requests_per_address` per 15 minutes.
     pub mail_address: Limiter<Option<IpAddr>>,
     /// Mails per recipient address: `mails_per_recipient` per hour.

@@ -260,6 +260,18 @@ impl Raw {
         }
     }
 
+    /// The next error frame, past any publishes still on their way (markers of other
+    /// sessions' barriers); returns its text.
+    pub fn expect_error_past_publishes(&mut self) -> String {
+        loop {
+            match self.next(Duration::from_secs(20)) {
+                Event::Frame(Frame::Error(e)) => return e,
+                Event::Frame(Frame::Publish { .. }) => {}
+                other => panic!("expected an error frame, got {other:?}"),
+            }
+        }
+    }
+
     /// The broker must close the connection (barrier markers may still arrive first).
     pub fn expect_closed(&mut self) {
         loop {

@@ -38,6 +38,11 @@ pub struct Site {
 impl Site {
     /// A fresh site. Must run inside an actix system (`#[actix_web::test]`).
     pub async fn new() -> Site {
+        Self::with(|_| {}).await
+    }
+
+    /// A fresh site whose config `tweak` has changed first.
+    pub async fn with(tweak: impl FnOnce(&mut Config)) -> Site {
         let dir = tempfile::tempdir().unwrap();
         let db = hpfriends::store::scratch::ScratchDb::new().unwrap();
         let store = Store::open(db.url()).unwrap();
@@ -48,6 +53,7 @@ impl Site {
             ..Config::default()
         };
         config.mail_dir = dir.path().join("mail").to_string_lossy().into_owned();
+        tweak(&mut config);
         let core = Core::start(config.clone(), &store, CancellationToken::new())
             .await
             .unwrap();

@@ -48,6 +48,31 @@ pub struct Account {
     pub email_verified: bool,
 }
 
+/// Uses up every outstanding token of `user` (API tokens, reset and email links) and ends
+/// every login session but `keep`: what a credential change leaves valid is nothing minted
+/// before it.
+fn void_credentials(
+    conn: &mut crate::store::connection::AnyConnection,
+    user: UserId,
+    keep: Option<&str>,
+) -> QueryResult<()> {
+    diesel::update(
+        tokens::table
+            .filter(tokens::user_id.eq(user.0))
+            .filter(tokens::used_at.is_null()),
+    )
+    .set(tokens::used_at.eq(now()))
+    .execute(conn)?;
+    let keep = keep.map(token_hash).unwrap_or_default();
+    diesel::delete(
+        web_sessions::table
+            .filter(web_sessions::user_id.eq(user.0))
+            .filter(web_sessions::token_hash.ne(keep)),
+    )
+    .execute(conn)?;
+    Ok(())
+}
+
 /// Length of a token from [`random_token`].
 pub const TOKEN_LEN: usize = 43;
 
@@ -183,30 +208,18 @@ impl Store {
             .map(account))
     }
 
-    /// Replaces a password hash and ends every login session of the user but `keep` (none
-    /// after a reset), every API token, and every outstanding reset link: whoever knew the
-    /// old password, or held anything minted with it, holds nothing now.
+    /// Replaces a password hash and ends everything minted for the account before: every
+    /// login session but `keep` (none after a reset), every API token, every outstanding
+    /// reset link and every pending email-change link. Whoever knew the old password, or
+    /// held anything minted with it (an email change started with it included), holds
+    /// nothing now.
     pub fn set_password(&self, user: UserId, hash: &str, keep: Option<&str>) -> Result<(), StoreError> {
         let mut conn = self.conn()?;
         conn.transaction(|conn| {
             diesel::update(users::table.find(user.0))
                 .set(users::password_hash.eq(hash))
                 .execute(conn)?;
-            diesel::update(
-                tokens::table
-                    .filter(tokens::user_id.eq(user.0))
-                    .filter(tokens::kind.eq_any([TokenKind::Api.as_str(), TokenKind::PasswordReset.as_str()]))
-                    .filter(tokens::used_at.is_null()),
-            )
-            .set(tokens::used_at.eq(now()))
-            .execute(conn)?;
-            let keep = keep.map(token_hash).unwrap_or_default();
-            diesel::delete(
-                web_sessions::table
-                    .filter(web_sessions::user_id.eq(user.0))
-                    .filter(web_sessions::token_hash.ne(keep)),
-            )
-            .execute(conn)?;
+            void_credentials(conn, user, keep)?;
             let name: String = users::table.find(user.0).select(users::name).first(conn)?;
             audit::record(conn, &name, "user.password", &name, "")?;
             Ok(())
@@ -214,13 +227,20 @@ impl Store {
     }
 
     /// Marks `email` confirmed for `user`, making it the account's address if it was not.
+    /// A *changed* address ends everything minted for the account before, as a new
+    /// password does: reset links mailed to the old address, other pending links, API
+    /// tokens and every login session (a link never makes one, so all are ended).
     pub fn confirm_email(&self, user: UserId, email: &str) -> Result<(), StoreError> {
         let mut conn = self.conn()?;
         conn.transaction(|conn| {
+            let old: String = users::table.find(user.0).select(users::email).first(conn)?;
             diesel::update(users::table.find(user.0))
                 .set((users::email.eq(email), users::email_verified.eq(true)))
                 .execute(conn)
                 .map_err(|e| conflict(e, || "that email address is already registered".into()))?;
+            if !old.eq_ignore_ascii_case(email) {
+                void_credentials(conn, user, None)?;
+            }
             let name: String = users::table.find(user.0).select(users::name).first(conn)?;
             audit::record(conn, &name, "user.email", &name, email)?;
             Ok(())
@@ -239,8 +259,21 @@ impl Store {
         let mut conn = self.conn()?;
         let at = now();
         conn.transaction(|conn| {
-            // A new mailed link voids the older ones of its kind: only the newest works.
-            if kind != TokenKind::Api {
+            // A new mailed link voids the older ones of its kind: only the newest works. A
+            // reset link's payload is the address that asked for it, and a new one voids
+            // only those asked from the same address, so that a stranger asking cannot
+            // void the link the owner is about to open.
+            if kind == TokenKind::PasswordReset {
+                diesel::update(
+                    tokens::table
+                        .filter(tokens::user_id.eq(user.0))
+                        .filter(tokens::kind.eq(kind.as_str()))
+                        .filter(tokens::payload.eq(payload))
+                        .filter(tokens::used_at.is_null()),
+                )
+                .set(tokens::used_at.eq(at))
+                .execute(conn)?;
+            } else if kind != TokenKind::Api {
                 diesel::update(
                     tokens::table
                         .filter(tokens::user_id.eq(user.0))
@@ -263,6 +296,21 @@ impl Store {
             Ok::<_, StoreError>(())
         })?;
         Ok(raw)
+    }
+
+    /// The user a one-time token would be used up for, without using it: lets a handler
+    /// refuse a dead link before it spends anything (a password hash) on the request.
+    pub fn peek_token(&self, kind: TokenKind, raw: &str) -> Result<Option<UserId>, StoreError> {
+        let mut conn = self.conn()?;
+        let row: Option<Option<i64>> = tokens::table
+            .filter(tokens::token_hash.eq(token_hash(raw)))
+            .filter(tokens::kind.eq(kind.as_str()))
+            .filter(tokens::used_at.is_null())
+            .filter(tokens::expires_at.is_null().or(tokens::expires_at.gt(now())))
+            .select(tokens::user_id)
+            .first(&mut conn)
+            .optional()?;
+        Ok(row.flatten().map(UserId))
     }
 
     /// Uses up a one-time token: its user and payload, or `None` when it is unknown,

@@ -384,21 +384,27 @@ async fn reset_request(
         .status(StatusCode::UNPROCESSABLE_ENTITY)
         .render(&state, &req, None);
     }
-    // Bounded per account and per requesting address (never one bucket for everyone), so
-    // the form cannot flood someone's mailbox nor one address block resets for others.
+    // Bounded per requesting address and per (account, address), never per account
+    // alone: the form cannot flood someone's mailbox, and nobody can lock an account out
+    // of resets by asking for it from elsewhere.
     mail_allowed(&state, &req)?;
-    if state.limits.reset_account.check(&login.to_lowercase()).is_err() {
+    let ip = peer(&req);
+    let l = login.clone();
+    let account = state.db(move |s| s.account_by_login(&l)).await?;
+    // Any spelling of one account (name or address, any case) shares its bucket.
+    let who = account
+        .as_ref()
+        .map_or_else(|| login.to_lowercase(), |a| format!("#{}", a.user.id.0));
+    if state.limits.reset_account.check(&(who, ip)).is_err() {
         return Err(WebError::Throttled);
     }
-    let l = login.clone();
-    if let Some(a) = state
-        .db(move |s| s.account_by_login(&l))
-        .await?
-        .filter(|a| a.user.enabled)
-    {
+    if let Some(a) = account.filter(|a| a.user.enabled) {
         let user = a.user.id;
+        // The link remembers the address that asked: a new request voids the earlier links
+        // asked from the same address only, never a still-valid one someone else holds.
+        let from = ip.map(|i| i.to_string()).unwrap_or_default();
         let token = state
-            .db(move |s| s.create_token(TokenKind::PasswordReset, user, "", Some(RESET_TTL)))
+            .db(move |s| s.create_token(TokenKind::PasswordReset, user, &from, Some(RESET_TTL)))
             .await?;
         let link = format!("{}/reset/{token}", state.site_url);
         mail(
@@ -459,15 +465,25 @@ async fn reset(
         .status(StatusCode::UNPROCESSABLE_ENTITY)
         .render(&state, &req, None);
     }
-    // Hash first: the token is used up only when the new password can be stored.
+    let dead =
+        || WebError::NotFound("this reset link has expired or was used already; ask for a new one".into());
+    // A dead link is refused before anything is spent on it: hashing costs 19 MiB and a
+    // core, and a bogus token must not buy either.
+    let t = token.clone();
+    if state
+        .db(move |s| s.peek_token(TokenKind::PasswordReset, &t))
+        .await?
+        .is_none()
+    {
+        return Err(dead());
+    }
+    // Then hash: the token is used up only when the new password can be stored.
     let hash = password::hash(f.password).await?;
     let Some((user, _)) = state
         .db(move |s| s.consume_token(TokenKind::PasswordReset, &token))
         .await?
     else {
-        return Err(WebError::NotFound(
-            "this reset link has expired or was used already; ask for a new one".into(),
-        ));
+        return Err(dead());
     };
     state
         .db(move |s| -> Result<_, crate::store::StoreError> {
