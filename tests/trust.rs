@@ -302,3 +302,178 @@ async fn over_https_cookies_are_host_prefixed_and_secure() {
     assert_eq!(c.path(), Some("/"));
     assert_eq!(c.domain(), None);
 }
+
+/// One HTTP/1.1 request from the source address `src` (any of 127/8 on Linux); the status,
+/// the `Set-Cookie` values and the body.
+fn http_from(
+    src: std::net::IpAddr,
+    to: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    cookie: &str,
+    body: &str,
+) -> (u16, Vec<String>, String) {
+    use std::io::{Read, Write};
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    sock.bind(&std::net::SocketAddr::new(src, 0).into()).unwrap();
+    sock.connect(&to.into()).unwrap();
+    let mut s: std::net::TcpStream = sock.into();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(60)))
+        .unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nCookie: {cookie}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let cookies = text
+        .lines()
+        .take_while(|l| !l.is_empty())
+        .filter_map(|l| l.strip_prefix("set-cookie: ").or_else(|| l.strip_prefix("Set-Cookie: ")))
+        .map(|v| v.split(';').next().unwrap().to_owned())
+        .collect();
+    (status, cookies, text)
+}
+
+/// GETs `page` for a CSRF cookie and field, then POSTs `fields` to `action` with them.
+fn form_from(
+    src: std::net::IpAddr,
+    to: std::net::SocketAddr,
+    page: &str,
+    action: &str,
+    fields: &[(&str, &str)],
+) -> u16 {
+    let (_, cookies, body) = http_from(src, to, "GET", page, "", "");
+    let csrf = common::http::input_value(&body, "csrf");
+    let mut all = vec![("csrf", csrf.as_str())];
+    all.extend_from_slice(fields);
+    let form = serde_urlencoded::to_string(&all).unwrap();
+    http_from(src, to, "POST", action, &cookies.join("; "), &form).0
+}
+
+#[test]
+fn a_flood_of_bogus_resets_and_wrong_logins_leaves_memory_bounded_and_a_real_login_answered() {
+    use std::sync::Arc;
+    let s = common::TestServer::start();
+    let web = s.web.unwrap();
+    let store = hpfriends::store::Store::open(s.db().url()).unwrap();
+    let hash = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(hpfriends::web::password::hash("erin-long-passphrase".into()))
+        .unwrap();
+    let erin = store
+        .create_account("erin", "erin@example.org", &hash)
+        .unwrap();
+    store.confirm_email(erin.id, &erin.email).unwrap();
+    let real = |src: &str| {
+        form_from(
+            src.parse().unwrap(),
+            web,
+            "/login",
+            "/login",
+            &[("login", "erin"), ("password", "erin-long-passphrase")],
+        )
+    };
+    // One login first: the server's hashing memory as it is in normal use.
+    assert_eq!(real("127.0.0.1"), 303);
+    let before = s.rss_kib();
+    // Four addresses, each with 40 wrong logins (each for another name, so every one is
+    // within the per-account quota and costs a hash) and 40 posts of bogus reset tokens,
+    // all at once.
+    const EACH: usize = 40;
+    let statuses = Arc::new(std::sync::Mutex::new(std::collections::BTreeMap::<u16, usize>::new()));
+    let peak = Arc::new(std::sync::atomic::AtomicU64::new(before));
+    let pid = s.pid();
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let (peak, done) = (Arc::clone(&peak), Arc::clone(&done));
+        std::thread::spawn(move || {
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Some(kib) = std::fs::read_to_string(format!("/proc/{pid}/status"))
+                    .ok()
+                    .and_then(|t| {
+                        t.lines()
+                            .find_map(|l| l.strip_prefix("VmRSS:"))
+                            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+                    })
+                {
+                    peak.fetch_max(kib, std::sync::atomic::Ordering::Relaxed);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        })
+    };
+    let mut threads = Vec::new();
+    for a in 2..6 {
+        for i in 0..EACH * 2 {
+            let statuses = Arc::clone(&statuses);
+            threads.push(std::thread::spawn(move || {
+                let src: std::net::IpAddr = format!("127.0.0.{a}").parse().unwrap();
+                let status = if i % 2 == 0 {
+                    let name = format!("nobody{a}x{i}");
+                    form_from(
+                        src,
+                        web,
+                        "/login",
+                        "/login",
+                        &[("login", &name), ("password", "not the password at all")],
+                    )
+                } else {
+                    form_from(
+                        src,
+                        web,
+                        "/reset/bogus",
+                        "/reset/bogus",
+                        &[("password", "a fine passphrase"), ("password2", "a fine passphrase")],
+                    )
+                };
+                *statuses.lock().unwrap().entry(status).or_default() += 1;
+            }));
+        }
+    }
+    for t in threads {
+        t.join().unwrap();
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    watcher.join().unwrap();
+    let statuses = statuses.lock().unwrap().clone();
+    // A real user's login is answered, from an address that took part and one that did not.
+    assert_eq!(real("127.0.0.2"), 303);
+    assert_eq!(real("127.0.0.9"), 303);
+    let after = s.rss_kib();
+    let peak = peak.load(std::sync::atomic::Ordering::Relaxed);
+    eprintln!(
+        "flood of {} requests: {statuses:?}; RSS {before} KiB before, peak {peak} KiB, {after} KiB after",
+        4 * EACH * 2
+    );
+    // Wrong logins are refused (401) or, past the hashing queue's wait, 503; bogus resets
+    // are 404 without a hash.
+    assert_eq!(statuses.get(&404).copied().unwrap_or(0), 4 * EACH, "{statuses:?}");
+    assert!(
+        statuses.keys().all(|c| [401, 404, 503].contains(c)),
+        "{statuses:?}"
+    );
+    // Hashing memory is the pool's few blocks (19 MiB each, one per core at most): the
+    // flood may add at most a few of them and the connections' buffers, never one per
+    // request (160 × 19 MiB ≈ 3 GB before the bound).
+    let bound = 96 * 1024;
+    assert!(
+        peak.saturating_sub(before) < bound,
+        "RSS peaked {} KiB above its level",
+        peak - before
+    );
+    assert!(
+        after.saturating_sub(before) < bound,
+        "RSS stayed {} KiB above its level",
+        after - before
+    );
+}
