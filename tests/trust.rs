@@ -338,7 +338,10 @@ fn http_from(
     let cookies = text
         .lines()
         .take_while(|l| !l.is_empty())
-        .filter_map(|l| l.strip_prefix("set-cookie: ").or_else(|| l.strip_prefix("Set-Cookie: ")))
+        .filter_map(|l| {
+            l.strip_prefix("set-cookie: ")
+                .or_else(|| l.strip_prefix("Set-Cookie: "))
+        })
         .map(|v| v.split(';').next().unwrap().to_owned())
         .collect();
     (status, cookies, text)
@@ -370,9 +373,7 @@ fn a_flood_of_bogus_resets_and_wrong_logins_leaves_memory_bounded_and_a_real_log
         .unwrap()
         .block_on(hpfriends::web::password::hash("erin-long-passphrase".into()))
         .unwrap();
-    let erin = store
-        .create_account("erin", "erin@example.org", &hash)
-        .unwrap();
+    let erin = store.create_account("erin", "erin@example.org", &hash).unwrap();
     store.confirm_email(erin.id, &erin.email).unwrap();
     let real = |src: &str| {
         form_from(
@@ -390,7 +391,9 @@ fn a_flood_of_bogus_resets_and_wrong_logins_leaves_memory_bounded_and_a_real_log
     // within the per-account quota and costs a hash) and 40 posts of bogus reset tokens,
     // all at once.
     const EACH: usize = 40;
-    let statuses = Arc::new(std::sync::Mutex::new(std::collections::BTreeMap::<u16, usize>::new()));
+    let statuses = Arc::new(std::sync::Mutex::new(
+        std::collections::BTreeMap::<u16, usize>::new(),
+    ));
     let peak = Arc::new(std::sync::atomic::AtomicU64::new(before));
     let pid = s.pid();
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -433,7 +436,10 @@ fn a_flood_of_bogus_resets_and_wrong_logins_leaves_memory_bounded_and_a_real_log
                         web,
                         "/reset/bogus",
                         "/reset/bogus",
-                        &[("password", "a fine passphrase"), ("password2", "a fine passphrase")],
+                        &[
+                            ("password", "a fine passphrase"),
+                            ("password2", "a fine passphrase"),
+                        ],
                     )
                 };
                 *statuses.lock().unwrap().entry(status).or_default() += 1;
@@ -475,5 +481,141 @@ fn a_flood_of_bogus_resets_and_wrong_logins_leaves_memory_bounded_and_a_real_log
         after.saturating_sub(before) < bound,
         "RSS stayed {} KiB above its level",
         after - before
+    );
+}
+
+/// A browser whose requests reach the site through a proxy at `proxy` that says they come
+/// from `client`.
+fn behind(proxy: &str, client: &str) -> Browser {
+    Browser {
+        peer: Some(format!("{proxy}:40000").parse().unwrap()),
+        headers: vec![("x-forwarded-for".into(), client.into())],
+        ..Browser::default()
+    }
+}
+
+#[actix_web::test]
+async fn behind_a_trusted_proxy_limits_key_on_the_client_it_names() {
+    let site = Site::with(|c| c.trusted_proxies = "127.0.0.1/32".into()).await;
+    let app = site.app().await;
+    site.account("erin").await;
+    // An attacker behind the proxy spreads 102 wrong logins over 30 accounts: past the
+    // per-address quota (100), the attacker is refused…
+    let mut attacker = behind("127.0.0.1", "203.0.113.66");
+    attacker.get(&app, "/login").await;
+    let mut refused = 0;
+    for i in 0..102 {
+        let login = format!("user{}", i % 30);
+        let p = attacker
+            .post(
+                &app,
+                "/login",
+                &[("login", &login), ("password", "guess-guess-guess")],
+            )
+            .await;
+        if p.status == StatusCode::TOO_MANY_REQUESTS {
+            refused += 1;
+        }
+    }
+    assert_eq!(refused, 2);
+    // …and the real user, through the same proxy, is not.
+    let mut user = behind("127.0.0.1", "198.51.100.44");
+    user.login(&app, "erin").await;
+    // A client that writes its own X-Forwarded-For, not through the proxy, is its peer.
+    let mut forger = behind("203.0.113.66", "198.51.100.99");
+    forger.get(&app, "/login").await;
+    let p = forger
+        .post(
+            &app,
+            "/login",
+            &[("login", "erin"), ("password", "guess-guess-guess")],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::TOO_MANY_REQUESTS, "{}", p.body);
+    // A forged first hop through the proxy does not help either: the proxy appends the
+    // real address, and the rightmost untrusted hop is the client.
+    let mut chained = behind("127.0.0.1", "198.51.100.99, 203.0.113.66");
+    chained.get(&app, "/login").await;
+    let p = chained
+        .post(
+            &app,
+            "/login",
+            &[("login", "erin"), ("password", "guess-guess-guess")],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::TOO_MANY_REQUESTS, "{}", p.body);
+}
+
+#[actix_web::test]
+async fn without_trusted_proxies_forwarded_headers_are_ignored() {
+    let site = Site::new().await;
+    let app = site.app().await;
+    // Each request claims another client: all of them are the one peer.
+    let mut refused = 0;
+    for i in 0..101 {
+        let mut b = behind("203.0.113.70", &format!("198.51.100.{}", i % 250));
+        b.get(&app, "/login").await;
+        let p = b
+            .post(
+                &app,
+                "/login",
+                &[("login", "nobody"), ("password", "guess-guess-guess")],
+            )
+            .await;
+        if p.status == StatusCode::TOO_MANY_REQUESTS {
+            refused += 1;
+        }
+    }
+    // The per-account bucket (10) is keyed on the peer too, so the tenth and later fail.
+    assert!(refused >= 90, "{refused}");
+}
+
+#[actix_web::test]
+async fn metrics_through_a_proxy_only_for_a_loopback_client_it_names() {
+    let site = Site::with(|c| c.trusted_proxies = "10.0.0.1".into()).await;
+    let app = site.app().await;
+    let status = |peer: &str, headers: &[(&str, &str)]| {
+        let mut r = actix_web::test::TestRequest::get()
+            .uri("/metrics")
+            .peer_addr(format!("{peer}:40000").parse().unwrap());
+        for (k, v) in headers {
+            r = r.insert_header((*k, *v));
+        }
+        r.to_request()
+    };
+    let call = |req| actix_web::test::call_service(&app, req);
+    assert_eq!(call(status("127.0.0.1", &[])).await.status(), StatusCode::OK);
+    // A proxy on this host that is not trusted, whatever header it sets.
+    for h in ["x-forwarded-for", "x-real-ip", "forwarded"] {
+        let v = if h == "forwarded" {
+            "for=127.0.0.1"
+        } else {
+            "127.0.0.1"
+        };
+        assert_eq!(
+            call(status("127.0.0.1", &[(h, v)])).await.status(),
+            StatusCode::FORBIDDEN,
+            "{h}"
+        );
+    }
+    // The trusted proxy: a loopback client it names may, a remote one may not, and
+    // X-Real-IP alone names nobody.
+    assert_eq!(
+        call(status("10.0.0.1", &[("x-forwarded-for", "127.0.0.1")]))
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        call(status("10.0.0.1", &[("x-forwarded-for", "198.51.100.1")]))
+            .await
+            .status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        call(status("10.0.0.1", &[("x-real-ip", "127.0.0.1")]))
+            .await
+            .status(),
+        StatusCode::FORBIDDEN
     );
 }

@@ -4,6 +4,7 @@
 //! Every knob is documented in `deploy/hpfriends.example.toml`; a test keeps that file and
 //! these defaults in step. Nothing else in the crate reads configuration files.
 
+pub mod cidr;
 pub mod limits;
 
 use std::collections::BTreeMap;
@@ -127,6 +128,10 @@ pub struct Config {
     pub public_url: String,
     /// Mark cookies `Secure` (set when the site is served over HTTPS).
     pub secure_cookies: bool,
+    /// Reverse proxies in front of the website (CIDRs, comma-separated; empty: none). Only
+    /// from them is `X-Forwarded-For`/`Forwarded` believed, for rate limits, logs and the
+    /// loopback rule of `/metrics`; from anyone else those headers are ignored.
+    pub trusted_proxies: String,
     /// Hours a login lasts.
     pub session_hours: u64,
     /// Outgoing mail: `smtp://host:587` (STARTTLS), `smtps://user:pass@host:465` (TLS), or
@@ -196,6 +201,7 @@ impl Default for Config {
             web_listen: "127.0.0.1:8080".to_owned(),
             public_url: String::new(),
             secure_cookies: false,
+            trusted_proxies: String::new(),
             session_hours: 24 * 14,
             smtp_url: String::new(),
             mail_dir: "mail".to_owned(),
@@ -580,6 +586,12 @@ impl Config {
             return Err(bad(
                 "node_id",
                 format!("at most {} letters, digits, '-', '_' or '.'", limits::MAX_NODE_ID),
+            ));
+        }
+        if let Err(e) = cidr::parse_list(&self.trusted_proxies) {
+            return Err(bad(
+                "trusted_proxies",
+                format!("{e}; give CIDRs such as 127.0.0.1/32, 10.0.0.0/8"),
             ));
         }
         if !self.metrics_token.is_empty() && self.metrics_token.len() < 16 {

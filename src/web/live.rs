@@ -359,9 +359,13 @@ pub async fn events(state: State, req: HttpRequest, v: Viewer) -> Result<HttpRes
     for name in &asked {
         channels.push(Channel::new(name).map_err(|_| not_receivable(name))?);
     }
-    let peer = req
-        .peer_addr()
-        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+    // The browser's address (through a trusted proxy, the client it names), for the
+    // broker's logs and per-address counts.
+    let peer = match (state.client(&req), req.peer_addr()) {
+        (Some(ip), Some(p)) => SocketAddr::new(ip, p.port()),
+        (Some(ip), None) => SocketAddr::new(ip, 0),
+        _ => SocketAddr::from(([0, 0, 0, 0], 0)),
+    };
     let mut guard = Guard::take(&state, v.user.id)?;
     let mut views: Vec<(Arc<SessionHandle>, Vec<Channel>)> = Vec::new();
     for (acl, list) in keys_for(&state, &v, &channels)? {

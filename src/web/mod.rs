@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod charts;
+pub mod client_ip;
 pub mod error;
 pub mod error_pages;
 pub mod graph_svg;
@@ -64,6 +65,8 @@ pub struct WebState {
     pub metrics: crate::metrics::Metrics,
     /// Lets scrapers on other hosts read `/metrics`; empty: loopback only.
     pub metrics_token: String,
+    /// `trusted_proxies`: whose `X-Forwarded-For` names the client (see [`client_ip`]).
+    pub trusted_proxies: Vec<crate::config::cidr::Cidr>,
 }
 
 /// How handlers receive the state.
@@ -93,6 +96,8 @@ impl WebState {
         Ok(WebState {
             metrics: crate::metrics::Metrics::new(Arc::clone(&shared), store.clone(), Some(mailer.clone())),
             metrics_token: config.metrics_token.clone(),
+            trusted_proxies: crate::config::cidr::parse_list(&config.trusted_proxies)
+                .map_err(WebError::Internal)?,
             store,
             graph,
             shared,
@@ -107,6 +112,11 @@ impl WebState {
             limits: WebLimits::new(config),
             live_views: parking_lot::Mutex::new(std::collections::HashMap::new()),
         })
+    }
+
+    /// The address the request comes from: the peer, or the client a trusted proxy names.
+    pub fn client(&self, req: &actix_web::HttpRequest) -> Option<std::net::IpAddr> {
+        client_ip::client(req, &self.trusted_proxies)
     }
 
     /// Runs blocking store work (reads, and writes outside the social graph) on the

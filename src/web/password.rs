@@ -71,10 +71,11 @@ fn fill(m: u32, t: u32, p: u32, pwd: &[u8], salt: &[u8], out: &mut [u8]) -> Resu
     let r = a
         .hash_password_into_with_memory(pwd, salt, out, &mut blocks[..])
         .map_err(|e| WebError::Internal(e.to_string()));
-    if need == Params::new(M_COST, T_COST, P_COST, None).map_or(0, |p| p.block_count()) {
-        if let Ok(mut v) = pool().blocks.lock() {
-            v.push(blocks);
-        }
+    // Only blocks of this site's own cost go back to the pool (at most one per slot).
+    if need == Params::new(M_COST, T_COST, P_COST, None).map_or(0, |p| p.block_count())
+        && let Ok(mut v) = pool().blocks.lock()
+    {
+        v.push(blocks);
     }
     r
 }

@@ -210,6 +210,8 @@ pub struct Browser {
     pub csrf: String,
     /// The address requests come from (default 127.0.0.1:40000).
     pub peer: Option<std::net::SocketAddr>,
+    /// Extra headers on every request (a proxy's `X-Forwarded-For`).
+    pub headers: Vec<(String, String)>,
 }
 
 impl Browser {
@@ -218,6 +220,9 @@ impl Browser {
             .method(method)
             .uri(path)
             .peer_addr(self.peer.unwrap_or_else(|| "127.0.0.1:40000".parse().unwrap()));
+        for (k, v) in &self.headers {
+            r = r.insert_header((k.as_str(), v.as_str()));
+        }
         if !self.cookies.is_empty() {
             let c: Vec<String> = self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
             r = r.insert_header((header::COOKIE, c.join("; ")));

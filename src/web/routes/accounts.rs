@@ -44,8 +44,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/account/api-token/{id}/revoke", web::post().to(revoke_api_token));
 }
 
-fn peer(req: &HttpRequest) -> Option<std::net::IpAddr> {
-    req.peer_addr().map(|a| a.ip())
+/// The client's address as rate limits key it (see [`crate::web::client_ip`]).
+fn peer(state: &WebState, req: &HttpRequest) -> Option<std::net::IpAddr> {
+    crate::web::client_ip::bucket(state.client(req))
 }
 
 /// Opens a session for `user` and answers with its cookie and a redirect.
@@ -57,7 +58,7 @@ async fn log_in(
     ok: Option<&str>,
 ) -> Result<HttpResponse, WebError> {
     let ttl = state.session_secs;
-    let addr = peer(req).map(|a| a.to_string()).unwrap_or_default();
+    let addr = state.client(req).map(|a| a.to_string()).unwrap_or_default();
     let raw = state.db(move |s| s.create_session(user, ttl, &addr)).await?;
     let mut res = see_other(to, ok);
     res.add_cookie(&signed(state, cookie(state, SESSION_COOKIE, raw, Some(ttl))))
@@ -80,7 +81,7 @@ fn mail_allowed(state: &WebState, req: &HttpRequest) -> Result<(), WebError> {
     state
         .limits
         .mail_address
-        .check(&peer(req))
+        .check(&peer(state, req))
         .map_err(|_| WebError::Throttled)
 }
 
@@ -301,7 +302,7 @@ async fn login_page(state: State, req: HttpRequest, v: MaybeViewer) -> Result<Ht
 async fn login(state: State, req: HttpRequest, form: CsrfForm<LoginForm>) -> Result<HttpResponse, WebError> {
     let f = form.0;
     let login = f.login.trim().to_owned();
-    let ip = peer(&req);
+    let ip = peer(&state, &req);
     let refuse = |status: StatusCode, message: &str| {
         Page::new(
             "login",
@@ -388,7 +389,7 @@ async fn reset_request(
     // alone: the form cannot flood someone's mailbox, and nobody can lock an account out
     // of resets by asking for it from elsewhere.
     mail_allowed(&state, &req)?;
-    let ip = peer(&req);
+    let ip = peer(&state, &req);
     let l = login.clone();
     let account = state.db(move |s| s.account_by_login(&l)).await?;
     // Any spelling of one account (name or address, any case) shares its bucket.

@@ -13,9 +13,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// Whether `req` may read the metrics: the bearer token when one is configured, else a
-/// loopback peer whose request carries no proxy header (a proxy on the same host would
-/// otherwise publish the metrics to the world).
-fn allowed(req: &HttpRequest, token: &str) -> bool {
+/// loopback client. A request that a proxy relayed is the proxy's client's, not the
+/// proxy's: it counts as loopback only when a trusted proxy (`trusted_proxies`) names a
+/// loopback client in `X-Forwarded-For`/`Forwarded`. Any proxy header from a peer that is
+/// not a trusted proxy, and `X-Real-IP` without those, is refused (a proxy on the same host
+/// would otherwise publish the metrics to the world).
+fn allowed(state: &crate::web::WebState, req: &HttpRequest) -> bool {
+    let token = &state.metrics_token;
     let bearer = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -24,13 +28,19 @@ fn allowed(req: &HttpRequest, token: &str) -> bool {
     if !token.is_empty() {
         return bearer.is_some_and(|b| bool::from(b.as_bytes().ct_eq(token.as_bytes())));
     }
-    let proxied =
-        req.headers().contains_key("x-forwarded-for") || req.headers().contains_key(header::FORWARDED);
-    !proxied && req.peer_addr().is_some_and(|a| a.ip().is_loopback())
+    let forwarded =
+        req.headers().contains_key(header::X_FORWARDED_FOR) || req.headers().contains_key(header::FORWARDED);
+    let peer_trusted = req
+        .peer_addr()
+        .is_some_and(|a| state.trusted_proxies.iter().any(|c| c.contains(a.ip())));
+    if crate::web::client_ip::proxied(req) && !(forwarded && peer_trusted) {
+        return false;
+    }
+    state.client(req).is_some_and(|ip| ip.is_loopback())
 }
 
 async fn metrics(state: State, req: HttpRequest) -> HttpResponse {
-    if !allowed(&req, &state.metrics_token) {
+    if !allowed(&state, &req) {
         return HttpResponse::Forbidden()
             .content_type("text/plain; charset=utf-8")
             .body(
