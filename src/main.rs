@@ -59,7 +59,11 @@ fn main() -> ExitCode {
     match hpfriends::cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("hpfriends: {e:#}");
+            // An error may quote a file or a database (an import): no escape sequences.
+            eprintln!(
+                "hpfriends: {}",
+                hpfriends::cli::output::terminal_safe(&format!("{e:#}"))
+            );
             ExitCode::FAILURE
         }
     }

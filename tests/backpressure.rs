@@ -249,3 +249,42 @@ fn a_paused_publisher_holds_up_only_what_its_own_socket_puts_behind() {
     assert!(stats.contains("slow_disconnects=0"), "{stats}");
     assert!(stats.contains("dropped_slow=0"), "{stats}");
 }
+
+#[test]
+fn a_reader_whose_writes_fail_releases_its_publishers_at_once() {
+    // The stall timeout is long (2 minutes) and the write deadline short (1 s): a
+    // subscriber that stops reading fails its writes first. Its outbox is aborted then, so
+    // the publisher waiting for room in it goes on at once, not after the stall timeout.
+    let mut s = TestServer::start_with(
+        &[],
+        &[
+            ("HPFRIENDS_OUTBOX_BYTES", OUTBOX),
+            ("HPFRIENDS_MAX_PAYLOAD", MAX_PAYLOAD),
+            ("HPFRIENDS_STALL_TIMEOUT_MS", "120000"),
+            ("HPFRIENDS_WRITE_TIMEOUT_SECS", "1"),
+        ],
+    );
+    s.user("alice");
+    s.key("alice", "k", "s", &["c", "sync"], &["c", "sync"]);
+    let stopped = Raw::live_subscriber(s.addr, "k", "s", "c");
+    shrink_receive_buffer(&stopped.stream);
+    let mut reader = Raw::live_subscriber(s.addr, "k", "s", "c");
+    // 20 MB: far more than the stopped reader's outbox and socket buffers hold.
+    const N: u32 = 20_000;
+    let publisher = flat_out(s.addr, "c", N);
+    for i in 0..N {
+        // Each within the usual 20 s: had the publisher waited out the stall timeout, it
+        // would be two minutes.
+        let (_, _, payload) = reader.expect_publish();
+        assert_eq!(number(&payload), i, "lost or reordered");
+    }
+    drop(publisher.join().unwrap());
+    drop(stopped);
+    let log = s.log();
+    assert!(
+        !log.contains("slow consumer: outbox full for the whole stall timeout"),
+        "cut by the stall timeout instead: {log}"
+    );
+    let stats = stopped_stats(&mut s);
+    assert!(stats.contains("slow_disconnects=0"), "{stats}");
+}

@@ -361,6 +361,61 @@ fn a_hundred_thousand_subscriptions_hit_the_limits() {
 }
 
 #[test]
+fn a_hundred_thousand_unsubscribes_queue_nothing_in_the_broker() {
+    let s = server(&[]);
+    let baseline = s.rss_kib();
+    // 100,000 unsubscribe frames with 200-byte channel names (21 MB), pipelined: each is
+    // handed to the broker and awaited before the next is read, so the broker's mailbox
+    // holds at most one per connection and memory does not follow the flood, however busy
+    // the broker is meanwhile.
+    let mut c = Raw::login(s.addr, "mallory", "mallory-secret");
+    c.subscribe("m");
+    c.barrier("sync");
+    let long = "u".repeat(200);
+    // The first takes "m" away (a real change); the rest name channels it never held.
+    c.send(&Frame::Unsubscribe {
+        ident: Ident::new("mallory").unwrap(),
+        channel: hpfriends::wire::Channel::new("m").unwrap(),
+    });
+    let one = Frame::Unsubscribe {
+        ident: Ident::new("mallory").unwrap(),
+        channel: hpfriends::wire::Channel::new(&long).unwrap(),
+    }
+    .to_bytes()
+    .unwrap();
+    let chunk: Vec<u8> = one.iter().copied().cycle().take(one.len() * 10_000).collect();
+    let mut peak = baseline;
+    let writer = {
+        let mut w = c.stream.try_clone().unwrap();
+        std::thread::spawn(move || {
+            for _ in 0..10 {
+                w.write_all(&chunk).unwrap();
+            }
+        })
+    };
+    while !writer.is_finished() {
+        peak = peak.max(s.rss_kib());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    writer.join().unwrap();
+    // Everything was read in order: the barrier comes back after them, and "m" is gone.
+    assert!(c.barrier("sync").is_empty());
+    let mut p = Raw::login(s.addr, "mallory", "mallory-secret");
+    p.publish("m", b"not for the unsubscribed");
+    p.barrier("sync");
+    assert!(c.barrier("sync").is_empty(), "the unsubscribe of m was lost");
+    peak = peak.max(s.rss_kib());
+    eprintln!("hostile 100,000 unsubscribes: RSS {baseline} KiB before, peak {peak} KiB");
+    assert!(
+        peak < baseline + 32 * 1024,
+        "RSS rose {} KiB during the flood",
+        peak - baseline
+    );
+    still_serves(&s, from(1));
+    memory_settles(&s, "100,000 unsubscribes", baseline, 16 * 1024);
+}
+
+#[test]
 fn five_thousand_connections_from_one_address() {
     let _ = rlimit::increase_nofile_limit(20_000);
     let s = server(&[]);

@@ -44,6 +44,24 @@ fn db_holds(db: &Db, needle: &str) -> bool {
     })
 }
 
+#[derive(QueryableByName)]
+struct Value {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    value: String,
+}
+
+/// The stored form of a server secret (the website's cookie key).
+fn stored_server_secret(db: &Db, name: &str) -> String {
+    let q = diesel::sql_query(format!("SELECT value FROM server_secrets WHERE name = '{name}'"));
+    let rows: Vec<Value> = if db.is_postgres() {
+        q.load(&mut PgConnection::establish(db.url()).unwrap()).unwrap()
+    } else {
+        q.load(&mut SqliteConnection::establish(db.url()).unwrap())
+            .unwrap()
+    };
+    rows.into_iter().next().map(|r| r.value).unwrap_or_default()
+}
+
 #[test]
 fn secrets_are_sealed_and_still_work() {
     let dir = tempfile::tempdir().unwrap();
@@ -70,6 +88,20 @@ fn secrets_are_sealed_and_still_work() {
     let mut s = TestServer::start_with(&[], &[("HPFRIENDS_SECRET_KEY_FILE", key.to_str().unwrap())]);
     let db = s.db();
     s.user("alice");
+    // Written without the key before anything was sealed (an old CLI, a database from
+    // before the key): plaintext until the next start.
+    s.cli_ok(&[
+        "authkey",
+        "add",
+        "--owner",
+        "alice",
+        "--ident",
+        "plain",
+        "--secret",
+        "plain-secret-5678",
+        "--publish",
+        "c",
+    ]);
     // Written through the CLI with the key: sealed.
     let o = cli_with_key(
         &db,
@@ -89,20 +121,29 @@ fn secrets_are_sealed_and_still_work() {
     );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     s.wait_key("sealed", "sealed-secret-1234");
-    // Written without the key (an old CLI, a restore): plaintext until the next start.
-    s.cli_ok(&[
+    // Once the database holds sealed secrets, a CLI without the key writes no plaintext
+    // one: it refuses and says what to configure.
+    let o = s.cli(&[
         "authkey",
         "add",
         "--owner",
         "alice",
         "--ident",
-        "plain",
+        "careless",
         "--secret",
-        "plain-secret-5678",
+        "careless-secret-9999",
         "--publish",
         "c",
     ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("secret_key_file"), "{err}");
+    assert!(!db_holds(&db, "careless-secret-9999"));
     s.wait_key("plain", "plain-secret-5678");
+    // The website's cookie key is sealed too: the file alone does not forge a login.
+    assert!(
+        stored_server_secret(&db, "cookie_key").starts_with("enc1:"),
+        "the cookie key is stored in plaintext"
+    );
     assert_eq!(s.stop().code(), Some(0));
     assert!(
         !db_holds(&db, "sealed-secret-1234"),

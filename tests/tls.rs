@@ -198,3 +198,70 @@ fn half_configured_tls_is_a_clear_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("/nonexistent.pem"), "{err}");
 }
+
+/// A TLS handshake with the server at `addr` trusting `ca`: whether it completed.
+fn handshake(addr: std::net::SocketAddr, ca: &Path) -> bool {
+    use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(CertificateDer::from_pem_file(ca).unwrap()).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let mut conn = rustls::ClientConnection::new(
+        std::sync::Arc::new(config),
+        ServerName::try_from("localhost").unwrap(),
+    )
+    .unwrap();
+    let mut sock = std::net::TcpStream::connect(addr).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    while conn.is_handshaking() {
+        if conn.complete_io(&mut sock).is_err() {
+            return false;
+        }
+    }
+    true
+}
+
+#[test]
+fn a_connection_over_the_limit_costs_no_tls_handshake() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pki(dir.path(), "limit");
+    let s = TestServer::start_with(
+        &[
+            "--tls-listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            p.cert.to_str().unwrap(),
+            "--tls-key",
+            p.key.to_str().unwrap(),
+        ],
+        &[("HPFRIENDS_MAX_CONNECTIONS_PER_IP", "1")],
+    );
+    let tls = s.tls.unwrap();
+    assert!(
+        handshake(tls, &p.ca),
+        "a connection within the limit shakes hands"
+    );
+    // One held open (it waits for its handshake); the next ones are over the limit and are
+    // closed without one: a flood over the limit does not buy the server's crypto.
+    let _held = std::net::TcpStream::connect(tls).unwrap();
+    wait_for("the held connection to count", Duration::from_secs(10), || {
+        (!handshake(tls, &p.ca)).then_some(())
+    });
+    for _ in 0..50 {
+        assert!(!handshake(tls, &p.ca), "a refused connection got a handshake");
+    }
+    // Plain TCP over the limit still reads why.
+    let _held_plain = std::net::TcpStream::connect(s.addr).unwrap();
+    let mut buf = Vec::new();
+    wait_for("a plain refusal", Duration::from_secs(10), || {
+        let mut refused = std::net::TcpStream::connect(s.addr).unwrap();
+        buf.clear();
+        refused.read_to_end(&mut buf).ok()?;
+        (buf.len() > 5).then_some(())
+    });
+    assert!(String::from_utf8_lossy(&buf).contains("Too many connections from your address"));
+}

@@ -619,3 +619,349 @@ async fn metrics_through_a_proxy_only_for_a_loopback_client_it_names() {
         StatusCode::FORBIDDEN
     );
 }
+
+#[actix_web::test]
+async fn a_block_stops_invitations_and_their_mail() {
+    let site = Site::new().await;
+    let app = site.app().await;
+    site.account("alice").await;
+    site.account("bob").await;
+    let (ta, tb) = (site.api_token("alice").await, site.api_token("bob").await);
+    let mut b = Browser::default();
+    let (s, _) = b.api(&app, Method::PUT, "/api/v1/blocks/bob", &ta, None).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, body) = b
+        .api(
+            &app,
+            Method::POST,
+            "/api/v1/groups",
+            &tb,
+            Some(json!({"name": "bobs-club"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    let (s, body) = b
+        .api(
+            &app,
+            Method::POST,
+            "/api/v1/groups/bobs-club/invite",
+            &tb,
+            Some(json!({"user": "alice"})),
+        )
+        .await;
+    // Bob is answered as for anyone (nothing tells him of the block)…
+    assert_eq!(s, StatusCode::OK, "{body}");
+    // …but alice has no invitation and no mail.
+    let (_, groups) = b.api(&app, Method::GET, "/api/v1/groups", &ta, None).await;
+    assert!(!groups.to_string().contains("bobs-club"), "{groups}");
+    site.mail_barrier().await;
+    assert!(
+        !site
+            .mails()
+            .iter()
+            .any(|m| m.contains("To: alice@example.org") && m.contains("invites you")),
+        "an invitation mail reached alice"
+    );
+}
+
+#[actix_web::test]
+async fn open_offers_invitations_and_owned_groups_are_bounded_per_user() {
+    use hpfriends::config::limits::{MAX_GROUPS_OWNED, MAX_OPEN_INVITATIONS, MAX_OPEN_OFFERS};
+    use hpfriends::social::ops::{self, GranteeName};
+    use hpfriends::wire::Channel;
+    let site = Site::new().await;
+    let app = site.app().await;
+    let spammer = site.account("spammer").await;
+    site.account("victim").await;
+    let store = &site.store;
+    for i in 0..MAX_OPEN_OFFERS {
+        let c = Channel::new(&format!("spam.{i}")).unwrap();
+        ops::offer_share(
+            store,
+            &spammer,
+            &c,
+            &GranteeName::User("victim".into()),
+            hpfriends::domain::model::ShareKind::Own,
+            false,
+        )
+        .unwrap();
+    }
+    let token = site.api_token("spammer").await;
+    let mut b = Browser::default();
+    let (s, body) = b
+        .api(
+            &app,
+            Method::POST,
+            "/api/v1/shares",
+            &token,
+            Some(json!({"channel": "spam.more", "to_user": "victim"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("waiting for an answer"),
+        "{body}"
+    );
+    // A public offer is no one's inbox: not bounded by this.
+    let (s, body) = b
+        .api(
+            &app,
+            Method::POST,
+            "/api/v1/shares",
+            &token,
+            Some(json!({"channel": "spam.public", "to_everyone": true})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+
+    for i in 0..MAX_GROUPS_OWNED {
+        ops::create_group(store, &spammer, &format!("g{i}"), "").unwrap();
+    }
+    let (s, body) = b
+        .api(
+            &app,
+            Method::POST,
+            "/api/v1/groups",
+            &token,
+            Some(json!({"name": "one-more"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{body}");
+
+    for i in 0..MAX_OPEN_INVITATIONS {
+        let name = format!("u{i}");
+        store
+            .add_user(&name, &format!("{name}@example.org"), "test")
+            .unwrap();
+        ops::invite(store, &spammer, &format!("g{}", i % MAX_GROUPS_OWNED), &name).unwrap();
+    }
+    let (s, body) = b
+        .api(
+            &app,
+            Method::POST,
+            "/api/v1/groups/g0/invite",
+            &token,
+            Some(json!({"user": "victim"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{body}");
+}
+
+#[actix_web::test]
+async fn reach_hides_a_groups_members_from_a_sharer_outside_it() {
+    use hpfriends::social::ops::{self, GranteeName};
+    use hpfriends::wire::Channel;
+    let site = Site::new().await;
+    let app = site.app().await;
+    let alice = site.account("alice").await;
+    let owner = site.account("owner").await;
+    let store = &site.store;
+    for m in ["m1", "m2"] {
+        site.account(m).await;
+    }
+    ops::create_group(store, &owner, "research", "").unwrap();
+    for m in ["m1", "m2"] {
+        ops::invite(store, &owner, "research", m).unwrap();
+        ops::accept_invitation(store, &store.user_by_name(m).unwrap().unwrap(), "research").unwrap();
+    }
+    let c = Channel::new("r.chan").unwrap();
+    let id = ops::offer_share(
+        store,
+        &alice,
+        &c,
+        &GranteeName::Group("research".into()),
+        hpfriends::domain::model::ShareKind::Own,
+        false,
+    )
+    .unwrap();
+    ops::answer_share(store, &owner, id, true).unwrap();
+    let mut b = Browser::default();
+    let token = site.api_token("alice").await;
+    let (_, body) = b.api(&app, Method::GET, "/api/v1/reach", &token, None).await;
+    let text = body.to_string();
+    assert!(!text.contains("\"m1\"") && !text.contains("\"m2\""), "{body}");
+    assert!(text.contains("3 members of group research"), "{body}");
+    assert_eq!(body["channels"][0]["receivers"][0]["count"], 3, "{body}");
+    // A member of the group sees the names (they could list the members anyway).
+    let id2 = ops::offer_share(
+        store,
+        &store.user_by_name("m1").unwrap().unwrap(),
+        &c,
+        &GranteeName::Group("research".into()),
+        hpfriends::domain::model::ShareKind::Own,
+        false,
+    )
+    .unwrap();
+    ops::answer_share(store, &owner, id2, true).unwrap();
+    let t1 = site.api_token("m1").await;
+    let (_, body) = b.api(&app, Method::GET, "/api/v1/reach", &t1, None).await;
+    assert!(body.to_string().contains("\"m2\""), "{body}");
+}
+
+#[actix_web::test]
+async fn free_text_refuses_control_and_bidi_characters_and_mail_quotes_notes() {
+    let site = Site::new().await;
+    let app = site.app().await;
+    site.account("alice").await;
+    site.account("bob").await;
+    let ta = site.api_token("alice").await;
+    let tb = site.api_token("bob").await;
+    let mut b = Browser::default();
+    // A key's comment (one line).
+    for bad in ["red \u{1b}[31m", "two\nlines", "nul\0", "admin\u{202e}txt.exe"] {
+        let (s, body) = b
+            .api(
+                &app,
+                Method::POST,
+                "/api/v1/authkeys",
+                &ta,
+                Some(json!({"publish": ["c"], "comment": bad})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{bad:?}: {body}");
+    }
+    let (s, body) = b
+        .api(
+            &app,
+            Method::POST,
+            "/api/v1/authkeys",
+            &ta,
+            Some(json!({"publish": ["note.chan"], "comment": "sensor in Zürich — rack 3"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    // A group's description may have lines, not escapes.
+    let (s, body) = b
+        .api(
+            &app,
+            Method::POST,
+            "/api/v1/groups",
+            &ta,
+            Some(json!({"name": "g1", "description": "bad \u{2066}isolate"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+    let (s, body) = b
+        .api(
+            &app,
+            Method::POST,
+            "/api/v1/groups",
+            &ta,
+            Some(json!({"name": "g2", "description": "line one\nline two"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    // The profile: affiliation is one line.
+    let mut web = Browser::default();
+    web.login(&app, "alice").await;
+    web.get(&app, "/account").await;
+    let p = web
+        .post(
+            &app,
+            "/account/profile",
+            &[("affiliation", "CERT\r\nX-Injected: 1"), ("about", "")],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", p.body);
+    let p = web
+        .post(
+            &app,
+            "/account/profile",
+            &[("affiliation", "Uni"), ("about", "bell\u{7}")],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", p.body);
+    // A note to a publisher: refused with an escape, quoted in the mail otherwise.
+    let req = |note: &str| json!({"channel": "note.chan", "publisher": "alice", "note": note});
+    let (s, body) = b
+        .api(
+            &app,
+            Method::POST,
+            "/api/v1/requests",
+            &tb,
+            Some(req("hi\u{1b}]0;pwned\u{7}")),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+    let (s, body) = b
+        .api(
+            &app,
+            Method::POST,
+            "/api/v1/requests",
+            &tb,
+            Some(req("Please share.\nhttp://evil.example/reset -- hpfriends")),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    assert!(
+        site.mail_text(
+            "alice@example.org",
+            "> Please share.\n> http://evil.example/reset -- hpfriends"
+        )
+        .await
+            || site
+                .mail_text(
+                    "alice@example.org",
+                    "> Please share.\r\n> http://evil.example/reset -- hpfriends"
+                )
+                .await,
+        "the note is not quoted: {:?}",
+        site.mails()
+    );
+}
+
+#[actix_web::test]
+async fn secrets_have_a_length_bound() {
+    use hpfriends::social::ops;
+    let site = Site::new().await;
+    let alice = site.account("alice").await;
+    let huge = hpfriends::wire::Secret::new("x".repeat(50 * 1024 * 1024));
+    let e = ops::create_key(
+        &site.store,
+        &alice,
+        None,
+        Some(huge),
+        vec![],
+        vec![],
+        String::new(),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("at most 256"), "{e}");
+    let fine = hpfriends::wire::Secret::new("y".repeat(256));
+    ops::create_key(
+        &site.store,
+        &alice,
+        None,
+        Some(fine),
+        vec![],
+        vec![],
+        String::new(),
+    )
+    .unwrap();
+}
+
+#[actix_web::test]
+async fn every_spelling_of_an_account_shares_one_login_bucket() {
+    let site = Site::new().await;
+    let app = site.app().await;
+    site.account("frank").await;
+    let mut b = from("198.51.100.77");
+    b.get(&app, "/login").await;
+    let spellings = ["frank", "FRANK", "frank@example.org", "Frank@Example.org"];
+    let mut refused_at = None;
+    for i in 0..12 {
+        let p = b
+            .post(
+                &app,
+                "/login",
+                &[("login", spellings[i % 4]), ("password", "wrong wrong wrong")],
+            )
+            .await;
+        if p.status == StatusCode::TOO_MANY_REQUESTS {
+            refused_at = Some(i);
+            break;
+        }
+    }
+    // login_attempts_per_account is 10: the eleventh attempt, whatever its spelling.
+    assert_eq!(refused_at, Some(10));
+}

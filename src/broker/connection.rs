@@ -100,6 +100,12 @@ where
             }
         }
     };
+    if write_failed {
+        // Nothing will be written to this socket again: publishers waiting for room in
+        // its outbox (backpressure) go on now, not after the stall timeout.
+        let lost = outbox.abort();
+        tracing::debug!(%peer, frames = lost, "write failed: outbox aborted");
+    }
     conn.flush_tally();
     // One line per connection's end (refusals had their own line, with the reason).
     let how = if kill.is_cancelled() {
@@ -177,6 +183,10 @@ enum Step {
     Done(Flow),
     /// A subscribe to register with the Broker actor.
     Subscribe(Channel),
+    /// An unsubscribe for the Broker actor, awaited like a subscribe: a client sending
+    /// them in a loop has at most one in the actor's mailbox, never an unbounded queue
+    /// (and an idle connection carries no subscription list of its own for it).
+    Unsubscribe(Channel),
     /// Backpressure: subscribers whose outbox was full (or the queue to the other nodes of
     /// a cluster); wait for them before reading on.
     Stalled(Box<Stalled>),
@@ -224,6 +234,7 @@ impl Reader {
                     // Rare and slow (a round trip to the Broker actor): boxed, so its
                     // state is not carried by every idle connection's future.
                     Step::Subscribe(channel) => Box::pin(self.subscribe(channel)).await,
+                    Step::Unsubscribe(channel) => Box::pin(self.unsubscribe(channel)).await,
                     // Not reading the socket meanwhile is the backpressure itself (boxed
                     // like a subscribe: idle connections do not carry its state).
                     Step::Stalled(st) => Box::pin(self.wait_stalled(st)).await,
@@ -428,12 +439,7 @@ impl Reader {
                 }
             }
             Action::Subscribe(channel) => return Step::Subscribe(channel),
-            Action::Unsubscribe(channel) => {
-                self.shared.broker.do_send(Unsubscribe {
-                    session: self.id,
-                    channel,
-                });
-            }
+            Action::Unsubscribe(channel) => return Step::Unsubscribe(channel),
             Action::Refuse(refusal) => {
                 if let Refusal::AuthFailed { ident } = &refusal {
                     let delay = self.shared.throttle.failed(self.peer.ip(), ident);
@@ -485,6 +491,18 @@ impl Reader {
             && let Some(remote) = &self.shared.remote
         {
             remote.relay_waiting(st.source, st.channel, st.frame, stall).await;
+        }
+        Flow::Continue
+    }
+
+    async fn unsubscribe(&mut self, channel: Channel) -> Flow {
+        let msg = Unsubscribe {
+            session: self.id,
+            channel,
+        };
+        if self.shared.broker.send(msg).await.is_err() {
+            self.refuse(Refusal::ShuttingDown);
+            return Flow::Stop;
         }
         Flow::Continue
     }

@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use socket2::{SockRef, TcpKeepalive};
-use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
@@ -24,8 +23,6 @@ use crate::wire::Frame;
 
 /// Longest pause between retries when `accept` fails (e.g. out of file descriptors).
 const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
-/// How long a refused client gets to read its error frame.
-const REFUSE_WRITE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Counts open connections per IP address.
 #[derive(Debug, Default)]
@@ -145,17 +142,15 @@ pub async fn run(
                 });
                 shared.stats.frame_out(0);
                 tracing::warn!(%peer, reason = refusal.kind(), "{refusal}");
-                match tls.clone() {
-                    None => tracker.spawn(refuse(stream, refusal)),
-                    Some(acceptor) => tracker.spawn(async move {
-                        // Said inside TLS, or the client could not read it.
-                        if let Ok(Ok(s)) =
-                            tokio::time::timeout(REFUSE_WRITE_TIMEOUT, acceptor.accept(stream)).await
-                        {
-                            refuse(s, refusal).await;
-                        }
-                    }),
-                };
+                // A refusal costs one non-blocking write here, in the accept loop: no task,
+                // no timer, and no TLS handshake (a flood over the limit must not buy the
+                // server's CPU or memory). A fresh socket's send buffer takes the short
+                // error frame; the close that follows sends it before the FIN. A TLS
+                // client cannot read plain bytes, so it is closed without them.
+                if tls.is_none() {
+                    let _ = stream.try_write(&Frame::error_bytes(&refusal.to_string()));
+                }
+                drop(stream);
             }
             Ok(slots) => {
                 let shared = Arc::clone(&shared);
@@ -212,14 +207,4 @@ async fn serve_tls(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, acc
     }
     drop(tls);
     shared.stats.connections_open.fetch_sub(1, Relaxed);
-}
-
-/// Tells a client over a limit why, then closes.
-async fn refuse<S: AsyncWrite + Unpin>(mut stream: S, refusal: Refusal) {
-    let frame = Frame::error_bytes(&refusal.to_string());
-    let _ = tokio::time::timeout(REFUSE_WRITE_TIMEOUT, async {
-        stream.write_all(&frame).await?;
-        stream.shutdown().await
-    })
-    .await;
 }

@@ -140,7 +140,7 @@ pub(super) fn import(store: &Store, args: ImportArgs) -> anyhow::Result<()> {
     let plan = import::plan(store, &keys)?;
     if args.dry_run {
         for line in plan.lines() {
-            println!("{line}");
+            println!("{}", super::output::terminal_safe(&line));
         }
         println!("dry run: would have: {}", plan.summary());
         return Ok(());
@@ -154,7 +154,10 @@ pub(super) fn import(store: &Store, args: ImportArgs) -> anyhow::Result<()> {
     bar.finish_and_clear();
     if let Some(p) = done {
         for (ident, why) in &p.skipped {
-            eprintln!("hpfriends: skipped key {ident}: {why}");
+            eprintln!(
+                "hpfriends: skipped key {}",
+                super::output::terminal_safe(&format!("{ident}: {why}"))
+            );
         }
         println!("imported: {}", p.summary());
     }
@@ -164,6 +167,8 @@ pub(super) fn import(store: &Store, args: ImportArgs) -> anyhow::Result<()> {
 /// `import --from hpfriends-export`.
 fn import_export(store: &Store, e: &Export, dry_run: bool) -> anyhow::Result<()> {
     if dry_run {
+        // The same checks an import makes before it writes anything.
+        export::check(store, e)?;
         println!("dry run: would create {}", e.counts());
         return Ok(());
     }

@@ -33,6 +33,23 @@ pub fn print<T: Listing>(rows: &[T], json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `text` as it may be printed on a terminal: control characters (ESC, the C1 set, NUL,
+/// bare CR…) and bidirectional overrides written as `\u{..}` escapes, so that text from a
+/// file or a database cannot move the cursor, recolour or rewrite what the operator reads.
+/// Newlines and tabs stay.
+pub fn terminal_safe(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        let bidi = matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+        if (c.is_control() && !matches!(c, '\n' | '\t')) || bidi {
+            out.push_str(&c.escape_unicode().to_string());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// An aligned plain-text table: columns separated by two spaces, no trailing blanks, a
 /// newline after every line.
 pub fn table(header: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> String {
@@ -41,10 +58,11 @@ pub fn table(header: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> St
         .set_content_arrangement(ContentArrangement::Disabled)
         .set_header(header.to_vec());
     for r in rows {
-        // A newline inside a cell would break the one-row-per-line promise.
+        // A newline inside a cell would break the one-row-per-line promise; other control
+        // characters (ESC sequences from an imported file) must not reach the terminal.
         t.add_row(
             r.into_iter()
-                .map(|c| c.replace(['\n', '\r'], " "))
+                .map(|c| terminal_safe(&c.replace(['\n', '\r'], " ")))
                 .collect::<Vec<_>>(),
         );
     }
@@ -85,6 +103,14 @@ pub fn spinner(what: String) -> indicatif::ProgressBar {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn terminal_output_carries_no_escape_sequences() {
+        assert_eq!(terminal_safe("plain\ttext\n"), "plain\ttext\n");
+        assert_eq!(terminal_safe("\u{1b}[2Jgone"), "\\u{1b}[2Jgone");
+        assert_eq!(terminal_safe("a\u{9b}b\rc"), "a\\u{9b}b\\u{d}c");
+        assert_eq!(terminal_safe("x\u{202e}y"), "x\\u{202e}y");
+    }
 
     #[test]
     fn tables_align_and_keep_one_row_per_line() {

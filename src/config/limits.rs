@@ -127,6 +127,23 @@ pub const MAX_LIVE_CHANNELS: usize = 20;
 /// Live views one user may hold open: the next is answered 429.
 pub const MAX_LIVE_VIEWS: usize = 8;
 
+/// Offers one user may have waiting for an answer at once: the next is refused until some
+/// are answered or withdrawn (no flooding others' Shared-with-me pages or mailboxes).
+pub const MAX_OPEN_OFFERS: usize = 200;
+
+/// Group invitations one user may have waiting for an answer at once: the next is refused.
+pub const MAX_OPEN_INVITATIONS: usize = 200;
+
+/// Groups one user may own: the next is refused.
+pub const MAX_GROUPS_OWNED: usize = 100;
+
+/// Bytes of an authkey's secret: a longer one is refused (it is hashed for every connection
+/// of the key, and stored, sealed, in every backup).
+pub const MAX_SECRET_LEN: usize = 256;
+
+/// Characters of a group's description: a longer one is refused with a field error.
+pub const MAX_GROUP_DESCRIPTION: usize = 500;
+
 /// Characters of an authkey's comment: a longer one is refused with a field error.
 pub const MAX_KEY_COMMENT: usize = 200;
 

@@ -20,10 +20,8 @@ pub fn request_access(
     note: &str,
 ) -> Result<(RequestId, User)> {
     let note = note.trim();
-    if note.chars().count() > MAX_ACCESS_REQUEST_NOTE {
-        return Err(SocialError::Invalid(format!(
-            "the note is longer than {MAX_ACCESS_REQUEST_NOTE} characters"
-        )));
+    if let Some(p) = crate::domain::text::problem(note, MAX_ACCESS_REQUEST_NOTE, true) {
+        return Err(SocialError::Invalid(format!("note: {p}")));
     }
     let Some((to, _)) = store
         .channel_publishers(actor.id, channel)?

@@ -266,14 +266,148 @@ fn invalid(what: impl std::fmt::Display) -> SocialError {
     SocialError::Invalid(what.to_string())
 }
 
+/// Most problems [`check`] lists before it stops looking.
+const MAX_PROBLEMS: usize = 20;
+
+/// Everything [`import`] would refuse, found before anything is written: the file's own
+/// consistency (names, addresses, idents, channels, free text, who refers to whom) and its
+/// clashes with what `store` holds. An import writes through the social operations, one
+/// record at a time, so it checks the whole file first: a file that passes is written
+/// whole (short of the database failing meanwhile), one that does not leaves the database
+/// as it was. `--dry-run` runs exactly this.
+pub fn check(store: &Store, e: &Export) -> Result<(), SocialError> {
+    use crate::config::limits::{MAX_GROUP_DESCRIPTION, MAX_KEY_COMMENT, MAX_SECRET_LEN};
+    use crate::domain::text::problem;
+    use std::collections::BTreeSet;
+    if e.format != FORMAT || e.version != 1 {
+        return Err(invalid(format!("not an {FORMAT} version 1 file")));
+    }
+    let mut problems: Vec<String> = Vec::new();
+    let mut users = BTreeSet::new();
+    for u in &e.users {
+        if !ops::valid_name(&u.name) {
+            problems.push(format!("user {:?}: not a valid user name", u.name));
+        }
+        let email = u.email.trim();
+        if !email.contains('@') || email.len() > 254 || email.chars().any(char::is_whitespace) {
+            problems.push(format!("user {:?}: invalid email address {email:?}", u.name));
+        } else if let Some(p) = problem(email, 254, false) {
+            problems.push(format!("user {:?}: email: {p}", u.name));
+        }
+        if !users.insert(u.name.to_lowercase()) {
+            problems.push(format!("user {:?} appears twice", u.name));
+        }
+        if store.user_by_name(&u.name)?.is_some() {
+            problems.push(format!("user {:?} exists already in this database", u.name));
+        }
+    }
+    let known = |name: &str| -> Result<bool, SocialError> {
+        Ok(users.contains(&name.to_lowercase()) || store.user_by_name(name)?.is_some())
+    };
+    let mut idents = BTreeSet::new();
+    for k in &e.authkeys {
+        match Ident::new(&k.ident) {
+            Ok(i) => {
+                if store.authkey_owner(&i)?.is_some() {
+                    problems.push(format!("authkey {:?} exists already in this database", k.ident));
+                }
+            }
+            Err(err) => problems.push(format!("authkey {:?}: {err}", k.ident)),
+        }
+        if !idents.insert(k.ident.clone()) {
+            problems.push(format!("authkey {:?} appears twice", k.ident));
+        }
+        if !known(&k.owner)? {
+            problems.push(format!("authkey {:?}: no user {:?}", k.ident, k.owner));
+        }
+        for c in k.publish.iter().chain(&k.subscribe) {
+            if let Err(err) = Channel::new(c) {
+                problems.push(format!("authkey {:?}: channel {c:?}: {err}", k.ident));
+            }
+        }
+        if let Some(p) = problem(&k.comment, MAX_KEY_COMMENT, false) {
+            problems.push(format!("authkey {:?}: comment: {p}", k.ident));
+        }
+        if let Some(secret) = &k.secret
+            && (secret.is_empty() || secret.len() > MAX_SECRET_LEN)
+        {
+            problems.push(format!(
+                "authkey {:?}: the secret must be 1 to {MAX_SECRET_LEN} bytes",
+                k.ident
+            ));
+        }
+    }
+    let mut groups = BTreeSet::new();
+    for g in &e.groups {
+        if !ops::valid_name(&g.name) {
+            problems.push(format!("group {:?}: not a valid group name", g.name));
+        }
+        if !groups.insert(g.name.to_lowercase()) {
+            problems.push(format!("group {:?} appears twice", g.name));
+        }
+        if store.group_by_name(&g.name)?.is_some() {
+            problems.push(format!("group {:?} exists already in this database", g.name));
+        }
+        if let Some(p) = problem(&g.description, MAX_GROUP_DESCRIPTION, true) {
+            problems.push(format!("group {:?}: description: {p}", g.name));
+        }
+        for m in std::iter::once(&g.owner).chain(&g.members).chain(&g.invited) {
+            if !known(m)? {
+                problems.push(format!("group {:?}: no user {m:?}", g.name));
+            }
+        }
+    }
+    for (blocker, blocked) in &e.blocks {
+        for u in [blocker, blocked] {
+            if !known(u)? {
+                problems.push(format!("block {blocker:?} → {blocked:?}: no user {u:?}"));
+            }
+        }
+    }
+    for sh in &e.shares {
+        let what = format!("share of {:?} by {:?}", sh.channel, sh.from);
+        if let Err(err) = Channel::new(&sh.channel) {
+            problems.push(format!("{what}: {err}"));
+        }
+        if sh.kind.parse::<ShareKind>().is_err() {
+            problems.push(format!("{what}: unknown kind {:?}", sh.kind));
+        }
+        if sh.state.parse::<ShareState>().is_err() {
+            problems.push(format!("{what}: unknown state {:?}", sh.state));
+        }
+        for u in std::iter::once(&sh.from).chain(&sh.followers) {
+            if !known(u)? {
+                problems.push(format!("{what}: no user {u:?}"));
+            }
+        }
+        match &sh.to {
+            ExportGrantee::User(u) if !known(u)? => problems.push(format!("{what}: no user {u:?}")),
+            ExportGrantee::Group(g)
+                if !groups.contains(&g.to_lowercase()) && store.group_by_name(g)?.is_none() =>
+            {
+                problems.push(format!("{what}: no group {g:?}"));
+            }
+            _ => {}
+        }
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    let more = problems.len().saturating_sub(MAX_PROBLEMS);
+    problems.truncate(MAX_PROBLEMS);
+    let mut text = format!("nothing was imported: {}", problems.join("; "));
+    if more > 0 {
+        text.push_str(&format!("; and {more} more"));
+    }
+    Err(invalid(text))
+}
+
 /// Recreates an export in `store` (best empty), through the social operations: users,
 /// keys (a new random secret where the export holds none), groups and their members,
 /// shares in their states with their followers, blocks. `step` is called after each of
 /// [`Export::steps`] items. Returns a summary line.
 pub fn import(store: &Store, e: &Export, step: &dyn Fn()) -> Result<String, SocialError> {
-    if e.format != FORMAT || e.version != 1 {
-        return Err(invalid(format!("not an {FORMAT} version 1 file")));
-    }
+    check(store, e)?;
     for u in &e.users {
         ops::register(store, &u.name, &u.email, super::import::IMPORT_ACTOR)?;
         if !u.enabled {

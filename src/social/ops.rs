@@ -5,6 +5,10 @@
 //! transitions are conditional there, so two racing answers cannot both win. The CLI and
 //! the website call these, never the store's writers directly.
 
+use crate::config::limits::{
+    MAX_GROUP_DESCRIPTION, MAX_GROUPS_OWNED, MAX_KEY_COMMENT, MAX_OPEN_INVITATIONS, MAX_OPEN_OFFERS,
+    MAX_SECRET_LEN,
+};
 use crate::domain::listing::GroupInfo;
 use crate::domain::listing::NewAuthkey;
 use crate::domain::listing::ShareFilter;
@@ -96,7 +100,11 @@ pub fn register(store: &Store, name: &str, email: &str, actor: &str) -> Result<U
         )));
     }
     let email = email.trim();
-    if !email.contains('@') || email.len() > 254 || email.chars().any(char::is_whitespace) {
+    if !email.contains('@')
+        || email.len() > 254
+        || email.chars().any(char::is_whitespace)
+        || crate::domain::text::problem(email, 254, false).is_some()
+    {
         return Err(SocialError::Invalid(format!("invalid email address {email:?}")));
     }
     Ok(store.add_user(name, email, actor)?)
@@ -130,10 +138,18 @@ pub fn create_group(store: &Store, actor: &User, name: &str, description: &str) 
             "invalid group name {name:?}: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
         )));
     }
+    if let Some(p) = crate::domain::text::problem(description, MAX_GROUP_DESCRIPTION, true) {
+        return Err(SocialError::Invalid(format!("description: {p}")));
+    }
+    if store.open_invitations_and_groups_of(actor.id)?.1 >= MAX_GROUPS_OWNED {
+        return Err(SocialError::Conflict(format!(
+            "you own {MAX_GROUPS_OWNED} groups, the most one user may; delete one first"
+        )));
+    }
     Ok(store.create_group(actor.id, name, description, &actor.name)?)
 }
 
-/// The owner invites `who` into the group.
+/// The owner invites `who` into the group (unless `who` blocked the owner).
 pub fn invite(store: &Store, actor: &User, group_name: &str, who: &str) -> Result<()> {
     let (g, owner) = group(store, group_name)?;
     if owner != actor.id {
@@ -142,6 +158,17 @@ pub fn invite(store: &Store, actor: &User, group_name: &str, who: &str) -> Resul
         )));
     }
     let invitee = user(store, who)?;
+    // Someone who blocked the owner gets no invitation from them (and no mail); as with an
+    // offer, nobody is told: the owner's answer is the same.
+    if store.is_blocked(invitee.id, actor.id)? {
+        return Ok(());
+    }
+    if store.open_invitations_and_groups_of(actor.id)?.0 >= MAX_OPEN_INVITATIONS {
+        return Err(SocialError::Conflict(format!(
+            "you have {MAX_OPEN_INVITATIONS} invitations waiting for an answer, the most one user may; \
+             wait for answers or remove some first"
+        )));
+    }
     store.invite_member(
         g,
         invitee.id,
@@ -305,6 +332,12 @@ pub fn offer_share(
             dup.id.0, dup.state
         )));
     }
+    if !matches!(to, Grantee::Everyone) && store.open_offers_from(actor.id)? >= MAX_OPEN_OFFERS {
+        return Err(SocialError::Conflict(format!(
+            "you have {MAX_OPEN_OFFERS} offers waiting for an answer, the most one user may; \
+             wait for answers or withdraw some first"
+        )));
+    }
     // A public offer is open (accepted) from the start; it reaches each user only once they
     // take it up (a follow).
     let state = match to {
@@ -387,6 +420,9 @@ pub struct Reached {
     pub through: Vec<String>,
     /// The share of the actor's (or a redistributor's) that admits it.
     pub share: ShareId,
+    /// How many receivers this line stands for (more than one only for members of a
+    /// group the actor is not in, whose names it does not see).
+    pub count: usize,
 }
 
 /// The reach of the actor's data on each channel their shares name: who receives it and
@@ -404,23 +440,54 @@ pub fn reach(store: &Store, actor: &User) -> Result<Vec<(Channel, Vec<Reached>)>
     let names: std::collections::HashMap<crate::domain::UserId, String> =
         store.users()?.into_iter().map(|u| (u.id, u.name)).collect();
     let name = |u: crate::domain::UserId| names.get(&u).cloned().unwrap_or_else(|| u.to_string());
-    Ok(channels
-        .into_iter()
-        .map(|c| {
-            let reached = crate::domain::acl::reach(&graph, actor.id, c.as_str())
-                .into_iter()
-                .filter_map(|(u, why)| match why {
-                    crate::domain::acl::Why::Share { share, chain, .. } => Some(Reached {
-                        user: name(u),
-                        through: chain.into_iter().skip(1).rev().map(name).collect(),
-                        share,
-                    }),
-                    crate::domain::acl::Why::Own => None,
-                })
-                .collect();
-            (c, reached)
-        })
-        .collect())
+    // Who is in a group is for its members to know: a sharer outside the group sees that
+    // its members receive, not who they are ("a member of G", counted).
+    let mut hidden: std::collections::HashMap<GroupId, Option<String>> = std::collections::HashMap::new();
+    let mut out = Vec::new();
+    for c in channels {
+        let mut reached: Vec<Reached> = Vec::new();
+        for (_, why) in crate::domain::acl::reach(&graph, actor.id, c.as_str()) {
+            let crate::domain::acl::Why::Share { share, to, chain } = why else {
+                continue;
+            };
+            let mut names_on_path: Vec<String> = chain.iter().map(|u| name(*u)).collect();
+            if let Grantee::Group(g) = to
+                && !graph.groups.get(&g).is_some_and(|m| m.contains(&actor.id))
+            {
+                let label = match hidden.entry(g) {
+                    std::collections::hash_map::Entry::Occupied(e) => e.get().clone(),
+                    std::collections::hash_map::Entry::Vacant(e) => e.insert(store.group_name(g)?).clone(),
+                };
+                if let Some(last) = names_on_path.last_mut() {
+                    *last = format!("a member of group {}", label.unwrap_or_else(|| g.0.to_string()));
+                }
+            }
+            let user = names_on_path.first().cloned().unwrap_or_default();
+            let through: Vec<String> = names_on_path.into_iter().skip(1).rev().collect();
+            match reached
+                .iter_mut()
+                .find(|r| r.user == user && r.through == through)
+            {
+                // Several hidden members on the same path: one line, counted.
+                Some(r) => r.count += 1,
+                None => reached.push(Reached {
+                    user,
+                    through,
+                    share,
+                    count: 1,
+                }),
+            }
+        }
+        for r in &mut reached {
+            if r.count > 1
+                && let Some(group) = r.user.strip_prefix("a member of group ")
+            {
+                r.user = format!("{} members of group {group}", r.count);
+            }
+        }
+        out.push((c, reached));
+    }
+    Ok(out)
 }
 
 /// Whether the actor answers for the grantee side of the share.
@@ -632,9 +699,18 @@ pub fn create_key(
         Some(i) => i,
         None => random_ident()?,
     };
+    if let Some(p) = crate::domain::text::problem(&comment, MAX_KEY_COMMENT, false) {
+        return Err(SocialError::Invalid(format!("comment: {p}")));
+    }
     let secret = match secret {
         Some(s) if s.expose().is_empty() => {
             return Err(SocialError::Invalid("the secret must not be empty".into()));
+        }
+        Some(s) if s.expose().len() > MAX_SECRET_LEN => {
+            return Err(SocialError::Invalid(format!(
+                "the secret is {} bytes; use at most {MAX_SECRET_LEN}",
+                s.expose().len()
+            )));
         }
         Some(s) => s,
         None => Secret::random().map_err(|e| SocialError::Invalid(format!("no randomness: {e}")))?,

@@ -116,10 +116,8 @@ async fn create_key(state: State, u: ApiUser, body: web::Json<KeyBody>) -> ApiRe
             "list at least one channel in publish or subscribe".into(),
         )));
     }
-    if b.comment.len() > 200 {
-        return Err(ApiError(WebError::BadRequest(
-            "comment: at most 200 characters".into(),
-        )));
+    if let Some(p) = crate::domain::text::problem(&b.comment, crate::config::limits::MAX_KEY_COMMENT, false) {
+        return Err(ApiError(WebError::BadRequest(format!("comment: {p}"))));
     }
     let me = u.0.clone();
     let (ident, secret) = state
@@ -484,7 +482,7 @@ async fn reach(state: State, u: ApiUser) -> ApiResult {
         .map(|(c, list)| {
             let receivers: Vec<_> = list
                 .into_iter()
-                .map(|r| json!({"user": r.user, "through": r.through, "share": r.share.0}))
+                .map(|r| json!({"user": r.user, "through": r.through, "share": r.share.0, "count": r.count}))
                 .collect();
             json!({"channel": c.as_str(), "receivers": receivers})
         })

@@ -101,6 +101,7 @@ pub fn templates() -> Result<(Handlebars<'static>, Handlebars<'static>), handleb
     }
     pages.register_helper("url", Box::new(url_helper));
     mails.register_helper("url", Box::new(url_helper));
+    mails.register_helper("quote", Box::new(quote_helper));
     Ok((pages, mails))
 }
 
@@ -134,6 +135,36 @@ fn url_helper(
     };
     out.write(&url_component(&text))?;
     Ok(())
+}
+
+/// `{{quote text}}` in a mail: someone's own words, set apart as a quote (every line after
+/// `> `, control characters dropped), so that a note cannot pass for the site's own text
+/// (a fake link, a fake signature) in a mail the site sends.
+fn quote_helper(
+    h: &handlebars::Helper<'_>,
+    _: &Handlebars<'_>,
+    _: &handlebars::Context,
+    _: &mut handlebars::RenderContext<'_, '_>,
+    out: &mut dyn handlebars::Output,
+) -> handlebars::HelperResult {
+    let text = match h.param(0).map(handlebars::PathAndJson::value) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Null) | None => String::new(),
+        Some(other) => other.to_string(),
+    };
+    out.write(&quote(&text))?;
+    Ok(())
+}
+
+/// `text` as a mail quote: `> ` before each line, control characters (but tabs) left out.
+pub fn quote(text: &str) -> String {
+    text.lines()
+        .map(|l| {
+            let clean: String = l.chars().filter(|c| *c == '\t' || !c.is_control()).collect();
+            format!("> {clean}")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Renders a mail body (plain text, no escaping).

@@ -455,16 +455,33 @@ impl Store {
 
     /// A named server secret, created by `make` the first time it is asked for.
     pub fn server_secret(&self, name: &str, make: impl FnOnce() -> String) -> Result<String, StoreError> {
+        use crate::store::sealing::{is_sealed, open};
+        // Sealed like authkey secrets when a server key is configured (bound to the name),
+        // so that a copy of the database alone does not forge the site's cookies.
+        let bound = format!("server-secret:{name}");
+        let sealer = self.sealer().cloned();
         let mut conn = self.conn()?;
-        let value = make();
+        let fresh = make();
+        let value = match &sealer {
+            Some(s) => s.seal(&bound, &fresh)?,
+            None => fresh,
+        };
         on_backend!(&mut conn, |c| diesel::insert_into(server_secrets::table)
             .values((server_secrets::name.eq(name), server_secrets::value.eq(&value)))
             .on_conflict_do_nothing()
             .execute(c))?;
-        Ok(server_secrets::table
+        let stored: String = server_secrets::table
             .find(name)
             .select(server_secrets::value)
-            .first(&mut conn)?)
+            .first(&mut conn)?;
+        let plain = open(sealer.as_ref(), &bound, &stored)?;
+        // Written before a server key was configured: sealed now.
+        if let (Some(s), false) = (&sealer, is_sealed(&stored)) {
+            diesel::update(server_secrets::table.find(name))
+                .set(server_secrets::value.eq(s.seal(&bound, &plain)?))
+                .execute(&mut conn)?;
+        }
+        Ok(plain)
     }
 
     /// A LIKE pattern for "contains `q`, whatever the case", to match against `lower(column)`

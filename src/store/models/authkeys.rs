@@ -115,10 +115,28 @@ fn describe(publish: &[Channel], subscribe: &[Channel]) -> String {
 
 impl Store {
     /// What the `secret` column holds for a secret: sealed when a server key is configured.
+    /// Without a server key, a database whose secrets are sealed refuses a plaintext one
+    /// (a CLI run without `secret_key_file` would otherwise leave a readable secret in a
+    /// database its operator believes sealed).
     fn stored_secret(&self, ident: &Ident, secret: &Secret) -> Result<String, StoreError> {
         match self.sealer() {
             Some(s) => s.seal(ident.as_str(), secret.expose()),
-            None => Ok(secret.expose().to_owned()),
+            None => {
+                let mut conn = self.conn()?;
+                let sealed: Option<String> = authkeys::table
+                    .filter(authkeys::secret.like(format!("{}%", crate::store::sealing::PREFIX)))
+                    .select(authkeys::ident)
+                    .first(&mut conn)
+                    .optional()?;
+                if sealed.is_some() {
+                    return Err(StoreError::Sealing(
+                        "this database keeps authkey secrets encrypted: configure secret_key_file \
+                         (HPFRIENDS_SECRET_KEY_FILE) to write one"
+                            .into(),
+                    ));
+                }
+                Ok(secret.expose().to_owned())
+            }
         }
     }
 

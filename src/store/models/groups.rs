@@ -75,6 +75,16 @@ impl Store {
             .map(|(g, o)| (GroupId(g), UserId(o))))
     }
 
+    /// The name of group `id`, if it exists.
+    pub fn group_name(&self, id: GroupId) -> Result<Option<String>, StoreError> {
+        let mut conn = self.conn()?;
+        Ok(groups::table
+            .find(id.0)
+            .select(groups::name)
+            .first(&mut conn)
+            .optional()?)
+    }
+
     /// A user's (role, state) in a group, if any.
     pub fn membership(
         &self,
@@ -115,6 +125,25 @@ impl Store {
             audit::record(conn, actor, "group.invite", subject, "")?;
             Ok(())
         })
+    }
+
+    /// How many invitations `by` sent that wait for an answer, and how many groups `by`
+    /// owns (for the per-user bounds).
+    pub fn open_invitations_and_groups_of(&self, by: UserId) -> Result<(usize, usize), StoreError> {
+        let mut conn = self.conn()?;
+        let invited: i64 = group_members::table
+            .filter(group_members::invited_by.eq(by.0))
+            .filter(group_members::state.eq(MemberState::Invited.as_str()))
+            .count()
+            .get_result(&mut conn)?;
+        let owned: i64 = groups::table
+            .filter(groups::owner_id.eq(by.0))
+            .count()
+            .get_result(&mut conn)?;
+        Ok((
+            usize::try_from(invited).unwrap_or(0),
+            usize::try_from(owned).unwrap_or(0),
+        ))
     }
 
     /// Moves an invited member to active; false when there was no such invitation.

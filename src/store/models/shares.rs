@@ -337,6 +337,17 @@ impl Store {
         Ok((rows.into_iter().filter_map(to_share).collect(), more))
     }
 
+    /// How many of `user`'s offers wait for an answer (for the per-user bound).
+    pub fn open_offers_from(&self, user: UserId) -> Result<usize, StoreError> {
+        let mut conn = self.conn()?;
+        let n: i64 = shares::table
+            .filter(shares::from_user_id.eq(user.0))
+            .filter(shares::state.eq(ShareState::Offered.as_str()))
+            .count()
+            .get_result(&mut conn)?;
+        Ok(usize::try_from(n).unwrap_or(0))
+    }
+
     /// For the dashboard, counted in SQL: `user`'s live outgoing shares, and the incoming
     /// ones (as [`Self::shares_to_page`]) accepted and still offered.
     pub fn share_counts(&self, user: UserId) -> Result<ShareCounts, StoreError> {

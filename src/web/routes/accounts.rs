@@ -186,34 +186,39 @@ async fn signup(
             Ok((s.user_by_name(&n2)?.is_some(), s.account_by_email(&e)?))
         })
         .await?;
-    let e = email.clone();
-    let checked = match owner {
-        _ if name_taken => Err(WebError::Conflict(String::new())),
-        Some(owner) => {
-            mail(
-                &state,
-                &owner.user.email,
-                "Someone tried to sign up with your address on hpfriends",
-                "mail/signup_taken",
-                &json!({"name": owner.user.name, "link": format!("{}/reset", state.site_url)}),
-            );
-            Ok(())
-        }
-        None => match state.db(move |s| s.create_account(&n, &e, &hash)).await {
-            Ok(user) => send_verification(&state, &user.name, user.id, &user.email).await,
-            Err(e) => Err(e),
-        },
-    };
-    match checked {
-        Ok(()) => {}
-        // Only the name can clash now (user names are public anyway).
-        Err(WebError::Conflict(_)) => {
-            let mut errors = FieldErrors::default();
-            errors.add("name", "that user name is taken");
-            return refuse(errors);
-        }
-        Err(e) => return Err(e),
+    if name_taken {
+        // Only the name can clash here (user names are public anyway).
+        let mut errors = FieldErrors::default();
+        errors.add("name", "that user name is taken");
+        return refuse(errors);
     }
+    // The rest (an account and its link, or a mail to the address's owner) happens after
+    // the answer, so that a fresh address and a registered one are answered alike and in
+    // the same time: sign-up does not tell who has an account here.
+    let later = state.clone();
+    let e = email.clone();
+    actix_rt::spawn(async move {
+        let state = later;
+        let done = match owner {
+            Some(owner) => {
+                mail(
+                    &state,
+                    &owner.user.email,
+                    "Someone tried to sign up with your address on hpfriends",
+                    "mail/signup_taken",
+                    &json!({"name": owner.user.name, "link": format!("{}/reset", state.site_url)}),
+                );
+                Ok(())
+            }
+            None => match state.db(move |s| s.create_account(&n, &e, &hash)).await {
+                Ok(user) => send_verification(&state, &user.name, user.id, &user.email).await,
+                Err(e) => Err(e),
+            },
+        };
+        if let Err(e) = done {
+            tracing::warn!("sign-up not completed: {}", e.log_text());
+        }
+    });
     Page::new(
         "message",
         "Check your email",
@@ -260,6 +265,7 @@ pub fn valid_email(email: &str) -> bool {
         && !email
             .chars()
             .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | ',' | '"'))
+        && crate::domain::text::problem(email, 254, false).is_none()
 }
 
 async fn verify(state: State, req: HttpRequest, token: web::Path<String>) -> Result<HttpResponse, WebError> {
@@ -313,7 +319,13 @@ async fn login(state: State, req: HttpRequest, form: CsrfForm<LoginForm>) -> Res
         .status(status)
         .render(&state, &req, None)
     };
-    if let Err(wait) = state.limits.login(&login, ip) {
+    let l = login.clone();
+    let account = state.db(move |s| s.account_by_login(&l)).await?;
+    // Every spelling of one account (name or address, any case) shares one bucket.
+    let who = account
+        .as_ref()
+        .map_or_else(|| login.to_lowercase(), |a| format!("#{}", a.user.id.0));
+    if let Err(wait) = state.limits.login(&who, ip) {
         return refuse(
             StatusCode::TOO_MANY_REQUESTS,
             &format!(
@@ -322,8 +334,6 @@ async fn login(state: State, req: HttpRequest, form: CsrfForm<LoginForm>) -> Res
             ),
         );
     }
-    let l = login.clone();
-    let account = state.db(move |s| s.account_by_login(&l)).await?;
     let stored = account.as_ref().and_then(|a| a.password_hash.clone());
     let ok = password::verify(f.password, stored).await?;
     let Some(account) = account.filter(|a| ok && a.user.enabled) else {
@@ -613,14 +623,11 @@ async fn change_profile(
     let f = form.0;
     let (affiliation, about) = (f.affiliation.trim().to_owned(), f.about.trim().to_owned());
     let mut errors = FieldErrors::default();
-    if affiliation.chars().count() > MAX_AFFILIATION || affiliation.contains(['\n', '\r']) {
-        errors.add(
-            "affiliation",
-            format!("one line of at most {MAX_AFFILIATION} characters"),
-        );
+    if let Some(p) = crate::domain::text::problem(&affiliation, MAX_AFFILIATION, false) {
+        errors.add("affiliation", p);
     }
-    if about.chars().count() > MAX_ABOUT {
-        errors.add("about", format!("at most {MAX_ABOUT} characters"));
+    if let Some(p) = crate::domain::text::problem(&about, MAX_ABOUT, true) {
+        errors.add("about", p);
     }
     if !errors.is_empty() {
         let mut ctx = account_ctx(&state, &v).await?;

@@ -234,8 +234,8 @@ fn parse_key_form(
     let subscribe = channel_list(&f.subscribe)
         .map_err(|e| errors.add("subscribe", e))
         .ok();
-    if f.comment.len() > MAX_COMMENT {
-        errors.add("comment", format!("at most {MAX_COMMENT} characters"));
+    if let Some(p) = crate::domain::text::problem(&f.comment, MAX_COMMENT, false) {
+        errors.add("comment", p);
     }
     match (publish, subscribe) {
         (Some(p), Some(s)) if errors.is_empty() => {

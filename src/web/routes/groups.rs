@@ -138,8 +138,10 @@ async fn create(
     if !ops::valid_name(&name) {
         errors.add("name", "use 1-64 letters, digits, '.', '_' or '-'");
     }
-    if description.len() > 500 {
-        errors.add("description", "at most 500 characters");
+    if let Some(p) =
+        crate::domain::text::problem(&description, crate::config::limits::MAX_GROUP_DESCRIPTION, true)
+    {
+        errors.add("description", p);
     }
     if errors.is_empty() {
         let me = v.user.clone();
@@ -253,8 +255,17 @@ pub(crate) async fn mail_invitation(
     group: &str,
     who: &str,
 ) {
-    let w = who.to_owned();
-    if let Ok(Some(u)) = state.db(move |s| s.user_by_name(&w)).await
+    let (w, by) = (who.to_owned(), from.id);
+    // Nothing for someone who blocked the inviter (no invitation was made either).
+    let invitee = state
+        .db(move |s| -> Result<_, crate::store::StoreError> {
+            match s.user_by_name(&w)? {
+                Some(u) if !s.is_blocked(u.id, by)? => Ok(Some(u)),
+                _ => Ok(None),
+            }
+        })
+        .await;
+    if let Ok(Some(u)) = invitee
         && super::accounts::sender_may_mail(state, from)
     {
         let from = from.name.as_str();
