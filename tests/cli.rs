@@ -77,6 +77,44 @@ fn migrate_creates_the_schema_once() {
 }
 
 #[test]
+fn three_nodes_may_migrate_a_fresh_database_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = match Db::scratch() {
+        Db::Scratch(s) if s.is_postgres() => Db::Scratch(s),
+        _ => Db::file(&dir.path().join("h.db")),
+    };
+    // Three `migrate`s started together (as three nodes starting on one fresh database):
+    // every one succeeds, and the schema was made once.
+    let runs: Vec<_> = (0..3)
+        .map(|_| {
+            let db = db.clone();
+            std::thread::spawn(move || cli_with_db(&db, &["migrate"]))
+        })
+        .collect();
+    let mut applied = Vec::new();
+    for r in runs {
+        let o = r.join().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        applied.push(String::from_utf8(o.stdout).unwrap());
+    }
+    let all = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite"))
+        .unwrap()
+        .count();
+    let total: usize = applied
+        .iter()
+        .filter_map(|o| {
+            o.split(" migration(s) applied")
+                .next()?
+                .split_whitespace()
+                .last()?
+                .parse::<usize>()
+                .ok()
+        })
+        .sum();
+    assert_eq!(total, all, "{applied:?}");
+}
+
+#[test]
 fn users_and_keys() {
     let db = Db::scratch();
     assert!(

@@ -700,6 +700,46 @@ fn a_stalled_subscriber_on_another_node_never_holds_up_the_publisher() {
 /// Two running nodes of one name would ignore each other's traffic (the node header stops
 /// loops): a second `node2` refuses to start, and says why.
 #[test]
+fn subscribes_on_a_cluster_node_cost_a_round_trip_not_seconds() {
+    if !services() {
+        return;
+    }
+    let c = Cluster::of_three();
+    c.user("alice");
+    let channels: Vec<String> = (0..50).map(|i| format!("s{i}")).collect();
+    let list = format!("{},sync", channels.join(","));
+    c.key("alice", "many", &list, &list);
+    // 50 subscribes to channels no node carries yet, in one write, then a marker on sync:
+    // every one is answered before the marker comes back (each used to wait 2 s for a
+    // barrier message that `no_echo` never delivered: 100 s here).
+    let mut r = c.login(1, "many");
+    let mut burst = Vec::new();
+    for ch in &channels {
+        let f = hpfriends::wire::Frame::Subscribe {
+            ident: hpfriends::wire::Ident::new("many").unwrap(),
+            channel: hpfriends::wire::Channel::new(ch).unwrap(),
+        };
+        burst.extend_from_slice(&f.to_bytes().unwrap());
+    }
+    std::io::Write::write_all(&mut r.stream, &burst).unwrap();
+    let started = std::time::Instant::now();
+    let early = r.barrier("sync");
+    assert!(early.is_empty(), "{early:?}");
+    eprintln!(
+        "50 pipelined subscribes and a marker on a cluster node: {:?}",
+        started.elapsed()
+    );
+    // Each subscription is live across nodes once answered: a publish on node 1 arrives.
+    let mut p = c.login(0, "many");
+    p.publish("s49", b"across");
+    assert_eq!(r.expect_publish().2, b"across");
+    // And a channel the node carries already is answered at once too.
+    let mut again = c.login(1, "many");
+    again.subscribe("s0");
+    assert!(again.barrier("sync").is_empty());
+}
+
+#[test]
 fn a_node_id_in_use_is_refused() {
     if !services() {
         return;

@@ -32,6 +32,10 @@ pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/
 /// [`SQLITE_MIGRATIONS`], migration for migration.
 pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 
+/// The PostgreSQL advisory lock key migrations hold (the ASCII of "hpfmigr"), so that only
+/// one node migrates at a time.
+const MIGRATION_LOCK: i64 = 0x0068_7066_6d69_6772;
+
 /// Default database: a SQLite file in the working directory.
 pub const DEFAULT_DB: &str = crate::config::DEFAULT_DB;
 
@@ -317,12 +321,28 @@ impl Store {
 
     /// Applies every embedded migration not yet applied; returns how many ran. Idempotent.
     pub fn migrate(&self) -> Result<usize, StoreError> {
+        use diesel::connection::SimpleConnection;
+        let failed = |e: Box<dyn std::error::Error + Send + Sync>| StoreError::Migration(e.to_string());
         let mut conn = self.conn()?;
-        let ran = match &mut *conn {
-            AnyConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|r| r.len()),
-            AnyConnection::Postgresql(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|r| r.len()),
-        };
-        ran.map_err(|e| StoreError::Migration(e.to_string()))
+        match &mut *conn {
+            // One writer at a time on SQLite: the whole run in one immediate transaction,
+            // so a second process waits (busy timeout), then finds nothing pending.
+            AnyConnection::Sqlite(c) => c.immediate_transaction(|c| {
+                c.run_pending_migrations(SQLITE_MIGRATIONS)
+                    .map(|r| r.len())
+                    .map_err(failed)
+            }),
+            // Nodes of a cluster may start together on a fresh database: one migrates while
+            // the others wait on the lock, then find nothing pending. (A session lock,
+            // released below, or with the connection should this fail.)
+            AnyConnection::Postgresql(c) => {
+                c.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))
+                    .map_err(|e| StoreError::Migration(format!("cannot take the migration lock: {e}")))?;
+                let ran = c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|r| r.len());
+                let _ = c.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"));
+                ran.map_err(failed)
+            }
+        }
     }
 
     /// A connection from the pool; an error when the database file is gone (pooled
