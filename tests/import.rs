@@ -423,3 +423,50 @@ fn an_export_imported_into_an_empty_database_round_trips() {
     let s = TestServer::start_on(&b, &[], &[]);
     s.wait_key("a-key", "a-secret-1");
 }
+
+#[test]
+fn an_export_with_a_bad_row_imports_nothing_and_its_text_cannot_drive_the_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.json");
+    // Good rows first, then a key of a user nobody has and a comment with an escape
+    // sequence: the import used to write the good rows, then stop.
+    let export = serde_json::json!({
+        "format": "hpfriends-export",
+        "version": 1,
+        "users": [
+            {"name": "alice", "email": "alice@example.org", "enabled": true},
+            {"name": "bob", "email": "bob@example.org", "enabled": true}
+        ],
+        "authkeys": [
+            {"ident": "a-key", "owner": "alice", "enabled": true, "publish": ["c"],
+             "subscribe": [], "comment": "fine"},
+            {"ident": "ghost-key", "owner": "gh\u{1b}[2Jost", "enabled": true, "publish": ["c"],
+             "subscribe": [], "comment": "\u{1b}]0;owned\u{7}"}
+        ],
+        "groups": [],
+        "shares": [],
+        "blocks": []
+    });
+    std::fs::write(&file, serde_json::to_vec(&export).unwrap()).unwrap();
+    let db = Db::scratch();
+    let f = file.to_str().unwrap();
+    for args in [
+        &["import", "--from", "hpfriends-export", "--dry-run", f][..],
+        &["import", "--from", "hpfriends-export", f][..],
+    ] {
+        let o = cli_with_db(db.url(), args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{args:?} said fine: {err}");
+        assert!(err.contains("nothing was imported"), "{err}");
+        assert!(err.contains("no user"), "{err}");
+        assert!(err.contains("comment"), "{err}");
+        // The file's escape sequences reach the terminal written out, never as bytes.
+        assert!(!err.contains('\u{1b}') && !err.contains('\u{7}'), "{err:?}");
+        assert!(err.contains("\\u{1b}"), "{err}");
+    }
+    // Nothing of the file was written.
+    let users = ok(&db, &["user", "list", "--json"]);
+    assert!(!users.contains("alice"), "{users}");
+    let keys = ok(&db, &["authkey", "list", "--json"]);
+    assert!(!keys.contains("a-key"), "{keys}");
+}

@@ -102,6 +102,18 @@ fn secrets_are_sealed_and_still_work() {
         "--publish",
         "c",
     ]);
+    s.wait_key("plain", "plain-secret-5678");
+    // The website's cookie key is sealed: the file alone does not forge a login.
+    assert!(
+        stored_server_secret(&db, "cookie_key").starts_with("enc1:"),
+        "the cookie key is stored in plaintext"
+    );
+    assert_eq!(s.stop().code(), Some(0));
+    assert!(db_holds(&db, "plain-secret-5678"));
+
+    // Restarted with the key: the plaintext one is sealed at start.
+    let mut s2 = TestServer::start_on(&db, &[], &[("HPFRIENDS_SECRET_KEY_FILE", key.to_str().unwrap())]);
+    assert!(Raw::login(s2.addr, "plain", "plain-secret-5678").authenticated());
     // Written through the CLI with the key: sealed.
     let o = cli_with_key(
         &db,
@@ -120,10 +132,10 @@ fn secrets_are_sealed_and_still_work() {
         ],
     );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    s.wait_key("sealed", "sealed-secret-1234");
+    s2.wait_key("sealed", "sealed-secret-1234");
     // Once the database holds sealed secrets, a CLI without the key writes no plaintext
     // one: it refuses and says what to configure.
-    let o = s.cli(&[
+    let o = s2.cli(&[
         "authkey",
         "add",
         "--owner",
@@ -137,29 +149,11 @@ fn secrets_are_sealed_and_still_work() {
     ]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.contains("secret_key_file"), "{err}");
-    assert!(!db_holds(&db, "careless-secret-9999"));
-    s.wait_key("plain", "plain-secret-5678");
-    // The website's cookie key is sealed too: the file alone does not forge a login.
-    assert!(
-        stored_server_secret(&db, "cookie_key").starts_with("enc1:"),
-        "the cookie key is stored in plaintext"
-    );
-    assert_eq!(s.stop().code(), Some(0));
-    assert!(
-        !db_holds(&db, "sealed-secret-1234"),
-        "a sealed secret is in the file"
-    );
-    assert!(db_holds(&db, "plain-secret-5678"));
-
-    // Restarted with the key: the plaintext one is sealed at start, both still authenticate.
-    let mut s2 = TestServer::start_on(&db, &[], &[("HPFRIENDS_SECRET_KEY_FILE", key.to_str().unwrap())]);
     assert!(Raw::login(s2.addr, "plain", "plain-secret-5678").authenticated());
-    assert!(Raw::login(s2.addr, "sealed", "sealed-secret-1234").authenticated());
     assert_eq!(s2.stop().code(), Some(0));
-    assert!(
-        !db_holds(&db, "plain-secret-5678"),
-        "plaintext secrets are sealed at start"
-    );
+    for secret in ["plain-secret-5678", "sealed-secret-1234", "careless-secret-9999"] {
+        assert!(!db_holds(&db, secret), "{secret} is in the file");
+    }
 
     // Without the key, or with another, serve refuses to start and says why.
     let o = cli_with_db(&db, &["serve", "--listen", "127.0.0.1:0", "--web-listen", "off"]);
