@@ -544,6 +544,51 @@ fn a_node_that_loses_nats_serves_its_own_clients_and_rejoins() {
     assert!(m["hpfriends_cluster_subjects"] >= 2.0, "{m:?}");
 }
 
+#[test]
+fn a_node_without_nats_delivers_its_own_traffic_at_full_speed() {
+    if !services() {
+        return;
+    }
+    let proxy = Proxy::start(NATS);
+    let c = Cluster::start(&[(2, format!("nats://{}", proxy.addr))], &[], &[]);
+    c.user("alice");
+    c.key("alice", "a-sensor", "c", "");
+    c.key("alice", "a-reader", "sync", "c,sync");
+    let mut sensor = c.login(1, "a-sensor");
+    let mut local = c.subscriber(1, "a-reader", "c");
+    proxy.cut();
+    wait_for("node 2 to notice", Duration::from_secs(30), || {
+        c.nodes[1].log().contains("NATS connection lost").then_some(())
+    });
+    // More than the relay queue holds (65,536 frames): once it is full, copies for the
+    // other nodes are dropped and counted, and the node's own reader gets everything
+    // without waiting on NATS (each publish used to wait out the stall timeout).
+    const N: u32 = 70_000;
+    let writer = std::thread::spawn(move || {
+        let body = vec![b'x'; 200];
+        for i in 0..N {
+            let payload = [&i.to_be_bytes()[..], &body].concat();
+            sensor.publish("c", &payload);
+        }
+        sensor
+    });
+    for i in 0..N {
+        let (_, _, payload) = local.expect_publish();
+        assert_eq!(
+            u32::from_be_bytes(payload[..4].try_into().unwrap()),
+            i,
+            "local delivery lost or reordered"
+        );
+    }
+    drop(writer.join().unwrap());
+    let m = common::http::samples(&common::http::get(c.nodes[1].web.unwrap(), "/metrics", &[]).body);
+    assert!(m["hpfriends_cluster_relay_dropped_total"] >= 1.0, "{m:?}");
+    assert!(
+        m["hpfriends_cluster_nats_connected"].abs() < f64::EPSILON,
+        "{m:?}"
+    );
+}
+
 /// A node that loses PostgreSQL serves on with the ACLs it has, for its own clients and
 /// across nodes, and once the database is back it applies what changed meanwhile.
 #[test]

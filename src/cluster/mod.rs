@@ -94,6 +94,11 @@ struct ClusterStats {
     pub disconnects: AtomicU64,
     /// Whether NATS is connected now.
     pub connected: AtomicBool,
+    /// Set when a publisher waited the whole stall timeout for room in the relay queue (NATS
+    /// gone, partitioned or too slow); while set, relay copies that find the queue full are
+    /// dropped and counted at once instead of holding up publishers (and so this node's
+    /// own subscribers). Cleared when the queue has drained to half.
+    pub relay_stalled: AtomicBool,
     /// Channel subjects this node is subscribed to.
     pub subjects: AtomicUsize,
 }
@@ -281,13 +286,29 @@ impl Remote for Backplane {
             return Box::pin(async {});
         };
         Box::pin(async move {
+            // Local delivery never waits on NATS for long: without a connection, or once
+            // one wait ran out, a copy that finds the queue full is dropped (counted).
+            if !me.stats.connected.load(Relaxed) || me.stats.relay_stalled.load(Relaxed) {
+                me.stats.relay_dropped.fetch_add(1, Relaxed);
+                return;
+            }
             me.stats.relay_waits.fetch_add(1, Relaxed);
             let deadline = tokio::time::Instant::now() + limit;
             let len = frame.len();
+            let give_up = |me: &Backplane| {
+                me.stats.relay_dropped.fetch_add(1, Relaxed);
+                if !me.stats.relay_stalled.swap(true, Relaxed) {
+                    tracing::warn!(
+                        "NATS relay queue full for the whole stall timeout: local clients are \
+                         served at full speed, copies for other nodes are dropped (counted in \
+                         relay_dropped) until the queue drains"
+                    );
+                }
+            };
             // The bytes bound first (the relay task frees it as it sends), then a slot.
             while me.queued_bytes.load(Relaxed) + len > RELAY_QUEUE_BYTES {
-                if tokio::time::Instant::now() >= deadline {
-                    me.stats.relay_dropped.fetch_add(1, Relaxed);
+                if tokio::time::Instant::now() >= deadline || !me.stats.connected.load(Relaxed) {
+                    give_up(&me);
                     return;
                 }
                 tokio::time::sleep(Duration::from_millis(1)).await;
@@ -303,7 +324,7 @@ impl Remote for Backplane {
                 Ok(Ok(()))
             ) {
                 me.queued_bytes.fetch_sub(len, Relaxed);
-                me.stats.relay_dropped.fetch_add(1, Relaxed);
+                give_up(&me);
             }
         })
     }
@@ -369,7 +390,13 @@ async fn relay(plane: Arc<Backplane>, mut rx: mpsc::Receiver<Outgoing>, shutdown
             () = shutdown.cancelled() => None,
         };
         let Some(out) = out else { break };
-        plane.queued_bytes.fetch_sub(out.frame.len(), Relaxed);
+        let left = plane.queued_bytes.fetch_sub(out.frame.len(), Relaxed);
+        if left < RELAY_QUEUE_BYTES / 2
+            && rx.len() < RELAY_QUEUE_FRAMES / 2
+            && plane.stats.relay_stalled.swap(false, Relaxed)
+        {
+            tracing::info!("NATS relay queue drained: copies for other nodes flow again");
+        }
         let mut headers = HeaderMap::new();
         headers.insert(NODE_HEADER, plane.node.as_str());
         headers.insert(SOURCE_HEADER, out.source.0.to_string().as_str());
