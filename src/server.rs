@@ -156,6 +156,7 @@ impl Core {
                     node.clone(),
                     Arc::clone(&router),
                     config.stall_timeout(),
+                    std::time::Duration::from_secs(config.nats_ping_interval_secs),
                     shutdown.clone(),
                 )
                 .await?,

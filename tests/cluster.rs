@@ -400,6 +400,9 @@ fn a_share_crosses_nodes_only_once_accepted_and_stops_before_a_revoke_on_another
 struct Proxy {
     addr: SocketAddr,
     cut: Arc<AtomicBool>,
+    /// While set, bytes are read and thrown away both ways, the sockets kept open: a
+    /// silent partition (packets lost, nothing reset).
+    hole: Arc<AtomicBool>,
     open: Arc<Mutex<Vec<TcpStream>>>,
 }
 
@@ -408,8 +411,14 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let cut = Arc::new(AtomicBool::new(false));
+        let hole = Arc::new(AtomicBool::new(false));
         let open = Arc::new(Mutex::new(Vec::new()));
-        let (to, cut2, open2) = (to.to_owned(), Arc::clone(&cut), Arc::clone(&open));
+        let (to, cut2, open2, hole2) = (
+            to.to_owned(),
+            Arc::clone(&cut),
+            Arc::clone(&open),
+            Arc::clone(&hole),
+        );
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(client) = client else { continue };
@@ -424,11 +433,25 @@ impl Proxy {
                     .lock()
                     .unwrap()
                     .extend([client.try_clone().unwrap(), server.try_clone().unwrap()]);
-                pipe(client.try_clone().unwrap(), server.try_clone().unwrap());
-                pipe(server, client);
+                pipe(
+                    client.try_clone().unwrap(),
+                    server.try_clone().unwrap(),
+                    Arc::clone(&hole2),
+                );
+                pipe(server, client, Arc::clone(&hole2));
             }
         });
-        Proxy { addr, cut, open }
+        Proxy {
+            addr,
+            cut,
+            hole,
+            open,
+        }
+    }
+
+    /// Loses every byte from now on, both ways, without closing anything.
+    fn blackhole(&self) {
+        self.hole.store(true, Ordering::SeqCst);
     }
 
     fn cut(&self) {
@@ -443,11 +466,17 @@ impl Proxy {
     }
 }
 
-fn pipe(mut from: TcpStream, mut to: TcpStream) {
+fn pipe(mut from: TcpStream, mut to: TcpStream, hole: Arc<AtomicBool>) {
     std::thread::spawn(move || {
         let mut buf = [0u8; 16384];
         while let Ok(n) = from.read(&mut buf) {
-            if n == 0 || to.write_all(&buf[..n]).is_err() {
+            if n == 0 {
+                break;
+            }
+            if hole.load(Ordering::SeqCst) {
+                continue;
+            }
+            if to.write_all(&buf[..n]).is_err() {
                 break;
             }
         }
@@ -587,6 +616,34 @@ fn a_node_without_nats_delivers_its_own_traffic_at_full_speed() {
         m["hpfriends_cluster_nats_connected"].abs() < f64::EPSILON,
         "{m:?}"
     );
+}
+
+#[test]
+fn a_silent_nats_partition_is_seen_within_a_few_pings() {
+    if !services() {
+        return;
+    }
+    let proxy = Proxy::start(NATS);
+    let c = Cluster::start(
+        &[(2, format!("nats://{}", proxy.addr))],
+        &[],
+        &[("HPFRIENDS_NATS_PING_INTERVAL_SECS", "1")],
+    );
+    let connected = |c: &Cluster| {
+        let m = common::http::samples(&common::http::get(c.nodes[1].web.unwrap(), "/metrics", &[]).body);
+        m["hpfriends_cluster_nats_connected"]
+    };
+    wait_for("node 2 on NATS", Duration::from_secs(30), || {
+        ((connected(&c) - 1.0).abs() < f64::EPSILON).then_some(())
+    });
+    // Packets lost, nothing reset: the link looks open. Three unanswered pings (1 s apart
+    // here) and the node says so, then reconnects through the proxy's new connections
+    // (which the hole keeps silent too) until the partition ends.
+    proxy.blackhole();
+    wait_for("node 2 to see the partition", Duration::from_secs(30), || {
+        (connected(&c).abs() < f64::EPSILON).then_some(())
+    });
+    assert!(c.nodes[1].log().contains("NATS connection lost"));
 }
 
 /// A node that loses PostgreSQL serves on with the ACLs it has, for its own clients and

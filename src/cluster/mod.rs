@@ -152,6 +152,7 @@ impl Backplane {
         node: String,
         router: Arc<Router>,
         stall: Duration,
+        ping: Duration,
         shutdown: CancellationToken,
     ) -> Result<Arc<Backplane>, ClusterError> {
         let addrs = url
@@ -168,6 +169,8 @@ impl Backplane {
         let client = ConnectOptions::new()
             .name(format!("hpfriends {node}"))
             .no_echo()
+            // A silent partition is noticed: three pings unanswered and the client reconnects.
+            .ping_interval(ping)
             .retry_on_initial_connect()
             .max_reconnects(None)
             // Quick to come back after a blip, never hammering a server that is down.
@@ -258,6 +261,8 @@ fn on_event(stats: &ClusterStats, event: Event) {
                 );
             }
         }
+        // A clean stop of the node closes the client: nothing to warn of.
+        Event::Closed => tracing::info!("NATS: connection closed"),
         other => tracing::warn!("NATS: {other}"),
     }
 }

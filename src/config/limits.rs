@@ -84,6 +84,11 @@ pub const MAX_DB_POOL_SIZE: u32 = 256;
 /// rest are summed as `other`.
 pub const DEFAULT_METRICS_TOP_CHANNELS: usize = 20;
 
+/// Seconds between a cluster node's pings to NATS (`nats_ping_interval_secs`): three
+/// unanswered in a row and the link counts as lost (logged, `nats_connected` 0), then it is
+/// reconnected.
+pub const DEFAULT_NATS_PING_INTERVAL_SECS: u64 = 5;
+
 // ---- Fixed bounds ----
 
 /// Channels tracked one by one for the metrics since start: traffic on channels past this

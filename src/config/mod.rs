@@ -159,6 +159,10 @@ pub struct Config {
     /// This node's name in the cluster (in logs and on relayed messages); empty: made up
     /// at start from the process id and random bytes.
     pub node_id: String,
+    /// Seconds between the node's pings to NATS: a link that answers none of three in a
+    /// row (a silent partition) counts as lost (`nats_connected` 0, logged) and is
+    /// reconnected, within about three intervals.
+    pub nats_ping_interval_secs: u64,
     /// Milliseconds a change made on this node's website waits for every other live node
     /// to apply it before the page answers anyway (cluster only).
     pub cluster_apply_wait_ms: u64,
@@ -212,6 +216,7 @@ impl Default for Config {
             nats_url: String::new(),
             nats_prefix: DEFAULT_NATS_PREFIX.to_owned(),
             node_id: String::new(),
+            nats_ping_interval_secs: DEFAULT_NATS_PING_INTERVAL_SECS,
             cluster_apply_wait_ms: DEFAULT_CLUSTER_APPLY_WAIT_MS,
         }
     }
@@ -563,6 +568,12 @@ impl Config {
             return Err(bad(
                 "nats_url",
                 "each URL must start with nats:// or tls://".into(),
+            ));
+        }
+        if self.nats_ping_interval_secs == 0 || self.nats_ping_interval_secs > 3600 {
+            return Err(bad(
+                "nats_ping_interval_secs",
+                "must be between 1 and 3600".into(),
             ));
         }
         if !valid_nats_prefix(&self.nats_prefix) {
