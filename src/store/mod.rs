@@ -408,14 +408,31 @@ fn one_line(message: &str) -> String {
         .join("; ")
 }
 
-/// A PostgreSQL URL with `connect_timeout` (5 s) unless it sets one: a server that drops
-/// packets must not hang a request for the kernel's TCP timeout.
+/// A PostgreSQL URL with bounded waits on every path to the server, each added unless the
+/// URL sets it: `connect_timeout` (5 s), TCP keepalives (a dead idle connection is noticed
+/// within ~11 s), `tcp_user_timeout` (sent data unacknowledged for 5 s fails the call), and
+/// a `statement_timeout` of 30 s. A server that drops packets (a silent partition) then
+/// costs a request a few seconds and a 503, never the kernel's TCP timeout of minutes.
 fn with_connect_timeout(url: &str) -> String {
-    if url.contains("connect_timeout=") {
-        return url.to_owned();
+    const BOUNDS: [(&str, &str); 7] = [
+        ("connect_timeout", "5"),
+        ("keepalives", "1"),
+        ("keepalives_idle", "5"),
+        ("keepalives_interval", "2"),
+        ("keepalives_count", "3"),
+        ("tcp_user_timeout", "5000"),
+        // `-c statement_timeout=30000`, percent-encoded for a URI.
+        ("options", "-c%20statement_timeout%3D30000"),
+    ];
+    let mut out = url.to_owned();
+    for (key, value) in BOUNDS {
+        if url.contains(&format!("{key}=")) {
+            continue;
+        }
+        let sep = if out.contains('?') { '&' } else { '?' };
+        out = format!("{out}{sep}{key}={value}");
     }
-    let sep = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{sep}connect_timeout=5")
+    out
 }
 
 /// `url` without a password, for messages and logs.
@@ -497,13 +514,20 @@ mod tests {
         assert!(e.contains("unsupported database URL") && !e.contains('\n'), "{e}");
         assert_eq!(redacted("postgres://u:pw@h/d"), "postgres://u:***@h/d");
         assert_eq!(redacted("postgres://u@h/d"), "postgres://u@h/d");
+        let bounds = "keepalives=1&keepalives_idle=5&keepalives_interval=2&keepalives_count=3\
+                      &tcp_user_timeout=5000&options=-c%20statement_timeout%3D30000";
         assert_eq!(
             with_connect_timeout("postgres://h/d"),
-            "postgres://h/d?connect_timeout=5"
+            format!("postgres://h/d?connect_timeout=5&{bounds}")
         );
         assert_eq!(
             with_connect_timeout("postgres://h/d?sslmode=disable"),
-            "postgres://h/d?sslmode=disable&connect_timeout=5"
+            format!("postgres://h/d?sslmode=disable&connect_timeout=5&{bounds}")
+        );
+        // What the operator set stays as set.
+        assert!(
+            with_connect_timeout("postgres://h/d?connect_timeout=1&tcp_user_timeout=9")
+                .starts_with("postgres://h/d?connect_timeout=1&tcp_user_timeout=9&keepalives=1")
         );
         assert_eq!(one_line("a\n\tb\n"), "a; b");
     }
