@@ -148,7 +148,7 @@ pub(super) fn import(store: &Store, args: ImportArgs) -> anyhow::Result<()> {
     let mut done = None;
     let bar = progress(plan.steps() as u64, "importing");
     changing(store, |s| {
-        done = Some(import::apply(s, plan, &|| bar.inc(1))?);
+        done = Some(s.in_one_transaction(|tx| import::apply(tx, plan, &|| bar.inc(1)))?);
         Ok(())
     })?;
     bar.finish_and_clear();
@@ -174,8 +174,10 @@ fn import_export(store: &Store, e: &Export, dry_run: bool) -> anyhow::Result<()>
     }
     let bar = progress(e.steps() as u64, "importing");
     let mut summary = String::new();
+    // All or nothing: the whole file in one transaction (after the checks), so a failure
+    // midway leaves the database as it was.
     changing(store, |s| {
-        summary = export::import(s, e, &|| bar.inc(1))?;
+        summary = s.in_one_transaction(|tx| export::import(tx, e, &|| bar.inc(1)))?;
         Ok(())
     })?;
     bar.finish_and_clear();

@@ -31,6 +31,12 @@ pub enum ImportError {
     Social(#[from] SocialError),
 }
 
+impl From<crate::store::StoreError> for ImportError {
+    fn from(e: crate::store::StoreError) -> Self {
+        ImportError::Social(SocialError::Store(e))
+    }
+}
+
 fn format_err(source_name: &str, message: impl std::fmt::Display) -> ImportError {
     ImportError::Format {
         source_name: source_name.to_owned(),

@@ -314,6 +314,54 @@ impl Store {
         Ok(self)
     }
 
+    /// Runs `f` against a store whose every statement is in one transaction: committed when
+    /// `f` succeeds, rolled back (nothing written) when it fails. For bulk work made of many
+    /// single-record operations (an import) that must land whole or not at all. The
+    /// transaction lives on the one connection of a private one-connection pool, so every
+    /// operation's own transaction nests in it as a savepoint. Other writers wait for it
+    /// (SQLite: up to the busy timeout), so keep it to operator commands.
+    pub fn in_one_transaction<T, E>(&self, f: impl FnOnce(&Store) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<StoreError>,
+    {
+        use diesel::connection::TransactionManager;
+        type Tm = <AnyConnection as diesel::Connection>::TransactionManager;
+        let mut tx = Self::open_unmigrated_pooled(&self.url, 1)?;
+        tx.sealer.clone_from(&self.sealer);
+        {
+            let mut conn = tx.conn()?;
+            // A "test" transaction, to diesel: one it does not close by itself, and one the
+            // pool does not count as a broken connection when it is handed back.
+            conn.begin_test_transaction().map_err(StoreError::from)?;
+        }
+        let out = f(&tx);
+        let mut conn = tx.conn()?;
+        let depth = Tm::transaction_manager_status_mut(&mut *conn)
+            .transaction_depth()
+            .ok()
+            .flatten()
+            .map_or(0, |d| d.get());
+        if depth != 1 {
+            // The connection was replaced (it broke): what ran after is not in the
+            // transaction. Say so rather than claim all or nothing.
+            tx.close();
+            return Err(StoreError::Query(format!(
+                "the transaction was lost (depth {depth}); check what was written"
+            ))
+            .into());
+        }
+        match out {
+            Ok(v) => {
+                Tm::commit_transaction(&mut *conn).map_err(StoreError::from)?;
+                Ok(v)
+            }
+            Err(e) => {
+                let _ = Tm::rollback_transaction(&mut *conn);
+                Err(e)
+            }
+        }
+    }
+
     /// The sealer in use, if any.
     pub fn sealer(&self) -> Option<&sealing::Sealer> {
         self.sealer.as_ref()
@@ -530,6 +578,33 @@ mod tests {
                 .starts_with("postgres://h/d?connect_timeout=1&tcp_user_timeout=9&keepalives=1")
         );
         assert_eq!(one_line("a\n\tb\n"), "a; b");
+    }
+
+    #[test]
+    fn one_transaction_lands_whole_or_not_at_all() {
+        let db = crate::store::scratch::ScratchDb::new().unwrap();
+        let s = Store::open(db.url()).unwrap();
+        // A failure midway: nothing of it is written.
+        let r: Result<(), StoreError> = s.in_one_transaction(|tx| {
+            tx.add_user("first", "first@x.org", "test")?;
+            tx.add_user("second", "second@x.org", "test")?;
+            // A clash, as a bad row would cause.
+            tx.add_user("first", "again@x.org", "test")?;
+            Ok(())
+        });
+        assert!(matches!(r, Err(StoreError::Conflict(_))), "{r:?}");
+        assert!(s.user_by_name("first").unwrap().is_none());
+        assert!(s.user_by_name("second").unwrap().is_none());
+        // Success: all of it, seen by others once committed.
+        s.in_one_transaction(|tx| -> Result<(), StoreError> {
+            tx.add_user("third", "third@x.org", "test")?;
+            tx.add_user("fourth", "fourth@x.org", "test")?;
+            assert!(tx.user_by_name("third")?.is_some());
+            Ok(())
+        })
+        .unwrap();
+        assert!(s.user_by_name("third").unwrap().is_some());
+        assert!(s.user_by_name("fourth").unwrap().is_some());
     }
 
     #[test]
