@@ -19,16 +19,23 @@ impl Store {
     /// (see [`crate::store::models::catalogue::bucket_of`]); unknown idents are skipped.
     pub fn add_key_usage(&self, bucket: i64, batch: &[(String, KeyUsage)]) -> Result<(), StoreError> {
         let mut conn = self.conn()?;
+        // The keys' ids are read first, outside the transaction: on SQLite a transaction that
+        // reads before it writes must upgrade its lock, and a busy upgrade fails at once
+        // ("database is locked") instead of waiting out the busy timeout. Starting with a
+        // write, it waits like any writer.
+        let mut ids = Vec::with_capacity(batch.len());
+        for (ident, u) in batch {
+            if let Some(id) = authkeys::table
+                .filter(authkeys::ident.eq(ident))
+                .select(authkeys::id)
+                .first::<i64>(&mut conn)
+                .optional()?
+            {
+                ids.push((id, u));
+            }
+        }
         conn.transaction(|conn| {
-            for (ident, u) in batch {
-                let Some(id) = authkeys::table
-                    .filter(authkeys::ident.eq(ident))
-                    .select(authkeys::id)
-                    .first::<i64>(conn)
-                    .optional()?
-                else {
-                    continue;
-                };
+            for (id, u) in ids {
                 on_backend!(conn, |c| diesel::insert_into(key_stats::table)
                     .values(key_stats::authkey_id.eq(id))
                     .on_conflict_do_nothing()
