@@ -43,8 +43,9 @@ fn pki(dir: &Path, name: &str) -> Pki {
     p
 }
 
-fn server(p: &Pki) -> TestServer {
-    let s = TestServer::start_with(
+/// A server with a TLS listener on `p`'s certificate and the settings of `env`.
+fn tls_server(p: &Pki, env: &[(&str, &str)]) -> TestServer {
+    TestServer::start_with(
         &[
             "--tls-listen",
             "127.0.0.1:0",
@@ -53,8 +54,12 @@ fn server(p: &Pki) -> TestServer {
             "--tls-key",
             p.key.to_str().unwrap(),
         ],
-        &[],
-    );
+        env,
+    )
+}
+
+fn server(p: &Pki) -> TestServer {
+    let s = tls_server(p, &[]);
     s.user("alice");
     s.key("alice", "tlssub", "s1", &["chan"], &["chan"]);
     s.key("alice", "tlspub", "s2", &["chan"], &[]);
@@ -229,15 +234,8 @@ fn handshake(addr: std::net::SocketAddr, ca: &Path) -> bool {
 fn a_connection_over_the_limit_costs_no_tls_handshake() {
     let dir = tempfile::tempdir().unwrap();
     let p = pki(dir.path(), "limit");
-    let s = TestServer::start_with(
-        &[
-            "--tls-listen",
-            "127.0.0.1:0",
-            "--tls-cert",
-            p.cert.to_str().unwrap(),
-            "--tls-key",
-            p.key.to_str().unwrap(),
-        ],
+    let s = tls_server(
+        &p,
         &[
             ("HPFRIENDS_MAX_CONNECTIONS_PER_IP", "1"),
             ("HPFRIENDS_AUTH_TIMEOUT_SECS", "120"),

@@ -40,8 +40,7 @@ pub fn print<T: Listing>(rows: &[T], json: bool) -> anyhow::Result<()> {
 pub fn terminal_safe(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
-        let bidi = matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
-        if (c.is_control() && !matches!(c, '\n' | '\t')) || bidi {
+        if (c.is_control() && !matches!(c, '\n' | '\t')) || crate::domain::text::is_bidi_control(c) {
             out.push_str(&c.escape_unicode().to_string());
         } else {
             out.push(c);

@@ -5,7 +5,7 @@
 //! place there; line breaks only where the field is several lines.
 
 /// Whether `c` is a bidirectional embedding, override, isolate or mark.
-fn is_bidi_control(c: char) -> bool {
+pub fn is_bidi_control(c: char) -> bool {
     matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 

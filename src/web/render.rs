@@ -120,6 +120,15 @@ pub fn url_component(s: &str) -> String {
 }
 
 /// `{{url value}}`: [`url_component`] of a value, for links built in templates.
+/// A helper's first parameter as text (nothing for a missing or null one).
+fn param_text(h: &handlebars::Helper<'_>) -> String {
+    match h.param(0).map(handlebars::PathAndJson::value) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Null) | None => String::new(),
+        Some(other) => other.to_string(),
+    }
+}
+
 fn url_helper(
     h: &handlebars::Helper<'_>,
     _: &Handlebars<'_>,
@@ -127,13 +136,7 @@ fn url_helper(
     _: &mut handlebars::RenderContext<'_, '_>,
     out: &mut dyn handlebars::Output,
 ) -> handlebars::HelperResult {
-    let value = h.param(0).map(handlebars::PathAndJson::value);
-    let text = match value {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Null) | None => String::new(),
-        Some(other) => other.to_string(),
-    };
-    out.write(&url_component(&text))?;
+    out.write(&url_component(&param_text(h)))?;
     Ok(())
 }
 
@@ -147,12 +150,7 @@ fn quote_helper(
     _: &mut handlebars::RenderContext<'_, '_>,
     out: &mut dyn handlebars::Output,
 ) -> handlebars::HelperResult {
-    let text = match h.param(0).map(handlebars::PathAndJson::value) {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Null) | None => String::new(),
-        Some(other) => other.to_string(),
-    };
-    out.write(&quote(&text))?;
+    out.write(&quote(&param_text(h)))?;
     Ok(())
 }
 
