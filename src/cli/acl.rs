@@ -14,7 +14,7 @@ use crate::domain::acl::{Why, explain};
 use crate::domain::log::KeyLogEntry;
 use crate::domain::model::Grantee;
 use crate::domain::{GroupId, UserId};
-use crate::social::ops;
+use crate::social::reach::reach;
 use crate::store::Store;
 use crate::wire::{Channel, Ident};
 
@@ -119,7 +119,7 @@ pub(super) fn key_log(store: &Store, args: &LogArgs) -> anyhow::Result<()> {
 fn acl_reach(store: &Store, actor: &Actor, json: bool) -> anyhow::Result<()> {
     let me = actor.user(store)?;
     let mut out = std::io::stdout().lock();
-    for (channel, reached) in ops::reach(store, &me)? {
+    for (channel, reached) in reach(store, &me)? {
         if json {
             for r in &reached {
                 let v = serde_json::json!({

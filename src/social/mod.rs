@@ -7,3 +7,4 @@ pub mod export;
 pub mod graph;
 pub mod import;
 pub mod ops;
+pub mod reach;
