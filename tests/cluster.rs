@@ -646,6 +646,47 @@ fn a_silent_nats_partition_is_seen_within_a_few_pings() {
     assert!(c.nodes[1].log().contains("NATS connection lost"));
 }
 
+#[test]
+fn a_database_that_stops_answering_gets_the_api_a_503_not_a_hang() {
+    if !services() {
+        return;
+    }
+    let proxy = Proxy::start("127.0.0.1:5432");
+    let c = Cluster::start(&[], &[(2, proxy.addr)], &[]);
+    let store = hpfriends::store::Store::open(c.db.url()).unwrap();
+    let alice = store
+        .create_account("alice", "alice@example.org", "not-a-hash")
+        .unwrap();
+    let token = store
+        .create_token(
+            hpfriends::store::models::accounts::TokenKind::Api,
+            alice.id,
+            "",
+            None,
+        )
+        .unwrap();
+    let bearer = format!("Authorization: Bearer {token}");
+    let web = c.nodes[1].web.unwrap();
+    assert_eq!(common::http::get(web, "/api/v1/me", &[&bearer]).status, 200);
+    // The bytes to and from the database are swallowed, the connection stays open (TCP
+    // timeouts never fire: the proxy acknowledges everything): a call is given up after
+    // DB_CALL_TIMEOUT and answered 503, not left hanging for the outage.
+    proxy.blackhole();
+    let started = std::time::Instant::now();
+    let r = common::http::get(web, "/api/v1/me", &[&bearer]);
+    eprintln!(
+        "API answer {} after {:?} with the database not answering",
+        r.status,
+        started.elapsed()
+    );
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert!(r.body.contains("database is unavailable"), "{}", r.body);
+    assert!(c.nodes[1].log().contains("did not answer within"));
+    // Its blocking threads stay with the swallowed calls: stopped hard, not waited for.
+    let pid = std::fs::read_to_string(c.nodes[1].dir.join("pid")).unwrap();
+    let _ = Command::new("kill").args(["-KILL", pid.trim()]).status();
+}
+
 /// A node that loses PostgreSQL serves on with the ACLs it has, for its own clients and
 /// across nodes, and once the database is back it applies what changed meanwhile.
 #[test]

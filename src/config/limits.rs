@@ -116,6 +116,10 @@ pub const KEY_LOG_QUEUE: usize = 4096;
 /// Key-log entries recorded per key per minute: past it they are summarised, not stored.
 pub const KEY_LOG_PER_MINUTE: u32 = 20;
 
+/// How long a page or API call waits for one database call: then `503` (the database
+/// stopped answering without closing the connection).
+pub const DB_CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Bytes of a form or JSON body the website reads: a larger one is answered 413.
 pub const FORM_LIMIT: usize = 64 * 1024;
 

@@ -69,6 +69,21 @@ pub struct WebState {
     pub trusted_proxies: Vec<crate::config::cidr::Cidr>,
 }
 
+/// Runs blocking database work `f` on the blocking pool, answering `503` when it has not
+/// returned within [`DB_CALL_TIMEOUT`]: a database that stops answering without closing
+/// the connection (a middlebox that swallows the bytes) gets the page an answer, not a hang.
+/// The thread itself stays with the call until its connection fails.
+pub async fn on_db<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, WebError> {
+    use crate::config::limits::DB_CALL_TIMEOUT;
+    match tokio::time::timeout(DB_CALL_TIMEOUT, web::block(f)).await {
+        Ok(done) => done.map_err(WebError::from),
+        Err(_) => Err(WebError::Unavailable(format!(
+            "the database did not answer within {} s",
+            DB_CALL_TIMEOUT.as_secs()
+        ))),
+    }
+}
+
 /// How handlers receive the state.
 pub type State = web::Data<WebState>;
 
@@ -126,7 +141,7 @@ impl WebState {
         f: impl FnOnce(&Store) -> Result<T, E> + Send + 'static,
     ) -> Result<T, WebError> {
         let store = self.store.clone();
-        web::block(move || f(&store)).await?.map_err(Into::into)
+        on_db(move || f(&store)).await?.map_err(Into::into)
     }
 
     /// Runs a social operation through the SocialGraph actor (ACL effects apply at once).

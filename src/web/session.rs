@@ -153,7 +153,7 @@ pub(crate) async fn viewer_of(req: HttpRequest) -> Result<Option<Viewer>, WebErr
     };
     let store = state.store.clone();
     let lookup = raw.clone();
-    let user = web::block(move || store.session_user(&lookup)).await??;
+    let user = super::on_db(move || store.session_user(&lookup)).await??;
     Ok(user.map(|user| Viewer { user, session: raw }))
 }
 
@@ -204,9 +204,8 @@ impl FromRequest for ApiUser {
                 .filter(|t| !t.is_empty() && t.len() <= 128)
                 .ok_or(ApiError(WebError::Login))?;
             let store = state.store.clone();
-            let user = web::block(move || store.api_token_user(&token))
-                .await
-                .map_err(WebError::from)?
+            let user = super::on_db(move || store.api_token_user(&token))
+                .await?
                 .map_err(WebError::from)?;
             user.map(ApiUser).ok_or(ApiError(WebError::Login))
         })
