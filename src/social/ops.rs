@@ -92,6 +92,16 @@ fn group(store: &Store, name: &str) -> Result<(GroupId, crate::domain::UserId)> 
 
 // ----- users -----
 
+/// Whether `email` (trimmed) may be a user's address as the CLI and import take it: an
+/// `@`, at most 254 bytes, no white space, control or bidi characters (the website's
+/// sign-up form is stricter still).
+pub fn valid_email(email: &str) -> bool {
+    email.contains('@')
+        && email.len() <= 254
+        && !email.chars().any(char::is_whitespace)
+        && crate::domain::text::problem(email, 254, false).is_none()
+}
+
 /// Registers a user (the operator's CLI, and later sign-up).
 pub fn register(store: &Store, name: &str, email: &str, actor: &str) -> Result<User> {
     if !valid_name(name) {
@@ -100,11 +110,7 @@ pub fn register(store: &Store, name: &str, email: &str, actor: &str) -> Result<U
         )));
     }
     let email = email.trim();
-    if !email.contains('@')
-        || email.len() > 254
-        || email.chars().any(char::is_whitespace)
-        || crate::domain::text::problem(email, 254, false).is_some()
-    {
+    if !valid_email(email) {
         return Err(SocialError::Invalid(format!("invalid email address {email:?}")));
     }
     Ok(store.add_user(name, email, actor)?)

@@ -157,6 +157,15 @@ impl Site {
             .unwrap()
     }
 
+    /// Whether no mail queued so far went to `to` with `needle` in it (waits for the queue).
+    pub async fn no_mail(&self, to: &str, needle: &str) -> bool {
+        self.mail_barrier().await;
+        !self
+            .mails()
+            .iter()
+            .any(|m| m.contains(&format!("To: {to}")) && m.contains(needle))
+    }
+
     /// Waits for a mail to `to` containing `needle` and returns the first link in it.
     pub async fn mail_link(&self, to: &str, needle: &str) -> String {
         for _ in 0..500 {

@@ -49,6 +49,12 @@ fn peer(state: &WebState, req: &HttpRequest) -> Option<std::net::IpAddr> {
     crate::web::client_ip::bucket(state.client(req))
 }
 
+/// The rate-limit bucket of a login or reset request: every spelling of one account (name
+/// or address, any case) shares `#id`; a login nobody has is its folded text.
+fn bucket_of(login: &str, account: Option<&crate::store::models::accounts::Account>) -> String {
+    account.map_or_else(|| login.to_lowercase(), |a| format!("#{}", a.user.id.0))
+}
+
 /// Opens a session for `user` and answers with its cookie and a redirect.
 async fn log_in(
     state: &WebState,
@@ -321,11 +327,7 @@ async fn login(state: State, req: HttpRequest, form: CsrfForm<LoginForm>) -> Res
     };
     let l = login.clone();
     let account = state.db(move |s| s.account_by_login(&l)).await?;
-    // Every spelling of one account (name or address, any case) shares one bucket.
-    let who = account
-        .as_ref()
-        .map_or_else(|| login.to_lowercase(), |a| format!("#{}", a.user.id.0));
-    if let Err(wait) = state.limits.login(&who, ip) {
+    if let Err(wait) = state.limits.login(&bucket_of(&login, account.as_ref()), ip) {
         return refuse(
             StatusCode::TOO_MANY_REQUESTS,
             &format!(
@@ -402,11 +404,12 @@ async fn reset_request(
     let ip = peer(&state, &req);
     let l = login.clone();
     let account = state.db(move |s| s.account_by_login(&l)).await?;
-    // Any spelling of one account (name or address, any case) shares its bucket.
-    let who = account
-        .as_ref()
-        .map_or_else(|| login.to_lowercase(), |a| format!("#{}", a.user.id.0));
-    if state.limits.reset_account.check(&(who, ip)).is_err() {
+    if state
+        .limits
+        .reset_account
+        .check(&(bucket_of(&login, account.as_ref()), ip))
+        .is_err()
+    {
         return Err(WebError::Throttled);
     }
     if let Some(a) = account.filter(|a| a.user.enabled) {
