@@ -6,13 +6,15 @@
 //! [`super::acl::derive`] stays the reference: the proptest below applies random change
 //! sequences here and compares the table with a full derivation after every step.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use super::acl::{KeyAcl, KeyRecord, KeyTable, Mode, Sources};
 use super::model::{Grantee, Graph, Share, ShareKind, ShareState};
 use super::{AuthkeyId, GroupId, ShareId, UserId};
 use crate::wire::{Channel, Ident};
+
+mod forward;
 
 /// Maps and sets keyed by database ids (never by names a user chose): a fast hash is safe.
 type IdMap<K, V> = rustc_hash::FxHashMap<K, V>;
@@ -68,6 +70,12 @@ type GroupReceptions = Vec<(GroupId, Vec<Taken>)>;
 struct Seeds {
     users: IdSet<UserId>,
     groups: IdSet<GroupId>,
+    /// Seeds whose blocks changed, with whom they blocked or unblocked: what they inherit
+    /// is filtered anew (their receptions before cannot be read back: blocks filter them).
+    blockers: IdMap<UserId, Vec<UserId>>,
+    /// What a user whose groups or blocks change took before the first such change (read
+    /// through memberships and blocks, which change before settling).
+    before: IdMap<UserId, Vec<Taken>>,
 }
 
 /// One channel's shares, indexed by grantee, and what each user takes and passes on there.
@@ -200,7 +208,8 @@ impl LiveGraph {
                         for (group, _) in &groups {
                             seeds.extend(g.members.get(group).into_iter().flatten().copied());
                         }
-                        resettle(state, &g.ctx(), seeds, users.into_iter().collect(), groups);
+                        let none = Changed::default();
+                        resettle(state, &g.ctx(), seeds, none, users.into_iter().collect(), groups);
                     }
                 });
             }
@@ -270,13 +279,23 @@ impl LiveGraph {
                 s.users.extend(moved.get(g).into_iter().flatten().copied());
             }
         }
-        let mut users: IdSet<UserId> = Default::default();
+        // Per user, the channels whose sources may have moved: a key that changed only
+        // there keeps the rest of its ACL (a big change re-reads one channel per key, not
+        // every channel the key subscribes).
+        let mut users: IdMap<UserId, Vec<Channel>> = Default::default();
         for (c, s) in seeds {
             let affected = self.settle(&c, s);
-            users.extend(affected.into_iter().filter(|u| self.keys_of.contains_key(u)));
+            for u in affected.into_iter().filter(|u| self.keys_of.contains_key(u)) {
+                users.entry(u).or_default().push(c.clone());
+            }
         }
-        for u in users {
-            keys.extend(self.keys_of.get(&u).into_iter().flatten().copied());
+        let mut partial: Vec<(AuthkeyId, &[Channel])> = Vec::new();
+        for (u, channels) in &users {
+            for id in self.keys_of.get(u).into_iter().flatten() {
+                if !keys.contains(id) {
+                    partial.push((*id, channels));
+                }
+            }
         }
         let mut changes: HashMap<Ident, Option<Arc<KeyAcl>>> = Default::default();
         for ident in gone {
@@ -284,9 +303,20 @@ impl LiveGraph {
                 changes.insert(ident, None);
             }
         }
-        for id in keys {
+        let mut derived: Vec<(AuthkeyId, Option<Arc<KeyAcl>>)> = keys
+            .into_iter()
+            .filter_map(|id| self.keys.get(&id).map(|k| (id, self.key_acl(k))))
+            .collect();
+        for (id, channels) in partial {
             let Some(k) = self.keys.get(&id) else { continue };
-            let new = self.key_acl(k);
+            let new = match self.table.get(&k.ident) {
+                Some(old) => self.key_acl_on(k, old, channels),
+                None => self.key_acl(k),
+            };
+            derived.push((id, new));
+        }
+        for (id, new) in derived {
+            let Some(k) = self.keys.get(&id) else { continue };
             let ident = k.ident.clone();
             let old = self.table.get(&ident);
             if old == new.as_ref() {
@@ -353,6 +383,11 @@ impl LiveGraph {
                 }
             }
             Delta::Member { group, user, active } => {
+                for s in self.group_shares.get(&group).into_iter().flatten() {
+                    if let Some(s) = self.shares.get(s) {
+                        self.note_before(seeds, &s.channel, user);
+                    }
+                }
                 if active {
                     self.members.entry(group).or_default().insert(user);
                     self.groups_of.entry(user).or_default().insert(group);
@@ -391,7 +426,10 @@ impl LiveGraph {
                 // receptions there may change (a block cuts them, an unblock restores them).
                 for s in self.shares_from.get(&blocked).into_iter().flatten() {
                     if let Some(s) = self.shares.get(s) {
-                        seeds.entry(s.channel.clone()).or_default().users.insert(blocker);
+                        self.note_before(seeds, &s.channel, blocker);
+                        let e = seeds.entry(s.channel.clone()).or_default();
+                        e.users.insert(blocker);
+                        e.blockers.entry(blocker).or_default().push(blocked);
                     }
                 }
                 if on {
@@ -401,6 +439,19 @@ impl LiveGraph {
                 }
             }
         }
+    }
+
+    /// Records what `u` takes on `c` now, before a change of its groups or blocks (the
+    /// first record of a batch stands).
+    fn note_before(&self, seeds: &mut HashMap<Channel, Seeds>, c: &Channel, u: UserId) {
+        let Some(state) = self.channels.get(c) else {
+            return;
+        };
+        let ctx = self.ctx();
+        let e = seeds.entry(c.clone()).or_default();
+        e.before
+            .entry(u)
+            .or_insert_with(|| ctx.taken_by(state, u).copied().collect());
     }
 
     fn seed_shares_from(&self, u: UserId, seeds: &mut HashMap<Channel, Seeds>) {
@@ -542,7 +593,12 @@ impl LiveGraph {
     /// downstream of them (the least fixpoint over just those users, the rest held fixed:
     /// nothing upstream depends on them). Returns the users whose sources may have moved.
     fn settle(&mut self, c: &Channel, seeds: Seeds) -> IdSet<UserId> {
-        let Seeds { users: seeds, groups } = seeds;
+        let Seeds {
+            users: seeds,
+            groups,
+            blockers,
+            before,
+        } = seeds;
         let Some(mut state) = self.channels.remove(c) else {
             return seeds;
         };
@@ -552,7 +608,8 @@ impl LiveGraph {
             .into_iter()
             .map(|g| (g, self.group_taken(&state, g)))
             .collect();
-        let down = resettle(&mut state, &self.ctx(), seeds, retaken, regrouped);
+        let changed = Changed { blockers, before };
+        let down = resettle(&mut state, &self.ctx(), seeds, changed, retaken, regrouped);
         self.channels.insert(c.clone(), state);
         down
     }
@@ -598,19 +655,43 @@ impl LiveGraph {
     }
     /// `sources(r, c)` from the cached channel state (ARCHITECTURE.md's rule).
     fn sources(&self, r: UserId, c: &Channel) -> BTreeSet<UserId> {
-        let mut out = BTreeSet::from([r]);
         let Some(state) = self.channels.get(c) else {
-            return out;
+            return BTreeSet::from([r]);
         };
+        // Gathered in a list and sorted once: a set built from sorted input is built in
+        // one pass, where inserting a large closure one by one rebalances all the way.
+        let mut out = vec![r];
         let ctx = self.ctx();
         for s in ctx.taken_by(state, r) {
-            out.insert(s.from);
+            out.push(s.from);
             if s.redistribute {
                 out.extend(ctx.forwards(state, s.from));
             }
         }
         out.retain(|q| !self.blocked(r, *q));
-        out
+        out.sort_unstable();
+        out.dedup();
+        out.into_iter().collect()
+    }
+
+    /// `old` with the sources of `channels` read anew (the key and its owner unchanged).
+    fn key_acl_on(&self, k: &KeyRecord, old: &Arc<KeyAcl>, channels: &[Channel]) -> Option<Arc<KeyAcl>> {
+        if self.mode == Mode::Open {
+            return Some(Arc::clone(old));
+        }
+        let mut acl: Option<KeyAcl> = None;
+        for c in channels {
+            if !old.subscribe.contains_key(c) {
+                continue;
+            }
+            let new = Sources::Users(self.sources(k.owner, c));
+            if old.subscribe.get(c) != Some(&new) {
+                acl.get_or_insert_with(|| KeyAcl::clone(old))
+                    .subscribe
+                    .insert(c.clone(), new);
+            }
+        }
+        Some(acl.map_or_else(|| Arc::clone(old), Arc::new))
     }
 
     fn key_acl(&self, k: &KeyRecord) -> Option<Arc<KeyAcl>> {
@@ -708,18 +789,36 @@ fn count_out<K: std::hash::Hash + Eq + Copy>(
     }
 }
 
-/// Installs `retaken` (each seed's receptions now) in `state`, then recomputes `forward`
-/// for everyone downstream of the seeds (the least fixpoint over just those users, the
-/// rest held fixed: nothing upstream depends on them). Returns the users whose sources may
-/// have moved.
+/// What settling needs to know of a batch beyond its seeds.
+#[derive(Debug, Default)]
+struct Changed {
+    /// See [`Seeds::blockers`].
+    blockers: IdMap<UserId, Vec<UserId>>,
+    /// See [`Seeds::before`].
+    before: IdMap<UserId, Vec<Taken>>,
+}
+
+/// Installs `retaken` (each seed's receptions now) in `state`, then brings `forward` in
+/// line ([`forward::refix`]). Returns the
+/// users whose sources may have moved: those whose `forwards` moved and the users they
+/// redistribute to.
 fn resettle(
     state: &mut ChannelState,
     ctx: &Ctx<'_>,
     seeds: IdSet<UserId>,
+    changed: Changed,
     retaken: Vec<(UserId, Vec<Taken>)>,
     regrouped: Vec<(GroupId, Vec<Taken>)>,
 ) -> IdSet<UserId> {
     let mut seeds = seeds;
+    let Changed { blockers, mut before } = changed;
+    // What each possible seed took before: the edges a change removes are read from it.
+    let members = regrouped.iter().filter_map(|(g, _)| ctx.members.get(g)).flatten();
+    for &x in seeds.iter().chain(members) {
+        before
+            .entry(x)
+            .or_insert_with(|| ctx.taken_by(state, x).copied().collect());
+    }
     for (u, new) in retaken {
         let old = if new.is_empty() {
             state.incoming.remove(&u)
@@ -749,53 +848,14 @@ fn resettle(
             count_out(&mut state.out_groups, t.from, g, true);
         }
     }
-    // Downstream closure along redistribute shares.
-    let mut down: IdSet<UserId> = seeds;
-    let mut queue: VecDeque<UserId> = down.iter().copied().collect();
-    while let Some(x) = queue.pop_front() {
-        for r in ctx.downstream(state, x) {
-            if down.insert(r) {
-                queue.push_back(r);
-            }
-        }
+    let moved = forward::refix(state, ctx, &seeds, &blockers, &before);
+    // `sources(r)` reads r's receptions and, through each redistribute share r takes,
+    // the sharer's `forwards`: only those can have moved.
+    let mut affected: IdSet<UserId> = moved.clone();
+    for x in &moved {
+        affected.extend(ctx.downstream(state, *x));
     }
-    // forward over `down`: from nothing beyond the base, to the least fixpoint by a worklist.
-    for x in &down {
-        state.forward.remove(x);
-    }
-    let passes_on = |x: UserId| ctx.taken_by(state, x).any(|t| t.onward && t.redistribute);
-    let mut work: VecDeque<UserId> = down.iter().copied().filter(|x| passes_on(*x)).collect();
-    let mut queued: IdSet<UserId> = work.iter().copied().collect();
-    while let Some(x) = work.pop_front() {
-        queued.remove(&x);
-        let mut add: Vec<UserId> = Vec::new();
-        for s in ctx.taken_by(state, x).filter(|t| t.onward && t.redistribute) {
-            add.push(s.from);
-            add.extend(
-                ctx.forwards(state, s.from)
-                    .filter(|q| !ctx.blocks.contains(&(x, *q))),
-            );
-        }
-        let base: IdSet<UserId> = ctx.base(state, x).collect();
-        add.retain(|q| *q != x && !base.contains(q));
-        if add.is_empty() {
-            continue;
-        }
-        let mine = state.forward.entry(x).or_default();
-        let before = mine.len();
-        mine.extend(add);
-        mine.sort_unstable();
-        mine.dedup();
-        if mine.len() > before {
-            let next: Vec<UserId> = ctx.downstream(state, x).collect();
-            for r in next {
-                if down.contains(&r) && queued.insert(r) {
-                    work.push_back(r);
-                }
-            }
-        }
-    }
-    down
+    affected
 }
 
 #[cfg(test)]
@@ -822,7 +882,7 @@ mod tests {
     }
 
     /// The same change made to the plain graph `derive` reads.
-    fn apply_to(g: &mut Graph, d: &Delta) {
+    pub(super) fn apply_to(g: &mut Graph, d: &Delta) {
         match d {
             Delta::User(u, e) => match e {
                 Some(e) => {
@@ -1052,6 +1112,110 @@ mod chain_tests {
             let changes = live.apply([Delta::Share(ShareId(1), Some(first))]);
             assert_eq!(changes.len(), usize::try_from(n - 1).unwrap(), "round {round}");
             assert_eq!(live.table(), &derive(&after, Mode::Social), "round {round}");
+        }
+    }
+
+    /// Long chains, a cycle and a wide group on one channel: the shapes where a change
+    /// deletes facts far downstream and re-derives them through other paths.
+    mod shapes {
+        use super::*;
+        use proptest::prelude::*;
+
+        const N: i64 = 14;
+
+        fn link(i: i64, state: ShareState, onward: bool) -> Share {
+            // i → i+1, and the last back to the third (a cycle through the tail).
+            let to = if i == N { 3 } else { i + 1 };
+            Share {
+                id: ShareId(i),
+                from: UserId(i),
+                channel: Channel::new("c").unwrap(),
+                to: Grantee::User(UserId(to)),
+                kind: ShareKind::Redistribute,
+                state,
+                onward,
+            }
+        }
+
+        fn group_share(state: ShareState) -> Share {
+            Share {
+                id: ShareId(100),
+                from: UserId(2),
+                channel: Channel::new("c").unwrap(),
+                to: Grantee::Group(GroupId(1)),
+                kind: ShareKind::Redistribute,
+                state,
+                onward: true,
+            }
+        }
+
+        fn start() -> Graph {
+            let c = Channel::new("c").unwrap();
+            Graph {
+                users: (1..=N).map(|u| (UserId(u), true)).collect(),
+                keys: (1..=N)
+                    .map(|u| KeyRecord {
+                        id: AuthkeyId(u),
+                        ident: Ident::new(&format!("k{u}")).unwrap(),
+                        secret: Secret::new("s"),
+                        owner: UserId(u),
+                        enabled: true,
+                        publish: vec![c.clone()],
+                        subscribe: vec![c.clone()],
+                    })
+                    .collect(),
+                shares: (1..=N)
+                    .map(|i| link(i, ShareState::Accepted, true))
+                    .chain([group_share(ShareState::Accepted)])
+                    .collect(),
+                groups: [(GroupId(1), (6..=N).map(UserId).collect())].into(),
+                ..Graph::default()
+            }
+        }
+
+        fn arb_change() -> impl Strategy<Value = Delta> {
+            let state = prop_oneof![
+                Just(ShareState::Accepted),
+                Just(ShareState::Accepted),
+                Just(ShareState::Revoked),
+            ];
+            prop_oneof![
+                (1..=N, state.clone(), proptest::bool::weighted(0.8))
+                    .prop_map(|(i, s, o)| Delta::Share(ShareId(i), Some(link(i, s, o)))),
+                state.prop_map(|s| Delta::Share(ShareId(100), Some(group_share(s)))),
+                (1..=N, 1..=N, any::<bool>()).prop_filter_map("self", |(a, b, on)| {
+                    (a != b).then_some(Delta::Block {
+                        blocker: UserId(a),
+                        blocked: UserId(b),
+                        on,
+                    })
+                }),
+                (1..=N, any::<bool>()).prop_map(|(u, active)| Delta::Member {
+                    group: GroupId(1),
+                    user: UserId(u),
+                    active,
+                }),
+                (1..=N, any::<bool>()).prop_map(|(u, on)| Delta::User(UserId(u), Some(on))),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+            #[test]
+            fn chains_cycles_and_wide_groups_equal_a_full_derivation(
+                steps in proptest::collection::vec(proptest::collection::vec(arb_change(), 1..4), 1..30),
+            ) {
+                let mut shadow = start();
+                let mut live = LiveGraph::new(shadow.clone(), Mode::Social);
+                prop_assert_eq!(live.table(), &derive(&shadow, Mode::Social));
+                for step in steps {
+                    for d in &step {
+                        super::super::tests::apply_to(&mut shadow, d);
+                    }
+                    live.apply(step.clone());
+                    prop_assert_eq!(live.table(), &derive(&shadow, Mode::Social), "after {:?}", step);
+                }
+            }
         }
     }
 }
