@@ -1,7 +1,8 @@
 //! The key table kept current change by change: the social graph held in memory, indexed
 //! by channel, with each user's `forward` set cached, so that a change re-derives only the
 //! keys whose sources can move (a share's grantees, a group's new or old member, a
-//! blocker, and the redistribution closure downstream of them).
+//! blocker, and downstream of them the users whose `forward` set actually moved: see
+//! [`forward`] for how a change costs the facts it moves, not the closure it sits in).
 //!
 //! [`super::acl::derive`] stays the reference: the proptest below applies random change
 //! sequences here and compares the table with a full derivation after every step.
@@ -589,9 +590,8 @@ impl LiveGraph {
             .collect()
     }
 
-    /// Re-takes the shares of `c` for `seeds`, then recomputes `forward` for everyone
-    /// downstream of them (the least fixpoint over just those users, the rest held fixed:
-    /// nothing upstream depends on them). Returns the users whose sources may have moved.
+    /// Re-takes the shares of `c` for `seeds`, then brings `forward` in line downstream of
+    /// them, fact by fact. Returns the users whose sources may have moved.
     fn settle(&mut self, c: &Channel, seeds: Seeds) -> IdSet<UserId> {
         let Seeds {
             users: seeds,
