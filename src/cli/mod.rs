@@ -209,10 +209,15 @@ fn changing(store: &Store, f: impl FnOnce(&Store) -> anyhow::Result<()>) -> anyh
     f(store)?;
     match store.wait_applied(LIVE_WAIT)? {
         Live::Applied { .. } => {}
-        Live::Pending { version, behind } => eprintln!(
+        Live::Pending {
+            version,
+            behind,
+            nodes,
+        } => eprintln!(
             "hpfriends: the change is saved, but {behind} running server(s) had not applied ACL \
-             version {version} after {} s; it will be live when they catch up",
-            LIVE_WAIT.as_secs()
+             version {version} after waiting {} s ({}); it will be live when they catch up",
+            LIVE_WAIT.as_secs(),
+            output::terminal_safe(&nodes.join(", "))
         ),
     }
     Ok(())

@@ -14,6 +14,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use actix::{
@@ -22,6 +23,7 @@ use actix::{
 use arc_swap::ArcSwap;
 use parking_lot::Mutex;
 
+use super::heartbeat::Heartbeat;
 use super::ops::SocialError;
 use crate::domain::acl::{KeyAcl, KeyTable, changed};
 use crate::domain::live::{AclChanged, LiveGraph};
@@ -121,6 +123,8 @@ pub struct SocialGraph {
     /// In a cluster, how long an operation of this node waits for every other live node
     /// to apply its change before answering.
     cluster_wait: Option<Duration>,
+    /// Says this server is alive, at the version the broker applied (from started on).
+    heartbeat: Option<Heartbeat>,
 }
 
 impl SocialGraph {
@@ -146,6 +150,7 @@ impl SocialGraph {
             failing: false,
             listener: None,
             cluster_wait: None,
+            heartbeat: None,
         }
     }
 
@@ -169,7 +174,12 @@ impl SocialGraph {
         Some(async move {
             match tokio::task::spawn_blocking(move || store.wait_applied(limit)).await {
                 Ok(Ok(crate::store::models::applied::Live::Applied { .. })) => {}
-                Ok(Ok(crate::store::models::applied::Live::Pending { version, behind })) => tracing::warn!(
+                Ok(Ok(crate::store::models::applied::Live::Pending {
+                    version,
+                    behind,
+                    nodes,
+                })) => tracing::warn!(
+                    nodes = %nodes.join(", "),
                     version,
                     behind,
                     "answering before every node applied the change: {behind} node(s) behind"
@@ -224,11 +234,15 @@ impl SocialGraph {
             self.version = d.version;
         }
         let (store, node, version) = (self.store.clone(), self.node.clone(), self.version);
+        let alive = self.heartbeat.as_ref().map(Heartbeat::applied);
         async move {
             if let Some(msg) = notice
                 && let Err(e) = broker.send(msg).await
             {
                 tracing::error!("the broker did not take the ACL change: {e}");
+            }
+            if let Some(a) = alive {
+                a.fetch_max(version, Ordering::AcqRel);
             }
             let _ = tokio::task::spawn_blocking(move || {
                 if let Err(e) = store.record_applied(&node, version) {
@@ -283,18 +297,18 @@ impl SocialGraph {
             Err(e) => tracing::debug!("cannot prune the change log: {e}"),
         });
     }
-
-    fn heartbeat(&self) {
-        let (store, node, version) = (self.store.clone(), self.node.clone(), self.version);
-        tokio::task::spawn_blocking(move || store.record_applied(&node, version));
-    }
 }
 
 impl Actor for SocialGraph {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        self.heartbeat();
+        self.heartbeat = Some(Heartbeat::start(
+            self.store.clone(),
+            self.node.clone(),
+            self.version,
+            HEARTBEAT,
+        ));
         let addr = ctx.address();
         self.listener = self.store.listen_changes(move || addr.do_send(Refresh));
         // Notified: the timer is only a safety net (a notice lost with a dying connection).
@@ -304,12 +318,13 @@ impl Actor for SocialGraph {
             self.every
         };
         ctx.run_interval(every, |act, ctx| act.refresh(ctx));
-        ctx.run_interval(HEARTBEAT, |act, _| act.heartbeat());
         ctx.run_interval(PRUNE_EVERY, |act, _| act.prune());
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
-        // Gone: the CLI stops waiting for this server at once.
+        // Gone: the CLI stops waiting for this server at once (the heartbeat stopped
+        // first, so that it cannot write the record again).
+        drop(self.heartbeat.take());
         if let Err(e) = self.store.forget_applied(&self.node) {
             tracing::debug!("cannot clear the applied ACL version: {e}");
         }

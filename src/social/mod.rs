@@ -5,6 +5,7 @@
 pub mod access;
 pub mod export;
 pub mod graph;
+pub mod heartbeat;
 pub mod import;
 pub mod ops;
 pub mod reach;

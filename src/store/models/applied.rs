@@ -27,6 +27,8 @@ pub enum Live {
         version: i64,
         /// Servers still behind.
         behind: usize,
+        /// Their names (a cluster node's `node_id`, else pid-random), sorted.
+        nodes: Vec<String>,
     },
 }
 
@@ -72,17 +74,26 @@ impl Store {
         let deadline = Instant::now() + limit;
         loop {
             let mut conn = self.conn()?;
-            let live: Vec<i64> = acl_applied::table
+            let live: Vec<(String, i64)> = acl_applied::table
                 .filter(acl_applied::seen_at.ge(now() - LIVE_WITHIN))
-                .select(acl_applied::version)
+                .select((acl_applied::node, acl_applied::version))
                 .load(&mut conn)?;
             drop(conn);
-            let behind = live.iter().filter(|v| **v < version).count();
-            if behind == 0 {
+            let mut nodes: Vec<String> = live
+                .iter()
+                .filter(|(_, v)| *v < version)
+                .map(|(n, _)| n.clone())
+                .collect();
+            if nodes.is_empty() {
                 return Ok(Live::Applied { servers: live.len() });
             }
             if Instant::now() >= deadline {
-                return Ok(Live::Pending { version, behind });
+                nodes.sort();
+                return Ok(Live::Pending {
+                    version,
+                    behind: nodes.len(),
+                    nodes,
+                });
             }
             std::thread::sleep(Duration::from_millis(5));
         }
