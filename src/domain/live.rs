@@ -112,6 +112,18 @@ struct Taken {
     onward: bool,
 }
 
+impl Taken {
+    /// Whether the sharer is in the base of `x`, the receiver: its data may travel on.
+    fn in_base_of(&self, x: UserId) -> bool {
+        self.onward && self.from != x
+    }
+
+    /// Whether `x` inherits the sharer's `forwards` through it: onward and redistributing.
+    fn feeds_forward_of(&self, x: UserId) -> bool {
+        self.in_base_of(x) && self.redistribute
+    }
+}
+
 fn taken(s: &Share) -> Taken {
     Taken {
         id: s.id,
@@ -742,7 +754,7 @@ impl Ctx<'_> {
     /// The base of `forward(y)`: the users whose shares to `y` allow onward travel.
     fn base<'s>(&'s self, state: &'s ChannelState, y: UserId) -> impl Iterator<Item = UserId> + 's {
         self.taken_by(state, y)
-            .filter(move |t| t.onward && t.from != y)
+            .filter(move |t| t.in_base_of(y))
             .map(|t| t.from)
     }
 

@@ -158,7 +158,7 @@ impl Fix<'_, '_> {
             .or_insert_with(|| {
                 let mut from: Vec<UserId> = ctx
                     .taken_by(state, x)
-                    .filter(|t| t.onward && t.redistribute && t.from != x)
+                    .filter(|t| t.feeds_forward_of(x))
                     .map(|t| t.from)
                     .collect();
                 from.sort_unstable();
@@ -234,14 +234,10 @@ impl Was {
         Was {
             sources: taken
                 .iter()
-                .filter(|t| t.onward && t.redistribute && t.from != x)
+                .filter(|t| t.feeds_forward_of(x))
                 .map(|t| t.from)
                 .collect(),
-            base: taken
-                .iter()
-                .filter(|t| t.onward && t.from != x)
-                .map(|t| t.from)
-                .collect(),
+            base: taken.iter().filter(|t| t.in_base_of(x)).map(|t| t.from).collect(),
         }
     }
 }
