@@ -64,7 +64,11 @@ fn main() -> ExitCode {
                 "hpfriends: {}",
                 hpfriends::cli::output::terminal_safe(&format!("{e:#}"))
             );
-            ExitCode::FAILURE
+            if e.downcast_ref::<hpfriends::cli::NotLive>().is_some() {
+                ExitCode::from(hpfriends::cli::NotLive::EXIT_CODE)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

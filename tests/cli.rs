@@ -367,3 +367,48 @@ fn listings_are_tables_or_json_lines_of_the_same_rows() {
     fails_with(&cli_with_db(&db, &["share", "list"]), "--as <USER>");
     fails_with(&cli_with_db(&db, &["group", "list", "--as", "nobody"]), "nobody");
 }
+
+/// A change is "done" only when every running server applied it: with a server behind, the
+/// command prints what it saved, names the server on stderr and exits 3 (`--no-wait`: 0,
+/// saying it did not wait); a command that changes nothing never waits.
+#[test]
+fn a_change_not_yet_live_everywhere_exits_3_and_names_the_server_behind() {
+    let db = Db::scratch();
+    ok(&db, &["user", "add", "alice", "--email", "a@example.org"]);
+    // A server that is alive (seen now) but has applied nothing: it never catches up.
+    let store = hpfriends::store::Store::open(db.url()).unwrap();
+    store.record_applied("slow-node", 0).unwrap();
+
+    let o = cli_with_db(
+        &db,
+        &["user", "add", "bob", "--email", "b@example.org", "--live-wait", "1"],
+    );
+    assert_eq!(o.status.code(), Some(3), "{o:?}");
+    assert!(String::from_utf8_lossy(&o.stdout).contains("user bob created"));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("saved") && err.contains("slow-node") && err.contains("1 running server(s)"),
+        "{err}"
+    );
+
+    let o = cli_with_db(
+        &db,
+        &["user", "add", "carol", "--email", "c@example.org", "--no-wait"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    assert!(String::from_utf8_lossy(&o.stdout).contains("user carol created"));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not waiting"));
+
+    // Reading, or a write refused before it changed anything, does not wait (else it
+    // would exit 3 too).
+    ok(&db, &["user", "list"]);
+    ok(&db, &["user", "blocks", "--as", "alice"]);
+    fails_with(
+        &cli_with_db(&db, &["user", "add", "bob", "--email", "x@example.org"]),
+        "already taken",
+    );
+
+    // Caught up: the same kind of change answers 0.
+    store.record_applied("slow-node", i64::MAX).unwrap();
+    ok(&db, &["user", "add", "dave", "--email", "d@example.org"]);
+}

@@ -132,7 +132,7 @@ pub(super) fn run(store: &Store, cmd: AuthkeyCommand) -> anyhow::Result<()> {
                 subscribe,
                 comment,
             )?;
-            println!("ident: {ident}\nsecret: {}", secret.expose());
+            say!("ident: {ident}\nsecret: {}", secret.expose());
         }
         AuthkeyCommand::List { format } => {
             let rows: Vec<KeyRow> = store
@@ -152,7 +152,7 @@ pub(super) fn run(store: &Store, cmd: AuthkeyCommand) -> anyhow::Result<()> {
         }
         AuthkeyCommand::Rm { ident } => {
             ops::delete_key(store, &ops::key_owner(store, &ident)?, &ident)?;
-            println!("authkey {ident} removed");
+            say!("authkey {ident} removed");
         }
         AuthkeyCommand::Set {
             ident,
@@ -166,19 +166,19 @@ pub(super) fn run(store: &Store, cmd: AuthkeyCommand) -> anyhow::Result<()> {
                 &publish,
                 &subscribe,
             )?;
-            println!("authkey {ident} updated");
+            say!("authkey {ident} updated");
         }
         AuthkeyCommand::Rotate { ident } => {
             let secret = ops::rotate_key(store, &ops::key_owner(store, &ident)?, &ident)?;
-            println!("ident: {ident}\nsecret: {}", secret.expose());
+            say!("ident: {ident}\nsecret: {}", secret.expose());
         }
         AuthkeyCommand::Disable { ident } => {
             ops::set_key_enabled(store, &ops::key_owner(store, &ident)?, &ident, false)?;
-            println!("authkey {ident} disabled");
+            say!("authkey {ident} disabled");
         }
         AuthkeyCommand::Enable { ident } => {
             ops::set_key_enabled(store, &ops::key_owner(store, &ident)?, &ident, true)?;
-            println!("authkey {ident} enabled");
+            say!("authkey {ident} enabled");
         }
     }
     Ok(())

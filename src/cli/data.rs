@@ -112,7 +112,11 @@ fn read(path: Option<&Path>) -> anyhow::Result<(String, String)> {
 }
 
 /// `import`: another broker's keys, or an hpfriends export, through the social operations.
-pub(super) fn import(store: &Store, args: ImportArgs) -> anyhow::Result<()> {
+pub(super) fn import(
+    store: &Store,
+    wait: Option<std::time::Duration>,
+    args: ImportArgs,
+) -> anyhow::Result<()> {
     let path = args.path.as_deref();
     let keys = match args.from {
         ImportFormat::HpfeedsSqlite => {
@@ -134,7 +138,7 @@ pub(super) fn import(store: &Store, args: ImportArgs) -> anyhow::Result<()> {
             let (name, text) = read(path)?;
             let e: Export =
                 serde_json::from_str(&text).with_context(|| format!("{name} is not an hpfriends export"))?;
-            return import_export(store, &e, args.dry_run);
+            return import_export(store, wait, &e, args.dry_run);
         }
     };
     let plan = import::plan(store, &keys)?;
@@ -147,10 +151,11 @@ pub(super) fn import(store: &Store, args: ImportArgs) -> anyhow::Result<()> {
     }
     let mut done = None;
     let bar = progress(plan.steps() as u64, "importing");
-    changing(store, |s| {
+    // Saved but not yet live (NotLive) still says what was imported.
+    let live = changing(store, wait, |s| {
         done = Some(s.in_one_transaction(|tx| import::apply(tx, plan, &|| bar.inc(1)))?);
         Ok(())
-    })?;
+    });
     bar.finish_and_clear();
     if let Some(p) = done {
         for (ident, why) in &p.skipped {
@@ -161,11 +166,16 @@ pub(super) fn import(store: &Store, args: ImportArgs) -> anyhow::Result<()> {
         }
         println!("imported: {}", p.summary());
     }
-    Ok(())
+    live
 }
 
 /// `import --from hpfriends-export`.
-fn import_export(store: &Store, e: &Export, dry_run: bool) -> anyhow::Result<()> {
+fn import_export(
+    store: &Store,
+    wait: Option<std::time::Duration>,
+    e: &Export,
+    dry_run: bool,
+) -> anyhow::Result<()> {
     if dry_run {
         // The same checks an import makes before it writes anything.
         export::check(store, e)?;
@@ -176,11 +186,13 @@ fn import_export(store: &Store, e: &Export, dry_run: bool) -> anyhow::Result<()>
     let mut summary = String::new();
     // All or nothing: the whole file in one transaction (after the checks), so a failure
     // midway leaves the database as it was.
-    changing(store, |s| {
+    let live = changing(store, wait, |s| {
         summary = s.in_one_transaction(|tx| export::import(tx, e, &|| bar.inc(1)))?;
         Ok(())
-    })?;
+    });
     bar.finish_and_clear();
-    println!("imported: {summary}");
-    Ok(())
+    if !summary.is_empty() {
+        println!("imported: {summary}");
+    }
+    live
 }

@@ -124,27 +124,27 @@ pub(super) fn run(store: &Store, cmd: GroupCommand) -> anyhow::Result<()> {
             actor,
         } => {
             ops::create_group(store, &actor.user(store)?, &name, &description)?;
-            println!("group {name} created, owned by {}", actor.name);
+            say!("group {name} created, owned by {}", actor.name);
         }
         GroupCommand::Invite { group, user, actor } => {
             ops::invite(store, &actor.user(store)?, &group, &user)?;
-            println!("{user} invited to {group}");
+            say!("{user} invited to {group}");
         }
         GroupCommand::Accept { group, actor } => {
             ops::accept_invitation(store, &actor.user(store)?, &group)?;
-            println!("{} joined {group}", actor.name);
+            say!("{} joined {group}", actor.name);
         }
         GroupCommand::Decline { group, actor } => {
             ops::decline_invitation(store, &actor.user(store)?, &group)?;
-            println!("{} declined {group}", actor.name);
+            say!("{} declined {group}", actor.name);
         }
         GroupCommand::Leave { group, actor } => {
             ops::leave_group(store, &actor.user(store)?, &group)?;
-            println!("{} left {group}", actor.name);
+            say!("{} left {group}", actor.name);
         }
         GroupCommand::Remove { group, user, actor } => {
             ops::remove_member(store, &actor.user(store)?, &group, &user)?;
-            println!("{user} removed from {group}");
+            say!("{user} removed from {group}");
         }
         GroupCommand::List { actor, format } => {
             let rows: Vec<GroupRow> = ops::my_groups(store, &actor.user(store)?)?

@@ -18,6 +18,14 @@ use crate::store::Store;
 use crate::store::models::applied::Live;
 use crate::wire::{Channel, Ident};
 
+/// Prints a line of what a command did, held back while its change is not yet live (see
+/// [`output::say`]).
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::cli::output::say(format!($($arg)*))
+    };
+}
+
 mod acl;
 mod authkeys;
 mod bench;
@@ -55,6 +63,14 @@ pub struct Cli {
     /// Configuration file (TOML; see deploy/hpfriends.example.toml).
     #[arg(long, global = true, env = "HPFRIENDS_CONFIG")]
     pub config: Option<PathBuf>,
+    /// A command that changes the graph answers once its change is saved, without waiting
+    /// until running servers made it live (and exits 0 either way).
+    #[arg(long, global = true)]
+    pub no_wait: bool,
+    /// How long a command that changes the graph waits for running servers to make the
+    /// change live before it says which are behind and exits 3, in seconds.
+    #[arg(long, global = true, value_name = "SECS", default_value_t = 10)]
+    pub live_wait: u64,
     /// Log lines on stderr: for people (text) or one JSON object per line (json).
     #[arg(long, global = true, env = "HPFRIENDS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -168,18 +184,19 @@ fn flags(cli: &Cli) -> Flags {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     let loaded = Config::load_with(cli.config.as_deref(), std::env::vars(), &flags(&cli))?;
     let config = loaded.config.clone();
+    let wait = (!cli.no_wait).then(|| std::time::Duration::from_secs(cli.live_wait));
     match cli.command {
         Command::Config(cmd) => settings::config(cmd, &loaded),
         Command::SecretKey(cmd) => settings::secret_key(cmd),
         Command::Serve(args) => serve::serve(config, args),
         Command::Migrate => data::migrate(&config),
-        Command::User(cmd) => changing(&open_store(&config)?, |s| users::run(s, cmd)),
-        Command::Authkey(cmd) => changing(&open_store(&config)?, |s| authkeys::run(s, cmd)),
-        Command::Group(cmd) => changing(&open_store(&config)?, |s| groups::run(s, cmd)),
-        Command::Share(cmd) => changing(&open_store(&config)?, |s| shares::run(s, cmd)),
+        Command::User(cmd) => changing(&open_store(&config)?, wait, |s| users::run(s, cmd)),
+        Command::Authkey(cmd) => changing(&open_store(&config)?, wait, |s| authkeys::run(s, cmd)),
+        Command::Group(cmd) => changing(&open_store(&config)?, wait, |s| groups::run(s, cmd)),
+        Command::Share(cmd) => changing(&open_store(&config)?, wait, |s| shares::run(s, cmd)),
         Command::Acl(cmd) => acl::run(&open_store(&config)?, cmd, config.open),
         Command::Log(args) => acl::key_log(&open_store(&config)?, &args),
-        Command::Import(args) => data::import(&open_store(&config)?, args),
+        Command::Import(args) => data::import(&open_store(&config)?, wait, args),
         Command::Export(args) => data::export(&open_store(&config)?, args),
         Command::Backup { path } => data::backup(&open_store(&config)?, &config, &path),
         Command::Pub(args) => client::runtime()?.block_on(client::publish(args)),
@@ -200,27 +217,81 @@ fn open_store(config: &Config) -> anyhow::Result<Store> {
     Ok(Store::open_pooled(&config.db, config.db_pool_size)?.with_sealer(sealer)?)
 }
 
-/// How long a changing command waits for a running `serve` to make its change live.
-const LIVE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+/// A change is saved but some running server had not made it live when the CLI stopped
+/// waiting: the command exits with [`NotLive::EXIT_CODE`], not 0, so a script can tell.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the change is saved, but {behind} running server(s) had not applied ACL version {version} \
+     after waiting {waited} s ({nodes}); it is live on them once they catch up"
+)]
+pub struct NotLive {
+    /// The change log version waited for.
+    pub version: i64,
+    /// How many servers were behind.
+    pub behind: usize,
+    /// Their names, as they report themselves.
+    pub nodes: String,
+    /// How long the CLI waited, in seconds.
+    pub waited: u64,
+}
 
-/// Runs a command that may change the graph, then waits until every running server has
-/// made the change live on its connections (bounded by [`LIVE_WAIT`], then says so).
-fn changing(store: &Store, f: impl FnOnce(&Store) -> anyhow::Result<()>) -> anyhow::Result<()> {
-    f(store)?;
-    match store.wait_applied(LIVE_WAIT)? {
-        Live::Applied { .. } => {}
+impl NotLive {
+    /// The exit status for "saved, not yet live" (1 is a failure, 2 a usage error).
+    pub const EXIT_CODE: u8 = 3;
+}
+
+/// Runs a command that may change the graph; if it did, waits until every running server
+/// has made the change live on its connections (at most `wait`; [`NotLive`] when one has
+/// not), and only then prints what the command did. `wait` `None` (`--no-wait`): answers
+/// at once, saying that it did not wait.
+fn changing(
+    store: &Store,
+    wait: Option<std::time::Duration>,
+    f: impl FnOnce(&Store) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let before = store.acl_version()?;
+    output::defer();
+    let done = f(store);
+    // What it did is printed even when it failed halfway (an import's first part).
+    let after = match done {
+        Ok(()) => store.acl_version(),
+        Err(e) => {
+            output::release();
+            return Err(e);
+        }
+    };
+    let after = match after {
+        Ok(v) => v,
+        Err(e) => {
+            output::release();
+            return Err(e.into());
+        }
+    };
+    if after == before {
+        output::release();
+        return Ok(());
+    }
+    let Some(wait) = wait else {
+        output::release();
+        eprintln!("hpfriends: saved (change {after}); not waiting for running servers to apply it");
+        return Ok(());
+    };
+    let live = store.wait_applied_at(after, wait);
+    output::release();
+    match live? {
+        Live::Applied { .. } => Ok(()),
         Live::Pending {
             version,
             behind,
             nodes,
-        } => eprintln!(
-            "hpfriends: the change is saved, but {behind} running server(s) had not applied ACL \
-             version {version} after waiting {} s ({}); it will be live when they catch up",
-            LIVE_WAIT.as_secs(),
-            output::terminal_safe(&nodes.join(", "))
-        ),
+        } => Err(NotLive {
+            version,
+            behind,
+            nodes: output::terminal_safe(&nodes.join(", ")),
+            waited: wait.as_secs(),
+        }
+        .into()),
     }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -33,6 +33,38 @@ pub fn print<T: Listing>(rows: &[T], json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+thread_local! {
+    /// Lines a changing command says, held back while [`defer`] is on.
+    static HELD: std::cell::RefCell<Option<Vec<String>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Says what a command did: printed now, or held while a change is not yet known to be
+/// live (see [`defer`]), so that "revoked" is never on screen before it holds.
+pub fn say(line: String) {
+    let held = HELD.with_borrow_mut(|h| match h {
+        Some(lines) => {
+            lines.push(line);
+            None
+        }
+        None => Some(line),
+    });
+    if let Some(line) = held {
+        println!("{line}");
+    }
+}
+
+/// From now on [`say`] holds its lines until [`release`].
+pub fn defer() {
+    HELD.with_borrow_mut(|h| *h = Some(Vec::new()));
+}
+
+/// Prints the held lines and stops holding.
+pub fn release() {
+    for line in HELD.with_borrow_mut(Option::take).unwrap_or_default() {
+        println!("{line}");
+    }
+}
+
 /// `text` as it may be printed on a terminal: control characters (ESC, the C1 set, NUL,
 /// bare CR…) and bidirectional overrides written as `\u{..}` escapes, so that text from a
 /// file or a database cannot move the cursor, recolour or rewrite what the operator reads.

@@ -209,31 +209,31 @@ pub(super) fn run(store: &Store, cmd: ShareCommand) -> anyhow::Result<()> {
             };
             let id = ops::offer_share(store, &actor.user(store)?, &channel, &to, kind, onward)?;
             let state = store.share(id)?.map(|s| s.state.to_string()).unwrap_or_default();
-            println!("share {} ({channel}, {kind}) {state}", id.0);
+            say!("share {} ({channel}, {kind}) {state}", id.0);
         }
         ShareCommand::Follow { id, actor } => {
             ops::follow_share(store, &actor.user(store)?, ShareId(id))?;
-            println!("share {id} taken up by {}", actor.name);
+            say!("share {id} taken up by {}", actor.name);
         }
         ShareCommand::Unfollow { id, actor } => {
             ops::unfollow_share(store, &actor.user(store)?, ShareId(id))?;
-            println!("share {id} no longer taken by {}", actor.name);
+            say!("share {id} no longer taken by {}", actor.name);
         }
         ShareCommand::Accept { id, actor } => {
             ops::answer_share(store, &actor.user(store)?, ShareId(id), true)?;
-            println!("share {id} accepted");
+            say!("share {id} accepted");
         }
         ShareCommand::Decline { id, actor } => {
             ops::answer_share(store, &actor.user(store)?, ShareId(id), false)?;
-            println!("share {id} declined");
+            say!("share {id} declined");
         }
         ShareCommand::Revoke { id, actor } => {
             ops::revoke_share(store, &actor.user(store)?, ShareId(id))?;
-            println!("share {id} revoked");
+            say!("share {id} revoked");
         }
         ShareCommand::Leave { id, actor } => {
             ops::leave_share(store, &actor.user(store)?, ShareId(id))?;
-            println!("share {id} left");
+            say!("share {id} left");
         }
         ShareCommand::Offers { page, actor, format } => {
             let (offers, more) = ops::public_offers(store, &actor.user(store)?, page)?;

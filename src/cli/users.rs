@@ -86,7 +86,7 @@ pub(super) fn run(store: &Store, cmd: UserCommand) -> anyhow::Result<()> {
     match cmd {
         UserCommand::Add { name, email } => {
             let u = ops::register(store, &name, &email, CLI_ACTOR)?;
-            println!("user {} created (id {})", u.name, u.id.0);
+            say!("user {} created (id {})", u.name, u.id.0);
         }
         UserCommand::List { format } => {
             let rows: Vec<UserRow> = store
@@ -104,26 +104,27 @@ pub(super) fn run(store: &Store, cmd: UserCommand) -> anyhow::Result<()> {
         }
         UserCommand::Disable { name } => {
             ops::set_user_enabled(store, &name, false, CLI_ACTOR)?;
-            println!("user {name} disabled");
+            say!("user {name} disabled");
         }
         UserCommand::Enable { name } => {
             ops::set_user_enabled(store, &name, true, CLI_ACTOR)?;
-            println!("user {name} enabled");
+            say!("user {name} enabled");
         }
         UserCommand::Block { name, actor } => {
             ops::block_user(store, &actor.user(store)?, &name)?;
-            println!(
+            say!(
                 "{} blocks {name}: nothing of theirs reaches {}",
-                actor.name, actor.name
+                actor.name,
+                actor.name
             );
         }
         UserCommand::Unblock { name, actor } => {
             ops::unblock_user(store, &actor.user(store)?, &name)?;
-            println!("{} no longer blocks {name}", actor.name);
+            say!("{} no longer blocks {name}", actor.name);
         }
         UserCommand::Blocks { actor } => {
             for name in ops::my_blocks(store, &actor.user(store)?)? {
-                println!("{name}");
+                say!("{name}");
             }
         }
     }

@@ -18,7 +18,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use actix::{
-    Actor, ActorFutureExt, AsyncContext, AtomicResponse, Context, Handler, Message, Recipient, WrapFuture,
+    Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, Recipient, ResponseFuture, WrapFuture,
 };
 use arc_swap::ArcSwap;
 use parking_lot::Mutex;
@@ -108,6 +108,27 @@ fn catch_up(store: &Store, live: &Mutex<LiveGraph>, seen: i64) -> Result<Option<
     }))
 }
 
+/// Waits (off the actor, on a blocking thread) until every live node applied `version`,
+/// at most `limit`; a node still behind then is logged by name.
+async fn wait_for_nodes(store: Store, version: i64, limit: Duration) {
+    use crate::store::models::applied::Live;
+    match tokio::task::spawn_blocking(move || store.wait_applied_at(version, limit)).await {
+        Ok(Ok(Live::Applied { .. })) => {}
+        Ok(Ok(Live::Pending {
+            version,
+            behind,
+            nodes,
+        })) => tracing::warn!(
+            nodes = %nodes.join(", "),
+            version,
+            behind,
+            "answering before every node applied the change: {behind} node(s) behind"
+        ),
+        Ok(Err(e)) => tracing::warn!("cannot tell whether the other nodes applied the change: {e}"),
+        Err(e) => tracing::warn!("waiting for the other nodes failed: {e}"),
+    }
+}
+
 /// See the module doc.
 pub struct SocialGraph {
     store: Store,
@@ -166,28 +187,6 @@ impl SocialGraph {
     pub fn with_cluster_wait(mut self, wait: Option<Duration>) -> Self {
         self.cluster_wait = wait;
         self
-    }
-
-    /// Waits (off the actor's thread) until every live node applied the newest change.
-    fn wait_for_nodes(&self) -> Option<impl std::future::Future<Output = ()> + 'static> {
-        let (limit, store) = (self.cluster_wait?, self.store.clone());
-        Some(async move {
-            match tokio::task::spawn_blocking(move || store.wait_applied(limit)).await {
-                Ok(Ok(crate::store::models::applied::Live::Applied { .. })) => {}
-                Ok(Ok(crate::store::models::applied::Live::Pending {
-                    version,
-                    behind,
-                    nodes,
-                })) => tracing::warn!(
-                    nodes = %nodes.join(", "),
-                    version,
-                    behind,
-                    "answering before every node applied the change: {behind} node(s) behind"
-                ),
-                Ok(Err(e)) => tracing::warn!("cannot tell whether the other nodes applied the change: {e}"),
-                Err(e) => tracing::warn!("waiting for the other nodes failed: {e}"),
-            }
-        })
     }
 
     /// Reads the change log past the version applied and applies it, on a blocking
@@ -340,47 +339,62 @@ impl Handler<Refresh> for SocialGraph {
 }
 
 impl<T: Send + 'static> Handler<Apply<T>> for SocialGraph {
-    type Result = AtomicResponse<Self, Result<T, SocialError>>;
+    type Result = ResponseFuture<Result<T, SocialError>>;
 
-    fn handle(&mut self, Apply(op): Apply<T>, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, Apply(op): Apply<T>, ctx: &mut Context<Self>) -> Self::Result {
         let (store, live, seen) = (self.store.clone(), Arc::clone(&self.live), self.version);
         // The operation and the read of the changes it made run in one blocking task; the
-        // new ACLs are live on the broker before the caller hears back. AtomicResponse: no
-        // other change (or poll) runs until this one is whole.
+        // new ACLs are live on this node's broker before the caller hears back. `wait`: no
+        // other change (or poll) runs until this one is live here.
         let run = async move {
             tokio::task::spawn_blocking(move || {
                 let res = op(&store);
-                (res, catch_up(&store, &live, seen))
+                // The change's own id (or a later one): what the other nodes must reach.
+                let own = res.as_ref().ok().and_then(|_| store.acl_version().ok());
+                (res, own, catch_up(&store, &live, seen))
             })
             .await
             .unwrap_or_else(|e| {
                 (
                     Err(SocialError::Internal(e.to_string())),
+                    None,
                     Err(StoreError::NotFound(e.to_string())),
                 )
             })
         };
-        AtomicResponse::new(Box::pin(run.into_actor(self).then(|(res, derived), act, _| {
-            let next: std::pin::Pin<Box<dyn std::future::Future<Output = ()>>> = match derived {
-                Ok(Some(d)) => {
-                    act.recovered();
-                    let (live_here, everywhere) = (act.publish(d), act.wait_for_nodes());
-                    Box::pin(async move {
-                        live_here.await;
-                        if let Some(w) = everywhere {
-                            w.await;
-                        }
-                    })
-                }
-                Ok(None) => Box::pin(async {}),
-                Err(e) => {
-                    // The poll retries (and logs once) while the database is failing.
-                    act.fail(&e);
-                    Box::pin(async {})
-                }
-            };
-            next.into_actor(act).map(move |(), _, _| res)
-        })))
+        let (done, answer) = tokio::sync::oneshot::channel();
+        ctx.wait(run.into_actor(self).then(move |(res, own, derived), act, _| {
+            let (live_here, reached): (std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>, _) =
+                match derived {
+                    Ok(Some(d)) => {
+                        act.recovered();
+                        let reached = own.map_or(d.version, |o| o.min(d.version));
+                        (Box::pin(act.publish(d)), Some(reached))
+                    }
+                    Ok(None) => (Box::pin(async {}), None),
+                    Err(e) => {
+                        // The poll retries (and logs once) while the database is failing.
+                        act.fail(&e);
+                        (Box::pin(async {}), None)
+                    }
+                };
+            live_here.into_actor(act).map(move |(), _, _| {
+                let _ = done.send((res, reached));
+            })
+        }));
+        // The other nodes are waited for outside the actor's exclusive section, for this
+        // change's id: a node that must first apply a change made meanwhile elsewhere (or
+        // this node's own poll) is never waited for behind this answer.
+        let others = self.cluster_wait.map(|limit| (self.store.clone(), limit));
+        Box::pin(async move {
+            let (res, reached) = answer
+                .await
+                .map_err(|_| SocialError::Internal("the social graph stopped".into()))?;
+            if let (Some(version), Some((store, limit))) = (reached, others) {
+                wait_for_nodes(store, version, limit).await;
+            }
+            res
+        })
     }
 }
 

@@ -70,7 +70,13 @@ impl Store {
     /// Waits (polling, at most `limit`) until every server seen alive has applied the
     /// current ACL version.
     pub fn wait_applied(&self, limit: Duration) -> Result<Live, StoreError> {
-        let version = self.acl_version()?;
+        self.wait_applied_at(self.acl_version()?, limit)
+    }
+
+    /// Waits (polling, at most `limit`) until every server seen alive has applied
+    /// `version`: a change's own id, so that changes committed meanwhile by others (which
+    /// a node may not reach before this wait ends) do not hold it up.
+    pub fn wait_applied_at(&self, version: i64, limit: Duration) -> Result<Live, StoreError> {
         let deadline = Instant::now() + limit;
         loop {
             let mut conn = self.conn()?;
