@@ -733,9 +733,15 @@ fn a_node_that_loses_postgresql_serves_on_and_catches_up() {
     b_sensor.publish("d", b"from node 2 during the outage");
     assert_eq!(alice.expect_publish().2, b"from node 2 during the outage");
 
-    // A revoke made meanwhile (node 2 cannot apply it, so the CLI says so after its wait)…
-    let o = common::cli_with_db(&c.db, &["share", "revoke", &revoked, "--as", "alice"]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // A revoke made meanwhile: node 2 cannot apply it, so the CLI says so after its wait,
+    // naming the node, and exits 3 (saved, not yet live everywhere)…
+    let o = common::cli_with_db(
+        &c.db,
+        &["share", "revoke", &revoked, "--as", "alice", "--live-wait", "3"],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert!(err.contains("1 running server(s)"), "{err}");
 
     // Node 2 routes by the ACLs it has until it can read the change (the bound the README
     // states for a node cut off from the database)…
