@@ -381,7 +381,15 @@ fn a_change_not_yet_live_everywhere_exits_3_and_names_the_server_behind() {
 
     let o = cli_with_db(
         &db,
-        &["user", "add", "bob", "--email", "b@example.org", "--live-wait", "1"],
+        &[
+            "user",
+            "add",
+            "bob",
+            "--email",
+            "b@example.org",
+            "--live-wait",
+            "1",
+        ],
     );
     assert_eq!(o.status.code(), Some(3), "{o:?}");
     assert!(String::from_utf8_lossy(&o.stdout).contains("user bob created"));

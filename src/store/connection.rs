@@ -15,6 +15,29 @@ use super::{Backend, Conn};
 /// How long a connection waits on a locked SQLite file before failing.
 const BUSY_TIMEOUT_MS: u32 = 5000;
 
+/// How long a background writer (usage and traffic counters) waits on a locked SQLite
+/// file: nobody waits for its answer, and an operator's import may hold the lock longer
+/// than a page should wait.
+const PATIENT_BUSY_TIMEOUT_MS: u32 = 60_000;
+
+/// Runs `f` on `conn` waiting up to [`PATIENT_BUSY_TIMEOUT_MS`] for a locked SQLite file
+/// (PostgreSQL waits on row locks anyway), then gives the connection back its usual wait.
+pub(crate) fn patiently<T>(
+    conn: &mut AnyConnection,
+    f: impl FnOnce(&mut AnyConnection) -> Result<T, super::StoreError>,
+) -> Result<T, super::StoreError> {
+    let AnyConnection::Sqlite(c) = conn else {
+        return f(conn);
+    };
+    c.batch_execute(&format!("PRAGMA busy_timeout = {PATIENT_BUSY_TIMEOUT_MS}"))?;
+    let out = f(conn);
+    if let AnyConnection::Sqlite(c) = conn {
+        // A connection that cannot be set back is a broken one: the pool drops it.
+        let _ = c.batch_execute(&format!("PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}"));
+    }
+    out
+}
+
 /// One connection to either backend: every query is written once against it (diesel's
 /// `MultiConnection`); the few statements the two dialects spell differently match on it.
 #[derive(diesel::MultiConnection)]

@@ -60,28 +60,31 @@ impl Store {
     /// traffic older than [`TRAFFIC_KEEP_SECS`].
     pub fn add_channel_traffic(&self, bucket: i64, rows: &[(Channel, Traffic)]) -> Result<(), StoreError> {
         let mut conn = self.conn()?;
-        conn.transaction(|conn| {
-            for (channel, t) in rows {
-                on_backend!(conn, |c| diesel::insert_into(channel_traffic::table)
-                    .values((
-                        channel_traffic::channel.eq(channel.as_str()),
-                        channel_traffic::bucket.eq(bucket),
-                    ))
-                    .on_conflict_do_nothing()
-                    .execute(c))?;
-                diesel::update(channel_traffic::table.find((channel.as_str(), bucket)))
-                    .set((
-                        channel_traffic::messages.eq(channel_traffic::messages + t.messages),
-                        channel_traffic::bytes.eq(channel_traffic::bytes + t.bytes),
-                        channel_traffic::deliveries.eq(channel_traffic::deliveries + t.deliveries),
-                    ))
-                    .execute(conn)?;
-            }
-            diesel::delete(
-                channel_traffic::table.filter(channel_traffic::bucket.lt(bucket - TRAFFIC_KEEP_SECS)),
-            )
-            .execute(conn)?;
-            Ok(())
+        // Off every hot path: it waits out a long writer rather than failing.
+        crate::store::connection::patiently(&mut conn, |conn| {
+            conn.transaction(|conn| {
+                for (channel, t) in rows {
+                    on_backend!(conn, |c| diesel::insert_into(channel_traffic::table)
+                        .values((
+                            channel_traffic::channel.eq(channel.as_str()),
+                            channel_traffic::bucket.eq(bucket),
+                        ))
+                        .on_conflict_do_nothing()
+                        .execute(c))?;
+                    diesel::update(channel_traffic::table.find((channel.as_str(), bucket)))
+                        .set((
+                            channel_traffic::messages.eq(channel_traffic::messages + t.messages),
+                            channel_traffic::bytes.eq(channel_traffic::bytes + t.bytes),
+                            channel_traffic::deliveries.eq(channel_traffic::deliveries + t.deliveries),
+                        ))
+                        .execute(conn)?;
+                }
+                diesel::delete(
+                    channel_traffic::table.filter(channel_traffic::bucket.lt(bucket - TRAFFIC_KEEP_SECS)),
+                )
+                .execute(conn)?;
+                Ok(())
+            })
         })
     }
 
