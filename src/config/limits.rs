@@ -120,6 +120,14 @@ pub const KEY_LOG_PER_MINUTE: u32 = 20;
 /// stopped answering without closing the connection).
 pub const DB_CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// Reads of the whole sharing graph (a user's reach) that run at once; more wait
+/// [`HEAVY_READ_WAIT`] for a slot, then get `503`, so they cannot take the pool from other
+/// pages.
+pub const HEAVY_READS: usize = 2;
+
+/// How long a heavy read waits for a slot.
+pub const HEAVY_READ_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Bytes of a form or JSON body the website reads: a larger one is answered 413.
 pub const FORM_LIMIT: usize = 64 * 1024;
 

@@ -476,7 +476,9 @@ async fn request_action(state: State, u: ApiUser, path: web::Path<(i64, String)>
 
 async fn reach(state: State, u: ApiUser) -> ApiResult {
     let me = u.0.clone();
-    let reach = state.db(move |s| crate::social::reach::reach(s, &me)).await?;
+    let reach = state
+        .heavy_db(move |s| crate::social::reach::reach(s, &me))
+        .await?;
     let channels: Vec<_> = reach
         .into_iter()
         .map(|(c, list)| {

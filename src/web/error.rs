@@ -35,10 +35,11 @@ pub enum WebError {
     /// The database cannot be reached: the page says so and the site recovers by itself.
     #[error("the database is unavailable right now; nothing was changed. Try again in a moment")]
     Unavailable(String),
-    /// Every password-hashing slot stayed taken for the whole wait (a flood of logins or
-    /// resets): `503` with `Retry-After`, nothing was changed.
-    #[error("the site is busy checking passwords right now; nothing was changed. Try again in a few seconds")]
-    Busy,
+    /// Every slot of a bounded kind of work (password hashing, whole-graph reads) stayed
+    /// taken for the whole wait (a flood of logins, resets or reach requests): `503` with
+    /// `Retry-After`, nothing was changed. It names the work.
+    #[error("the site is busy {0} right now; nothing was changed. Try again in a few seconds")]
+    Busy(&'static str),
     /// Anything else; logged, shown as a generic message.
     #[error("something went wrong on our side; nothing was changed")]
     Internal(String),
@@ -96,7 +97,7 @@ impl ResponseError for WebError {
             Self::Throttled => StatusCode::TOO_MANY_REQUESTS,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Conflict(_) => StatusCode::CONFLICT,
-            Self::Unavailable(_) | Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -118,7 +119,7 @@ impl ResponseError for WebError {
             Self::Unavailable(_) => {
                 res.insert_header((header::RETRY_AFTER, "5"));
             }
-            Self::Busy => {
+            Self::Busy(_) => {
                 res.insert_header((header::RETRY_AFTER, "2"));
             }
             _ => {}

@@ -13,6 +13,7 @@ pub mod error;
 pub mod error_pages;
 pub mod graph_svg;
 pub mod health;
+pub mod heavy;
 pub mod live;
 pub mod password;
 pub mod render;
@@ -67,6 +68,8 @@ pub struct WebState {
     pub metrics_token: String,
     /// `trusted_proxies`: whose `X-Forwarded-For` names the client (see [`client_ip`]).
     pub trusted_proxies: Vec<crate::config::cidr::Cidr>,
+    /// Reads of the whole graph (reach) run a few at a time, apart from other pages.
+    pub heavy: heavy::HeavyReads,
 }
 
 /// Runs blocking database work `f` on the blocking pool, answering `503` when it has not
@@ -126,6 +129,10 @@ impl WebState {
             session_secs: i64::try_from(config.session_hours.saturating_mul(3600)).unwrap_or(i64::MAX),
             limits: WebLimits::new(config),
             live_views: parking_lot::Mutex::new(std::collections::HashMap::new()),
+            heavy: heavy::HeavyReads::new(
+                crate::config::limits::HEAVY_READS,
+                crate::config::limits::HEAVY_READ_WAIT,
+            ),
         })
     }
 
@@ -142,6 +149,16 @@ impl WebState {
     ) -> Result<T, WebError> {
         let store = self.store.clone();
         on_db(move || f(&store)).await?.map_err(Into::into)
+    }
+
+    /// Runs a store read that walks the whole graph within the [`heavy::HeavyReads`]
+    /// budget: `503` when too many are running, never a starved pool.
+    pub async fn heavy_db<T: Send + 'static, E: Into<WebError> + Send + 'static>(
+        &self,
+        f: impl FnOnce(&Store) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, WebError> {
+        let store = self.store.clone();
+        self.heavy.run(move || f(&store).map_err(Into::into)).await
     }
 
     /// Runs a social operation through the SocialGraph actor (ACL effects apply at once).

@@ -87,7 +87,7 @@ async fn with_slot<T: Send + 'static>(
 ) -> Result<T, WebError> {
     let permit = tokio::time::timeout(PASSWORD_HASH_WAIT, pool().slots.acquire())
         .await
-        .map_err(|_| WebError::Busy)?
+        .map_err(|_| WebError::Busy("checking passwords"))?
         .map_err(|e| WebError::Internal(e.to_string()))?;
     let r = actix_web::web::block(job).await?;
     drop(permit);

@@ -558,7 +558,9 @@ async fn block(state: State, v: Viewer, form: CsrfForm<BlockForm>) -> Result<Htt
 /// *Reach*: where the viewer's data goes, per channel they share, and through whom.
 async fn reach_page(state: State, req: HttpRequest, v: Viewer) -> Result<HttpResponse, WebError> {
     let me = v.user.clone();
-    let reach = state.db(move |s| crate::social::reach::reach(s, &me)).await?;
+    let reach = state
+        .heavy_db(move |s| crate::social::reach::reach(s, &me))
+        .await?;
     let channels: Vec<Value> = reach
         .into_iter()
         .map(|(c, list)| {
