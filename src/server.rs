@@ -190,6 +190,7 @@ impl Core {
             Duration::from_millis(config.acl_poll_ms.max(10)),
         )
         .with_node(node)
+        .with_stats(Arc::clone(&shared.stats))
         .with_cluster_wait(
             backplane
                 .is_some()

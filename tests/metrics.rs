@@ -137,6 +137,13 @@ fn a_scrape_after_traffic_shows_every_metric_moving() {
     assert!(after.contains_key("hpfriends_connections_open"), "{text}");
     assert!(after["hpfriends_db_pool_connections_open"] >= 1.0, "{text}");
     assert!(after.contains_key("hpfriends_outbox_queued_bytes"), "{text}");
+    // The change log is read every acl_poll_ms on SQLite: the lag is a poll, not minutes.
+    assert!(
+        after
+            .get("hpfriends_graph_feed_lag_seconds")
+            .is_some_and(|l| (0.0..60.0).contains(l)),
+        "{text}"
+    );
     assert!(
         after.contains_key(r#"hpfriends_slow_consumer_events_total{outcome="waited"}"#),
         "{text}"

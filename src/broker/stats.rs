@@ -44,6 +44,9 @@ pub struct Stats {
     pub usage_lost: AtomicU64,
     /// Key-log entries dropped because the writer fell behind.
     pub key_log_dropped: AtomicU64,
+    /// When (Unix ms) the social graph last read the change log successfully: how far
+    /// behind this node's ACLs may be (0: not yet).
+    pub graph_feed_read_at_ms: AtomicU64,
     /// TLS handshakes that failed or timed out (wrong certificate, plain TCP, slowloris).
     pub tls_failures: AtomicU64,
     /// Connections closed because a frame was started and not finished in time.

@@ -146,6 +146,8 @@ pub struct SocialGraph {
     cluster_wait: Option<Duration>,
     /// Says this server is alive, at the version the broker applied (from started on).
     heartbeat: Option<Heartbeat>,
+    /// Where a successful read of the change log is recorded (`graph_feed_lag_seconds`).
+    stats: Option<Arc<crate::broker::stats::Stats>>,
 }
 
 impl SocialGraph {
@@ -172,7 +174,15 @@ impl SocialGraph {
             listener: None,
             cluster_wait: None,
             heartbeat: None,
+            stats: None,
         }
+    }
+
+    /// Records each successful read of the change log in `stats` (for
+    /// `graph_feed_lag_seconds`).
+    pub fn with_stats(mut self, stats: Arc<crate::broker::stats::Stats>) -> Self {
+        self.stats = Some(stats);
+        self
     }
 
     /// The name this server reports under in `acl_applied`: a cluster node's `node_id`, so
@@ -259,7 +269,14 @@ impl SocialGraph {
         self.failing = true;
     }
 
+    /// The change log was read: the node's ACLs are current as of now.
     fn recovered(&mut self) {
+        if let Some(s) = &self.stats {
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+            s.graph_feed_read_at_ms.store(now_ms, Ordering::Relaxed);
+        }
         if std::mem::take(&mut self.failing) {
             tracing::info!("database reachable again");
         }
@@ -302,6 +319,8 @@ impl Actor for SocialGraph {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        // The graph was read whole just before the actor started.
+        self.recovered();
         self.heartbeat = Some(Heartbeat::start(
             self.store.clone(),
             self.node.clone(),
@@ -371,7 +390,10 @@ impl<T: Send + 'static> Handler<Apply<T>> for SocialGraph {
                         let reached = own.map_or(d.version, |o| o.min(d.version));
                         (Box::pin(act.publish(d)), Some(reached))
                     }
-                    Ok(None) => (Box::pin(async {}), None),
+                    Ok(None) => {
+                        act.recovered();
+                        (Box::pin(async {}), None)
+                    }
                     Err(e) => {
                         // The poll retries (and logs once) while the database is failing.
                         act.fail(&e);
