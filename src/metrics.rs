@@ -449,19 +449,14 @@ impl Collector for Snapshot {
             "Keys' usage counters dropped while the database failed.",
             load(&s.usage_lost),
         )?;
-        let read_at = load(&s.graph_feed_read_at_ms);
-        if read_at > 0 {
-            let now_ms = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-            #[allow(clippy::cast_precision_loss)] // milliseconds, far below 2^52
+        if let Some(lag) = s.graph_feed_lag_secs() {
             gauge_f(
                 e,
                 "graph_feed_lag_seconds",
                 "Seconds since this node last read the graph change log (it reads every acl_poll_ms, \
                  or on notice and at least every 10 s on PostgreSQL): a node cut off from the \
                  database grows it and routes by the ACLs it has meanwhile.",
-                now_ms.saturating_sub(read_at) as f64 / 1000.0,
+                lag,
             )?;
         }
         counter(

@@ -294,7 +294,26 @@ impl ChannelTally {
     }
 }
 
+/// Milliseconds since the epoch (0 if the clock is before it).
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 impl Stats {
+    /// Notes that the social graph read the change log just now.
+    pub fn graph_feed_read(&self) {
+        self.graph_feed_read_at_ms.store(unix_ms(), Relaxed);
+    }
+
+    /// Seconds since the social graph last read the change log; `None` before the first read.
+    pub fn graph_feed_lag_secs(&self) -> Option<f64> {
+        let at = self.graph_feed_read_at_ms.load(Relaxed);
+        #[allow(clippy::cast_precision_loss)] // milliseconds, far below 2^52
+        (at > 0).then(|| unix_ms().saturating_sub(at) as f64 / 1000.0)
+    }
+
     /// Adds `n` to a counter.
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Relaxed);

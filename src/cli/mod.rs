@@ -251,20 +251,12 @@ fn changing(
 ) -> anyhow::Result<()> {
     let before = store.acl_version()?;
     output::defer();
-    let done = f(store);
-    // What it did is printed even when it failed halfway (an import's first part).
-    let after = match done {
-        Ok(()) => store.acl_version(),
-        Err(e) => {
-            output::release();
-            return Err(e);
-        }
-    };
-    let after = match after {
+    let after = match f(store).and_then(|()| Ok(store.acl_version()?)) {
         Ok(v) => v,
         Err(e) => {
+            // What it did is printed even when it failed halfway (an import's first part).
             output::release();
-            return Err(e.into());
+            return Err(e);
         }
     };
     if after == before {

@@ -272,10 +272,7 @@ impl SocialGraph {
     /// The change log was read: the node's ACLs are current as of now.
     fn recovered(&mut self) {
         if let Some(s) = &self.stats {
-            let now_ms = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-            s.graph_feed_read_at_ms.store(now_ms, Ordering::Relaxed);
+            s.graph_feed_read();
         }
         if std::mem::take(&mut self.failing) {
             tracing::info!("database reachable again");
@@ -368,8 +365,10 @@ impl<T: Send + 'static> Handler<Apply<T>> for SocialGraph {
         let run = async move {
             tokio::task::spawn_blocking(move || {
                 let res = op(&store);
-                // The change's own id (or a later one): what the other nodes must reach.
-                let own = res.as_ref().ok().and_then(|_| store.acl_version().ok());
+                // The change's own id (or a later one): what the other nodes must reach. A
+                // refused operation changed nothing and waits for nobody; when the id cannot
+                // be read, the newest change read below stands in for it.
+                let own = res.is_ok().then(|| store.acl_version().unwrap_or(i64::MAX));
                 (res, own, catch_up(&store, &live, seen))
             })
             .await
@@ -387,8 +386,8 @@ impl<T: Send + 'static> Handler<Apply<T>> for SocialGraph {
                 match derived {
                     Ok(Some(d)) => {
                         act.recovered();
-                        let reached = own.map_or(d.version, |o| o.min(d.version));
-                        (Box::pin(act.publish(d)), Some(reached))
+                        let reached = own.map(|o| o.min(d.version));
+                        (Box::pin(act.publish(d)), reached)
                     }
                     Ok(None) => {
                         act.recovered();
