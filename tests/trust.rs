@@ -200,7 +200,7 @@ async fn resets_are_limited_per_address_and_account_never_per_account_alone() {
 }
 
 #[actix_web::test]
-async fn a_grant_never_accepts_a_wider_offer_for_the_requester() {
+async fn a_grant_makes_exactly_what_it_says_and_leaves_a_wider_offer_pending() {
     let site = Site::new().await;
     let app = site.app().await;
     site.account("alice").await;
@@ -223,47 +223,56 @@ async fn a_grant_never_accepts_a_wider_offer_for_the_requester() {
         .await;
     assert_eq!(s, StatusCode::CREATED, "{body}");
     let wide = body["id"].as_i64().unwrap();
-    // Granting the request does not accept that offer on bob's behalf.
+    // Granting the request makes a share of alice's own data, no onward travel, beside the
+    // offer, which bob has not answered and which stays pending.
     let grant = format!("/api/v1/requests/{request}/grant");
     let (s, body) = a.api(&app, Method::POST, &grant, &ta, None).await;
-    assert_eq!(s, StatusCode::CONFLICT, "{body}");
-    assert!(body["error"].as_str().unwrap().contains("not answered"), "{body}");
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let share = body["share"].as_i64().unwrap();
+    assert_ne!(share, wide, "the grant is not the wide offer");
+    let incoming = |shares: &serde_json::Value, id: i64| {
+        shares["incoming"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == id)
+            .cloned()
+            .unwrap_or_else(|| panic!("no share {id} in {shares}"))
+    };
     let (_, shares) = a.api(&app, Method::GET, "/api/v1/shares", &tb, None).await;
-    let found = shares.to_string().contains(&format!("\"id\":{wide}"));
-    assert!(found, "{shares}");
-    let pending = shares["incoming"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["id"] == wide)
-        .unwrap();
-    assert_eq!(pending["state"], "offered", "{pending}");
+    let made = incoming(&shares, share);
+    assert_eq!(made["type"], "own", "{made}");
+    assert_eq!(made["onward"], false, "{made}");
+    assert_eq!(made["state"], "accepted", "{made}");
+    assert_eq!(incoming(&shares, wide)["state"], "offered", "{shares}");
     let (_, body) = a.api(&app, Method::GET, "/api/v1/requests", &tb, None).await;
-    assert_eq!(body["outgoing"][0]["state"], "open", "{body}");
-    // Once alice withdraws the wide offer, the grant makes exactly what was asked.
+    assert_eq!(body["outgoing"][0]["state"], "granted", "{body}");
+    // Alice cannot offer the same again while both stand.
+    let again = json!({"channel": "grant.chan", "to_user": "bob"});
+    let (s, body) = a
+        .api(&app, Method::POST, "/api/v1/shares", &ta, Some(again))
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{body}");
+    // When bob accepts the wider offer, it takes the grant's place: one accepted share.
     let (s, body) = a
         .api(
             &app,
             Method::POST,
-            &format!("/api/v1/shares/{wide}/revoke"),
-            &ta,
+            &format!("/api/v1/shares/{wide}/accept"),
+            &tb,
             None,
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{body}");
-    let (s, body) = a.api(&app, Method::POST, &grant, &ta, None).await;
-    assert_eq!(s, StatusCode::OK, "{body}");
-    let share = body["share"].as_i64().unwrap();
     let (_, shares) = a.api(&app, Method::GET, "/api/v1/shares", &tb, None).await;
-    let made = shares["incoming"]
+    assert_eq!(incoming(&shares, wide)["state"], "accepted", "{shares}");
+    let accepted = shares["incoming"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|s| s["id"] == share)
-        .unwrap();
-    assert_eq!(made["type"], "own", "{made}");
-    assert_eq!(made["onward"], false, "{made}");
-    assert_eq!(made["state"], "accepted", "{made}");
+        .filter(|s| s["state"] == "accepted")
+        .count();
+    assert_eq!(accepted, 1, "{shares}");
 }
 
 #[actix_web::test]

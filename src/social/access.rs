@@ -81,7 +81,8 @@ fn answered(
 }
 
 /// The publisher grants a request: their own data on the channel flows to the requester
-/// from now on (an offered share between them is accepted, or a new one made accepted).
+/// from now on, and nothing more: an offer of exactly that is accepted, otherwise a new
+/// accepted share of their own data is made (a wider offer waiting stays pending).
 pub fn grant_access(store: &Store, actor: &User, id: RequestId) -> Result<(AccessRequest, ShareId)> {
     let r = visible(store, actor, id)?;
     if r.to != actor.id {
@@ -112,23 +113,9 @@ pub fn grant_access(store: &Store, actor: &User, id: RequestId) -> Result<(Acces
             s.id
         }
         // A wider offer (what the sharer receives too, or onward travel) is more than the
-        // requester asked for: granting must not accept it for them. It stays pending for
-        // them to answer, and the request stays open (one live share per pair and channel).
-        Some(s) => {
-            return Err(SocialError::Conflict(format!(
-                "you have offered {} '{}' with {} and they have not answered yet; a grant \
-                 gives only your own data, so it would not accept that wider offer for them. \
-                 Let them answer it, or withdraw it and grant the request again",
-                r.from_name,
-                r.channel,
-                match (s.kind, s.onward) {
-                    (ShareKind::Redistribute, true) => "what you receive and onward travel",
-                    (ShareKind::Redistribute, false) => "what you receive",
-                    _ => "onward travel",
-                }
-            )));
-        }
-        None => store.add_share(
+        // requester asked for: the grant is a share of its own beside it, and the offer
+        // stays pending for them to answer (accepting it later takes the grant's place).
+        _ => store.add_share(
             actor.id,
             &r.channel,
             Grantee::User(r.from),

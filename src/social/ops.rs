@@ -480,6 +480,22 @@ pub fn answer_share(store: &Store, actor: &User, id: ShareId, accept: bool) -> R
             id.0
         )));
     }
+    if accept && s.state == ShareState::Offered {
+        // A grant (their own data, answering a request) may stand beside this offer; the
+        // offer is at least as wide, so accepting it takes the grant's place.
+        if let Some(grant) = store
+            .live_share(s.from, &s.channel, s.to)?
+            .filter(|g| g.id != id && g.state == ShareState::Accepted)
+        {
+            if store.accept_replacing(id, grant.id, &actor.name)? {
+                return Ok(());
+            }
+            return Err(SocialError::Conflict(format!(
+                "share {} changed meanwhile; look again before accepting",
+                id.0
+            )));
+        }
+    }
     let to = if accept {
         ShareState::Accepted
     } else {

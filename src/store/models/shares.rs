@@ -238,8 +238,10 @@ impl Store {
         })
     }
 
-    /// The live (offered or accepted) share of `channel` from `from` to `to`, if there is
-    /// one: at most one can exist (a unique index), so two racing offers cannot both land.
+    /// The live share of `channel` from `from` to `to`, the accepted one first: at most one
+    /// offered and one accepted can exist (a unique index), so two racing offers cannot both
+    /// land; the two stand together only when a grant answered a request beside a wider
+    /// offer still waiting (see [`Self::accept_replacing`]).
     pub fn live_share(
         &self,
         from: UserId,
@@ -262,8 +264,62 @@ impl Store {
                 .filter(shares::to_group_id.eq(g.0)),
             Grantee::Everyone => q.filter(shares::to_kind.eq("everyone")),
         };
-        let rows: Vec<ShareRow> = q.limit(1).load(&mut conn)?;
+        // 'accepted' sorts before 'offered'.
+        let rows: Vec<ShareRow> = q.order(shares::state.asc()).limit(1).load(&mut conn)?;
         Ok(rows.into_iter().find_map(to_share))
+    }
+
+    /// The offer `id` is accepted and the accepted share `replaces` (same sharer, channel and
+    /// grantee, narrower: a grant) ends as left, in one transaction, so that the grantee never
+    /// receives through both nor, between the two, through neither. False when either is no
+    /// longer in the state this expects.
+    pub fn accept_replacing(&self, id: ShareId, replaces: ShareId, actor: &str) -> Result<bool, StoreError> {
+        let mut conn = self.conn()?;
+        let done = conn.transaction(|conn| {
+            let t = now();
+            let ended = diesel::update(
+                shares::table
+                    .find(replaces.0)
+                    .filter(shares::state.eq(ShareState::Accepted.as_str())),
+            )
+            .set((
+                shares::state.eq(ShareState::Left.as_str()),
+                shares::updated_at.eq(t),
+            ))
+            .execute(conn)?;
+            if ended != 1 {
+                return Ok(false);
+            }
+            let n = diesel::update(
+                shares::table
+                    .find(id.0)
+                    .filter(shares::state.eq(ShareState::Offered.as_str())),
+            )
+            .set((
+                shares::state.eq(ShareState::Accepted.as_str()),
+                shares::updated_at.eq(t),
+            ))
+            .execute(conn)?;
+            if n != 1 {
+                // Roll the first update back with the transaction.
+                return Err(StoreError::Conflict(format!(
+                    "share {} is no longer offered",
+                    id.0
+                )));
+            }
+            audit::record(
+                conn,
+                actor,
+                "share.accepted",
+                &format!("share#{}", id.0),
+                &format!("replaces share#{}", replaces.0),
+            )?;
+            Ok(true)
+        });
+        match done {
+            Err(StoreError::Conflict(_)) => Ok(false),
+            done => done,
+        }
     }
 
     /// The shares `user` makes, and those that concern them: offered to them, to one of
