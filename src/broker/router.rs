@@ -13,7 +13,7 @@ use bytes::Bytes;
 use parking_lot::RwLock;
 
 use super::handle::{SessionHandle, SessionId};
-use super::outbox::PushError;
+use super::outbox::{Compact, PushError};
 use super::stats::Stats;
 use crate::config::SlowConsumerPolicy;
 use crate::domain::UserId;
@@ -279,18 +279,29 @@ impl Router {
         let Some(route) = self.routes.read().get(channel).cloned() else {
             return 0;
         };
-        let mut delivered = self.deliver_all(&route.everyone, frame, stalled);
-        if !route.by_source.is_empty()
-            && let Some(list) = route.by_source.get(&source)
-        {
-            delivered += self.deliver_all(list, frame, stalled);
+        // (No hashing when no receiver takes only some sources: the common case.)
+        let by_source = if route.by_source.is_empty() {
+            None
+        } else {
+            route.by_source.get(&source)
+        };
+        let receivers = route.everyone.len() + by_source.map_or(0, Receivers::len);
+        let mut frame = Compact::new(frame.clone(), receivers);
+        let mut delivered = self.deliver_all(&route.everyone, &mut frame, stalled);
+        if let Some(list) = by_source {
+            delivered += self.deliver_all(list, &mut frame, stalled);
         }
         Stats::add(&self.stats.deliveries, delivered as u64);
         delivered
     }
 
     /// Queues `frame` for every receiver of `list`: a plain slice loop (per leaf when large).
-    fn deliver_all(&self, list: &Receivers, frame: &Bytes, stalled: &mut Vec<Arc<SessionHandle>>) -> usize {
+    fn deliver_all(
+        &self,
+        list: &Receivers,
+        frame: &mut Compact,
+        stalled: &mut Vec<Arc<SessionHandle>>,
+    ) -> usize {
         let mut n = 0;
         for leaf in list.slices() {
             for h in leaf {
@@ -317,6 +328,7 @@ impl Router {
         stall: std::time::Duration,
     ) {
         Stats::add(&self.stats.backpressure_waits, 1);
+        let mut frame = Compact::new(frame.clone(), stalled.len());
         for to in stalled.drain(..) {
             let admitted = || {
                 to.acl
@@ -325,7 +337,7 @@ impl Router {
                     .and_then(|acl| acl.sources(channel).map(|s| s.admits(source)))
                     .unwrap_or(false)
             };
-            match to.outbox.push_waiting(frame.clone(), stall, admitted).await {
+            match to.outbox.push_waiting(&mut frame, stall, admitted).await {
                 Ok(true) => Stats::add(&self.stats.deliveries, 1),
                 Ok(false) | Err(PushError::Closed | PushError::Full) => {}
                 Err(PushError::Stalled) => {
@@ -347,14 +359,14 @@ impl Router {
         }
     }
 
-    fn deliver(&self, to: &SessionHandle, frame: &Bytes) -> Delivered {
+    fn deliver(&self, to: &SessionHandle, frame: &mut Compact) -> Delivered {
         match self.policy {
-            SlowConsumerPolicy::Backpressure => match to.outbox.push(frame.clone()) {
+            SlowConsumerPolicy::Backpressure => match to.outbox.push(frame) {
                 Ok(()) => Delivered::Yes,
                 Err(PushError::Full) => Delivered::Full,
                 Err(PushError::Closed | PushError::Stalled) => Delivered::No,
             },
-            SlowConsumerPolicy::Disconnect => match to.outbox.push(frame.clone()) {
+            SlowConsumerPolicy::Disconnect => match to.outbox.push(frame) {
                 Ok(()) => Delivered::Yes,
                 Err(PushError::Closed | PushError::Stalled) => Delivered::No,
                 Err(PushError::Full) => {
@@ -362,7 +374,7 @@ impl Router {
                     Delivered::No
                 }
             },
-            SlowConsumerPolicy::DropOldest => match to.outbox.push_drop_oldest(frame.clone()) {
+            SlowConsumerPolicy::DropOldest => match to.outbox.push_drop_oldest(frame) {
                 Ok(dropped) => {
                     Stats::add(&self.stats.dropped_slow, dropped as u64);
                     Delivered::Yes

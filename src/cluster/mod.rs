@@ -274,10 +274,13 @@ impl Remote for Backplane {
             self.queued_bytes.fetch_sub(len, Relaxed);
             return false;
         }
+        // A copy, not a slice of the publisher's read buffer: the queue (and the NATS
+        // client's own after it) may hold it a while, and a slice would keep the whole read
+        // buffer alive behind the byte bound's back (see `broker::outbox::Compact`).
         let out = Outgoing {
             source,
             channel: channel.clone(),
-            frame: frame.clone(),
+            frame: Bytes::copy_from_slice(frame),
         };
         if self.tx.try_send(out).is_err() {
             self.queued_bytes.fetch_sub(len, Relaxed);
@@ -322,7 +325,7 @@ impl Remote for Backplane {
             let out = Outgoing {
                 source,
                 channel,
-                frame,
+                frame: Bytes::copy_from_slice(&frame),
             };
             if !matches!(
                 tokio::time::timeout_at(deadline, me.tx.send(out)).await,
