@@ -454,11 +454,24 @@ impl Collector for Snapshot {
                 e,
                 "graph_feed_lag_seconds",
                 "Seconds since this node last read the graph change log (it reads every acl_poll_ms, \
-                 or on notice and at least every 10 s on PostgreSQL): a node cut off from the \
-                 database grows it and routes by the ACLs it has meanwhile.",
+                 or on notice and at least every second on PostgreSQL): a node cut off from the \
+                 database grows it, and past graph_stale_after_secs fails closed.",
                 lag,
             )?;
         }
+        gauge(
+            e,
+            "graph_fail_closed",
+            "1 while this server delivers only each user's own data: it has not read the graph \
+             change log for longer than graph_stale_after_secs (PostgreSQL).",
+            i64::from(s.graph_stale.load(std::sync::atomic::Ordering::Relaxed)),
+        )?;
+        counter(
+            e,
+            "dropped_stale_graph",
+            "Deliveries between users not made while failing closed.",
+            load(&s.dropped_stale_graph),
+        )?;
         counter(
             e,
             "key_log_dropped",

@@ -191,6 +191,12 @@ impl Core {
         )
         .with_node(node)
         .with_stats(Arc::clone(&shared.stats))
+        // Only PostgreSQL has writers this server cannot see fail (other nodes, a CLI on
+        // another host); a SQLite file is shared by local processes alone.
+        .with_stale_after(
+            (matches!(store.backend(), crate::store::Backend::Postgres) && config.graph_stale_after_secs > 0)
+                .then(|| Duration::from_secs(config.graph_stale_after_secs)),
+        )
         .with_cluster_wait(
             backplane
                 .is_some()

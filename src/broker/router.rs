@@ -287,9 +287,16 @@ impl Router {
         };
         let receivers = route.everyone.len() + by_source.map_or(0, Receivers::len);
         let mut frame = Compact::new(frame.clone(), receivers);
-        let mut delivered = self.deliver_all(&route.everyone, &mut frame, stalled);
+        // Failing closed (the graph's change log unread for too long): a revoke this node
+        // cannot see must not be outlived, so only the publisher's own keys receive.
+        let own_only = self
+            .stats
+            .graph_stale
+            .load(std::sync::atomic::Ordering::Relaxed)
+            .then_some(source);
+        let mut delivered = self.deliver_all(&route.everyone, &mut frame, stalled, own_only);
         if let Some(list) = by_source {
-            delivered += self.deliver_all(list, &mut frame, stalled);
+            delivered += self.deliver_all(list, &mut frame, stalled, own_only);
         }
         Stats::add(&self.stats.deliveries, delivered as u64);
         delivered
@@ -301,10 +308,17 @@ impl Router {
         list: &Receivers,
         frame: &mut Compact,
         stalled: &mut Vec<Arc<SessionHandle>>,
+        own_only: Option<UserId>,
     ) -> usize {
         let mut n = 0;
         for leaf in list.slices() {
             for h in leaf {
+                if let Some(source) = own_only
+                    && h.acl.load().as_ref().is_none_or(|acl| acl.owner != source)
+                {
+                    Stats::add(&self.stats.dropped_stale_graph, 1);
+                    continue;
+                }
                 match self.deliver(h, frame) {
                     Delivered::Yes => n += 1,
                     Delivered::No => {}

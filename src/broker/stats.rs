@@ -1,6 +1,6 @@
 //! Broker counters: every refusal, drop and disconnect is counted, never silent.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
 use crate::wire::Channel;
 
@@ -47,6 +47,11 @@ pub struct Stats {
     /// When (Unix ms) the social graph last read the change log successfully: how far
     /// behind this node's ACLs may be (0: not yet).
     pub graph_feed_read_at_ms: AtomicU64,
+    /// Failing closed: the change log has not been read for longer than
+    /// `graph_stale_after_secs`, so only each user's own data is delivered.
+    pub graph_stale: AtomicBool,
+    /// Deliveries between users not made while failing closed.
+    pub dropped_stale_graph: AtomicU64,
     /// TLS handshakes that failed or timed out (wrong certificate, plain TCP, slowloris).
     pub tls_failures: AtomicU64,
     /// Connections closed because a frame was started and not finished in time.

@@ -89,6 +89,10 @@ pub const DEFAULT_METRICS_TOP_CHANNELS: usize = 20;
 /// reconnected.
 pub const DEFAULT_NATS_PING_INTERVAL_SECS: u64 = 5;
 
+/// Seconds a PostgreSQL-backed server goes without reading the graph change log (it reads
+/// it on notice and at least every second) before it fails closed (`graph_stale_after_secs`).
+pub const DEFAULT_GRAPH_STALE_AFTER_SECS: u64 = 5;
+
 // ---- Fixed bounds ----
 
 /// Channels tracked one by one for the metrics since start: traffic on channels past this

@@ -166,6 +166,10 @@ pub struct Config {
     /// Milliseconds a change made on this node's website waits for every other live node
     /// to apply it before the page answers anyway (cluster only).
     pub cluster_apply_wait_ms: u64,
+    /// On PostgreSQL: seconds without a successful read of the graph change log after
+    /// which the server fails closed (delivers only each user's own data, so a revoke it
+    /// cannot read is not outlived for long) until it has caught up; 0: never.
+    pub graph_stale_after_secs: u64,
 }
 
 impl Default for Config {
@@ -218,6 +222,7 @@ impl Default for Config {
             node_id: String::new(),
             nats_ping_interval_secs: DEFAULT_NATS_PING_INTERVAL_SECS,
             cluster_apply_wait_ms: DEFAULT_CLUSTER_APPLY_WAIT_MS,
+            graph_stale_after_secs: DEFAULT_GRAPH_STALE_AFTER_SECS,
         }
     }
 }
@@ -569,6 +574,9 @@ impl Config {
                 "nats_url",
                 "each URL must start with nats:// or tls://".into(),
             ));
+        }
+        if self.graph_stale_after_secs > 3600 {
+            return Err(bad("graph_stale_after_secs", "at most 3600 (0: never)".into()));
         }
         if self.nats_ping_interval_secs == 0 || self.nats_ping_interval_secs > 3600 {
             return Err(bad(

@@ -56,8 +56,12 @@ pub const HEARTBEAT: Duration = Duration::from_secs(2);
 /// further behind reloads the whole graph).
 const KEEP_CHANGES_SECS: i64 = 3600;
 
-/// How often the change log is read anyway when PostgreSQL notifies us of changes.
-const LISTENING_POLL: Duration = Duration::from_secs(10);
+/// How often the change log is read anyway when PostgreSQL notifies us of changes: also
+/// how often a server confirms it is current (see `graph_stale_after_secs`).
+const LISTENING_POLL: Duration = Duration::from_secs(1);
+
+/// How often a server checks whether it has gone too long without reading the change log.
+const STALE_CHECK: Duration = Duration::from_millis(250);
 
 /// How often old change-log rows are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
@@ -129,6 +133,25 @@ async fn wait_for_nodes(store: Store, version: i64, limit: Duration) {
     }
 }
 
+/// Turns `stats.graph_stale` on (logged) once the change log has gone unread for longer
+/// than `after`: a read that hangs on a silent partition holds up the actor, not this.
+async fn watch_staleness(stats: Arc<crate::broker::stats::Stats>, after: Duration) {
+    let mut tick = tokio::time::interval(STALE_CHECK);
+    loop {
+        tick.tick().await;
+        if let Some(lag) = stats.graph_feed_lag_secs()
+            && lag > after.as_secs_f64()
+            && !stats.graph_stale.swap(true, Ordering::Relaxed)
+        {
+            tracing::warn!(
+                lag_secs = lag,
+                "the graph change log has not been read for {lag:.1} s: failing closed, \
+                 delivering only each user's own data until it has caught up"
+            );
+        }
+    }
+}
+
 /// See the module doc.
 pub struct SocialGraph {
     store: Store,
@@ -148,6 +171,10 @@ pub struct SocialGraph {
     heartbeat: Option<Heartbeat>,
     /// Where a successful read of the change log is recorded (`graph_feed_lag_seconds`).
     stats: Option<Arc<crate::broker::stats::Stats>>,
+    /// Fail closed after this long without a read of the change log (PostgreSQL only).
+    stale_after: Option<Duration>,
+    /// The task that watches for it.
+    stale_watch: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl SocialGraph {
@@ -175,7 +202,17 @@ impl SocialGraph {
             cluster_wait: None,
             heartbeat: None,
             stats: None,
+            stale_after: None,
+            stale_watch: None,
         }
+    }
+
+    /// Fails closed (delivers only each user's own data, see `Stats::graph_stale`) once the
+    /// change log has gone unread for longer than `after`, until it is read again; `None`:
+    /// never. Needs [`Self::with_stats`].
+    pub fn with_stale_after(mut self, after: Option<Duration>) -> Self {
+        self.stale_after = after;
+        self
     }
 
     /// Records each successful read of the change log in `stats` (for
@@ -269,10 +306,14 @@ impl SocialGraph {
         self.failing = true;
     }
 
-    /// The change log was read: the node's ACLs are current as of now.
+    /// The change log was read and what it held is live: the node's ACLs are current as
+    /// of now, and a server failing closed delivers between users again.
     fn recovered(&mut self) {
         if let Some(s) = &self.stats {
             s.graph_feed_read();
+            if s.graph_stale.swap(false, Ordering::Relaxed) {
+                tracing::info!("caught up with the graph change log: deliveries between users resume");
+            }
         }
         if std::mem::take(&mut self.failing) {
             tracing::info!("database reachable again");
@@ -284,21 +325,20 @@ impl SocialGraph {
     fn refresh(&mut self, ctx: &mut Context<Self>) {
         let load = self.load();
         ctx.wait(load.into_actor(self).then(|res, act, _| {
-            let next: std::pin::Pin<Box<dyn std::future::Future<Output = ()>>> = match res {
-                Ok(Some(d)) => {
-                    act.recovered();
-                    Box::pin(act.publish(d))
-                }
-                Ok(None) => {
-                    act.recovered();
-                    Box::pin(async {})
-                }
+            let (read, next): (bool, std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>) = match res {
+                Ok(Some(d)) => (true, Box::pin(act.publish(d))),
+                Ok(None) => (true, Box::pin(async {})),
                 Err(e) => {
                     act.fail(&e);
-                    Box::pin(async {})
+                    (false, Box::pin(async {}))
                 }
             };
-            next.into_actor(act)
+            // Caught up once what was read is live.
+            next.into_actor(act).map(move |(), act, _| {
+                if read {
+                    act.recovered();
+                }
+            })
         }));
     }
 
@@ -318,6 +358,9 @@ impl Actor for SocialGraph {
     fn started(&mut self, ctx: &mut Context<Self>) {
         // The graph was read whole just before the actor started.
         self.recovered();
+        if let (Some(after), Some(stats)) = (self.stale_after, self.stats.clone()) {
+            self.stale_watch = Some(actix::spawn(watch_staleness(stats, after)));
+        }
         self.heartbeat = Some(Heartbeat::start(
             self.store.clone(),
             self.node.clone(),
@@ -337,6 +380,9 @@ impl Actor for SocialGraph {
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
+        if let Some(w) = self.stale_watch.take() {
+            w.abort();
+        }
         // Gone: the CLI stops waiting for this server at once (the heartbeat stopped
         // first, so that it cannot write the record again).
         drop(self.heartbeat.take());
@@ -382,24 +428,24 @@ impl<T: Send + 'static> Handler<Apply<T>> for SocialGraph {
         };
         let (done, answer) = tokio::sync::oneshot::channel();
         ctx.wait(run.into_actor(self).then(move |(res, own, derived), act, _| {
+            let read = derived.is_ok();
             let (live_here, reached): (std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>, _) =
                 match derived {
                     Ok(Some(d)) => {
-                        act.recovered();
                         let reached = own.map(|o| o.min(d.version));
                         (Box::pin(act.publish(d)), reached)
                     }
-                    Ok(None) => {
-                        act.recovered();
-                        (Box::pin(async {}), None)
-                    }
+                    Ok(None) => (Box::pin(async {}), None),
                     Err(e) => {
                         // The poll retries (and logs once) while the database is failing.
                         act.fail(&e);
                         (Box::pin(async {}), None)
                     }
                 };
-            live_here.into_actor(act).map(move |(), _, _| {
+            live_here.into_actor(act).map(move |(), act, _| {
+                if read {
+                    act.recovered();
+                }
                 let _ = done.send((res, reached));
             })
         }));
