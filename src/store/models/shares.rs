@@ -131,6 +131,19 @@ fn incoming_to(user: UserId) -> shares::BoxedQuery<'static, crate::store::connec
 
 /// Every share (`only: None`) or the shares of these ids, read on `conn` (inside the
 /// caller's transaction).
+/// Moves share `id` to `to` if it is in one of `from`; how many rows moved (0 or 1).
+fn move_state(
+    conn: &mut AnyConnection,
+    id: ShareId,
+    from: &[ShareState],
+    to: ShareState,
+) -> Result<usize, diesel::result::Error> {
+    let from: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
+    diesel::update(shares::table.find(id.0).filter(shares::state.eq_any(&from)))
+        .set((shares::state.eq(to.as_str()), shares::updated_at.eq(now())))
+        .execute(conn)
+}
+
 pub(crate) fn shares_in(conn: &mut AnyConnection, only: Option<&[i64]>) -> Result<Vec<Share>, StoreError> {
     let query = || shares::table.order(shares::id).select(share_columns!());
     let Some(ids) = only else {
@@ -219,12 +232,9 @@ impl Store {
         to: ShareState,
         actor: &str,
     ) -> Result<bool, StoreError> {
-        let from: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
         let mut conn = self.conn()?;
         conn.transaction(|conn| {
-            let n = diesel::update(shares::table.find(id.0).filter(shares::state.eq_any(&from)))
-                .set((shares::state.eq(to.as_str()), shares::updated_at.eq(now())))
-                .execute(conn)?;
+            let n = move_state(conn, id, from, to)?;
             if n == 1 {
                 audit::record(
                     conn,
@@ -276,31 +286,10 @@ impl Store {
     pub fn accept_replacing(&self, id: ShareId, replaces: ShareId, actor: &str) -> Result<bool, StoreError> {
         let mut conn = self.conn()?;
         let done = conn.transaction(|conn| {
-            let t = now();
-            let ended = diesel::update(
-                shares::table
-                    .find(replaces.0)
-                    .filter(shares::state.eq(ShareState::Accepted.as_str())),
-            )
-            .set((
-                shares::state.eq(ShareState::Left.as_str()),
-                shares::updated_at.eq(t),
-            ))
-            .execute(conn)?;
-            if ended != 1 {
+            if move_state(conn, replaces, &[ShareState::Accepted], ShareState::Left)? != 1 {
                 return Ok(false);
             }
-            let n = diesel::update(
-                shares::table
-                    .find(id.0)
-                    .filter(shares::state.eq(ShareState::Offered.as_str())),
-            )
-            .set((
-                shares::state.eq(ShareState::Accepted.as_str()),
-                shares::updated_at.eq(t),
-            ))
-            .execute(conn)?;
-            if n != 1 {
+            if move_state(conn, id, &[ShareState::Offered], ShareState::Accepted)? != 1 {
                 // Roll the first update back with the transaction.
                 return Err(StoreError::Conflict(format!(
                     "share {} is no longer offered",
