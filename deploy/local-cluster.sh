@@ -32,7 +32,16 @@ read -r -a web_ports <<<"${CLUSTER_WEB_PORTS:-8081 8082 8083}"
 nodes=(1 2 3)
 
 pid_of() { cat "$dir/node$1/pid" 2>/dev/null || true; }
-running() { local p; p=$(pid_of "$1"); [ -n "$p" ] && kill -0 "$p" 2>/dev/null; }
+running() {
+    local p state
+    p=$(pid_of "$1")
+    [ -n "$p" ] && kill -0 "$p" 2>/dev/null || return 1
+    # A node killed a moment ago lingers as a zombie until it is reaped: it does not run.
+    if [ -r "/proc/$p/stat" ]; then
+        state=$(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null | cut -d' ' -f1)
+        [ "$state" != Z ] && [ "$state" != X ] || return 1
+    fi
+}
 
 create_db() {
     # The database named in CLUSTER_DB, created through the server's `postgres` database.
@@ -62,12 +71,14 @@ start() {
             continue
         fi
         mkdir -p "$dir/node$i"
+        # The log is kept across restarts (a crashed node's last words stay).
+        echo "---- node $i starting at $(date -u '+%Y-%m-%dT%H:%M:%SZ') ----" >>"$dir/node$i/log"
         local node_nats_var="CLUSTER_NATS_$i" node_db_var="CLUSTER_DB_$i"
         HPFRIENDS_NATS_PREFIX="$prefix" HPFRIENDS_MAIL_DIR="$dir/node$i/mail" \
             "$bin" --db "${!node_db_var:-$db}" serve \
             --listen "127.0.0.1:${ports[i - 1]}" --web-listen "127.0.0.1:${web_ports[i - 1]}" \
             --nats-url "${!node_nats_var:-$nats}" --node-id "node$i" \
-            >"$dir/node$i/out" 2>"$dir/node$i/log" </dev/null &
+            >"$dir/node$i/out" 2>>"$dir/node$i/log" </dev/null &
         echo $! >"$dir/node$i/pid"
     done
     for i in "${nodes[@]}"; do

@@ -207,6 +207,32 @@ impl Cluster {
         Raw::login(self.nodes[node].addr, ident, "s3cret")
     }
 
+    /// A user with a website account (password `password`) and an API token: node 1's
+    /// website and the token's `Authorization` header.
+    fn account(&self, name: &str, password: &str) -> (SocketAddr, String) {
+        let store = hpfriends::store::Store::open(self.db.url()).unwrap();
+        let hash = tokio::runtime::Runtime::new()
+            .unwrap()
+            .block_on(hpfriends::web::password::hash(password.to_owned()))
+            .unwrap();
+        let user = store
+            .create_account(name, &format!("{name}@example.org"), &hash)
+            .unwrap();
+        store.confirm_email(user.id, &user.email).unwrap();
+        let token = store
+            .create_token(
+                hpfriends::store::models::accounts::TokenKind::Api,
+                user.id,
+                "",
+                None,
+            )
+            .unwrap();
+        (
+            self.nodes[0].web.unwrap(),
+            format!("Authorization: Bearer {token}"),
+        )
+    }
+
     /// A session of `ident` on `node` subscribed to `channel`, and live: its own marker on
     /// `sync` came back with nothing before it.
     fn subscriber(&self, node: usize, ident: &str, channel: &str) -> Raw {
@@ -398,6 +424,9 @@ fn a_share_crosses_nodes_only_once_accepted_and_stops_before_a_revoke_on_another
     let mut browser = Browser::login(c.nodes[2].web.unwrap(), "alice", password);
     let r = browser.post_form("/shares", &format!("/shares/{id}/revoke"), &[]);
     assert_eq!(r.status, 303, "{}", r.body);
+    // Live on every node when it answered: the page says nothing of nodes behind.
+    let to = r.header("location").unwrap();
+    assert!(!to.contains("behind"), "{to}");
     sensor.publish("c", b"after-revoke");
     sensor.publish("c", b"probe");
     // Carol, on bob's node, gets both in order: node 1 has handled "after-revoke" by then…
@@ -707,7 +736,10 @@ fn a_node_that_loses_postgresql_fails_closed_and_catches_up() {
     }
     let proxy = Proxy::start("127.0.0.1:5432");
     let c = Cluster::start(&[], &[(2, proxy.addr)], &[]);
-    for u in ["alice", "bob", "carol"] {
+    // Alice also uses the website and the API of node 1.
+    let password = "alice-long-passphrase";
+    let (web1, bearer) = c.account("alice", password);
+    for u in ["bob", "carol", "dave"] {
         c.user(u);
     }
     c.key("alice", "a-sensor", "c", "");
@@ -748,6 +780,27 @@ fn a_node_that_loses_postgresql_fails_closed_and_catches_up() {
     until(&mut bob, b"before");
     until(&mut carol, b"before");
 
+    // With every node current, an API change answers where it is live: on all three.
+    let api = |method: &str, path: &str, body: &str| -> Value {
+        let r = common::http::request(
+            web1,
+            method,
+            path,
+            &[&bearer, "Content-Type: application/json"],
+            body,
+        );
+        assert!(matches!(r.status, 200 | 201), "{path}: {} {}", r.status, r.body);
+        serde_json::from_str(&r.body).unwrap()
+    };
+    let v = api("POST", "/api/v1/shares", r#"{"channel": "c", "to_user": "dave"}"#);
+    assert_eq!(
+        v["applied_on"],
+        serde_json::json!(["node1", "node2", "node3"]),
+        "{v}"
+    );
+    assert_eq!(v["behind"], serde_json::json!([]), "{v}");
+    let to_dave = v["id"].as_i64().unwrap();
+
     // Node 2 loses the database. Past graph_stale_after_secs without reading the change
     // log it fails closed: each user's own data still flows there, and its publishes still
     // reach the other nodes (which decide by their own, current ACLs), but nothing crosses
@@ -772,6 +825,47 @@ fn a_node_that_loses_postgresql_fails_closed_and_catches_up() {
     );
     assert!(m["hpfriends_dropped_stale_graph_total"] >= 2.0, "{m:?}");
 
+    // A change made on node 1 now answers (after cluster_apply_wait_ms) naming node 2 as
+    // behind, in the API…
+    // (Behind while its heartbeat is fresh, silent once it is older than LIVE_WITHIN.)
+    let v = api("POST", &format!("/api/v1/shares/{to_dave}/revoke"), "");
+    assert_eq!(v["applied_on"], serde_json::json!(["node1", "node3"]), "{v}");
+    let lagging = [v["behind"].clone(), v["silent"].clone()];
+    assert!(
+        lagging.contains(&serde_json::json!(["node2"])) && lagging.contains(&serde_json::json!([])),
+        "{v}"
+    );
+    assert_eq!(v["confirmed"], serde_json::json!(true), "{v}");
+    // …and on the page the form leads to, which says what node 2 does meanwhile.
+    let mut browser = Browser::login(web1, "alice", password);
+    let r = browser.post_form(
+        "/shares",
+        "/shares",
+        &[
+            ("channel", "c"),
+            ("to_kind", "user"),
+            ("to", "dave"),
+            ("kind", "own"),
+        ],
+    );
+    assert_eq!(r.status, 303, "{}", r.body);
+    let to = r.header("location").unwrap();
+    assert!(to.contains("behind=1"), "{to}");
+    let page = browser.get(&to);
+    assert!(
+        page.body.contains("not yet on node2") || page.body.contains("Not applied on node2"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("only each user&#x27;s own data"),
+        "{}",
+        page.body
+    );
+    // The note comes from the signed cookie, never from the link alone.
+    let forged = common::http::get(web1, "/shares?behind=1", &[]);
+    assert!(!forged.body.contains("not yet on"), "{}", forged.body);
+
     // A revoke made meanwhile: node 2 cannot apply it, so the CLI says so after its wait,
     // naming the node, and exits 3 (saved, not yet live everywhere)…
     let o = common::cli_with_db(
@@ -780,7 +874,13 @@ fn a_node_that_loses_postgresql_fails_closed_and_catches_up() {
     );
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(3), "{err}");
-    assert!(err.contains("1 running server(s)"), "{err}");
+    // (A running server behind, or, once its heartbeat is older than LIVE_WITHIN, a
+    // server not heard from lately: named either way.)
+    assert!(
+        err.contains("1 running server(s)") || err.contains("not heard from lately"),
+        "{err}"
+    );
+    assert!(err.contains("node2"), "{err}");
     sensor.publish("c", b"stale");
     assert!(bob.barrier("sync").is_empty());
     assert!(matches!(carol.next(Duration::from_millis(500)), Event::Quiet));

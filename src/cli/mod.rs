@@ -218,22 +218,52 @@ fn open_store(config: &Config) -> anyhow::Result<Store> {
 }
 
 /// A change is saved but some running server had not made it live when the CLI stopped
-/// waiting: the command exits with [`NotLive::EXIT_CODE`], not 0, so a script can tell.
-#[derive(Debug, thiserror::Error)]
-#[error(
-    "the change is saved, but {behind} running server(s) had not applied ACL version {version} \
-     after waiting {waited} s ({nodes}); it is live on them once they catch up"
-)]
+/// waiting, or a server not heard from lately had not: the command exits with
+/// [`NotLive::EXIT_CODE`], not 0, so a script can tell.
+#[derive(Debug)]
 pub struct NotLive {
     /// The change log version waited for.
     pub version: i64,
-    /// How many servers were behind.
+    /// How many running servers were behind.
     pub behind: usize,
     /// Their names, as they report themselves.
     pub nodes: String,
     /// How long the CLI waited, in seconds.
     pub waited: u64,
+    /// Servers not heard from lately that had not applied it, with when each was last seen.
+    pub silent: String,
 }
+
+impl std::fmt::Display for NotLive {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the change is saved, but")?;
+        if self.behind > 0 {
+            write!(
+                f,
+                " {} running server(s) had not applied ACL version {} after waiting {} s ({})",
+                self.behind, self.version, self.waited, self.nodes
+            )?;
+            if !self.silent.is_empty() {
+                write!(f, ", and")?;
+            }
+        }
+        if !self.silent.is_empty() {
+            write!(
+                f,
+                " servers not heard from lately (down, or cut off from the database) had not \
+                 applied ACL version {} ({})",
+                self.version, self.silent
+            )?;
+        }
+        write!(
+            f,
+            ": each applies it as soon as it reads the change log again, and one that cannot \
+             read it for graph_stale_after_secs delivers only each user's own data until it has"
+        )
+    }
+}
+
+impl std::error::Error for NotLive {}
 
 impl NotLive {
     /// The exit status for "saved, not yet live" (1 is a failure, 2 a usage error).
@@ -270,20 +300,35 @@ fn changing(
     };
     let live = store.wait_applied_at(after, wait);
     output::release();
-    match live? {
-        Live::Applied { .. } => Ok(()),
-        Live::Pending {
-            version,
-            behind,
-            nodes,
-        } => Err(NotLive {
-            version,
-            behind,
-            nodes: output::terminal_safe(&nodes.join(", ")),
-            waited: wait.as_secs(),
+    let live = live?;
+    // A server not heard from lately that had not applied it is named, never passed over.
+    let silent = match store.silent_nodes(after) {
+        Ok(silent) => silent
+            .iter()
+            .map(|(n, ago)| format!("{n}, last seen {ago} s ago"))
+            .collect::<Vec<_>>()
+            .join("; "),
+        Err(e) => {
+            eprintln!("hpfriends: cannot tell which servers are silent: {e}");
+            String::new()
         }
-        .into()),
+    };
+    let silent = output::terminal_safe(&silent);
+    let (behind, nodes) = match live {
+        Live::Applied { .. } => (0, String::new()),
+        Live::Pending { behind, nodes, .. } => (behind, output::terminal_safe(&nodes.join(", "))),
+    };
+    if behind == 0 && silent.is_empty() {
+        return Ok(());
     }
+    Err(NotLive {
+        version: after,
+        behind,
+        nodes,
+        waited: wait.as_secs(),
+        silent,
+    }
+    .into())
 }
 
 #[cfg(test)]

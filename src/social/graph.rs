@@ -25,6 +25,7 @@ use parking_lot::Mutex;
 
 use super::heartbeat::Heartbeat;
 use super::ops::SocialError;
+use super::propagation::{Propagation, wait_for_nodes};
 use crate::domain::acl::{KeyAcl, KeyTable, changed};
 use crate::domain::live::{AclChanged, LiveGraph};
 use crate::store::listen::ChangeListener;
@@ -45,7 +46,7 @@ pub struct Apply<T>(pub Op<T>);
 pub type Op<T> = Box<dyn FnOnce(&Store) -> Result<T, SocialError> + Send>;
 
 impl<T: Send + 'static> Message for Apply<T> {
-    type Result = Result<T, SocialError>;
+    type Result = Result<(T, Propagation), SocialError>;
 }
 
 /// How often a running server says it is alive in `acl_applied` (the CLI waits only for
@@ -110,27 +111,6 @@ fn catch_up(store: &Store, live: &Mutex<LiveGraph>, seen: i64) -> Result<Option<
         table: Arc::new(live.table().clone()),
         idents: changes.into_keys().collect(),
     }))
-}
-
-/// Waits (off the actor, on a blocking thread) until every live node applied `version`,
-/// at most `limit`; a node still behind then is logged by name.
-async fn wait_for_nodes(store: Store, version: i64, limit: Duration) {
-    use crate::store::models::applied::Live;
-    match tokio::task::spawn_blocking(move || store.wait_applied_at(version, limit)).await {
-        Ok(Ok(Live::Applied { .. })) => {}
-        Ok(Ok(Live::Pending {
-            version,
-            behind,
-            nodes,
-        })) => tracing::warn!(
-            nodes = %nodes.join(", "),
-            version,
-            behind,
-            "answering before every node applied the change: {behind} node(s) behind"
-        ),
-        Ok(Err(e)) => tracing::warn!("cannot tell whether the other nodes applied the change: {e}"),
-        Err(e) => tracing::warn!("waiting for the other nodes failed: {e}"),
-    }
 }
 
 /// Turns `stats.graph_stale` on (logged) once the change log has gone unread for longer
@@ -401,7 +381,7 @@ impl Handler<Refresh> for SocialGraph {
 }
 
 impl<T: Send + 'static> Handler<Apply<T>> for SocialGraph {
-    type Result = ResponseFuture<Result<T, SocialError>>;
+    type Result = ResponseFuture<Result<(T, Propagation), SocialError>>;
 
     fn handle(&mut self, Apply(op): Apply<T>, ctx: &mut Context<Self>) -> Self::Result {
         let (store, live, seen) = (self.store.clone(), Arc::clone(&self.live), self.version);
@@ -453,14 +433,17 @@ impl<T: Send + 'static> Handler<Apply<T>> for SocialGraph {
         // change's id: a node that must first apply a change made meanwhile elsewhere (or
         // this node's own poll) is never waited for behind this answer.
         let others = self.cluster_wait.map(|limit| (self.store.clone(), limit));
+        let node = self.node.clone();
         Box::pin(async move {
             let (res, reached) = answer
                 .await
                 .map_err(|_| SocialError::Internal("the social graph stopped".into()))?;
-            if let (Some(version), Some((store, limit))) = (reached, others) {
-                wait_for_nodes(store, version, limit).await;
-            }
-            res
+            let value = res?;
+            let live = match (reached, others) {
+                (Some(version), Some((store, limit))) => wait_for_nodes(store, &node, version, limit).await,
+                _ => Propagation::here(&node),
+            };
+            Ok((value, live))
         })
     }
 }
@@ -528,7 +511,7 @@ mod tests {
         .start();
 
         let a = users[0].clone();
-        let offered: ShareId = graph
+        let (offered, live): (ShareId, _) = graph
             .send(Apply(Box::new(move |s: &Store| {
                 ops::offer_share(
                     s,
@@ -542,6 +525,9 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
+        // Standalone: live here, nobody else to ask.
+        assert!(live.is_live());
+        assert_eq!(live.applied_on.len(), 1);
         let b = users[1].clone();
         graph
             .send(Apply(Box::new(move |s: &Store| {

@@ -86,20 +86,23 @@ mod tests {
             Live::Pending {
                 version,
                 behind: 1,
-                nodes: vec!["n1".into()]
+                nodes: vec!["n1".into()],
+                applied: vec![],
             }
         );
         beat.applied().store(version, Ordering::Release);
         assert_eq!(
             store.wait_applied(Duration::from_secs(5)).unwrap(),
-            Live::Applied { servers: 1 }
+            Live::Applied {
+                nodes: vec!["n1".into()]
+            }
         );
         drop(beat);
         store.forget_applied("n1").unwrap();
         std::thread::sleep(Duration::from_millis(100));
         assert_eq!(
             store.wait_applied(Duration::ZERO).unwrap(),
-            Live::Applied { servers: 0 }
+            Live::Applied { nodes: vec![] }
         );
     }
 }

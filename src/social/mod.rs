@@ -8,4 +8,5 @@ pub mod graph;
 pub mod heartbeat;
 pub mod import;
 pub mod ops;
+pub mod propagation;
 pub mod reach;

@@ -16,9 +16,28 @@ use crate::domain::ShareId;
 use crate::domain::listing::ShareFilter;
 use crate::domain::model::ShareKind;
 use crate::social::ops::{self, GranteeName};
+use crate::social::propagation::Propagation;
 use crate::wire::{Channel, Ident};
 
 type ApiResult = Result<HttpResponse, ApiError>;
+
+/// The answer to a change: `body` with where the change is live (`applied_on`, `behind`,
+/// `confirmed`, `waited_ms`), so a client of a cluster knows which nodes still deliver by
+/// the old graph (each applies it within `graph_stale_after_secs` or stops delivering
+/// between users until it has).
+fn changed(
+    mut res: actix_web::HttpResponseBuilder,
+    body: serde_json::Value,
+    live: &Propagation,
+) -> HttpResponse {
+    let mut body = body;
+    if let (serde_json::Value::Object(m), Ok(serde_json::Value::Object(l))) =
+        (&mut body, serde_json::to_value(live))
+    {
+        m.extend(l);
+    }
+    res.json(body)
+}
 
 /// The `/api/v1` scope.
 pub fn scope() -> actix_web::Scope {
@@ -120,10 +139,14 @@ async fn create_key(state: State, u: ApiUser, body: web::Json<KeyBody>) -> ApiRe
         return Err(ApiError(WebError::BadRequest(format!("comment: {p}"))));
     }
     let me = u.0.clone();
-    let (ident, secret) = state
+    let ((ident, secret), live) = state
         .apply(move |s| ops::create_key(s, &me, None, None, publish, subscribe, b.comment))
         .await?;
-    Ok(HttpResponse::Created().json(json!({"ident": ident.as_str(), "secret": secret.expose()})))
+    Ok(changed(
+        HttpResponse::Created(),
+        json!({"ident": ident.as_str(), "secret": secret.expose()}),
+        &live,
+    ))
 }
 
 async fn set_key(state: State, u: ApiUser, path: web::Path<String>, body: web::Json<KeyBody>) -> ApiResult {
@@ -134,27 +157,31 @@ async fn set_key(state: State, u: ApiUser, path: web::Path<String>, body: web::J
         channels(&b.subscribe, "subscribe")?,
     );
     let me = u.0.clone();
-    state
+    let ((), live) = state
         .apply(move |s| ops::set_key_channels(s, &me, &i, &publish, &subscribe))
         .await?;
-    Ok(HttpResponse::Ok().json(json!({"ok": true})))
+    Ok(changed(HttpResponse::Ok(), json!({"ok": true}), &live))
 }
 
 async fn delete_key(state: State, u: ApiUser, path: web::Path<String>) -> ApiResult {
     let i = ident(&path)?;
     let me = u.0.clone();
-    state.apply(move |s| ops::delete_key(s, &me, &i)).await?;
-    Ok(HttpResponse::Ok().json(json!({"ok": true})))
+    let ((), live) = state.apply(move |s| ops::delete_key(s, &me, &i)).await?;
+    Ok(changed(HttpResponse::Ok(), json!({"ok": true}), &live))
 }
 
 async fn key_action(state: State, u: ApiUser, path: web::Path<(String, String)>) -> ApiResult {
     let (id, action) = path.into_inner();
     let i = ident(&id)?;
     let me = u.0.clone();
-    match action.as_str() {
+    let ((), live) = match action.as_str() {
         "rotate" => {
-            let secret = state.apply(move |s| ops::rotate_key(s, &me, &i)).await?;
-            return Ok(HttpResponse::Ok().json(json!({"ident": id, "secret": secret.expose()})));
+            let (secret, live) = state.apply(move |s| ops::rotate_key(s, &me, &i)).await?;
+            return Ok(changed(
+                HttpResponse::Ok(),
+                json!({"ident": id, "secret": secret.expose()}),
+                &live,
+            ));
         }
         "disable" => {
             state
@@ -171,8 +198,8 @@ async fn key_action(state: State, u: ApiUser, path: web::Path<(String, String)>)
                 "no action {action:?} on authkeys"
             ))));
         }
-    }
-    Ok(HttpResponse::Ok().json(json!({"ok": true})))
+    };
+    Ok(changed(HttpResponse::Ok(), json!({"ok": true}), &live))
 }
 
 fn share_json(s: &crate::domain::listing::ShareInfo) -> serde_json::Value {
@@ -284,12 +311,12 @@ async fn offer_share(state: State, u: ApiUser, body: web::Json<ShareBody>) -> Ap
     };
     let me = u.0.clone();
     let (c, t, onward) = (channel.clone(), to.clone(), b.onward);
-    let id = state
+    let (id, live) = state
         .apply(move |s| ops::offer_share(s, &me, &c, &t, kind, onward))
         .await?;
     // Told exactly as the Shares page tells them.
     super::routes::shares::mail_offer(&state, &u.0, id, &channel, &to, kind).await;
-    Ok(HttpResponse::Created().json(json!({"id": id.0})))
+    Ok(changed(HttpResponse::Created(), json!({"id": id.0}), &live))
 }
 
 async fn share_action(state: State, u: ApiUser, path: web::Path<(i64, String)>) -> ApiResult {
@@ -308,8 +335,8 @@ async fn share_action(state: State, u: ApiUser, path: web::Path<(i64, String)>) 
         }
     };
     let me = u.0.clone();
-    state.apply(move |s| op.run(s, &me, ShareId(id))).await?;
-    Ok(HttpResponse::Ok().json(json!({"ok": true})))
+    let ((), live) = state.apply(move |s| op.run(s, &me, ShareId(id))).await?;
+    Ok(changed(HttpResponse::Ok(), json!({"ok": true}), &live))
 }
 
 /// `?q=TEXT&page=N`: channels whose name contains TEXT (any case), 50 a page by name.
@@ -455,9 +482,13 @@ async fn request_action(state: State, u: ApiUser, path: web::Path<(i64, String)>
     use crate::social::access;
     match action.as_str() {
         "grant" => {
-            let (r, share) = state.apply(move |s| access::grant_access(s, &me, id)).await?;
+            let ((r, share), live) = state.apply(move |s| access::grant_access(s, &me, id)).await?;
             super::routes::channels::mail_granted(&state, &u.0, &r).await?;
-            return Ok(HttpResponse::Ok().json(json!({"ok": true, "share": share.0})));
+            return Ok(changed(
+                HttpResponse::Ok(),
+                json!({"ok": true, "share": share.0}),
+                &live,
+            ));
         }
         "decline" => {
             state
@@ -500,14 +531,14 @@ async fn list_blocks(state: State, u: ApiUser) -> ApiResult {
 
 async fn block(state: State, u: ApiUser, path: web::Path<String>) -> ApiResult {
     let (me, name) = (u.0.clone(), path.into_inner());
-    state.apply(move |s| ops::block_user(s, &me, &name)).await?;
-    Ok(HttpResponse::Ok().json(json!({"ok": true})))
+    let ((), live) = state.apply(move |s| ops::block_user(s, &me, &name)).await?;
+    Ok(changed(HttpResponse::Ok(), json!({"ok": true}), &live))
 }
 
 async fn unblock(state: State, u: ApiUser, path: web::Path<String>) -> ApiResult {
     let (me, name) = (u.0.clone(), path.into_inner());
-    state.apply(move |s| ops::unblock_user(s, &me, &name)).await?;
-    Ok(HttpResponse::Ok().json(json!({"ok": true})))
+    let ((), live) = state.apply(move |s| ops::unblock_user(s, &me, &name)).await?;
+    Ok(changed(HttpResponse::Ok(), json!({"ok": true}), &live))
 }
 
 /// `?page=N` (from 0): 50 groups a page, by name; `next_page` while more remain.
@@ -528,10 +559,10 @@ struct GroupBody {
 async fn create_group(state: State, u: ApiUser, body: web::Json<GroupBody>) -> ApiResult {
     let b = body.into_inner();
     let me = u.0.clone();
-    state
+    let (_, live) = state
         .apply(move |s| ops::create_group(s, &me, b.name.trim(), b.description.trim()))
         .await?;
-    Ok(HttpResponse::Created().json(json!({"ok": true})))
+    Ok(changed(HttpResponse::Created(), json!({"ok": true}), &live))
 }
 
 async fn group_action(
@@ -543,13 +574,14 @@ async fn group_action(
     let (g, action) = path.into_inner();
     let who = body.map(|b| b.into_inner().user).unwrap_or_default();
     let me = u.0.clone();
-    match action.as_str() {
+    let ((), live) = match action.as_str() {
         "invite" => {
             let (group, invitee) = (g.clone(), who.clone());
-            state
+            let done = state
                 .apply(move |s| ops::invite(s, &me, &group, &invitee))
                 .await?;
             super::routes::groups::mail_invitation(&state, &u.0, &g, &who).await;
+            done
         }
         "remove" => state.apply(move |s| ops::remove_member(s, &me, &g, &who)).await?,
         "accept" => state.apply(move |s| ops::accept_invitation(s, &me, &g)).await?,
@@ -560,8 +592,8 @@ async fn group_action(
                 "no action {action:?} on groups"
             ))));
         }
-    }
-    Ok(HttpResponse::Ok().json(json!({"ok": true})))
+    };
+    Ok(changed(HttpResponse::Ok(), json!({"ok": true}), &live))
 }
 
 /// `?page=N` (from 0): 50 members a page, by name; `next_page` while more remain.

@@ -70,6 +70,9 @@ pub struct WebState {
     pub trusted_proxies: Vec<crate::config::cidr::Cidr>,
     /// Reads of the whole graph (reach) run a few at a time, apart from other pages.
     pub heavy: heavy::HeavyReads,
+    /// `graph_stale_after_secs`: what a node behind on a change does meanwhile, as the
+    /// answer to that change tells it.
+    pub graph_stale_after_secs: u64,
 }
 
 /// Runs blocking database work `f` on the blocking pool, answering `503` when it has not
@@ -133,6 +136,7 @@ impl WebState {
                 crate::config::limits::HEAVY_READS,
                 crate::config::limits::HEAVY_READ_WAIT,
             ),
+            graph_stale_after_secs: config.graph_stale_after_secs,
         })
     }
 
@@ -161,11 +165,12 @@ impl WebState {
         self.heavy.run(move || f(&store).map_err(Into::into)).await
     }
 
-    /// Runs a social operation through the SocialGraph actor (ACL effects apply at once).
+    /// Runs a social operation through the SocialGraph actor (ACL effects apply at once):
+    /// its result and the nodes where it was live when it answered.
     pub async fn apply<T: Send + 'static>(
         &self,
         op: impl FnOnce(&Store) -> Result<T, SocialError> + Send + 'static,
-    ) -> Result<T, SocialError> {
+    ) -> Result<(T, crate::social::propagation::Propagation), SocialError> {
         self.graph
             .send(Apply(Box::new(op)))
             .await

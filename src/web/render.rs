@@ -8,7 +8,8 @@ use serde_json::{Value, json};
 
 use super::WebState;
 use super::error::WebError;
-use super::session::{CSRF_COOKIE, Viewer, csrf_token, signed};
+use super::session::{BEHIND_COOKIE, CSRF_COOKIE, Viewer, csrf_token, read_signed, signed};
+use crate::social::propagation::Propagation;
 
 /// Every template, by name (pages, the layout, and mails under `mail/`).
 pub const TEMPLATES: &[(&str, &str)] = &[
@@ -186,6 +187,8 @@ pub struct Page<'a> {
     pub ctx: Value,
     /// 200 unless a form was refused (422) or similar.
     pub status: StatusCode,
+    /// Which nodes the change this page answers had not reached (see [`behind_note`]).
+    pub note: Option<String>,
 }
 
 impl<'a> Page<'a> {
@@ -197,7 +200,16 @@ impl<'a> Page<'a> {
             nav,
             ctx,
             status: StatusCode::OK,
+            note: None,
         }
+    }
+
+    /// This page answers a change: it says so when some node had not applied it.
+    pub fn live(mut self, state: &WebState, live: &Propagation) -> Self {
+        if !live.is_live() {
+            self.note = Some(behind_note(state, live));
+        }
+        self
     }
 
     /// Answers with another status (422 for a refused form).
@@ -228,6 +240,17 @@ impl<'a> Page<'a> {
             .split('&')
             .find_map(|kv| kv.strip_prefix("ok="))
             .and_then(flash);
+        // A redirect after a change that some node had not applied names them (signed).
+        let note = self.note.or_else(|| {
+            req.query_string()
+                .split('&')
+                .any(|kv| kv == "behind=1")
+                .then(|| read_signed(state, req, BEHIND_COOKIE))
+                .flatten()
+                .and_then(|v| decode_behind(&v))
+                .filter(|live| !live.is_live())
+                .map(|live| behind_note(state, &live))
+        });
         let nav: Vec<Value> = MENU
             .iter()
             .map(|(key, href, label)| json!({"href": href, "label": label, "current": *key == self.nav}))
@@ -243,6 +266,7 @@ impl<'a> Page<'a> {
                     "nav": nav,
                     "csrf": csrf,
                     "flash": ok,
+                    "note": note,
                 }),
             )
             .map_err(|e| WebError::Internal(format!("layout: {e}")))?;
@@ -272,6 +296,56 @@ pub const MENU: &[(&str, &str, &str)] = &[
     ("graph", "/graph", "Graph"),
     ("account", "/account", "Account"),
 ];
+
+/// What a user is told when a change of theirs had not reached every node when it
+/// answered: which nodes, and what those do meanwhile.
+pub fn behind_note(state: &WebState, live: &Propagation) -> String {
+    let stale = state.graph_stale_after_secs;
+    let meanwhile = match stale {
+        0 => "each applies it as soon as it reads the change log again".to_owned(),
+        s => format!(
+            "each applies it as soon as it reads the change log again, and one that cannot \
+             read it for {s} s delivers only each user's own data until it has"
+        ),
+    };
+    if !live.confirmed {
+        return format!(
+            "Saved and live on this node; whether the other nodes have applied it could not be \
+             checked (the database did not answer): {meanwhile}."
+        );
+    }
+    let mut parts = Vec::new();
+    if !live.behind.is_empty() {
+        parts.push(format!(
+            "Saved and live on this node, but not yet on {} when this answered: {meanwhile}.",
+            live.behind.join(", ")
+        ));
+    }
+    if !live.silent.is_empty() {
+        parts.push(format!(
+            "Not applied on {}, not heard from for over {} s: down, or cut off from the \
+             database{}.",
+            live.silent.join(", "),
+            crate::store::models::applied::LIVE_WITHIN,
+            if stale > 0 {
+                " and then delivering only each user's own data"
+            } else {
+                ""
+            }
+        ));
+    }
+    parts.join(" ")
+}
+
+/// The signed cookie's value for [`BEHIND_COOKIE`]: where the change was live, as JSON,
+/// hex-encoded (a cookie value may not hold commas, quotes or spaces).
+pub fn encode_behind(live: &Propagation) -> String {
+    hex::encode(serde_json::to_string(live).unwrap_or_default())
+}
+
+fn decode_behind(v: &str) -> Option<Propagation> {
+    serde_json::from_slice(&hex::decode(v).ok()?).ok()
+}
 
 /// The fixed confirmation lines a redirect may ask for (`?ok=CODE`): a code, never text
 /// from the URL, so a link cannot put words in the site's mouth.
@@ -398,6 +472,24 @@ mod tests {
         assert_eq!(bytes(512), "512 B");
         assert_eq!(bytes(1536), "1.5 KiB");
         assert!(flash("<script>").is_none());
+    }
+
+    /// The nodes a change had not reached travel to the next page in a cookie value: plain
+    /// hex, and back exactly; anything else reads as nothing.
+    #[test]
+    fn where_a_change_was_live_round_trips_through_a_cookie_value() {
+        let live = Propagation {
+            applied_on: vec!["node1".into()],
+            behind: vec!["node2".into()],
+            silent: vec!["node 3, \"quoted\"; x".into()],
+            confirmed: true,
+            waited_ms: 5000,
+        };
+        let v = encode_behind(&live);
+        assert!(v.bytes().all(|b| b.is_ascii_hexdigit()), "{v}");
+        assert_eq!(decode_behind(&v), Some(live));
+        assert_eq!(decode_behind("zz"), None);
+        assert_eq!(decode_behind(&hex::encode("[1]")), None);
     }
 
     #[test]

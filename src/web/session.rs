@@ -28,6 +28,9 @@ use crate::limiter::Limiter;
 pub const SESSION_COOKIE: &str = "hpf_session";
 /// CSRF cookie name.
 pub const CSRF_COOKIE: &str = "hpf_csrf";
+/// Carries, signed, the nodes a change had not reached to the page a form redirects to
+/// (`?behind=1`), so the names come from the server, never from a link.
+pub const BEHIND_COOKIE: &str = "hpf_behind";
 /// Largest form body accepted.
 pub use crate::config::limits::FORM_LIMIT;
 

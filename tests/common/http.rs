@@ -18,6 +18,15 @@ pub struct Response {
 }
 
 impl Response {
+    /// The value of the first header `name` (any case).
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .iter()
+            .filter_map(|h| h.split_once(':'))
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim().to_owned())
+    }
+
     /// Values of every `Set-Cookie`, up to the first `;`.
     pub fn cookies(&self) -> Vec<String> {
         self.headers

@@ -13,13 +13,19 @@ use crate::store::{Store, StoreError, now};
 /// A server not seen for this long (it heartbeats every 2 s) is taken for dead.
 pub const LIVE_WITHIN: i64 = 10;
 
+/// A server not seen for longer than [`LIVE_WITHIN`] but within this long, which had not
+/// applied a change, is named beside the answer as silent (down, or cut off from the
+/// database: then failing closed), so that the answer never passes over it in silence. A
+/// server stopped cleanly removes its record and is never named.
+pub const SILENT_WITHIN: i64 = 600;
+
 /// What waiting for the running servers found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Live {
     /// Every running server applied the version (or none runs).
     Applied {
-        /// How many servers applied it.
-        servers: usize,
+        /// The servers that applied it (a cluster node's `node_id`, else pid-random), sorted.
+        nodes: Vec<String>,
     },
     /// Some running server had not applied it when the wait ended.
     Pending {
@@ -29,6 +35,8 @@ pub enum Live {
         behind: usize,
         /// Their names (a cluster node's `node_id`, else pid-random), sorted.
         nodes: Vec<String>,
+        /// The servers that had applied it, sorted.
+        applied: Vec<String>,
     },
 }
 
@@ -58,6 +66,26 @@ impl Store {
             .select(acl_applied::seen_at)
             .first(&mut conn)
             .optional()?)
+    }
+
+    /// The servers not seen within [`LIVE_WITHIN`] but within [`SILENT_WITHIN`] that had
+    /// not applied `version`, with how long ago each was last seen (seconds), by name.
+    /// On SQLite none: the file is shared by local processes alone, so one that stopped
+    /// beating has died (and delivers nothing).
+    pub fn silent_nodes(&self, version: i64) -> Result<Vec<(String, i64)>, StoreError> {
+        if !matches!(self.backend(), crate::store::Backend::Postgres) {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.conn()?;
+        let at = now();
+        let rows: Vec<(String, i64)> = acl_applied::table
+            .filter(acl_applied::seen_at.lt(at - LIVE_WITHIN))
+            .filter(acl_applied::seen_at.ge(at - SILENT_WITHIN))
+            .filter(acl_applied::version.lt(version))
+            .select((acl_applied::node, acl_applied::seen_at))
+            .order(acl_applied::node)
+            .load(&mut conn)?;
+        Ok(rows.into_iter().map(|(n, seen)| (n, at - seen)).collect())
     }
 
     /// `node` stopped.
@@ -91,14 +119,23 @@ impl Store {
                 .map(|(n, _)| n.clone())
                 .collect();
             if nodes.is_empty() {
-                return Ok(Live::Applied { servers: live.len() });
+                let mut nodes: Vec<String> = live.into_iter().map(|(n, _)| n).collect();
+                nodes.sort();
+                return Ok(Live::Applied { nodes });
             }
             if Instant::now() >= deadline {
                 nodes.sort();
+                let mut applied: Vec<String> = live
+                    .into_iter()
+                    .filter(|(_, v)| *v >= version)
+                    .map(|(n, _)| n)
+                    .collect();
+                applied.sort();
                 return Ok(Live::Pending {
                     version,
                     behind: nodes.len(),
                     nodes,
+                    applied,
                 });
             }
             std::thread::sleep(Duration::from_millis(5));

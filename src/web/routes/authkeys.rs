@@ -9,7 +9,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{FieldErrors, channel_list, channels_text, see_other};
+use super::{FieldErrors, channel_list, channels_text, see_other_live};
 use crate::broker::messages::LiveSessions;
 use crate::social::ops;
 use crate::store::StoreError;
@@ -277,10 +277,10 @@ async fn create(
     };
     let me = v.user.clone();
     let comment = f.comment.trim().to_owned();
-    let (ident, secret) = state
+    let ((ident, secret), live) = state
         .apply(move |s| ops::create_key(s, &me, None, None, publish, subscribe, comment))
         .await?;
-    secret_page(&state, &req, &v, &ident, &secret, true)
+    secret_page(&state, &req, &v, &ident, &secret, true, &live)
 }
 
 /// The one time a secret is shown: with a copy button and ready-to-run client commands.
@@ -291,6 +291,7 @@ fn secret_page(
     ident: &Ident,
     secret: &Secret,
     new: bool,
+    live: &crate::social::propagation::Propagation,
 ) -> Result<HttpResponse, WebError> {
     let port = state.shared.config.listen.port();
     Page::new(
@@ -299,6 +300,7 @@ fn secret_page(
         "authkeys",
         json!({"ident": ident.as_str(), "secret": secret.expose(), "new": new, "port": port}),
     )
+    .live(state, live)
     .render(state, req, Some(v))
 }
 
@@ -314,7 +316,7 @@ async fn act(
         Ident::new(&ident).map_err(|_| WebError::NotFound(format!("you have no authkey {ident:?}")))?;
     let me = v.user.clone();
     let i = ident.clone();
-    let ok = match action.as_str() {
+    let (ok, live) = match action.as_str() {
         "channels" => {
             let (publish, subscribe) = match parse_key_form(&form.0) {
                 Ok(x) => x,
@@ -332,26 +334,26 @@ async fn act(
                     .await;
                 }
             };
-            state
+            let ((), live) = state
                 .apply(move |s| ops::set_key_channels(s, &me, &i, &publish, &subscribe))
                 .await?;
-            "key-updated"
+            ("key-updated", live)
         }
         "rotate" => {
-            let secret = state.apply(move |s| ops::rotate_key(s, &me, &i)).await?;
-            return secret_page(&state, &req, &v, &ident, &secret, false);
+            let (secret, live) = state.apply(move |s| ops::rotate_key(s, &me, &i)).await?;
+            return secret_page(&state, &req, &v, &ident, &secret, false, &live);
         }
         "disable" => {
-            state
+            let ((), live) = state
                 .apply(move |s| ops::set_key_enabled(s, &me, &i, false))
                 .await?;
-            "key-disabled"
+            ("key-disabled", live)
         }
         "enable" => {
-            state
+            let ((), live) = state
                 .apply(move |s| ops::set_key_enabled(s, &me, &i, true))
                 .await?;
-            "key-enabled"
+            ("key-enabled", live)
         }
         "delete" if form.0.confirm != "yes" => {
             // Asks first, on a page of its own (works without scripts); another user's key
@@ -377,12 +379,12 @@ async fn act(
             .render(&state, &req, Some(&v));
         }
         "delete" => {
-            state.apply(move |s| ops::delete_key(s, &me, &i)).await?;
-            "key-deleted"
+            let ((), live) = state.apply(move |s| ops::delete_key(s, &me, &i)).await?;
+            ("key-deleted", live)
         }
         _ => return Err(WebError::NotFound(format!("no action {action:?} on authkeys"))),
     };
-    Ok(see_other("/authkeys", Some(ok)))
+    Ok(see_other_live(&state, "/authkeys", Some(ok), &live))
 }
 
 /// Channels the viewer's keys may receive now (for the live view's list).

@@ -7,7 +7,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{FieldErrors, see_other};
+use super::{FieldErrors, see_other, see_other_live};
 use crate::domain::listing::{AccessRequest, CatalogueEntry, RequestState, Traffic, User};
 use crate::domain::model::{Grantee, ShareState};
 use crate::domain::{RequestId, UserId};
@@ -379,9 +379,14 @@ async fn answer(
     let me = v.user.clone();
     match action.as_str() {
         "grant" => {
-            let (r, _) = state.apply(move |s| access::grant_access(s, &me, id)).await?;
+            let ((r, _), live) = state.apply(move |s| access::grant_access(s, &me, id)).await?;
             mail_granted(&state, &v.user, &r).await?;
-            Ok(see_other("/shares#requests", Some("access-granted")))
+            Ok(see_other_live(
+                &state,
+                "/shares#requests",
+                Some("access-granted"),
+                &live,
+            ))
         }
         "decline" => {
             state.db(move |s| access::decline_access(s, &me, id)).await?;

@@ -5,7 +5,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{FieldErrors, see_other};
+use super::{FieldErrors, see_other_live};
 use crate::domain::model::{GroupRole, MemberState};
 use crate::social::ops::{self, SocialError};
 use crate::web::error::WebError;
@@ -147,7 +147,7 @@ async fn create(
         let me = v.user.clone();
         let (n, d) = (name.clone(), description.clone());
         match state.apply(move |s| ops::create_group(s, &me, &n, &d)).await {
-            Ok(_) => return Ok(see_other("/groups", Some("group-created"))),
+            Ok((_, live)) => return Ok(see_other_live(&state, "/groups", Some("group-created"), &live)),
             Err(e @ (SocialError::Conflict(_) | SocialError::Invalid(_))) => {
                 errors.add("name", e.to_string())
             }
@@ -190,31 +190,31 @@ async fn act(
         "invite" => state
             .apply(move |s| ops::invite(s, &me, &g, &w))
             .await
-            .map(|()| "group-invited"),
+            .map(|((), live)| ("group-invited", live)),
         "remove" => state
             .apply(move |s| ops::remove_member(s, &me, &g, &w))
             .await
-            .map(|()| "group-removed"),
+            .map(|((), live)| ("group-removed", live)),
         "accept" => state
             .apply(move |s| ops::accept_invitation(s, &me, &g))
             .await
-            .map(|()| "group-joined"),
+            .map(|((), live)| ("group-joined", live)),
         "decline" => state
             .apply(move |s| ops::decline_invitation(s, &me, &g))
             .await
-            .map(|()| "group-declined"),
+            .map(|((), live)| ("group-declined", live)),
         "leave" => state
             .apply(move |s| ops::leave_group(s, &me, &g))
             .await
-            .map(|()| "group-left"),
+            .map(|((), live)| ("group-left", live)),
         _ => return Err(WebError::NotFound(format!("no action {action:?} on groups"))),
     };
     match result {
-        Ok(ok) => {
+        Ok((ok, live)) => {
             if action == "invite" {
                 mail_invitation(&state, &v.user, &group, &who).await;
             }
-            Ok(see_other("/groups", Some(ok)))
+            Ok(see_other_live(&state, "/groups", Some(ok), &live))
         }
         // A form with a user field: the error goes next to it, in that group's box.
         Err(e @ (SocialError::NotFound(_) | SocialError::Invalid(_) | SocialError::Conflict(_)))

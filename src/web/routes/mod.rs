@@ -16,7 +16,9 @@ use actix_web::http::header;
 use actix_web::{HttpResponse, web};
 use serde_json::Value;
 
+use super::WebState;
 use super::render::ASSETS;
+use crate::social::propagation::Propagation;
 use crate::wire::Channel;
 
 /// Entries on a page of a list that can grow (logs, keys, shares, groups, offers).
@@ -98,6 +100,35 @@ pub fn see_other(to: &str, ok: Option<&str>) -> HttpResponse {
     HttpResponse::SeeOther()
         .insert_header((header::LOCATION, loc))
         .finish()
+}
+
+/// [`see_other`] after a change: when some node had not applied it, the page it leads to
+/// names them (carried in a signed cookie, never in the link).
+pub fn see_other_live(state: &WebState, to: &str, ok: Option<&str>, live: &Propagation) -> HttpResponse {
+    if live.is_live() {
+        return see_other(to, ok);
+    }
+    let (path, fragment) = to.split_once('#').map_or((to, ""), |(p, f)| (p, f));
+    let marked = if path.contains('?') {
+        format!("{path}&behind=1")
+    } else {
+        format!("{path}?behind=1")
+    };
+    let to = if fragment.is_empty() {
+        marked
+    } else {
+        format!("{marked}#{fragment}")
+    };
+    let mut res = see_other(&to, ok);
+    let value = super::render::encode_behind(live);
+    let c = super::session::signed(
+        state,
+        super::session::cookie(state, super::session::BEHIND_COOKIE, value, Some(300)),
+    );
+    if let Err(e) = res.add_cookie(&c) {
+        tracing::debug!("cannot set the behind cookie: {e}");
+    }
+    res
 }
 
 /// Errors of a refused form, by field name (`form` for the form as a whole).

@@ -6,7 +6,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{FieldErrors, see_other};
+use super::{FieldErrors, see_other, see_other_live};
 use crate::domain::ShareId;
 use crate::domain::listing::{ShareFilter, ShareInfo};
 use crate::domain::model::{Grantee, ShareKind, ShareState};
@@ -313,11 +313,11 @@ async fn offer(
     let me = v.user.clone();
     let (c, t) = (channel.clone(), to.clone());
     let onward = !f.onward.is_empty();
-    let id = match state
+    let (id, live) = match state
         .apply(move |s| ops::offer_share(s, &me, &c, &t, kind, onward))
         .await
     {
-        Ok(id) => id,
+        Ok(done) => done,
         Err(e @ (SocialError::NotFound(_) | SocialError::Invalid(_))) => {
             let mut errors = FieldErrors::default();
             errors.add("to", e.to_string());
@@ -331,10 +331,10 @@ async fn offer(
         Err(e) => return Err(e.into()),
     };
     if to == GranteeName::Everyone {
-        return Ok(see_other("/shares", Some("share-everyone")));
+        return Ok(see_other_live(&state, "/shares", Some("share-everyone"), &live));
     }
     mail_offer(&state, &v.user, id, &channel, &to, kind).await;
-    Ok(see_other("/shares", Some("share-offered")))
+    Ok(see_other_live(&state, "/shares", Some("share-offered"), &live))
 }
 
 /// Where an answer came from: `shares` when a group's owner answered on the Shares page
@@ -363,9 +363,9 @@ async fn act(
         "unfollow" => (ShareOp::Leave, "/shared-with-me", "share-unfollowed"),
         _ => return Err(WebError::NotFound(format!("no action {action:?} on shares"))),
     };
-    state.apply(move |s| op.run(s, &me, id)).await?;
+    let ((), live) = state.apply(move |s| op.run(s, &me, id)).await?;
     let back = if form.0.back == "shares" { "/shares" } else { back };
-    Ok(see_other(back, Some(ok)))
+    Ok(see_other_live(&state, back, Some(ok), &live))
 }
 
 /// The links to the previous and next page of a requests list on `path` (`#requests`):
@@ -543,7 +543,7 @@ async fn block(state: State, v: Viewer, form: CsrfForm<BlockForm>) -> Result<Htt
         "unblock" => (true, "user-unblocked"),
         _ => return Err(WebError::BadRequest("action: block or unblock".into())),
     };
-    state
+    let ((), live) = state
         .apply(move |s| {
             if unblock {
                 ops::unblock_user(s, &me, &name)
@@ -552,7 +552,7 @@ async fn block(state: State, v: Viewer, form: CsrfForm<BlockForm>) -> Result<Htt
             }
         })
         .await?;
-    Ok(see_other("/shared-with-me", Some(ok)))
+    Ok(see_other_live(&state, "/shared-with-me", Some(ok), &live))
 }
 
 /// *Reach*: where the viewer's data goes, per channel they share, and through whom.
