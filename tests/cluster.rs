@@ -210,6 +210,12 @@ impl Cluster {
     /// A user with a website account (password `password`) and an API token: node 1's
     /// website and the token's `Authorization` header.
     fn account(&self, name: &str, password: &str) -> (SocketAddr, String) {
+        (self.nodes[0].web.unwrap(), self.bearer(name, password))
+    }
+
+    /// A user with a website account (password `password`): an API token's
+    /// `Authorization` header.
+    fn bearer(&self, name: &str, password: &str) -> String {
         let store = hpfriends::store::Store::open(self.db.url()).unwrap();
         let hash = tokio::runtime::Runtime::new()
             .unwrap()
@@ -227,10 +233,7 @@ impl Cluster {
                 None,
             )
             .unwrap();
-        (
-            self.nodes[0].web.unwrap(),
-            format!("Authorization: Bearer {token}"),
-        )
+        format!("Authorization: Bearer {token}")
     }
 
     /// A session of `ident` on `node` subscribed to `channel`, and live: its own marker on
@@ -912,6 +915,116 @@ fn a_node_that_loses_postgresql_fails_closed_and_catches_up() {
     // And node 2's publishes still cross.
     b_sensor.publish("d", b"from node 2 after");
     assert_eq!(alice.expect_publish().2, b"from node 2 after");
+}
+
+/// A JSON API call that must succeed; its answer.
+fn api(web: SocketAddr, bearer: &str, method: &str, path: &str, body: &str) -> Value {
+    let r = common::http::request(
+        web,
+        method,
+        path,
+        &[bearer, "Content-Type: application/json"],
+        body,
+    );
+    assert!(matches!(r.status, 200 | 201), "{path}: {} {}", r.status, r.body);
+    serde_json::from_str(&r.body).unwrap()
+}
+
+/// Changes made at once on two nodes' APIs and by the CLI, each answered only once every
+/// node applied it: subscribers on the third node receive a share's data as soon as its
+/// acceptance answers, and none once its revoke answers, whatever the others write
+/// meanwhile (each writer's change log ids interleave with the others').
+#[test]
+fn concurrent_writers_on_two_nodes_and_the_cli_each_answer_only_once_live_everywhere() {
+    if !services() {
+        return;
+    }
+    let c = Cluster::of_three();
+    let password = "a-long-enough-passphrase";
+    let alice = c.bearer("alice", password);
+    // Writer k: 0 through node 1's API, 1 through node 2's, 2 with the CLI; each on a
+    // channel and with a grantee of its own.
+    let grantees: Vec<Option<String>> = (0..3)
+        .map(|k| {
+            let name = format!("g{k}");
+            if k < 2 {
+                Some(c.bearer(&name, password))
+            } else {
+                c.user(&name);
+                None
+            }
+        })
+        .collect();
+    c.key("alice", "a-sensor", "c0,c1,c2", "");
+    for k in 0..3 {
+        c.key("alice", &format!("a-witness{k}"), "sync", &format!("c{k},sync"));
+        c.key(
+            &format!("g{k}"),
+            &format!("g{k}-reader"),
+            "sync",
+            &format!("c{k},sync"),
+        );
+    }
+    const ROUNDS: usize = 8;
+    std::thread::scope(|scope| {
+        for (k, grantee) in grantees.iter().enumerate() {
+            let (c, alice) = (&c, &alice);
+            scope.spawn(move || {
+                let (channel, g) = (format!("c{k}"), format!("g{k}"));
+                // Everything is read on node 3; alice's own witness proves node 3 has
+                // routed a message before the grantee's outbox is read up to a marker.
+                let mut sensor = c.login(2, "a-sensor");
+                let mut witness = c.subscriber(2, &format!("a-witness{k}"), &channel);
+                let mut reader = c.subscriber(2, &format!("g{k}-reader"), &channel);
+                let web = c.nodes[k.min(1)].web.unwrap();
+                for round in 0..ROUNDS {
+                    let id = match grantee {
+                        Some(token) => {
+                            let body = format!(r#"{{"channel": "{channel}", "to_user": "{g}"}}"#);
+                            let v = api(web, alice, "POST", "/api/v1/shares", &body);
+                            let id = v["id"].as_i64().unwrap().to_string();
+                            let v = api(web, token, "POST", &format!("/api/v1/shares/{id}/accept"), "");
+                            assert_eq!(v["behind"], serde_json::json!([]), "{v}");
+                            assert_eq!(v["applied_on"].as_array().unwrap().len(), 3, "{v}");
+                            id
+                        }
+                        None => c.share("alice", &channel, &g),
+                    };
+                    let on = format!("on-{round}");
+                    sensor.publish(&channel, on.as_bytes());
+                    assert_eq!(witness.expect_publish().2, on.as_bytes());
+                    assert_eq!(
+                        reader.expect_publish().2,
+                        on.as_bytes(),
+                        "writer {k}: not delivered after the acceptance answered"
+                    );
+                    if grantee.is_some() {
+                        let v = api(web, alice, "POST", &format!("/api/v1/shares/{id}/revoke"), "");
+                        assert_eq!(v["behind"], serde_json::json!([]), "{v}");
+                        assert_eq!(v["silent"], serde_json::json!([]), "{v}");
+                    } else {
+                        c.cli(&["share", "revoke", &id, "--as", "alice"]);
+                    }
+                    let off = format!("off-{round}");
+                    sensor.publish(&channel, off.as_bytes());
+                    assert_eq!(witness.expect_publish().2, off.as_bytes());
+                    let leaked = reader.barrier("sync");
+                    assert!(
+                        leaked.is_empty(),
+                        "writer {k} round {round}: delivered after the revoke answered: {leaked:?}"
+                    );
+                }
+            });
+        }
+    });
+    // No answer came before every node had applied its change.
+    for (i, n) in c.nodes.iter().enumerate() {
+        assert!(
+            !n.log().contains("node(s) behind"),
+            "node {} answered before every node applied a change",
+            i + 1
+        );
+    }
 }
 
 /// A subscriber on another node that stops reading never holds up the publisher or its
