@@ -34,8 +34,10 @@ fn main() -> ExitCode {
         Err(code) => return code,
     };
     // The broker logs at info; one-shot commands only warn, so their output stays clean.
+    // The NATS client says why a connection attempt failed (a refused certificate, a reset)
+    // only at debug, beside its event that says "IO error": a cluster node logs both.
     let default = if matches!(cli.command, Command::Serve(_)) {
-        "info"
+        "info,async_nats::connector=debug"
     } else {
         "warn"
     };

@@ -151,12 +151,11 @@ impl Core {
         } else {
             Some(
                 Backplane::start(
-                    &config.nats_url,
+                    &crate::cluster::link::Link::from_config(&config),
                     &config.nats_prefix,
                     node.clone(),
                     Arc::clone(&router),
                     config.stall_timeout(),
-                    std::time::Duration::from_secs(config.nats_ping_interval_secs),
                     shutdown.clone(),
                 )
                 .await?,

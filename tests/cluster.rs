@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::http::Browser;
+use common::pki::{Pki, pki};
 use common::python::{python, record_skip, script};
 use common::raw::Event;
 use common::{Db, Raw, wait_for};
@@ -1025,6 +1026,276 @@ fn concurrent_writers_on_two_nodes_and_the_cli_each_answer_only_once_live_everyw
             i + 1
         );
     }
+}
+
+/// A nats-server of the test's own on a free port, with the configuration `conf` (its
+/// `listen` line added); stopped when dropped.
+struct OwnNats {
+    child: Child,
+    port: u16,
+    _dir: TempDir,
+}
+
+impl OwnNats {
+    /// `None` when there is no nats-server to run (fails under `CI=true`).
+    fn start(conf: &str) -> Option<OwnNats> {
+        let bin = [
+            "/usr/sbin/nats-server",
+            "/usr/bin/nats-server",
+            "/usr/local/bin/nats-server",
+        ]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists());
+        let Some(bin) = bin else {
+            assert!(
+                !std::env::var("CI").is_ok_and(|v| v == "true"),
+                "the NATS TLS test needs nats-server (Debian package nats-server)"
+            );
+            eprintln!("\n!!!!!!!! SKIPPING NATS TLS TEST: no nats-server binary\n");
+            record_skip();
+            return None;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let file = dir.path().join("nats.conf");
+        std::fs::write(&file, format!("listen: 127.0.0.1:{port}\n{conf}\n")).unwrap();
+        let child = Command::new(bin)
+            .arg("-c")
+            .arg(&file)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_for("the test's nats-server", Duration::from_secs(10), || {
+            TcpStream::connect(("127.0.0.1", port)).ok().map(|_| ())
+        });
+        Some(OwnNats {
+            child,
+            port,
+            _dir: dir,
+        })
+    }
+
+    fn url(&self) -> String {
+        format!("tls://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for OwnNats {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The NATS link over TLS, the server checked against the operator's CA, authenticated by
+/// user and password, by token or by NKey: messages cross nodes on each. A wrong password
+/// or a server certificate from another CA never connects, and the log says why.
+#[test]
+fn the_nats_link_runs_over_tls_with_each_kind_of_credentials() {
+    if !services() {
+        return;
+    }
+    let certs = tempfile::tempdir().unwrap();
+    let Pki { ca, cert, key } = pki(certs.path(), "nats");
+    let other = pki(certs.path(), "other");
+    let tls = format!(
+        "tls {{ cert_file: {:?}, key_file: {:?}, timeout: 2 }}",
+        cert.to_str().unwrap(),
+        key.to_str().unwrap()
+    );
+    let nkey = nkeys::KeyPair::new_user();
+    let seed_file = certs.path().join("node.nk");
+    std::fs::write(&seed_file, nkey.seed().unwrap()).unwrap();
+    let ca = ca.to_str().unwrap().to_owned();
+    let seed = seed_file.to_str().unwrap().to_owned();
+    // (What, the server's authorization block, the nodes' settings.)
+    type Variant<'a> = (&'a str, String, Vec<(&'a str, &'a str)>);
+    let variants: Vec<Variant> = vec![
+        (
+            "user and password",
+            "authorization { user: hpf, password: \"pw-0f-the-link\" }".into(),
+            vec![
+                ("HPFRIENDS_NATS_USER", "hpf"),
+                ("HPFRIENDS_NATS_PASSWORD", "pw-0f-the-link"),
+            ],
+        ),
+        (
+            "token",
+            "authorization { token: \"t0ken-of-the-link\" }".into(),
+            vec![("HPFRIENDS_NATS_TOKEN", "t0ken-of-the-link")],
+        ),
+        (
+            "NKey",
+            format!(
+                "authorization {{ users = [ {{ nkey: {} }} ] }}",
+                nkey.public_key()
+            ),
+            vec![("HPFRIENDS_NATS_NKEY_SEED_FILE", seed.as_str())],
+        ),
+    ];
+    for (what, auth, creds) in &variants {
+        let Some(nats) = OwnNats::start(&format!("{tls}\n{auth}")) else {
+            return;
+        };
+        let mut env = creds.clone();
+        env.push(("HPFRIENDS_NATS_TLS_CA", ca.as_str()));
+        let url = nats.url();
+        let all: Vec<(usize, String)> = (1..=3).map(|i| (i, url.clone())).collect();
+        let c = Cluster::start(&all, &[], &env);
+        for n in &c.nodes {
+            wait_for(
+                &format!("{what}: NATS connected"),
+                Duration::from_secs(20),
+                || n.log().contains("NATS connected").then_some(()),
+            );
+        }
+        c.user("alice");
+        c.user("bob");
+        c.key("alice", "a-sensor", "c", "");
+        c.key("bob", "b-reader", "sync", "c,sync");
+        c.share("alice", "c", "bob");
+        let mut bob = c.subscriber(2, "b-reader", "c");
+        let mut sensor = c.login(0, "a-sensor");
+        let mut n = 0;
+        wait_for(
+            &format!("{what}: a message across nodes"),
+            Duration::from_secs(30),
+            || {
+                n += 1;
+                sensor.publish("c", format!("m-{n}").as_bytes());
+                matches!(bob.next(Duration::from_secs(1)), Event::Frame(_)).then_some(())
+            },
+        );
+    }
+
+    // A wrong password, and a server whose certificate another CA signed: the node serves
+    // its own clients, never connects to NATS, and says why.
+    let Some(nats) = OwnNats::start(&format!(
+        "{tls}\nauthorization {{ user: hpf, password: right-one }}"
+    )) else {
+        return;
+    };
+    let url = nats.url();
+    let one = [(1, url.clone()), (2, url.clone()), (3, url.clone())];
+    let wrong = Cluster::start(
+        &one,
+        &[],
+        &[
+            ("HPFRIENDS_NATS_TLS_CA", ca.as_str()),
+            ("HPFRIENDS_NATS_USER", "hpf"),
+            ("HPFRIENDS_NATS_PASSWORD", "wrong-one"),
+        ],
+    );
+    wait_for("the refusal in the log", Duration::from_secs(20), || {
+        wrong.nodes[0]
+            .log()
+            .to_lowercase()
+            .contains("authorization")
+            .then_some(())
+    });
+    let log = wrong.nodes[0].log();
+    eprintln!(
+        "wrong password: {}",
+        log.lines().find(|l| l.contains("NATS:")).unwrap_or_default()
+    );
+    assert!(!log.contains("NATS connected"), "{log}");
+    assert!(!log.contains("wrong-one"), "the password is never logged");
+    drop(wrong);
+    let other_ca = other.ca.to_str().unwrap().to_owned();
+    let untrusted = Cluster::start(
+        &one,
+        &[],
+        &[
+            ("HPFRIENDS_NATS_TLS_CA", other_ca.as_str()),
+            ("HPFRIENDS_NATS_USER", "hpf"),
+            ("HPFRIENDS_NATS_PASSWORD", "right-one"),
+        ],
+    );
+    wait_for(
+        "the untrusted certificate in the log",
+        Duration::from_secs(20),
+        || {
+            let log = untrusted.nodes[0].log().to_lowercase();
+            (log.contains("certificate") || log.contains("tls")).then_some(())
+        },
+    );
+    let log = untrusted.nodes[0].log();
+    eprintln!(
+        "other CA: {}",
+        log.lines().find(|l| l.contains("NATS:")).unwrap_or_default()
+    );
+    assert!(!log.contains("NATS connected"), "{log}");
+}
+
+/// A node reaches PostgreSQL over TLS with the server's certificate checked against the
+/// operator's CA and its name against the host (`sslmode=verify-full`): the session is
+/// encrypted, the CLI works the same way, and a server certificate from another CA is
+/// refused with libpq's reason.
+#[test]
+fn postgresql_is_reached_over_verified_tls() {
+    use diesel::prelude::*;
+    if !services() {
+        return;
+    }
+    #[derive(QueryableByName)]
+    struct Setting {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        value: String,
+    }
+    let plain = ScratchDb::on(POSTGRES).unwrap();
+    let mut conn = diesel::PgConnection::establish(plain.url()).unwrap();
+    let setting = |conn: &mut diesel::PgConnection, sql: &str| -> String {
+        diesel::sql_query(sql).get_result::<Setting>(conn).unwrap().value
+    };
+    // The machine's PostgreSQL serves TLS with its own (self-signed) certificate.
+    let ssl = setting(&mut conn, "SELECT current_setting('ssl') AS value");
+    let cert = setting(&mut conn, "SELECT current_setting('ssl_cert_file') AS value");
+    assert_eq!(ssl, "on", "the local PostgreSQL must have ssl = on for this test");
+    let ca = std::path::Path::new(&cert);
+    let ca = if ca.is_absolute() {
+        ca.to_path_buf()
+    } else {
+        let data = setting(&mut conn, "SELECT current_setting('data_directory') AS value");
+        std::path::Path::new(&data).join(ca)
+    };
+    // Its certificate names localhost (Debian's snakeoil), and is its own CA.
+    assert!(
+        ca.exists(),
+        "cannot read the server's certificate {}",
+        ca.display()
+    );
+    let tls = |root: &std::path::Path| {
+        let url = plain.url().replacen("127.0.0.1", "localhost", 1);
+        format!("{url}?sslmode=verify-full&sslrootcert={}", root.display())
+    };
+    let url = tls(&ca);
+    let store = hpfriends::store::Store::open(&url).unwrap();
+    store.add_user("alice", "alice@example.org", "").unwrap();
+    let mut conn = diesel::PgConnection::establish(&url).unwrap();
+    let encrypted = setting(
+        &mut conn,
+        "SELECT CASE WHEN ssl THEN 'yes' ELSE 'no' END AS value FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+    );
+    assert_eq!(encrypted, "yes", "the session is not over TLS");
+    let o = common::cli_with_db(&url, &["user", "list"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("alice"));
+
+    // Another CA: refused, and libpq says why.
+    let dir = tempfile::tempdir().unwrap();
+    let other = pki(dir.path(), "other");
+    let o = common::cli_with_db(tls(&other.ca), &["user", "list"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success(),
+        "connected with a certificate another CA signed"
+    );
+    assert!(err.contains("certificate verify failed"), "{err}");
 }
 
 /// A subscriber on another node that stops reading never holds up the publisher or its

@@ -6,42 +6,14 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::pki::{Pki, pki};
 use common::python::{python, script};
 use common::{Raw, TestServer, wait_for};
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use serde_json::Value;
-
-/// A CA and a server certificate for localhost and 127.0.0.1, written as PEM files.
-struct Pki {
-    ca: PathBuf,
-    cert: PathBuf,
-    key: PathBuf,
-}
-
-fn pki(dir: &Path, name: &str) -> Pki {
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, format!("{name} test CA"));
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let params = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
-    let cert = params.signed_by(&key, &ca).unwrap();
-    let p = Pki {
-        ca: dir.join(format!("{name}-ca.pem")),
-        cert: dir.join(format!("{name}-cert.pem")),
-        key: dir.join(format!("{name}-key.pem")),
-    };
-    std::fs::write(&p.ca, ca.pem()).unwrap();
-    std::fs::write(&p.cert, cert.pem()).unwrap();
-    std::fs::write(&p.key, key.serialize_pem()).unwrap();
-    p
-}
 
 /// A server with a TLS listener on `p`'s certificate and the settings of `env`.
 fn tls_server(p: &Pki, env: &[(&str, &str)]) -> TestServer {

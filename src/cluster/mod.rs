@@ -18,6 +18,7 @@
 //! slow-consumer policy lets it (what NATS delivers meanwhile past the client's buffer is
 //! counted as `remote_dropped`).
 
+pub mod link;
 pub mod subject;
 
 use std::collections::HashMap;
@@ -147,14 +148,14 @@ impl Backplane {
     /// own clients while NATS is away) and the relay and sweep tasks, which end with
     /// `shutdown`. Remote messages go to `router`; `stall` bounds a wait for a full outbox.
     pub async fn start(
-        url: &str,
+        link: &link::Link,
         prefix: &str,
         node: String,
         router: Arc<Router>,
         stall: Duration,
-        ping: Duration,
         shutdown: CancellationToken,
     ) -> Result<Arc<Backplane>, ClusterError> {
+        let url = link.url.as_str();
         let addrs = url
             .split(',')
             .map(|u| {
@@ -166,11 +167,20 @@ impl Backplane {
             .collect::<Result<Vec<_>, _>>()?;
         let stats = Arc::new(ClusterStats::default());
         let events = Arc::clone(&stats);
-        let client = ConnectOptions::new()
+        // Named in every connection event (credentials masked), so an operator reading
+        // "NATS: …" knows which link and what went wrong.
+        let servers: Arc<str> = Arc::from(
+            url.split(',')
+                .map(|u| crate::config::mask_url(u.trim()))
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+        let named = Arc::clone(&servers);
+        let options = ConnectOptions::new()
             .name(format!("hpfriends {node}"))
             .no_echo()
             // A silent partition is noticed: three pings unanswered and the client reconnects.
-            .ping_interval(ping)
+            .ping_interval(link.ping)
             .retry_on_initial_connect()
             .max_reconnects(None)
             // Quick to come back after a blip, never hammering a server that is down.
@@ -178,9 +188,13 @@ impl Backplane {
                 Duration::from_millis(100u64.saturating_mul(attempts as u64).min(2_000))
             })
             .event_callback(move |event| {
-                let stats = Arc::clone(&events);
-                async move { on_event(&stats, event) }
-            })
+                let (stats, servers) = (Arc::clone(&events), Arc::clone(&named));
+                async move { on_event(&stats, &servers, event) }
+            });
+        let client = link
+            .security
+            .apply(options)
+            .await?
             .connect(addrs)
             .await
             .map_err(|e| ClusterError::Connect(e.to_string()))?;
@@ -197,7 +211,7 @@ impl Backplane {
             stall,
             stats,
         });
-        tracing::info!(node = %plane.node, nats = %crate::config::mask_url(url), "cluster backplane starting");
+        tracing::info!(node = %plane.node, nats = %servers, "cluster backplane starting");
         tokio::spawn(relay(Arc::clone(&plane), rx, shutdown.clone()));
         tokio::spawn(sweep(Arc::downgrade(&plane), shutdown));
         Ok(plane)
@@ -239,7 +253,7 @@ impl Backplane {
     }
 }
 
-fn on_event(stats: &ClusterStats, event: Event) {
+fn on_event(stats: &ClusterStats, servers: &str, event: Event) {
     match event {
         Event::Connected => {
             stats.connected.store(true, Relaxed);
@@ -249,6 +263,7 @@ fn on_event(stats: &ClusterStats, event: Event) {
             stats.connected.store(false, Relaxed);
             stats.disconnects.fetch_add(1, Relaxed);
             tracing::warn!(
+                nats = servers,
                 "NATS connection lost: local clients are served as before; other nodes' traffic \
                  resumes on reconnect"
             );
@@ -263,7 +278,7 @@ fn on_event(stats: &ClusterStats, event: Event) {
         }
         // A clean stop of the node closes the client: nothing to warn of.
         Event::Closed => tracing::info!("NATS: connection closed"),
-        other => tracing::warn!("NATS: {other}"),
+        other => tracing::warn!(nats = servers, "NATS: {other}"),
     }
 }
 

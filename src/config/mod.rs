@@ -163,6 +163,26 @@ pub struct Config {
     /// row (a silent partition) counts as lost (`nats_connected` 0, logged) and is
     /// reconnected, within about three intervals.
     pub nats_ping_interval_secs: u64,
+    /// PEM file of the CA that signed the NATS servers' certificates; set, the link must
+    /// be TLS (`tls://` URLs, or a server that offers it). Empty: the system's roots for
+    /// `tls://` URLs.
+    pub nats_tls_ca: String,
+    /// PEM certificate this node shows a NATS server that asks for one (mutual TLS), with
+    /// `nats_tls_key`.
+    pub nats_tls_cert: String,
+    /// The private key of `nats_tls_cert` (PEM).
+    pub nats_tls_key: String,
+    /// NATS user (a server's `authorization { user, password }`), with `nats_password`.
+    pub nats_user: String,
+    /// NATS password (better in the environment: `HPFRIENDS_NATS_PASSWORD`).
+    pub nats_password: String,
+    /// NATS token (`authorization { token }`; `HPFRIENDS_NATS_TOKEN`).
+    pub nats_token: String,
+    /// File holding this node's NKey seed (`SU…`), for a server that lists the public key
+    /// (`authorization { users = [{ nkey: U… }] }`).
+    pub nats_nkey_seed_file: String,
+    /// NATS credentials file (user JWT and seed), for servers in operator mode.
+    pub nats_credentials_file: String,
     /// Milliseconds a change made on this node's website waits for every other live node
     /// to apply it before the page answers anyway (cluster only).
     pub cluster_apply_wait_ms: u64,
@@ -221,6 +241,14 @@ impl Default for Config {
             nats_prefix: DEFAULT_NATS_PREFIX.to_owned(),
             node_id: String::new(),
             nats_ping_interval_secs: DEFAULT_NATS_PING_INTERVAL_SECS,
+            nats_tls_ca: String::new(),
+            nats_tls_cert: String::new(),
+            nats_tls_key: String::new(),
+            nats_user: String::new(),
+            nats_password: String::new(),
+            nats_token: String::new(),
+            nats_nkey_seed_file: String::new(),
+            nats_credentials_file: String::new(),
             cluster_apply_wait_ms: DEFAULT_CLUSTER_APPLY_WAIT_MS,
             graph_stale_after_secs: DEFAULT_GRAPH_STALE_AFTER_SECS,
         }
@@ -590,6 +618,7 @@ impl Config {
                 "dot-separated words of letters, digits, '-' or '_' (no wildcards)".into(),
             ));
         }
+        self.validate_nats_security(origins)?;
         if !self.nats_url.is_empty() && !self.db.starts_with("postgres") {
             return Err(bad(
                 "nats_url",
@@ -619,15 +648,53 @@ impl Config {
         Ok(())
     }
 
+    /// The NATS link's TLS and credentials settings fit together: a certificate with its
+    /// key, one way of authenticating (all unused without `nats_url`: the CLI shares a
+    /// node's environment).
+    fn validate_nats_security(&self, origins: &Origins) -> Result<(), ConfigError> {
+        let bad = |key: &'static str, reason: String| ConfigError::Inconsistent {
+            key,
+            origin: origins.of(key).to_owned(),
+            reason,
+        };
+        let set = |v: &str| !v.is_empty();
+        if set(&self.nats_tls_cert) != set(&self.nats_tls_key) {
+            return Err(bad(
+                "nats_tls_cert",
+                "a client certificate needs its key (nats_tls_key), and a key its certificate".into(),
+            ));
+        }
+        if set(&self.nats_password) && !set(&self.nats_user) {
+            return Err(bad("nats_password", "needs nats_user".into()));
+        }
+        let ways = [
+            set(&self.nats_user),
+            set(&self.nats_token),
+            set(&self.nats_nkey_seed_file),
+            set(&self.nats_credentials_file),
+        ];
+        if ways.iter().filter(|w| **w).count() > 1 {
+            return Err(bad(
+                "nats_user",
+                "choose one way to authenticate to NATS: user and password, token, NKey seed or \
+                 credentials file"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// Every setting as `key = value` TOML lines, each with where it came from; secrets
-    /// (passwords in URLs, the metrics token) masked.
+    /// (passwords in URLs, the metrics token, NATS password and token) masked.
     pub fn show(&self, origins: &Origins) -> String {
         let table = toml::Table::try_from(self).unwrap_or_default();
         let mut out = String::new();
         for (key, value) in &table {
             let value = match (key.as_str(), value) {
                 ("db" | "smtp_url" | "nats_url", toml::Value::String(s)) => toml::Value::String(mask_url(s)),
-                ("metrics_token", toml::Value::String(s)) if !s.is_empty() => {
+                ("metrics_token" | "nats_password" | "nats_token", toml::Value::String(s))
+                    if !s.is_empty() =>
+                {
                     toml::Value::String("********".into())
                 }
                 _ => value.clone(),
@@ -742,7 +809,40 @@ mod tests {
         let c = Config::load(Some(&path), []).unwrap();
         c.validate(&Origins::default()).unwrap();
         assert_eq!((c.node_id.as_str(), c.nats_prefix.as_str()), ("eu-1", "hpfeeds"));
-        assert!(c.db.starts_with("postgres://") && c.nats_url.starts_with("nats://"));
+        assert!(c.db.starts_with("postgres://") && c.nats_url.starts_with("tls://"));
+        assert!(c.db.contains("sslmode=verify-full") && !c.nats_tls_ca.is_empty());
+    }
+
+    /// The NATS link's settings must fit together, and its secrets never show.
+    #[test]
+    fn nats_link_settings_fit_together() {
+        let cluster = |extra: &[(&str, &str)]| {
+            let mut env = vec![
+                ("HPFRIENDS_DB".to_owned(), "postgres://x@127.0.0.1/db".to_owned()),
+                ("HPFRIENDS_NATS_URL".to_owned(), "tls://127.0.0.1:4222".to_owned()),
+            ];
+            env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+            let c = Config::load(None, env).unwrap();
+            c.validate(&Origins::default()).map(|()| c)
+        };
+        let ok = cluster(&[
+            ("HPFRIENDS_NATS_USER", "u"),
+            ("HPFRIENDS_NATS_PASSWORD", "secret-pw"),
+        ])
+        .unwrap();
+        let shown = ok.show(&Origins::default());
+        assert!(!shown.contains("secret-pw"), "{shown}");
+        for (extra, key) in [
+            (&[("HPFRIENDS_NATS_TLS_CERT", "c.pem")][..], "nats_tls_cert"),
+            (&[("HPFRIENDS_NATS_PASSWORD", "p")][..], "nats_password"),
+            (
+                &[("HPFRIENDS_NATS_USER", "u"), ("HPFRIENDS_NATS_TOKEN", "t")][..],
+                "nats_user",
+            ),
+        ] {
+            let e = cluster(extra).unwrap_err().to_string();
+            assert!(e.contains(key), "{e}");
+        }
     }
 
     #[test]

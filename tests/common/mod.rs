@@ -4,6 +4,7 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 pub mod http;
+pub mod pki;
 pub mod python;
 pub mod raw;
 pub mod site;
