@@ -164,6 +164,11 @@ impl Core {
         let remote = backplane
             .clone()
             .map(|b| b as Arc<dyn crate::broker::remote::Remote>);
+        if let Some(r) = &remote {
+            // Queued before any session's registration: presence notices cross nodes from
+            // the first.
+            broker.do_send(crate::broker::messages::UseRemote(Arc::clone(r)));
+        }
         let key_log_stop = CancellationToken::new();
         let (key_log, key_log_writer) =
             KeyLog::start(store.clone(), Arc::clone(&stats), key_log_stop.clone());

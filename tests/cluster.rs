@@ -1298,6 +1298,39 @@ fn postgresql_is_reached_over_verified_tls() {
     assert!(err.contains("certificate verify failed"), "{err}");
 }
 
+/// Presence crosses nodes: a watcher of `c..broker` on node 3 hears alice's key join and
+/// leave `c` on node 1 (alice shares `c` with the watcher's owner), exactly as on one node,
+/// and nothing of a key whose owner shares nothing with it.
+#[test]
+fn presence_notices_reach_watchers_on_other_nodes() {
+    if !services() {
+        return;
+    }
+    let c = Cluster::of_three();
+    for u in ["alice", "bob", "carol"] {
+        c.user(u);
+    }
+    c.key("alice", "a-reader", "sync", "c,sync");
+    c.key("bob", "b-watch", "sync", "c,sync");
+    c.key("carol", "c-reader", "sync", "c,sync");
+    c.share("alice", "c", "bob");
+    let mut watch = c.subscriber(2, "b-watch", "c..broker");
+    // Carol shares nothing with bob: her key joins first, so a leak would be the first
+    // notice he reads.
+    let _carol = c.subscriber(0, "c-reader", "c");
+    let mut a = c.subscriber(0, "a-reader", "c");
+    a.unsubscribe("c");
+    a.barrier("sync");
+    let notice = |w: &mut Raw| {
+        let (ident, channel, payload) = w.expect_publish();
+        (ident, channel, String::from_utf8(payload).unwrap())
+    };
+    let n = |what: &str| ("a-reader".to_owned(), "c..broker".to_owned(), what.to_owned());
+    assert_eq!(notice(&mut watch), n("join"));
+    assert_eq!(notice(&mut watch), n("leave"));
+    assert!(watch.barrier("sync").is_empty());
+}
+
 /// A subscriber on another node that stops reading never holds up the publisher or its
 /// node: it is cut after the stall timeout on its own node, like a local one.
 #[test]

@@ -14,6 +14,7 @@ use arc_swap::ArcSwap;
 use super::handle::{SessionHandle, SessionId};
 use super::messages::{
     AclChanged, Disconnected, GetOutboxDepth, LiveSessions, OutboxDepth, Register, Subscribe, Unsubscribe,
+    UseRemote,
 };
 use super::refusal::Refusal;
 use super::router::{RouteEditor, Router};
@@ -43,6 +44,8 @@ pub struct Broker {
     max_key_subscriptions: usize,
     /// Each channel's counts as last written to the catalogue's traffic.
     channels_written: rustc_hash::FxHashMap<Channel, crate::broker::stats::ChannelCounts>,
+    /// In a cluster, where presence notices go for the other nodes' watchers.
+    remote: Option<Arc<dyn super::remote::Remote>>,
 }
 
 /// At most this many keys' counters wait for a database that keeps failing; past it the
@@ -115,6 +118,7 @@ impl Broker {
             usage: Arc::default(),
             max_key_subscriptions: usize::MAX,
             channels_written: rustc_hash::FxHashMap::default(),
+            remote: None,
         }
     }
 
@@ -262,7 +266,9 @@ impl Broker {
         let Some(presence) = channel.presence() else {
             return;
         };
-        if self.router.is_idle(presence.as_str()) {
+        // Watchers on other nodes are not in this node's routes: the backplane hears of it
+        // whenever there is one (NATS drops it when no node subscribes).
+        if self.remote.is_none() && self.router.is_idle(presence.as_str()) {
             return;
         }
         let frame = crate::wire::Frame::Publish {
@@ -271,6 +277,12 @@ impl Broker {
             payload: bytes::Bytes::from_static(what.as_bytes()),
         };
         let Ok(bytes) = frame.to_bytes() else { return };
+        if let Some(remote) = &self.remote
+            && !remote.relay(owner, &presence, &bytes)
+        {
+            // The queue to the other nodes is full: counted like any publish not relayed.
+            remote.dropped();
+        }
         let mut full = Vec::new();
         self.router.publish(owner, presence.as_str(), &bytes, &mut full);
         if !full.is_empty() {
@@ -327,6 +339,14 @@ impl Actor for Broker {
     fn stopping(&mut self, _: &mut Context<Self>) -> actix::Running {
         self.flush_usage(true);
         actix::Running::Stop
+    }
+}
+
+impl Handler<UseRemote> for Broker {
+    type Result = ();
+
+    fn handle(&mut self, UseRemote(remote): UseRemote, _: &mut Context<Self>) {
+        self.remote = Some(remote);
     }
 }
 

@@ -42,6 +42,12 @@ pub struct Disconnected(pub SessionId);
 
 pub use crate::domain::live::AclChanged;
 
+/// In a cluster: the backplane, once it has started (after the Broker), so that presence
+/// notices (`CHAN..broker`) reach watchers on the other nodes too.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct UseRemote(pub std::sync::Arc<dyn super::remote::Remote>);
+
 /// The live sessions of some keys, so that their owner's Authkeys page can say which are
 /// connected now and from where: (ident, peer) per session.
 #[derive(Message)]

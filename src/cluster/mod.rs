@@ -38,7 +38,6 @@ use crate::broker::handle::SessionHandle;
 use crate::broker::remote::{Remote, RemoteCounters, Wanting};
 use crate::broker::router::Router;
 use crate::domain::UserId;
-use crate::wire::names::PRESENCE_SUFFIX;
 use crate::wire::{Channel, Frame};
 
 /// Header naming the node a relayed message comes from (a node drops its own).
@@ -357,9 +356,6 @@ impl Remote for Backplane {
     }
 
     fn want(&self, channel: &Channel) -> Wanting {
-        if channel.as_str().ends_with(PRESENCE_SUFFIX) {
-            return Box::pin(async {});
-        }
         let Some(me) = self.me.upgrade() else {
             return Box::pin(async {});
         };
