@@ -38,12 +38,12 @@ run() { # label, port, then bench arguments
     python3 - "$label" "$out" <<'EOF'
 import json, sys
 label, r = sys.argv[1], json.loads(sys.argv[2])
-print(f"| {label} | {r['published_per_s']:,.0f} | {r['delivered_per_s']:,.0f} | {r['lost']} | {r['p50_us']/1000:.3f} | {r['p99_us']/1000:.3f} | {r['max_us']/1000:.3f} |")
+print(f"| {label} | {r['published_per_s']:,.0f} | {r['delivered_per_s']:,.0f} | {r['lost']} | {r['duplicates']} | {r['misordered']} | {r['p50_us']/1000:.3f} | {r['p99_us']/1000:.3f} | {r['max_us']/1000:.3f} |")
 EOF
 }
 
-echo "| workload, where | published msg/s | delivered msg/s | lost | p50 ms | p99 ms | max ms |"
-echo "|---|---:|---:|---:|---:|---:|---:|"
+echo "| workload, where | published msg/s | delivered msg/s | lost | duplicated | misordered | p50 ms | p99 ms | max ms |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
 for r in $(seq 1 "$rounds"); do
     for w in "1→2 at 20,000 msg/s|--messages 200000 --subscribers 2 --rate 20000" \
         "1→2 flat out|--messages 500000 --subscribers 2" \

@@ -30,11 +30,12 @@ import json, sys
 r = json.load(open(sys.argv[1]))
 s = r["steady"]
 growth = r["rss_growth_pct"]
-print("soak: %d published, %d delivered, %d lost, p99 %.2f ms; %d churn cycles (%d failed)" % (
-    s["published"], s["delivered"], s["lost"], s["p99_us"] / 1000, r["churn_cycles"], r["churn_errors"]))
+print("soak: %d published, %d delivered, %d lost, %d duplicated, %d misordered, p99 %.2f ms; %d churn cycles (%d failed)" % (
+    s["published"], s["delivered"], s["lost"], s["duplicates"], s["misordered"], s["p99_us"] / 1000,
+    r["churn_cycles"], r["churn_errors"]))
 print("soak: broker RSS every 10 s (KiB): %s" % " ".join(map(str, r["rss_samples_kib"])))
 print("soak: RSS warm %s KiB -> end %s KiB (%+.1f%%)" % (r["rss_warm_kib"], r["rss_end_kib"], growth))
-ok = s["lost"] == 0 and growth is not None and growth <= 10.0 and r["churn_cycles"] > 0
+ok = s["lost"] == 0 and s["duplicates"] == 0 and s["misordered"] == 0 and growth is not None and growth <= 10.0 and r["churn_cycles"] > 0
 print("soak: %d passed, %d failed" % ((1, 0) if ok else (0, 1)))
 sys.exit(0 if ok else 1)
 PY
