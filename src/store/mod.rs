@@ -265,6 +265,10 @@ impl Store {
                 no_create_uri(path)
             }
             Backend::Postgres => {
+                // libpq's TLS is OpenSSL's: initialised here first, without the clean-up
+                // OpenSSL would otherwise run at process exit, under pool threads that still
+                // hold connections (a segmentation fault after a CLI command had answered).
+                openssl_sys::init();
                 let target = with_connect_timeout(url);
                 // Once, directly: an unreachable server is an error now, not after the pool's
                 // ten-second wait.
