@@ -11,6 +11,7 @@
 
 pub mod graph;
 pub mod relay;
+mod sequences;
 
 use std::sync::Arc;
 use std::sync::OnceLock;
@@ -22,6 +23,8 @@ use hdrhistogram::Histogram;
 use sha1::{Digest, Sha1};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+use sequences::{SEQ_BITS, Sequences};
 
 /// Payload prefix of the markers subscribers use to learn that their subscription is live.
 const MARKER: &[u8] = b"HPFBENCH-MARK";
@@ -311,52 +314,6 @@ async fn subscriber(w: &Workload, n: usize) -> Result<Conn, BenchError> {
         }
     }
     Ok(c)
-}
-
-/// Bits of a payload's sequence number that count a publisher's messages; the bits above
-/// name the publisher.
-const SEQ_BITS: u32 = 40;
-
-/// What one subscriber has seen of each publisher's sequence: duplicates and messages out
-/// of order are told apart exactly (a bit per message, grown as numbers arrive).
-#[derive(Default)]
-struct Sequences {
-    seen: Vec<Vec<u64>>,
-    highest: Vec<Option<u64>>,
-    duplicates: u64,
-    misordered: u64,
-}
-
-impl Sequences {
-    fn record(&mut self, tagged: u64) {
-        let (publisher, seq) = (
-            usize::try_from(tagged >> SEQ_BITS).unwrap_or(usize::MAX),
-            tagged & ((1 << SEQ_BITS) - 1),
-        );
-        if publisher >= 1 << 16 {
-            return; // not a payload of ours
-        }
-        if self.seen.len() <= publisher {
-            self.seen.resize_with(publisher + 1, Vec::new);
-            self.highest.resize(publisher + 1, None);
-        }
-        let bits = &mut self.seen[publisher];
-        let (word, bit) = (usize::try_from(seq / 64).unwrap_or(usize::MAX), seq % 64);
-        if bits.len() <= word {
-            bits.resize(word + 1, 0);
-        }
-        if bits[word] & (1 << bit) != 0 {
-            self.duplicates += 1;
-            return;
-        }
-        bits[word] |= 1 << bit;
-        let highest = &mut self.highest[publisher];
-        if highest.is_some_and(|h| seq < h) {
-            self.misordered += 1;
-        } else {
-            *highest = Some(seq);
-        }
-    }
 }
 
 /// What one subscriber received: how many, their latencies, whether it was cut, and its
@@ -855,24 +812,4 @@ pub fn table(r: &Report) -> String {
         r.p999_us / 1000.0,
         r.max_us / 1000.0,
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Duplicates and late arrivals are told apart per publisher; a gap alone is neither.
-    #[test]
-    fn sequences_count_duplicates_and_misordered_per_publisher() {
-        let mut s = Sequences::default();
-        let tag = |publisher: u64, seq: u64| publisher << SEQ_BITS | seq;
-        for seq in [0, 1, 3, 2, 3, 70, 69] {
-            s.record(tag(0, seq));
-        }
-        // Another publisher's numbers are its own.
-        for seq in [0, 1, 2] {
-            s.record(tag(5, seq));
-        }
-        assert_eq!((s.duplicates, s.misordered), (1, 2));
-    }
 }
