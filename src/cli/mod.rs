@@ -300,16 +300,11 @@ fn changing(
     };
     let live = store.wait_applied_at(after, wait);
     output::release();
-    let (behind, nodes) = match live? {
-        Live::Applied { .. } => (0, Vec::new()),
-        Live::Pending { behind, nodes, .. } => (behind, nodes),
-    };
-    // A server not heard from lately that had not applied it is named, never passed over
-    // (once: one whose heartbeat aged just after the wait is already named as behind).
-    let silent = match store.silent_nodes(after) {
+    let live = live?;
+    // A server not heard from lately that had not applied it is named, never passed over.
+    let silent = match store.silent_nodes(after, &live) {
         Ok(silent) => silent
             .iter()
-            .filter(|(n, _)| !nodes.contains(n))
             .map(|(n, ago)| format!("{n}, last seen {ago} s ago"))
             .collect::<Vec<_>>()
             .join("; "),
@@ -319,6 +314,10 @@ fn changing(
         }
     };
     let silent = output::terminal_safe(&silent);
+    let (behind, nodes) = match live {
+        Live::Applied { .. } => (0, Vec::new()),
+        Live::Pending { behind, nodes, .. } => (behind, nodes),
+    };
     let nodes = output::terminal_safe(&nodes.join(", "));
     if behind == 0 && silent.is_empty() {
         return Ok(());

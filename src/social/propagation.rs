@@ -49,7 +49,7 @@ pub async fn wait_for_nodes(store: Store, node: &str, version: i64, limit: Durat
     let started = Instant::now();
     let res = tokio::task::spawn_blocking(move || {
         let live = store.wait_applied_at(version, limit)?;
-        let silent = store.silent_nodes(version)?;
+        let silent = store.silent_nodes(version, &live)?;
         Ok::<_, crate::store::StoreError>((live, silent))
     })
     .await;
@@ -75,15 +75,12 @@ pub async fn wait_for_nodes(store: Store, node: &str, version: i64, limit: Durat
             "answering while nodes not heard from lately had not applied the change"
         );
     }
-    let silent: Vec<String> = silent.into_iter().map(|(n, _)| n).collect();
-    // Read a moment after the wait: a node whose heartbeat aged past LIVE_WITHIN in
-    // between is named once, as behind.
-    let silent_but = |behind: &[String]| silent.iter().filter(|n| !behind.contains(n)).cloned().collect();
+    let silent = silent.into_iter().map(|(n, _)| n).collect();
     match live {
         Live::Applied { nodes } => Propagation {
             applied_on: nodes,
             behind: Vec::new(),
-            silent: silent_but(&[]),
+            silent,
             confirmed: true,
             waited_ms,
         },
@@ -102,8 +99,8 @@ pub async fn wait_for_nodes(store: Store, node: &str, version: i64, limit: Durat
             );
             Propagation {
                 applied_on: applied,
-                silent: silent_but(&nodes),
                 behind: nodes,
+                silent,
                 confirmed: true,
                 waited_ms,
             }

@@ -69,10 +69,11 @@ impl Store {
     }
 
     /// The servers not seen within [`LIVE_WITHIN`] but within [`SILENT_WITHIN`] that had
-    /// not applied `version`, with how long ago each was last seen (seconds), by name.
-    /// On SQLite none: the file is shared by local processes alone, so one that stopped
-    /// beating has died (and delivers nothing).
-    pub fn silent_nodes(&self, version: i64) -> Result<Vec<(String, i64)>, StoreError> {
+    /// not applied `version`, with how long ago each was last seen (seconds), by name;
+    /// `waited` is what the wait for `version` found, and a server it named as behind (its
+    /// heartbeat aged in between) is not named again. On SQLite none: the file is shared by
+    /// local processes alone, so one that stopped beating has died (and delivers nothing).
+    pub fn silent_nodes(&self, version: i64, waited: &Live) -> Result<Vec<(String, i64)>, StoreError> {
         if !matches!(self.backend(), crate::store::Backend::Postgres) {
             return Ok(Vec::new());
         }
@@ -85,7 +86,15 @@ impl Store {
             .select((acl_applied::node, acl_applied::seen_at))
             .order(acl_applied::node)
             .load(&mut conn)?;
-        Ok(rows.into_iter().map(|(n, seen)| (n, at - seen)).collect())
+        let behind: &[String] = match waited {
+            Live::Pending { nodes, .. } => nodes,
+            Live::Applied { .. } => &[],
+        };
+        Ok(rows
+            .into_iter()
+            .filter(|(n, _)| !behind.contains(n))
+            .map(|(n, seen)| (n, at - seen))
+            .collect())
     }
 
     /// `node` stopped.
