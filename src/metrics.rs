@@ -533,6 +533,30 @@ impl Collector for Snapshot {
                 "Channels whose traffic from other nodes this node subscribes to.",
                 i64::try_from(c.subjects).unwrap_or(i64::MAX),
             )?;
+            gauge(
+                e,
+                "cluster_jetstream",
+                "1 when traffic between nodes is stored on NATS JetStream (nothing lost across a NATS restart).",
+                i64::from(c.jetstream),
+            )?;
+            counter(
+                e,
+                "cluster_relay_retries",
+                "Relayed batches sent again because JetStream did not confirm them at first.",
+                c.relay_retries,
+            )?;
+            counter(
+                e,
+                "cluster_remote_lost",
+                "Messages from other nodes that never came: an outage longer than the stream keeps them.",
+                c.remote_lost,
+            )?;
+            counter(
+                e,
+                "cluster_remote_duplicates",
+                "Messages from other nodes received twice and delivered once.",
+                c.remote_duplicates,
+            )?;
         }
         if let Some((queued, [sent, failed, dropped, throttled])) = self.mail {
             gauge(e, "mail_queued", "Mails waiting to be sent.", as_i64(queued))?;

@@ -156,6 +156,13 @@ impl Core {
                     node.clone(),
                     Arc::clone(&router),
                     config.stall_timeout(),
+                    config
+                        .nats_jetstream
+                        .then(|| crate::cluster::jetstream::Retention {
+                            max_age: Duration::from_secs(config.nats_retention_secs),
+                            max_bytes: config.nats_stream_max_bytes,
+                            replicas: config.nats_replicas as usize,
+                        }),
                     shutdown.clone(),
                 )
                 .await?,

@@ -263,7 +263,25 @@ impl Drop for Cluster {
         // Stopped through the script too (SIGTERM, then SIGKILL after 20 s), before the
         // scratch database goes.
         let _ = self.script("stop").stdout(Stdio::null()).status();
+        // The JetStream stream of this cluster's prefix goes too (on the machine's NATS;
+        // a test's own server takes its store with it).
+        delete_stream(&format!("nats://{NATS}"), &self.prefix);
     }
+}
+
+/// Deletes the backplane's stream of `prefix` on the NATS server at `url`, if there is one.
+fn delete_stream(url: &str, prefix: &str) {
+    let Ok(rt) = tokio::runtime::Runtime::new() else {
+        return;
+    };
+    rt.block_on(async {
+        let connected = tokio::time::timeout(Duration::from_secs(5), async_nats::connect(url)).await;
+        if let Ok(Ok(client)) = connected {
+            let js = async_nats::jetstream::new(client);
+            let name = hpfriends::cluster::jetstream::stream_name(prefix);
+            let _ = tokio::time::timeout(Duration::from_secs(5), js.delete_stream(&name)).await;
+        }
+    });
 }
 
 /// A PyPI hpfeeds 3.1.0 subscriber on `node` printing the first `count` messages after its
@@ -633,12 +651,12 @@ fn a_node_without_nats_delivers_its_own_traffic_at_full_speed() {
     wait_for("node 2 to notice", Duration::from_secs(30), || {
         c.nodes[1].log().contains("NATS connection lost").then_some(())
     });
-    // More than the relay queue holds (65,536 frames): once it is full, copies for the
-    // other nodes are dropped and counted, and the node's own reader gets everything
+    // More than the relay queue holds (64 MiB, 65,536 frames): once it is full, copies for
+    // the other nodes are dropped and counted, and the node's own reader gets everything
     // without waiting on NATS (each publish used to wait out the stall timeout).
     const N: u32 = 70_000;
     let writer = std::thread::spawn(move || {
-        let body = vec![b'x'; 200];
+        let body = vec![b'x'; 1_000];
         for i in 0..N {
             let payload = [&i.to_be_bytes()[..], &body].concat();
             sensor.publish("c", &payload);
@@ -1032,6 +1050,7 @@ fn concurrent_writers_on_two_nodes_and_the_cli_each_answer_only_once_live_everyw
 /// `listen` line added); stopped when dropped.
 struct OwnNats {
     child: Child,
+    bin: &'static str,
     port: u16,
     _dir: TempDir,
 }
@@ -1062,26 +1081,58 @@ impl OwnNats {
             .unwrap()
             .port();
         let file = dir.path().join("nats.conf");
-        std::fs::write(&file, format!("listen: 127.0.0.1:{port}\n{conf}\n")).unwrap();
-        let child = Command::new(bin)
+        // With JetStream (the backplane's default), its store in the test's directory.
+        std::fs::write(
+            &file,
+            format!(
+                "listen: 127.0.0.1:{port}\njetstream {{ store_dir: {:?} }}\n{conf}\n",
+                dir.path().join("js")
+            ),
+        )
+        .unwrap();
+        let mut own = OwnNats {
+            child: Self::spawn(bin, &file),
+            bin,
+            port,
+            _dir: dir,
+        };
+        own.wait_up();
+        Some(own)
+    }
+
+    fn spawn(bin: &str, conf: &std::path::Path) -> Child {
+        Command::new(bin)
             .arg("-c")
-            .arg(&file)
+            .arg(conf)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap();
+            .unwrap()
+    }
+
+    fn wait_up(&mut self) {
+        let port = self.port;
         wait_for("the test's nats-server", Duration::from_secs(10), || {
             TcpStream::connect(("127.0.0.1", port)).ok().map(|_| ())
         });
-        Some(OwnNats {
-            child,
-            port,
-            _dir: dir,
-        })
+    }
+
+    /// Kills the server (SIGKILL: no goodbye to its clients), leaves it down for `down`,
+    /// and starts it again on the same port and store.
+    fn crash_and_restart(&mut self, down: Duration) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::thread::sleep(down);
+        self.child = Self::spawn(self.bin, &self._dir.path().join("nats.conf"));
+        self.wait_up();
     }
 
     fn url(&self) -> String {
         format!("tls://127.0.0.1:{}", self.port)
+    }
+
+    fn plain_url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
     }
 }
 
@@ -1439,6 +1490,163 @@ fn subscribes_on_a_cluster_node_cost_a_round_trip_not_seconds() {
     let mut again = c.login(1, "many");
     again.subscribe("s0");
     assert!(again.barrier("sync").is_empty());
+}
+
+/// A NATS server killed and started again while a node publishes steadily: the other
+/// nodes' subscribers receive every message, once and in order (the backplane is carried on
+/// JetStream: a batch the stream did not confirm is sent again, and a node's reader resumes
+/// after the last message it saw), and nothing is counted as lost.
+#[test]
+fn a_nats_restart_loses_nothing_between_nodes() {
+    if !services() {
+        return;
+    }
+    let Some(mut nats) = OwnNats::start("") else {
+        return;
+    };
+    let url = nats.plain_url();
+    let c = Cluster::start(&[(1, url.clone()), (2, url.clone()), (3, url)], &[], &[]);
+    for u in ["alice", "bob"] {
+        c.user(u);
+    }
+    c.key("alice", "a-sensor", "c", "");
+    c.key("alice", "a-reader", "sync", "c,sync");
+    c.key("bob", "b-reader", "sync", "c,sync");
+    c.share("alice", "c", "bob");
+    let mine = c.subscriber(1, "a-reader", "c");
+    let theirs = c.subscriber(2, "b-reader", "c");
+
+    // 4,000 messages at about 1,000 a second from node 1; NATS is killed after 1,000 and
+    // is back 3 s later.
+    const N: u32 = 4_000;
+    let mut sensor = c.login(0, "a-sensor");
+    let publisher = std::thread::spawn(move || {
+        for i in 0..N {
+            sensor.publish("c", format!("m-{i}").as_bytes());
+            std::thread::sleep(Duration::from_micros(1_000));
+        }
+        sensor
+    });
+    let readers: Vec<_> = [(mine, 2), (theirs, 3)]
+        .into_iter()
+        .map(|(mut r, node)| {
+            std::thread::spawn(move || {
+                let mut got = Vec::with_capacity(N as usize);
+                while got.len() < N as usize {
+                    match r.next(Duration::from_secs(60)) {
+                        common::raw::Event::Frame(hpfriends::wire::Frame::Publish { payload, .. }) => {
+                            got.push(String::from_utf8(payload.to_vec()).unwrap());
+                        }
+                        common::raw::Event::Frame(_) => {}
+                        other => panic!("node {node}: {other:?} after {} messages", got.len()),
+                    }
+                }
+                got
+            })
+        })
+        .collect();
+    wait_for("1,000 messages out", Duration::from_secs(30), || {
+        let m = common::http::samples(&common::http::get(c.nodes[0].web.unwrap(), "/metrics", &[]).body);
+        (m.get("hpfriends_cluster_relayed_total").copied().unwrap_or(0.0) >= 1000.0).then_some(())
+    });
+    nats.crash_and_restart(Duration::from_secs(3));
+    drop(publisher.join().unwrap());
+    let expected: Vec<String> = (0..N).map(|i| format!("m-{i}")).collect();
+    for (i, r) in readers.into_iter().enumerate() {
+        let got = r.join().unwrap();
+        assert!(
+            got == expected,
+            "node {}: {} messages, first difference at {:?}",
+            i + 2,
+            got.len(),
+            got.iter().zip(&expected).position(|(a, b)| a != b)
+        );
+    }
+    for (i, n) in c.nodes.iter().enumerate() {
+        let m = common::http::samples(&common::http::get(n.web.unwrap(), "/metrics", &[]).body);
+        assert_eq!(m["hpfriends_cluster_jetstream"], 1.0, "node {}", i + 1);
+        assert_eq!(m["hpfriends_cluster_remote_lost_total"], 0.0, "node {}", i + 1);
+        assert_eq!(m["hpfriends_cluster_relay_dropped_total"], 0.0, "node {}", i + 1);
+        assert!(
+            m["hpfriends_cluster_nats_disconnects_total"] >= 1.0,
+            "node {}",
+            i + 1
+        );
+    }
+}
+
+/// A node cut off from NATS for longer than the stream keeps messages: what expired
+/// meanwhile cannot come back, and the node says so, with the count (metric and log); what
+/// it receives is still in order and once.
+#[test]
+fn what_an_outage_longer_than_the_retention_loses_is_counted_and_logged() {
+    if !services() {
+        return;
+    }
+    let proxy = Proxy::start(NATS);
+    let c = Cluster::start(
+        &[(3, format!("nats://{}", proxy.addr))],
+        &[],
+        &[("HPFRIENDS_NATS_RETENTION_SECS", "1")],
+    );
+    for u in ["alice", "bob"] {
+        c.user(u);
+    }
+    c.key("alice", "a-sensor", "c", "");
+    c.key("bob", "b-reader", "sync", "c,sync");
+    c.share("alice", "c", "bob");
+    let mut reader = c.subscriber(2, "b-reader", "c");
+    let mut sensor = c.login(0, "a-sensor");
+    sensor.publish("c", b"before");
+    assert_eq!(reader.expect_publish().2, b"before");
+
+    proxy.cut();
+    wait_for("node 3 to notice", Duration::from_secs(30), || {
+        c.nodes[2].log().contains("NATS connection lost").then_some(())
+    });
+    for i in 0..100 {
+        sensor.publish("c", format!("during-{i}").as_bytes());
+    }
+    // Stored, then expired: the stream keeps them 1 s.
+    std::thread::sleep(Duration::from_secs(4));
+    proxy.restore();
+    wait_for("node 3 to reconnect", Duration::from_secs(30), || {
+        (c.nodes[2].log().matches("NATS connected").count() >= 2).then_some(())
+    });
+    let seen = wait_for("node 3 to receive again", Duration::from_secs(30), || {
+        sensor.publish("c", b"after");
+        let mut seen = Vec::new();
+        loop {
+            match reader.next(Duration::from_millis(500)) {
+                common::raw::Event::Frame(hpfriends::wire::Frame::Publish { payload, .. }) => {
+                    let p = String::from_utf8(payload.to_vec()).unwrap();
+                    if p == "after" {
+                        return Some(seen);
+                    }
+                    seen.push(p);
+                }
+                common::raw::Event::Frame(_) => {}
+                _ => return None,
+            }
+        }
+    });
+    let during: Vec<String> = (0..100).map(|i| format!("during-{i}")).collect();
+    assert!(is_ordered_subset(&seen, &during), "{seen:?}");
+    let m = common::http::samples(&common::http::get(c.nodes[2].web.unwrap(), "/metrics", &[]).body);
+    let lost = m["hpfriends_cluster_remote_lost_total"];
+    assert_eq!(
+        lost,
+        f64::from(100 - u32::try_from(seen.len()).unwrap()),
+        "{seen:?} {m:?}"
+    );
+    assert!(lost > 0.0, "nothing expired: {m:?}");
+    assert!(
+        c.nodes[2]
+            .log()
+            .contains("messages from another node were lost for good"),
+        "{}",
+        c.nodes[2].log()
+    );
 }
 
 #[test]

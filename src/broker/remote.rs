@@ -36,6 +36,14 @@ pub struct RemoteCounters {
     pub disconnects: u64,
     /// Channels whose traffic from other nodes this node asks for now.
     pub subjects: u64,
+    /// Whether traffic between nodes is stored (JetStream) so an outage loses none of it.
+    pub jetstream: bool,
+    /// Relayed batches sent again because the store did not confirm them at first.
+    pub relay_retries: u64,
+    /// Messages from other nodes that never came (an outage longer than they are kept).
+    pub remote_lost: u64,
+    /// Messages from other nodes received twice and delivered once.
+    pub remote_duplicates: u64,
 }
 
 impl std::fmt::Display for RemoteCounters {
@@ -44,7 +52,8 @@ impl std::fmt::Display for RemoteCounters {
         write!(
             f,
             "nats_connected={} relayed={} relay_dropped={} relay_waits={} remote_received={} \
-             remote_dropped={} remote_rejected={} nats_disconnects={} subjects={}",
+             remote_dropped={} remote_rejected={} nats_disconnects={} subjects={} jetstream={} \
+             relay_retries={} remote_lost={} remote_duplicates={}",
             self.connected,
             self.relayed,
             self.relay_dropped,
@@ -54,6 +63,10 @@ impl std::fmt::Display for RemoteCounters {
             self.rejected,
             self.disconnects,
             self.subjects,
+            self.jetstream,
+            self.relay_retries,
+            self.remote_lost,
+            self.remote_duplicates,
         )
     }
 }

@@ -18,6 +18,8 @@
 //! slow-consumer policy lets it (what NATS delivers meanwhile past the client's buffer is
 //! counted as `remote_dropped`).
 
+mod batch;
+pub mod jetstream;
 pub mod link;
 pub mod subject;
 
@@ -101,10 +103,17 @@ struct ClusterStats {
     pub relay_stalled: AtomicBool,
     /// Channel subjects this node is subscribed to.
     pub subjects: AtomicUsize,
+    /// Relayed batches the JetStream stream did not confirm at first (sent again).
+    pub relay_retries: AtomicU64,
+    /// Frames from other nodes that never came (a gap in a sender's run: an outage longer
+    /// than the stream keeps messages).
+    pub remote_lost: AtomicU64,
+    /// Frames from other nodes received twice and delivered once.
+    pub remote_duplicates: AtomicU64,
 }
 
 /// A local publish on its way to NATS.
-struct Outgoing {
+pub(crate) struct Outgoing {
     source: UserId,
     channel: Channel,
     frame: Bytes,
@@ -133,6 +142,10 @@ pub struct Backplane {
     stall: Duration,
     /// What it did.
     stats: Arc<ClusterStats>,
+    /// Set when the backplane is carried on JetStream (`nats_jetstream`).
+    js: Option<async_nats::jetstream::Context>,
+    /// True once the JetStream stream exists (never, on core NATS).
+    stream_ready: watch::Sender<bool>,
 }
 
 /// A node name for `node_id = ""`: the process id and random bytes.
@@ -146,12 +159,15 @@ impl Backplane {
     /// Starts the NATS client (connecting in the background: a node starts and serves its
     /// own clients while NATS is away) and the relay and sweep tasks, which end with
     /// `shutdown`. Remote messages go to `router`; `stall` bounds a wait for a full outbox.
+    /// With `retention`, traffic between nodes is carried on a JetStream stream kept so
+    /// ([`jetstream`]); without, on core NATS (lost while NATS is away).
     pub async fn start(
         link: &link::Link,
         prefix: &str,
         node: String,
         router: Arc<Router>,
         stall: Duration,
+        retention: Option<jetstream::Retention>,
         shutdown: CancellationToken,
     ) -> Result<Arc<Backplane>, ClusterError> {
         let url = link.url.as_str();
@@ -198,6 +214,7 @@ impl Backplane {
             .await
             .map_err(|e| ClusterError::Connect(e.to_string()))?;
         let (tx, rx) = mpsc::channel(RELAY_QUEUE_FRAMES);
+        let js = retention.map(|_| jetstream::context(client.clone()));
         let plane = Arc::new_cyclic(|me| Backplane {
             me: me.clone(),
             node,
@@ -209,9 +226,35 @@ impl Backplane {
             router,
             stall,
             stats,
+            js: js.clone(),
+            stream_ready: watch::channel(false).0,
         });
-        tracing::info!(node = %plane.node, nats = %servers, "cluster backplane starting");
-        tokio::spawn(relay(Arc::clone(&plane), rx, shutdown.clone()));
+        tracing::info!(
+            node = %plane.node,
+            nats = %servers,
+            jetstream = js.is_some(),
+            "cluster backplane starting"
+        );
+        match (js, retention) {
+            (Some(js), Some(retention)) => {
+                tokio::spawn(jetstream::make_stream(
+                    Arc::clone(&plane),
+                    js.clone(),
+                    retention,
+                    shutdown.clone(),
+                ));
+                tokio::spawn(jetstream::relay(
+                    Arc::clone(&plane),
+                    js,
+                    retention,
+                    rx,
+                    shutdown.clone(),
+                ));
+            }
+            _ => {
+                tokio::spawn(relay(Arc::clone(&plane), rx, shutdown.clone()));
+            }
+        }
         tokio::spawn(sweep(Arc::downgrade(&plane), shutdown));
         Ok(plane)
     }
@@ -233,21 +276,92 @@ impl Backplane {
             self.stats.rejected.fetch_add(1, Relaxed);
             return;
         };
-        // Only a well-formed publish on this very channel reaches a subscriber.
-        match Frame::parse(&msg.payload) {
+        self.deliver_frame(channel, UserId(source), &msg.payload, stalled)
+            .await;
+    }
+
+    /// Hands a batch from the JetStream stream to this node's subscribers of `channel`:
+    /// each frame once, in order, the repeats of its run skipped and its gaps counted.
+    async fn deliver_batch(
+        &self,
+        channel: &Channel,
+        msg: &async_nats::Message,
+        runs: &mut jetstream::Runs,
+        stalled: &mut Vec<Arc<SessionHandle>>,
+    ) {
+        let header = |name: &str| msg.headers.as_ref().and_then(|h| h.get(name)).map(|v| v.as_str());
+        if header(NODE_HEADER) == Some(self.node.as_str()) {
+            // Our own: the stream hands a node's messages back to it too.
+            return;
+        }
+        let run = header(jetstream::RUN_HEADER);
+        let first = header(jetstream::FIRST_HEADER).and_then(|s| s.parse::<u64>().ok());
+        let (Some(run), Some(first)) = (run, first) else {
+            self.stats.rejected.fetch_add(1, Relaxed);
+            return;
+        };
+        let records: Vec<_> = batch::records(&msg.payload).collect();
+        let frames = records.len() as u64;
+        let place = runs.place(run, first, frames);
+        if place.lost > 0 {
+            self.stats.remote_lost.fetch_add(place.lost, Relaxed);
+            tracing::warn!(
+                %channel,
+                lost = place.lost,
+                node = header(NODE_HEADER).unwrap_or("?"),
+                "messages from another node were lost for good: the link was away longer than \
+                 the stream keeps them (nats_retention_secs) or the stream was full"
+            );
+        }
+        self.stats.remote_duplicates.fetch_add(place.skip, Relaxed);
+        for record in records
+            .into_iter()
+            .skip(usize::try_from(place.skip).unwrap_or(usize::MAX))
+        {
+            self.stats.received.fetch_add(1, Relaxed);
+            match record {
+                Ok((source, frame)) => self.deliver_frame(channel, source, &frame, stalled).await,
+                Err(e) => {
+                    tracing::debug!(%channel, "batch from another node: {e}");
+                    self.stats.rejected.fetch_add(1, Relaxed);
+                }
+            }
+        }
+    }
+
+    /// Hands one frame from another node to this node's subscribers of `channel`, when it
+    /// is a well-formed publish on that very channel.
+    async fn deliver_frame(
+        &self,
+        channel: &Channel,
+        source: UserId,
+        frame: &Bytes,
+        stalled: &mut Vec<Arc<SessionHandle>>,
+    ) {
+        match Frame::parse(frame) {
             Ok(Frame::Publish { channel: c, .. }) if c == *channel => {}
             _ => {
                 self.stats.rejected.fetch_add(1, Relaxed);
                 return;
             }
         }
-        let source = UserId(source);
-        self.router
-            .publish(source, channel.as_str(), &msg.payload, stalled);
+        self.router.publish(source, channel.as_str(), frame, stalled);
         if !stalled.is_empty() {
             self.router
-                .deliver_waiting(source, channel.as_str(), &msg.payload, stalled, self.stall)
+                .deliver_waiting(source, channel.as_str(), frame, stalled, self.stall)
                 .await;
+        }
+    }
+
+    /// Frees `bytes` of the relay queue's bound once they are on their way (core NATS) or
+    /// stored (JetStream); lifts the stall once the queue has drained to half.
+    fn sent(&self, bytes: usize, queued_frames: usize) {
+        let left = self.queued_bytes.fetch_sub(bytes, Relaxed);
+        if left < RELAY_QUEUE_BYTES / 2
+            && queued_frames < RELAY_QUEUE_FRAMES / 2
+            && self.stats.relay_stalled.swap(false, Relaxed)
+        {
+            tracing::info!("NATS relay queue drained: copies for other nodes flow again");
         }
     }
 }
@@ -365,7 +479,10 @@ impl Remote for Backplane {
                 Some(i) if !i.task.is_finished() => i.ready.clone(),
                 _ => {
                     let (tx, rx) = watch::channel(false);
-                    let task = tokio::spawn(receive(me, channel.clone(), tx));
+                    let task = match me.js.clone() {
+                        Some(js) => tokio::spawn(jetstream::receive(me, js, channel.clone(), tx)),
+                        None => tokio::spawn(receive(me, channel.clone(), tx)),
+                    };
                     wanted.insert(
                         channel.clone(),
                         Interest {
@@ -395,6 +512,10 @@ impl Remote for Backplane {
             rejected: s.rejected.load(Relaxed),
             disconnects: s.disconnects.load(Relaxed),
             subjects: s.subjects.load(Relaxed) as u64,
+            jetstream: self.js.is_some(),
+            relay_retries: s.relay_retries.load(Relaxed),
+            remote_lost: s.remote_lost.load(Relaxed),
+            remote_duplicates: s.remote_duplicates.load(Relaxed),
         }
     }
 }
@@ -409,13 +530,7 @@ async fn relay(plane: Arc<Backplane>, mut rx: mpsc::Receiver<Outgoing>, shutdown
             () = shutdown.cancelled() => None,
         };
         let Some(out) = out else { break };
-        let left = plane.queued_bytes.fetch_sub(out.frame.len(), Relaxed);
-        if left < RELAY_QUEUE_BYTES / 2
-            && rx.len() < RELAY_QUEUE_FRAMES / 2
-            && plane.stats.relay_stalled.swap(false, Relaxed)
-        {
-            tracing::info!("NATS relay queue drained: copies for other nodes flow again");
-        }
+        plane.sent(out.frame.len(), rx.len());
         let mut headers = HeaderMap::new();
         headers.insert(NODE_HEADER, plane.node.as_str());
         headers.insert(SOURCE_HEADER, out.source.0.to_string().as_str());

@@ -89,6 +89,15 @@ pub const DEFAULT_METRICS_TOP_CHANNELS: usize = 20;
 /// reconnected.
 pub const DEFAULT_NATS_PING_INTERVAL_SECS: u64 = 5;
 
+/// Seconds the cluster's JetStream stream keeps what crosses nodes (`nats_retention_secs`):
+/// the longest NATS outage, failover or partition that loses nothing between nodes.
+pub const DEFAULT_NATS_RETENTION_SECS: u64 = 120;
+/// The longest `nats_retention_secs` accepted (a day: the stream is a buffer, not an archive).
+pub const MAX_NATS_RETENTION_SECS: u64 = 86_400;
+/// Bytes the cluster's JetStream stream may hold (`nats_stream_max_bytes`); past them the
+/// oldest go first.
+pub const DEFAULT_NATS_STREAM_MAX_BYTES: u64 = 1 << 30;
+
 /// Seconds a PostgreSQL-backed server goes without reading the graph change log (it reads
 /// it on notice and at least every second) before it fails closed (`graph_stale_after_secs`).
 pub const DEFAULT_GRAPH_STALE_AFTER_SECS: u64 = 5;

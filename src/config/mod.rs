@@ -163,6 +163,18 @@ pub struct Config {
     /// row (a silent partition) counts as lost (`nats_connected` 0, logged) and is
     /// reconnected, within about three intervals.
     pub nats_ping_interval_secs: u64,
+    /// Carry what crosses nodes on a NATS JetStream stream (the server needs JetStream,
+    /// `-js`), so a NATS restart, failover or short partition loses nothing between nodes;
+    /// false: core NATS, whose messages in flight during an outage are lost.
+    pub nats_jetstream: bool,
+    /// Seconds the JetStream stream keeps a message: the longest outage that loses nothing
+    /// (what a longer one loses is counted, `hpfriends_cluster_remote_lost_total`, and logged).
+    pub nats_retention_secs: u64,
+    /// Bytes the JetStream stream may hold (the oldest go first past them).
+    pub nats_stream_max_bytes: u64,
+    /// Copies of the stream on a NATS cluster (3 survives the loss of a server); 1 on a
+    /// single server.
+    pub nats_replicas: u32,
     /// PEM file of the CA that signed the NATS servers' certificates; set, the link must
     /// be TLS (`tls://` URLs, or a server that offers it). Empty: the system's roots for
     /// `tls://` URLs.
@@ -241,6 +253,10 @@ impl Default for Config {
             nats_prefix: DEFAULT_NATS_PREFIX.to_owned(),
             node_id: String::new(),
             nats_ping_interval_secs: DEFAULT_NATS_PING_INTERVAL_SECS,
+            nats_jetstream: true,
+            nats_retention_secs: limits::DEFAULT_NATS_RETENTION_SECS,
+            nats_stream_max_bytes: limits::DEFAULT_NATS_STREAM_MAX_BYTES,
+            nats_replicas: 1,
             nats_tls_ca: String::new(),
             nats_tls_cert: String::new(),
             nats_tls_key: String::new(),
@@ -611,6 +627,18 @@ impl Config {
                 "nats_ping_interval_secs",
                 "must be between 1 and 3600".into(),
             ));
+        }
+        if self.nats_retention_secs == 0 || self.nats_retention_secs > limits::MAX_NATS_RETENTION_SECS {
+            return Err(bad(
+                "nats_retention_secs",
+                format!("must be between 1 and {}", limits::MAX_NATS_RETENTION_SECS),
+            ));
+        }
+        if self.nats_stream_max_bytes < 1 << 20 {
+            return Err(bad("nats_stream_max_bytes", "at least 1 MiB (1048576)".into()));
+        }
+        if !(1..=5).contains(&self.nats_replicas) {
+            return Err(bad("nats_replicas", "must be between 1 and 5".into()));
         }
         if !valid_nats_prefix(&self.nats_prefix) {
             return Err(bad(
