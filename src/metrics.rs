@@ -557,6 +557,12 @@ impl Collector for Snapshot {
                 "Messages from other nodes received twice and delivered once.",
                 c.remote_duplicates,
             )?;
+            counter(
+                e,
+                "cluster_reader_restarts",
+                "Channel readers started again because the JetStream stream held messages they had not seen.",
+                c.reader_restarts,
+            )?;
         }
         if let Some((queued, [sent, failed, dropped, throttled])) = self.mail {
             gauge(e, "mail_queued", "Mails waiting to be sent.", as_i64(queued))?;

@@ -1746,6 +1746,261 @@ fn what_an_outage_longer_than_the_retention_loses_is_counted_and_logged() {
     );
 }
 
+/// Reads `n` publishes on `channel` from `r` (other channels' frames skipped), in a
+/// thread; panics naming `who` when nothing comes for a minute.
+fn collect(mut r: Raw, channel: &'static str, n: usize, who: String) -> std::thread::JoinHandle<Vec<String>> {
+    std::thread::spawn(move || {
+        let mut got = Vec::with_capacity(n);
+        while got.len() < n {
+            match r.next(Duration::from_secs(60)) {
+                common::raw::Event::Frame(hpfriends::wire::Frame::Publish {
+                    payload, channel: on, ..
+                }) if on.as_str() == channel => {
+                    got.push(String::from_utf8(payload.to_vec()).unwrap());
+                }
+                common::raw::Event::Frame(_) => {}
+                other => panic!("{who}: {other:?} after {} messages", got.len()),
+            }
+        }
+        got
+    })
+}
+
+/// Publishes `n` messages `<channel>-<i>` on `channel` from `w`, one every `every`, in a
+/// thread.
+fn steady(mut w: Raw, channel: &'static str, n: u32, every: Duration) -> std::thread::JoinHandle<Raw> {
+    std::thread::spawn(move || {
+        for i in 0..n {
+            w.publish(channel, format!("{channel}-{i}").as_bytes());
+            std::thread::sleep(every);
+        }
+        w
+    })
+}
+
+/// Asserts `got` is `<channel>-0 .. <channel>-(n-1)`, each once and in order.
+fn assert_all(got: &[String], channel: &str, n: u32, who: &str) {
+    let expected: Vec<String> = (0..n).map(|i| format!("{channel}-{i}")).collect();
+    assert!(
+        got == expected,
+        "{who}: {} messages, first difference at {:?}",
+        got.len(),
+        got.iter().zip(&expected).position(|(a, b)| a != b)
+    );
+}
+
+/// A node killed with SIGKILL while traffic flows through the cluster: the live nodes lose
+/// nothing between them (once and in order), and the node started again takes part again.
+#[test]
+fn a_node_killed_mid_stream_costs_the_live_nodes_nothing() {
+    if !services() {
+        return;
+    }
+    let c = Cluster::of_three();
+    c.user("alice");
+    c.key("alice", "s1", "c", "");
+    c.key("alice", "r", "sync", "c,sync");
+    const N: u32 = 3_000;
+    let reader2 = collect(c.subscriber(1, "r", "c"), "c", N as usize, "node 2".into());
+    // Node 3 carries the channel too when it is killed.
+    let doomed = c.subscriber(2, "r", "c");
+    let writer = steady(c.login(0, "s1"), "c", N, Duration::from_micros(1_500));
+    std::thread::sleep(Duration::from_secs(1));
+    let pid = std::fs::read_to_string(c.nodes[2].dir.join("pid")).unwrap();
+    let killed = Command::new("kill").args(["-9", pid.trim()]).status().unwrap();
+    assert!(killed.success());
+    drop(doomed);
+    drop(writer.join().unwrap());
+    assert_all(&reader2.join().unwrap(), "c", N, "node 2");
+    // Started again, node 3 is back in the traffic.
+    let out = c.script("start").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let ready = std::fs::read_to_string(c.nodes[2].dir.join("out")).unwrap();
+    let addr: SocketAddr = ready
+        .rsplit("hpfeeds tcp://")
+        .next()
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|a| a.trim_end_matches(',').parse().ok())
+        .expect(&ready);
+    let mut back = Raw::login(addr, "r", "s3cret");
+    back.subscribe("c");
+    assert!(back.barrier("sync").is_empty());
+    let mut s1 = c.login(0, "s1");
+    s1.publish("c", b"after");
+    assert_eq!(back.expect_publish().2, b"after");
+}
+
+/// A NATS cluster of three servers (routes, JetStream with the stream on all three); the
+/// nodes know all three. The server a publishing node is connected to is killed while it
+/// publishes: the other nodes' subscribers receive every message once and in order.
+#[test]
+fn a_nats_cluster_server_killed_mid_stream_loses_nothing() {
+    if !services() {
+        return;
+    }
+    let Some(mut servers) = NatsCluster::start() else {
+        return;
+    };
+    // Each node is given its own server first (clients shuffle the list; order kept here).
+    let urls = servers.urls();
+    let c = Cluster::start(
+        &[(1, urls.clone()), (2, urls.clone()), (3, urls)],
+        &[],
+        &[("HPFRIENDS_NATS_REPLICAS", "3")],
+    );
+    c.user("alice");
+    c.key("alice", "s1", "c", "");
+    c.key("alice", "r", "sync", "c,sync");
+    const N: u32 = 4_000;
+    let readers: Vec<_> = [1, 2]
+        .into_iter()
+        .map(|i| {
+            collect(
+                c.subscriber(i, "r", "c"),
+                "c",
+                N as usize,
+                format!("node {}", i + 1),
+            )
+        })
+        .collect();
+    let writer = steady(c.login(0, "s1"), "c", N, Duration::from_micros(1_000));
+    std::thread::sleep(Duration::from_secs(1));
+    // The server node 1 is connected to goes (and with it, maybe, the stream's leader).
+    let port = servers.client_port_of(&c.nodes[0]);
+    servers.kill(port);
+    drop(writer.join().unwrap());
+    for (i, r) in readers.into_iter().enumerate() {
+        assert_all(&r.join().unwrap(), "c", N, &format!("node {}", i + 2));
+    }
+    for (i, n) in c.nodes.iter().enumerate() {
+        let m = common::http::samples(&common::http::get(n.web.unwrap(), "/metrics", &[]).body);
+        assert_eq!(m["hpfriends_cluster_remote_lost_total"], 0.0, "node {}", i + 1);
+        assert_eq!(m["hpfriends_cluster_relay_dropped_total"], 0.0, "node {}", i + 1);
+    }
+}
+
+/// Three nats-servers of the test's own joined by routes, JetStream clustered.
+struct NatsCluster {
+    servers: Vec<(Child, u16)>,
+    _dir: TempDir,
+}
+
+impl NatsCluster {
+    fn start() -> Option<NatsCluster> {
+        let bin = [
+            "/usr/sbin/nats-server",
+            "/usr/bin/nats-server",
+            "/usr/local/bin/nats-server",
+        ]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists());
+        let Some(bin) = bin else {
+            assert!(
+                !std::env::var("CI").is_ok_and(|v| v == "true"),
+                "the NATS cluster test needs nats-server (Debian package nats-server)"
+            );
+            eprintln!("\n!!!!!!!! SKIPPING NATS CLUSTER TEST: no nats-server binary\n");
+            record_skip();
+            return None;
+        };
+        let free = || {
+            TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let ports: Vec<(u16, u16)> = (0..3).map(|_| (free(), free())).collect();
+        let servers = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (client, route))| {
+                let routes: Vec<String> = ports
+                    .iter()
+                    .filter(|(_, r)| r != route)
+                    .map(|(_, r)| format!("nats-route://127.0.0.1:{r}"))
+                    .collect();
+                let conf = dir.path().join(format!("n{i}.conf"));
+                std::fs::write(
+                    &conf,
+                    format!(
+                        "server_name: n{i}\nlisten: 127.0.0.1:{client}\n\
+                         jetstream {{ store_dir: {:?} }}\n\
+                         cluster {{ name: hpftest, listen: 127.0.0.1:{route}, routes: [{}] }}\n",
+                        dir.path().join(format!("js{i}")),
+                        routes.join(", ")
+                    ),
+                )
+                .unwrap();
+                let child = Command::new(bin)
+                    .arg("-c")
+                    .arg(&conf)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .unwrap();
+                (child, *client)
+            })
+            .collect();
+        let c = NatsCluster { servers, _dir: dir };
+        for (_, port) in &c.servers {
+            let port = *port;
+            wait_for("the test's NATS cluster", Duration::from_secs(10), || {
+                TcpStream::connect(("127.0.0.1", port)).ok().map(|_| ())
+            });
+        }
+        Some(c)
+    }
+
+    fn urls(&self) -> String {
+        self.servers
+            .iter()
+            .map(|(_, p)| format!("nats://127.0.0.1:{p}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The client port of the server `node` is connected to now (from the node's open
+    /// sockets).
+    fn client_port_of(&self, node: &Node) -> u16 {
+        let pid = std::fs::read_to_string(node.dir.join("pid")).unwrap();
+        let out = Command::new("ss")
+            .args(["-tnpH", "state", "established"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let me = format!("pid={},", pid.trim());
+        self.servers
+            .iter()
+            .map(|(_, p)| *p)
+            .find(|p| {
+                text.lines()
+                    .any(|l| l.contains(&me) && l.contains(&format!("127.0.0.1:{p} ")))
+            })
+            .unwrap_or_else(|| panic!("node not connected to any of the cluster's servers:\n{text}"))
+    }
+
+    /// SIGKILL to the server on `port`.
+    fn kill(&mut self, port: u16) {
+        for (child, p) in &mut self.servers {
+            if *p == port {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
+impl Drop for NatsCluster {
+    fn drop(&mut self) {
+        for (child, _) in &mut self.servers {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 #[test]
 fn a_node_id_in_use_is_refused() {
     if !services() {

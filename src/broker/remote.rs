@@ -44,6 +44,9 @@ pub struct RemoteCounters {
     pub remote_lost: u64,
     /// Messages from other nodes received twice and delivered once.
     pub remote_duplicates: u64,
+    /// Readers of a channel started again because the store held messages they had not
+    /// seen (a reader left stranded by a NATS server's failure).
+    pub reader_restarts: u64,
 }
 
 impl std::fmt::Display for RemoteCounters {
@@ -53,7 +56,7 @@ impl std::fmt::Display for RemoteCounters {
             f,
             "nats_connected={} relayed={} relay_dropped={} relay_waits={} remote_received={} \
              remote_dropped={} remote_rejected={} nats_disconnects={} subjects={} jetstream={} \
-             relay_retries={} remote_lost={} remote_duplicates={}",
+             relay_retries={} remote_lost={} remote_duplicates={} reader_restarts={}",
             self.connected,
             self.relayed,
             self.relay_dropped,
@@ -67,6 +70,7 @@ impl std::fmt::Display for RemoteCounters {
             self.relay_retries,
             self.remote_lost,
             self.remote_duplicates,
+            self.reader_restarts,
         )
     }
 }

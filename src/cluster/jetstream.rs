@@ -437,7 +437,10 @@ impl Runs {
 
 /// Receives `channel`'s batches from the stream through an ordered consumer (it resumes
 /// after the last message it saw whenever the link comes back) and delivers them here,
-/// until the task is aborted.
+/// until the task is aborted. A consumer that has been quiet for [`AUDIT_AFTER`] is checked
+/// against the stream: when the stream holds a later message of the channel than the node
+/// has seen (a consumer left stranded by a NATS server's failure, seen on a 3-server
+/// cluster), the node reads again from the first it missed.
 pub(super) async fn receive(
     plane: Arc<Backplane>,
     js: Context,
@@ -448,29 +451,98 @@ pub(super) async fn receive(
     if stream_ready.wait_for(|r| *r).await.is_err() {
         return;
     }
-    let stream_name = stream_name(&plane.prefix);
     let filter = subject::of_channel(&plane.prefix, channel.as_str());
+    // The last stream sequence delivered here (or, at first, stored before this node
+    // wanted the channel): anything at or below it is never delivered (again).
+    let mut last: Option<u64> = None;
+    let mut stalled = Vec::new();
+    let mut runs = Runs::default();
+    loop {
+        let (stream, mut messages, start) = open(&plane, &js, &channel, &filter, last).await;
+        let mut last_seen = *last.get_or_insert(start);
+        ready.send_replace(true);
+        loop {
+            let next = tokio::time::timeout(AUDIT_AFTER, messages.next()).await;
+            match next {
+                Ok(Some(Ok(m))) => {
+                    let Ok(seq) = m.info().map(|i| i.stream_sequence) else {
+                        continue;
+                    };
+                    if seq <= last_seen {
+                        continue;
+                    }
+                    last_seen = seq;
+                    last = Some(seq);
+                    plane
+                        .deliver_batch(&channel, &m.message, &mut runs, &mut stalled)
+                        .await;
+                }
+                Ok(Some(Err(e))) => tracing::debug!(%channel, "ordered consumer: {e}"),
+                Ok(None) => return,
+                Err(_quiet) => {
+                    let newest = stream.get_last_raw_message_by_subject(&filter).await;
+                    tracing::debug!(%channel, seen = last_seen, "quiet reader: the stream's newest: {:?}", newest.as_ref().map(|m| m.sequence));
+                    if let Ok(newest) = newest
+                        && newest.sequence > last_seen
+                    {
+                        plane.stats.reader_restarts.fetch_add(1, Relaxed);
+                        tracing::warn!(
+                            %channel,
+                            seen = last_seen,
+                            stream = newest.sequence,
+                            "the channel's reader fell behind the stream without a word: reading \
+                             again from the first message it missed"
+                        );
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// How long a channel's reader may stay quiet before the stream is asked whether it holds
+/// anything later (one small request per quiet channel per period).
+pub const AUDIT_AFTER: Duration = Duration::from_secs(5);
+
+/// An ordered consumer of `filter` starting after `after` (`None`: with what comes next),
+/// retried until the stream answers; with the stream and the sequence it starts after.
+async fn open(
+    plane: &Backplane,
+    js: &Context,
+    channel: &Channel,
+    filter: &str,
+    after: Option<u64>,
+) -> (stream::Stream, jetstream::consumer::push::Ordered, u64) {
+    let name = stream_name(&plane.prefix);
     let mut warned = false;
-    let (consumer, floor) = loop {
+    loop {
         let made = async {
-            let stream = js.get_stream(&stream_name).await.map_err(|e| e.to_string())?;
+            let stream = js.get_stream(&name).await.map_err(|e| e.to_string())?;
+            let deliver_policy = match after {
+                None => DeliverPolicy::New,
+                Some(seq) => DeliverPolicy::ByStartSequence {
+                    start_sequence: seq + 1,
+                },
+            };
             let consumer = stream
                 .create_consumer(OrderedConfig {
                     deliver_subject: plane.client.new_inbox(),
-                    filter_subject: filter.clone(),
-                    deliver_policy: DeliverPolicy::New,
+                    filter_subject: filter.to_owned(),
+                    deliver_policy,
                     ..Default::default()
                 })
                 .await
                 .map_err(|e| e.to_string())?;
-            // Messages up to here were stored before this node wanted the channel: a
-            // consumer made again before its first message starts from the stream's head,
-            // and those are not for this node's subscribers.
-            let floor = consumer.cached_info().delivered.stream_sequence;
-            Ok::<_, String>((consumer, floor))
+            // With `New`, messages up to here were stored before this node wanted the
+            // channel: not for its subscribers (a consumer made again before its first
+            // message would start from the stream's head).
+            let start = after.unwrap_or(consumer.cached_info().delivered.stream_sequence);
+            let messages = consumer.messages().await.map_err(|e| e.to_string())?;
+            Ok::<_, String>((stream, messages, start))
         };
         match made.await {
-            Ok(c) => break c,
+            Ok(opened) => return opened,
             Err(e) => {
                 if !warned {
                     tracing::warn!(%channel, "cannot read the channel from the stream yet: {e}");
@@ -479,33 +551,6 @@ pub(super) async fn receive(
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         }
-    };
-    let mut messages = loop {
-        match consumer.clone().messages().await {
-            Ok(m) => break m,
-            Err(e) => {
-                tracing::warn!(%channel, "cannot read the channel from the stream yet: {e}");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        }
-    };
-    let _ = ready.send(true);
-    let mut runs = Runs::default();
-    let mut stalled = Vec::new();
-    while let Some(m) = messages.next().await {
-        let m = match m {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::debug!(%channel, "ordered consumer: {e}");
-                continue;
-            }
-        };
-        if m.info().is_ok_and(|i| i.stream_sequence <= floor) {
-            continue;
-        }
-        plane
-            .deliver_batch(&channel, &m.message, &mut runs, &mut stalled)
-            .await;
     }
 }
 

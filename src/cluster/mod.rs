@@ -9,6 +9,12 @@
 //! sessions a local publish by the same user would, by the same ACL. Graph changes need
 //! nothing of NATS: every node reads them from the shared change log (PostgreSQL notifies).
 //!
+//! By default the traffic between nodes is carried on a JetStream stream ([`jetstream`]):
+//! batched per channel, confirmed before it counts as relayed, read back through ordered
+//! consumers, so a NATS restart or a partition loses nothing. On core NATS
+//! (`nats_jetstream = false`) each frame is its own NATS message, as described below, and
+//! what is in flight during an outage is lost.
+//!
 //! Faults stay local: the bounded queue to NATS is one more receiver of each publish under
 //! the slow-consumer policy (backpressure: the publisher waits for room up to
 //! `stall_timeout`; otherwise, or after that, the publish stays on its node, counted as
@@ -110,6 +116,8 @@ struct ClusterStats {
     pub remote_lost: AtomicU64,
     /// Frames from other nodes received twice and delivered once.
     pub remote_duplicates: AtomicU64,
+    /// Channel readers started again because the stream held messages they had not seen.
+    pub reader_restarts: AtomicU64,
 }
 
 /// A local publish on its way to NATS.
@@ -516,6 +524,7 @@ impl Remote for Backplane {
             relay_retries: s.relay_retries.load(Relaxed),
             remote_lost: s.remote_lost.load(Relaxed),
             remote_duplicates: s.remote_duplicates.load(Relaxed),
+            reader_restarts: s.reader_restarts.load(Relaxed),
         }
     }
 }
