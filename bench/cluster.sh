@@ -28,20 +28,13 @@ cluster() {
         CLUSTER_PREFIX="hpfbench${kind}$$" CLUSTER_PORTS="$base $((base + 1)) $((base + 2))" \
         CLUSTER_WEB_PORTS="$web" HPFRIENDS_NATS_JETSTREAM=$js "$@"
 }
-# Deletes the JetStream stream of a prefix (plain NATS protocol: no client needed).
-drop_stream() {
-    { exec 3<>/dev/tcp/127.0.0.1/4222; } 2>/dev/null || return 0
-    printf 'CONNECT {"verbose":false}\r\nPUB $JS.API.STREAM.DELETE.HPF_%s 0\r\n\r\nPING\r\n' "$1" >&3
-    timeout 2 head -c 200 <&3 >/dev/null || true
-    exec 3>&-
-}
 cleanup() {
     kill "$solo" 2>/dev/null || true
     rm -rf "$solo_dir"
     for kind in js core; do
         cluster "$kind" deploy/local-cluster.sh stop >/dev/null 2>&1 || true
         psql "$server/postgres" -qc "DROP DATABASE IF EXISTS hpf_bench_${kind}_$$" 2>/dev/null || true
-        drop_stream "hpfbench${kind}$$"
+        cluster "$kind" deploy/local-cluster.sh forget >/dev/null 2>&1 || true
     done
 }
 trap cleanup EXIT

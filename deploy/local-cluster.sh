@@ -6,6 +6,8 @@
 #   deploy/local-cluster.sh status   # which nodes run, their endpoints
 #   deploy/local-cluster.sh stop     # SIGTERM each node, wait for it to finish
 #   deploy/local-cluster.sh smoke    # a publish on node 1 reaches a subscriber on node 3
+#   deploy/local-cluster.sh forget   # delete the prefix's JetStream stream (traffic kept for
+#                                    # the nodes, HPF_<prefix>) from NATS, once they are stopped
 #
 # Settings (environment):
 #   HPFRIENDS_BIN   the binary [target/release/hpfriends, built if missing]
@@ -168,8 +170,27 @@ smoke() {
     echo "smoke: node 1 -> NATS -> node 3: $(cat "$dir/smoke.out")"
 }
 
+forget() {
+    # The stream the nodes made (`HPF_` and the prefix, `_` as `_u`, `.` as `_d`), deleted
+    # through the plain NATS protocol: no NATS client needed.
+    local name hostport
+    name="HPF_$(sed 's/_/_u/g; s/\./_d/g' <<<"$prefix")"
+    hostport=${nats#*://}
+    hostport=${hostport##*@}
+    hostport=${hostport%%,*}
+    { exec 3<>"/dev/tcp/${hostport%:*}/${hostport##*:}"; } 2>/dev/null || {
+        echo "forget: cannot reach NATS at $hostport" >&2
+        return 0
+    }
+    printf 'CONNECT {"verbose":false}\r\nPUB $JS.API.STREAM.DELETE.%s 0\r\n\r\nPING\r\n' "$name" >&3
+    timeout 2 head -c 200 <&3 >/dev/null || true
+    exec 3>&-
+    echo "forget: asked NATS to delete stream $name"
+}
+
 case "${1:-}" in
 start) start ;;
+forget) forget ;;
 smoke) smoke ;;
 stop) stop ;;
 status) status ;;
