@@ -1746,6 +1746,50 @@ fn what_an_outage_longer_than_the_retention_loses_is_counted_and_logged() {
     );
 }
 
+/// A NATS server that takes smaller messages than the broker's frames: batches are cut to
+/// what it takes, so small publishes all cross; a single frame larger than it takes stays
+/// on its node, counted in `relay_dropped` and logged, and the channel goes on after it.
+#[test]
+fn batches_fit_the_nats_servers_max_payload_and_a_larger_frame_is_counted_not_retried() {
+    if !services() {
+        return;
+    }
+    let Some(nats) = OwnNats::start("max_payload: 65536") else {
+        return;
+    };
+    let url = nats.plain_url();
+    let c = Cluster::start(&[(1, url.clone()), (2, url.clone()), (3, url)], &[], &[]);
+    for u in ["alice", "bob"] {
+        c.user(u);
+    }
+    c.key("alice", "a-sensor", "c", "");
+    c.key("bob", "b-reader", "sync", "c,sync");
+    c.share("alice", "c", "bob");
+    let mut reader = c.subscriber(1, "b-reader", "c");
+    let mut sensor = c.login(0, "a-sensor");
+    // 200 publishes of 3 KiB sent at once: 600 KiB, far past one NATS message.
+    let filler = "x".repeat(3 << 10);
+    for i in 0..200 {
+        sensor.publish("c", format!("small-{i}-{filler}").as_bytes());
+    }
+    sensor.publish("c", &vec![b'y'; 100 << 10]);
+    sensor.publish("c", b"after");
+    let mut got = Vec::new();
+    loop {
+        let (_, _, payload) = reader.expect_publish();
+        let p = String::from_utf8(payload).unwrap();
+        if p == "after" {
+            break;
+        }
+        got.push(p.split('-').take(2).collect::<Vec<_>>().join("-"));
+    }
+    let want: Vec<String> = (0..200).map(|i| format!("small-{i}")).collect();
+    assert_eq!(got, want);
+    let m = common::http::samples(&common::http::get(c.nodes[0].web.unwrap(), "/metrics", &[]).body);
+    assert_eq!(m["hpfriends_cluster_relay_dropped_total"], 1.0, "{m:?}");
+    assert!(c.nodes[0].log().contains("max_payload"), "{}", c.nodes[0].log());
+}
+
 /// Reads `n` publishes on `channel` from `r` (other channels' frames skipped), in a
 /// thread; panics naming `who` when nothing comes for a minute.
 fn collect(mut r: Raw, channel: &'static str, n: usize, who: String) -> std::thread::JoinHandle<Vec<String>> {

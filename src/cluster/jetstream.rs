@@ -156,7 +156,14 @@ struct Lane {
 }
 
 /// What a send ended with: the lane's channel and whether the stream has the batch.
-type Sent = (Channel, Result<(), String>);
+type Sent = (Channel, Result<(), Failure>);
+
+/// Why the stream does not have a batch.
+struct Failure {
+    reason: String,
+    /// Sending it again cannot help (larger than the NATS server takes).
+    fatal: bool,
+}
 
 /// Sends local publishes into the stream, in order per channel, until `shutdown`; then
 /// gives what is on its way and queued up to 2 s more.
@@ -185,6 +192,15 @@ pub(super) async fn relay(
         r = ready.wait_for(|r| *r) => if r.is_err() { return },
         () = shutdown.cancelled() => return,
     }
+    // A batch fits what the server takes (its max_payload, less room for the headers).
+    let limit = batch::BATCH_BYTES.min(
+        plane
+            .client
+            .server_info()
+            .max_payload
+            .saturating_sub(4096)
+            .max(4096),
+    );
     let mut stopping: Option<tokio::time::Instant> = None;
     loop {
         if let Some(at) = stopping
@@ -204,14 +220,28 @@ pub(super) async fn relay(
                             plane.sent(b.bytes, rx.len());
                         }
                     }
-                    Err(e) => {
+                    Err(Failure { reason, fatal: true }) => {
+                        lane.failures = 0;
+                        if let Some(b) = lane.queue.pop_front() {
+                            plane.stats.relay_dropped.fetch_add(b.frames, Relaxed);
+                            plane.sent(b.bytes, rx.len());
+                            tracing::warn!(
+                                %channel,
+                                frames = b.frames,
+                                "not relayed ({reason}): the NATS server's max_payload is below \
+                                 this node's largest frames; other nodes miss them (counted in \
+                                 relay_dropped)"
+                            );
+                        }
+                    }
+                    Err(Failure { reason, fatal: false }) => {
                         lane.failures += 1;
                         plane.stats.relay_retries.fetch_add(1, Relaxed);
                         if lane.failures == 1 {
                             tracing::warn!(
                                 %channel,
-                                "the stream did not confirm a relayed batch ({e}): sending it again \
-                                 until it does; local clients are served as before"
+                                "the stream did not confirm a relayed batch ({reason}): sending it \
+                                 again until it does; local clients are served as before"
                             );
                         }
                     }
@@ -243,7 +273,7 @@ pub(super) async fn relay(
                             failures: 0,
                         }
                     });
-                    lane.add(&out, &mut ids);
+                    lane.add(&out, &mut ids, limit);
                     if !lane.busy {
                         flying.push(sender.send(&out.channel, lane));
                     }
@@ -258,6 +288,15 @@ pub(super) async fn relay(
             }
         }
     }
+    // Stopping: what the stream never confirmed is lost to the other nodes, and counted.
+    let unsent: u64 = lanes.values().flat_map(|l| &l.queue).map(|b| b.frames).sum();
+    if unsent > 0 {
+        plane.stats.relay_dropped.fetch_add(unsent, Relaxed);
+        tracing::warn!(
+            frames = unsent,
+            "stopping: relayed messages the stream never confirmed were not relayed"
+        );
+    }
 }
 
 fn random_bytes() -> [u8; 6] {
@@ -267,13 +306,12 @@ fn random_bytes() -> [u8; 6] {
 }
 
 impl Lane {
-    /// Queues a publish: it joins the last batch unless that one is on its way or full.
-    fn add(&mut self, out: &Outgoing, ids: &mut u64) {
+    /// Queues a publish: it joins the last batch unless that one is on its way or would
+    /// pass `limit` bytes.
+    fn add(&mut self, out: &Outgoing, ids: &mut u64, limit: usize) {
         let len = out.frame.len();
         let open = match self.queue.back() {
-            Some(b) => {
-                b.sealed.is_none() && b.body.len() + batch::RECORD_OVERHEAD + len <= batch::BATCH_BYTES
-            }
+            Some(b) => b.sealed.is_none() && b.body.len() + batch::RECORD_OVERHEAD + len <= limit,
             None => false,
         };
         if !open {
@@ -342,13 +380,17 @@ impl Sender {
                 Err(e) => Err(e),
             };
             let result = result.map_err(|e| {
-                if e.kind() == jetstream::context::PublishErrorKind::StreamNotFound {
+                use jetstream::context::PublishErrorKind as Kind;
+                if e.kind() == Kind::StreamNotFound {
                     // Deleted under the node's feet (an operator, a reset server): made again
                     // before the next try.
                     let (js, prefix) = (js.clone(), prefix.clone());
                     tokio::spawn(async move { ensure_stream(&js, &prefix, &retention).await });
                 }
-                e.to_string()
+                Failure {
+                    fatal: e.kind() == Kind::MaxPayloadExceeded,
+                    reason: e.to_string(),
+                }
             });
             (channel, result)
         })
