@@ -33,10 +33,11 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesUnordered;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::{Backplane, NODE_HEADER, Outgoing, RELAY_QUEUE_FRAMES, batch, subject};
+use super::{Backplane, NODE_HEADER, RELAY_QUEUE_FRAMES, batch, spool, subject};
+use crate::domain::UserId;
 use crate::wire::Channel;
 
 /// Header naming a batch's run: the sending node's incarnation and the lane's generation.
@@ -171,7 +172,6 @@ pub(super) async fn relay(
     plane: Arc<Backplane>,
     js: Context,
     retention: Retention,
-    mut rx: mpsc::Receiver<Outgoing>,
     shutdown: CancellationToken,
 ) {
     let incarnation = hex::encode(random_bytes());
@@ -202,6 +202,7 @@ pub(super) async fn relay(
             .max(4096),
     );
     let mut stopping: Option<tokio::time::Instant> = None;
+    let mut taken = Vec::new();
     loop {
         if let Some(at) = stopping
             && (flying.is_empty() || tokio::time::Instant::now() >= at)
@@ -217,14 +218,14 @@ pub(super) async fn relay(
                         lane.failures = 0;
                         if let Some(b) = lane.queue.pop_front() {
                             plane.stats.relayed.fetch_add(b.frames, Relaxed);
-                            plane.sent(b.bytes, rx.len());
+                            plane.sent(b.bytes, plane.spool.frames());
                         }
                     }
                     Err(Failure { reason, fatal: true }) => {
                         lane.failures = 0;
                         if let Some(b) = lane.queue.pop_front() {
                             plane.stats.relay_dropped.fetch_add(b.frames, Relaxed);
-                            plane.sent(b.bytes, rx.len());
+                            plane.sent(b.bytes, plane.spool.frames());
                             tracing::warn!(
                                 %channel,
                                 frames = b.frames,
@@ -250,46 +251,69 @@ pub(super) async fn relay(
                     flying.push(sender.send(&channel, lane));
                 }
             }
-            out = rx.recv(), if stopping.is_none() => {
-                let Some(out) = out else {
+            last = async {
+                tokio::select! {
+                    () = plane.spool.ready() => false,
+                    () = shutdown.cancelled() => true,
+                }
+            }, if stopping.is_none() => {
+                if last {
                     stopping = Some(tokio::time::Instant::now() + Duration::from_secs(2));
+                }
+                // Everything waiting joins the lanes' batches at once.
+                if plane.spool.take(&mut taken) == 0 {
                     continue;
-                };
-                let mut next = Some(out);
-                // A burst is taken as one: what is queued now joins the lanes' batches.
-                let mut taken = 0;
-                while let Some(out) = next.take() {
-                    if lanes.len() >= super::SUBJECT_CACHE && !lanes.contains_key(&out.channel) {
-                        lanes.retain(|_, l| l.busy || !l.queue.is_empty());
-                    }
-                    let lane = lanes.entry(out.channel.clone()).or_insert_with(|| {
-                        generation += 1;
-                        Lane {
-                            subject: subject::of_channel(&plane.prefix, out.channel.as_str()).into(),
-                            run: format!("{incarnation}.{generation}"),
-                            next: 0,
-                            queue: VecDeque::new(),
-                            busy: false,
-                            failures: 0,
+                }
+                // Lanes that were idle: sent once the whole buffer joined their batches.
+                let mut start: Vec<Channel> = Vec::new();
+                for r in spool::records(&taken) {
+                    let lane = match lanes.get_mut(r.channel) {
+                        Some(lane) => lane,
+                        None => {
+                            let Ok(channel) = Channel::new(r.channel) else {
+                                // Checked by the publisher's session; never expected.
+                                plane.stats.relay_dropped.fetch_add(1, Relaxed);
+                                continue;
+                            };
+                            if lanes.len() >= super::SUBJECT_CACHE {
+                                lanes.retain(|_, l| l.busy || !l.queue.is_empty());
+                            }
+                            generation += 1;
+                            lanes.entry(channel).or_insert(Lane {
+                                subject: subject::of_channel(&plane.prefix, r.channel).into(),
+                                run: format!("{incarnation}.{generation}"),
+                                next: 0,
+                                queue: VecDeque::new(),
+                                busy: false,
+                                failures: 0,
+                            })
                         }
-                    });
-                    lane.add(&out, &mut ids, limit);
-                    if !lane.busy {
-                        flying.push(sender.send(&out.channel, lane));
+                    };
+                    if !lane.busy
+                        && lane.queue.is_empty()
+                        && let Ok(channel) = Channel::new(r.channel)
+                    {
+                        start.push(channel);
                     }
-                    taken += 1;
-                    if taken < 1024 {
-                        next = rx.try_recv().ok();
+                    lane.add(r.source, &taken[r.frame], &mut ids, limit);
+                }
+                taken.clear();
+                for channel in start {
+                    if let Some(lane) = lanes.get_mut(&channel) {
+                        flying.push(sender.send(&channel, lane));
                     }
                 }
-            }
-            () = shutdown.cancelled(), if stopping.is_none() => {
-                stopping = Some(tokio::time::Instant::now() + Duration::from_secs(2));
             }
         }
     }
     // Stopping: what the stream never confirmed is lost to the other nodes, and counted.
-    let unsent: u64 = lanes.values().flat_map(|l| &l.queue).map(|b| b.frames).sum();
+    let waiting = plane.spool.take(&mut taken) as u64;
+    let unsent = waiting
+        + lanes
+            .values()
+            .flat_map(|l| &l.queue)
+            .map(|b| b.frames)
+            .sum::<u64>();
     if unsent > 0 {
         plane.stats.relay_dropped.fetch_add(unsent, Relaxed);
         tracing::warn!(
@@ -308,8 +332,8 @@ fn random_bytes() -> [u8; 6] {
 impl Lane {
     /// Queues a publish: it joins the last batch unless that one is on its way or would
     /// pass `limit` bytes.
-    fn add(&mut self, out: &Outgoing, ids: &mut u64, limit: usize) {
-        let len = out.frame.len();
+    fn add(&mut self, source: UserId, frame: &[u8], ids: &mut u64, limit: usize) {
+        let len = frame.len();
         let open = match self.queue.back() {
             Some(b) => b.sealed.is_none() && b.body.len() + batch::RECORD_OVERHEAD + len <= limit,
             None => false,
@@ -326,7 +350,7 @@ impl Lane {
             });
         }
         if let Some(b) = self.queue.back_mut() {
-            batch::push(&mut b.body, out.source, &out.frame);
+            batch::push(&mut b.body, source, frame);
             b.frames += 1;
             b.bytes += len;
         }

@@ -27,6 +27,7 @@
 mod batch;
 pub mod jetstream;
 pub mod link;
+mod spool;
 pub mod subject;
 
 use std::collections::HashMap;
@@ -39,7 +40,7 @@ use async_nats::{Client, ConnectOptions, Event, HeaderMap, ServerAddr};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use parking_lot::Mutex;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::broker::handle::SessionHandle;
@@ -120,13 +121,6 @@ struct ClusterStats {
     pub reader_restarts: AtomicU64,
 }
 
-/// A local publish on its way to NATS.
-pub(crate) struct Outgoing {
-    source: UserId,
-    channel: Channel,
-    frame: Bytes,
-}
-
 /// This node's subscription to one channel's subject.
 struct Interest {
     /// True once the NATS server has the subscription.
@@ -143,7 +137,8 @@ pub struct Backplane {
     /// Subjects are `<prefix>.<escaped channel>`.
     prefix: String,
     client: Client,
-    tx: mpsc::Sender<Outgoing>,
+    /// Local publishes waiting for the relay task.
+    spool: spool::Spool,
     queued_bytes: AtomicUsize,
     wanted: Mutex<HashMap<Channel, Interest>>,
     router: Arc<Router>,
@@ -221,14 +216,13 @@ impl Backplane {
             .connect(addrs)
             .await
             .map_err(|e| ClusterError::Connect(e.to_string()))?;
-        let (tx, rx) = mpsc::channel(RELAY_QUEUE_FRAMES);
         let js = retention.map(|_| jetstream::context(client.clone()));
         let plane = Arc::new_cyclic(|me| Backplane {
             me: me.clone(),
             node,
             prefix: prefix.to_owned(),
             client,
-            tx,
+            spool: spool::Spool::default(),
             queued_bytes: AtomicUsize::new(0),
             wanted: Mutex::new(HashMap::new()),
             router,
@@ -255,12 +249,11 @@ impl Backplane {
                     Arc::clone(&plane),
                     js,
                     retention,
-                    rx,
                     shutdown.clone(),
                 ));
             }
             _ => {
-                tokio::spawn(relay(Arc::clone(&plane), rx, shutdown.clone()));
+                tokio::spawn(relay(Arc::clone(&plane), shutdown.clone()));
             }
         }
         tokio::spawn(sweep(Arc::downgrade(&plane), shutdown));
@@ -410,15 +403,14 @@ impl Remote for Backplane {
             self.queued_bytes.fetch_sub(len, Relaxed);
             return false;
         }
-        // A copy, not a slice of the publisher's read buffer: the queue (and the NATS
-        // client's own after it) may hold it a while, and a slice would keep the whole read
-        // buffer alive behind the byte bound's back (see `broker::outbox::Compact`).
-        let out = Outgoing {
-            source,
-            channel: channel.clone(),
-            frame: Bytes::copy_from_slice(frame),
-        };
-        if self.tx.try_send(out).is_err() {
+        // A copy into the spool, not a slice of the publisher's read buffer: the spool
+        // (and the NATS client's queue after it) may hold it a while, and a slice would
+        // keep the whole read buffer alive behind the byte bound's back (see
+        // `broker::outbox::Compact`).
+        if !self
+            .spool
+            .push(channel.as_str(), source, frame, RELAY_QUEUE_FRAMES)
+        {
             self.queued_bytes.fetch_sub(len, Relaxed);
             return false;
         }
@@ -449,26 +441,21 @@ impl Remote for Backplane {
                     );
                 }
             };
-            // The bytes bound first (the relay task frees it as it sends), then a slot.
-            while me.queued_bytes.load(Relaxed) + len > RELAY_QUEUE_BYTES {
+            // Room in both bounds (the relay task frees them as it sends).
+            loop {
+                if me.queued_bytes.fetch_add(len, Relaxed) + len <= RELAY_QUEUE_BYTES
+                    && me
+                        .spool
+                        .push(channel.as_str(), source, &frame, RELAY_QUEUE_FRAMES)
+                {
+                    return;
+                }
+                me.queued_bytes.fetch_sub(len, Relaxed);
                 if tokio::time::Instant::now() >= deadline || !me.stats.connected.load(Relaxed) {
                     give_up(&me);
                     return;
                 }
                 tokio::time::sleep(Duration::from_millis(1)).await;
-            }
-            me.queued_bytes.fetch_add(len, Relaxed);
-            let out = Outgoing {
-                source,
-                channel,
-                frame: Bytes::copy_from_slice(&frame),
-            };
-            if !matches!(
-                tokio::time::timeout_at(deadline, me.tx.send(out)).await,
-                Ok(Ok(()))
-            ) {
-                me.queued_bytes.fetch_sub(len, Relaxed);
-                give_up(&me);
             }
         })
     }
@@ -529,38 +516,52 @@ impl Remote for Backplane {
     }
 }
 
-/// Sends local publishes to NATS, in order, until `shutdown`; then flushes what is queued.
-async fn relay(plane: Arc<Backplane>, mut rx: mpsc::Receiver<Outgoing>, shutdown: CancellationToken) {
+/// Sends local publishes to NATS, in order, until `shutdown`; then what is waiting, and
+/// flushes.
+async fn relay(plane: Arc<Backplane>, shutdown: CancellationToken) {
     // Subjects of the channels seen lately: escaping once per channel, not per message.
-    let mut subjects: HashMap<Channel, async_nats::Subject> = HashMap::new();
-    loop {
-        let out = tokio::select! {
-            o = rx.recv() => o,
-            () = shutdown.cancelled() => None,
-        };
-        let Some(out) = out else { break };
-        plane.sent(out.frame.len(), rx.len());
-        let mut headers = HeaderMap::new();
-        headers.insert(NODE_HEADER, plane.node.as_str());
-        headers.insert(SOURCE_HEADER, out.source.0.to_string().as_str());
-        if subjects.len() >= SUBJECT_CACHE && !subjects.contains_key(&out.channel) {
-            subjects.clear();
+    let mut subjects: HashMap<String, async_nats::Subject> = HashMap::new();
+    let mut taken = Vec::new();
+    let mut last = false;
+    while !last {
+        tokio::select! {
+            () = plane.spool.ready() => {}
+            () = shutdown.cancelled() => last = true,
         }
-        let subject = subjects
-            .entry(out.channel.clone())
-            .or_insert_with(|| subject::of_channel(&plane.prefix, out.channel.as_str()).into())
-            .clone();
-        match plane
-            .client
-            .publish_with_headers(subject, headers, out.frame)
-            .await
-        {
-            Ok(()) => plane.stats.relayed.fetch_add(1, Relaxed),
-            Err(e) => {
-                tracing::debug!("not relayed: {e}");
-                plane.stats.relay_dropped.fetch_add(1, Relaxed)
+        if plane.spool.take(&mut taken) == 0 {
+            continue;
+        }
+        // Each frame goes to the client as a slice of the taken buffer: no copy of its own.
+        let taken = spool::freeze(&mut taken);
+        let bytes = spool::records(&taken).map(|r| r.frame.len()).sum();
+        plane.sent(bytes, plane.spool.frames());
+        for r in spool::records(&taken) {
+            let mut headers = HeaderMap::new();
+            headers.insert(NODE_HEADER, plane.node.as_str());
+            headers.insert(SOURCE_HEADER, r.source.0.to_string().as_str());
+            if subjects.len() >= SUBJECT_CACHE && !subjects.contains_key(r.channel) {
+                subjects.clear();
             }
-        };
+            let subject = match subjects.get(r.channel) {
+                Some(s) => s.clone(),
+                None => {
+                    let s: async_nats::Subject = subject::of_channel(&plane.prefix, r.channel).into();
+                    subjects.insert(r.channel.to_owned(), s.clone());
+                    s
+                }
+            };
+            match plane
+                .client
+                .publish_with_headers(subject, headers, taken.slice(r.frame))
+                .await
+            {
+                Ok(()) => plane.stats.relayed.fetch_add(1, Relaxed),
+                Err(e) => {
+                    tracing::debug!("not relayed: {e}");
+                    plane.stats.relay_dropped.fetch_add(1, Relaxed)
+                }
+            };
+        }
     }
     let _ = tokio::time::timeout(Duration::from_secs(2), plane.client.flush()).await;
 }
