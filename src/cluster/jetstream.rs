@@ -521,7 +521,7 @@ pub(super) async fn receive(
     // The last stream sequence delivered here (or, at first, stored before this node
     // wanted the channel): anything at or below it is never delivered (again).
     let mut last: Option<u64> = None;
-    let mut stalled = Vec::new();
+    let mut scratch = super::Scratch::default();
     let mut runs = Runs::default();
     loop {
         let (stream, mut messages, start) = open(&plane, &js, &channel, &filter, last).await;
@@ -540,7 +540,7 @@ pub(super) async fn receive(
                     last_seen = seq;
                     last = Some(seq);
                     plane
-                        .deliver_batch(&channel, &m.message, &mut runs, &mut stalled)
+                        .deliver_batch(&channel, &m.message, &mut runs, &mut scratch)
                         .await;
                 }
                 Ok(Some(Err(e))) => tracing::debug!(%channel, "ordered consumer: {e}"),

@@ -47,6 +47,7 @@ use crate::broker::handle::SessionHandle;
 use crate::broker::remote::{Remote, RemoteCounters, Wanting};
 use crate::broker::router::Router;
 use crate::domain::UserId;
+use crate::wire::names::NameCache;
 use crate::wire::{Channel, Frame};
 
 /// Header naming the node a relayed message comes from (a node drops its own).
@@ -119,6 +120,15 @@ struct ClusterStats {
     pub remote_duplicates: AtomicU64,
     /// Channel readers started again because the stream held messages they had not seen.
     pub reader_restarts: AtomicU64,
+}
+
+/// What a channel's reader reuses from one remote frame to the next.
+#[derive(Default)]
+pub(crate) struct Scratch {
+    /// Receivers whose outbox was full (waited for under backpressure).
+    stalled: Vec<Arc<SessionHandle>>,
+    /// The last ident and channel parsed: a run of one key's frames allocates nothing.
+    names: NameCache,
 }
 
 /// This node's subscription to one channel's subject.
@@ -261,12 +271,7 @@ impl Backplane {
     }
 
     /// Hands a message from another node to this node's subscribers of `channel`.
-    async fn deliver(
-        &self,
-        channel: &Channel,
-        msg: async_nats::Message,
-        stalled: &mut Vec<Arc<SessionHandle>>,
-    ) {
+    async fn deliver(&self, channel: &Channel, msg: async_nats::Message, scratch: &mut Scratch) {
         self.stats.received.fetch_add(1, Relaxed);
         let header = |name: &str| msg.headers.as_ref().and_then(|h| h.get(name)).map(|v| v.as_str());
         if header(NODE_HEADER) == Some(self.node.as_str()) {
@@ -277,7 +282,7 @@ impl Backplane {
             self.stats.rejected.fetch_add(1, Relaxed);
             return;
         };
-        self.deliver_frame(channel, UserId(source), &msg.payload, stalled)
+        self.deliver_frame(channel, UserId(source), &msg.payload, scratch)
             .await;
     }
 
@@ -288,7 +293,7 @@ impl Backplane {
         channel: &Channel,
         msg: &async_nats::Message,
         runs: &mut jetstream::Runs,
-        stalled: &mut Vec<Arc<SessionHandle>>,
+        scratch: &mut Scratch,
     ) {
         let header = |name: &str| msg.headers.as_ref().and_then(|h| h.get(name)).map(|v| v.as_str());
         if header(NODE_HEADER) == Some(self.node.as_str()) {
@@ -321,7 +326,7 @@ impl Backplane {
         {
             self.stats.received.fetch_add(1, Relaxed);
             match record {
-                Ok((source, frame)) => self.deliver_frame(channel, source, &frame, stalled).await,
+                Ok((source, frame)) => self.deliver_frame(channel, source, &frame, scratch).await,
                 Err(e) => {
                     tracing::debug!(%channel, "batch from another node: {e}");
                     self.stats.rejected.fetch_add(1, Relaxed);
@@ -332,20 +337,15 @@ impl Backplane {
 
     /// Hands one frame from another node to this node's subscribers of `channel`, when it
     /// is a well-formed publish on that very channel.
-    async fn deliver_frame(
-        &self,
-        channel: &Channel,
-        source: UserId,
-        frame: &Bytes,
-        stalled: &mut Vec<Arc<SessionHandle>>,
-    ) {
-        match Frame::parse(frame) {
+    async fn deliver_frame(&self, channel: &Channel, source: UserId, frame: &Bytes, scratch: &mut Scratch) {
+        match Frame::parse_with(frame, &mut scratch.names) {
             Ok(Frame::Publish { channel: c, .. }) if c == *channel => {}
             _ => {
                 self.stats.rejected.fetch_add(1, Relaxed);
                 return;
             }
         }
+        let stalled = &mut scratch.stalled;
         self.router.publish(source, channel.as_str(), frame, stalled);
         if !stalled.is_empty() {
             self.router
@@ -597,9 +597,9 @@ async fn receive(plane: Arc<Backplane>, channel: Channel, ready: watch::Sender<b
         }
         let _ = ready.send(true);
     });
-    let mut stalled = Vec::new();
+    let mut scratch = Scratch::default();
     while let Some(msg) = sub.next().await {
-        plane.deliver(&channel, msg, &mut stalled).await;
+        plane.deliver(&channel, msg, &mut scratch).await;
     }
     confirm.abort();
 }
