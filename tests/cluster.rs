@@ -1145,6 +1145,27 @@ fn concurrent_writers_on_two_nodes_and_the_cli_each_answer_only_once_live_everyw
 
 /// A nats-server of the test's own on a free port, with the configuration `conf` (its
 /// `listen` line added); stopped when dropped.
+/// The nats-server binary the tests run servers of their own with; `None` (a loud skip)
+/// when the machine has none, a failure under `CI=true`.
+fn nats_server_bin() -> Option<&'static str> {
+    let bin = [
+        "/usr/sbin/nats-server",
+        "/usr/bin/nats-server",
+        "/usr/local/bin/nats-server",
+    ]
+    .into_iter()
+    .find(|p| std::path::Path::new(p).exists());
+    if bin.is_none() {
+        assert!(
+            !std::env::var("CI").is_ok_and(|v| v == "true"),
+            "this test runs nats-servers of its own: install nats-server (Debian package nats-server)"
+        );
+        eprintln!("\n!!!!!!!! SKIPPING A TEST WITH ITS OWN NATS SERVERS: no nats-server binary\n");
+        record_skip();
+    }
+    bin
+}
+
 struct OwnNats {
     child: Child,
     bin: &'static str,
@@ -1155,22 +1176,7 @@ struct OwnNats {
 impl OwnNats {
     /// `None` when there is no nats-server to run (fails under `CI=true`).
     fn start(conf: &str) -> Option<OwnNats> {
-        let bin = [
-            "/usr/sbin/nats-server",
-            "/usr/bin/nats-server",
-            "/usr/local/bin/nats-server",
-        ]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists());
-        let Some(bin) = bin else {
-            assert!(
-                !std::env::var("CI").is_ok_and(|v| v == "true"),
-                "the NATS TLS test needs nats-server (Debian package nats-server)"
-            );
-            eprintln!("\n!!!!!!!! SKIPPING NATS TLS TEST: no nats-server binary\n");
-            record_skip();
-            return None;
-        };
+        let bin = nats_server_bin()?;
         let dir = tempfile::tempdir().unwrap();
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -1931,22 +1937,7 @@ struct NatsCluster {
 
 impl NatsCluster {
     fn start() -> Option<NatsCluster> {
-        let bin = [
-            "/usr/sbin/nats-server",
-            "/usr/bin/nats-server",
-            "/usr/local/bin/nats-server",
-        ]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists());
-        let Some(bin) = bin else {
-            assert!(
-                !std::env::var("CI").is_ok_and(|v| v == "true"),
-                "the NATS cluster test needs nats-server (Debian package nats-server)"
-            );
-            eprintln!("\n!!!!!!!! SKIPPING NATS CLUSTER TEST: no nats-server binary\n");
-            record_skip();
-            return None;
-        };
+        let bin = nats_server_bin()?;
         let free = || {
             TcpListener::bind("127.0.0.1:0")
                 .unwrap()
