@@ -1033,6 +1033,93 @@ fn a_node_that_loses_postgresql_fails_closed_and_catches_up() {
     assert_eq!(alice.expect_publish().2, b"from node 2 after");
 }
 
+/// The same with the database link blackholed (packets lost, nothing reset, the node's
+/// connections left hanging): the node still fails closed within its bounds, a revoke made
+/// meanwhile answers naming it, and once the link is back the revoke holds there too.
+#[test]
+fn a_node_whose_postgresql_link_goes_silent_fails_closed_too() {
+    if !services() {
+        return;
+    }
+    let proxy = Proxy::start("127.0.0.1:5432");
+    let c = Cluster::start(&[], &[(2, proxy.addr)], &[]);
+    for u in ["alice", "bob", "carol"] {
+        c.user(u);
+    }
+    c.key("alice", "a-sensor", "c", "");
+    c.key("bob", "b-reader", "sync", "c,sync");
+    c.key("carol", "c-reader", "sync", "c,sync");
+    let revoked = c.share("alice", "c", "bob");
+    c.share("alice", "c", "carol");
+    // Both read on node 2 (behind the proxy), alice publishes on node 1.
+    let mut sensor = c.login(0, "a-sensor");
+    let mut bob = c.subscriber(1, "b-reader", "c");
+    let mut carol = c.subscriber(1, "c-reader", "c");
+    // What a reader got besides the probes sent while waiting for the link (late ones may
+    // still come in any later read).
+    let data = |got: Vec<(String, String, Vec<u8>)>| -> Vec<String> {
+        got.into_iter()
+            .map(|(_, _, p)| String::from_utf8(p).unwrap())
+            .filter(|p| !p.starts_with("probe-"))
+            .collect()
+    };
+    let mut n = 0;
+    wait_for(
+        "messages from node 1 to reach node 2",
+        Duration::from_secs(30),
+        || {
+            n += 1;
+            sensor.publish("c", format!("probe-{n}").as_bytes());
+            let got = bob.barrier("sync");
+            (!got.is_empty()).then_some(())
+        },
+    );
+
+    proxy.blackhole();
+    wait_for("node 2 to fail closed", Duration::from_secs(60), || {
+        c.nodes[1].log().contains("failing closed").then_some(())
+    });
+    // Nothing crosses between users on node 2 while it cannot read the change log.
+    carol.barrier("sync");
+    sensor.publish("c", b"during");
+    assert_eq!(data(bob.barrier("sync")), Vec::<String>::new());
+    assert_eq!(data(carol.barrier("sync")), Vec::<String>::new());
+    // A revoke made meanwhile answers naming node 2, exit 3.
+    let o = common::cli_with_db(
+        &c.db,
+        &["share", "revoke", &revoked, "--as", "alice", "--live-wait", "3"],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert!(err.contains("node2"), "{err}");
+    sensor.publish("c", b"stale");
+    assert_eq!(data(bob.barrier("sync")), Vec::<String>::new());
+
+    // Back: node 2 catches up and applies the revoke before it delivers between users again.
+    proxy.restore();
+    wait_for("node 2 to catch up", Duration::from_secs(90), || {
+        c.nodes[1]
+            .log()
+            .contains("deliveries between users resume")
+            .then_some(())
+    });
+    let mut i = 0;
+    wait_for("carol to receive again", Duration::from_secs(30), || {
+        i += 1;
+        let probe = format!("after-{i}");
+        sensor.publish("c", probe.as_bytes());
+        let got = data(carol.barrier("sync"));
+        // Bob never again, whatever carol gets (the frame reaches both in one routing).
+        assert_eq!(
+            data(bob.barrier("sync")),
+            Vec::<String>::new(),
+            "the revoke did not hold"
+        );
+        got.contains(&probe).then_some(())
+    });
+    assert_eq!(data(bob.barrier("sync")), Vec::<String>::new());
+}
+
 /// A JSON API call that must succeed; its answer.
 fn api(web: SocketAddr, bearer: &str, method: &str, path: &str, body: &str) -> Value {
     let r = common::http::request(
