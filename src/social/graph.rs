@@ -66,6 +66,8 @@ const STALE_CHECK: Duration = Duration::from_millis(250);
 
 /// How often old change-log rows are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
+/// How often the database's planner statistics are checked (see [`crate::store::Store::optimize`]).
+const OPTIMIZE_EVERY: Duration = Duration::from_secs(3600);
 
 /// Changes applied: the version reached, the new table and the keys that changed.
 struct Derived {
@@ -322,6 +324,18 @@ impl SocialGraph {
         }));
     }
 
+    /// Planner statistics taken anew where tables changed, off the actor's thread.
+    fn optimize(&self) {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || {
+            let t = std::time::Instant::now();
+            match store.optimize() {
+                Ok(()) => tracing::debug!(ms = t.elapsed().as_millis(), "planner statistics checked"),
+                Err(e) => tracing::debug!("cannot check the planner statistics: {e}"),
+            }
+        });
+    }
+
     fn prune(&self) {
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || match store.prune_graph_changes(KEEP_CHANGES_SECS) {
@@ -357,6 +371,8 @@ impl Actor for SocialGraph {
         };
         ctx.run_interval(every, |act, ctx| act.refresh(ctx));
         ctx.run_interval(PRUNE_EVERY, |act, _| act.prune());
+        self.optimize();
+        ctx.run_interval(OPTIMIZE_EVERY, |act, _| act.optimize());
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
