@@ -27,6 +27,8 @@ use crate::store::generate::Shape;
 use crate::store::models::accounts::TokenKind;
 use crate::wire::{Channel, Ident};
 
+pub mod worst;
+
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct GraphBench {
@@ -47,6 +49,8 @@ pub struct GraphBench {
     /// A PostgreSQL server to generate each community into (a fresh database per size)
     /// instead of a SQLite file.
     pub postgres: Option<String>,
+    /// Add the graph's worst cases (long chains, a big group) and measure changes to them.
+    pub worst: Option<crate::store::generate::Worst>,
 }
 
 /// A size's database: a SQLite file in the bench's folder, or a scratch PostgreSQL one.
@@ -135,6 +139,8 @@ pub struct GraphRow {
     /// `GET /api/v1/` shares, authkeys, groups, logs and search for an ordinary user:
     /// median ms of each.
     pub list_ms: [f64; 5],
+    /// The worst cases, when asked for.
+    pub worst: Option<worst::WorstRow>,
 }
 
 fn ms(d: Duration) -> f64 {
@@ -272,9 +278,14 @@ fn json_id(body: &str) -> Option<i64> {
     v.get("id")?.as_i64()
 }
 
-/// Publishes on `bench.live` every millisecond: 8 bytes of send time, 8 of sequence.
-async fn publisher(addr: SocketAddr, stop: Arc<AtomicBool>) -> Result<(), BenchError> {
-    let mut c = Conn::open(&addr.to_string(), "bench-pub", "bench-pub-secret").await?;
+/// Publishes on `channel` as `ident` every millisecond: 8 bytes of send time, 8 of
+/// sequence.
+async fn publisher(
+    addr: SocketAddr,
+    (ident, secret, channel): (&str, &str, &str),
+    stop: Arc<AtomicBool>,
+) -> Result<(), BenchError> {
+    let mut c = Conn::open(&addr.to_string(), ident, secret).await?;
     let mut seq = 0u64;
     let mut tick = tokio::time::interval(Duration::from_millis(1));
     while !stop.load(Relaxed) {
@@ -283,12 +294,12 @@ async fn publisher(addr: SocketAddr, stop: Arc<AtomicBool>) -> Result<(), BenchE
         p.put_u64(now_ns());
         p.put_u64(seq);
         seq += 1;
-        c.send(3, "bench.live", &p).await?;
+        c.send(3, channel, &p).await?;
     }
     Ok(())
 }
 
-/// What the live subscriber saw: the send time of the first message since `mark`, and the
+/// What a live subscriber saw: the send time of the first message since `mark`, and the
 /// send time of the last message received.
 #[derive(Default)]
 struct Seen {
@@ -296,11 +307,21 @@ struct Seen {
     last_sent: AtomicU64,
     mark: AtomicU64,
     received: AtomicU64,
+    /// When the last message arrived, and the longest time between two arrivals (`now_ns`
+    /// units): a publish path held up shows here.
+    last_at: AtomicU64,
+    max_gap: AtomicU64,
 }
 
-async fn subscriber(addr: SocketAddr, seen: Arc<Seen>, stop: Arc<AtomicBool>) -> Result<(), BenchError> {
-    let mut c = Conn::open(&addr.to_string(), "bench-sub", "bench-sub-secret").await?;
-    c.send(4, "bench.live", &[]).await?;
+/// Subscribes to `channel` as `ident` and records what arrives in `seen`.
+async fn subscriber(
+    addr: SocketAddr,
+    (ident, secret, channel): (&str, &str, &str),
+    seen: Arc<Seen>,
+    stop: Arc<AtomicBool>,
+) -> Result<(), BenchError> {
+    let mut c = Conn::open(&addr.to_string(), ident, secret).await?;
+    c.send(4, channel, &[]).await?;
     while !stop.load(Relaxed) {
         let Ok(frame) = tokio::time::timeout(Duration::from_millis(100), c.next_frame()).await else {
             continue;
@@ -316,6 +337,11 @@ async fn subscriber(addr: SocketAddr, seen: Arc<Seen>, stop: Arc<AtomicBool>) ->
             continue;
         }
         let sent = u64::from_be_bytes(p[..8].try_into().unwrap_or_default());
+        let at = now_ns();
+        let before = seen.last_at.swap(at, Relaxed);
+        if before != 0 {
+            seen.max_gap.fetch_max(at.saturating_sub(before), Relaxed);
+        }
         seen.received.fetch_add(1, Relaxed);
         seen.last_sent.fetch_max(sent, Relaxed);
         if sent >= seen.mark.load(Relaxed) {
@@ -468,6 +494,10 @@ pub async fn run_size(b: &GraphBench, users: usize, rss_empty_kib: u64) -> Resul
         .generate(Shape { users, ..b.shape }, 0x5eed_u64 ^ users as u64)
         .map_err(|e| err(&e))?;
     let (pub_token, sub_token) = bench_users(&store)?;
+    let worst_made = match b.worst {
+        Some(w) => Some((worst::prepare(&store, users, w)?, w)),
+        None => None,
+    };
     drop(store);
     let generate_s = t.elapsed().as_secs_f64();
     eprintln!(
@@ -489,9 +519,18 @@ pub async fn run_size(b: &GraphBench, users: usize, rss_empty_kib: u64) -> Resul
     };
     let stop = Arc::new(AtomicBool::new(false));
     let seen = Arc::new(Seen::default());
-    let sub = tokio::spawn(subscriber(server.hpfeeds, Arc::clone(&seen), Arc::clone(&stop)));
+    let sub = tokio::spawn(subscriber(
+        server.hpfeeds,
+        ("bench-sub", "bench-sub-secret", "bench.live"),
+        Arc::clone(&seen),
+        Arc::clone(&stop),
+    ));
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let publ = tokio::spawn(publisher(server.hpfeeds, Arc::clone(&stop)));
+    let publ = tokio::spawn(publisher(
+        server.hpfeeds,
+        ("bench-pub", "bench-pub-secret", "bench.live"),
+        Arc::clone(&stop),
+    ));
     tokio::time::sleep(Duration::from_millis(200)).await;
     if seen.received.load(Relaxed) != 0 {
         return Err(BenchError::Protocol(
@@ -623,6 +662,18 @@ pub async fn run_size(b: &GraphBench, users: usize, rss_empty_kib: u64) -> Resul
             row.leaked += 1;
         }
     }
+    if let Some((made, w)) = worst_made {
+        let running = worst::Running {
+            exe: &b.exe,
+            db: &db,
+            hpfeeds: server.hpfeeds,
+            web: server.web,
+            tokens: (&pub_token, &sub_token),
+            small: &seen,
+            users,
+        };
+        row.worst = Some(worst::run(&running, made, w, b.rounds).await?);
+    }
     stop.store(true, Relaxed);
     let _ = publ.await;
     let _ = sub.await;
@@ -697,6 +748,14 @@ pub fn table(rows: &[GraphRow]) -> String {
             r.list_ms[3],
             r.list_ms[4],
         ));
+    }
+    let worst: Vec<(usize, &worst::WorstRow)> = rows
+        .iter()
+        .filter_map(|r| r.worst.as_ref().map(|w| (r.users, w)))
+        .collect();
+    if !worst.is_empty() {
+        out.push('\n');
+        out.push_str(&worst::table(&worst));
     }
     out
 }

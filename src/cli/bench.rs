@@ -136,6 +136,11 @@ pub struct GraphArgs {
     /// JSON lines instead of a table.
     #[arg(long)]
     json: bool,
+    /// Also the graph's worst cases: 10 redistribute chains of 300 users below one head and
+    /// a group of 10,000 (at most the community) offered a redistribute share, with the
+    /// first link blocking the head, the group accepting, and a small change meanwhile.
+    #[arg(long)]
+    worst: bool,
 }
 
 fn bench_graph(args: GraphArgs) -> anyhow::Result<()> {
@@ -153,6 +158,7 @@ fn bench_graph(args: GraphArgs) -> anyhow::Result<()> {
         },
         keep: args.keep,
         postgres: args.postgres,
+        worst: args.worst.then(crate::store::generate::Worst::default),
     };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let empty = bench::graph::empty_rss(&b)?;

@@ -10,6 +10,7 @@ use std::collections::HashSet;
 use diesel::prelude::*;
 
 use super::{AnyConnection, Store, StoreError, now};
+use crate::domain::{GroupId, ShareId, UserId};
 
 /// The community's shape. The defaults are the benchmark's (see `bench/RESULTS.md`).
 #[derive(Debug, Clone, Copy)]
@@ -351,25 +352,204 @@ impl Store {
             }
             blocks.flush()?;
 
-            // The triggers logged every row: fold that into the version.
-            diesel::sql_query(
-                "UPDATE graph_log SET pruned_through = (SELECT COALESCE(MAX(id), pruned_through) FROM graph_changes)",
-            )
-            .execute(conn)?;
-            diesel::sql_query("DELETE FROM graph_changes WHERE id < (SELECT MAX(id) FROM graph_changes)").execute(conn)?;
-            // Rows were written with their ids: PostgreSQL's sequences must move past them
-            // (SQLite's AUTOINCREMENT follows the largest id by itself).
-            if postgres {
-                for table in ["users", "authkeys", "groups", "shares"] {
-                    diesel::sql_query(format!(
-                        "SELECT setval(pg_get_serial_sequence('{table}', 'id'), \
-                         (SELECT COALESCE(MAX(id), 0) + 1 FROM {table}), false)"
-                    ))
-                    .execute(conn)?;
-                }
-            }
+            fold_log(conn, postgres)?;
             Ok::<_, StoreError>(())
         })?;
         Ok(out)
     }
+
+    /// Adds the graph's worst cases to a generated community (see [`Worst`]): long
+    /// redistribute chains below one head, and a big group with a redistribute share from
+    /// the head waiting for its owner's answer, all on `channel`. Chain and group members
+    /// are drawn from users `u0`… (`users` of them), chains without repeats while there are
+    /// enough users.
+    pub fn generate_worst(
+        &self,
+        w: Worst,
+        users: usize,
+        channel: &str,
+        seed: u64,
+    ) -> Result<WorstMade, StoreError> {
+        let mut conn = self.conn()?;
+        let mut rng = Rng(seed | 1);
+        let t = now();
+        let postgres = matches!(self.backend(), super::Backend::Postgres);
+        let max = |conn: &mut AnyConnection, table: &str| -> Result<i64, StoreError> {
+            Ok(
+                diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(&format!(
+                    "COALESCE((SELECT MAX(id) FROM {table}), 0)"
+                )))
+                .get_result(conn)?,
+            )
+        };
+        // Users u0… of `generate` are the first ids after whatever came before them.
+        let by_name = |conn: &mut AnyConnection, name: &str| -> Result<i64, StoreError> {
+            use super::schema::users;
+            Ok(users::table
+                .filter(users::name.eq(name))
+                .select(users::id)
+                .first(conn)?)
+        };
+        conn.transaction(|conn| {
+            let u0 = by_name(conn, "u0")?;
+            let uid = |i: usize| u0 + i64::try_from(i).unwrap_or(0);
+            let first = max(conn, "users")?;
+            let made = WorstMade {
+                head: UserId(first + 1),
+                link: UserId(first + 2),
+                owner: UserId(first + 3),
+                member: UserId(first + 4),
+                first_share: ShareId(max(conn, "shares")? + 1),
+                group_share: ShareId(0),
+                group: GroupId(max(conn, "groups")? + 1),
+            };
+            let mut ins = Inserts::new(
+                conn,
+                "INSERT INTO users (id, name, email, email_verified, enabled, is_admin, created_at)",
+            );
+            for (id, name) in [
+                (made.head, WORST_HEAD),
+                (made.link, WORST_LINK),
+                (made.owner, WORST_OWNER),
+                (made.member, WORST_MEMBER),
+            ] {
+                ins.push(format!("({}, '{name}', '{name}@bench.invalid', TRUE, TRUE, FALSE, {t})", id.0))?;
+            }
+            ins.flush()?;
+            diesel::sql_query(format!(
+                "INSERT INTO groups (id, name, owner_id, description, created_at) VALUES \
+                 ({}, 'worst-group', {}, '', {t})",
+                made.group.0, made.owner.0
+            ))
+            .execute(conn)?;
+            // Chains: the head's share to the first link, then link to link, every one an
+            // accepted redistribute share allowing onward travel. The first chain's first
+            // link is the dedicated user `link`.
+            let mut pool: Vec<usize> = (0..users).collect();
+            let mut next_share = made.first_share.0 - 1;
+            let mut shares = Inserts::new(
+                conn,
+                "INSERT INTO shares (id, from_user_id, channel, to_kind, to_user_id, to_group_id, \
+                 share_type, state, onward, created_at, updated_at)",
+            );
+            let mut push = |shares: &mut Inserts<'_>, from: i64, to: &str, state: &str| {
+                next_share += 1;
+                let (kind, user, group) = match to.strip_prefix('g') {
+                    Some(g) => ("group", "NULL", g),
+                    None => ("user", to, "NULL"),
+                };
+                shares.push(format!(
+                    "({next_share}, {from}, '{channel}', '{kind}', {user}, {group}, 'redistribute', '{state}', TRUE, {t}, {t})"
+                ))?;
+                Ok::<i64, StoreError>(next_share)
+            };
+            for c in 0..w.chains {
+                let mut prev = made.head.0;
+                for l in 0..w.chain_length {
+                    let next = if c == 0 && l == 0 {
+                        made.link.0
+                    } else if pool.is_empty() {
+                        uid(rng.below(users))
+                    } else {
+                        uid(pool.swap_remove(rng.below(pool.len())))
+                    };
+                    push(&mut shares, prev, &next.to_string(), "accepted")?;
+                    prev = next;
+                }
+            }
+            let group_share = push(&mut shares, made.head.0, &format!("g{}", made.group.0), "offered")?;
+            shares.flush()?;
+            let mut members = Inserts::new(
+                conn,
+                "INSERT INTO group_members (group_id, user_id, role, state, created_at)",
+            );
+            let g = made.group.0;
+            members.push(format!("({g}, {}, 'owner', 'active', {t})", made.owner.0))?;
+            members.push(format!("({g}, {}, 'member', 'active', {t})", made.member.0))?;
+            for i in 0..w.group_members.min(users) {
+                members.push(format!("({g}, {}, 'member', 'active', {t})", uid(i)))?;
+            }
+            members.flush()?;
+            fold_log(conn, postgres)?;
+            Ok(WorstMade {
+                group_share: ShareId(group_share),
+                ..made
+            })
+        })
+    }
+}
+
+/// The graph's worst cases (issue 32): `chains` chains of `chain_length` users below one
+/// head, and a group of `group_members` users offered a redistribute share by the head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Worst {
+    /// Chains below the head.
+    pub chains: usize,
+    /// Users per chain.
+    pub chain_length: usize,
+    /// Members of the big group (besides its owner and the measured member).
+    pub group_members: usize,
+}
+
+impl Default for Worst {
+    /// The shape the issue measured: 10 chains of 300, a group of 10,000.
+    fn default() -> Self {
+        Self {
+            chains: 10,
+            chain_length: 300,
+            group_members: 10_000,
+        }
+    }
+}
+
+/// Name of the chains' head.
+pub const WORST_HEAD: &str = "chainhead";
+/// Name of the first chain's first link.
+pub const WORST_LINK: &str = "chainlink";
+/// Name of the big group's owner.
+pub const WORST_OWNER: &str = "groupowner";
+/// Name of a member of the big group who receives only through it.
+pub const WORST_MEMBER: &str = "groupmember";
+
+/// What [`Store::generate_worst`] made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorstMade {
+    /// The chains' head (it also offers the group share).
+    pub head: UserId,
+    /// The first chain's first link: nothing else brings it the head's data.
+    pub link: UserId,
+    /// The big group's owner, who answers the group share.
+    pub owner: UserId,
+    /// A member of the big group that nothing else brings the head's data.
+    pub member: UserId,
+    /// The head's share to `link`.
+    pub first_share: ShareId,
+    /// The head's redistribute share offered to the group.
+    pub group_share: ShareId,
+    /// The big group.
+    pub group: GroupId,
+}
+
+/// Folds the change log the triggers filled while generating into the version, and moves
+/// PostgreSQL's sequences past the ids written.
+fn fold_log(conn: &mut AnyConnection, postgres: bool) -> Result<(), StoreError> {
+    // The triggers logged every row: fold that into the version.
+    diesel::sql_query(
+        "UPDATE graph_log SET pruned_through = (SELECT COALESCE(MAX(id), pruned_through) FROM graph_changes)",
+    )
+    .execute(conn)?;
+    diesel::sql_query("DELETE FROM graph_changes WHERE id < (SELECT MAX(id) FROM graph_changes)")
+        .execute(conn)?;
+    // Rows were written with their ids: PostgreSQL's sequences must move past them
+    // (SQLite's AUTOINCREMENT follows the largest id by itself).
+    if postgres {
+        for table in ["users", "authkeys", "groups", "shares"] {
+            diesel::sql_query(format!(
+                "SELECT setval(pg_get_serial_sequence('{table}', 'id'), \
+                     (SELECT COALESCE(MAX(id), 0) + 1 FROM {table}), false)"
+            ))
+            .execute(conn)?;
+        }
+    }
+    Ok(())
 }
