@@ -3,7 +3,8 @@
 //! share allowing onward travel, the chains woven into a background community that also
 //! redistributes onward on the same channel) and a group of 10,000 members accepting a
 //! redistribute share. Each iteration makes a change and undoes it, so the graph is the
-//! same at every step. Run: `cargo bench --bench graph` (`GRAPH_USERS` sets the
+//! same at every step; and the head's reach (who receives its data, by which path) read
+//! from the live graph. Run: `cargo bench --bench graph` (`GRAPH_USERS` sets the
 //! background community's size, default 20,000; the shape is 100,000).
 #![allow(missing_docs, clippy::unwrap_used)]
 
@@ -185,6 +186,12 @@ fn graph(c: &mut Criterion) {
             live.apply([Delta::Share(first.id, Some(first.clone()))]);
         })
     });
+    let c0 = first.channel.clone();
+    eprintln!(
+        "graph: the head's reach on {c0}: {} receivers",
+        live.reach(s.head, &c0).len()
+    );
+    g.bench_function("reach of the chain head", |b| b.iter(|| live.reach(s.head, &c0)));
     g.bench_function("group of 10,000 accepts and leaves", |b| {
         b.iter(|| {
             let mut accepted = s.group_share.clone();

@@ -16,6 +16,8 @@ use super::{AuthkeyId, GroupId, ShareId, UserId};
 use crate::wire::{Channel, Ident};
 
 mod forward;
+mod reach;
+pub use reach::ReachTree;
 
 /// Maps and sets keyed by database ids (never by names a user chose): a fast hash is safe.
 type IdMap<K, V> = rustc_hash::FxHashMap<K, V>;

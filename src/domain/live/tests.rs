@@ -161,6 +161,70 @@ proptest! {
     }
 }
 
+/// The live graph's reach of every user's data on `c` against the reference: the same
+/// receivers, each by a path as short, and every path one the data can take.
+fn same_reach(live: &LiveGraph, shadow: &Graph, c: &str) -> Result<(), TestCaseError> {
+    use crate::domain::acl::{Why, reach};
+    let channel = ch(c);
+    for p in shadow.users.keys().copied().chain([UserId(99)]) {
+        let got = live.reach(p, &channel);
+        let want = reach(shadow, p, c);
+        let len = |w: &Why| match w {
+            Why::Own => 0,
+            Why::Share { chain, .. } => chain.len(),
+        };
+        let got_len: Vec<(UserId, usize)> = got.iter().map(|(u, w)| (*u, len(w))).collect();
+        let want_len: Vec<(UserId, usize)> = want.iter().map(|(u, w)| (*u, len(w))).collect();
+        prop_assert_eq!(&got_len, &want_len, "publisher {:?}", p);
+        for (r, why) in &got {
+            let Why::Share { share, to, chain } = why else {
+                return Err(TestCaseError::fail(format!("{r:?}: not through a share")));
+            };
+            let s = shadow.shares.iter().find(|s| s.id == *share).unwrap();
+            prop_assert_eq!((s.from, s.to), (p, *to));
+            prop_assert_eq!(chain.first(), Some(r));
+            // Each user on the way gets it from the next through a live redistribute share.
+            for pair in chain.windows(2) {
+                let (down, up) = (pair[0], pair[1]);
+                prop_assert!(
+                    shadow.shares.iter().any(|s| s.from == up
+                        && s.channel.as_str() == c
+                        && s.kind == ShareKind::Redistribute
+                        && shadow.reaches(s, down)),
+                    "{:?} does not pass to {:?}",
+                    up,
+                    down
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+    #[test]
+    fn reach_from_the_live_graph_equals_the_reference_after_every_step(
+        first in proptest::collection::vec(arb_delta(), 0..20),
+        then in proptest::collection::vec(proptest::collection::vec(arb_delta(), 1..3), 1..10),
+    ) {
+        let mut shadow = start();
+        for d in &first {
+            apply_to(&mut shadow, d);
+        }
+        let mut live = LiveGraph::new(shadow.clone(), Mode::Social);
+        same_reach(&live, &shadow, "c")?;
+        for step in then {
+            for d in &step {
+                apply_to(&mut shadow, d);
+            }
+            live.apply(step.clone());
+            same_reach(&live, &shadow, "c")?;
+            same_reach(&live, &shadow, "d")?;
+        }
+    }
+}
+
 #[test]
 fn a_revoke_re_derives_only_the_keys_downstream() {
     let mut g = start();
@@ -327,6 +391,7 @@ mod chains {
                     }
                     live.apply(step.clone());
                     prop_assert_eq!(live.table(), &derive(&shadow, Mode::Social), "after {:?}", step);
+                    super::super::same_reach(&live, &shadow, "c")?;
                 }
             }
         }
