@@ -800,6 +800,134 @@ async fn reach_hides_a_groups_members_from_a_sharer_outside_it() {
 }
 
 #[actix_web::test]
+async fn reach_follows_redistribution_and_shows_a_change_made_elsewhere_at_once() {
+    use hpfriends::domain::model::ShareKind;
+    use hpfriends::social::ops::{self, GranteeName};
+    use hpfriends::wire::Channel;
+    let site = Site::new().await;
+    let app = site.app().await;
+    let alice = site.account("alice").await;
+    let bob = site.account("bob").await;
+    let carol = site.account("carol").await;
+    let store = &site.store;
+    let c = Channel::new("chain.chan").unwrap();
+    // alice → bob (her data may travel on) → carol (bob passes on what he receives). Made
+    // through the library, as the CLI makes them: the server learns of them from the log.
+    let to_bob = ops::offer_share(
+        store,
+        &alice,
+        &c,
+        &GranteeName::User("bob".into()),
+        ShareKind::Own,
+        true,
+    )
+    .unwrap();
+    ops::answer_share(store, &bob, to_bob, true).unwrap();
+    let to_carol = ops::offer_share(
+        store,
+        &bob,
+        &c,
+        &GranteeName::User("carol".into()),
+        ShareKind::Redistribute,
+        false,
+    )
+    .unwrap();
+    ops::answer_share(store, &carol, to_carol, true).unwrap();
+    let mut b = Browser::default();
+    let token = site.api_token("alice").await;
+    let (_, body) = b.api(&app, Method::GET, "/api/v1/reach", &token, None).await;
+    let receivers = &body["channels"][0]["receivers"];
+    assert_eq!(body["channels"][0]["channel"], "chain.chan", "{body}");
+    assert_eq!(receivers[0]["user"], "bob", "{body}");
+    assert_eq!(receivers[0]["through"], json!([]), "{body}");
+    assert_eq!(receivers[1]["user"], "carol", "{body}");
+    assert_eq!(receivers[1]["through"], json!(["bob"]), "{body}");
+    assert_eq!(
+        receivers[1]["share"], to_bob.0,
+        "alice's share starts the path: {body}"
+    );
+    // carol blocks alice (elsewhere): the next read no longer counts her.
+    ops::block_user(store, &carol, "alice").unwrap();
+    let (_, body) = b.api(&app, Method::GET, "/api/v1/reach", &token, None).await;
+    let receivers = body["channels"][0]["receivers"].as_array().unwrap().clone();
+    assert_eq!(receivers.len(), 1, "{body}");
+    assert_eq!(receivers[0]["user"], "bob", "{body}");
+    // The page says the same.
+    let mut web = Browser::default();
+    web.login(&app, "alice").await;
+    let page = web.get(&app, "/reach").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body.contains("bob") && !page.body.contains("carol"),
+        "{}",
+        page.body
+    );
+}
+
+#[actix_web::test]
+async fn a_wide_reach_comes_a_page_at_a_time() {
+    use hpfriends::domain::model::ShareKind;
+    use hpfriends::social::ops::{self, GranteeName};
+    use hpfriends::wire::Channel;
+    let site = Site::new().await;
+    let app = site.app().await;
+    let alice = site.account("alice").await;
+    let store = &site.store;
+    let c = Channel::new("wide.chan").unwrap();
+    for i in 0..120 {
+        let name = format!("r{i:03}");
+        let u = store
+            .add_user(&name, &format!("{name}@example.org"), "test")
+            .unwrap();
+        let id =
+            ops::offer_share(store, &alice, &c, &GranteeName::User(name), ShareKind::Own, false).unwrap();
+        ops::answer_share(store, &u, id, true).unwrap();
+    }
+    let mut b = Browser::default();
+    let token = site.api_token("alice").await;
+    let (_, body) = b.api(&app, Method::GET, "/api/v1/reach", &token, None).await;
+    let first = &body["channels"][0];
+    assert_eq!(first["receivers"].as_array().unwrap().len(), 100, "{body}");
+    assert_eq!(
+        (first["total"].clone(), first["more"].clone()),
+        (json!(120), json!(true)),
+        "{body}"
+    );
+    let (_, body) = b
+        .api(
+            &app,
+            Method::GET,
+            "/api/v1/reach?channel=wide.chan&page=1",
+            &token,
+            None,
+        )
+        .await;
+    let second = &body["channels"][0];
+    assert_eq!(second["receivers"].as_array().unwrap().len(), 20, "{body}");
+    assert_eq!(second["more"], json!(false), "{body}");
+    let long = format!("/api/v1/reach?channel={}", "x".repeat(256));
+    let (status, body) = b.api(&app, Method::GET, &long, &token, None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    // The page: the first 100, and a link to the rest.
+    let mut web = Browser::default();
+    web.login(&app, "alice").await;
+    let page = web.get(&app, "/reach").await;
+    assert!(page.body.contains("120 receivers in all"), "{}", page.body);
+    assert!(
+        page.body.contains("More receivers of wide.chan")
+            && page.body.contains("channel&#x3D;wide.chan&amp;page&#x3D;1"),
+        "{}",
+        page.body
+    );
+    let page = web.get(&app, "/reach?channel=wide.chan&page=1").await;
+    assert!(
+        page.body.contains("r119") && !page.body.contains("r000"),
+        "{}",
+        page.body
+    );
+}
+
+#[actix_web::test]
 async fn free_text_refuses_control_and_bidi_characters_and_mail_quotes_notes() {
     let site = Site::new().await;
     let app = site.app().await;

@@ -662,7 +662,7 @@ pub async fn run_size(b: &GraphBench, users: usize, rss_empty_kib: u64) -> Resul
             row.leaked += 1;
         }
     }
-    if let Some((made, w)) = worst_made {
+    if let Some(((made, head_token), w)) = worst_made {
         let running = worst::Running {
             exe: &b.exe,
             db: &db,
@@ -671,6 +671,7 @@ pub async fn run_size(b: &GraphBench, users: usize, rss_empty_kib: u64) -> Resul
             tokens: (&pub_token, &sub_token),
             small: &seen,
             users,
+            head_token: &head_token,
         };
         row.worst = Some(worst::run(&running, made, w, b.rounds).await?);
     }

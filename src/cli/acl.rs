@@ -119,7 +119,8 @@ pub(super) fn key_log(store: &Store, args: &LogArgs) -> anyhow::Result<()> {
 fn acl_reach(store: &Store, actor: &Actor, json: bool) -> anyhow::Result<()> {
     let me = actor.user(store)?;
     let mut out = std::io::stdout().lock();
-    for (channel, reached) in reach(store, &me)? {
+    for c in reach(store, &me)? {
+        let (channel, reached) = (c.channel, c.receivers);
         if json {
             for r in &reached {
                 let v = serde_json::json!({

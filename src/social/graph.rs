@@ -49,6 +49,15 @@ impl<T: Send + 'static> Message for Apply<T> {
     type Result = Result<(T, Propagation), SocialError>;
 }
 
+/// A read of the live graph (where a user's data goes), once what the change log holds is
+/// applied: it runs on a blocking thread while the actor goes on with other messages, and
+/// waits only while a change is being applied.
+pub struct ReadLive<T>(pub Box<dyn FnOnce(&LiveGraph) -> T + Send>);
+
+impl<T: Send + 'static> Message for ReadLive<T> {
+    type Result = Result<T, SocialError>;
+}
+
 /// How often a running server says it is alive in `acl_applied` (the CLI waits only for
 /// servers seen within [`crate::store::models::applied::LIVE_WITHIN`]).
 pub const HEARTBEAT: Duration = Duration::from_secs(2);
@@ -305,6 +314,11 @@ impl SocialGraph {
     /// One poll: read, derive, apply; the actor handles nothing else meanwhile, so changes
     /// are applied one at a time and in order.
     fn refresh(&mut self, ctx: &mut Context<Self>) {
+        self.refresh_then(ctx, |_| {});
+    }
+
+    /// [`Self::refresh`], then `after` (still within the actor's exclusive section).
+    fn refresh_then(&mut self, ctx: &mut Context<Self>, after: impl FnOnce(&mut Self) + 'static) {
         let load = self.load();
         ctx.wait(load.into_actor(self).then(|res, act, _| {
             let (read, next): (bool, std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>) = match res {
@@ -320,6 +334,7 @@ impl SocialGraph {
                 if read {
                     act.recovered();
                 }
+                after(act);
             })
         }));
     }
@@ -393,6 +408,27 @@ impl Handler<Refresh> for SocialGraph {
 
     fn handle(&mut self, _: Refresh, ctx: &mut Context<Self>) {
         self.refresh(ctx);
+    }
+}
+
+impl<T: Send + 'static> Handler<ReadLive<T>> for SocialGraph {
+    type Result = ResponseFuture<Result<T, SocialError>>;
+
+    fn handle(&mut self, ReadLive(read): ReadLive<T>, ctx: &mut Context<Self>) -> Self::Result {
+        // What was committed before the read (by the CLI, another node) is applied first;
+        // the read starts once that is done and runs beside whatever comes next.
+        let (done, answer) = tokio::sync::oneshot::channel();
+        self.refresh_then(ctx, move |act| {
+            let live = Arc::clone(&act.live);
+            tokio::task::spawn_blocking(move || {
+                let _ = done.send(read(&live.lock()));
+            });
+        });
+        Box::pin(async move {
+            answer
+                .await
+                .map_err(|_| SocialError::Internal("the read of the live graph stopped".into()))
+        })
     }
 }
 

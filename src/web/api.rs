@@ -505,22 +505,52 @@ async fn request_action(state: State, u: ApiUser, path: web::Path<(i64, String)>
     Ok(HttpResponse::Ok().json(json!({"ok": true})))
 }
 
-async fn reach(state: State, u: ApiUser) -> ApiResult {
-    let me = u.0.clone();
+/// `?channel=NAME&page=N`: one channel's page N of receivers; without `channel`, the first
+/// page (or page N) of each.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ReachQuery {
+    channel: String,
+    page: usize,
+}
+
+async fn reach(state: State, u: ApiUser, q: web::Query<ReachQuery>) -> ApiResult {
+    let me = u.0.id;
+    let pick = crate::social::reach::Pick::Page {
+        channel: match q.channel.trim() {
+            "" => None,
+            c => Some(Channel::new(c).map_err(|e| WebError::BadRequest(format!("channel: {e}")))?),
+        },
+        page: q.page,
+    };
+    let paths = state
+        .read_live(move |g| crate::social::reach::Paths::live(g, me))
+        .await?;
     let reach = state
-        .heavy_db(move |s| crate::social::reach::reach(s, &me))
+        .heavy_db(move |s| crate::social::reach::named(s, paths, &pick))
         .await?;
     let channels: Vec<_> = reach
         .into_iter()
-        .map(|(c, list)| {
-            let receivers: Vec<_> = list
+        .map(|c| {
+            let receivers: Vec<_> = c
+                .receivers
                 .into_iter()
                 .map(|r| json!({"user": r.user, "through": r.through, "share": r.share.0, "count": r.count}))
                 .collect();
-            json!({"channel": c.as_str(), "receivers": receivers})
+            json!({
+                "channel": c.channel.as_str(),
+                "receivers": receivers,
+                "total": c.total,
+                "lines": c.lines,
+                "page": q.page,
+                "more": c.more,
+            })
         })
         .collect();
-    Ok(HttpResponse::Ok().json(json!({ "channels": channels })))
+    Ok(
+        HttpResponse::Ok()
+            .json(json!({ "channels": channels, "per_page": crate::social::reach::REACH_PAGE })),
+    )
 }
 
 async fn list_blocks(state: State, u: ApiUser) -> ApiResult {

@@ -165,6 +165,18 @@ impl WebState {
         self.heavy.run(move || f(&store).map_err(Into::into)).await
     }
 
+    /// Reads the live graph (on a blocking thread; the actor is not held up).
+    pub async fn read_live<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&crate::domain::live::LiveGraph) -> T + Send + 'static,
+    ) -> Result<T, WebError> {
+        self.graph
+            .send(crate::social::graph::ReadLive(Box::new(read)))
+            .await
+            .map_err(|e| WebError::from(SocialError::Internal(e.to_string())))?
+            .map_err(WebError::from)
+    }
+
     /// Runs a social operation through the SocialGraph actor (ACL effects apply at once):
     /// its result and the nodes where it was live when it answered.
     pub async fn apply<T: Send + 'static>(

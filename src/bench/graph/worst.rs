@@ -49,11 +49,17 @@ pub struct WorstRow {
     pub leaked: u64,
     /// The longest pause between two messages on a path no change touches.
     pub publish_gap_ms: f64,
+    /// `GET /api/v1/reach` for the head (a hub: 3,000 users downstream and the group).
+    pub reach: (f64, f64),
+    /// The same, 8 at once: each one's time.
+    pub reach_8: (f64, f64),
+    /// `GET /api/v1/shares` for another user while those 8 run.
+    pub list_during_reach: (f64, f64),
 }
 
 /// Adds the worst cases to the freshly generated community in `store`, with the keys the
 /// measurement uses.
-pub(super) fn prepare(store: &Store, users: usize, w: Worst) -> Result<WorstMade, BenchError> {
+pub(super) fn prepare(store: &Store, users: usize, w: Worst) -> Result<(WorstMade, String), BenchError> {
     let err = |e: &dyn std::fmt::Display| BenchError::Protocol(e.to_string());
     let made = store
         .generate_worst(w, users, CHANNEL, 0x3c0f_fee5 ^ users as u64)
@@ -79,7 +85,15 @@ pub(super) fn prepare(store: &Store, users: usize, w: Worst) -> Result<WorstMade
             )
             .map_err(|e| err(&e))?;
     }
-    Ok(made)
+    let token = store
+        .create_token(
+            crate::store::models::accounts::TokenKind::Api,
+            made.head,
+            "",
+            None,
+        )
+        .map_err(|e| err(&e))?;
+    Ok((made, token))
 }
 
 /// The measurement's keys and their secrets.
@@ -112,6 +126,8 @@ pub(super) struct Running<'a> {
     pub(super) small: &'a Seen,
     /// Users in the background community.
     pub(super) users: usize,
+    /// The head's API token.
+    pub(super) head_token: &'a str,
 }
 
 /// Runs `rounds` rounds of the worst cases against the running server.
@@ -255,6 +271,7 @@ pub(super) async fn run(
             .ok_or_else(|| BenchError::Protocol(format!("share offer said {out:?}")))?
             .to_owned();
     }
+    reads(r, &mut row).await?;
     stop.store(true, Relaxed);
     for t in tasks {
         let _ = t.await;
@@ -266,6 +283,39 @@ pub(super) async fn run(
     row.small_during = median_max(small);
     row.publish_gap_ms = pulse.max_gap.load(Relaxed) as f64 / 1e6;
     Ok(row)
+}
+
+/// The head's reach, alone and 8 at once, and another user's list meanwhile.
+async fn reads(r: &Running<'_>, row: &mut WorstRow) -> Result<(), BenchError> {
+    let get = |token: String, path: &'static str| {
+        let web = r.web;
+        async move {
+            let t0 = Instant::now();
+            let (status, body) = api(web, &token, "GET", path, "").await?;
+            if status != 200 {
+                return Err(BenchError::Protocol(format!("{path} answered {status}: {body}")));
+            }
+            Ok::<_, BenchError>((ms(t0.elapsed()), body.len()))
+        }
+    };
+    let mut alone = Vec::new();
+    for _ in 0..5 {
+        alone.push(get(r.head_token.to_owned(), "/api/v1/reach").await?.0);
+    }
+    row.reach = median_max(alone);
+    let (mut many, mut lists) = (Vec::new(), Vec::new());
+    for _ in 0..3 {
+        let storm: Vec<_> = (0..8)
+            .map(|_| tokio::spawn(get(r.head_token.to_owned(), "/api/v1/reach")))
+            .collect();
+        lists.push(get(r.tokens.1.to_owned(), "/api/v1/shares").await?.0);
+        for t in storm {
+            many.push(t.await.map_err(|e| BenchError::Protocol(e.to_string()))??.0);
+        }
+    }
+    row.reach_8 = median_max(many);
+    row.list_during_reach = median_max(lists);
+    Ok(())
 }
 
 /// Milliseconds from `t0` to `arrived` (a `now_ns` time).
@@ -293,12 +343,12 @@ async fn run_cli(r: &Running<'_>, args: &[&str]) -> Result<String, BenchError> {
 /// The worst cases as a Markdown table, a row per size.
 pub(super) fn table(rows: &[(usize, &WorstRow)]) -> String {
     let mut out = String::from(
-        "| users | chains × length, group | block answered | unblock → first msg | group accept → first msg | small API accept meanwhile | group revoke answered | leaked after answer | longest publish gap |\n\
-         |---|---|---|---|---|---|---|---|---|\n",
+        "| users | chains × length, group | block answered | unblock → first msg | group accept → first msg | small API accept meanwhile | group revoke answered | leaked after answer | longest publish gap | head's reach | 8 reach at once | a list meanwhile |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for (users, r) in rows {
         out.push_str(&format!(
-            "| {users} | {} × {}, {} | {:.1} ms (max {:.1}) | {:.1} ms (max {:.1}) | {:.1} ms (max {:.1}) | {:.1} ms (max {:.1}) | {:.1} ms (max {:.1}) | {} | {:.1} ms |\n",
+            "| {users} | {} × {}, {} | {:.1} ms (max {:.1}) | {:.1} ms (max {:.1}) | {:.1} ms (max {:.1}) | {:.1} ms (max {:.1}) | {:.1} ms (max {:.1}) | {} | {:.1} ms | {:.1} ms (max {:.1}) | {:.1} ms (max {:.1}) | {:.1} ms (max {:.1}) |\n",
             r.chains,
             r.chain_length,
             r.group_members,
@@ -314,6 +364,12 @@ pub(super) fn table(rows: &[(usize, &WorstRow)]) -> String {
             r.group_revoke_answered.1,
             r.leaked,
             r.publish_gap_ms,
+            r.reach.0,
+            r.reach.1,
+            r.reach_8.0,
+            r.reach_8.1,
+            r.list_during_reach.0,
+            r.list_during_reach.1,
         ));
     }
     out

@@ -127,6 +127,25 @@ impl Store {
             .load(&mut conn)?)
     }
 
+    /// The names of `ids` (those that exist), read in chunks: a page naming a few of many
+    /// users reads just those.
+    pub fn user_names(
+        &self,
+        ids: &[UserId],
+    ) -> Result<std::collections::HashMap<UserId, String>, StoreError> {
+        let mut conn = self.conn()?;
+        let mut out = std::collections::HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(500) {
+            let raw: Vec<i64> = chunk.iter().map(|u| u.0).collect();
+            let rows: Vec<(i64, String)> = users::table
+                .filter(users::id.eq_any(&raw))
+                .select((users::id, users::name))
+                .load(&mut conn)?;
+            out.extend(rows.into_iter().map(|(id, n)| (UserId(id), n)));
+        }
+        Ok(out)
+    }
+
     /// Every user, by name.
     pub fn users(&self) -> Result<Vec<User>, StoreError> {
         let mut conn = self.conn()?;

@@ -555,16 +555,43 @@ async fn block(state: State, v: Viewer, form: CsrfForm<BlockForm>) -> Result<Htt
     Ok(see_other_live(&state, "/shared-with-me", Some(ok), &live))
 }
 
-/// *Reach*: where the viewer's data goes, per channel they share, and through whom.
-async fn reach_page(state: State, req: HttpRequest, v: Viewer) -> Result<HttpResponse, WebError> {
-    let me = v.user.clone();
-    let reach = state
-        .heavy_db(move |s| crate::social::reach::reach(s, &me))
+/// `?channel=NAME&page=N`: more of one channel's receivers.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ReachQuery {
+    channel: String,
+    page: usize,
+}
+
+/// *Reach*: where the viewer's data goes, per channel they share, and through whom (a page
+/// of receivers per channel, the rest a link away).
+async fn reach_page(
+    state: State,
+    req: HttpRequest,
+    v: Viewer,
+    q: web::Query<ReachQuery>,
+) -> Result<HttpResponse, WebError> {
+    let me = v.user.id;
+    let only = match q.channel.trim() {
+        "" => None,
+        c => Some(Channel::new(c).map_err(|e| WebError::BadRequest(format!("channel: {e}")))?),
+    };
+    let pick = crate::social::reach::Pick::Page {
+        channel: only.clone(),
+        page: q.page,
+    };
+    let paths = state
+        .read_live(move |g| crate::social::reach::Paths::live(g, me))
         .await?;
+    let reach = state
+        .heavy_db(move |s| crate::social::reach::named(s, paths, &pick))
+        .await?;
+    let page = q.page;
     let channels: Vec<Value> = reach
         .into_iter()
-        .map(|(c, list)| {
-            let receivers: Vec<Value> = list
+        .map(|c| {
+            let receivers: Vec<Value> = c
+                .receivers
                 .into_iter()
                 .map(|r| {
                     json!({
@@ -575,14 +602,27 @@ async fn reach_page(state: State, req: HttpRequest, v: Viewer) -> Result<HttpRes
                     })
                 })
                 .collect();
-            json!({"channel": c.as_str(), "receivers": receivers})
+            let link = |p: usize| {
+                format!(
+                    "/reach?channel={}&page={p}",
+                    crate::web::render::url_component(c.channel.as_str())
+                )
+            };
+            json!({
+                "channel": c.channel.as_str(),
+                "receivers": receivers,
+                "total": c.total,
+                "paged": c.more || page > 0,
+                "next": c.more.then(|| link(page + 1)),
+                "previous": (page > 0).then(|| link(page - 1)),
+            })
         })
         .collect();
     Page::new(
         "reach",
         "Reach of my data",
         "shares",
-        json!({ "channels": channels }),
+        json!({ "channels": channels, "one": only.is_some(), "per_page": crate::social::reach::REACH_PAGE }),
     )
     .render(&state, &req, Some(&v))
 }
