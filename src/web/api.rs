@@ -505,30 +505,8 @@ async fn request_action(state: State, u: ApiUser, path: web::Path<(i64, String)>
     Ok(HttpResponse::Ok().json(json!({"ok": true})))
 }
 
-/// `?channel=NAME&page=N`: one channel's page N of receivers; without `channel`, the first
-/// page (or page N) of each.
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct ReachQuery {
-    channel: String,
-    page: usize,
-}
-
-async fn reach(state: State, u: ApiUser, q: web::Query<ReachQuery>) -> ApiResult {
-    let me = u.0.id;
-    let pick = crate::social::reach::Pick::Page {
-        channel: match q.channel.trim() {
-            "" => None,
-            c => Some(Channel::new(c).map_err(|e| WebError::BadRequest(format!("channel: {e}")))?),
-        },
-        page: q.page,
-    };
-    let paths = state
-        .read_live(move |g| crate::social::reach::Paths::live(g, me))
-        .await?;
-    let reach = state
-        .heavy_db(move |s| crate::social::reach::named(s, paths, &pick))
-        .await?;
+async fn reach(state: State, u: ApiUser, q: web::Query<super::routes::shares::ReachQuery>) -> ApiResult {
+    let reach = state.reach(u.0.id, &q.channel, q.page).await?;
     let channels: Vec<_> = reach
         .into_iter()
         .map(|c| {

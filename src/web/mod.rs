@@ -177,6 +177,26 @@ impl WebState {
             .map_err(WebError::from)
     }
 
+    /// Where `user`'s data goes: page `page` of the receivers of each channel they share, or
+    /// of `channel` alone (a name; empty: every channel), from the live graph.
+    pub async fn reach(
+        &self,
+        user: crate::domain::UserId,
+        channel: &str,
+        page: usize,
+    ) -> Result<Vec<crate::social::reach::ChannelReach>, WebError> {
+        use crate::social::reach::{Paths, Pick, named};
+        let channel = match channel.trim() {
+            "" => None,
+            c => Some(
+                crate::wire::Channel::new(c).map_err(|e| WebError::BadRequest(format!("channel: {e}")))?,
+            ),
+        };
+        let paths = self.read_live(move |g| Paths::live(g, user)).await?;
+        let pick = Pick::Page { channel, page };
+        self.heavy_db(move |s| named(s, paths, &pick)).await
+    }
+
     /// Runs a social operation through the SocialGraph actor (ACL effects apply at once):
     /// its result and the nodes where it was live when it answered.
     pub async fn apply<T: Send + 'static>(

@@ -555,12 +555,15 @@ async fn block(state: State, v: Viewer, form: CsrfForm<BlockForm>) -> Result<Htt
     Ok(see_other_live(&state, "/shared-with-me", Some(ok), &live))
 }
 
-/// `?channel=NAME&page=N`: more of one channel's receivers.
+/// `?channel=NAME&page=N`: one channel's page N of receivers; without `channel`, page N of
+/// each (the page and the API).
 #[derive(Deserialize, Default)]
 #[serde(default)]
-struct ReachQuery {
-    channel: String,
-    page: usize,
+pub(crate) struct ReachQuery {
+    /// The channel (empty: every one).
+    pub(crate) channel: String,
+    /// From 0.
+    pub(crate) page: usize,
 }
 
 /// *Reach*: where the viewer's data goes, per channel they share, and through whom (a page
@@ -571,21 +574,7 @@ async fn reach_page(
     v: Viewer,
     q: web::Query<ReachQuery>,
 ) -> Result<HttpResponse, WebError> {
-    let me = v.user.id;
-    let only = match q.channel.trim() {
-        "" => None,
-        c => Some(Channel::new(c).map_err(|e| WebError::BadRequest(format!("channel: {e}")))?),
-    };
-    let pick = crate::social::reach::Pick::Page {
-        channel: only.clone(),
-        page: q.page,
-    };
-    let paths = state
-        .read_live(move |g| crate::social::reach::Paths::live(g, me))
-        .await?;
-    let reach = state
-        .heavy_db(move |s| crate::social::reach::named(s, paths, &pick))
-        .await?;
+    let reach = state.reach(v.user.id, &q.channel, q.page).await?;
     let page = q.page;
     let channels: Vec<Value> = reach
         .into_iter()
@@ -622,7 +611,7 @@ async fn reach_page(
         "reach",
         "Reach of my data",
         "shares",
-        json!({ "channels": channels, "one": only.is_some(), "per_page": crate::social::reach::REACH_PAGE }),
+        json!({ "channels": channels, "per_page": crate::social::reach::REACH_PAGE }),
     )
     .render(&state, &req, Some(&v))
 }
