@@ -2160,6 +2160,100 @@ async fn share_lists_filter_by_state_and_clear_their_ended_entries() {
 }
 
 #[actix_web::test]
+async fn a_busy_channel_names_a_few_publishers_and_pages_the_rest() {
+    use hpfriends::domain::listing::NewAuthkey;
+    use hpfriends::wire::{Channel, Secret};
+    let site = Site::new().await;
+    let app = site.app().await;
+    let viewer = site.account("viewer").await;
+    let busy = Channel::new("busy.chan").unwrap();
+    let mut ids = Vec::new();
+    for (i, owner) in std::iter::once(viewer.id)
+        .chain((0..60).map(|i| {
+            site.store
+                .add_user(&format!("p{i:02}"), &format!("p{i}@example.org"), "test")
+                .unwrap()
+                .id
+        }))
+        .enumerate()
+    {
+        ids.push(owner);
+        site.store
+            .add_authkey(
+                &NewAuthkey {
+                    owner,
+                    ident: Ident::new(&format!("busy{i}")).unwrap(),
+                    secret: Secret::new(format!("s{i}")),
+                    publish: vec![busy.clone()],
+                    subscribe: vec![],
+                    comment: String::new(),
+                },
+                "test",
+            )
+            .unwrap();
+    }
+    let mut b = Browser::default();
+    b.login(&app, "viewer").await;
+
+    // The catalogue names the viewer and the 9 oldest other accounts, and counts the rest.
+    let p = b.get(&app, "/channels").await;
+    let row = between(&p.body, "<code>busy.chan</code>", "</tr>");
+    assert!(
+        row.contains("<span class=\"badge\">you</span>, <a href=\"/users/p00\">p00</a>"),
+        "{row}"
+    );
+    assert!(row.contains(">p08</a>") && !row.contains(">p09</a>"), "{row}");
+    assert!(row.contains("and 51 more</a>"), "{row}");
+    let token = site.api_token("viewer").await;
+    let (_, body) = b.api(&app, Method::GET, "/api/v1/channels", &token, None).await;
+    assert_eq!(body["channels"][0]["publisher_count"], 61, "{body}");
+    assert_eq!(
+        body["channels"][0]["publishers"].as_array().unwrap().len(),
+        10,
+        "{body}"
+    );
+
+    // The channel lists them 50 a page.
+    let p = b.get(&app, "/channel?name=busy.chan").await;
+    assert_eq!(p.body.matches("id=\"publisher-").count(), 50, "{}", p.body);
+    assert!(p.body.contains("(61)"), "{}", p.body);
+    assert!(
+        p.body.contains("/channel?name&#x3D;busy.chan&amp;page=1"),
+        "{}",
+        p.body
+    );
+    let p = b.get(&app, "/channel?name=busy.chan&page=1").await;
+    assert_eq!(p.body.matches("id=\"publisher-").count(), 11, "{}", p.body);
+    assert!(p.body.contains("id=\"publisher-p59\""), "{}", p.body);
+    let (_, body) = b
+        .api(&app, Method::GET, "/api/v1/channel?name=busy.chan", &token, None)
+        .await;
+    assert_eq!(body["publisher_count"], 61, "{body}");
+    assert_eq!(body["next_page"], 1, "{body}");
+    assert_eq!(body["publishers"][0]["name"], "viewer", "{body}");
+    let (_, body) = b
+        .api(
+            &app,
+            Method::GET,
+            "/api/v1/channel?name=busy.chan&page=1",
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(body["publishers"].as_array().unwrap().len(), 11, "{body}");
+    assert_eq!(body["next_page"], serde_json::Value::Null, "{body}");
+
+    // A block made elsewhere (here, straight into the store) shows at once, both ways.
+    site.store.block_user(ids[1], viewer.id, "test").unwrap();
+    let (_, body) = b.api(&app, Method::GET, "/api/v1/channels", &token, None).await;
+    assert_eq!(body["channels"][0]["publisher_count"], 60, "{body}");
+    assert!(
+        !body["channels"][0]["publishers"].to_string().contains("p00"),
+        "{body}"
+    );
+}
+
+#[actix_web::test]
 async fn a_researcher_finds_a_channel_asks_its_publisher_and_is_granted_it() {
     use hpfriends::domain::listing::Traffic;
     use hpfriends::wire::Channel;

@@ -27,6 +27,7 @@ use crate::store::generate::Shape;
 use crate::store::models::accounts::TokenKind;
 use crate::wire::{Channel, Ident};
 
+pub mod pages;
 pub mod worst;
 
 /// What to run.
@@ -662,7 +663,7 @@ pub async fn run_size(b: &GraphBench, users: usize, rss_empty_kib: u64) -> Resul
             row.leaked += 1;
         }
     }
-    if let Some(((made, head_token), w)) = worst_made {
+    if let Some((prepared, w)) = worst_made {
         let running = worst::Running {
             exe: &b.exe,
             db: &db,
@@ -671,9 +672,10 @@ pub async fn run_size(b: &GraphBench, users: usize, rss_empty_kib: u64) -> Resul
             tokens: (&pub_token, &sub_token),
             small: &seen,
             users,
-            head_token: &head_token,
+            head_token: &prepared.head_token,
+            hub: (&prepared.hub_token, &prepared.hub_cookie),
         };
-        row.worst = Some(worst::run(&running, made, w, b.rounds).await?);
+        row.worst = Some(worst::run(&running, prepared.made, w, b.rounds).await?);
     }
     stop.store(true, Relaxed);
     let _ = publ.await;
@@ -757,6 +759,9 @@ pub fn table(rows: &[GraphRow]) -> String {
     if !worst.is_empty() {
         out.push('\n');
         out.push_str(&worst::table(&worst));
+        let pages: Vec<(usize, &pages::PagesRow)> = worst.iter().map(|(u, w)| (*u, &w.pages)).collect();
+        out.push('\n');
+        out.push_str(&pages::table(&pages));
     }
     out
 }

@@ -180,6 +180,10 @@ pub const MAX_KEY_COMMENT: usize = 200;
 /// Entries per page of any list that can grow (keys, shares, groups, offers, logs).
 pub const PER_PAGE: usize = 50;
 
+/// Publishers named per channel in the catalogue (the count says how many in all; the
+/// channel's page lists them, a page at a time): at 100,000 users a channel has thousands.
+pub const CATALOGUE_NAMES: usize = 10;
+
 /// Keys a rate limiter remembers before it sweeps the ones whose bucket is full again.
 pub const LIMITER_SWEEP_AT: usize = 100_000;
 

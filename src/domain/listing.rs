@@ -126,7 +126,10 @@ pub const ENDED: [ShareState; 3] = [ShareState::Declined, ShareState::Revoked, S
 pub struct CatalogueEntry {
     /// The channel.
     pub channel: Channel,
-    /// Names of the users with a key that publishes on it, by name.
+    /// How many users with a key that publishes on it the viewer may see.
+    pub count: usize,
+    /// The names of the first of them (the viewer, then the oldest accounts), at most
+    /// [`crate::config::limits::CATALOGUE_NAMES`].
     pub publishers: Vec<String>,
 }
 

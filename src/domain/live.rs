@@ -15,8 +15,10 @@ use super::model::{Grantee, Graph, Share, ShareKind, ShareState};
 use super::{AuthkeyId, GroupId, ShareId, UserId};
 use crate::wire::{Channel, Ident};
 
+mod catalogue;
 mod forward;
 mod reach;
+pub use catalogue::ChannelPublishers;
 pub use reach::ReachTree;
 
 /// Maps and sets keyed by database ids (never by names a user chose): a fast hash is safe.
@@ -173,6 +175,8 @@ pub struct LiveGraph {
     channels: HashMap<Channel, ChannelState>,
     keys: IdMap<AuthkeyId, KeyRecord>,
     keys_of: IdMap<UserId, IdSet<AuthkeyId>>,
+    /// Who publishes where (the catalogue's index).
+    publishing: catalogue::Publishing,
     table: KeyTable,
 }
 
@@ -193,6 +197,7 @@ impl LiveGraph {
             channels: Default::default(),
             keys: IdMap::with_capacity_and_hasher(graph.keys.len(), Default::default()),
             keys_of: Default::default(),
+            publishing: Default::default(),
             table: KeyTable::new(),
         };
         for (group, users) in graph.groups {
@@ -231,6 +236,7 @@ impl LiveGraph {
         });
         g.channels = states.into_iter().collect();
         for k in graph.keys {
+            catalogue::note(&mut g.publishing, &k, true);
             g.keys_of.entry(k.owner).or_default().insert(k.id);
             g.keys.insert(k.id, k);
         }
@@ -380,6 +386,7 @@ impl LiveGraph {
             }
             Delta::Key(id, new) => {
                 if let Some(old) = self.keys.remove(&id) {
+                    catalogue::note(&mut self.publishing, &old, false);
                     if let Some(ks) = self.keys_of.get_mut(&old.owner) {
                         ks.remove(&id);
                         if ks.is_empty() {
@@ -392,6 +399,7 @@ impl LiveGraph {
                 }
                 if let Some(k) = new {
                     gone.retain(|i| *i != k.ident);
+                    catalogue::note(&mut self.publishing, &k, true);
                     self.keys_of.entry(k.owner).or_default().insert(id);
                     self.keys.insert(id, k);
                     keys.insert(id);

@@ -23,11 +23,7 @@ pub fn request_access(
     if let Some(p) = crate::domain::text::problem(note, MAX_ACCESS_REQUEST_NOTE, true) {
         return Err(SocialError::Invalid(format!("note: {p}")));
     }
-    let Some((to, _)) = store
-        .channel_publishers(actor.id, channel)?
-        .into_iter()
-        .find(|(_, n)| n.eq_ignore_ascii_case(publisher))
-    else {
+    let Some(to) = store.channel_publisher(actor.id, channel, publisher)? else {
         return Err(SocialError::NotFound(format!(
             "{publisher} does not publish on {channel}"
         )));

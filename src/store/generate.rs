@@ -12,6 +12,9 @@ use diesel::prelude::*;
 use super::{AnyConnection, Store, StoreError, now};
 use crate::domain::{GroupId, ShareId, UserId};
 
+mod hub;
+pub use hub::HUB;
+
 /// The community's shape. The defaults are the benchmark's (see `bench/RESULTS.md`).
 #[derive(Debug, Clone, Copy)]
 pub struct Shape {
@@ -399,6 +402,7 @@ impl Store {
                 link: UserId(first + 2),
                 owner: UserId(first + 3),
                 member: UserId(first + 4),
+                hub: UserId(first + 5),
                 first_share: ShareId(max(conn, "shares")? + 1),
                 group_share: ShareId(0),
                 group: GroupId(max(conn, "groups")? + 1),
@@ -412,6 +416,7 @@ impl Store {
                 (made.link, WORST_LINK),
                 (made.owner, WORST_OWNER),
                 (made.member, WORST_MEMBER),
+                (made.hub, WORST_HUB),
             ] {
                 ins.push(format!("({}, '{name}', '{name}@bench.invalid', TRUE, TRUE, FALSE, {t})", id.0))?;
             }
@@ -470,6 +475,9 @@ impl Store {
                 members.push(format!("({g}, {}, 'member', 'active', {t})", uid(i)))?;
             }
             members.flush()?;
+            drop(members);
+            let mut next_group = made.group.0;
+            hub::edges(conn, &mut rng, made.hub.0, users, &uid, &mut next_share, &mut next_group, t)?;
             fold_log(conn, postgres)?;
             Ok(WorstMade {
                 group_share: ShareId(group_share),
@@ -480,7 +488,8 @@ impl Store {
 }
 
 /// The graph's worst cases (issue 32): `chains` chains of `chain_length` users below one
-/// head, and a group of `group_members` users offered a redistribute share by the head.
+/// head, a group of `group_members` users offered a redistribute share by the head, and a
+/// hub ([`HUB`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Worst {
     /// Chains below the head.
@@ -508,6 +517,8 @@ pub const WORST_HEAD: &str = "chainhead";
 pub const WORST_LINK: &str = "chainlink";
 /// Name of the big group's owner.
 pub const WORST_OWNER: &str = "groupowner";
+/// Name of the hub (see [`HUB`]).
+pub const WORST_HUB: &str = "hub";
 /// Name of a member of the big group who receives only through it.
 pub const WORST_MEMBER: &str = "groupmember";
 
@@ -522,6 +533,8 @@ pub struct WorstMade {
     pub owner: UserId,
     /// A member of the big group that nothing else brings the head's data.
     pub member: UserId,
+    /// A user with hundreds of edges of every kind ([`HUB`]).
+    pub hub: UserId,
     /// The head's share to `link`.
     pub first_share: ShareId,
     /// The head's redistribute share offered to the group.

@@ -377,6 +377,7 @@ async fn list_channels(state: State, u: ApiUser, q: web::Query<ChannelsQuery>) -
             json!({
                 "channel": e.channel.as_str(),
                 "publishers": e.publishers,
+                "publisher_count": e.count,
                 "last_day": {
                     "messages": slots.iter().map(|s| s.messages).sum::<i64>(),
                     "bytes": slots.iter().map(|s| s.bytes).sum::<i64>(),
@@ -387,22 +388,27 @@ async fn list_channels(state: State, u: ApiUser, q: web::Query<ChannelsQuery>) -
     Ok(HttpResponse::Ok().json(json!({"channels": list, "next_page": more.then_some(page + 1)})))
 }
 
-/// `?name=CHANNEL`.
+/// `?name=CHANNEL&page=N`.
 #[derive(Deserialize, Default)]
 #[serde(default)]
 struct ChannelQuery {
     name: String,
+    page: usize,
 }
 
 async fn channel(state: State, u: ApiUser, q: web::Query<ChannelQuery>) -> ApiResult {
     let c = Channel::new(q.name.trim()).map_err(|e| ApiError(WebError::BadRequest(format!("name: {e}"))))?;
     let t = crate::store::now();
     let spans = crate::web::charts::SPANS;
-    let (publishers, series) = super::routes::channels::channel_view(&state, u.0.id, &c, t).await?;
+    let page = q.page;
+    let (publishers, series) = super::routes::channels::channel_view(&state, u.0.id, &c, page, t).await?;
     use crate::domain::model::ShareState;
+    let more = (page + 1).saturating_mul(crate::config::limits::PER_PAGE) < publishers.total;
     Ok(HttpResponse::Ok().json(json!({
         "channel": c.as_str(),
-        "publishers": publishers.iter().map(|(_, n, st)| json!({
+        "publisher_count": publishers.total,
+        "next_page": more.then_some(page + 1),
+        "publishers": publishers.rows.iter().map(|(_, n, st)| json!({
             "name": n,
             "shares_with_you": *st == Some(ShareState::Accepted),
             "offers_you": *st == Some(ShareState::Offered),

@@ -93,6 +93,22 @@ pub async fn on_db<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) ->
 /// How handlers receive the state.
 pub type State = web::Data<WebState>;
 
+/// The key cookies are signed with, read from the database (made there on first use), so
+/// that every node of a cluster, and a restarted server, accept the same cookies.
+pub fn cookie_key(store: &Store) -> Result<Key, WebError> {
+    let hex_key = store.server_secret("cookie_key", || {
+        let mut b = [0u8; 64];
+        // A failure leaves zeros, refused just below.
+        let _ = getrandom::getrandom(&mut b);
+        hex::encode(b)
+    })?;
+    let bytes = hex::decode(hex_key).map_err(|e| WebError::Internal(e.to_string()))?;
+    if bytes.len() < 64 || bytes.iter().all(|b| *b == 0) {
+        return Err(WebError::Internal("the stored cookie key is unusable".into()));
+    }
+    Ok(Key::from(&bytes))
+}
+
 impl WebState {
     /// Assembles the state; reads (or creates) the cookie key from the database.
     pub fn new(
@@ -102,16 +118,7 @@ impl WebState {
         mailer: Mailer,
         config: &crate::config::Config,
     ) -> Result<WebState, WebError> {
-        let hex_key = store.server_secret("cookie_key", || {
-            let mut b = [0u8; 64];
-            // A failure leaves zeros, refused just below.
-            let _ = getrandom::getrandom(&mut b);
-            hex::encode(b)
-        })?;
-        let bytes = hex::decode(hex_key).map_err(|e| WebError::Internal(e.to_string()))?;
-        if bytes.len() < 64 || bytes.iter().all(|b| *b == 0) {
-            return Err(WebError::Internal("the stored cookie key is unusable".into()));
-        }
+        let key = cookie_key(&store)?;
         let (templates, mail_templates) =
             render::templates().map_err(|e| WebError::Internal(e.to_string()))?;
         Ok(WebState {
@@ -125,7 +132,7 @@ impl WebState {
             templates,
             mail_templates,
             mailer,
-            key: Key::from(&bytes),
+            key,
             site_url: config.site_url(),
             // A site reached over HTTPS (even through a proxy) keeps its cookies there.
             secure_cookies: config.secure_cookies || config.site_url().starts_with("https://"),

@@ -21,8 +21,10 @@ use subtle::ConstantTimeEq;
 
 use super::error::{ApiError, WebError};
 use super::{State, WebState};
+use crate::domain::UserId;
 use crate::domain::listing::User;
 use crate::limiter::Limiter;
+use crate::store::Store;
 
 /// Session cookie name.
 pub const SESSION_COOKIE: &str = "hpf_session";
@@ -67,6 +69,19 @@ pub fn signed(state: &WebState, c: Cookie<'static>) -> Cookie<'static> {
     let mut jar = CookieJar::new();
     jar.signed_mut(&state.key).add(c);
     jar.get(&name).cloned().unwrap_or_else(|| Cookie::new(name, ""))
+}
+
+/// A `Cookie:` header value signing `user` in over plain HTTP, made without the login form
+/// (benchmarks drive the pages of generated users, who have no password).
+pub fn session_cookie_for(store: &Store, user: UserId, ttl_secs: i64) -> Result<String, WebError> {
+    let raw = store.create_session(user, ttl_secs, "bench")?;
+    let key = super::cookie_key(store)?;
+    let mut jar = CookieJar::new();
+    jar.signed_mut(&key).add(Cookie::new(SESSION_COOKIE, raw));
+    let c = jar
+        .get(SESSION_COOKIE)
+        .ok_or_else(|| WebError::Internal("the session cookie was not signed".into()))?;
+    Ok(format!("{}={}", c.name(), c.value()))
 }
 
 /// The verified value of a signed cookie.

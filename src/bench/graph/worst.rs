@@ -55,11 +55,25 @@ pub struct WorstRow {
     pub reach_8: (f64, f64),
     /// `GET /api/v1/shares` for another user while those 8 run.
     pub list_during_reach: (f64, f64),
+    /// The pages the hub opens.
+    pub pages: super::pages::PagesRow,
+}
+
+/// What [`prepare`] made: the shapes, and how the head and the hub sign in.
+pub(super) struct Prepared {
+    /// The shapes.
+    pub(super) made: WorstMade,
+    /// The head's API token.
+    pub(super) head_token: String,
+    /// The hub's API token.
+    pub(super) hub_token: String,
+    /// The hub's session cookie (`name=value`).
+    pub(super) hub_cookie: String,
 }
 
 /// Adds the worst cases to the freshly generated community in `store`, with the keys the
 /// measurement uses.
-pub(super) fn prepare(store: &Store, users: usize, w: Worst) -> Result<(WorstMade, String), BenchError> {
+pub(super) fn prepare(store: &Store, users: usize, w: Worst) -> Result<Prepared, BenchError> {
     let err = |e: &dyn std::fmt::Display| BenchError::Protocol(e.to_string());
     let made = store
         .generate_worst(w, users, CHANNEL, 0x3c0f_fee5 ^ users as u64)
@@ -85,15 +99,34 @@ pub(super) fn prepare(store: &Store, users: usize, w: Worst) -> Result<(WorstMad
             )
             .map_err(|e| err(&e))?;
     }
-    let token = store
-        .create_token(
-            crate::store::models::accounts::TokenKind::Api,
-            made.head,
-            "",
-            None,
+    // The hub publishes on the busy channel and a few more: it is in the catalogue.
+    store
+        .add_authkey(
+            &NewAuthkey {
+                ident: Ident::new("hub-key").map_err(|e| err(&e))?,
+                secret: Secret::new("hub-key-secret"),
+                owner: made.hub,
+                publish: (0..5)
+                    .map(|i| Channel::new(&crate::store::generate::channel_name(i)))
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| err(&e))?,
+                subscribe: vec![],
+                comment: String::new(),
+            },
+            "bench",
         )
         .map_err(|e| err(&e))?;
-    Ok((made, token))
+    let token = |user| {
+        store
+            .create_token(crate::store::models::accounts::TokenKind::Api, user, "", None)
+            .map_err(|e| err(&e))
+    };
+    Ok(Prepared {
+        made,
+        head_token: token(made.head)?,
+        hub_token: token(made.hub)?,
+        hub_cookie: crate::web::session::session_cookie_for(store, made.hub, 86_400).map_err(|e| err(&e))?,
+    })
 }
 
 /// The measurement's keys and their secrets.
@@ -128,6 +161,8 @@ pub(super) struct Running<'a> {
     pub(super) users: usize,
     /// The head's API token.
     pub(super) head_token: &'a str,
+    /// The hub's API token and session cookie.
+    pub(super) hub: (&'a str, &'a str),
 }
 
 /// Runs `rounds` rounds of the worst cases against the running server.
@@ -272,6 +307,7 @@ pub(super) async fn run(
             .to_owned();
     }
     reads(r, &mut row).await?;
+    row.pages = super::pages::measure(r.web, r.hub.1, r.hub.0, CHANNEL).await?;
     stop.store(true, Relaxed);
     for t in tasks {
         let _ = t.await;

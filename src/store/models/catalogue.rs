@@ -8,7 +8,7 @@ use diesel::prelude::*;
 
 use super::audit;
 use crate::config::limits::{TRAFFIC_BUCKET_SECS, TRAFFIC_KEEP_SECS};
-use crate::domain::listing::{AccessRequest, CatalogueEntry, RequestState, Traffic};
+use crate::domain::listing::{AccessRequest, RequestState, Traffic};
 use crate::domain::{RequestId, ShareId, UserId};
 use crate::store::on_backend;
 use crate::store::schema::{
@@ -123,67 +123,22 @@ impl Store {
         Ok(out)
     }
 
-    /// Page `page` (`per` a page, by name) of the channels some key publishes on, among
-    /// publishers `viewer` may see, whose name contains `query` (any case); and whether
-    /// more follow.
-    pub fn catalogue_page(
-        &self,
-        viewer: UserId,
-        query: &str,
-        page: usize,
-        per: usize,
-    ) -> Result<(Vec<CatalogueEntry>, bool), StoreError> {
-        let mut conn = self.conn()?;
-        let pattern = self.like_nocase(query);
-        let names: Vec<String> = visible_publishers!(viewer.0)
-            .filter(
-                crate::store::lower(authkey_channels::channel)
-                    .like(&pattern)
-                    .escape('\\'),
-            )
-            .select(authkey_channels::channel)
-            .distinct()
-            .order(authkey_channels::channel)
-            .limit(crate::store::page_limit(per))
-            .offset(crate::store::page_offset(page, per))
-            .load(&mut conn)?;
-        let (names, more) = crate::store::page_rows(names, per);
-        let pairs: Vec<(String, String)> = visible_publishers!(viewer.0)
-            .filter(authkey_channels::channel.eq_any(&names))
-            .select((authkey_channels::channel, users::name))
-            .distinct()
-            .order((authkey_channels::channel, users::name))
-            .load(&mut conn)?;
-        let mut by: HashMap<String, Vec<String>> = HashMap::new();
-        for (c, u) in pairs {
-            by.entry(c).or_default().push(u);
-        }
-        let entries = names
-            .into_iter()
-            .filter_map(|n| {
-                let publishers = by.remove(&n).unwrap_or_default();
-                Channel::new(&n)
-                    .ok()
-                    .map(|channel| CatalogueEntry { channel, publishers })
-            })
-            .collect();
-        Ok((entries, more))
-    }
-
-    /// The users `viewer` may see with a key that publishes on `channel`, by name.
-    pub fn channel_publishers(
+    /// The user named `name` (any case) with a key that publishes on `channel`, if `viewer`
+    /// may see them (enabled, and neither blocking the other).
+    pub fn channel_publisher(
         &self,
         viewer: UserId,
         channel: &Channel,
-    ) -> Result<Vec<(UserId, String)>, StoreError> {
+        name: &str,
+    ) -> Result<Option<UserId>, StoreError> {
         let mut conn = self.conn()?;
-        let rows: Vec<(i64, String)> = visible_publishers!(viewer.0)
+        let row: Option<i64> = visible_publishers!(viewer.0)
             .filter(authkey_channels::channel.eq(channel.as_str()))
-            .select((users::id, users::name))
-            .distinct()
-            .order(users::name)
-            .load(&mut conn)?;
-        Ok(rows.into_iter().map(|(id, n)| (UserId(id), n)).collect())
+            .filter(crate::store::lower(users::name).eq(name.to_lowercase()))
+            .select(users::id)
+            .first(&mut conn)
+            .optional()?;
+        Ok(row.map(UserId))
     }
 
     /// Records `from`'s request to `to` for `channel`; a conflict when one is open already.

@@ -8,8 +8,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{FieldErrors, see_other, see_other_live};
+use crate::config::limits::CATALOGUE_NAMES;
 use crate::domain::listing::{AccessRequest, CatalogueEntry, RequestState, Traffic, User};
-use crate::domain::model::{Grantee, ShareState};
+use crate::domain::model::ShareState;
 use crate::domain::{RequestId, UserId};
 use crate::social::access;
 use crate::social::ops::SocialError;
@@ -70,6 +71,8 @@ fn messages(n: i64) -> String {
 
 /// Page `page` of the catalogue as `viewer` sees it (channels containing `text`), each with
 /// its traffic over the last day in hourly slots ending at `now`; and whether more follow.
+/// Who publishes where comes from the live graph; the database is asked only for the names
+/// on the page and the page's traffic.
 pub async fn catalogue_day(
     state: &WebState,
     viewer: UserId,
@@ -78,46 +81,78 @@ pub async fn catalogue_day(
     now: i64,
 ) -> Result<(Vec<(CatalogueEntry, Vec<Traffic>)>, bool), WebError> {
     let day = SPANS[1];
-    let (entries, more, traffic) = state
+    let (found, more) = state
+        .read_live(move |g| g.catalogue(viewer, &text, page, super::PER_PAGE, CATALOGUE_NAMES))
+        .await?;
+    let (names, traffic) = state
         .db(move |s| -> Result<_, SocialError> {
-            let (entries, more) = s.catalogue_page(viewer, &text, page, super::PER_PAGE)?;
-            let names: Vec<Channel> = entries.iter().map(|e| e.channel.clone()).collect();
-            let traffic = s.channel_traffic(&names, now - day.secs)?;
-            Ok((entries, more, traffic))
+            let ids: Vec<UserId> = found.iter().flat_map(|e| e.first.iter().copied()).collect();
+            let names = s.user_names(&ids)?;
+            let channels: Vec<Channel> = found.iter().map(|e| e.channel.clone()).collect();
+            let traffic = s.channel_traffic(&channels, now - day.secs)?;
+            Ok(((found, names), traffic))
         })
         .await?;
-    let rows = entries
+    let (found, names) = names;
+    let rows = found
         .into_iter()
         .map(|e| {
             let series = traffic.get(&e.channel).map(Vec::as_slice).unwrap_or(&[]);
             let slots = charts::slots(series, day, now);
-            (e, slots)
+            let publishers = e.first.iter().filter_map(|u| names.get(u).cloned()).collect();
+            let entry = CatalogueEntry {
+                channel: e.channel,
+                count: e.count,
+                publishers,
+            };
+            (entry, slots)
         })
         .collect();
     Ok((rows, more))
 }
 
-/// One channel as `viewer` sees it: its publishers (id, name, and the state of a live share
-/// of theirs to the viewer on it, if any) and its traffic over the last week.
+/// A channel's publishers as one viewer sees them, a page at a time.
+pub struct ChannelPublishers {
+    /// Page `page`'s: id, name, and the state of a live share of theirs to the viewer on it.
+    pub rows: Vec<(UserId, String, Option<ShareState>)>,
+    /// How many in all.
+    pub total: usize,
+}
+
+/// One channel as `viewer` sees it: page `page` of its publishers (the viewer first, then
+/// the oldest accounts; from the live graph) and its traffic over the last week.
 pub async fn channel_view(
     state: &WebState,
     viewer: UserId,
     channel: &Channel,
+    page: usize,
     now: i64,
-) -> Result<(Vec<(UserId, String, Option<ShareState>)>, Vec<Traffic>), WebError> {
+) -> Result<(ChannelPublishers, Vec<Traffic>), WebError> {
+    let c = channel.clone();
+    let (rows, total) = state
+        .read_live(move |g| g.publishers_page(viewer, &c, page, super::PER_PAGE))
+        .await?;
     let c = channel.clone();
     let week = SPANS[2].secs;
-    let (publishers, mut traffic) = state
+    let (names, mut traffic) = state
         .db(move |s| -> Result<_, SocialError> {
-            let mut with = Vec::new();
-            for (id, name) in s.channel_publishers(viewer, &c)? {
-                let share = s.live_share(id, &c, Grantee::User(viewer))?;
-                with.push((id, name, share.map(|s| s.state)));
-            }
-            Ok((with, s.channel_traffic(std::slice::from_ref(&c), now - week)?))
+            let ids: Vec<UserId> = rows.iter().map(|(u, _)| *u).collect();
+            let names = s.user_names(&ids)?;
+            Ok((
+                (rows, names),
+                s.channel_traffic(std::slice::from_ref(&c), now - week)?,
+            ))
         })
         .await?;
-    Ok((publishers, traffic.remove(channel).unwrap_or_default()))
+    let (rows, names) = names;
+    let rows = rows
+        .into_iter()
+        .filter_map(|(u, st)| names.get(&u).map(|n| (u, n.clone(), st)))
+        .collect();
+    Ok((
+        ChannelPublishers { rows, total },
+        traffic.remove(channel).unwrap_or_default(),
+    ))
 }
 
 async fn catalogue(
@@ -139,6 +174,8 @@ async fn catalogue(
             json!({
                 "channel": e.channel.as_str(),
                 "publishers": e.publishers.iter().map(|p| json!({"name": p, "you": p == me})).collect::<Vec<_>>(),
+                "count": e.count,
+                "more": e.count.saturating_sub(e.publishers.len()),
                 "chart": chart(slots, day, &format!("messages on {} per hour, last day (list)", e.channel), |t| t.messages, messages),
                 "messages": total,
                 "volume": bytes(volume),
@@ -159,11 +196,12 @@ async fn catalogue(
     .render(&state, &req, Some(&v))
 }
 
-/// `?name=CHANNEL`.
+/// `?name=CHANNEL&page=N` (N: the page of its publishers, from 0).
 #[derive(Deserialize, Default)]
 #[serde(default)]
 struct ChannelQuery {
     name: String,
+    page: usize,
 }
 
 fn request_json(r: &AccessRequest) -> Value {
@@ -200,10 +238,11 @@ async fn channel_ctx(
     state: &WebState,
     v: &Viewer,
     channel: Channel,
+    page: usize,
     errors: &FieldErrors,
 ) -> Result<Value, WebError> {
     let t = now();
-    let (publishers, series) = channel_view(state, v.user.id, &channel, t).await?;
+    let (publishers, series) = channel_view(state, v.user.id, &channel, page, t).await?;
     let me = v.user.id;
     let mine = state
         .db({
@@ -230,7 +269,9 @@ async fn channel_ctx(
             })
         })
         .collect();
+    let more = (page + 1).saturating_mul(super::PER_PAGE) < publishers.total;
     let rows: Vec<Value> = publishers
+        .rows
         .iter()
         .map(|(id, name, share)| {
             let open = mine.iter().any(|r| r.to == *id && r.state == RequestState::Open);
@@ -244,14 +285,21 @@ async fn channel_ctx(
             })
         })
         .collect();
-    Ok(json!({
-        "channel": channel.as_str(),
-        "channel_url": url_component(channel.as_str()),
-        "spans": spans,
-        "publishers": rows,
-        "requests": mine.iter().map(request_json).collect::<Vec<_>>(),
-        "errors": errors.to_json(),
-    }))
+    let base = format!("/channel?name={}&", url_component(channel.as_str()));
+    Ok(super::paged(
+        json!({
+            "channel": channel.as_str(),
+            "channel_url": url_component(channel.as_str()),
+            "spans": spans,
+            "publishers": rows,
+            "total": publishers.total,
+            "base": base,
+            "requests": mine.iter().map(request_json).collect::<Vec<_>>(),
+            "errors": errors.to_json(),
+        }),
+        page,
+        more,
+    ))
 }
 
 fn parse_channel(name: &str) -> Result<Channel, WebError> {
@@ -266,7 +314,7 @@ async fn channel_page(
 ) -> Result<HttpResponse, WebError> {
     let channel = parse_channel(&q.name)?;
     let title = format!("Channel {channel}");
-    let ctx = channel_ctx(&state, &v, channel, &FieldErrors::default()).await?;
+    let ctx = channel_ctx(&state, &v, channel, q.page, &FieldErrors::default()).await?;
     Page::new("channel", &title, "channels", ctx).render(&state, &req, Some(&v))
 }
 
@@ -301,7 +349,7 @@ async fn request(
             let mut errors = FieldErrors::default();
             errors.add("request", m);
             let title = format!("Channel {channel}");
-            let ctx = channel_ctx(&state, &v, channel, &errors).await?;
+            let ctx = channel_ctx(&state, &v, channel, 0, &errors).await?;
             Page::new("channel", &title, "channels", ctx)
                 .status(StatusCode::UNPROCESSABLE_ENTITY)
                 .render(&state, &req, Some(&v))
