@@ -2160,6 +2160,73 @@ async fn share_lists_filter_by_state_and_clear_their_ended_entries() {
 }
 
 #[actix_web::test]
+async fn a_hubs_graph_is_summed_up_by_channel_and_drawn_a_channel_or_a_user_at_a_time() {
+    use hpfriends::domain::model::{Grantee, ShareKind, ShareState};
+    use hpfriends::wire::Channel;
+    let site = Site::new().await;
+    let app = site.app().await;
+    let hub = site.account("hub").await;
+    // 130 users, each sent one share on one of three channels: 130 arrows.
+    for i in 0..130 {
+        let u = site
+            .store
+            .add_user(&format!("r{i:03}"), &format!("r{i}@example.org"), "test")
+            .unwrap();
+        site.store
+            .add_share(
+                hub.id,
+                &Channel::new(&format!("c{}", i % 3)).unwrap(),
+                Grantee::User(u.id),
+                (ShareKind::Own, false),
+                ShareState::Accepted,
+                "test",
+            )
+            .unwrap();
+    }
+    let mut b = Browser::default();
+    b.login(&app, "hub").await;
+    let p = b.get(&app, "/graph").await;
+    assert!(
+        p.body.contains("id=\"too-large\"") && !p.body.contains("<svg"),
+        "{}",
+        p.body
+    );
+    let summary = between(&p.body, "id=\"by-channel\"", "</table>");
+    assert!(
+        summary.contains("<code>c0</code></td><td class=\"num\">44</td><td class=\"num\">0</td>"),
+        "{summary}"
+    );
+    assert!(summary.contains("href=\"/graph?channel=c1\""), "{summary}");
+    // One channel (43 arrows) is drawn, and so is one user.
+    let p = b.get(&app, "/graph?channel=c1").await;
+    assert!(
+        p.body.contains("<svg") && !p.body.contains("too-large"),
+        "{}",
+        p.body
+    );
+    assert_eq!(
+        p.body.matches("<td><code>c1</code></td>").count(),
+        43,
+        "{}",
+        p.body
+    );
+    assert!(!p.body.contains("<code>c0</code>"), "{}", p.body);
+    let p = b.get(&app, "/graph?with=R007").await;
+    assert!(
+        p.body.contains("<svg") && p.body.contains("user r007"),
+        "{}",
+        p.body
+    );
+    assert_eq!(p.body.matches("<td><code>").count(), 1, "{}", p.body);
+    let p = b.get(&app, "/graph.svg?channel=c2").await;
+    assert!(
+        p.body.starts_with("<svg") && !p.body.contains("r000"),
+        "{}",
+        p.body
+    );
+}
+
+#[actix_web::test]
 async fn a_busy_channel_names_a_few_publishers_and_pages_the_rest() {
     use hpfriends::domain::listing::NewAuthkey;
     use hpfriends::wire::{Channel, Secret};

@@ -180,6 +180,10 @@ pub const MAX_KEY_COMMENT: usize = 200;
 /// Entries per page of any list that can grow (keys, shares, groups, offers, logs).
 pub const PER_PAGE: usize = 50;
 
+/// Arrows the sharing-graph page draws at most: past it the page sums up the shares by
+/// channel, each a link to its own picture (a hub's hundreds of arrows are a tangle).
+pub const GRAPH_DRAW_MAX: usize = 120;
+
 /// Publishers named per channel in the catalogue (the count says how many in all; the
 /// channel's page lists them, a page at a time): at 100,000 users a channel has thousands.
 pub const CATALOGUE_NAMES: usize = 10;

@@ -186,6 +186,23 @@ impl Picture {
             .collect()
     }
 
+    /// The shares per channel, by name: (channel, from me, to me), for the summary of a
+    /// picture too large to draw.
+    pub fn by_channel(&self) -> Vec<Value> {
+        let mut per: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+        for e in &self.edges {
+            let n = per.entry(e.channel.as_str()).or_default();
+            if e.from == self.me {
+                n.0 += 1;
+            } else {
+                n.1 += 1;
+            }
+        }
+        per.into_iter()
+            .map(|(c, (out, inc))| json!({"channel": c, "outgoing": out, "incoming": inc}))
+            .collect()
+    }
+
     /// Arrows drawn (pairs of nodes with shares between them).
     pub fn arrow_count(&self) -> usize {
         self.arrows.len()

@@ -9,7 +9,7 @@ use crate::social::ops::{self, SocialError};
 use crate::store::StoreError;
 use crate::web::error::WebError;
 use crate::web::graph_svg;
-use crate::web::render::{Page, time};
+use crate::web::render::{Page, time, url_component};
 use crate::web::routes::authkeys::{my_keys, receivable};
 use crate::web::session::{MaybeViewer, Viewer};
 use crate::web::{State, WebState};
@@ -192,25 +192,72 @@ async fn search(
     .render(&state, &req, Some(&v))
 }
 
-async fn graph_data(state: &WebState, v: &Viewer) -> Result<graph_svg::Picture, WebError> {
+/// `?channel=NAME&with=NAME` on the graph page: only the shares on that channel, or with that
+/// user or group (a name; empty: all).
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct GraphQuery {
+    channel: String,
+    with: String,
+}
+
+impl GraphQuery {
+    fn keeps(&self, s: &crate::domain::listing::ShareInfo) -> bool {
+        let (channel, with) = (self.channel.trim(), self.with.trim());
+        (channel.is_empty() || s.share.channel.as_str() == channel)
+            && (with.is_empty()
+                || s.from_name.eq_ignore_ascii_case(with)
+                || s.to_name
+                    .split_once(' ')
+                    .is_some_and(|(_, n)| n.eq_ignore_ascii_case(with)))
+    }
+}
+
+async fn graph_data(state: &WebState, v: &Viewer, q: &GraphQuery) -> Result<graph_svg::Picture, WebError> {
     let me = v.user.clone();
-    let (out, inc) = state.db(move |s| ops::my_shares(s, &me)).await?;
+    let (mut out, mut inc) = state.db(move |s| ops::my_shares(s, &me)).await?;
+    out.retain(|s| q.keeps(s));
+    inc.retain(|s| q.keeps(s));
     Ok(graph_svg::Picture::of(&v.user.name, &out, &inc))
 }
 
-async fn graph(state: State, req: HttpRequest, v: Viewer) -> Result<HttpResponse, WebError> {
-    let picture = graph_data(&state, &v).await?;
+async fn graph(
+    state: State,
+    req: HttpRequest,
+    v: Viewer,
+    q: web::Query<GraphQuery>,
+) -> Result<HttpResponse, WebError> {
+    let picture = graph_data(&state, &v, &q).await?;
+    // Past a size a picture is a tangle: a summary by channel, each a link to its own.
+    let drawn = picture.arrow_count() <= crate::config::limits::GRAPH_DRAW_MAX;
+    let svg = if drawn { picture.svg() } else { String::new() };
+    let filter = match (q.channel.trim(), q.with.trim()) {
+        ("", "") => String::new(),
+        (c, "") => format!("channel={}", url_component(c)),
+        ("", w) => format!("with={}", url_component(w)),
+        (c, w) => format!("channel={}&with={}", url_component(c), url_component(w)),
+    };
     Page::new(
         "graph",
         "Graph",
         "graph",
-        json!({"svg": picture.svg(), "edges": picture.edge_list()}),
+        json!({
+            "svg": svg,
+            "drawn": drawn,
+            "arrows": picture.arrow_count(),
+            "max": crate::config::limits::GRAPH_DRAW_MAX,
+            "channels": picture.by_channel(),
+            "edges": picture.edge_list(),
+            "channel": q.channel.trim(),
+            "with_name": q.with.trim(),
+            "filtered_by": filter,
+        }),
     )
     .render(&state, &req, Some(&v))
 }
 
-async fn graph_image(state: State, v: Viewer) -> Result<HttpResponse, WebError> {
-    let picture = graph_data(&state, &v).await?;
+async fn graph_image(state: State, v: Viewer, q: web::Query<GraphQuery>) -> Result<HttpResponse, WebError> {
+    let picture = graph_data(&state, &v, &q).await?;
     Ok(HttpResponse::Ok()
         .content_type("image/svg+xml")
         .insert_header(("Cache-Control", "no-store"))
