@@ -6,7 +6,9 @@
 //! its own, and on PostgreSQL when the log's NOTIFY arrives, on SQLite every `acl_poll_ms`), applies the deltas to its [`LiveGraph`] off the
 //! actor's thread (only the keys whose sources can move are re-derived), stores the new
 //! table where sessions authenticate, and tells the Broker exactly which keys changed. Every
-//! change runs to its end before the next starts (one at a time, in order), and an operation
+//! change runs to its end before the next starts (one at a time, in order, but for an
+//! operation of this process, whose own changes go live ahead of what others logged just
+//! before it and this process has not applied yet: see `apply_own`), and an operation
 //! answers only after the Broker has brought its live routes in line: when the website says
 //! "revoked", a message published next is not delivered. The version applied is recorded in
 //! the store so that the CLI, which writes beside a running server, can wait until its change
@@ -119,6 +121,41 @@ fn catch_up(store: &Store, live: &Mutex<LiveGraph>, seen: i64) -> Result<Option<
     }
     Ok(Some(Derived {
         version,
+        table: Arc::new(live.table().clone()),
+        idents: changes.into_keys().collect(),
+    }))
+}
+
+/// Applies only the changes logged in `(before, own]`, an operation of this process, ahead
+/// of those in `(seen, before]` that others (the CLI, another node) logged just before it
+/// and that are not applied yet: a small change is not held up behind a big one that
+/// happened to commit first. Safe because every delta carries its entity as it is now, so
+/// any subset of the log applied gives a graph of current entities, and what is left out
+/// is only changes nobody has been told are live. The version stays `seen`: the log is
+/// read from there next (these rows again, a no-op as they are unchanged), and whoever
+/// waits for the earlier changes hears only once they are live. `None` when the log no
+/// longer reaches back (the caller catches up whole).
+fn apply_own(
+    store: &Store,
+    live: &Mutex<LiveGraph>,
+    seen: i64,
+    (before, own): (i64, i64),
+) -> Result<Option<Derived>, StoreError> {
+    let mut live = live.lock();
+    let mut from = before;
+    let mut changes: BTreeMap<Ident, Option<Arc<KeyAcl>>> = BTreeMap::new();
+    loop {
+        match store.graph_changes_between(from, own)? {
+            GraphChanges::Current => break,
+            GraphChanges::Deltas { version, deltas } => {
+                changes.extend(live.apply(deltas));
+                from = version;
+            }
+            GraphChanges::Reload => return Ok(None),
+        }
+    }
+    Ok(Some(Derived {
+        version: seen,
         table: Arc::new(live.table().clone()),
         idents: changes.into_keys().collect(),
     }))
@@ -442,12 +479,25 @@ impl<T: Send + 'static> Handler<Apply<T>> for SocialGraph {
         // other change (or poll) runs until this one is live here.
         let run = async move {
             tokio::task::spawn_blocking(move || {
+                // What others logged before the operation: when that is not applied yet,
+                // the operation's own changes go first (see `apply_own`).
+                let before = store.acl_version().ok();
                 let res = op(&store);
                 // The change's own id (or a later one): what the other nodes must reach. A
                 // refused operation changed nothing and waits for nobody; when the id cannot
                 // be read, the newest change read below stands in for it.
                 let own = res.is_ok().then(|| store.acl_version().unwrap_or(i64::MAX));
-                (res, own, catch_up(&store, &live, seen))
+                let ahead = match (before, own) {
+                    (Some(b), Some(o)) if b > seen && o > b && o != i64::MAX => Some((b, o)),
+                    _ => None,
+                };
+                let first = ahead.map(|range| apply_own(&store, &live, seen, range));
+                let (derived, partial) = match first {
+                    Some(Ok(Some(d))) => (Ok(Some(d)), true),
+                    Some(Err(e)) => (Err(e), false),
+                    Some(Ok(None)) | None => (catch_up(&store, &live, seen), false),
+                };
+                (res, own, derived, partial)
             })
             .await
             .unwrap_or_else(|e| {
@@ -455,32 +505,42 @@ impl<T: Send + 'static> Handler<Apply<T>> for SocialGraph {
                     Err(SocialError::Internal(e.to_string())),
                     None,
                     Err(StoreError::NotFound(e.to_string())),
+                    false,
                 )
             })
         };
         let (done, answer) = tokio::sync::oneshot::channel();
-        ctx.wait(run.into_actor(self).then(move |(res, own, derived), act, _| {
-            let read = derived.is_ok();
-            let (live_here, reached): (std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>, _) =
-                match derived {
-                    Ok(Some(d)) => {
-                        let reached = own.map(|o| o.min(d.version));
-                        (Box::pin(act.publish(d)), reached)
-                    }
-                    Ok(None) => (Box::pin(async {}), None),
-                    Err(e) => {
-                        // The poll retries (and logs once) while the database is failing.
-                        act.fail(&e);
-                        (Box::pin(async {}), None)
-                    }
-                };
-            live_here.into_actor(act).map(move |(), act, _| {
-                if read {
-                    act.recovered();
-                }
-                let _ = done.send((res, reached));
-            })
-        }));
+        ctx.wait(
+            run.into_actor(self)
+                .then(move |(res, own, derived, partial), act, _| {
+                    let read = derived.is_ok();
+                    let (live_here, reached): (std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>, _) =
+                        match derived {
+                            // Its own changes are live here; the others' follow at once.
+                            Ok(Some(d)) if partial => (Box::pin(act.publish(d)), own),
+                            Ok(Some(d)) => {
+                                let reached = own.map(|o| o.min(d.version));
+                                (Box::pin(act.publish(d)), reached)
+                            }
+                            Ok(None) => (Box::pin(async {}), None),
+                            Err(e) => {
+                                // The poll retries (and logs once) while the database is failing.
+                                act.fail(&e);
+                                (Box::pin(async {}), None)
+                            }
+                        };
+                    live_here.into_actor(act).map(move |(), act, ctx| {
+                        // A partial apply is not a read of the whole log: not yet caught up.
+                        if read && !partial {
+                            act.recovered();
+                        }
+                        let _ = done.send((res, reached));
+                        if partial {
+                            ctx.notify(Refresh);
+                        }
+                    })
+                }),
+        );
         // The other nodes are waited for outside the actor's exclusive section, for this
         // change's id: a node that must first apply a change made meanwhile elsewhere (or
         // this node's own poll) is never waited for behind this answer.
@@ -606,5 +666,96 @@ mod tests {
         // The offer alone changed nothing; the acceptance changed kb only (not ka, not kc).
         assert_eq!(*seen.lock().unwrap(), vec![vec![Ident::new("kb").unwrap()]]);
         assert!(keys.load()["kb"].sources("x").unwrap().admits(users[0].id));
+    }
+
+    #[actix_rt::test]
+    async fn an_operation_goes_live_ahead_of_a_change_committed_elsewhere_just_before_it() {
+        let db = crate::store::scratch::ScratchDb::new().unwrap();
+        let store = Store::open(db.url()).unwrap();
+        let ch = |s: &str| Channel::new(s).unwrap();
+        let users: Vec<_> = ["a", "b", "c", "d"]
+            .iter()
+            .map(|n| store.add_user(n, &format!("{n}@x.org"), "t").unwrap())
+            .collect();
+        for (u, ident, publish, subscribe) in [
+            (0, "ka", "x", "x"),
+            (1, "kb", "x", "x"),
+            (2, "kc", "y", "y"),
+            (3, "kd", "y", "y"),
+        ] {
+            let id = Some(Ident::new(ident).unwrap());
+            ops::create_key(
+                &store,
+                &users[u],
+                id,
+                None,
+                vec![ch(publish)],
+                vec![ch(subscribe)],
+                String::new(),
+            )
+            .unwrap();
+        }
+        let (version, graph) = store.load_graph_versioned().unwrap();
+        let live = LiveGraph::new(graph, crate::domain::acl::Mode::Social);
+        let keys = Arc::new(ArcSwap::from_pointee(live.table().clone()));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let broker = Collector(Arc::clone(&seen)).start();
+        // No poll: only operations and what they trigger read the change log.
+        let graph = SocialGraph::new(
+            store.clone(),
+            live,
+            version,
+            Arc::clone(&keys),
+            broker.recipient(),
+            Duration::from_secs(3600),
+        )
+        .start();
+        let share = |from: usize, on: &str, to: usize| {
+            let (from, to) = (users[from].id, users[to].id);
+            let c = ch(on);
+            move |s: &Store| {
+                s.add_share(
+                    from,
+                    &c,
+                    crate::domain::model::Grantee::User(to),
+                    (ShareKind::Own, false),
+                    crate::domain::model::ShareState::Accepted,
+                    "t",
+                )
+                .map_err(SocialError::from)
+            }
+        };
+        // Committed beside the server (as the CLI does), not applied yet.
+        share(0, "x", 1)(&store).unwrap();
+        let op = share(2, "y", 3);
+        let (_, live) = graph.send(Apply(Box::new(op))).await.unwrap().unwrap();
+        assert!(live.is_live());
+        // The operation's own change was live first, alone; the earlier one right after.
+        assert_eq!(
+            seen.lock().unwrap().first(),
+            Some(&vec![Ident::new("kd").unwrap()])
+        );
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while seen.lock().unwrap().len() < 2 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the earlier change was never applied"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(seen.lock().unwrap()[1], vec![Ident::new("kb").unwrap()]);
+        assert!(keys.load()["kb"].sources("x").unwrap().admits(users[0].id));
+        assert!(keys.load()["kd"].sources("y").unwrap().admits(users[2].id));
+        // Applied through the newest change: the CLI waiting on it hears it is live.
+        let newest = store.acl_version().unwrap();
+        let s2 = store.clone();
+        let waited = tokio::task::spawn_blocking(move || s2.wait_applied_at(newest, Duration::from_secs(10)))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            matches!(waited, crate::store::models::applied::Live::Applied { .. }),
+            "{waited:?}"
+        );
     }
 }

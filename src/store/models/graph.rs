@@ -135,6 +135,12 @@ impl Store {
     /// The changes logged after `after`, each entity read as it is now (in one
     /// transaction), at most [`CHANGES_PER_READ`] log rows at a time.
     pub fn graph_changes_since(&self, after: i64) -> Result<GraphChanges, StoreError> {
+        self.graph_changes_between(after, i64::MAX)
+    }
+
+    /// [`Self::graph_changes_since`], of the rows up to `through` only (a change of this
+    /// process applied ahead of others logged before it; see `social::graph`).
+    pub fn graph_changes_between(&self, after: i64, through: i64) -> Result<GraphChanges, StoreError> {
         let sealer = self.sealer().cloned();
         let mut conn = self.conn()?;
         conn.transaction(|conn| {
@@ -148,6 +154,7 @@ impl Store {
             }
             let rows: Vec<(i64, String, i64, i64)> = graph_changes::table
                 .filter(graph_changes::id.gt(after))
+                .filter(graph_changes::id.le(through))
                 .order(graph_changes::id)
                 .limit(CHANGES_PER_READ)
                 .select((
@@ -292,6 +299,7 @@ mod tests {
         let v0 = store.acl_version().unwrap();
         let a = store.add_user("a", "a@x.org", "t").unwrap();
         let b = store.add_user("b", "b@x.org", "t").unwrap();
+        let users_made = store.acl_version().unwrap();
         let c = Channel::new("c").unwrap();
         let s = store
             .add_share(
@@ -321,6 +329,21 @@ mod tests {
             matches!(shares[0], Delta::Share(id, Some(sh)) if *id == s && sh.state == ShareState::Accepted)
         );
         assert_eq!(store.graph_changes_since(version).unwrap(), GraphChanges::Current);
+        // Read only up to a change: the users, not the share made after them.
+        let GraphChanges::Deltas {
+            version: upto,
+            deltas,
+        } = store.graph_changes_between(v0, users_made).unwrap()
+        else {
+            panic!("no deltas");
+        };
+        assert_eq!(upto, users_made);
+        assert!(deltas.contains(&Delta::User(b.id, Some(true))));
+        assert!(!deltas.iter().any(|d| matches!(d, Delta::Share(..))));
+        assert_eq!(
+            store.graph_changes_between(users_made, users_made).unwrap(),
+            GraphChanges::Current
+        );
 
         // Pruned once every live server applied it: a server further behind must reload.
         store.record_applied("n1", version).unwrap();
