@@ -674,6 +674,7 @@ pub async fn run_size(b: &GraphBench, users: usize, rss_empty_kib: u64) -> Resul
             users,
             head_token: &prepared.head_token,
             hub: (&prepared.hub_token, &prepared.hub_cookie),
+            pid: server.pid(),
         };
         row.worst = Some(worst::run(&running, prepared.made, w, b.rounds).await?);
     }
@@ -759,7 +760,8 @@ pub fn table(rows: &[GraphRow]) -> String {
     if !worst.is_empty() {
         out.push('\n');
         out.push_str(&worst::table(&worst));
-        let pages: Vec<(usize, &pages::PagesRow)> = worst.iter().map(|(u, w)| (*u, &w.pages)).collect();
+        let pages: Vec<(usize, &pages::PagesRow, (f64, f64, f64))> =
+            worst.iter().map(|(u, w)| (*u, &w.pages, w.rss_mib)).collect();
         out.push('\n');
         out.push_str(&pages::table(&pages));
     }

@@ -1,6 +1,6 @@
 //! The pages a hub opens at 100,000 users (issue 32.5), over HTTP as a browser would: the
 //! channels catalogue, the page of a channel thousands publish on, the sharing graph; each
-//! page and its API twin, time and size.
+//! page and its API twin, time and size; and the server's memory across the worst cases.
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -94,17 +94,17 @@ pub(super) async fn measure(
 }
 
 /// The pages as a Markdown table, a row per size.
-pub(super) fn table(rows: &[(usize, &PagesRow)]) -> String {
+pub(super) fn table(rows: &[(usize, &PagesRow, (f64, f64, f64))]) -> String {
     let mut out = String::from(
-        "| users | catalogue page | catalogue API | channel page | channel API | the hub's graph page |\n\
-         |---|---|---|---|---|---|\n",
+        "| users | catalogue page | catalogue API | channel page | channel API | the hub's graph page | RSS before the rounds → after → after reads and pages |\n\
+         |---|---|---|---|---|---|---|\n",
     );
     let cell = |(median, max, size): (f64, f64, usize)| {
         format!("{median:.1} ms (max {max:.1}), {:.1} KB", size as f64 / 1000.0)
     };
-    for (users, r) in rows {
+    for (users, r, (before, rounds, reads)) in rows {
         out.push_str(&format!(
-            "| {users} | {} | {} | {} | {} | {} |\n",
+            "| {users} | {} | {} | {} | {} | {} | {before:.0} → {rounds:.0} → {reads:.0} MiB |\n",
             cell(r.catalogue),
             cell(r.catalogue_api),
             cell(r.channel),

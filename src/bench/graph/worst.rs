@@ -57,6 +57,9 @@ pub struct WorstRow {
     pub list_during_reach: (f64, f64),
     /// The pages the hub opens.
     pub pages: super::pages::PagesRow,
+    /// The server's RSS (MiB) before the rounds, after them, and after the reach storm
+    /// and the pages (each 2 s after the last request, so an allocator may give back).
+    pub rss_mib: (f64, f64, f64),
 }
 
 /// What [`prepare`] made: the shapes, and how the head and the hub sign in.
@@ -163,6 +166,8 @@ pub(super) struct Running<'a> {
     pub(super) head_token: &'a str,
     /// The hub's API token and session cookie.
     pub(super) hub: (&'a str, &'a str),
+    /// The server's process id.
+    pub(super) pid: u32,
 }
 
 /// Runs `rounds` rounds of the worst cases against the running server.
@@ -211,6 +216,8 @@ pub(super) async fn run(
     let (mut block, mut unblock, mut accept, mut revoke, mut small) =
         (vec![], vec![], vec![], vec![], vec![]);
     let mut group_share = made.group_share.0.to_string();
+    let rss = || crate::bench::rss_kib(r.pid).map_or(0.0, |k| k as f64 / 1024.0);
+    let rss_before = rss();
     for _ in 0..rounds {
         // The first link blocks the head: nothing of the head's may reach it once answered.
         let t0 = Instant::now();
@@ -306,8 +313,12 @@ pub(super) async fn run(
             .ok_or_else(|| BenchError::Protocol(format!("share offer said {out:?}")))?
             .to_owned();
     }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss_rounds = rss();
     reads(r, &mut row).await?;
     row.pages = super::pages::measure(r.web, r.hub.1, r.hub.0, CHANNEL).await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    row.rss_mib = (rss_before, rss_rounds, rss());
     stop.store(true, Relaxed);
     for t in tasks {
         let _ = t.await;
