@@ -382,7 +382,11 @@ impl SocialGraph {
         tokio::task::spawn_blocking(move || {
             let t = std::time::Instant::now();
             match store.optimize() {
-                Ok(()) => tracing::debug!(ms = t.elapsed().as_millis(), "planner statistics checked"),
+                Ok(tables) => tracing::debug!(
+                    ms = t.elapsed().as_millis(),
+                    analyzed = ?tables,
+                    "planner statistics checked"
+                ),
                 Err(e) => tracing::debug!("cannot check the planner statistics: {e}"),
             }
         });

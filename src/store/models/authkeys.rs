@@ -40,9 +40,10 @@ fn channel_lists(conn: &mut AnyConnection, only: Option<&[i64]>) -> QueryResult<
             ))
     };
     let mut out: HashMap<i64, ChannelLists> = HashMap::new();
+    let mut names = crate::store::ChannelNames::default();
     let mut take = |rows: Vec<ChannelRow>| {
         for r in rows {
-            let Ok(ch) = Channel::new(&r.channel) else {
+            let Ok(ch) = names.channel(&r.channel) else {
                 tracing::warn!(authkey_id = r.authkey_id, channel = %r.channel, "skipping invalid channel name in database");
                 continue;
             };

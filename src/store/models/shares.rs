@@ -30,6 +30,11 @@ type ShareRow = (
 );
 
 fn to_share(r: ShareRow) -> Option<Share> {
+    share_from(r, |c| Channel::new(c).ok())
+}
+
+/// [`to_share`], the channel name turned into a [`Channel`] by `channel`.
+fn share_from(r: ShareRow, channel_of: impl FnOnce(&str) -> Option<Channel>) -> Option<Share> {
     let (id, from, channel, to_kind, to_user, to_group, kind, state, onward) = r;
     let to = match (to_kind.as_str(), to_user, to_group) {
         ("user", Some(u), _) => Grantee::User(UserId(u)),
@@ -40,7 +45,7 @@ fn to_share(r: ShareRow) -> Option<Share> {
     Some(Share {
         id: ShareId(id),
         from: UserId(from),
-        channel: Channel::new(&channel).ok()?,
+        channel: channel_of(&channel)?,
         to,
         kind: kind.parse().ok()?,
         state: state.parse().ok()?,
@@ -149,6 +154,7 @@ pub(crate) fn shares_in(conn: &mut AnyConnection, only: Option<&[i64]>) -> Resul
     let Some(ids) = only else {
         let max: Option<i64> = shares::table.select(diesel::dsl::max(shares::id)).first(conn)?;
         let mut out = Vec::new();
+        let mut names = crate::store::ChannelNames::default();
         by_id_ranges(
             max,
             ID_RANGE,
@@ -158,7 +164,12 @@ pub(crate) fn shares_in(conn: &mut AnyConnection, only: Option<&[i64]>) -> Resul
                     .filter(shares::id.le(hi))
                     .load::<ShareRow>(conn)
             },
-            |rows| out.extend(rows.into_iter().filter_map(to_share)),
+            |rows| {
+                out.extend(
+                    rows.into_iter()
+                        .filter_map(|r| share_from(r, |c| names.channel(c).ok())),
+                );
+            },
         )?;
         return Ok(out);
     };
