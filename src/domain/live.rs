@@ -834,12 +834,16 @@ fn resettle(
 ) -> IdSet<UserId> {
     let mut seeds = seeds;
     let Changed { blockers, mut before } = changed;
-    // What each possible seed took before: the edges a change removes are read from it.
+    // What each possible seed took before: the edges a change removes are read from it. On
+    // a channel where nobody took anything (settled for the first time, at start) there is
+    // nothing to read (a map of every receiver's nothing).
     let members = regrouped.iter().filter_map(|(g, _)| ctx.members.get(g)).flatten();
-    for &x in seeds.iter().chain(members) {
-        before
-            .entry(x)
-            .or_insert_with(|| ctx.taken_by(state, x).copied().collect());
+    if !state.incoming.is_empty() || !state.group_in.is_empty() {
+        for &x in seeds.iter().chain(members) {
+            before
+                .entry(x)
+                .or_insert_with(|| ctx.taken_by(state, x).copied().collect());
+        }
     }
     for (u, new) in retaken {
         let old = if new.is_empty() {

@@ -588,21 +588,28 @@ mod tests {
         }
     }
 
-    #[actix_rt::test]
-    async fn applied_changes_reach_exactly_the_keys_they_change() {
-        let db = crate::store::scratch::ScratchDb::new().unwrap();
-        let store = Store::open(db.url()).unwrap();
+    /// What a test's graph actor runs with: its users, the table sessions read, and what
+    /// the broker was told (the idents of each `AclChanged`).
+    struct Started {
+        users: Vec<crate::domain::listing::User>,
+        graph: actix::Addr<SocialGraph>,
+        keys: Arc<ArcSwap<KeyTable>>,
+        told: Arc<Mutex<Vec<Vec<Ident>>>>,
+    }
+
+    /// Users named `names`, each `(user, ident, publish, subscribe)` key, and a graph actor
+    /// that never polls: only operations (and what they trigger) read the change log.
+    fn start(store: &Store, names: &[&str], keys: &[(usize, &str, &str, &str)]) -> Started {
         let ch = |s: &str| Channel::new(s).unwrap();
-        let users: Vec<_> = ["a", "b", "c"]
+        let users: Vec<_> = names
             .iter()
             .map(|n| store.add_user(n, &format!("{n}@x.org"), "t").unwrap())
             .collect();
-        for (u, ident, publish, subscribe) in [(0, "ka", "x", "x"), (1, "kb", "x", "x"), (2, "kc", "y", "y")]
-        {
+        for (u, ident, publish, subscribe) in keys {
             let id = Some(Ident::new(ident).unwrap());
             ops::create_key(
-                &store,
-                &users[u],
+                store,
+                &users[*u],
                 id,
                 None,
                 vec![ch(publish)],
@@ -613,18 +620,41 @@ mod tests {
         }
         let (version, graph) = store.load_graph_versioned().unwrap();
         let live = LiveGraph::new(graph, crate::domain::acl::Mode::Social);
-        let keys = Arc::new(ArcSwap::from_pointee(live.table().clone()));
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let broker = Collector(Arc::clone(&seen)).start();
+        let table = Arc::new(ArcSwap::from_pointee(live.table().clone()));
+        let told = Arc::new(Mutex::new(Vec::new()));
+        let broker = Collector(Arc::clone(&told)).start();
         let graph = SocialGraph::new(
             store.clone(),
             live,
             version,
-            Arc::clone(&keys),
+            Arc::clone(&table),
             broker.recipient(),
             Duration::from_secs(3600),
         )
         .start();
+        Started {
+            users,
+            graph,
+            keys: table,
+            told,
+        }
+    }
+
+    #[actix_rt::test]
+    async fn applied_changes_reach_exactly_the_keys_they_change() {
+        let db = crate::store::scratch::ScratchDb::new().unwrap();
+        let store = Store::open(db.url()).unwrap();
+        let ch = |s: &str| Channel::new(s).unwrap();
+        let Started {
+            users,
+            graph,
+            keys,
+            told: seen,
+        } = start(
+            &store,
+            &["a", "b", "c"],
+            &[(0, "ka", "x", "x"), (1, "kb", "x", "x"), (2, "kc", "y", "y")],
+        );
 
         let a = users[0].clone();
         let (offered, live): (ShareId, _) = graph
@@ -677,43 +707,21 @@ mod tests {
         let db = crate::store::scratch::ScratchDb::new().unwrap();
         let store = Store::open(db.url()).unwrap();
         let ch = |s: &str| Channel::new(s).unwrap();
-        let users: Vec<_> = ["a", "b", "c", "d"]
-            .iter()
-            .map(|n| store.add_user(n, &format!("{n}@x.org"), "t").unwrap())
-            .collect();
-        for (u, ident, publish, subscribe) in [
-            (0, "ka", "x", "x"),
-            (1, "kb", "x", "x"),
-            (2, "kc", "y", "y"),
-            (3, "kd", "y", "y"),
-        ] {
-            let id = Some(Ident::new(ident).unwrap());
-            ops::create_key(
-                &store,
-                &users[u],
-                id,
-                None,
-                vec![ch(publish)],
-                vec![ch(subscribe)],
-                String::new(),
-            )
-            .unwrap();
-        }
-        let (version, graph) = store.load_graph_versioned().unwrap();
-        let live = LiveGraph::new(graph, crate::domain::acl::Mode::Social);
-        let keys = Arc::new(ArcSwap::from_pointee(live.table().clone()));
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let broker = Collector(Arc::clone(&seen)).start();
-        // No poll: only operations and what they trigger read the change log.
-        let graph = SocialGraph::new(
-            store.clone(),
-            live,
-            version,
-            Arc::clone(&keys),
-            broker.recipient(),
-            Duration::from_secs(3600),
-        )
-        .start();
+        let Started {
+            users,
+            graph,
+            keys,
+            told: seen,
+        } = start(
+            &store,
+            &["a", "b", "c", "d"],
+            &[
+                (0, "ka", "x", "x"),
+                (1, "kb", "x", "x"),
+                (2, "kc", "y", "y"),
+                (3, "kd", "y", "y"),
+            ],
+        );
         let share = |from: usize, on: &str, to: usize| {
             let (from, to) = (users[from].id, users[to].id);
             let c = ch(on);
