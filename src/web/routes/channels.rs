@@ -84,16 +84,15 @@ pub async fn catalogue_day(
     let (found, more) = state
         .read_live(move |g| g.catalogue(viewer, &text, page, super::PER_PAGE, CATALOGUE_NAMES))
         .await?;
-    let (names, traffic) = state
+    let (found, names, traffic) = state
         .db(move |s| -> Result<_, SocialError> {
             let ids: Vec<UserId> = found.iter().flat_map(|e| e.first.iter().copied()).collect();
             let names = s.user_names(&ids)?;
             let channels: Vec<Channel> = found.iter().map(|e| e.channel.clone()).collect();
             let traffic = s.channel_traffic(&channels, now - day.secs)?;
-            Ok(((found, names), traffic))
+            Ok((found, names, traffic))
         })
         .await?;
-    let (found, names) = names;
     let rows = found
         .into_iter()
         .map(|e| {
@@ -134,17 +133,14 @@ pub async fn channel_view(
         .await?;
     let c = channel.clone();
     let week = SPANS[2].secs;
-    let (names, mut traffic) = state
+    let (rows, names, mut traffic) = state
         .db(move |s| -> Result<_, SocialError> {
             let ids: Vec<UserId> = rows.iter().map(|(u, _)| *u).collect();
             let names = s.user_names(&ids)?;
-            Ok((
-                (rows, names),
-                s.channel_traffic(std::slice::from_ref(&c), now - week)?,
-            ))
+            let traffic = s.channel_traffic(std::slice::from_ref(&c), now - week)?;
+            Ok((rows, names, traffic))
         })
         .await?;
-    let (rows, names) = names;
     let rows = rows
         .into_iter()
         .filter_map(|(u, st)| names.get(&u).map(|n| (u, n.clone(), st)))
