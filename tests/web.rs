@@ -2166,8 +2166,8 @@ async fn a_hubs_graph_is_summed_up_by_channel_and_drawn_a_channel_or_a_user_at_a
     let site = Site::new().await;
     let app = site.app().await;
     let hub = site.account("hub").await;
-    // 130 users, each sent one share on one of three channels: 130 arrows.
-    for i in 0..130 {
+    // 260 users, each sent one share on one of three channels: 260 arrows.
+    for i in 0..260 {
         let u = site
             .store
             .add_user(&format!("r{i:03}"), &format!("r{i}@example.org"), "test")
@@ -2193,11 +2193,11 @@ async fn a_hubs_graph_is_summed_up_by_channel_and_drawn_a_channel_or_a_user_at_a
     );
     let summary = between(&p.body, "id=\"by-channel\"", "</table>");
     assert!(
-        summary.contains("<code>c0</code></td><td class=\"num\">44</td><td class=\"num\">0</td>"),
+        summary.contains("<code>c0</code></td><td class=\"num\">87</td><td class=\"num\">0</td>"),
         "{summary}"
     );
     assert!(summary.contains("href=\"/graph?channel=c1\""), "{summary}");
-    // One channel (43 arrows) is drawn, and so is one user.
+    // One channel (87 arrows) is drawn, and so is one user.
     let p = b.get(&app, "/graph?channel=c1").await;
     assert!(
         p.body.contains("<svg") && !p.body.contains("too-large"),
@@ -2206,7 +2206,7 @@ async fn a_hubs_graph_is_summed_up_by_channel_and_drawn_a_channel_or_a_user_at_a
     );
     assert_eq!(
         p.body.matches("<td><code>c1</code></td>").count(),
-        43,
+        87,
         "{}",
         p.body
     );

@@ -181,8 +181,9 @@ pub const MAX_KEY_COMMENT: usize = 200;
 pub const PER_PAGE: usize = 50;
 
 /// Arrows the sharing-graph page draws at most: past it the page sums up the shares by
-/// channel, each a link to its own picture (a hub's hundreds of arrows are a tangle).
-pub const GRAPH_DRAW_MAX: usize = 120;
+/// channel, each a link to its own picture. The picture stays readable with 200 shares among
+/// 120 people (the browser story's screenshot); a hub's 600 arrows are a tangle.
+pub const GRAPH_DRAW_MAX: usize = 250;
 
 /// Publishers named per channel in the catalogue (the count says how many in all; the
 /// channel's page lists them, a page at a time): at 100,000 users a channel has thousands.
