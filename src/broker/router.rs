@@ -177,7 +177,7 @@ impl RouteEditor {
                 Placed::Everyone
             }
             Sources::Users(users) => {
-                for u in users {
+                for u in users.iter() {
                     let list = self.route.by_source.entry(*u).or_default();
                     self.at_source.entry(*u).or_default().insert(h.id, list.len());
                     list.push(Arc::clone(h));
@@ -470,7 +470,7 @@ mod tests {
                         model.insert(i, None);
                     }
                     Some(users) => {
-                        let s = Sources::Users(users.iter().map(|u| UserId(*u)).collect());
+                        let s = Sources::Users(Arc::new(users.iter().map(|u| UserId(*u)).collect()));
                         editor.place(&handles[idx], &s);
                         model.insert(i, Some(users));
                     }

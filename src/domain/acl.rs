@@ -33,8 +33,9 @@ use crate::wire::{Channel, Ident, Secret};
 pub enum Sources {
     /// Every publisher on the channel (open mode).
     Everyone,
-    /// Only messages published by keys of these users.
-    Users(BTreeSet<UserId>),
+    /// Only messages published by keys of these users (one set shared by an owner's keys
+    /// that list the channel: most owners run several sensors on the same channels).
+    Users(Arc<BTreeSet<UserId>>),
 }
 
 impl Sources {
@@ -295,7 +296,7 @@ pub fn reach(graph: &Graph, publisher: UserId, channel: &str) -> Vec<(UserId, Wh
 /// can neither authenticate nor keep a session.
 pub fn derive(graph: &Graph, mode: Mode) -> KeyTable {
     let mut views: HashMap<&str, ChannelView<'_>> = HashMap::new();
-    let mut memo: HashMap<(UserId, &str), BTreeSet<UserId>> = HashMap::new();
+    let mut memo: HashMap<(UserId, &str), Arc<BTreeSet<UserId>>> = HashMap::new();
     graph
         .keys
         .iter()
@@ -310,10 +311,12 @@ pub fn derive(graph: &Graph, mode: Mode) -> KeyTable {
                         Mode::Social => Sources::Users(
                             memo.entry((k.owner, c.as_str()))
                                 .or_insert_with(|| {
-                                    views
-                                        .entry(c.as_str())
-                                        .or_insert_with(|| ChannelView::new(graph, c.as_str()))
-                                        .sources(k.owner)
+                                    Arc::new(
+                                        views
+                                            .entry(c.as_str())
+                                            .or_insert_with(|| ChannelView::new(graph, c.as_str()))
+                                            .sources(k.owner),
+                                    )
                                 })
                                 .clone(),
                         ),
@@ -583,7 +586,7 @@ mod tests {
         );
         assert_eq!(
             derive(&g, Mode::Social)["k1"].sources("c"),
-            Some(&Sources::Users(set(&[A])))
+            Some(&Sources::Users(Arc::new(set(&[A]))))
         );
     }
 
@@ -726,7 +729,7 @@ mod tests {
                     prop_assert_eq!(&explained, &reference[&k.owner]);
                     let got = table.get(&k.ident).map(|acl| acl.sources(c).cloned());
                     if g.enabled(k.owner) {
-                        prop_assert_eq!(got, Some(Some(Sources::Users(reference[&k.owner].clone()))));
+                        prop_assert_eq!(got, Some(Some(Sources::Users(Arc::new(reference[&k.owner].clone())))));
                     } else {
                         prop_assert_eq!(got, None);
                     }

@@ -106,6 +106,20 @@ struct ChannelState {
     forward: IdMap<UserId, Vec<UserId>>,
 }
 
+impl ChannelState {
+    /// How many shares the channel carries (what settling it costs, roughly).
+    fn share_count(&self) -> usize {
+        self.to_user.values().map(Vec::len).sum::<usize>()
+            + self.to_group.values().map(Vec::len).sum::<usize>()
+            + self.everyone.len()
+    }
+}
+
+/// How many channels are left in a queue of them.
+fn states_len<I: ExactSizeIterator>(queue: &std::sync::Mutex<I>) -> usize {
+    queue.lock().map_or(0, |q| q.len())
+}
+
 /// A share as a receiver takes it: what `forward` and `sources` read, kept with the
 /// reception so that undoing it needs nothing of the share as it is now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -183,64 +197,96 @@ pub struct LiveGraph {
 impl LiveGraph {
     /// Indexes `graph` and derives every key once (what [`super::acl::derive`] gives).
     pub fn new(graph: Graph, mode: Mode) -> Self {
+        let Graph {
+            users,
+            groups,
+            shares,
+            keys: records,
+            follows,
+            blocks,
+        } = graph;
         let mut g = Self {
             mode,
-            users: graph.users.into_iter().collect(),
+            users: users.into_iter().collect(),
             members: Default::default(),
             groups_of: Default::default(),
-            shares: IdMap::with_capacity_and_hasher(graph.shares.len(), Default::default()),
+            shares: IdMap::with_capacity_and_hasher(shares.len(), Default::default()),
             shares_from: Default::default(),
             group_shares: Default::default(),
             followers: Default::default(),
             follows_of: Default::default(),
-            blocks: graph.blocks.into_iter().collect(),
+            blocks: blocks.into_iter().collect(),
             channels: Default::default(),
-            keys: IdMap::with_capacity_and_hasher(graph.keys.len(), Default::default()),
+            keys: Default::default(),
             keys_of: Default::default(),
             publishing: Default::default(),
             table: KeyTable::new(),
         };
-        for (group, users) in graph.groups {
-            for u in users {
-                g.groups_of.entry(u).or_default().insert(group);
-                g.members.entry(group).or_default().insert(u);
-            }
-        }
-        for (s, u) in graph.follows {
-            g.followers.entry(s).or_default().insert(u);
-            g.follows_of.entry(u).or_default().insert(s);
-        }
-        for s in graph.shares {
-            g.index(s);
-        }
-        // Channels are independent: settled side by side on every core, each in one pass
-        // over its shares.
-        let mut states: Vec<(Channel, ChannelState)> = std::mem::take(&mut g.channels).into_iter().collect();
-        let threads = std::thread::available_parallelism().map_or(1, usize::from);
-        let per = states.len().div_ceil(threads).max(1);
+        // The shares indexed on this thread; groups, follows and keys on another (none of
+        // them reads the others).
         std::thread::scope(|scope| {
-            for chunk in states.chunks_mut(per) {
-                let g = &g;
+            let rest = scope.spawn(move || {
+                let mut members: IdMap<GroupId, IdSet<UserId>> = Default::default();
+                let mut groups_of: IdMap<UserId, IdSet<GroupId>> = Default::default();
+                for (group, users) in groups {
+                    for u in users {
+                        groups_of.entry(u).or_default().insert(group);
+                        members.entry(group).or_default().insert(u);
+                    }
+                }
+                let mut followers: IdMap<ShareId, IdSet<UserId>> = Default::default();
+                let mut follows_of: IdMap<UserId, IdSet<ShareId>> = Default::default();
+                for (s, u) in follows {
+                    followers.entry(s).or_default().insert(u);
+                    follows_of.entry(u).or_default().insert(s);
+                }
+                let mut publishing = catalogue::Publishing::default();
+                let mut keys_of: IdMap<UserId, IdSet<AuthkeyId>> = Default::default();
+                let mut keys = IdMap::with_capacity_and_hasher(records.len(), Default::default());
+                for k in records {
+                    catalogue::note(&mut publishing, &k, true);
+                    keys_of.entry(k.owner).or_default().insert(k.id);
+                    keys.insert(k.id, k);
+                }
+                (
+                    members, groups_of, followers, follows_of, publishing, keys_of, keys,
+                )
+            });
+            for s in shares {
+                g.index(s);
+            }
+            (
+                g.members,
+                g.groups_of,
+                g.followers,
+                g.follows_of,
+                g.publishing,
+                g.keys_of,
+                g.keys,
+            ) = rest.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+        });
+        // Channels are independent: settled side by side on every core, each in one pass
+        // over its shares, the largest first and each to whichever thread is free (one busy
+        // channel must not leave a core idle).
+        let mut states: Vec<(Channel, ChannelState)> = std::mem::take(&mut g.channels).into_iter().collect();
+        states.sort_unstable_by_key(|(_, s)| std::cmp::Reverse(s.share_count()));
+        let threads = std::thread::available_parallelism().map_or(1, usize::from);
+        let queue = std::sync::Mutex::new(states.iter_mut());
+        std::thread::scope(|scope| {
+            for _ in 0..threads.min(states_len(&queue)) {
+                let (g, queue) = (&g, &queue);
                 scope.spawn(move || {
-                    for (_, state) in chunk {
+                    while let Some((_, state)) = queue.lock().ok().and_then(|mut q| q.next()) {
                         let (users, groups) = g.taken_by_all(state);
-                        let mut seeds: IdSet<UserId> = users.keys().copied().collect();
-                        for (group, _) in &groups {
-                            seeds.extend(g.members.get(group).into_iter().flatten().copied());
-                        }
-                        let none = Changed::default();
-                        resettle(state, &g.ctx(), seeds, none, users.into_iter().collect(), groups);
+                        install(state, users, groups);
+                        forward::build(state, &g.ctx());
                     }
                 });
             }
         });
         g.channels = states.into_iter().collect();
-        for k in graph.keys {
-            catalogue::note(&mut g.publishing, &k, true);
-            g.keys_of.entry(k.owner).or_default().insert(k.id);
-            g.keys.insert(k.id, k);
-        }
-        let keys: Vec<&KeyRecord> = g.keys.values().collect();
+        let mut keys: Vec<&KeyRecord> = g.keys.values().collect();
+        keys.sort_unstable_by_key(|k| (k.owner, k.id));
         let per = keys.len().div_ceil(threads).max(1);
         let derived: Vec<Vec<(Ident, Arc<KeyAcl>)>> = std::thread::scope(|scope| {
             let workers: Vec<_> = keys
@@ -248,9 +294,10 @@ impl LiveGraph {
                 .map(|chunk| {
                     let g = &g;
                     scope.spawn(move || {
+                        let mut memo = Memo::default();
                         chunk
                             .iter()
-                            .filter_map(|k| g.key_acl(k).map(|acl| (k.ident.clone(), acl)))
+                            .filter_map(|k| g.key_acl(k, &mut memo).map(|acl| (k.ident.clone(), acl)))
                             .collect::<Vec<_>>()
                     })
                 })
@@ -324,17 +371,25 @@ impl LiveGraph {
                 changes.insert(ident, None);
             }
         }
-        let mut derived: Vec<(AuthkeyId, Option<Arc<KeyAcl>>)> = keys
+        // In owner order, so that an owner's keys share what they read (see `Memo`).
+        let mut whole: Vec<&KeyRecord> = keys.iter().filter_map(|id| self.keys.get(id)).collect();
+        whole.sort_unstable_by_key(|k| (k.owner, k.id));
+        let mut memo = Memo::default();
+        let mut derived: Vec<(AuthkeyId, Option<Arc<KeyAcl>>)> = whole
             .into_iter()
-            .filter_map(|id| self.keys.get(&id).map(|k| (id, self.key_acl(k))))
+            .map(|k| (k.id, self.key_acl(k, &mut memo)))
             .collect();
-        for (id, channels) in partial {
-            let Some(k) = self.keys.get(&id) else { continue };
+        let mut partial: Vec<(&KeyRecord, &[Channel])> = partial
+            .into_iter()
+            .filter_map(|(id, channels)| self.keys.get(&id).map(|k| (k, channels)))
+            .collect();
+        partial.sort_unstable_by_key(|(k, _)| (k.owner, k.id));
+        for (k, channels) in partial {
             let new = match self.table.get(&k.ident) {
-                Some(old) => self.key_acl_on(k, old, channels),
-                None => self.key_acl(k),
+                Some(old) => self.key_acl_on(k, old, channels, &mut memo),
+                None => self.key_acl(k, &mut memo),
             };
-            derived.push((id, new));
+            derived.push((k.id, new));
         }
         for (id, new) in derived {
             let Some(k) = self.keys.get(&id) else { continue };
@@ -697,7 +752,13 @@ impl LiveGraph {
     }
 
     /// `old` with the sources of `channels` read anew (the key and its owner unchanged).
-    fn key_acl_on(&self, k: &KeyRecord, old: &Arc<KeyAcl>, channels: &[Channel]) -> Option<Arc<KeyAcl>> {
+    fn key_acl_on(
+        &self,
+        k: &KeyRecord,
+        old: &Arc<KeyAcl>,
+        channels: &[Channel],
+        memo: &mut Memo,
+    ) -> Option<Arc<KeyAcl>> {
         if self.mode == Mode::Open {
             return Some(Arc::clone(old));
         }
@@ -706,7 +767,7 @@ impl LiveGraph {
             if !old.subscribe.contains_key(c) {
                 continue;
             }
-            let new = Sources::Users(self.sources(k.owner, c));
+            let new = Sources::Users(self.sources_memo(memo, k.owner, c));
             if old.subscribe.get(c) != Some(&new) {
                 acl.get_or_insert_with(|| KeyAcl::clone(old))
                     .subscribe
@@ -716,7 +777,22 @@ impl LiveGraph {
         Some(acl.map_or_else(|| Arc::clone(old), Arc::new))
     }
 
-    fn key_acl(&self, k: &KeyRecord) -> Option<Arc<KeyAcl>> {
+    /// [`Self::sources`] shared by an owner's keys: read once per channel while keys are
+    /// derived in owner order.
+    fn sources_memo(&self, memo: &mut Memo, r: UserId, c: &Channel) -> Arc<BTreeSet<UserId>> {
+        if memo.owner != Some(r) {
+            memo.owner = Some(r);
+            memo.sets.clear();
+        }
+        if let Some((_, set)) = memo.sets.iter().find(|(m, _)| m == c) {
+            return Arc::clone(set);
+        }
+        let set = Arc::new(self.sources(r, c));
+        memo.sets.push((c.clone(), Arc::clone(&set)));
+        set
+    }
+
+    fn key_acl(&self, k: &KeyRecord, memo: &mut Memo) -> Option<Arc<KeyAcl>> {
         if !k.enabled || !self.enabled(k.owner) {
             return None;
         }
@@ -726,7 +802,7 @@ impl LiveGraph {
             .map(|c| {
                 let s = match self.mode {
                     Mode::Open => Sources::Everyone,
-                    Mode::Social => Sources::Users(self.sources(k.owner, c)),
+                    Mode::Social => Sources::Users(self.sources_memo(memo, k.owner, c)),
                 };
                 (c.clone(), s)
             })
@@ -740,6 +816,14 @@ impl LiveGraph {
             subscribe,
         }))
     }
+}
+
+/// The sources of one owner's channels read so far (see [`LiveGraph::sources_memo`]):
+/// an owner's keys mostly list the same channels, and then share one set.
+#[derive(Default)]
+struct Memo {
+    owner: Option<UserId>,
+    sets: Vec<(Channel, Arc<BTreeSet<UserId>>)>,
 }
 
 /// What a channel's settling reads besides the channel itself.
@@ -818,6 +902,23 @@ struct Changed {
     blockers: IdMap<UserId, Vec<UserId>>,
     /// See [`Seeds::before`].
     before: IdMap<UserId, Vec<Taken>>,
+}
+
+/// Installs every reception of a channel nobody took anything on yet (the start-up path:
+/// [`forward::build`] follows).
+fn install(state: &mut ChannelState, users: Receptions, groups: GroupReceptions) {
+    for (&u, taken) in &users {
+        for t in taken.iter().filter(|t| t.redistribute) {
+            count_out(&mut state.out, t.from, u, true);
+        }
+    }
+    state.incoming = users;
+    for (g, taken) in groups {
+        for t in taken.iter().filter(|t| t.redistribute) {
+            count_out(&mut state.out_groups, t.from, g, true);
+        }
+        state.group_in.insert(g, taken);
+    }
 }
 
 /// Installs `retaken` (each seed's receptions now) in `state`, then brings `forward` in

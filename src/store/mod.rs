@@ -71,13 +71,24 @@ pub(crate) const ID_RANGE: i64 = 50_000;
 pub(crate) fn by_id_ranges<T>(
     max: Option<i64>,
     step: i64,
+    load: impl FnMut(i64, i64) -> diesel::QueryResult<Vec<T>>,
+    take: impl FnMut(Vec<T>),
+) -> diesel::QueryResult<()> {
+    by_id_ranges_after(0, max, step, load, take)
+}
+
+/// [`by_id_ranges`] for the ids past `after` only.
+pub(crate) fn by_id_ranges_after<T>(
+    after: i64,
+    max: Option<i64>,
+    step: i64,
     mut load: impl FnMut(i64, i64) -> diesel::QueryResult<Vec<T>>,
     mut take: impl FnMut(Vec<T>),
 ) -> diesel::QueryResult<()> {
     let (Some(max), step) = (max, step.max(1)) else {
         return Ok(());
     };
-    let mut lo = 0;
+    let mut lo = after;
     while lo < max {
         let hi = lo.saturating_add(step);
         take(load(lo, hi)?);
@@ -400,8 +411,6 @@ impl Store {
         }
     }
 
-    /// A connection from the pool; an error when the database file is gone (pooled
-    /// connections would otherwise go on with the deleted file).
     /// The pool's use now.
     pub fn pool_use(&self) -> PoolUse {
         let st = self.pool.state();
@@ -413,6 +422,8 @@ impl Store {
         }
     }
 
+    /// A connection from the pool; an error when the database file is gone (pooled
+    /// connections would otherwise go on with the deleted file).
     pub(crate) fn conn(&self) -> Result<Conn, StoreError> {
         if self.closed.load(std::sync::atomic::Ordering::Relaxed) {
             return Err(StoreError::Open {

@@ -146,7 +146,7 @@ async fn access_event(state: &WebState, channel: &Channel, sources: Option<Sourc
             let names = state
                 .db(move |s| -> Result<Vec<String>, crate::store::StoreError> {
                     let mut names = Vec::new();
-                    for id in ids {
+                    for &id in ids.iter() {
                         if let Some(u) = s.user_by_id(id)? {
                             names.push(u.name);
                         }

@@ -368,3 +368,59 @@ pub(super) fn refix(
     state.forward = fix.forward.finish();
     moved
 }
+
+/// `state.forward` from nothing (a channel settled for the first time, at start): the
+/// least fixpoint built forward only, one (user, fact) at a time from each sharer's base,
+/// with nothing to delete. What [`refix`] gives with every receiver a seed and nothing
+/// before, at a fraction of the cost: the inheriting edges are read share by share (a
+/// group's members only for its onward redistribute shares), and a receiver's base is read
+/// only when a fact reaches it, so most receivers are never looked at.
+pub(super) fn build(state: &mut ChannelState, ctx: &Ctx<'_>) {
+    // Who inherits from whom: sharer → the receivers of its onward redistribute shares.
+    let mut succ: IdMap<UserId, Vec<UserId>> = Default::default();
+    for (&r, taken) in &state.incoming {
+        for t in taken.iter().filter(|t| t.feeds_forward_of(r)) {
+            succ.entry(t.from).or_default().push(r);
+        }
+    }
+    for (g, taken) in &state.group_in {
+        let members = ctx.members.get(g).into_iter().flatten();
+        for t in taken.iter().filter(|t| t.redistribute && t.onward) {
+            let heirs = members
+                .clone()
+                .filter(|&&m| t.feeds_forward_of(m) && !ctx.blocks.contains(&(m, t.from)));
+            succ.entry(t.from).or_default().extend(heirs);
+        }
+    }
+    for heirs in succ.values_mut() {
+        heirs.sort_unstable();
+        heirs.dedup();
+    }
+    let mut bases: IdMap<UserId, IdSet<UserId>> = Default::default();
+    let mut work: Vec<(UserId, UserId)> = Vec::new();
+    for &s in succ.keys() {
+        let base: IdSet<UserId> = ctx.base(state, s).collect();
+        work.extend(base.iter().map(|&q| (s, q)));
+        bases.insert(s, base);
+    }
+    let mut forward: IdMap<UserId, IdSet<UserId>> = Default::default();
+    while let Some((s, q)) = work.pop() {
+        for &r in succ.get(&s).into_iter().flatten() {
+            if q == r || ctx.blocks.contains(&(r, q)) {
+                continue;
+            }
+            let base = bases.entry(r).or_insert_with(|| ctx.base(state, r).collect());
+            if !base.contains(&q) && forward.entry(r).or_default().insert(q) {
+                work.push((r, q));
+            }
+        }
+    }
+    state.forward = forward
+        .into_iter()
+        .map(|(x, f)| {
+            let mut v: Vec<UserId> = f.into_iter().collect();
+            v.sort_unstable();
+            (x, v)
+        })
+        .collect();
+}

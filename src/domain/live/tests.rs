@@ -2,6 +2,7 @@ use super::*;
 use crate::domain::acl::{changed, derive};
 use crate::wire::Secret;
 use proptest::prelude::*;
+use std::collections::BTreeMap;
 
 fn ch(s: &str) -> Channel {
     Channel::new(s).unwrap()
@@ -163,6 +164,64 @@ proptest! {
             }
             same_catalogue(&live, &shadow)?;
         }
+    }
+}
+
+/// `graph` made change by change on an empty live graph: what the start-up path must give.
+fn grown(graph: &Graph) -> LiveGraph {
+    let mut live = LiveGraph::new(Graph::default(), Mode::Social);
+    let mut deltas: Vec<Delta> = graph
+        .users
+        .iter()
+        .map(|(u, e)| Delta::User(*u, Some(*e)))
+        .collect();
+    for (g, members) in &graph.groups {
+        deltas.extend(members.iter().map(|u| Delta::Member {
+            group: *g,
+            user: *u,
+            active: true,
+        }));
+    }
+    deltas.extend(graph.follows.iter().map(|(s, u)| Delta::Follow {
+        share: *s,
+        user: *u,
+        on: true,
+    }));
+    deltas.extend(graph.blocks.iter().map(|(a, b)| Delta::Block {
+        blocker: *a,
+        blocked: *b,
+        on: true,
+    }));
+    deltas.extend(graph.shares.iter().map(|s| Delta::Share(s.id, Some(s.clone()))));
+    deltas.extend(graph.keys.iter().map(|k| Delta::Key(k.id, Some(k.clone()))));
+    // One at a time: each settles what the last left.
+    for d in deltas {
+        live.apply([d]);
+    }
+    live
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+    #[test]
+    fn a_graph_read_at_start_holds_what_the_changes_that_made_it_hold(
+        made in proptest::collection::vec(arb_delta(), 0..40),
+    ) {
+        let mut shadow = start();
+        for d in &made {
+            apply_to(&mut shadow, d);
+        }
+        let read = LiveGraph::new(shadow.clone(), Mode::Social);
+        let grown = grown(&shadow);
+        prop_assert_eq!(read.table(), grown.table());
+        let forward = |live: &LiveGraph| -> BTreeMap<String, BTreeMap<UserId, Vec<UserId>>> {
+            live.channels
+                .iter()
+                .map(|(c, s)| (c.as_str().to_owned(), s.forward.iter().map(|(x, f)| (*x, f.clone())).collect()))
+                .filter(|(_, f): &(String, BTreeMap<UserId, Vec<UserId>>)| !f.is_empty())
+                .collect()
+        };
+        prop_assert_eq!(forward(&read), forward(&grown));
     }
 }
 

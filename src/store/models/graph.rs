@@ -6,14 +6,16 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use diesel::prelude::*;
 
 use crate::domain::live::Delta;
-use crate::domain::model::Graph;
+use crate::domain::model::{Graph, Share};
 use crate::domain::{AuthkeyId, GroupId, ShareId, UserId};
-use crate::store::schema::{graph_changes, graph_log, group_members, share_follows, user_blocks, users};
+use crate::store::schema::{
+    graph_changes, graph_log, group_members, share_follows, shares, user_blocks, users,
+};
 use crate::store::{AnyConnection, IN_CHUNK, Store, StoreError, in_chunks};
 
 use super::applied::LIVE_WITHIN;
 use super::authkeys::key_records_in;
-use super::shares::shares_in;
+use super::shares::{shares_by_id_range, shares_in};
 use crate::domain::model::MemberState;
 
 /// At most this many change-log rows are read at once (a caller reads on until `Current`).
@@ -65,8 +67,9 @@ fn pairs_in(
     Ok(found)
 }
 
-/// Everything of the graph but the keys, read on `conn` (inside the caller's transaction).
-fn graph_without_keys_in(conn: &mut AnyConnection) -> Result<Graph, StoreError> {
+/// Everything of the graph but the keys, read on `conn` (inside the caller's transaction),
+/// with the shares up to `shares_through` (`None`: all of them).
+fn graph_without_keys_in(conn: &mut AnyConnection, shares_through: Option<i64>) -> Result<Graph, StoreError> {
     let users: Vec<(i64, bool)> = users::table.select((users::id, users::enabled)).load(conn)?;
     let members: Vec<(i64, i64)> = group_members::table
         .filter(group_members::state.eq(MemberState::Active.as_str()))
@@ -85,7 +88,10 @@ fn graph_without_keys_in(conn: &mut AnyConnection) -> Result<Graph, StoreError> 
     Ok(Graph {
         users: users.into_iter().map(|(u, e)| (UserId(u), e)).collect(),
         groups,
-        shares: shares_in(conn, None)?,
+        shares: match shares_through {
+            None => shares_in(conn, None)?,
+            Some(through) => shares_by_id_range(conn, 0, Some(through))?,
+        },
         keys: Vec::new(),
         follows: follows
             .into_iter()
@@ -109,26 +115,45 @@ impl Store {
         let sealer = self.sealer().cloned();
         let mut conn = self.conn()?;
         conn.transaction(|conn| {
-            let mut graph = graph_without_keys_in(conn)?;
+            let mut graph = graph_without_keys_in(conn, None)?;
             graph.keys = key_records_in(conn, sealer.as_ref(), None)?;
             Ok(graph)
         })
     }
 
     /// The whole graph and a version to follow the change log from, for a server starting:
-    /// the version is read first, then the keys and the rest on two connections at once.
-    /// The two reads may see different moments, but every change after the version is in
+    /// the version is read first, then the keys, the upper half of the shares and the rest
+    /// on three connections at once. The reads may see different moments, but every change after the version is in
     /// the log, and each logged change is applied as its entity is when the log is read,
     /// so following the log from the version makes the whole consistent again.
     pub fn load_graph_versioned(&self) -> Result<(i64, Graph), StoreError> {
         let version = self.acl_version()?;
+        let mut conn = self.conn()?;
+        if self.pool_use().max < 3 {
+            // Too few connections to read on three at once: one read after the other.
+            let sealer = self.sealer().cloned();
+            let mut graph = conn.transaction(|conn| graph_without_keys_in(conn, None))?;
+            graph.keys = conn.transaction(|conn| key_records_in(conn, sealer.as_ref(), None))?;
+            return Ok((version, graph));
+        }
+        // Reading is most of a start: the keys alone take half as long as the rest.
+        let max: Option<i64> = shares::table
+            .select(diesel::dsl::max(shares::id))
+            .first(&mut conn)?;
+        let half = max.map(|m| m / 2);
         let store = self.clone();
         let keys = std::thread::spawn(move || store.key_records());
-        let mut conn = self.conn()?;
-        let mut graph = conn.transaction(|conn| graph_without_keys_in(conn))?;
-        graph.keys = keys
-            .join()
-            .map_err(|_| StoreError::NotFound("the key reader panicked".into()))??;
+        let store = self.clone();
+        let upper = std::thread::spawn(move || -> Result<Vec<Share>, StoreError> {
+            let mut conn = store.conn()?;
+            conn.transaction(|conn| shares_by_id_range(conn, half.unwrap_or(0), max))
+        });
+        let mut graph = conn.transaction(|conn| graph_without_keys_in(conn, Some(half.unwrap_or(0))))?;
+        let panicked = |what: &str| StoreError::NotFound(format!("the {what} reader panicked"));
+        graph
+            .shares
+            .extend(upper.join().map_err(|_| panicked("shares"))??);
+        graph.keys = keys.join().map_err(|_| panicked("key"))??;
         Ok((version, graph))
     }
 

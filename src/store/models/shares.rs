@@ -14,7 +14,7 @@ use crate::domain::model::{Grantee, Share, ShareKind, ShareState};
 use crate::domain::{GroupId, ShareId, UserId};
 use crate::store::on_backend;
 use crate::store::schema::{groups, shares, users};
-use crate::store::{ID_RANGE, Store, StoreError, by_id_ranges, in_chunks, now};
+use crate::store::{ID_RANGE, Store, StoreError, by_id_ranges_after, in_chunks, now};
 use crate::wire::Channel;
 
 type ShareRow = (
@@ -153,28 +153,39 @@ pub(crate) fn shares_in(conn: &mut AnyConnection, only: Option<&[i64]>) -> Resul
     let query = || shares::table.order(shares::id).select(share_columns!());
     let Some(ids) = only else {
         let max: Option<i64> = shares::table.select(diesel::dsl::max(shares::id)).first(conn)?;
-        let mut out = Vec::new();
-        let mut names = crate::store::ChannelNames::default();
-        by_id_ranges(
-            max,
-            ID_RANGE,
-            |lo, hi| {
-                query()
-                    .filter(shares::id.gt(lo))
-                    .filter(shares::id.le(hi))
-                    .load::<ShareRow>(conn)
-            },
-            |rows| {
-                out.extend(
-                    rows.into_iter()
-                        .filter_map(|r| share_from(r, |c| names.channel(c).ok())),
-                );
-            },
-        )?;
-        return Ok(out);
+        return shares_by_id_range(conn, 0, max);
     };
     let rows: Vec<ShareRow> = in_chunks(ids, |c| query().filter(shares::id.eq_any(c)).load(conn))?;
     Ok(rows.into_iter().filter_map(to_share).collect())
+}
+
+/// The shares whose id is past `after` and at most `through` (`None`: there are none).
+pub(crate) fn shares_by_id_range(
+    conn: &mut AnyConnection,
+    after: i64,
+    through: Option<i64>,
+) -> Result<Vec<Share>, StoreError> {
+    let query = || shares::table.order(shares::id).select(share_columns!());
+    let mut out = Vec::new();
+    let mut names = crate::store::ChannelNames::default();
+    by_id_ranges_after(
+        after,
+        through,
+        ID_RANGE,
+        |lo, hi| {
+            query()
+                .filter(shares::id.gt(lo))
+                .filter(shares::id.le(hi))
+                .load::<ShareRow>(conn)
+        },
+        |rows| {
+            out.extend(
+                rows.into_iter()
+                    .filter_map(|r| share_from(r, |c| names.channel(c).ok())),
+            );
+        },
+    )?;
+    Ok(out)
 }
 
 impl Store {
