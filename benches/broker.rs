@@ -104,7 +104,7 @@ fn fanout(c: &mut Criterion) {
                             .map(|u| UserId((u + i64::try_from(i).unwrap()) % 40))
                             .chain([UserId(7)])
                             .collect();
-                        handle(i, Sources::Users(users))
+                        handle(i, Sources::Users(Arc::new(users)))
                     } else {
                         handle(i, Sources::Everyone)
                     }

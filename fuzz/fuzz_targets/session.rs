@@ -25,7 +25,7 @@ fn table() -> KeyTable {
         secret: Secret::new("s"),
         owner: UserId(7),
         publish: [ch("pub")].into_iter().collect(),
-        subscribe: HashMap::from([(ch("sub"), Sources::Users([UserId(7)].into()))]),
+        subscribe: HashMap::from([(ch("sub"), Sources::Users(std::sync::Arc::new([UserId(7)].into())))]),
     };
     KeyTable::from_iter([(acl.ident.clone(), Arc::new(acl))])
 }
