@@ -1,5 +1,6 @@
 use super::*;
 use crate::domain::acl::{changed, derive};
+use crate::domain::model::Graph;
 use crate::wire::Secret;
 use proptest::prelude::*;
 use std::collections::BTreeMap;
