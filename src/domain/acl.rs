@@ -70,6 +70,35 @@ pub struct KeyAcl {
 }
 
 impl KeyAcl {
+    /// The ACL of key `k` (whose owner is enabled), with `sources(c)` read for each channel
+    /// it subscribes in social mode: one construction for the reference derivation and the
+    /// live graph, which differ only in how they find sources.
+    pub fn of<'k>(
+        k: &'k KeyRecord,
+        mode: Mode,
+        mut sources: impl FnMut(&'k Channel) -> Arc<BTreeSet<UserId>>,
+    ) -> KeyAcl {
+        let subscribe = k
+            .subscribe
+            .iter()
+            .map(|c| {
+                let s = match mode {
+                    Mode::Open => Sources::Everyone,
+                    Mode::Social => Sources::Users(sources(c)),
+                };
+                (c.clone(), s)
+            })
+            .collect();
+        KeyAcl {
+            id: k.id,
+            ident: k.ident.clone(),
+            secret: k.secret.clone(),
+            owner: k.owner,
+            publish: k.publish.iter().cloned().collect(),
+            subscribe,
+        }
+    }
+
     /// Whether the key may publish on `channel` (never on a presence channel: only the
     /// broker speaks there).
     pub fn may_publish(&self, channel: &str) -> bool {
@@ -302,36 +331,18 @@ pub fn derive(graph: &Graph, mode: Mode) -> KeyTable {
         .iter()
         .filter(|k| k.enabled && graph.enabled(k.owner))
         .map(|k| {
-            let subscribe = k
-                .subscribe
-                .iter()
-                .map(|c| {
-                    let s = match mode {
-                        Mode::Open => Sources::Everyone,
-                        Mode::Social => Sources::Users(
-                            memo.entry((k.owner, c.as_str()))
-                                .or_insert_with(|| {
-                                    Arc::new(
-                                        views
-                                            .entry(c.as_str())
-                                            .or_insert_with(|| ChannelView::new(graph, c.as_str()))
-                                            .sources(k.owner),
-                                    )
-                                })
-                                .clone(),
-                        ),
-                    };
-                    (c.clone(), s)
-                })
-                .collect();
-            let acl = KeyAcl {
-                id: k.id,
-                ident: k.ident.clone(),
-                secret: k.secret.clone(),
-                owner: k.owner,
-                publish: k.publish.iter().cloned().collect(),
-                subscribe,
-            };
+            let acl = KeyAcl::of(k, mode, |c| {
+                memo.entry((k.owner, c.as_str()))
+                    .or_insert_with(|| {
+                        Arc::new(
+                            views
+                                .entry(c.as_str())
+                                .or_insert_with(|| ChannelView::new(graph, c.as_str()))
+                                .sources(k.owner),
+                        )
+                    })
+                    .clone()
+            });
             (k.ident.clone(), Arc::new(acl))
         })
         .collect()

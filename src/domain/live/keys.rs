@@ -72,29 +72,14 @@ impl LiveGraph {
         set
     }
 
+    /// The ACL of `k` from the live graph (`None`: the key or its owner is disabled).
     pub(super) fn key_acl(&self, k: &KeyRecord, memo: &mut Memo) -> Option<Arc<KeyAcl>> {
         if !k.enabled || !self.enabled(k.owner) {
             return None;
         }
-        let subscribe = k
-            .subscribe
-            .iter()
-            .map(|c| {
-                let s = match self.mode {
-                    Mode::Open => Sources::Everyone,
-                    Mode::Social => Sources::Users(self.sources_memo(memo, k.owner, c)),
-                };
-                (c.clone(), s)
-            })
-            .collect();
-        Some(Arc::new(KeyAcl {
-            id: k.id,
-            ident: k.ident.clone(),
-            secret: k.secret.clone(),
-            owner: k.owner,
-            publish: k.publish.iter().cloned().collect(),
-            subscribe,
-        }))
+        Some(Arc::new(KeyAcl::of(k, self.mode, |c| {
+            self.sources_memo(memo, k.owner, c)
+        })))
     }
 }
 
