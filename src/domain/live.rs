@@ -18,7 +18,8 @@ use crate::wire::{Channel, Ident};
 mod catalogue;
 mod forward;
 mod keys;
-use keys::Memo;
+mod owed;
+use owed::{Owed, OwedKey};
 mod reach;
 mod start;
 pub use catalogue::ChannelPublishers;
@@ -181,6 +182,8 @@ pub struct LiveGraph {
     /// Who publishes where (the catalogue's index).
     publishing: catalogue::Publishing,
     table: KeyTable,
+    /// Keys of absorbed changes not derived yet.
+    owed: Owed,
 }
 
 impl LiveGraph {
@@ -200,8 +203,15 @@ impl LiveGraph {
     }
 
     /// Applies `deltas` and re-derives only what they can change; returns the keys whose
-    /// ACL is now different (sorted by ident), which are already in [`Self::table`].
+    /// ACL is now different (sorted by ident), which are already in [`Self::table`]. What
+    /// earlier changes left owed (see [`Self::absorb`]) stays owed.
     pub fn apply(&mut self, deltas: impl IntoIterator<Item = Delta>) -> Vec<KeyChange> {
+        let mut owed = self.moved_by(deltas);
+        self.derive(&mut owed, None)
+    }
+
+    /// Updates the graph for `deltas`: the keys they may move, not derived yet.
+    fn moved_by(&mut self, deltas: impl IntoIterator<Item = Delta>) -> Owed {
         let mut seeds: HashMap<Channel, Seeds> = Default::default();
         let mut keys: IdSet<AuthkeyId> = Default::default();
         let mut gone: Vec<Ident> = Vec::new();
@@ -230,57 +240,22 @@ impl LiveGraph {
                 users.entry(u).or_default().push(c.clone());
             }
         }
-        let mut partial: Vec<(AuthkeyId, &[Channel])> = Vec::new();
-        for (u, channels) in &users {
-            for id in self.keys_of.get(u).into_iter().flatten() {
+        let mut queue: Vec<OwedKey> = keys
+            .iter()
+            .filter_map(|id| self.keys.get(id))
+            .map(|k| (k.owner, k.id, None))
+            .collect();
+        for (u, channels) in users {
+            let channels: Arc<[Channel]> = channels.into();
+            for id in self.keys_of.get(&u).into_iter().flatten() {
                 if !keys.contains(id) {
-                    partial.push((*id, channels));
+                    queue.push((u, *id, Some(Arc::clone(&channels))));
                 }
             }
         }
-        let mut changes: HashMap<Ident, Option<Arc<KeyAcl>>> = Default::default();
-        for ident in gone {
-            if self.table.remove(&ident).is_some() {
-                changes.insert(ident, None);
-            }
-        }
         // In owner order, so that an owner's keys share what they read (see `Memo`).
-        let mut whole: Vec<&KeyRecord> = keys.iter().filter_map(|id| self.keys.get(id)).collect();
-        whole.sort_unstable_by_key(|k| (k.owner, k.id));
-        let mut memo = Memo::default();
-        let mut derived: Vec<(AuthkeyId, Option<Arc<KeyAcl>>)> = whole
-            .into_iter()
-            .map(|k| (k.id, self.key_acl(k, &mut memo)))
-            .collect();
-        let mut partial: Vec<(&KeyRecord, &[Channel])> = partial
-            .into_iter()
-            .filter_map(|(id, channels)| self.keys.get(&id).map(|k| (k, channels)))
-            .collect();
-        partial.sort_unstable_by_key(|(k, _)| (k.owner, k.id));
-        for (k, channels) in partial {
-            let new = match self.table.get(&k.ident) {
-                Some(old) => self.key_acl_on(k, old, channels, &mut memo),
-                None => self.key_acl(k, &mut memo),
-            };
-            derived.push((k.id, new));
-        }
-        for (id, new) in derived {
-            let Some(k) = self.keys.get(&id) else { continue };
-            let ident = k.ident.clone();
-            let old = self.table.get(&ident);
-            if old == new.as_ref() {
-                changes.remove(&ident);
-                continue;
-            }
-            match &new {
-                Some(acl) => self.table.insert(ident.clone(), Arc::clone(acl)),
-                None => self.table.remove(&ident),
-            };
-            changes.insert(ident, new);
-        }
-        let mut out: Vec<KeyChange> = changes.into_iter().collect();
-        out.sort_by(|a, b| a.0.cmp(&b.0));
-        out
+        queue.sort_unstable_by_key(|(owner, id, _)| (*owner, *id));
+        Owed { gone, queue, next: 0 }
     }
 
     /// Updates the indexes for one delta and notes which (channel, user) receptions and

@@ -2,22 +2,24 @@
 //! and keeps both current.
 //!
 //! Every change, made by this process, by the CLI or by another node, lands in the store's
-//! change log; the actor reads the log after the version it applied (on each operation of
-//! its own, and on PostgreSQL when the log's NOTIFY arrives, on SQLite every `acl_poll_ms`), applies the deltas to its [`LiveGraph`] off the
-//! actor's thread (only the keys whose sources can move are re-derived), stores the new
-//! table where sessions authenticate, and tells the Broker exactly which keys changed. Every
-//! change runs to its end before the next starts (one at a time, in order, but for an
-//! operation of this process, whose own changes go live ahead of what others logged just
-//! before it and this process has not applied yet: see `apply_own`), and an operation
-//! answers only after the Broker has brought its live routes in line: when the website says
-//! "revoked", a message published next is not delivered. The version applied is recorded in
-//! the store so that the CLI, which writes beside a running server, can wait until its change
-//! is live. A database outage is logged once; the broker keeps serving with the ACLs it has.
+//! change log; the actor reads the log after the version it read (on each operation of its
+//! own, and on PostgreSQL when the log's NOTIFY arrives, on SQLite every `acl_poll_ms`),
+//! applies the deltas to its [`LiveGraph`] off the actor's thread (only the keys whose
+//! sources can move are re-derived), stores the new table where sessions authenticate, and
+//! tells the Broker exactly which keys changed. Changes read from the log are absorbed into
+//! the graph whole and their keys derived [`APPLY_SLICE`] at a time: between two slices an
+//! operation of this process runs, and its own changes go live ahead of what is owed and of
+//! what others logged just before it (see `apply_own`), so a small change never waits for a
+//! big one. An operation answers only after the Broker has brought its live routes in line:
+//! when the website says "revoked", a message published next is not delivered. The version
+//! up to which everything is live is recorded in the store so that the CLI, which writes
+//! beside a running server, can wait until its change is live: it moves only once the last
+//! slice is. A database outage is logged once; the broker keeps serving with the ACLs it has.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::{
     Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, Recipient, ResponseFuture, WrapFuture,
@@ -80,24 +82,54 @@ const PRUNE_EVERY: Duration = Duration::from_secs(60);
 /// How often the database's planner statistics are checked (see [`crate::store::Store::optimize`]).
 const OPTIMIZE_EVERY: Duration = Duration::from_secs(3600);
 
-/// Changes applied: the version reached, the new table and the keys that changed.
+/// How long one slice of a big change's keys is derived before the actor turns to other
+/// messages (see [`LiveGraph::absorb`]): what a small change made meanwhile waits at most.
+pub const APPLY_SLICE: Duration = Duration::from_millis(10);
+
+/// Changes applied: the table now and the keys that changed in it.
 struct Derived {
-    version: i64,
+    /// The change log was read and absorbed up to here (`None`: not read).
+    read: Option<i64>,
+    /// Keys of an absorbed change are still to be derived: what was read is not all live.
+    owing: bool,
     table: Arc<KeyTable>,
     idents: Vec<Ident>,
 }
 
-/// Applies what the change log holds past `seen` to `live`: blocking. `None` when nothing
-/// changed.
-fn catch_up(store: &Store, live: &Mutex<LiveGraph>, seen: i64) -> Result<Option<Derived>, StoreError> {
+impl Derived {
+    fn of(live: &LiveGraph, read: Option<i64>, idents: Vec<Ident>) -> Self {
+        Self {
+            read,
+            owing: live.owing(),
+            table: Arc::new(live.table().clone()),
+            idents,
+        }
+    }
+}
+
+/// Applies what the change log holds past `read` to `live`: blocking. With a `slice`, a
+/// change is absorbed whole and its keys derived for that long, the rest left owed (see
+/// [`LiveGraph::absorb`]); without, everything read is derived (an operation's own
+/// changes, which its caller waits for). `None` when nothing changed and nothing is owed.
+fn catch_up(
+    store: &Store,
+    live: &Mutex<LiveGraph>,
+    read: i64,
+    slice: Option<Duration>,
+) -> Result<Option<Derived>, StoreError> {
     let mut live = live.lock();
-    let mut version = seen;
+    let owed = live.owing();
+    let mut version = read;
     let mut changes: BTreeMap<Ident, Option<Arc<KeyAcl>>> = BTreeMap::new();
     loop {
         match store.graph_changes_since(version)? {
             GraphChanges::Current => break,
             GraphChanges::Deltas { version: v, deltas } => {
-                changes.extend(live.apply(deltas));
+                if slice.is_some() {
+                    live.absorb(deltas);
+                } else {
+                    changes.extend(live.apply(deltas));
+                }
                 version = v;
             }
             GraphChanges::Reload => {
@@ -106,6 +138,7 @@ fn catch_up(store: &Store, live: &Mutex<LiveGraph>, seen: i64) -> Result<Option<
                     "the change log no longer reaches back this far: reloading the graph"
                 );
                 let (v, graph) = store.load_graph_versioned()?;
+                // Nothing is owed in a graph read whole.
                 let fresh = LiveGraph::new(graph, live.mode());
                 for i in changed(live.table(), fresh.table()) {
                     let acl = fresh.table().get(&i).cloned();
@@ -116,14 +149,30 @@ fn catch_up(store: &Store, live: &Mutex<LiveGraph>, seen: i64) -> Result<Option<
             }
         }
     }
-    if version == seen {
+    if let Some(slice) = slice
+        && live.owing()
+    {
+        changes.extend(live.derive_owed(Some(Instant::now() + slice)));
+    }
+    if version == read && !owed {
         return Ok(None);
     }
-    Ok(Some(Derived {
-        version,
-        table: Arc::new(live.table().clone()),
-        idents: changes.into_keys().collect(),
-    }))
+    Ok(Some(Derived::of(
+        &live,
+        Some(version),
+        changes.into_keys().collect(),
+    )))
+}
+
+/// Derives the next slice of what is owed: blocking. `None` when nothing is.
+fn derive_owed(live: &Mutex<LiveGraph>, slice: Duration) -> Option<Derived> {
+    let mut live = live.lock();
+    if !live.owing() {
+        return None;
+    }
+    let changes = live.derive_owed(Some(Instant::now() + slice));
+    let idents = changes.into_iter().map(|(i, _)| i).collect();
+    Some(Derived::of(&live, None, idents))
 }
 
 /// Applies only the changes logged in `(before, own]`, an operation of this process, ahead
@@ -131,14 +180,13 @@ fn catch_up(store: &Store, live: &Mutex<LiveGraph>, seen: i64) -> Result<Option<
 /// and that are not applied yet: a small change is not held up behind a big one that
 /// happened to commit first. Safe because every delta carries its entity as it is now, so
 /// any subset of the log applied gives a graph of current entities, and what is left out
-/// is only changes nobody has been told are live. The version stays `seen`: the log is
-/// read from there next (these rows again, a no-op as they are unchanged), and whoever
-/// waits for the earlier changes hears only once they are live. `None` when the log no
-/// longer reaches back (the caller catches up whole).
+/// is only changes nobody has been told are live. The log is read from where it was next
+/// (these rows again, a no-op as they are unchanged), and whoever waits for the earlier
+/// changes hears only once they are live. `None` when the log no longer reaches back (the
+/// caller catches up whole).
 fn apply_own(
     store: &Store,
     live: &Mutex<LiveGraph>,
-    seen: i64,
     (before, own): (i64, i64),
 ) -> Result<Option<Derived>, StoreError> {
     let mut live = live.lock();
@@ -154,11 +202,7 @@ fn apply_own(
             GraphChanges::Reload => return Ok(None),
         }
     }
-    Ok(Some(Derived {
-        version: seen,
-        table: Arc::new(live.table().clone()),
-        idents: changes.into_keys().collect(),
-    }))
+    Ok(Some(Derived::of(&live, None, changes.into_keys().collect())))
 }
 
 /// Turns `stats.graph_stale` on (logged) once the change log has gone unread for longer
@@ -184,7 +228,15 @@ async fn watch_staleness(stats: Arc<crate::broker::stats::Stats>, after: Duratio
 pub struct SocialGraph {
     store: Store,
     live: Arc<Mutex<LiveGraph>>,
+    /// Every change up to here is live (recorded for the CLI, said by the heartbeat).
     version: i64,
+    /// The change log is absorbed into `live` up to here; keys of the changes past
+    /// `version` may still be owed.
+    read: i64,
+    /// See [`APPLY_SLICE`].
+    slice: Duration,
+    /// A [`Continue`] is queued.
+    continuing: bool,
     keys: Arc<ArcSwap<KeyTable>>,
     broker: Recipient<AclChanged>,
     every: Duration,
@@ -221,6 +273,9 @@ impl SocialGraph {
             store,
             live: Arc::new(Mutex::new(live)),
             version,
+            read: version,
+            slice: APPLY_SLICE,
+            continuing: false,
             keys,
             broker,
             every,
@@ -257,6 +312,12 @@ impl SocialGraph {
         self
     }
 
+    /// Derives a big change's keys `slice` at a time (see [`APPLY_SLICE`]).
+    pub fn with_slice(mut self, slice: Duration) -> Self {
+        self.slice = slice;
+        self
+    }
+
     /// In a cluster: operations answer once every live node applied them (at most `wait`,
     /// then they answer anyway and the log says how many nodes were behind).
     pub fn with_cluster_wait(mut self, wait: Option<Duration>) -> Self {
@@ -264,36 +325,39 @@ impl SocialGraph {
         self
     }
 
-    /// Reads the change log past the version applied and applies it, on a blocking
-    /// thread; `None` when nothing changed.
+    /// Reads the change log past what was read and absorbs it, then derives a slice of
+    /// what is owed, on a blocking thread; `None` when nothing changed.
     fn load(&self) -> impl std::future::Future<Output = Result<Option<Derived>, StoreError>> + 'static {
-        let (store, live, seen) = (self.store.clone(), Arc::clone(&self.live), self.version);
+        let (store, live, read) = (self.store.clone(), Arc::clone(&self.live), self.read);
+        let slice = Some(self.slice);
         async move {
-            tokio::task::spawn_blocking(move || catch_up(&store, &live, seen))
+            tokio::task::spawn_blocking(move || catch_up(&store, &live, read, slice))
                 .await
                 .map_err(|e| StoreError::NotFound(format!("graph task failed: {e}")))?
         }
     }
 
     /// Makes `d` live: the table sessions authenticate against, then the Broker's routes
-    /// (awaited), then the record the CLI waits on.
-    fn publish(&mut self, d: Derived) -> impl std::future::Future<Output = ()> + 'static {
+    /// (awaited), then the record the CLI waits on (once nothing is owed); what is owed
+    /// goes on in a [`Continue`].
+    fn publish(
+        &mut self,
+        d: Derived,
+        ctx: &mut Context<Self>,
+    ) -> impl std::future::Future<Output = ()> + 'static {
         // A slow read of an older graph must not undo a newer one.
-        let stale = d.version < self.version;
+        let stale = d.read.is_some_and(|r| r < self.read);
         if stale {
             // Cannot happen while changes run one at a time; the table is the live graph's.
-            tracing::warn!(
-                version = d.version,
-                applied = self.version,
-                "an older change arrived late"
-            );
+            tracing::warn!(read = d.read, applied = self.read, "an older change arrived late");
         }
         let broker = self.broker.clone();
         let notice = if stale || d.idents.is_empty() {
             None
         } else {
             tracing::info!(
-                version = d.version,
+                read = self.read.max(d.read.unwrap_or(0)),
+                owing = d.owing,
                 keys = d.table.len(),
                 changed = d.idents.len(),
                 "ACLs changed: applying"
@@ -304,8 +368,18 @@ impl SocialGraph {
                 idents: d.idents,
             })
         };
+        let was = self.version;
         if !stale {
-            self.version = d.version;
+            self.read = self.read.max(d.read.unwrap_or(self.read));
+            // Everything absorbed is derived: all of it is live once the broker has it.
+            if !d.owing {
+                self.version = self.read;
+            }
+        }
+        // A slice that leaves keys owed moves no version: nothing to record.
+        let record = self.version > was;
+        if d.owing && !std::mem::replace(&mut self.continuing, true) {
+            ctx.notify(Continue);
         }
         let (store, node, version) = (self.store.clone(), self.node.clone(), self.version);
         let alive = self.heartbeat.as_ref().map(Heartbeat::applied);
@@ -317,6 +391,9 @@ impl SocialGraph {
             }
             if let Some(a) = alive {
                 a.fetch_max(version, Ordering::AcqRel);
+            }
+            if !record {
+                return;
             }
             let _ = tokio::task::spawn_blocking(move || {
                 if let Err(e) = store.record_applied(&node, version) {
@@ -348,8 +425,8 @@ impl SocialGraph {
         }
     }
 
-    /// One poll: read, derive, apply; the actor handles nothing else meanwhile, so changes
-    /// are applied one at a time and in order.
+    /// One poll: read, absorb, derive a slice, apply; the actor handles nothing else
+    /// meanwhile, so changes are absorbed one at a time and in order.
     fn refresh(&mut self, ctx: &mut Context<Self>) {
         self.refresh_then(ctx, |_| {});
     }
@@ -357,9 +434,9 @@ impl SocialGraph {
     /// [`Self::refresh`], then `after` (still within the actor's exclusive section).
     fn refresh_then(&mut self, ctx: &mut Context<Self>, after: impl FnOnce(&mut Self) + 'static) {
         let load = self.load();
-        ctx.wait(load.into_actor(self).then(|res, act, _| {
+        ctx.wait(load.into_actor(self).then(|res, act, ctx| {
             let (read, next): (bool, std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>) = match res {
-                Ok(Some(d)) => (true, Box::pin(act.publish(d))),
+                Ok(Some(d)) => (true, Box::pin(act.publish(d, ctx))),
                 Ok(None) => (true, Box::pin(async {})),
                 Err(e) => {
                     act.fail(&e);
@@ -452,6 +529,36 @@ impl Handler<Refresh> for SocialGraph {
     }
 }
 
+/// Derive the next slice of what is owed (queued by [`SocialGraph::publish`] behind any
+/// message already waiting, which goes first).
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Continue;
+
+impl Handler<Continue> for SocialGraph {
+    type Result = ();
+
+    fn handle(&mut self, _: Continue, ctx: &mut Context<Self>) {
+        self.continuing = false;
+        let (live, slice) = (Arc::clone(&self.live), self.slice);
+        let work = async move {
+            tokio::task::spawn_blocking(move || derive_owed(&live, slice))
+                .await
+                .unwrap_or_else(|e| {
+                    tracing::error!("the derivation of owed keys failed: {e}");
+                    None
+                })
+        };
+        ctx.wait(work.into_actor(self).then(|d, act, ctx| {
+            let next: std::pin::Pin<Box<dyn std::future::Future<Output = ()>>> = match d {
+                Some(d) => Box::pin(act.publish(d, ctx)),
+                None => Box::pin(async {}),
+            };
+            next.into_actor(act)
+        }));
+    }
+}
+
 impl<T: Send + 'static> Handler<ReadLive<T>> for SocialGraph {
     type Result = ResponseFuture<Result<T, SocialError>>;
 
@@ -477,7 +584,7 @@ impl<T: Send + 'static> Handler<Apply<T>> for SocialGraph {
     type Result = ResponseFuture<Result<(T, Propagation), SocialError>>;
 
     fn handle(&mut self, Apply(op): Apply<T>, ctx: &mut Context<Self>) -> Self::Result {
-        let (store, live, seen) = (self.store.clone(), Arc::clone(&self.live), self.version);
+        let (store, live, read) = (self.store.clone(), Arc::clone(&self.live), self.read);
         // The operation and the read of the changes it made run in one blocking task; the
         // new ACLs are live on this node's broker before the caller hears back. `wait`: no
         // other change (or poll) runs until this one is live here.
@@ -492,14 +599,14 @@ impl<T: Send + 'static> Handler<Apply<T>> for SocialGraph {
                 // be read, the newest change read below stands in for it.
                 let own = res.is_ok().then(|| store.acl_version().unwrap_or(i64::MAX));
                 let ahead = match (before, own) {
-                    (Some(b), Some(o)) if b > seen && o > b && o != i64::MAX => Some((b, o)),
+                    (Some(b), Some(o)) if b > read && o > b && o != i64::MAX => Some((b, o)),
                     _ => None,
                 };
-                let first = ahead.map(|range| apply_own(&store, &live, seen, range));
+                let first = ahead.map(|range| apply_own(&store, &live, range));
                 let (derived, partial) = match first {
                     Some(Ok(Some(d))) => (Ok(Some(d)), true),
                     Some(Err(e)) => (Err(e), false),
-                    Some(Ok(None)) | None => (catch_up(&store, &live, seen), false),
+                    Some(Ok(None)) | None => (catch_up(&store, &live, read, None), false),
                 };
                 (res, own, derived, partial)
             })
@@ -516,15 +623,15 @@ impl<T: Send + 'static> Handler<Apply<T>> for SocialGraph {
         let (done, answer) = tokio::sync::oneshot::channel();
         ctx.wait(
             run.into_actor(self)
-                .then(move |(res, own, derived, partial), act, _| {
+                .then(move |(res, own, derived, partial), act, ctx| {
                     let read = derived.is_ok();
                     let (live_here, reached): (std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>, _) =
                         match derived {
                             // Its own changes are live here; the others' follow at once.
-                            Ok(Some(d)) if partial => (Box::pin(act.publish(d)), own),
+                            Ok(Some(d)) if partial => (Box::pin(act.publish(d, ctx)), own),
                             Ok(Some(d)) => {
-                                let reached = own.map(|o| o.min(d.version));
-                                (Box::pin(act.publish(d)), reached)
+                                let reached = own.map(|o| o.min(d.read.unwrap_or(o)));
+                                (Box::pin(act.publish(d, ctx)), reached)
                             }
                             Ok(None) => (Box::pin(async {}), None),
                             Err(e) => {
@@ -574,8 +681,13 @@ mod tests {
     use crate::social::ops::{self, GranteeName};
     use crate::wire::{Channel, Ident};
 
-    /// Collects what the SocialGraph tells the broker.
-    struct Collector(Arc<Mutex<Vec<Vec<Ident>>>>);
+    /// Collects what the SocialGraph tells the broker and, when a test asks by setting
+    /// `watch`, whether the CLI would hear that version is live as each message arrives.
+    struct Collector {
+        told: Arc<Mutex<Vec<Vec<Ident>>>>,
+        watch: Arc<Mutex<Option<(Store, i64)>>>,
+        live_at: Arc<Mutex<Vec<bool>>>,
+    }
 
     impl Actor for Collector {
         type Context = Context<Self>;
@@ -584,7 +696,12 @@ mod tests {
     impl Handler<AclChanged> for Collector {
         type Result = ();
         fn handle(&mut self, msg: AclChanged, _: &mut Context<Self>) {
-            self.0.lock().unwrap().push(msg.idents);
+            self.told.lock().unwrap().push(msg.idents);
+            if let Some((store, version)) = &*self.watch.lock().unwrap() {
+                let live = store.wait_applied_at(*version, Duration::ZERO).unwrap();
+                let live = matches!(live, crate::store::models::applied::Live::Applied { .. });
+                self.live_at.lock().unwrap().push(live);
+            }
         }
     }
 
@@ -595,10 +712,14 @@ mod tests {
         graph: actix::Addr<SocialGraph>,
         keys: Arc<ArcSwap<KeyTable>>,
         told: Arc<Mutex<Vec<Vec<Ident>>>>,
+        /// See [`Collector`].
+        watch: Arc<Mutex<Option<(Store, i64)>>>,
+        live_at: Arc<Mutex<Vec<bool>>>,
     }
 
     /// Users named `names`, each `(user, ident, publish, subscribe)` key, and a graph actor
-    /// that never polls: only operations (and what they trigger) read the change log.
+    /// that never polls: only operations (and what they trigger) read the change log; a
+    /// change read from the log is derived a key at a time (a slice that ends at once).
     fn start(store: &Store, names: &[&str], keys: &[(usize, &str, &str, &str)]) -> Started {
         let ch = |s: &str| Channel::new(s).unwrap();
         let users: Vec<_> = names
@@ -622,7 +743,13 @@ mod tests {
         let live = LiveGraph::new(graph, crate::domain::acl::Mode::Social);
         let table = Arc::new(ArcSwap::from_pointee(live.table().clone()));
         let told = Arc::new(Mutex::new(Vec::new()));
-        let broker = Collector(Arc::clone(&told)).start();
+        let (watch, live_at) = (Arc::new(Mutex::new(None)), Arc::new(Mutex::new(Vec::new())));
+        let broker = Collector {
+            told: Arc::clone(&told),
+            watch: Arc::clone(&watch),
+            live_at: Arc::clone(&live_at),
+        }
+        .start();
         let graph = SocialGraph::new(
             store.clone(),
             live,
@@ -631,12 +758,15 @@ mod tests {
             broker.recipient(),
             Duration::from_secs(3600),
         )
+        .with_slice(Duration::ZERO)
         .start();
         Started {
             users,
             graph,
             keys: table,
             told,
+            watch,
+            live_at,
         }
     }
 
@@ -650,6 +780,7 @@ mod tests {
             graph,
             keys,
             told: seen,
+            ..
         } = start(
             &store,
             &["a", "b", "c"],
@@ -712,6 +843,7 @@ mod tests {
             graph,
             keys,
             told: seen,
+            ..
         } = start(
             &store,
             &["a", "b", "c", "d"],
@@ -769,5 +901,97 @@ mod tests {
             matches!(waited, crate::store::models::applied::Live::Applied { .. }),
             "{waited:?}"
         );
+    }
+
+    #[actix_rt::test]
+    async fn an_operation_goes_live_between_two_slices_of_a_big_change_which_is_live_only_after_its_last() {
+        let db = crate::store::scratch::ScratchDb::new().unwrap();
+        let store = Store::open(db.url()).unwrap();
+        let ch = |s: &str| Channel::new(s).unwrap();
+        let Started {
+            users,
+            graph,
+            keys,
+            told,
+            watch,
+            live_at,
+        } = start(
+            &store,
+            &["a", "b", "c", "d", "e", "f", "g"],
+            &[
+                (0, "ka", "x", "x"),
+                (1, "kb", "x", "x"),
+                (2, "kc", "x", "x"),
+                (3, "kd", "x", "x"),
+                (4, "ke", "x", "x"),
+                (5, "kf", "y", "y"),
+                (6, "kg", "y", "y"),
+            ],
+        );
+        let share = |from: usize, on: &str, to: usize| {
+            let (from, to) = (users[from].id, users[to].id);
+            let c = ch(on);
+            move |s: &Store| {
+                s.add_share(
+                    from,
+                    &c,
+                    crate::domain::model::Grantee::User(to),
+                    (ShareKind::Own, false),
+                    crate::domain::model::ShareState::Accepted,
+                    "t",
+                )
+                .map_err(SocialError::from)
+            }
+        };
+        // The big change, committed beside the server (as the CLI does): a shares x with
+        // four users, four keys to derive, one a slice here.
+        for to in 1..=4 {
+            share(0, "x", to)(&store).unwrap();
+        }
+        let big = store.acl_version().unwrap();
+        // The server's record is written (by its heartbeat), behind the big change.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while matches!(
+            store.wait_applied_at(big, Duration::ZERO).unwrap(),
+            crate::store::models::applied::Live::Applied { .. }
+        ) {
+            assert!(std::time::Instant::now() < deadline, "no heartbeat");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        *watch.lock().unwrap() = Some((store.clone(), big));
+        // Heard of it (a NOTIFY, a poll), and an operation arrives while it is applied.
+        graph.do_send(Refresh);
+        let (_, live) = graph
+            .send(Apply(Box::new(share(5, "y", 6))))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(live.is_live());
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while told.lock().unwrap().len() < 5 {
+            assert!(std::time::Instant::now() < deadline, "the big change never ended");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let id = |s: &str| vec![Ident::new(s).unwrap()];
+        // One key of the big change, then the operation, then the rest of the big change.
+        assert_eq!(
+            *told.lock().unwrap(),
+            vec![id("kb"), id("kg"), id("kc"), id("kd"), id("ke")]
+        );
+        // Nobody waiting on the big change heard it was live before its last key was.
+        assert_eq!(*live_at.lock().unwrap(), vec![false; 5]);
+        let s2 = store.clone();
+        let waited = tokio::task::spawn_blocking(move || s2.wait_applied_at(big, Duration::from_secs(10)))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            matches!(waited, crate::store::models::applied::Live::Applied { .. }),
+            "{waited:?}"
+        );
+        for k in ["kb", "kc", "kd", "ke"] {
+            assert!(keys.load()[k].sources("x").unwrap().admits(users[0].id), "{k}");
+        }
+        assert!(keys.load()["kg"].sources("y").unwrap().admits(users[5].id));
     }
 }

@@ -39,6 +39,7 @@ impl LiveGraph {
             keys_of: Default::default(),
             publishing: Default::default(),
             table: KeyTable::new(),
+            owed: Default::default(),
         };
         // The shares indexed on this thread; groups, follows and keys on another (none of
         // them reads the others).

@@ -168,6 +168,59 @@ proptest! {
     }
 }
 
+/// Runs `steps` on `shadow` and `live` as a server whose big changes are derived in
+/// slices would: a step marked `true` is absorbed (its keys owed), one marked `false` is
+/// applied at once (an operation going live between two slices), and after each step
+/// `slices` keys of what is owed are derived. Whenever nothing is owed, and at the end, the
+/// table is a full derivation's.
+pub(super) fn sliced(
+    shadow: &mut Graph,
+    live: &mut LiveGraph,
+    steps: Vec<(Vec<Delta>, bool, usize)>,
+) -> Result<(), TestCaseError> {
+    for (step, absorbed, slices) in steps {
+        for d in &step {
+            apply_to(shadow, d);
+        }
+        if absorbed {
+            live.absorb(step.clone());
+        } else {
+            live.apply(step.clone());
+        }
+        for _ in 0..slices {
+            // A slice that ends at once derives one key.
+            live.derive_owed(Some(std::time::Instant::now()));
+        }
+        if !live.owing() {
+            prop_assert_eq!(live.table(), &derive(shadow, Mode::Social), "after {:?}", step);
+        }
+    }
+    while live.owing() {
+        live.derive_owed(Some(std::time::Instant::now()));
+    }
+    prop_assert_eq!(live.table(), &derive(shadow, Mode::Social));
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+    #[test]
+    fn changes_absorbed_and_derived_a_key_at_a_time_end_as_a_full_derivation(
+        first in proptest::collection::vec(arb_delta(), 0..20),
+        steps in proptest::collection::vec(
+            (proptest::collection::vec(arb_delta(), 1..3), any::<bool>(), 0usize..4),
+            1..25,
+        ),
+    ) {
+        let mut shadow = start();
+        for d in &first {
+            apply_to(&mut shadow, d);
+        }
+        let mut live = LiveGraph::new(shadow.clone(), Mode::Social);
+        sliced(&mut shadow, &mut live, steps)?;
+    }
+}
+
 /// `graph` made change by change on an empty live graph: what the start-up path must give.
 fn grown(graph: &Graph) -> LiveGraph {
     let mut live = LiveGraph::new(Graph::default(), Mode::Social);
@@ -504,6 +557,18 @@ mod chains {
                     prop_assert_eq!(live.table(), &derive(&shadow, Mode::Social), "after {:?}", step);
                     super::super::same_reach(&live, &shadow, "c")?;
                 }
+            }
+
+            #[test]
+            fn chains_cycles_and_wide_groups_absorbed_and_derived_in_slices_end_as_a_full_derivation(
+                steps in proptest::collection::vec(
+                    (proptest::collection::vec(arb_change(), 1..4), any::<bool>(), 0usize..8),
+                    1..30,
+                ),
+            ) {
+                let mut shadow = start();
+                let mut live = LiveGraph::new(shadow.clone(), Mode::Social);
+                super::super::sliced(&mut shadow, &mut live, steps)?;
             }
         }
     }
