@@ -4,7 +4,8 @@
 //! channel the background community also redistributes on. With the head publishing
 //! every millisecond, each round makes through the CLI, as an operator or user would:
 //! the first link blocking the head and unblocking it, the group's owner accepting the
-//! share (while another user accepts a small share through the API) and the head revoking
+//! share (while another user accepts a small share through the API, sent as soon as the
+//! group's acceptance is committed, so that it reaches a server busy applying it) and the head revoking
 //! it. Measured: when each command answered, whether anything published after a block or
 //! revoke answered still arrived, when data flowed again, how long the small change took
 //! meanwhile, and the longest pause of a publish path no change touches (the head's own
@@ -43,7 +44,8 @@ pub struct WorstRow {
     pub group_accept_first: (f64, f64),
     /// The head revokes the group share: until the CLI answered.
     pub group_revoke_answered: (f64, f64),
-    /// A small API accept made 20 ms into the group accept: request to first message.
+    /// A small API accept made as soon as the group accept is committed (while the server
+    /// applies it): request to first message.
     pub small_during: (f64, f64),
     /// Messages published after a block or revoke answered that still arrived (must be 0).
     pub leaked: u64,
@@ -218,6 +220,8 @@ pub(super) async fn run(
     let mut group_share = made.group_share.0.to_string();
     let rss = || crate::bench::rss_kib(r.pid).map_or(0.0, |k| k as f64 / 1024.0);
     let rss_before = rss();
+    // Where the bench sees the group accept committed (the server hears it as soon).
+    let log = Store::open(r.db).map_err(|e| err(&e))?;
     for _ in 0..rounds {
         // The first link blocks the head: nothing of the head's may reach it once answered.
         let t0 = Instant::now();
@@ -235,8 +239,8 @@ pub(super) async fn run(
         unblock.push(since(arrived, t0));
         unblocking.await.map_err(|e| err(&e))??;
 
-        // The group's owner accepts the head's redistribute share; 20 ms in, another user
-        // accepts a small share through the API.
+        // The group's owner accepts the head's redistribute share; as soon as that is
+        // committed, another user accepts a small share through the API.
         let (status, body) = api(
             r.web,
             r.tokens.0,
@@ -248,9 +252,26 @@ pub(super) async fn run(
         let small_id =
             json_id(&body).ok_or_else(|| BenchError::Protocol(format!("offer answered {status}: {body}")))?;
         let mark = set_mark(&member);
+        let version = || {
+            let log = log.clone();
+            async move {
+                tokio::task::spawn_blocking(move || log.acl_version())
+                    .await
+                    .map_err(|e| err(&e))?
+                    .map_err(|e| err(&e))
+            }
+        };
+        let committed_before = version().await?;
         let t0 = Instant::now();
         let accepting = spawn_cli(r, &["share", "accept", &group_share, "--as", WORST_OWNER]);
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        while version().await? == committed_before {
+            if t0.elapsed() > Duration::from_secs(30) {
+                return Err(BenchError::Protocol(
+                    "the group accept was never committed".into(),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
         let small_mark = set_mark(r.small);
         let t1 = Instant::now();
         let (status, body) = api(
