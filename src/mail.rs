@@ -36,6 +36,9 @@ pub enum MailError {
     /// The message could not be assembled.
     #[error("cannot build mail: {0}")]
     Build(String),
+    /// The transport (the SMTP server, the mail folder) refused or failed on a mail.
+    #[error("mail not sent: {0}")]
+    Send(String),
 }
 
 enum Transport {
@@ -81,29 +84,14 @@ impl Mailer {
 
     /// Starts the sending task (needs a tokio runtime). `smtp_url` empty: files in `dir`.
     pub fn start(smtp_url: &str, dir: &str, from: &str) -> Result<Mailer, MailError> {
-        let from: Mailbox = from.parse().map_err(|_| MailError::Address(from.to_owned()))?;
-        let transport = if smtp_url.is_empty() {
-            std::fs::create_dir_all(dir).map_err(|source| MailError::Dir {
-                dir: dir.to_owned(),
-                source,
-            })?;
-            Transport::File(AsyncFileTransport::<Tokio1Executor>::new(dir))
-        } else {
-            let t = AsyncSmtpTransport::<Tokio1Executor>::from_url(smtp_url)
-                .map_err(|e| MailError::Url(e.to_string()))?
-                .build();
-            Transport::Smtp(t)
-        };
+        let from = mailbox(from)?;
+        let transport = Transport::new(smtp_url, dir)?;
         let (tx, mut rx) = mpsc::channel::<Message>(QUEUE);
         let stats = Arc::new(MailStats::default());
         let counters = Arc::clone(&stats);
         tokio::spawn(async move {
             while let Some(m) = rx.recv().await {
-                let res = match &transport {
-                    Transport::File(t) => t.send(m).await.map(drop).map_err(|e| e.to_string()),
-                    Transport::Smtp(t) => t.send(m).await.map(drop).map_err(|e| e.to_string()),
-                };
-                match res {
+                match transport.send(m).await {
                     Ok(()) => counters.sent.fetch_add(1, Relaxed),
                     Err(e) => {
                         tracing::warn!("mail not sent: {e}");
@@ -118,20 +106,7 @@ impl Mailer {
     /// Queues a plain-text mail; returns at once. A bad address or a full queue is logged,
     /// counted and reported, but never waits.
     pub fn send(&self, to: &str, subject: &str, text: &str) -> Result<(), MailError> {
-        let to_box: Mailbox = to.parse().map_err(|_| MailError::Address(to.to_owned()))?;
-        // 7bit (which needs CRLF line ends) keeps links whole and readable in the raw file;
-        // quoted-printable only if it must (non-ASCII text).
-        let crlf = text.replace("\r\n", "\n").replace('\n', "\r\n");
-        let body = Body::new_with_encoding(crlf, ContentTransferEncoding::SevenBit).unwrap_or_else(|b| {
-            Body::new_with_encoding(b, ContentTransferEncoding::QuotedPrintable).unwrap_or_else(Body::new)
-        });
-        let m = Message::builder()
-            .from(self.from.clone())
-            .to(to_box)
-            .subject(subject)
-            .header(ContentType::TEXT_PLAIN)
-            .body(body)
-            .map_err(|e| MailError::Build(e.to_string()))?;
+        let m = message(&self.from, to, subject, text)?;
         if self.tx.try_send(m).is_err() {
             self.stats.dropped.fetch_add(1, Relaxed);
             tracing::warn!(%to, "mail queue full: mail dropped");
@@ -139,6 +114,69 @@ impl Mailer {
         }
         Ok(())
     }
+}
+
+/// Sends one mail now and says whether the transport took it: what a command run by an
+/// operator needs (an invitation, a test mail), who must hear at once that the mail server
+/// refused it, where the website's queue only logs and counts.
+pub async fn deliver(
+    (smtp_url, dir, from): (&str, &str, &str),
+    to: &str,
+    subject: &str,
+    text: &str,
+) -> Result<(), MailError> {
+    let m = message(&mailbox(from)?, to, subject, text)?;
+    Transport::new(smtp_url, dir)?
+        .send(m)
+        .await
+        .map_err(MailError::Send)
+}
+
+impl Transport {
+    /// SMTP when `smtp_url` is set, else files in `dir` (created if missing).
+    fn new(smtp_url: &str, dir: &str) -> Result<Transport, MailError> {
+        if smtp_url.is_empty() {
+            std::fs::create_dir_all(dir).map_err(|source| MailError::Dir {
+                dir: dir.to_owned(),
+                source,
+            })?;
+            return Ok(Transport::File(AsyncFileTransport::<Tokio1Executor>::new(dir)));
+        }
+        let t = AsyncSmtpTransport::<Tokio1Executor>::from_url(smtp_url)
+            .map_err(|e| MailError::Url(e.to_string()))?
+            .build();
+        Ok(Transport::Smtp(t))
+    }
+
+    async fn send(&self, m: Message) -> Result<(), String> {
+        match self {
+            Transport::File(t) => t.send(m).await.map(drop).map_err(|e| e.to_string()),
+            Transport::Smtp(t) => t.send(m).await.map(drop).map_err(|e| e.to_string()),
+        }
+    }
+}
+
+fn mailbox(address: &str) -> Result<Mailbox, MailError> {
+    address
+        .parse()
+        .map_err(|_| MailError::Address(address.to_owned()))
+}
+
+/// A plain-text mail from `from` to `to`.
+fn message(from: &Mailbox, to: &str, subject: &str, text: &str) -> Result<Message, MailError> {
+    // 7bit (which needs CRLF line ends) keeps links whole and readable in the raw file;
+    // quoted-printable only if it must (non-ASCII text).
+    let crlf = text.replace("\r\n", "\n").replace('\n', "\r\n");
+    let body = Body::new_with_encoding(crlf, ContentTransferEncoding::SevenBit).unwrap_or_else(|b| {
+        Body::new_with_encoding(b, ContentTransferEncoding::QuotedPrintable).unwrap_or_else(Body::new)
+    });
+    Message::builder()
+        .from(from.clone())
+        .to(mailbox(to)?)
+        .subject(subject)
+        .header(ContentType::TEXT_PLAIN)
+        .body(body)
+        .map_err(|e| MailError::Build(e.to_string()))
 }
 
 #[cfg(test)]
@@ -170,5 +208,28 @@ mod tests {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
         assert!(Mailer::start("nonsense://x", &d, "a@b").is_err());
+    }
+
+    #[tokio::test]
+    async fn a_mail_delivered_now_is_written_or_its_failure_said() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("out").to_string_lossy().into_owned();
+        let from = "hpfriends <hp@localhost>";
+        deliver(("", &d, from), "bob@example.org", "Hi", "a line\n")
+            .await
+            .unwrap();
+        let files: Vec<_> = std::fs::read_dir(&d).unwrap().flatten().collect();
+        let text = std::fs::read_to_string(files[0].path()).unwrap();
+        assert!(
+            text.contains("To: bob@example.org") && text.contains("a line"),
+            "{text}"
+        );
+        assert!(matches!(
+            deliver(("", &d, from), "not an address", "x", "y").await,
+            Err(MailError::Address(_))
+        ));
+        // Nothing listens on port 9 here: the refusal is said, not queued and logged.
+        let refused = deliver(("smtp://127.0.0.1:9", &d, from), "bob@example.org", "x", "y").await;
+        assert!(matches!(refused, Err(MailError::Send(_))), "{refused:?}");
     }
 }

@@ -39,6 +39,8 @@ fn every_command_has_help() {
         &["migrate", "--help"],
         &["user", "add", "--help"],
         &["user", "list", "--help"],
+        &["user", "set-email", "--help"],
+        &["user", "invite", "--help"],
         &["authkey", "add", "--help"],
         &["authkey", "list", "--help"],
         &["authkey", "rm", "--help"],

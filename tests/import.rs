@@ -470,3 +470,111 @@ fn an_export_with_a_bad_row_imports_nothing_and_its_text_cannot_drive_the_termin
     let keys = ok(&db, &["authkey", "list", "--json"]);
     assert!(!keys.contains("a-key"), "{keys}");
 }
+
+/// A migrated community signs in: `import --emails` gives the owners their addresses,
+/// `user invite` mails each a link, the link sets a password (and confirms the address),
+/// and the user logs in to the website and shares a channel there. An owner without an
+/// address is refused an invitation until `user set-email`.
+#[test]
+fn a_migrated_user_is_invited_signs_in_and_shares() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut map = serde_json::Map::new();
+    for k in fixture().as_array().unwrap() {
+        map.insert(
+            k["ident"].as_str().unwrap().into(),
+            json!({"owner": k["owner"], "secret": k["secret"], "pubchans": k["publish"], "subchans": k["subscribe"]}),
+        );
+    }
+    let file = dir.path().join("auth.json");
+    std::fs::write(&file, Value::Object(map).to_string()).unwrap();
+    let emails = dir.path().join("emails.csv");
+    std::fs::write(&emails, "# owner,address\nSensor Org,ops@sensor.example\n").unwrap();
+    let db = Db::scratch();
+    let (f, e) = (file.to_str().unwrap(), emails.to_str().unwrap());
+    let plan = ok(
+        &db,
+        &["import", "--from", "hpfeeds-json", f, "--emails", e, "--dry-run"],
+    );
+    assert!(plan.contains("with address ops@sensor.example"), "{plan}");
+    let out = ok(&db, &["import", "--from", "hpfeeds-json", f, "--emails", e]);
+    assert!(
+        out.contains("hpfriends user invite") && out.contains("1 of 2 have no address"),
+        "{out}"
+    );
+
+    let server = TestServer::start_on(&db, &[], &[]);
+    let web = server.web.expect("the website runs");
+    let mail = dir.path().join("mail");
+    let cli = |args: &[&str]| {
+        Command::new(common::bin())
+            .args(["--db", db.url()])
+            .args(args)
+            .env("HPFRIENDS_MAIL_DIR", &mail)
+            .env("HPFRIENDS_PUBLIC_URL", format!("http://{web}"))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    // The analyst came without an address: named, refused, nothing mailed.
+    let o = cli(&["user", "invite", "analyst", "Sensor-Org"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(
+        err.contains("analyst not invited") && err.contains("user set-email analyst"),
+        "{err}"
+    );
+    assert!(err.contains("1 of 2 user(s) not invited: analyst"), "{err}");
+    let o = cli(&["user", "set-email", "analyst", "analyst@uni.example"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = cli(&["user", "invite", "analyst"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("mailed a link to analyst@uni.example"));
+
+    // Each invited user got one mail with a link to this website.
+    let link_to = |to: &str| -> String {
+        let texts: Vec<String> = std::fs::read_dir(&mail)
+            .unwrap()
+            .flatten()
+            .map(|f| std::fs::read_to_string(f.path()).unwrap())
+            .filter(|t| t.contains(&format!("To: {to}")))
+            .collect();
+        assert_eq!(texts.len(), 1, "{to}: {texts:?}");
+        let at = texts[0]
+            .find(&format!("http://{web}/reset/"))
+            .expect("a link to the site");
+        texts[0][at..].split_whitespace().next().unwrap().to_owned()
+    };
+    let link = link_to("ops@sensor.example");
+    assert!(link_to("analyst@uni.example").contains("/reset/"));
+    let path = &link[format!("http://{web}").len()..];
+
+    // Before the link: no password, no login.
+    let password = "a long and private passphrase";
+    let mut visitor = common::http::Browser::anonymous(web);
+    let r = visitor.post_form(
+        "/login",
+        "/login",
+        &[("login", "Sensor-Org"), ("password", password)],
+    );
+    assert_eq!(r.status, 401, "{}", r.body);
+    let r = visitor.post_form(path, path, &[("password", password), ("password2", password)]);
+    assert_eq!(r.status, 303, "{}", r.body);
+    // A link works once.
+    let r = visitor.post_form(path, path, &[("password", password), ("password2", password)]);
+    assert_eq!(r.status, 404, "{}", r.body);
+
+    let mut b = common::http::Browser::login(web, "ops@sensor.example", password);
+    let r = b.post_form(
+        "/shares",
+        "/shares",
+        &[
+            ("channel", "dionaea.capture"),
+            ("to_kind", "everyone"),
+            ("to", ""),
+            ("kind", "own"),
+        ],
+    );
+    assert_eq!(r.status, 303, "{}", r.body);
+    let shares = ok(&db, &["share", "list", "--as", "Sensor-Org", "--json"]);
+    assert!(shares.contains("everyone"), "{shares}");
+}

@@ -41,6 +41,11 @@ pub struct ImportArgs {
     /// Print what would be done, change nothing.
     #[arg(long)]
     dry_run: bool,
+    /// The owners' email addresses, for the users made for them (`user invite` then mails
+    /// each a link to sign in): lines `OWNER,ADDRESS`, or a JSON object `{"OWNER": "ADDRESS"}`.
+    /// Without it, users get a placeholder address until `user set-email`.
+    #[arg(long, value_name = "FILE")]
+    emails: Option<PathBuf>,
 }
 
 /// Options of `export`.
@@ -141,7 +146,16 @@ pub(super) fn import(
             return import_export(store, wait, &e, args.dry_run);
         }
     };
-    let plan = import::plan(store, &keys)?;
+    let mut plan = import::plan(store, &keys)?;
+    if let Some(p) = &args.emails {
+        let (name, text) = read(Some(p))?;
+        for owner in plan.address(&import::parse_emails(&name, &text)?) {
+            eprintln!(
+                "hpfriends: {name}: {} is no user this import creates; its address is left out",
+                super::output::terminal_safe(&format!("{owner:?}"))
+            );
+        }
+    }
     if args.dry_run {
         for line in plan.lines() {
             println!("{}", super::output::terminal_safe(&line));
@@ -165,6 +179,25 @@ pub(super) fn import(
             );
         }
         println!("imported: {}", p.summary());
+        if !p.users.is_empty() {
+            let (mailed, placeholder): (Vec<&String>, Vec<&String>) = p
+                .users
+                .iter()
+                .map(|(u, _)| u)
+                .partition(|u| p.emails.contains_key(*u));
+            println!(
+                "the new users sign in to the website once invited: hpfriends user invite NAME… mails each a link{}",
+                if placeholder.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " ({} of {} have no address yet: hpfriends user set-email NAME ADDRESS first)",
+                        placeholder.len(),
+                        mailed.len() + placeholder.len()
+                    )
+                }
+            );
+        }
     }
     live
 }

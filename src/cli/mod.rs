@@ -190,7 +190,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::SecretKey(cmd) => settings::secret_key(cmd),
         Command::Serve(args) => serve::serve(config, args),
         Command::Migrate => data::migrate(&config),
-        Command::User(cmd) => changing(&open_store(&config)?, wait, |s| users::run(s, cmd)),
+        Command::User(cmd) => changing(&open_store(&config)?, wait, |s| users::run(s, &config, cmd)),
         Command::Authkey(cmd) => changing(&open_store(&config)?, wait, |s| authkeys::run(s, cmd)),
         Command::Group(cmd) => changing(&open_store(&config)?, wait, |s| groups::run(s, cmd)),
         Command::Share(cmd) => changing(&open_store(&config)?, wait, |s| shares::run(s, cmd)),

@@ -175,6 +175,9 @@ pub struct Plan {
     pub skipped: Vec<(String, String)>,
     /// Accepted shares to create: (from user, channel, to user).
     pub shares: Vec<(String, String, String)>,
+    /// Addresses for users to create, by user name (the others get a placeholder until
+    /// the operator sets one: `user set-email`).
+    pub emails: BTreeMap<String, String>,
 }
 
 impl Plan {
@@ -199,7 +202,10 @@ impl Plan {
     pub fn lines(&self) -> Vec<String> {
         let mut out = Vec::new();
         for (u, owner) in &self.users {
-            out.push(format!("create user {u} (owner {owner:?})"));
+            match self.emails.get(u) {
+                Some(email) => out.push(format!("create user {u} (owner {owner:?}) with address {email}")),
+                None => out.push(format!("create user {u} (owner {owner:?})")),
+            }
         }
         for u in &self.existing_users {
             out.push(format!("use existing user {u}"));
@@ -220,6 +226,75 @@ impl Plan {
         }
         out
     }
+}
+
+impl Plan {
+    /// Gives the users to create the addresses `emails` names for their foreign owner (or
+    /// their user name here); returns the entries that name no user to create (an existing
+    /// user keeps the address it has).
+    pub fn address(&mut self, emails: &BTreeMap<String, String>) -> Vec<String> {
+        let mut used = BTreeSet::new();
+        for (name, owner) in &self.users {
+            let found = emails.get_key_value(owner).or_else(|| emails.get_key_value(name));
+            if let Some((key, email)) = found {
+                used.insert(key.as_str());
+                self.emails.insert(name.clone(), email.clone());
+            }
+        }
+        emails
+            .keys()
+            .filter(|k| !used.contains(k.as_str()))
+            .cloned()
+            .collect()
+    }
+}
+
+/// Reads the owners' addresses for `import --emails`: a JSON object `{"owner": "address"}`,
+/// or a line `owner,address` per owner (split at the last comma; blank lines and lines
+/// starting with `#` are skipped). Every address is checked, and none may be given twice.
+pub fn parse_emails(name: &str, text: &str) -> Result<BTreeMap<String, String>, ImportError> {
+    let map: BTreeMap<String, String> = if text.trim_start().starts_with('{') {
+        serde_json::from_str(text)
+            .map_err(|e| format_err(name, format!("not a JSON object of owner: address ({e})")))?
+    } else {
+        let mut map = BTreeMap::new();
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let Some((owner, email)) = line.rsplit_once(',') else {
+                return Err(format_err(
+                    name,
+                    format!("line {}: expected OWNER,ADDRESS", i + 1),
+                ));
+            };
+            let owner = owner.trim().trim_matches('"').to_owned();
+            if map.insert(owner.clone(), email.trim().to_owned()).is_some() {
+                return Err(format_err(
+                    name,
+                    format!("line {}: owner {owner:?} listed twice", i + 1),
+                ));
+            }
+        }
+        map
+    };
+    let mut seen = BTreeSet::new();
+    for (owner, email) in &map {
+        if !ops::valid_email(email) || super::accounts::is_placeholder(email) {
+            return Err(format_err(
+                name,
+                format!("owner {owner:?}: invalid email address {email:?}"),
+            ));
+        }
+        if !seen.insert(email.to_lowercase()) {
+            return Err(format_err(
+                name,
+                format!("{email:?} is given to more than one owner"),
+            ));
+        }
+    }
+    Ok(map)
 }
 
 /// Why `k` cannot be imported, if it cannot.
@@ -300,7 +375,11 @@ pub fn plan(store: &Store, keys: &[ForeignKey]) -> Result<Plan, ImportError> {
 pub fn apply(store: &Store, mut plan: Plan, step: &dyn Fn()) -> Result<Plan, ImportError> {
     for (name, owner) in &plan.users {
         step();
-        let email = format!("{name}@imported.invalid");
+        let email = plan
+            .emails
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| format!("{name}@imported.invalid"));
         ops::register(store, name, &email, IMPORT_ACTOR).map_err(|e| format_err(owner, e))?;
     }
     for (user, k) in &plan.keys {
@@ -343,4 +422,53 @@ pub fn apply(store: &Store, mut plan: Plan, step: &dyn Fn()) -> Result<Plan, Imp
     }
     plan.shares = created;
     Ok(plan)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owners_addresses_are_read_as_lines_or_json_and_checked() {
+        let lines = "# owner,address\n\nSensor Org, ops@sensor.example\n\"a, b\",ab@x.example\n";
+        let m = parse_emails("e.csv", lines).unwrap();
+        assert_eq!(m["Sensor Org"], "ops@sensor.example");
+        assert_eq!(m["a, b"], "ab@x.example");
+        let m = parse_emails("e.json", r#"{"analyst": "a@uni.example"}"#).unwrap();
+        assert_eq!(m["analyst"], "a@uni.example");
+        for (bad, why) in [
+            ("x\n", "expected OWNER,ADDRESS"),
+            ("a,a@x.example\na,b@x.example\n", "listed twice"),
+            ("a,nobody\n", "invalid email address"),
+            ("a,a@imported.invalid\n", "invalid email address"),
+            ("a,s@x.example\nb,S@x.example\n", "more than one owner"),
+            ("{\"a\": 1}", "not a JSON object"),
+        ] {
+            let e = parse_emails("f", bad).unwrap_err().to_string();
+            assert!(e.starts_with("f: ") && e.contains(why), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn addresses_go_to_users_made_for_their_owner_or_name() {
+        let mut plan = Plan {
+            users: vec![
+                ("Sensor-Org".into(), "Sensor Org".into()),
+                ("analyst".into(), "analyst".into()),
+            ],
+            ..Plan::default()
+        };
+        let emails: BTreeMap<String, String> = [
+            ("Sensor Org", "ops@sensor.example"),
+            ("analyst", "a@uni.example"),
+            ("stranger", "s@x.example"),
+        ]
+        .into_iter()
+        .map(|(a, b)| (a.to_owned(), b.to_owned()))
+        .collect();
+        assert_eq!(plan.address(&emails), vec!["stranger".to_owned()]);
+        assert_eq!(plan.emails["Sensor-Org"], "ops@sensor.example");
+        assert_eq!(plan.emails["analyst"], "a@uni.example");
+        assert!(plan.lines()[0].ends_with("with address ops@sensor.example"));
+    }
 }

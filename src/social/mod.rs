@@ -3,6 +3,7 @@
 //! `store` and the domain; knows nothing of HTTP or frames.
 
 pub mod access;
+pub mod accounts;
 pub mod export;
 pub mod graph;
 pub mod heartbeat;

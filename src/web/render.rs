@@ -48,6 +48,7 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ("live", include_str!("../../templates/live.hbs")),
     ("mail/verify", include_str!("../../templates/mail/verify.hbs")),
     ("mail/reset", include_str!("../../templates/mail/reset.hbs")),
+    ("mail/invite", include_str!("../../templates/mail/invite.hbs")),
     ("mail/share", include_str!("../../templates/mail/share.hbs")),
     (
         "mail/access_request",

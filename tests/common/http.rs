@@ -118,12 +118,17 @@ pub struct Browser {
 }
 
 impl Browser {
-    /// Logs in on the website at `addr`; panics unless the login succeeds.
-    pub fn login(addr: SocketAddr, login: &str, password: &str) -> Browser {
-        let mut b = Browser {
+    /// A browser with no session yet (a visitor following a mailed link).
+    pub fn anonymous(addr: SocketAddr) -> Browser {
+        Browser {
             addr,
             cookies: Vec::new(),
-        };
+        }
+    }
+
+    /// Logs in on the website at `addr`; panics unless the login succeeds.
+    pub fn login(addr: SocketAddr, login: &str, password: &str) -> Browser {
+        let mut b = Browser::anonymous(addr);
         let r = b.post_form("/login", "/login", &[("login", login), ("password", password)]);
         assert_eq!(r.status, 303, "login: {}", r.body);
         b

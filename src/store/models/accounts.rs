@@ -247,6 +247,29 @@ impl Store {
         })
     }
 
+    /// Gives `user` the address `email` on an operator's word (an imported user has a
+    /// placeholder): unconfirmed until the user opens a link mailed there (`user invite`),
+    /// and a changed address ends what was minted for the old one, as a confirmed change does.
+    pub fn set_email(&self, user: UserId, email: &str, actor: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        conn.transaction(|conn| {
+            let (name, old): (String, String) = users::table
+                .find(user.0)
+                .select((users::name, users::email))
+                .first(conn)?;
+            if old == email {
+                return Ok(());
+            }
+            diesel::update(users::table.find(user.0))
+                .set((users::email.eq(email), users::email_verified.eq(false)))
+                .execute(conn)
+                .map_err(|e| conflict(e, || format!("the address {email:?} belongs to another user")))?;
+            void_credentials(conn, user, None)?;
+            audit::record(conn, actor, "user.email", &name, email)?;
+            Ok(())
+        })
+    }
+
     /// Stores a new token for `user` and returns its raw value (shown or mailed once).
     pub fn create_token(
         &self,
