@@ -44,6 +44,7 @@ fn every_command_has_help() {
         &["authkey", "add", "--help"],
         &["authkey", "list", "--help"],
         &["authkey", "rm", "--help"],
+        &["authkey", "subscribe", "--help"],
         &["pub", "--help"],
         &["sub", "--help"],
         &["group", "list", "--help"],
@@ -169,6 +170,13 @@ fn users_and_keys() {
     assert_eq!(v["publish"], serde_json::json!(["a", "b"]));
     assert_eq!(v["subscribe"], serde_json::json!(["b"]));
     assert!(!list.contains(secret), "secrets are never listed");
+    let o = cli_with_db(&db, &["authkey", "subscribe", &ident, "b,c"]);
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        format!("authkey {ident} subscribed to b already\nauthkey {ident} subscribes to c now\n")
+    );
+    let list = String::from_utf8(cli_with_db(&db, &["authkey", "list", "--json"]).stdout).unwrap();
+    assert!(list.contains(r#""subscribe":["b","c"]"#), "{list}");
     fails_with(
         &cli_with_db(&db, &["authkey", "add", "--owner", "alice", "--ident", &ident]),
         "already taken",

@@ -164,7 +164,12 @@ fn the_researchers_story() {
     s.key("alice", "a-probe", "sp", &[], &[]);
     alice.publish("a-offered");
     assert!(bob.from("a-sensor").is_empty());
-    s.cli_ok(&["share", "accept", "1", "--as", "bob"]);
+    // The answer names the keys that receive it (b-mark publishes only).
+    let out = s.cli_ok(&["share", "accept", "1", "--as", "bob"]);
+    assert_eq!(
+        out.trim(),
+        format!("share 1 accepted: {CH} reaches bob's key(s) b-sub now")
+    );
     until_received(&mut bob, &mut alice, "a-sensor", "a-accepted");
 
     // carol publishes on the same channel: bob gets none of it.
@@ -194,7 +199,11 @@ fn the_researchers_story() {
         dave.from("a-sensor").is_empty(),
         "an invitation alone carries nothing"
     );
-    s.cli_ok(&["group", "accept", "trusted", "--as", "dave"]);
+    let out = s.cli_ok(&["group", "accept", "trusted", "--as", "dave"]);
+    assert!(
+        out.contains(&format!("{CH} reaches dave's key(s) d-sub now")),
+        "{out}"
+    );
     until_received(&mut dave, &mut alice, "a-sensor", "a-joined");
 
     // bob redistributes to erin: erin receives alice's data (and bob's own), not carol's.

@@ -638,6 +638,177 @@ async fn password_reset_by_mail_and_account_settings() {
     );
 }
 
+/// Accepting a share (or joining a group) answers which of the user's keys receive its
+/// channel; with none, the page says nothing arrives yet and one click adds the channel to
+/// a key, after which the broker's key table admits the sharer at once. The API answers
+/// the same facts (`receiving_keys`), and never for a share that is not the caller's.
+#[actix_web::test]
+async fn accepting_names_the_keys_that_receive_it_and_one_click_adds_it_to_a_key() {
+    let site = Site::new().await;
+    let app = site.app().await;
+    let alice = site.account("alice").await;
+    site.account("bob").await;
+    site.account("carol").await;
+    let (mut a, mut b) = (Browser::default(), Browser::default());
+    a.login(&app, "alice").await;
+    b.login(&app, "bob").await;
+    b.get(&app, "/authkeys").await;
+    let p = b
+        .post(&app, "/authkeys", &[("subscribe", "cowrie.sessions")])
+        .await;
+    let ident_b = Ident::new(&between(&p.body, "<code id=\"ident\">", "<")).unwrap();
+    a.get(&app, "/shares").await;
+    a.post(
+        &app,
+        "/shares",
+        &[
+            ("channel", "dionaea.capture"),
+            ("to_kind", "user"),
+            ("to", "bob"),
+            ("kind", "own"),
+        ],
+    )
+    .await;
+    let id = site.store.all_shares().unwrap()[0].id.0;
+    b.get(&app, "/shared-with-me").await;
+    let p = b.post(&app, &format!("/shares/{id}/accept"), &[]).await;
+    let page = b.get(&app, p.location()).await;
+    assert!(page.body.contains("Share accepted."), "{}", page.body);
+    assert!(
+        page.body
+            .contains("None of your keys subscribes to <code>dionaea.capture</code>"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains(&format!("Add it to {ident_b}")),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("/authkeys?subscribe=dionaea.capture"));
+    let admits = || {
+        site.core.shared.keys.load()[&ident_b]
+            .sources("dionaea.capture")
+            .is_some_and(|s| s.admits(alice.id))
+    };
+    assert!(!admits(), "accepted, but no key of bob's subscribes to it");
+
+    let p = b
+        .post(
+            &app,
+            &format!("/authkeys/{ident_b}/subscribe"),
+            &[("channel", "dionaea.capture"), ("back", "shared-with-me")],
+        )
+        .await;
+    assert_eq!(p.location(), "/shared-with-me?ok=key-subscribed");
+    assert!(admits(), "the key receives alice's data at once");
+    let page = b.get(&app, &format!("/shared-with-me?share={id}")).await;
+    assert!(
+        page.body
+            .contains("<code>dionaea.capture</code> reaches your key"),
+        "{}",
+        page.body
+    );
+    // Nobody learns another user's share through the page.
+    let mut c = Browser::default();
+    c.login(&app, "carol").await;
+    let page = c.get(&app, &format!("/shared-with-me?share={id}")).await;
+    assert!(!page.body.contains("dionaea.capture"), "{}", page.body);
+    // The new-key form comes filled in from the offered link.
+    let page = b.get(&app, "/authkeys?subscribe=dionaea.capture").await;
+    assert!(page.body.contains("name=\"subscribe\" value=\"dionaea.capture\""));
+
+    // The API: accept answers the receiving keys; joining a group answers each channel.
+    let bob_token = site.api_token("bob").await;
+    let alice_token = site.api_token("alice").await;
+    let carol_token = site.api_token("carol").await;
+    let (s, body) = b
+        .api(
+            &app,
+            Method::POST,
+            "/api/v1/shares",
+            &alice_token,
+            Some(json!({"channel": "cowrie.sessions", "to_user": "bob"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    let cowrie = body["id"].as_i64().unwrap();
+    let (s, body) = b
+        .api(
+            &app,
+            Method::POST,
+            &format!("/api/v1/shares/{cowrie}/accept"),
+            &bob_token,
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(body["channel"], "cowrie.sessions");
+    assert_eq!(body["receiving_keys"], json!([ident_b.as_str()]));
+    let (s, body) = b
+        .api(
+            &app,
+            Method::POST,
+            &format!("/api/v1/authkeys/{ident_b}/subscribe"),
+            &bob_token,
+            Some(json!({"channel": "cowrie.sessions"})),
+        )
+        .await;
+    assert_eq!((s, &body["added"]), (StatusCode::OK, &json!(false)), "{body}");
+    let (s, _) = b
+        .api(
+            &app,
+            Method::POST,
+            &format!("/api/v1/authkeys/{ident_b}/subscribe"),
+            &carol_token,
+            Some(json!({"channel": "cowrie.sessions"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "carol cannot touch bob's key");
+    for body in [json!({"name": "trusted"}), json!({"user": "bob"})] {
+        let path = if body.get("name").is_some() {
+            "/api/v1/groups"
+        } else {
+            "/api/v1/groups/trusted/invite"
+        };
+        let (s, answer) = b.api(&app, Method::POST, path, &alice_token, Some(body)).await;
+        assert!(s.is_success(), "{answer}");
+    }
+    let (s, body) = b
+        .api(
+            &app,
+            Method::POST,
+            "/api/v1/shares",
+            &alice_token,
+            Some(json!({"channel": "honeytrap.events", "to_group": "trusted"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    let group_share = body["id"].as_i64().unwrap();
+    b.api(
+        &app,
+        Method::POST,
+        &format!("/api/v1/shares/{group_share}/accept"),
+        &alice_token,
+        None,
+    )
+    .await;
+    let (s, body) = b
+        .api(
+            &app,
+            Method::POST,
+            "/api/v1/groups/trusted/accept",
+            &bob_token,
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["channels"],
+        json!([{"channel": "honeytrap.events", "receiving_keys": []}])
+    );
+}
+
 #[actix_web::test]
 async fn the_story_through_the_handlers_changes_acls_at_once() {
     let site = Site::new().await;
@@ -694,7 +865,10 @@ async fn the_story_through_the_handlers_changes_acls_at_once() {
     assert!(p.body.contains("1 invitation(s) wait for your answer"));
     let id = site.store.all_shares().unwrap()[0].id.0;
     let p = b.post(&app, &format!("/shares/{id}/accept"), &[]).await;
-    assert_eq!(p.location(), "/shared-with-me?ok=share-accepted");
+    assert_eq!(
+        p.location(),
+        format!("/shared-with-me?share={id}&ok=share-accepted#receiving")
+    );
     assert!(admits(), "the acceptance reached the broker's key table at once");
 
     let p = a.get(&app, "/shares").await;
@@ -975,7 +1149,7 @@ async fn groups_from_invitation_to_leaving() {
     b.get(&app, "/groups").await;
     assert_eq!(
         b.post(&app, "/groups/trusted/accept", &[]).await.location(),
-        "/groups?ok=group-joined"
+        "/groups?joined=trusted&ok=group-joined#receiving"
     );
     assert_eq!(
         b.post(&app, "/groups/trusted/leave", &[]).await.location(),

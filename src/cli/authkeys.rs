@@ -59,6 +59,16 @@ pub enum AuthkeyCommand {
         #[arg(long, num_args = 1.., value_delimiter = ',', value_parser = parse_channel)]
         subscribe: Vec<Channel>,
     },
+    /// Add channels to a key's subscribe list (what a share accepted needs before data
+    /// arrives); the channels it lists already are left as they are.
+    Subscribe {
+        /// The key's ident.
+        #[arg(value_parser = parse_ident)]
+        ident: Ident,
+        /// The channels (repeat, or separate with commas).
+        #[arg(required = true, num_args = 1.., value_delimiter = ',', value_parser = parse_channel)]
+        channels: Vec<Channel>,
+    },
     /// Give a key a new random secret (printed once).
     Rotate {
         /// The key's ident.
@@ -153,6 +163,16 @@ pub(super) fn run(store: &Store, cmd: AuthkeyCommand) -> anyhow::Result<()> {
         AuthkeyCommand::Rm { ident } => {
             ops::delete_key(store, &ops::key_owner(store, &ident)?, &ident)?;
             say!("authkey {ident} removed");
+        }
+        AuthkeyCommand::Subscribe { ident, channels } => {
+            let owner = ops::key_owner(store, &ident)?;
+            for c in &channels {
+                if crate::social::receiving::subscribe_key(store, &owner, &ident, c)? {
+                    say!("authkey {ident} subscribes to {c} now");
+                } else {
+                    say!("authkey {ident} subscribed to {c} already");
+                }
+            }
         }
         AuthkeyCommand::Set {
             ident,

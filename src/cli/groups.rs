@@ -131,8 +131,24 @@ pub(super) fn run(store: &Store, cmd: GroupCommand) -> anyhow::Result<()> {
             say!("{user} invited to {group}");
         }
         GroupCommand::Accept { group, actor } => {
-            ops::accept_invitation(store, &actor.user(store)?, &group)?;
-            say!("{} joined {group}", actor.name);
+            let me = actor.user(store)?;
+            ops::accept_invitation(store, &me, &group)?;
+            let channels = crate::social::receiving::of_group(store, &me, &group)?;
+            if channels.is_empty() {
+                say!(
+                    "{} joined {group} (nothing is shared with {group} yet)",
+                    actor.name
+                );
+            } else {
+                say!(
+                    "{} joined {group}, which receives {} channel(s):",
+                    actor.name,
+                    channels.len()
+                );
+                for r in &channels {
+                    say!("  {}", crate::social::receiving::say(&me.name, r));
+                }
+            }
         }
         GroupCommand::Decline { group, actor } => {
             ops::decline_invitation(store, &actor.user(store)?, &group)?;

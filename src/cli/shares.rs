@@ -11,6 +11,7 @@ use crate::domain::ShareId;
 use crate::domain::listing::ShareInfo;
 use crate::domain::model::ShareKind;
 use crate::social::ops::{self, GranteeName};
+use crate::social::receiving;
 use crate::store::Store;
 use crate::wire::Channel;
 
@@ -212,16 +213,24 @@ pub(super) fn run(store: &Store, cmd: ShareCommand) -> anyhow::Result<()> {
             say!("share {} ({channel}, {kind}) {state}", id.0);
         }
         ShareCommand::Follow { id, actor } => {
-            ops::follow_share(store, &actor.user(store)?, ShareId(id))?;
-            say!("share {id} taken up by {}", actor.name);
+            let me = actor.user(store)?;
+            ops::follow_share(store, &me, ShareId(id))?;
+            let r = receiving::of_share(store, &me, ShareId(id))?;
+            say!(
+                "share {id} taken up by {}: {}",
+                actor.name,
+                receiving::say(&me.name, &r)
+            );
         }
         ShareCommand::Unfollow { id, actor } => {
             ops::unfollow_share(store, &actor.user(store)?, ShareId(id))?;
             say!("share {id} no longer taken by {}", actor.name);
         }
         ShareCommand::Accept { id, actor } => {
-            ops::answer_share(store, &actor.user(store)?, ShareId(id), true)?;
-            say!("share {id} accepted");
+            let me = actor.user(store)?;
+            ops::answer_share(store, &me, ShareId(id), true)?;
+            let r = receiving::of_share(store, &me, ShareId(id))?;
+            say!("share {id} accepted: {}", receiving::say(&me.name, &r));
         }
         ShareCommand::Decline { id, actor } => {
             ops::answer_share(store, &actor.user(store)?, ShareId(id), false)?;

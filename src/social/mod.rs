@@ -11,3 +11,4 @@ pub mod import;
 pub mod ops;
 pub mod propagation;
 pub mod reach;
+pub mod receiving;

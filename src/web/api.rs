@@ -17,6 +17,7 @@ use crate::domain::listing::ShareFilter;
 use crate::domain::model::ShareKind;
 use crate::social::ops::{self, GranteeName};
 use crate::social::propagation::Propagation;
+use crate::social::receiving;
 use crate::wire::{Channel, Ident};
 
 type ApiResult = Result<HttpResponse, ApiError>;
@@ -170,11 +171,40 @@ async fn delete_key(state: State, u: ApiUser, path: web::Path<String>) -> ApiRes
     Ok(changed(HttpResponse::Ok(), json!({"ok": true}), &live))
 }
 
-async fn key_action(state: State, u: ApiUser, path: web::Path<(String, String)>) -> ApiResult {
+/// `POST /authkeys/{ident}/subscribe`'s body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubscribeBody {
+    channel: String,
+}
+
+async fn key_action(
+    state: State,
+    u: ApiUser,
+    path: web::Path<(String, String)>,
+    body: Option<web::Json<SubscribeBody>>,
+) -> ApiResult {
     let (id, action) = path.into_inner();
     let i = ident(&id)?;
     let me = u.0.clone();
     let ((), live) = match action.as_str() {
+        "subscribe" => {
+            let Some(b) = body else {
+                return Err(ApiError(WebError::BadRequest(
+                    "subscribe needs a body {\"channel\": NAME}".into(),
+                )));
+            };
+            let c = Channel::new(b.channel.trim())
+                .map_err(|e| ApiError(WebError::BadRequest(format!("channel: {e}"))))?;
+            let (added, live) = state
+                .apply(move |s| receiving::subscribe_key(s, &me, &i, &c))
+                .await?;
+            return Ok(changed(
+                HttpResponse::Ok(),
+                json!({"ok": true, "added": added}),
+                &live,
+            ));
+        }
         "rotate" => {
             let (secret, live) = state.apply(move |s| ops::rotate_key(s, &me, &i)).await?;
             return Ok(changed(
@@ -336,7 +366,17 @@ async fn share_action(state: State, u: ApiUser, path: web::Path<(i64, String)>) 
     };
     let me = u.0.clone();
     let ((), live) = state.apply(move |s| op.run(s, &me, ShareId(id))).await?;
-    Ok(changed(HttpResponse::Ok(), json!({"ok": true}), &live))
+    if !matches!(op, ShareOp::Answer(true)) {
+        return Ok(changed(HttpResponse::Ok(), json!({"ok": true}), &live));
+    }
+    // What an accepted share brings, and whether any key of the user's takes it.
+    let me = u.0.clone();
+    let r = state
+        .db(move |s| receiving::of_share(s, &me, ShareId(id)))
+        .await?;
+    let mut answer = r.to_json();
+    answer["ok"] = json!(true);
+    Ok(changed(HttpResponse::Ok(), answer, &live))
 }
 
 /// `?q=TEXT&page=N`: channels whose name contains TEXT (any case), 50 a page by name.
@@ -598,7 +638,20 @@ async fn group_action(
             done
         }
         "remove" => state.apply(move |s| ops::remove_member(s, &me, &g, &who)).await?,
-        "accept" => state.apply(move |s| ops::accept_invitation(s, &me, &g)).await?,
+        "accept" => {
+            let group = g.clone();
+            let ((), live) = state
+                .apply(move |s| ops::accept_invitation(s, &me, &group))
+                .await?;
+            let me = u.0.clone();
+            let channels = state.db(move |s| receiving::of_group(s, &me, &g)).await?;
+            let list: Vec<_> = channels.iter().map(receiving::Receiving::to_json).collect();
+            return Ok(changed(
+                HttpResponse::Ok(),
+                json!({"ok": true, "channels": list}),
+                &live,
+            ));
+        }
         "decline" => state.apply(move |s| ops::decline_invitation(s, &me, &g)).await?,
         "leave" => state.apply(move |s| ops::leave_group(s, &me, &g)).await?,
         _ => {

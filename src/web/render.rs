@@ -35,6 +35,7 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ("group_members", include_str!("../../templates/group_members.hbs")),
     ("pager", include_str!("../../templates/pager.hbs")),
     ("filters", include_str!("../../templates/filters.hbs")),
+    ("receiving", include_str!("../../templates/receiving.hbs")),
     (
         "requests_pager",
         include_str!("../../templates/requests_pager.hbs"),
@@ -354,12 +355,12 @@ pub fn flash(code: &str) -> Option<&'static str> {
     Some(match code {
         "share-offered" => "Share offered. The grantee has been sent an invitation.",
         "share-everyone" => "Public offer made. It reaches each user who takes it up.",
-        "share-followed" => "Public offer taken up. Your keys receive it now.",
+        "share-followed" => "Public offer taken up.",
         "share-unfollowed" => "You stopped taking the public offer. Your keys no longer receive it.",
         "user-blocked" => "User blocked. Nothing of theirs reaches you, and their offers are declined.",
         "user-unblocked" => "User unblocked. Their declined offers stay declined.",
         "share-revoked" => "Share revoked. It stopped carrying data at once.",
-        "share-accepted" => "Share accepted. Your keys receive it now.",
+        "share-accepted" => "Share accepted.",
         "share-declined" => "Share declined.",
         "share-left" => "You left the share. Your keys no longer receive it.",
         "profile" => "Profile saved. Other users see it on your profile page.",
@@ -373,6 +374,9 @@ pub fn flash(code: &str) -> Option<&'static str> {
         "key-updated" => "Authkey updated.",
         "key-disabled" => "Authkey disabled. Its connections were closed.",
         "key-enabled" => "Authkey enabled.",
+        "key-subscribed" => {
+            "The key subscribes to the channel now: a client using it receives the channel once it subscribes."
+        }
         "key-deleted" => "Authkey deleted. Its connections were closed.",
         "group-created" => "Group created.",
         "group-invited" => "Invitation sent.",

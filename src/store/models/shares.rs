@@ -235,6 +235,21 @@ impl Store {
         })
     }
 
+    /// The channels shared with `group` and accepted for it, by name: what its members
+    /// receive through it.
+    pub fn group_channels(&self, group: GroupId) -> Result<Vec<Channel>, StoreError> {
+        let mut conn = self.conn()?;
+        let names: Vec<String> = shares::table
+            .filter(shares::to_kind.eq("group"))
+            .filter(shares::to_group_id.eq(group.0))
+            .filter(shares::state.eq(ShareState::Accepted.as_str()))
+            .select(shares::channel)
+            .distinct()
+            .order(shares::channel)
+            .load(&mut conn)?;
+        Ok(names.iter().filter_map(|c| Channel::new(c).ok()).collect())
+    }
+
     /// One share.
     pub fn share(&self, id: ShareId) -> Result<Option<Share>, StoreError> {
         let mut conn = self.conn()?;

@@ -195,17 +195,31 @@ async fn render_page(
     .render(state, req, Some(v))
 }
 
+/// `?page=N`, and `subscribe=CHANNEL` to fill in the new key's subscribe field (the link
+/// offered where a share was accepted with no key receiving it).
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct KeysQuery {
+    page: usize,
+    subscribe: String,
+}
+
 async fn page(
     state: State,
     req: HttpRequest,
     v: Viewer,
-    q: web::Query<crate::web::routes::PageQuery>,
+    q: web::Query<KeysQuery>,
 ) -> Result<HttpResponse, WebError> {
+    let form = if crate::wire::Channel::new(&q.subscribe).is_ok() {
+        json!({"subscribe": q.subscribe})
+    } else {
+        json!({})
+    };
     render_page(
         &state,
         &req,
         &v,
-        json!({}),
+        form,
         &FieldErrors::default(),
         StatusCode::OK,
         q.page,
@@ -221,6 +235,10 @@ struct KeyForm {
     comment: String,
     /// `yes` on the confirmation page's form: deleting cannot be undone.
     confirm: String,
+    /// The channel `subscribe` adds.
+    channel: String,
+    /// Where `subscribe` came from (`shared-with-me`, `groups`), to go back there.
+    back: String,
 }
 
 /// Parses both channel lists and the comment, naming the field at fault.
@@ -381,6 +399,20 @@ async fn act(
         "delete" => {
             let ((), live) = state.apply(move |s| ops::delete_key(s, &me, &i)).await?;
             ("key-deleted", live)
+        }
+        "subscribe" => {
+            // The one click offered where a share was accepted with no key receiving it.
+            let channel = crate::wire::Channel::new(form.0.channel.trim())
+                .map_err(|e| WebError::BadRequest(format!("channel: {e}")))?;
+            let (_, live) = state
+                .apply(move |s| crate::social::receiving::subscribe_key(s, &me, &i, &channel))
+                .await?;
+            let back = match form.0.back.as_str() {
+                "shared-with-me" => "/shared-with-me",
+                "groups" => "/groups",
+                _ => "/authkeys",
+            };
+            return Ok(see_other_live(&state, back, Some("key-subscribed"), &live));
         }
         _ => return Err(WebError::NotFound(format!("no action {action:?} on authkeys"))),
     };

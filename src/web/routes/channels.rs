@@ -390,6 +390,14 @@ pub(crate) async fn mail_granted(
     let Some(to) = state.db(move |s| s.user_by_id(from)).await? else {
         return Ok(());
     };
+    let (who, channel) = (to.clone(), r.channel.clone());
+    let receiving = state
+        .db(move |s| crate::social::receiving::receiving(s, &who, std::slice::from_ref(&channel)))
+        .await?;
+    let keys: Vec<&str> = receiving
+        .iter()
+        .flat_map(|r| r.receiving_keys.iter().map(crate::wire::Ident::as_str))
+        .collect();
     if sender_may_mail(state, granter) {
         mail(
             state,
@@ -401,6 +409,8 @@ pub(crate) async fn mail_granted(
                 "from": granter.name,
                 "channel": r.channel.as_str(),
                 "link": format!("{}/live?channel={}", state.site_url, url_component(r.channel.as_str())),
+                "keys": keys.join(", "),
+                "new_key": format!("{}/authkeys?subscribe={}", state.site_url, url_component(r.channel.as_str())),
             }),
         );
     }

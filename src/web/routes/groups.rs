@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use super::{FieldErrors, see_other_live};
 use crate::domain::model::{GroupRole, MemberState};
 use crate::social::ops::{self, SocialError};
+use crate::social::receiving;
 use crate::web::error::WebError;
 use crate::web::render::Page;
 use crate::web::routes::accounts::mail;
@@ -77,7 +78,7 @@ async fn render_page(
     form: Value,
     errors: &FieldErrors,
     status: StatusCode,
-    at: usize,
+    (at, receiving): (usize, Value),
 ) -> Result<HttpResponse, WebError> {
     let (groups, more) = my_groups_page(state, v, Some(at)).await?;
     let users = state.db(|s| s.search_users("", 500)).await?;
@@ -87,6 +88,7 @@ async fn render_page(
         "groups",
         crate::web::routes::paged(
             json!({
+                "receiving": receiving,
                 "groups": groups,
                 "users": users,
                 "form": form,
@@ -100,12 +102,27 @@ async fn render_page(
     .render(state, req, Some(v))
 }
 
+/// `?page=N`, and `joined=GROUP` after the viewer joined it: the page then says which of
+/// their keys receive what is shared with the group.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct GroupsQuery {
+    page: usize,
+    joined: String,
+}
+
 async fn page(
     state: State,
     req: HttpRequest,
     v: Viewer,
-    q: web::Query<crate::web::routes::PageQuery>,
+    q: web::Query<GroupsQuery>,
 ) -> Result<HttpResponse, WebError> {
+    let receiving = if q.joined.is_empty() {
+        Value::Null
+    } else {
+        let group = q.joined.clone();
+        super::shares::receiving_json(&state, &v, move |s, me| receiving::of_group(s, me, &group)).await?
+    };
     render_page(
         &state,
         &req,
@@ -113,7 +130,7 @@ async fn page(
         json!({}),
         &FieldErrors::default(),
         StatusCode::OK,
-        q.page,
+        (q.page, receiving),
     )
     .await
 }
@@ -162,7 +179,7 @@ async fn create(
         form,
         &errors,
         StatusCode::UNPROCESSABLE_ENTITY,
-        0,
+        (0, Value::Null),
     )
     .await
 }
@@ -214,7 +231,15 @@ async fn act(
             if action == "invite" {
                 mail_invitation(&state, &v.user, &group, &who).await;
             }
-            Ok(see_other_live(&state, "/groups", Some(ok), &live))
+            let back = if action == "accept" {
+                format!(
+                    "/groups?joined={}#receiving",
+                    crate::web::render::url_component(&group)
+                )
+            } else {
+                "/groups".to_owned()
+            };
+            Ok(see_other_live(&state, &back, Some(ok), &live))
         }
         // A form with a user field: the error goes next to it, in that group's box.
         Err(e @ (SocialError::NotFound(_) | SocialError::Invalid(_) | SocialError::Conflict(_)))
@@ -240,7 +265,7 @@ async fn act(
                 json!({"user": who}),
                 &errors,
                 StatusCode::UNPROCESSABLE_ENTITY,
-                0,
+                (0, Value::Null),
             )
             .await
         }

@@ -11,6 +11,7 @@ use crate::domain::ShareId;
 use crate::domain::listing::{ShareFilter, ShareInfo};
 use crate::domain::model::{Grantee, ShareKind, ShareState};
 use crate::social::ops::{self, GranteeName, SocialError};
+use crate::social::receiving;
 use crate::web::error::WebError;
 use crate::web::render::Page;
 use crate::web::routes::accounts::mail;
@@ -364,8 +365,60 @@ async fn act(
         _ => return Err(WebError::NotFound(format!("no action {action:?} on shares"))),
     };
     let ((), live) = state.apply(move |s| op.run(s, &me, id)).await?;
-    let back = if form.0.back == "shares" { "/shares" } else { back };
-    Ok(see_other_live(&state, back, Some(ok), &live))
+    let back = if form.0.back == "shares" {
+        "/shares".to_owned()
+    } else if matches!(op, ShareOp::Answer(true)) {
+        // The page says which of the viewer's keys receive what was just accepted.
+        format!("{back}?share={}#receiving", id.0)
+    } else {
+        back.to_owned()
+    };
+    Ok(see_other_live(&state, &back, Some(ok), &live))
+}
+
+/// What a page says after the viewer accepted something: per channel, which of their
+/// keys receive it, and (when none does) the keys one click could add it to. `Null` when
+/// `find` finds nothing the viewer may see.
+pub(crate) async fn receiving_json(
+    state: &WebState,
+    v: &Viewer,
+    find: impl FnOnce(
+        &crate::store::Store,
+        &crate::domain::listing::User,
+    ) -> Result<Vec<receiving::Receiving>, SocialError>
+    + Send
+    + 'static,
+) -> Result<Value, WebError> {
+    let me = v.user.clone();
+    let found = state
+        .db(move |s| -> Result<_, SocialError> {
+            let found = match find(s, &me) {
+                Ok(f) => f,
+                Err(SocialError::NotFound(_)) => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            let keys: Vec<String> = s
+                .authkeys_of(me.id)?
+                .into_iter()
+                .filter(|k| k.enabled)
+                .map(|k| k.ident.as_str().to_owned())
+                .collect();
+            Ok(Some((found, keys)))
+        })
+        .await?;
+    let Some((found, keys)) = found else {
+        return Ok(Value::Null);
+    };
+    let channels: Vec<Value> = found
+        .iter()
+        .map(|r| {
+            let mut j = r.to_json();
+            j["none"] = json!(r.receiving_keys.is_empty());
+            j["many"] = json!(r.receiving_keys.len() > 1);
+            j
+        })
+        .collect();
+    Ok(json!({"channels": channels, "keys": keys, "empty": channels.is_empty()}))
 }
 
 /// The links to the previous and next page of a requests list on `path` (`#requests`):
@@ -450,6 +503,8 @@ struct OffersPage {
     show: String,
     /// Which page of the viewer's own requests for access.
     requests: usize,
+    /// A share just accepted or taken up: the page says which keys receive it.
+    share: Option<i64>,
 }
 
 async fn shared_page(
@@ -471,6 +526,15 @@ async fn shared_page(
             Ok((inc, inc_more, offers, more, owned, blocks))
         })
         .await?;
+    let receiving = match page.share {
+        Some(id) => {
+            receiving_json(&state, &v, move |s, me| {
+                Ok(vec![receiving::of_share(s, me, ShareId(id))?])
+            })
+            .await?
+        }
+        None => Value::Null,
+    };
     let me_id = v.user.id;
     let shares: Vec<Value> = incoming
         .iter()
@@ -504,6 +568,7 @@ async fn shared_page(
         "shared",
         crate::web::routes::paged(
             json!({
+                "receiving": receiving,
                 "shares": shares,
                 "pending": pending,
                 "my_requests": my_requests,
