@@ -204,6 +204,29 @@ fn clear_errors_for_bad_databases_and_brokers() {
         "cannot open database postgres://someone:***@127.0.0.1:1/x",
     );
     let dir = tempfile::tempdir().unwrap();
+    // A typo in --db: one line saying so, and nothing created (no file, no folder).
+    let typo = dir.path().join("no-such-dir").join("hpfirends.db");
+    for args in [
+        &["user", "list"][..],
+        &["authkey", "list"],
+        &["share", "list", "--as", "a"],
+    ] {
+        fails_with(&cli_with_db(&typo, args), "there is no database file");
+    }
+    assert!(!dir.path().join("no-such-dir").exists());
+    // The first user may come first; the new file is said.
+    let fresh = dir.path().join("fresh.db");
+    let o = run(&[
+        "--db",
+        fresh.to_str().unwrap(),
+        "user",
+        "add",
+        "a",
+        "--email",
+        "a@x.example",
+    ]);
+    assert!(o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("creating a new database"));
     let cfg = dir.path().join("bad.toml");
     std::fs::write(&cfg, "max_payload = \"big\"\n").unwrap();
     fails_with(

@@ -190,23 +190,54 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::SecretKey(cmd) => settings::secret_key(cmd),
         Command::Serve(args) => serve::serve(config, args),
         Command::Migrate => data::migrate(&config),
-        Command::User(cmd) => changing(&open_store(&config)?, wait, |s| users::run(s, &config, cmd)),
-        Command::Authkey(cmd) => changing(&open_store(&config)?, wait, |s| authkeys::run(s, cmd)),
-        Command::Group(cmd) => changing(&open_store(&config)?, wait, |s| groups::run(s, cmd)),
-        Command::Share(cmd) => changing(&open_store(&config)?, wait, |s| shares::run(s, cmd)),
-        Command::Acl(cmd) => acl::run(&open_store(&config)?, cmd, config.open),
-        Command::Log(args) => acl::key_log(&open_store(&config)?, &args),
-        Command::Import(args) => data::import(&open_store(&config)?, wait, args),
-        Command::Export(args) => data::export(&open_store(&config)?, args),
-        Command::Backup { path } => data::backup(&open_store(&config)?, &config, &path),
+        Command::User(cmd) => {
+            // A first user may be made before anything else; every other command needs the
+            // database to be there.
+            let store = if matches!(cmd, UserCommand::Add { .. }) {
+                open_or_create(&config)?
+            } else {
+                existing(&config)?
+            };
+            changing(&store, wait, |s| users::run(s, &config, cmd))
+        }
+        Command::Authkey(cmd) => changing(&existing(&config)?, wait, |s| authkeys::run(s, cmd)),
+        Command::Group(cmd) => changing(&existing(&config)?, wait, |s| groups::run(s, cmd)),
+        Command::Share(cmd) => changing(&existing(&config)?, wait, |s| shares::run(s, cmd)),
+        Command::Acl(cmd) => acl::run(&existing(&config)?, cmd, config.open),
+        Command::Log(args) => acl::key_log(&existing(&config)?, &args),
+        Command::Import(args) => data::import(&open_or_create(&config)?, wait, args),
+        Command::Export(args) => data::export(&existing(&config)?, args),
+        Command::Backup { path } => data::backup(&existing(&config)?, &config, &path),
         Command::Pub(args) => client::runtime()?.block_on(client::publish(args)),
         Command::Sub(args) => client::runtime()?.block_on(client::subscribe(args)),
         Command::Bench(args) => bench::run(args),
     }
 }
 
-/// Opens (and migrates) the database with the configured secret key, if any.
+/// [`open_store`] for the commands that read or change what is there: a SQLite file that
+/// does not exist is an error, not a new empty database.
+fn existing(config: &Config) -> anyhow::Result<Store> {
+    open_with(config, false)
+}
+
+/// Opens (and migrates) the database with the configured secret key, if any, creating a
+/// SQLite file that does not exist.
 fn open_store(config: &Config) -> anyhow::Result<Store> {
+    open_with(config, true)
+}
+
+/// [`open_store`] for a command that may come first (`user add`, `import`): a database it
+/// makes is said, never silently (a typo in `--db` shows).
+fn open_or_create(config: &Config) -> anyhow::Result<Store> {
+    if let Ok(crate::store::Backend::Sqlite(path)) = crate::store::Backend::of(&config.db) {
+        if !path.exists() {
+            eprintln!("hpfriends: creating a new database {}", path.display());
+        }
+    }
+    open_store(config)
+}
+
+fn open_with(config: &Config, create: bool) -> anyhow::Result<Store> {
     let sealer = if config.secret_key_file.is_empty() {
         None
     } else {
@@ -214,7 +245,12 @@ fn open_store(config: &Config) -> anyhow::Result<Store> {
             &config.secret_key_file,
         ))?)
     };
-    Ok(Store::open_pooled(&config.db, config.db_pool_size)?.with_sealer(sealer)?)
+    let store = if create {
+        Store::open_pooled(&config.db, config.db_pool_size)?
+    } else {
+        Store::open_existing(&config.db, config.db_pool_size)?
+    };
+    Ok(store.with_sealer(sealer)?)
 }
 
 /// A change is saved but some running server had not made it live when the CLI stopped

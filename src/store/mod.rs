@@ -249,17 +249,26 @@ impl Store {
 
     /// [`Store::open`] with a pool of `pool_size` connections (`db_pool_size`).
     pub fn open_pooled(url: &str, pool_size: u32) -> Result<Store, StoreError> {
-        let store = Self::open_unmigrated_pooled(url, pool_size)?;
+        let store = Self::open_unmigrated_pooled(url, pool_size, true)?;
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// [`Store::open_pooled`] for a database that must exist already: a SQLite path that
+    /// names no file is an error (a typo in `--db` must not answer from a new, empty
+    /// database), never created.
+    pub fn open_existing(url: &str, pool_size: u32) -> Result<Store, StoreError> {
+        let store = Self::open_unmigrated_pooled(url, pool_size, false)?;
         store.migrate()?;
         Ok(store)
     }
 
     /// Opens the pool without migrating (for `migrate` itself and for tests).
     pub fn open_unmigrated(url: &str) -> Result<Store, StoreError> {
-        Self::open_unmigrated_pooled(url, DEFAULT_POOL_SIZE)
+        Self::open_unmigrated_pooled(url, DEFAULT_POOL_SIZE, true)
     }
 
-    fn open_unmigrated_pooled(url: &str, pool_size: u32) -> Result<Store, StoreError> {
+    fn open_unmigrated_pooled(url: &str, pool_size: u32, create: bool) -> Result<Store, StoreError> {
         let backend = Backend::of(url)?;
         let open_err = |message: String| StoreError::Open {
             url: redacted(url),
@@ -267,6 +276,12 @@ impl Store {
         };
         let target = match &backend {
             Backend::Sqlite(path) => {
+                if !create && !path.exists() {
+                    return Err(open_err(format!(
+                        "there is no database file {} (a typo? serve, migrate and import create one)",
+                        path.display()
+                    )));
+                }
                 if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                     std::fs::create_dir_all(dir).map_err(|e| open_err(e.to_string()))?;
                 }
@@ -344,7 +359,7 @@ impl Store {
     {
         use diesel::connection::TransactionManager;
         type Tm = <AnyConnection as diesel::Connection>::TransactionManager;
-        let mut tx = Self::open_unmigrated_pooled(&self.url, 1)?;
+        let mut tx = Self::open_unmigrated_pooled(&self.url, 1, false)?;
         tx.sealer.clone_from(&self.sealer);
         {
             let mut conn = tx.conn()?;
