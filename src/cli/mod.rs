@@ -229,10 +229,10 @@ fn open_store(config: &Config) -> anyhow::Result<Store> {
 /// [`open_store`] for a command that may come first (`user add`, `import`): a database it
 /// makes is said, never silently (a typo in `--db` shows).
 fn open_or_create(config: &Config) -> anyhow::Result<Store> {
-    if let Ok(crate::store::Backend::Sqlite(path)) = crate::store::Backend::of(&config.db) {
-        if !path.exists() {
-            eprintln!("hpfriends: creating a new database {}", path.display());
-        }
+    if let Ok(crate::store::Backend::Sqlite(path)) = crate::store::Backend::of(&config.db)
+        && !path.exists()
+    {
+        eprintln!("hpfriends: creating a new database {}", path.display());
     }
     open_store(config)
 }
