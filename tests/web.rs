@@ -74,7 +74,12 @@ async fn anonymous_visitors_see_public_pages_and_are_sent_to_login() {
     for path in PRIVATE_PAGES {
         let p = anon.get(&app, path).await;
         assert_eq!(p.status, StatusCode::SEE_OTHER, "{path}");
-        assert_eq!(p.location(), "/login", "{path}");
+        // On to the page asked for once logged in.
+        assert!(
+            p.location().starts_with("/login?next=%2F"),
+            "{path}: {}",
+            p.location()
+        );
     }
     for (path, fields) in FORMS {
         let p = anon.post(&app, path, fields).await;
@@ -287,7 +292,10 @@ async fn sign_up_confirm_by_mail_log_in_and_out() {
     // The old cookie is dead on the server, not just forgotten by the browser.
     let mut thief = Browser::default();
     thief.cookies.insert("hpf_session".into(), session);
-    assert_eq!(thief.get(&app, "/account").await.location(), "/login");
+    assert_eq!(
+        thief.get(&app, "/account").await.location(),
+        "/login?next=%2Faccount"
+    );
 }
 
 /// The answer to a sign-up with a fresh address, for comparison.
@@ -544,7 +552,10 @@ async fn password_reset_by_mail_and_account_settings() {
         .await;
     assert_eq!(p.status, StatusCode::SEE_OTHER);
     assert_eq!(p.location(), "/login?ok=password-reset", "a reset logs nobody in");
-    assert_eq!(elsewhere.get(&app, "/account").await.location(), "/login");
+    assert_eq!(
+        elsewhere.get(&app, "/account").await.location(),
+        "/login?next=%2Faccount"
+    );
     let (status, _) = b
         .api(&app, actix_web::http::Method::GET, "/api/v1/me", &token, None)
         .await;
@@ -807,6 +818,57 @@ async fn accepting_names_the_keys_that_receive_it_and_one_click_adds_it_to_a_key
         body["channels"],
         json!([{"channel": "honeytrap.events", "receiving_keys": []}])
     );
+}
+
+/// A signed-out user opening a page (a mailed invitation's link) logs in and lands on that
+/// page, not on the dashboard; a link elsewhere is never followed.
+#[actix_web::test]
+async fn a_login_goes_on_to_the_page_asked_for() {
+    let site = Site::new().await;
+    let app = site.app().await;
+    site.account("bob").await;
+    let mut b = Browser::default();
+    let p = b.get(&app, "/shared-with-me?show=pending").await;
+    assert_eq!(p.location(), "/login?next=%2Fshared-with-me%3Fshow%3Dpending");
+    let page = b.get(&app, p.location()).await;
+    assert!(
+        page.body
+            .contains(r#"name="next" value="/shared-with-me?show&#x3D;pending""#),
+        "{}",
+        page.body
+    );
+    let p = b
+        .post(
+            &app,
+            "/login",
+            &[
+                ("login", "bob"),
+                ("password", "bob-long-passphrase"),
+                ("next", "/shared-with-me?show=pending"),
+            ],
+        )
+        .await;
+    assert_eq!(p.location(), "/shared-with-me?show=pending");
+    // Logged in, the login page itself goes on there too; never to another site.
+    assert_eq!(b.get(&app, "/login?next=%2Fgroups").await.location(), "/groups");
+    assert_eq!(
+        b.get(&app, "/login?next=%2F%2Fevil.example").await.location(),
+        "/"
+    );
+    let mut c = Browser::default();
+    c.get(&app, "/login").await;
+    let p = c
+        .post(
+            &app,
+            "/login",
+            &[
+                ("login", "bob"),
+                ("password", "bob-long-passphrase"),
+                ("next", "https://evil.example/"),
+            ],
+        )
+        .await;
+    assert_eq!(p.location(), "/");
 }
 
 #[actix_web::test]
@@ -1564,7 +1626,10 @@ async fn security_headers_and_cookie_flags() {
     forged
         .cookies
         .insert("hpf_session".into(), chars.into_iter().collect());
-    assert_eq!(forged.get(&app, "/account").await.location(), "/login");
+    assert_eq!(
+        forged.get(&app, "/account").await.location(),
+        "/login?next=%2Faccount"
+    );
 }
 
 #[actix_web::test]

@@ -14,6 +14,10 @@ pub enum WebError {
     /// Not logged in: sent to the login page.
     #[error("please log in")]
     Login,
+    /// Not logged in on a page that can be shown after logging in (this path and query):
+    /// the login page goes on there, so a mailed link keeps its target.
+    #[error("please log in")]
+    LoginThen(String),
     /// A form without the right CSRF token.
     #[error("this form has expired or did not come from this site: reload the page and try again")]
     Csrf,
@@ -91,7 +95,7 @@ fn escape(s: &str) -> String {
 impl ResponseError for WebError {
     fn status_code(&self) -> StatusCode {
         match self {
-            Self::Login => StatusCode::SEE_OTHER,
+            Self::Login | Self::LoginThen(_) => StatusCode::SEE_OTHER,
             Self::Csrf | Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Throttled => StatusCode::TOO_MANY_REQUESTS,
@@ -103,10 +107,19 @@ impl ResponseError for WebError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        if let Self::Login = self {
-            return HttpResponse::SeeOther()
-                .insert_header((header::LOCATION, "/login"))
-                .finish();
+        match self {
+            Self::Login => {
+                return HttpResponse::SeeOther()
+                    .insert_header((header::LOCATION, "/login"))
+                    .finish();
+            }
+            Self::LoginThen(next) => {
+                let to = format!("/login?next={}", super::render::url_component(next));
+                return HttpResponse::SeeOther()
+                    .insert_header((header::LOCATION, to))
+                    .finish();
+            }
+            _ => {}
         }
         let status = self.status_code();
         if status.is_server_error() {
@@ -152,14 +165,16 @@ impl<E: Into<WebError>> From<E> for ApiError {
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self.0 {
-            WebError::Login => StatusCode::UNAUTHORIZED,
+            WebError::Login | WebError::LoginThen(_) => StatusCode::UNAUTHORIZED,
             ref other => other.status_code(),
         }
     }
 
     fn error_response(&self) -> HttpResponse {
         let message = match &self.0 {
-            WebError::Login => "missing or invalid API token (Authorization: Bearer TOKEN)".to_owned(),
+            WebError::Login | WebError::LoginThen(_) => {
+                "missing or invalid API token (Authorization: Bearer TOKEN)".to_owned()
+            }
             other => other.to_string(),
         };
         if self.status_code().is_server_error() {

@@ -181,13 +181,35 @@ fn state_of(req: &HttpRequest) -> Result<State, WebError> {
         .ok_or_else(|| WebError::Internal("web state missing".into()))
 }
 
+/// Whether `next` may be where a login goes on to: a path of this site (`/…`, never
+/// `//host` or `/\\host`, which browsers take for another site), printable, and short.
+pub fn safe_next(next: &str) -> bool {
+    next.starts_with('/')
+        && !next.starts_with("//")
+        && !next.contains('\\')
+        && next.len() <= 1024
+        && next.chars().all(|c| c.is_ascii_graphic())
+        && next != "/login"
+        && !next.starts_with("/login?")
+}
+
 impl FromRequest for Viewer {
     type Error = WebError;
     type Future = LocalBoxFuture<'static, Result<Self, WebError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let req = req.clone();
-        Box::pin(async move { viewer_of(req).await?.ok_or(WebError::Login) })
+        // A page asked for (a link in a mail, a bookmark) is where the login goes on to;
+        // a form posted without a session is not replayed.
+        let then = (req.method() == actix_web::http::Method::GET)
+            .then(|| req.uri().path_and_query().map(|p| p.as_str().to_owned()))
+            .flatten()
+            .filter(|p| safe_next(p));
+        Box::pin(async move {
+            viewer_of(req)
+                .await?
+                .ok_or_else(|| then.map_or(WebError::Login, WebError::LoginThen))
+        })
     }
 }
 
@@ -317,6 +339,25 @@ impl WebLimits {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_login_goes_on_only_to_this_sites_pages() {
+        for ok in ["/shared-with-me", "/groups?joined=trusted", "/channels/x%20y"] {
+            assert!(safe_next(ok), "{ok}");
+        }
+        for bad in [
+            "https://evil.example/",
+            "//evil.example/",
+            "/\\evil.example",
+            "/a b",
+            "/login",
+            "/login?next=/x",
+            "",
+            "shared-with-me",
+        ] {
+            assert!(!safe_next(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn origins() {

@@ -302,25 +302,56 @@ async fn verify(state: State, req: HttpRequest, token: web::Path<String>) -> Res
 struct LoginForm {
     login: String,
     password: String,
+    /// Where to go on to (a page asked for while logged out).
+    next: String,
 }
 
-async fn login_page(state: State, req: HttpRequest, v: MaybeViewer) -> Result<HttpResponse, WebError> {
-    if v.0.is_some() {
-        return Ok(see_other("/", None));
+/// `?next=PATH`: the page asked for while logged out.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct NextQuery {
+    next: String,
+}
+
+/// The page a login goes on to: `next` when it is one of this site's, else the dashboard.
+fn next_or_home(next: &str) -> &str {
+    if crate::web::session::safe_next(next) {
+        next
+    } else {
+        "/"
     }
-    Page::new("login", "Log in", "", json!({"form": {}, "errors": {}})).render(&state, &req, None)
+}
+
+async fn login_page(
+    state: State,
+    req: HttpRequest,
+    v: MaybeViewer,
+    q: web::Query<NextQuery>,
+) -> Result<HttpResponse, WebError> {
+    let next = next_or_home(&q.next);
+    if v.0.is_some() {
+        return Ok(see_other(next, None));
+    }
+    Page::new(
+        "login",
+        "Log in",
+        "",
+        json!({"form": {"next": (next != "/").then_some(next)}, "errors": {}}),
+    )
+    .render(&state, &req, None)
 }
 
 async fn login(state: State, req: HttpRequest, form: CsrfForm<LoginForm>) -> Result<HttpResponse, WebError> {
     let f = form.0;
     let login = f.login.trim().to_owned();
+    let next = next_or_home(&f.next);
     let ip = peer(&state, &req);
     let refuse = |status: StatusCode, message: &str| {
         Page::new(
             "login",
             "Log in",
             "",
-            json!({"form": {"login": login}, "errors": {"form": message}}),
+            json!({"form": {"login": login, "next": (next != "/").then_some(next)}, "errors": {"form": message}}),
         )
         .status(status)
         .render(&state, &req, None)
@@ -347,7 +378,7 @@ async fn login(state: State, req: HttpRequest, form: CsrfForm<LoginForm>) -> Res
             "Confirm your email address first: open the link we mailed you (or reset your password to get a new one).",
         );
     }
-    log_in(&state, &req, account.user.id, "/", None).await
+    log_in(&state, &req, account.user.id, next, None).await
 }
 
 async fn logout(
