@@ -66,7 +66,10 @@ async fn a_takeover_does_not_survive_recovery() {
         .await;
     assert_eq!(p.location(), "/login?ok=password-reset", "{}", p.body);
     // Mallory's session is gone, and so is the email change she started with the old password.
-    assert_eq!(mallory.get(&app, "/account").await.location(), "/login");
+    assert_eq!(
+        mallory.get(&app, "/account").await.location(),
+        "/login?next=%2Faccount"
+    );
     let p = mallory.get(&app, &path_of(&change)).await;
     assert_eq!(p.status, StatusCode::NOT_FOUND, "the change link still worked");
     let a = site.store.user_by_name("alice").unwrap().unwrap();
@@ -122,7 +125,7 @@ async fn a_confirmed_new_address_voids_what_was_mailed_to_the_old_one() {
         )
         .await;
     assert_eq!(p.status, StatusCode::NOT_FOUND, "{}", p.body);
-    assert_eq!(b.get(&app, "/account").await.location(), "/login");
+    assert_eq!(b.get(&app, "/account").await.location(), "/login?next=%2Faccount");
     let (s, _) = b.api(&app, Method::GET, "/api/v1/me", &token, None).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     // The owner signs in with the password they had.
@@ -291,7 +294,10 @@ async fn over_https_cookies_are_host_prefixed_and_secure() {
     tossed
         .cookies
         .insert("hpf_session".into(), b.cookies["__Host-hpf_session"].clone());
-    assert_eq!(tossed.get(&app, "/account").await.location(), "/login");
+    assert_eq!(
+        tossed.get(&app, "/account").await.location(),
+        "/login?next=%2Faccount"
+    );
     // The attributes browsers require of the prefix.
     let req = actix_web::test::TestRequest::get()
         .uri("/login")

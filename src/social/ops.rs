@@ -321,6 +321,9 @@ pub fn offer_share(
     kind: ShareKind,
     onward: bool,
 ) -> Result<ShareId> {
+    // A group's owner answers the shares offered to it: their own share to it needs no
+    // answer from themselves.
+    let mut own_group = false;
     let to = match to {
         GranteeName::User(name) => {
             let u = user(store, name)?;
@@ -329,7 +332,11 @@ pub fn offer_share(
             }
             Grantee::User(u.id)
         }
-        GranteeName::Group(name) => Grantee::Group(group(store, name)?.0),
+        GranteeName::Group(name) => {
+            let (g, owner) = group(store, name)?;
+            own_group = owner == actor.id;
+            Grantee::Group(g)
+        }
         GranteeName::Everyone => Grantee::Everyone,
     };
     if let Some(dup) = store.live_share(actor.id, channel, to)? {
@@ -338,7 +345,8 @@ pub fn offer_share(
             dup.id.0, dup.state
         )));
     }
-    if !matches!(to, Grantee::Everyone) && store.open_offers_from(actor.id)? >= MAX_OPEN_OFFERS {
+    if !matches!(to, Grantee::Everyone) && !own_group && store.open_offers_from(actor.id)? >= MAX_OPEN_OFFERS
+    {
         return Err(SocialError::Conflict(format!(
             "you have {MAX_OPEN_OFFERS} offers waiting for an answer, the most one user may; \
              wait for answers or withdraw some first"
@@ -348,6 +356,7 @@ pub fn offer_share(
     // take it up (a follow).
     let state = match to {
         Grantee::Everyone => ShareState::Accepted,
+        Grantee::Group(_) if own_group => ShareState::Accepted,
         Grantee::User(u) if store.is_blocked(u, actor.id)? => ShareState::Declined,
         _ => ShareState::Offered,
     };

@@ -346,7 +346,13 @@ async fn offer_share(state: State, u: ApiUser, body: web::Json<ShareBody>) -> Ap
         .await?;
     // Told exactly as the Shares page tells them.
     super::routes::shares::mail_offer(&state, &u.0, id, &channel, &to, kind).await;
-    Ok(changed(HttpResponse::Created(), json!({"id": id.0}), &live))
+    let made = state.db(move |s| s.share(id)).await?;
+    let share_state = made.map(|s| s.state.as_str()).unwrap_or_default();
+    Ok(changed(
+        HttpResponse::Created(),
+        json!({"id": id.0, "state": share_state}),
+        &live,
+    ))
 }
 
 async fn share_action(state: State, u: ApiUser, path: web::Path<(i64, String)>) -> ApiResult {

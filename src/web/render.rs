@@ -355,6 +355,7 @@ pub fn flash(code: &str) -> Option<&'static str> {
     Some(match code {
         "share-offered" => "Share offered. The grantee has been sent an invitation.",
         "share-everyone" => "Public offer made. It reaches each user who takes it up.",
+        "share-own-group" => "Shared with your group: its members receive it now (you answer for the group).",
         "share-followed" => "Public offer taken up.",
         "share-unfollowed" => "You stopped taking the public offer. Your keys no longer receive it.",
         "user-blocked" => "User blocked. Nothing of theirs reaches you, and their offers are declined.",

@@ -334,6 +334,15 @@ async fn offer(
     if to == GranteeName::Everyone {
         return Ok(see_other_live(&state, "/shares", Some("share-everyone"), &live));
     }
+    if matches!(to, GranteeName::Group(_))
+        && state
+            .db(move |s| s.share(id))
+            .await?
+            .is_some_and(|s| s.state == ShareState::Accepted)
+    {
+        // Their own group: the owner answers for it, so it is accepted as made.
+        return Ok(see_other_live(&state, "/shares", Some("share-own-group"), &live));
+    }
     mail_offer(&state, &v.user, id, &channel, &to, kind).await;
     Ok(see_other_live(&state, "/shares", Some("share-offered"), &live))
 }
