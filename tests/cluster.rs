@@ -444,7 +444,7 @@ fn a_share_crosses_nodes_only_once_accepted_and_stops_before_a_revoke_on_another
     // Alice revokes on node 3's website; when the page answers, node 1 no longer routes
     // her data to bob.
     let mut browser = Browser::login(c.nodes[2].web.unwrap(), "alice", password);
-    let r = browser.post_form("/shares", &format!("/shares/{id}/revoke"), &[]);
+    let r = browser.post_form("/shares", &format!("/shares/{id}/revoke"), &[("confirm", "yes")]);
     assert_eq!(r.status, 303, "{}", r.body);
     // Live on every node when it answered: the page says nothing of nodes behind.
     let to = r.header("location").unwrap();

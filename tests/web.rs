@@ -10,7 +10,7 @@ use serde_json::json;
 
 use common::site::{Browser, Site};
 use hpfriends::store::models::accounts::TokenKind;
-use hpfriends::wire::Ident;
+use hpfriends::wire::{Channel, Ident};
 
 /// Every page that needs a login.
 const PRIVATE_PAGES: &[&str] = &[
@@ -474,7 +474,8 @@ async fn resets_and_mail_are_bounded_per_account_recipient_and_sender() {
     for _ in 0..30 {
         a.get(&app, "/groups").await;
         a.post(&app, "/groups/g/invite", &[("user", "bob")]).await;
-        a.post(&app, "/groups/g/remove", &[("user", "bob")]).await;
+        a.post(&app, "/groups/g/remove", &[("user", "bob"), ("confirm", "yes")])
+            .await;
     }
     site.mail_barrier().await;
     let to_bob = site
@@ -812,6 +813,102 @@ async fn accepting_names_the_keys_that_receive_it_and_one_click_adds_it_to_a_key
     );
 }
 
+/// Revoking, leaving, blocking and removing a member ask first on a page of their own
+/// (working without scripts): the first post changes nothing, the confirmed one acts.
+#[actix_web::test]
+async fn revoke_leave_block_and_removal_ask_first() {
+    let site = Site::new().await;
+    let app = site.app().await;
+    site.account("alice").await;
+    site.account("bob").await;
+    let (mut a, mut b) = (Browser::default(), Browser::default());
+    a.login(&app, "alice").await;
+    b.login(&app, "bob").await;
+    let offer = site
+        .store
+        .add_share(
+            site.store.user_by_name("alice").unwrap().unwrap().id,
+            &Channel::new("dionaea.capture").unwrap(),
+            hpfriends::domain::model::Grantee::User(site.store.user_by_name("bob").unwrap().unwrap().id),
+            (hpfriends::domain::model::ShareKind::Own, false),
+            hpfriends::domain::model::ShareState::Accepted,
+            "test",
+        )
+        .unwrap()
+        .0;
+    let state = || {
+        site.store
+            .share(hpfriends::domain::ShareId(offer))
+            .unwrap()
+            .unwrap()
+            .state
+    };
+    a.get(&app, "/shares").await;
+    let p = a.post(&app, &format!("/shares/{offer}/revoke"), &[]).await;
+    assert_eq!(p.status, StatusCode::OK);
+    assert!(
+        p.body.contains("Revoke your share of dionaea.capture?"),
+        "{}",
+        p.body
+    );
+    assert!(
+        p.body.contains("bob (and whoever receives it through them)"),
+        "{}",
+        p.body
+    );
+    assert_eq!(
+        state(),
+        hpfriends::domain::model::ShareState::Accepted,
+        "nothing yet"
+    );
+    b.get(&app, "/shared-with-me").await;
+    let p = b.post(&app, &format!("/shares/{offer}/leave"), &[]).await;
+    assert!(
+        p.body.contains("Leave alice&#x27;s share of dionaea.capture?"),
+        "{}",
+        p.body
+    );
+    // The sharer cannot "leave", the grantee cannot "revoke": no page, the action refuses.
+    let p = b.post(&app, &format!("/shares/{offer}/revoke"), &[]).await;
+    assert!(!p.body.contains("Revoke your share"), "{}", p.body);
+    assert_eq!(state(), hpfriends::domain::model::ShareState::Accepted);
+    let p = a
+        .post(&app, &format!("/shares/{offer}/revoke"), &[("confirm", "yes")])
+        .await;
+    assert_eq!(p.location(), "/shares?ok=share-revoked");
+    assert_ne!(state(), hpfriends::domain::model::ShareState::Accepted);
+
+    let p = b.post(&app, "/blocks", &[("user", "alice")]).await;
+    assert!(p.body.contains("Block alice?"), "{}", p.body);
+    assert!(p.body.contains(r#"name="user" value="alice""#), "{}", p.body);
+    let bob = site.store.user_by_name("bob").unwrap().unwrap();
+    let alice = site.store.user_by_name("alice").unwrap().unwrap();
+    assert!(!site.store.is_blocked(bob.id, alice.id).unwrap());
+    b.post(
+        &app,
+        "/blocks",
+        &[("user", "alice"), ("action", "block"), ("confirm", "yes")],
+    )
+    .await;
+    assert!(site.store.is_blocked(bob.id, alice.id).unwrap());
+
+    a.get(&app, "/groups").await;
+    a.post(&app, "/groups", &[("name", "crew")]).await;
+    site.account("carol").await;
+    a.post(&app, "/groups/crew/invite", &[("user", "carol")]).await;
+    let p = a.post(&app, "/groups/crew/remove", &[("user", "carol")]).await;
+    assert!(p.body.contains("Remove carol from crew?"), "{}", p.body);
+    assert!(
+        site.store
+            .membership(
+                site.store.group_by_name("crew").unwrap().unwrap().0,
+                site.store.user_by_name("carol").unwrap().unwrap().id
+            )
+            .unwrap()
+            .is_some()
+    );
+}
+
 /// A signed-out user opening a page (a mailed invitation's link) logs in and lands on that
 /// page, not on the dashboard; a link elsewhere is never followed.
 #[actix_web::test]
@@ -927,7 +1024,9 @@ async fn the_story_through_the_handlers_changes_acls_at_once() {
 
     let p = a.get(&app, "/shares").await;
     assert!(p.body.contains("accepted"));
-    let p = a.post(&app, &format!("/shares/{id}/revoke"), &[]).await;
+    let p = a
+        .post(&app, &format!("/shares/{id}/revoke"), &[("confirm", "yes")])
+        .await;
     assert_eq!(p.location(), "/shares?ok=share-revoked");
     assert!(!admits(), "the revocation reached the broker's key table at once");
 
@@ -1057,7 +1156,13 @@ async fn only_owners_act_and_secrets_stay_private() {
             unknown
         );
     }
-    let p = b.post(&app, "/groups/trusted/remove", &[("user", "carol")]).await;
+    let p = b
+        .post(
+            &app,
+            "/groups/trusted/remove",
+            &[("user", "carol"), ("confirm", "yes")],
+        )
+        .await;
     assert_eq!(p.status, StatusCode::FORBIDDEN);
     assert!(p.body.contains("only the owner"));
     let p = b.post(&app, "/groups/trusted/invite", &[("user", "bob")]).await;
@@ -1206,7 +1311,9 @@ async fn groups_from_invitation_to_leaving() {
         "/groups?joined=trusted&ok=group-joined#receiving"
     );
     assert_eq!(
-        b.post(&app, "/groups/trusted/leave", &[]).await.location(),
+        b.post(&app, "/groups/trusted/leave", &[("confirm", "yes")])
+            .await
+            .location(),
         "/groups?ok=group-left"
     );
     a.post(&app, "/groups/trusted/invite", &[("user", "bob")]).await;
@@ -1216,13 +1323,19 @@ async fn groups_from_invitation_to_leaving() {
     );
     a.post(&app, "/groups/trusted/invite", &[("user", "bob")]).await;
     assert_eq!(
-        a.post(&app, "/groups/trusted/remove", &[("user", "bob")])
-            .await
-            .location(),
+        a.post(
+            &app,
+            "/groups/trusted/remove",
+            &[("user", "bob"), ("confirm", "yes")]
+        )
+        .await
+        .location(),
         "/groups?ok=group-removed"
     );
     assert_eq!(
-        a.post(&app, "/groups/trusted/leave", &[]).await.status,
+        a.post(&app, "/groups/trusted/leave", &[("confirm", "yes")])
+            .await
+            .status,
         StatusCode::FORBIDDEN
     );
     assert_eq!(
@@ -1376,7 +1489,8 @@ async fn logs_search_graph_and_live_view() {
     );
     // Revoked: the page is told at once, and bob's data no longer reaches it.
     b.get(&app, "/shares").await;
-    b.post(&app, &format!("/shares/{id}/revoke"), &[]).await;
+    b.post(&app, &format!("/shares/{id}/revoke"), &[("confirm", "yes")])
+        .await;
     let access = next().await;
     assert!(
         access.starts_with("event: access") && access.contains("\"sources\":[\"alice\"]"),
@@ -1749,14 +1863,14 @@ async fn every_owned_route_and_api_call_by_anonymous_other_user_and_owner() {
         ),
         (
             format!("/shares/{to_carol}/leave"),
-            vec![],
+            vec![("confirm", "yes")],
             "carol",
             StatusCode::NOT_FOUND,
             StatusCode::SEE_OTHER,
         ),
         (
             format!("/shares/{to_dave}/revoke"),
-            vec![],
+            vec![("confirm", "yes")],
             "alice",
             StatusCode::NOT_FOUND,
             StatusCode::SEE_OTHER,
@@ -1770,7 +1884,7 @@ async fn every_owned_route_and_api_call_by_anonymous_other_user_and_owner() {
         ),
         (
             "/groups/g/remove".into(),
-            vec![("user", "dave")],
+            vec![("user", "dave"), ("confirm", "yes")],
             "alice",
             StatusCode::FORBIDDEN,
             StatusCode::SEE_OTHER,
@@ -2290,7 +2404,11 @@ async fn share_lists_filter_by_state_and_clear_their_ended_entries() {
         assert!(p.status.is_redirection(), "{}", p.body);
     }
     let p = a
-        .post(&app, &format!("/shares/{}/revoke", id("f.revoked")), &[])
+        .post(
+            &app,
+            &format!("/shares/{}/revoke", id("f.revoked")),
+            &[("confirm", "yes")],
+        )
         .await;
     assert!(p.status.is_redirection(), "{}", p.body);
 
@@ -2579,7 +2697,8 @@ async fn a_researcher_finds_a_channel_asks_its_publisher_and_is_granted_it() {
     let ident_b = Ident::new(&between(&p.body, "<code id=\"ident\">", "<")).unwrap();
     // Mallory blocks bob: bob does not see mallory among the publishers.
     m.get(&app, "/shared-with-me").await;
-    m.post(&app, "/blocks", &[("user", "bob")]).await;
+    m.post(&app, "/blocks", &[("user", "bob"), ("confirm", "yes")])
+        .await;
     let ch = Channel::new("dionaea.capture").unwrap();
     let now = hpfriends::store::now();
     let bucket = hpfriends::store::models::catalogue::bucket_of(now);
@@ -2909,7 +3028,8 @@ async fn profiles_say_who_someone_is_what_they_publish_and_what_flows_between_us
 
     // Alice blocks eve: eve finds no such user, as for a name nobody has.
     a.get(&app, "/shared-with-me").await;
-    a.post(&app, "/blocks", &[("user", "eve")]).await;
+    a.post(&app, "/blocks", &[("user", "eve"), ("confirm", "yes")])
+        .await;
     let p = e.get(&app, "/users/alice").await;
     assert_eq!(p.status, StatusCode::NOT_FOUND);
     assert_eq!(e.get(&app, "/users/nobody").await.status, StatusCode::NOT_FOUND);

@@ -237,6 +237,9 @@ async function main() {
     step('A revokes; B\'s subscriber stops receiving');
     await a.page.goto(`${server.web}/shares`);
     await a.page.click('tr:has-text("dionaea.capture") button:has-text("Revoke")');
+    // Revoking asks first, on a page of its own.
+    await a.page.waitForSelector('text=Revoke your share of');
+    await a.page.click('button:has-text("Revoke share")');
     await a.page.waitForSelector('text=Share revoked');
     await shot(a.page, '09-shares-revoked');
     const before = sub.texts().length;

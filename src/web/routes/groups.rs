@@ -188,6 +188,8 @@ async fn create(
 #[serde(default)]
 struct MemberForm {
     user: String,
+    /// `yes` on the confirmation page's form (removing a member and leaving ask first).
+    confirm: String,
 }
 
 async fn act(
@@ -199,6 +201,41 @@ async fn act(
 ) -> Result<HttpResponse, WebError> {
     let (group, action) = path.into_inner();
     let who = form.0.user.trim().to_owned();
+    let ask = match action.as_str() {
+        "remove" if !who.is_empty() => Some((
+            format!("Remove {who} from {group}?"),
+            format!(
+                "{who} stops receiving at once what is shared with {group}, and can come back only \
+                 when invited again."
+            ),
+            format!("Remove {who}"),
+        )),
+        "leave" => Some((
+            format!("Leave {group}?"),
+            format!(
+                "Your keys stop receiving at once what is shared with {group}; you can come back \
+                 only when its owner invites you again."
+            ),
+            format!("Leave {group}"),
+        )),
+        _ => None,
+    };
+    if let Some((heading, text, button)) = ask.filter(|_| form.0.confirm != "yes") {
+        return Page::new(
+            "confirm",
+            &heading,
+            "groups",
+            json!({
+                "heading": heading,
+                "text": text,
+                "action": format!("/groups/{}/{action}", crate::web::render::url_component(&group)),
+                "button": button,
+                "cancel": "/groups",
+                "hidden": {"user": who},
+            }),
+        )
+        .render(&state, &req, Some(&v));
+    }
     let me = v.user.clone();
     let g = group.clone();
     let w = who.clone();

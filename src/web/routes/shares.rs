@@ -353,10 +353,89 @@ async fn offer(
 #[serde(default)]
 struct ActForm {
     back: String,
+    /// `yes` on the confirmation page's form (revoke and leave ask first).
+    confirm: String,
+}
+
+/// The page that asks before a revoke or a leave (it works without scripts), or `None`
+/// when the share is not the viewer's to act on that way (the action itself then refuses).
+async fn confirm_page(
+    state: &WebState,
+    req: &HttpRequest,
+    v: &Viewer,
+    id: ShareId,
+    action: &str,
+    back: &str,
+) -> Result<Option<HttpResponse>, WebError> {
+    let me = v.user.clone();
+    let found = state
+        .db(move |s| -> Result<_, SocialError> {
+            let Some(share) = s.share(id)? else {
+                return Ok(None);
+            };
+            let from = s.user_by_id(share.from)?.map(|u| u.name).unwrap_or_default();
+            // Only the grantee leaves (a member, for a group's share).
+            let grantee = match share.to {
+                Grantee::User(u) => u == me.id,
+                Grantee::Group(g) => s.membership(g, me.id)?.is_some(),
+                Grantee::Everyone => false,
+            };
+            if share.from != me.id && !grantee {
+                return Ok(None);
+            }
+            let to = match share.to {
+                Grantee::User(u) if u == me.id => "you".to_owned(),
+                Grantee::User(u) => s.user_by_id(u)?.map(|u| u.name).unwrap_or_default(),
+                Grantee::Group(g) => format!(
+                    "every member of the group {}",
+                    s.group_name(g)?.unwrap_or_default()
+                ),
+                Grantee::Everyone => "everyone who took it up".to_owned(),
+            };
+            Ok(Some((share, from, to)))
+        })
+        .await?;
+    let Some((share, from, to)) = found else {
+        return Ok(None);
+    };
+    let channel = share.channel.as_str();
+    let (heading, text, button) = match action {
+        "revoke" if share.from == v.user.id => (
+            format!("Revoke your share of {channel}?"),
+            format!(
+                "It stops carrying data at once: {to} (and whoever receives it through them) no longer                  receives your {channel}. To share it again you offer it anew, and it must be accepted again."
+            ),
+            "Revoke share",
+        ),
+        "leave" if share.from != v.user.id => (
+            format!("Leave {from}'s share of {channel}?"),
+            format!(
+                "Your keys stop receiving {from}'s {channel} at once. Only {from} can offer it to you again."
+            ),
+            "Leave share",
+        ),
+        _ => return Ok(None),
+    };
+    let page = Page::new(
+        "confirm",
+        &heading,
+        "shares",
+        json!({
+            "heading": heading,
+            "text": text,
+            "action": format!("/shares/{}/{action}", id.0),
+            "button": button,
+            "cancel": back,
+            "hidden": {"back": if back == "/shares" { "shares" } else { "" }},
+        }),
+    )
+    .render(state, req, Some(v))?;
+    Ok(Some(page))
 }
 
 async fn act(
     state: State,
+    req: HttpRequest,
     v: Viewer,
     path: web::Path<(i64, String)>,
     form: CsrfForm<ActForm>,
@@ -373,6 +452,12 @@ async fn act(
         "unfollow" => (ShareOp::Leave, "/shared-with-me", "share-unfollowed"),
         _ => return Err(WebError::NotFound(format!("no action {action:?} on shares"))),
     };
+    if matches!(action.as_str(), "revoke" | "leave") && form.0.confirm != "yes" {
+        let cancel = if form.0.back == "shares" { "/shares" } else { back };
+        if let Some(page) = confirm_page(&state, &req, &v, id, &action, cancel).await? {
+            return Ok(page);
+        }
+    }
     let ((), live) = state.apply(move |s| op.run(s, &me, id)).await?;
     let back = if form.0.back == "shares" {
         "/shares".to_owned()
@@ -605,10 +690,17 @@ async fn shared_page(
 struct BlockForm {
     user: String,
     action: String,
+    /// `yes` on the confirmation page's form.
+    confirm: String,
 }
 
 /// Blocks (or, with `action=unblock`, unblocks) a user, from *Shared with me*.
-async fn block(state: State, v: Viewer, form: CsrfForm<BlockForm>) -> Result<HttpResponse, WebError> {
+async fn block(
+    state: State,
+    req: HttpRequest,
+    v: Viewer,
+    form: CsrfForm<BlockForm>,
+) -> Result<HttpResponse, WebError> {
     let f = form.0;
     let me = v.user.clone();
     let name = f.user.trim().to_owned();
@@ -617,6 +709,27 @@ async fn block(state: State, v: Viewer, form: CsrfForm<BlockForm>) -> Result<Htt
         "unblock" => (true, "user-unblocked"),
         _ => return Err(WebError::BadRequest("action: block or unblock".into())),
     };
+    if !unblock && f.confirm != "yes" && !name.is_empty() {
+        let heading = format!("Block {name}?");
+        return Page::new(
+            "confirm",
+            &heading,
+            "shared",
+            json!({
+                "heading": heading,
+                "text": format!(
+                    "Nothing of {name}'s reaches you from then on, by any path (through others \
+                     too), and their offers to you are declined, those waiting now included. \
+                     You can unblock them later; declined offers stay declined."
+                ),
+                "action": "/blocks",
+                "button": format!("Block {name}"),
+                "cancel": "/shared-with-me",
+                "hidden": {"user": name, "action": "block"},
+            }),
+        )
+        .render(&state, &req, Some(&v));
+    }
     let ((), live) = state
         .apply(move |s| {
             if unblock {
