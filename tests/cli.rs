@@ -45,6 +45,7 @@ fn every_command_has_help() {
         &["authkey", "list", "--help"],
         &["authkey", "rm", "--help"],
         &["authkey", "subscribe", "--help"],
+        &["authkey", "snippet", "--help"],
         &["pub", "--help"],
         &["sub", "--help"],
         &["group", "list", "--help"],

@@ -259,3 +259,73 @@ fn python_client_watches_a_presence_channel() {
         "Authkey not allowed to pub here. ident=a2, chan=chan..broker"
     );
 }
+
+/// The configurations `authkey snippet` (and the key's page) hand out work as they are:
+/// cowrie's section, read with Python's configparser, names this broker and the key; the
+/// Python program, run unchanged with PyPI hpfeeds 3.1.0, publishes what a subscriber of the
+/// owner's receives.
+#[test]
+fn generated_configurations_work_as_they_are() {
+    let Some(py) = python() else { return };
+    let s = TestServer::start();
+    s.user("alice");
+    s.key("alice", "sensor-1", "sekrit-1", &["cowrie.sessions"], &[]);
+    s.key(
+        "alice",
+        "reader-1",
+        "sekrit-2",
+        &["sync"],
+        &["cowrie.sessions", "sync"],
+    );
+    let listen = format!("127.0.0.1:{}", s.addr.port());
+    let snippet = |target: &str| -> String {
+        let o = Command::new(bin())
+            .args(["--db", s.db().url()])
+            .args(["authkey", "snippet", "sensor-1", "--for", target, "--with-secret"])
+            .env("HPFRIENDS_LISTEN", &listen)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let run_python = |code: &str, stdin: &str| -> String {
+        let mut child = Command::new(&py)
+            .args(["-c", code])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        use std::io::Write as _;
+        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{code}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let parsed = run_python(
+        "import configparser, json, sys\n\
+         c = configparser.ConfigParser()\n\
+         c.read_string(sys.stdin.read())\n\
+         print(json.dumps(dict(c['output_hpfeeds3'])))",
+        &snippet("cowrie"),
+    );
+    let v: Value = serde_json::from_str(parsed.trim()).unwrap();
+    assert_eq!(v["enabled"], "true");
+    assert_eq!(v["server"], "127.0.0.1");
+    assert_eq!(v["port"], s.addr.port().to_string());
+    assert_eq!(v["identifier"], "sensor-1");
+    assert_eq!(v["secret"], "sekrit-1");
+    assert_eq!(v["channel"], "cowrie.sessions");
+
+    let mut reader = common::raw::Raw::login(s.addr, "reader-1", "sekrit-2");
+    reader.subscribe("cowrie.sessions");
+    reader.barrier("sync");
+    run_python(&snippet("python"), "");
+    match reader.next(Duration::from_secs(10)) {
+        common::raw::Event::Frame(hpfriends::wire::Frame::Publish { ident, payload, .. }) => {
+            assert_eq!(ident.as_str(), "sensor-1");
+            assert_eq!(&payload[..], br#"{"hello": "hpfriends"}"#);
+        }
+        other => panic!("the generated program's message never came: {other:?}"),
+    }
+}

@@ -980,6 +980,15 @@ async fn the_story_through_the_handlers_changes_acls_at_once() {
         .await;
     assert_eq!(p.status, StatusCode::OK);
     assert!(p.body.contains("Authkey created") && p.body.contains("not shown again"));
+    // Ready-made configurations with the real broker address and the secret, shown once.
+    assert!(
+        p.body.contains(
+            "[output_hpfeeds3]\nenabled &#x3D; true\nserver &#x3D; hpfriends.test\nport &#x3D; 10000"
+        ),
+        "{}",
+        p.body
+    );
+    assert!(p.body.contains("- name: hpfeeds") && p.body.contains("hpfeeds.NewClient("));
     b.get(&app, "/authkeys").await;
     let p = b
         .post(&app, "/authkeys", &[("subscribe", "dionaea.capture")])
@@ -987,6 +996,18 @@ async fn the_story_through_the_handlers_changes_acls_at_once() {
     let secret_b = between(&p.body, "<code id=\"secret\">", "<");
     let ident_b = Ident::new(&between(&p.body, "<code id=\"ident\">", "<")).unwrap();
     assert_eq!(secret_b.len(), 64);
+    let setup = b.get(&app, &format!("/authkeys/{ident_b}/setup")).await;
+    assert_eq!(setup.status, StatusCode::OK);
+    assert!(setup.body.contains("secret &#x3D; THE-KEY-SECRET") && !setup.body.contains(&secret_b));
+    assert!(
+        setup
+            .body
+            .contains("client.subscribe([&#x27;dionaea.capture&#x27;])"),
+        "{}",
+        setup.body
+    );
+    let other = a.get(&app, &format!("/authkeys/{ident_b}/setup")).await;
+    assert_eq!(other.status, StatusCode::NOT_FOUND, "another user's key");
     let alice = site.store.user_by_name("alice").unwrap().unwrap();
     let admits = || {
         site.core.shared.keys.load()[&ident_b]

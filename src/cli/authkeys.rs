@@ -69,6 +69,20 @@ pub enum AuthkeyCommand {
         #[arg(required = true, num_args = 1.., value_delimiter = ',', value_parser = parse_channel)]
         channels: Vec<Channel>,
     },
+    /// A ready-made configuration for a key: cowrie's output_hpfeeds3 section, dionaea's
+    /// hpfeeds ihandler, or a Python or Go client, with this broker's address and the key's
+    /// ident and channels filled in.
+    Snippet {
+        /// The key's ident.
+        #[arg(value_parser = parse_ident)]
+        ident: Ident,
+        /// What for: cowrie, dionaea, python or go.
+        #[arg(long = "for", value_name = "TARGET")]
+        target: crate::domain::snippet::Target,
+        /// Fill in the key's secret (otherwise a placeholder: secrets are shown once).
+        #[arg(long)]
+        with_secret: bool,
+    },
     /// Give a key a new random secret (printed once).
     Rotate {
         /// The key's ident.
@@ -120,7 +134,7 @@ fn names(v: &[Channel]) -> Vec<String> {
 }
 
 /// Runs an `authkey` subcommand.
-pub(super) fn run(store: &Store, cmd: AuthkeyCommand) -> anyhow::Result<()> {
+pub(super) fn run(store: &Store, config: &crate::config::Config, cmd: AuthkeyCommand) -> anyhow::Result<()> {
     match cmd {
         AuthkeyCommand::Add {
             owner,
@@ -163,6 +177,28 @@ pub(super) fn run(store: &Store, cmd: AuthkeyCommand) -> anyhow::Result<()> {
         AuthkeyCommand::Rm { ident } => {
             ops::delete_key(store, &ops::key_owner(store, &ident)?, &ident)?;
             say!("authkey {ident} removed");
+        }
+        AuthkeyCommand::Snippet {
+            ident,
+            target,
+            with_secret,
+        } => {
+            let Some(k) = store.key_record(&ident)? else {
+                bail!("no authkey with ident {:?}", ident.as_str());
+            };
+            let broker = crate::domain::snippet::Broker {
+                host: config.client_host(),
+                port: config.listen.port(),
+                tls_port: config.client_tls_port(),
+            };
+            let key = crate::domain::snippet::KeyFacts {
+                ident: k.ident.as_str(),
+                secret: with_secret.then(|| k.secret.expose()),
+                publish: &k.publish,
+                subscribe: &k.subscribe,
+            };
+            eprintln!("# for {}", target.file());
+            print!("{}", crate::domain::snippet::render(target, &broker, &key));
         }
         AuthkeyCommand::Subscribe { ident, channels } => {
             let owner = ops::key_owner(store, &ident)?;

@@ -200,7 +200,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             };
             changing(&store, wait, |s| users::run(s, &config, cmd))
         }
-        Command::Authkey(cmd) => changing(&existing(&config)?, wait, |s| authkeys::run(s, cmd)),
+        Command::Authkey(cmd) => changing(&existing(&config)?, wait, |s| authkeys::run(s, &config, cmd)),
         Command::Group(cmd) => changing(&existing(&config)?, wait, |s| groups::run(s, cmd)),
         Command::Share(cmd) => changing(&existing(&config)?, wait, |s| shares::run(s, cmd)),
         Command::Acl(cmd) => acl::run(&existing(&config)?, cmd, config.open),

@@ -746,6 +746,44 @@ impl Config {
         self.web_tls && !self.tls_cert.is_empty() && !self.tls_key.is_empty()
     }
 
+    /// The host name clients use to reach the hpfeeds listener, for the configurations the
+    /// site and `authkey snippet` hand out: `public_url`'s host, else the listen address
+    /// when it names one, else this machine's name.
+    pub fn client_host(&self) -> String {
+        let from_url = self
+            .public_url
+            .split_once("://")
+            .map(|(_, rest)| rest.split(['/', '?', '#']).next().unwrap_or_default())
+            .map(|authority| {
+                if let Some(v6) = authority.strip_prefix('[') {
+                    format!("[{}]", v6.split(']').next().unwrap_or_default())
+                } else {
+                    authority.split(':').next().unwrap_or_default().to_owned()
+                }
+            })
+            .filter(|h| !h.is_empty() && h != "[]");
+        if let Some(host) = from_url {
+            return host;
+        }
+        let ip = self.listen.ip();
+        if !ip.is_unspecified() {
+            return match ip {
+                std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+                v4 => v4.to_string(),
+            };
+        }
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "localhost".into())
+    }
+
+    /// The TLS listener's port when it runs (a certificate and a key are set).
+    pub fn client_tls_port(&self) -> Option<u16> {
+        (!self.tls_cert.is_empty() && !self.tls_key.is_empty()).then(|| self.tls_listen.port())
+    }
+
     /// Where mail links point: `public_url`, or `http(s)://` + `web_listen`, without a final `/`.
     pub fn site_url(&self) -> String {
         let url = if self.public_url.is_empty() {

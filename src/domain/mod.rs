@@ -7,6 +7,7 @@ pub mod listing;
 pub mod live;
 pub mod log;
 pub mod model;
+pub mod snippet;
 pub mod text;
 
 use std::fmt;

@@ -31,6 +31,8 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ("reach", include_str!("../../templates/reach.hbs")),
     ("authkeys", include_str!("../../templates/authkeys.hbs")),
     ("secret", include_str!("../../templates/secret.hbs")),
+    ("snippets", include_str!("../../templates/snippets.hbs")),
+    ("setup", include_str!("../../templates/setup.hbs")),
     ("groups", include_str!("../../templates/groups.hbs")),
     ("group_members", include_str!("../../templates/group_members.hbs")),
     ("pager", include_str!("../../templates/pager.hbs")),

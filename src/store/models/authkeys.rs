@@ -362,6 +362,21 @@ impl Store {
         })
     }
 
+    /// One key with its secret opened, by ident (`authkey snippet --with-secret`).
+    pub fn key_record(&self, ident: &Ident) -> Result<Option<KeyRecord>, StoreError> {
+        let sealer = self.sealer().cloned();
+        let mut conn = self.conn()?;
+        let id: Option<i64> = authkeys::table
+            .filter(authkeys::ident.eq(ident.as_str()))
+            .select(authkeys::id)
+            .first(&mut conn)
+            .optional()?;
+        let Some(id) = id else { return Ok(None) };
+        Ok(key_records_in(&mut conn, sealer.as_ref(), Some(&[id]))?
+            .into_iter()
+            .next())
+    }
+
     /// Everything the ACL derivation needs, read in one transaction so it is consistent.
     pub fn key_records(&self) -> Result<Vec<KeyRecord>, StoreError> {
         let sealer = self.sealer().cloned();

@@ -23,6 +23,7 @@ use crate::wire::{Ident, Secret};
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/authkeys", web::get().to(page))
         .route("/authkeys", web::post().to(create))
+        .route("/authkeys/{ident}/setup", web::get().to(setup_page))
         .route("/authkeys/{ident}/{action}", web::post().to(act));
 }
 
@@ -298,11 +299,71 @@ async fn create(
     let ((ident, secret), live) = state
         .apply(move |s| ops::create_key(s, &me, None, None, publish, subscribe, comment))
         .await?;
-    secret_page(&state, &req, &v, &ident, &secret, true, &live)
+    secret_page(&state, &req, &v, &ident, &secret, true, &live).await
 }
 
 /// The one time a secret is shown: with a copy button and ready-to-run client commands.
-fn secret_page(
+/// The configurations of [`crate::domain::snippet`] for one key, as the pages list them.
+fn snippets(state: &WebState, key: &crate::domain::snippet::KeyFacts<'_>) -> Value {
+    use crate::domain::snippet::{Broker, Target, render};
+    let config = &state.shared.config;
+    let broker = Broker {
+        host: config.client_host(),
+        port: config.listen.port(),
+        tls_port: config.client_tls_port(),
+    };
+    Value::Array(
+        Target::ALL
+            .iter()
+            .map(|t| {
+                json!({
+                    "name": match t {
+                        Target::Cowrie => "cowrie",
+                        Target::Dionaea => "dionaea",
+                        Target::Python => "Python",
+                        Target::Go => "Go",
+                    },
+                    "file": t.file(),
+                    "text": render(*t, &broker, key),
+                })
+            })
+            .collect(),
+    )
+}
+
+/// `/authkeys/{ident}/setup`: the ready-made configurations for one of the viewer's keys
+/// (its secret left out: it was shown once).
+async fn setup_page(
+    state: State,
+    req: HttpRequest,
+    v: Viewer,
+    ident: web::Path<String>,
+) -> Result<HttpResponse, WebError> {
+    let ident = ident.into_inner();
+    let missing = || WebError::NotFound(format!("you have no authkey {ident:?}"));
+    let me = v.user.id;
+    let key = state
+        .db(move |s| s.authkeys_of(me))
+        .await?
+        .into_iter()
+        .find(|k| k.ident.as_str() == ident)
+        .ok_or_else(missing)?;
+    let facts = crate::domain::snippet::KeyFacts {
+        ident: key.ident.as_str(),
+        secret: None,
+        publish: &key.publish,
+        subscribe: &key.subscribe,
+    };
+    Page::new(
+        "setup",
+        "Set up an authkey",
+        "authkeys",
+        json!({"ident": key.ident.as_str(), "snippets": snippets(&state, &facts), "secret_shown": false}),
+    )
+    .render(&state, &req, Some(&v))
+}
+
+async fn secret_page(
     state: &WebState,
     req: &HttpRequest,
     v: &Viewer,
@@ -311,12 +372,32 @@ fn secret_page(
     new: bool,
     live: &crate::social::propagation::Propagation,
 ) -> Result<HttpResponse, WebError> {
-    let port = state.shared.config.listen.port();
+    let me = v.user.id;
+    let wanted = ident.clone();
+    let (publish, subscribe) = state
+        .db(move |s| s.authkeys_of(me))
+        .await?
+        .into_iter()
+        .find(|k| k.ident == wanted)
+        .map(|k| (k.publish, k.subscribe))
+        .unwrap_or_default();
+    let facts = crate::domain::snippet::KeyFacts {
+        ident: ident.as_str(),
+        secret: Some(secret.expose()),
+        publish: &publish,
+        subscribe: &subscribe,
+    };
     Page::new(
         "secret",
         "Authkey secret",
         "authkeys",
-        json!({"ident": ident.as_str(), "secret": secret.expose(), "new": new, "port": port}),
+        json!({
+            "ident": ident.as_str(),
+            "secret": secret.expose(),
+            "new": new,
+            "snippets": snippets(state, &facts),
+            "secret_shown": true,
+        }),
     )
     .live(state, live)
     .render(state, req, Some(v))
@@ -359,7 +440,7 @@ async fn act(
         }
         "rotate" => {
             let (secret, live) = state.apply(move |s| ops::rotate_key(s, &me, &i)).await?;
-            return secret_page(&state, &req, &v, &ident, &secret, false, &live);
+            return secret_page(&state, &req, &v, &ident, &secret, false, &live).await;
         }
         "disable" => {
             let ((), live) = state
