@@ -4,9 +4,12 @@
 //! subscribe. hpfeeds acknowledges nothing, so [`Client::finish`] half-closes and reads to
 //! EOF: a refused auth or channel then surfaces as the broker's error text.
 
+use std::sync::Arc;
+
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
 use tokio_util::codec::Decoder;
 
 use crate::wire::codec::CodecError;
@@ -29,6 +32,14 @@ pub enum ClientError {
     /// The socket failed.
     #[error("connection error: {0}")]
     Io(#[from] std::io::Error),
+    /// The TLS handshake failed (an untrusted certificate, a wrong name, not TLS at all).
+    #[error("TLS with {addr} failed: {message}")]
+    Tls {
+        /// The address tried.
+        addr: String,
+        /// Why.
+        message: String,
+    },
     /// The broker sent bytes that are not hpfeeds.
     #[error("broker sent an invalid frame: {0}")]
     Wire(#[from] WireError),
@@ -52,10 +63,60 @@ impl From<CodecError> for ClientError {
     }
 }
 
+/// The connection under the frames: plain TCP or TLS over it.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl std::fmt::Debug for Stream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Stream::Plain(_) => "Stream::Plain",
+            Stream::Tls(_) => "Stream::Tls",
+        })
+    }
+}
+
+impl Stream {
+    async fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.write_all(bytes).await,
+            Stream::Tls(s) => {
+                s.write_all(bytes).await?;
+                s.flush().await
+            }
+        }
+    }
+
+    async fn read_buf(&mut self, buf: &mut BytesMut) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read_buf(buf).await,
+            Stream::Tls(s) => s.read_buf(buf).await,
+        }
+    }
+
+    async fn shutdown(&mut self) -> std::io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.shutdown().await,
+            Stream::Tls(s) => s.shutdown().await,
+        }
+    }
+}
+
+/// TLS for [`Client::connect`]: the configuration and the name the certificate must carry.
+#[derive(Clone)]
+pub struct TlsTo {
+    /// Trusted roots and protocol settings ([`crate::tls::client_config`]).
+    pub config: Arc<rustls::ClientConfig>,
+    /// The broker's host name (or address) as its certificate names it.
+    pub name: String,
+}
+
 /// An authenticated (as far as hpfeeds can tell) connection to a broker.
 #[derive(Debug)]
 pub struct Client {
-    stream: TcpStream,
+    stream: Stream,
     buf: BytesMut,
     codec: FrameCodec,
     ident: Ident,
@@ -63,15 +124,38 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connects to `addr` (`host:port`), reads the info frame and sends auth.
-    pub async fn connect(addr: &str, ident: Ident, secret: &Secret) -> Result<Client, ClientError> {
-        let stream = TcpStream::connect(addr)
+    /// Connects to `addr` (`host:port`), over TLS when `tls` says so, reads the info frame
+    /// and sends auth.
+    pub async fn connect(
+        addr: &str,
+        tls: Option<&TlsTo>,
+        ident: Ident,
+        secret: &Secret,
+    ) -> Result<Client, ClientError> {
+        let tcp = TcpStream::connect(addr)
             .await
             .map_err(|source| ClientError::Connect {
                 addr: addr.to_owned(),
                 source,
             })?;
-        stream.set_nodelay(true)?;
+        tcp.set_nodelay(true)?;
+        let stream = match tls {
+            None => Stream::Plain(tcp),
+            Some(t) => {
+                let failed = |message: String| ClientError::Tls {
+                    addr: addr.to_owned(),
+                    message,
+                };
+                let name =
+                    rustls::pki_types::ServerName::try_from(t.name.trim_matches(['[', ']']).to_owned())
+                        .map_err(|e| failed(e.to_string()))?;
+                let s = tokio_rustls::TlsConnector::from(Arc::clone(&t.config))
+                    .connect(name, tcp)
+                    .await
+                    .map_err(|e| failed(e.to_string()))?;
+                Stream::Tls(Box::new(s))
+            }
+        };
         let mut c = Client {
             stream,
             buf: BytesMut::with_capacity(4096),

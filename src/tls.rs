@@ -67,6 +67,39 @@ pub fn server_config(cert: &Path, key: &Path, alpn: &[&[u8]]) -> Result<Arc<Serv
     Ok(Arc::new(config))
 }
 
+/// A client configuration for `hpfriends pub`/`sub` over TLS: the broker's certificate is
+/// checked against `ca` (a PEM file: a private CA or a self-signed certificate) or, without
+/// it, the Mozilla roots every browser trusts.
+pub fn client_config(ca: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    let mut roots = rustls::RootCertStore::empty();
+    match ca {
+        Some(path) => {
+            let cert_err = |message: String| TlsError::Cert {
+                path: path.display().to_string(),
+                message,
+            };
+            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+                .map_err(|e| cert_err(e.to_string()))?
+                .collect::<Result<_, _>>()
+                .map_err(|e| cert_err(e.to_string()))?;
+            if certs.is_empty() {
+                return Err(cert_err("no certificate in the file".into()));
+            }
+            for c in certs {
+                roots.add(c).map_err(|e| cert_err(e.to_string()))?;
+            }
+        }
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Config(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
 /// The configured pair, if TLS is on: both set, or neither (off); one alone is an error.
 pub fn configured<'a>(cert: &'a str, key: &'a str) -> Result<Option<(&'a Path, &'a Path)>, TlsError> {
     match (cert.is_empty(), key.is_empty()) {

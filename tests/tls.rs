@@ -239,3 +239,60 @@ fn a_connection_over_the_limit_costs_no_tls_handshake() {
     });
     assert!(String::from_utf8_lossy(&buf).contains("Too many connections from your address"));
 }
+
+/// `hpfriends pub` and `sub` speak TLS (`--tls`, `--ca`): an operator checks the TLS
+/// listener with the project's own client; a CA that did not sign the certificate, or plain
+/// hpfeeds against the TLS port, is one clear line and a failure.
+#[test]
+fn our_own_pub_and_sub_over_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = pki(dir.path(), "good");
+    let other = pki(dir.path(), "other");
+    let s = server(&good);
+    let port = s.tls.expect("the TLS listener").port().to_string();
+    let client = |verb: &str, secret: &str, ident: &str, ca: &Path, extra: &[&str]| {
+        Command::new(common::bin())
+            .args([
+                verb,
+                "--host",
+                "localhost",
+                "--port",
+                &port,
+                "--ident",
+                ident,
+                "--secret",
+                secret,
+            ])
+            .args(["--channel", "chan", "--ca", ca.to_str().unwrap()])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut sub = client("sub", "s1", "tlssub", &good.ca, &["--count", "1"]);
+    // Publish until the subscriber (whose subscribe nothing acknowledges) has it.
+    let got = wait_for("the message over TLS", Duration::from_secs(20), || {
+        let p = client("pub", "s2", "tlspub", &good.ca, &["over tls"])
+            .wait_with_output()
+            .unwrap();
+        assert!(p.status.success(), "{}", String::from_utf8_lossy(&p.stderr));
+        sub.try_wait().unwrap().map(|_| ())
+    });
+    let () = got;
+    let out = sub.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("over tls"));
+
+    let wrong = client("pub", "s2", "tlspub", &other.ca, &["x"])
+        .wait_with_output()
+        .unwrap();
+    assert!(!wrong.status.success());
+    let err = String::from_utf8_lossy(&wrong.stderr);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("TLS with localhost:") && err.contains("certificate"),
+        "{err}"
+    );
+}

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use clap::Args;
 
 use super::{parse_channel, parse_ident};
-use crate::client::{Client, ClientError};
+use crate::client::Client;
 use crate::wire::{Channel, Frame, Ident, Secret};
 
 /// A runtime for one client's work: one thread is plenty.
@@ -34,6 +34,13 @@ pub struct ClientArgs {
     /// Authkey secret.
     #[arg(long, env = "HPFRIENDS_SECRET", hide_env_values = true)]
     pub secret: String,
+    /// Speak TLS (the broker's TLS listener, e.g. port 10443), checking its certificate.
+    #[arg(long)]
+    pub tls: bool,
+    /// The CA (PEM) the broker's certificate must chain to, for a private CA or a
+    /// self-signed certificate [default: the Mozilla roots]; implies --tls.
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<std::path::PathBuf>,
 }
 
 /// Options of `pub`.
@@ -67,9 +74,23 @@ pub struct SubArgs {
     count: Option<u64>,
 }
 
-async fn connect(args: &ClientArgs) -> Result<Client, ClientError> {
+async fn connect(args: &ClientArgs) -> anyhow::Result<Client> {
     let addr = format!("{}:{}", args.host, args.port);
-    Client::connect(&addr, args.ident.clone(), &Secret::new(args.secret.clone())).await
+    let tls = if args.tls || args.ca.is_some() {
+        Some(crate::client::TlsTo {
+            config: crate::tls::client_config(args.ca.as_deref())?,
+            name: args.host.clone(),
+        })
+    } else {
+        None
+    };
+    Ok(Client::connect(
+        &addr,
+        tls.as_ref(),
+        args.ident.clone(),
+        &Secret::new(args.secret.clone()),
+    )
+    .await?)
 }
 
 /// `pub`: one message, or one per line of standard input.
