@@ -273,14 +273,13 @@ fn our_own_pub_and_sub_over_tls() {
     };
     let mut sub = client("sub", "s1", "tlssub", &good.ca, &["--count", "1"]);
     // Publish until the subscriber (whose subscribe nothing acknowledges) has it.
-    let got = wait_for("the message over TLS", Duration::from_secs(20), || {
+    wait_for("the message over TLS", Duration::from_secs(20), || {
         let p = client("pub", "s2", "tlspub", &good.ca, &["over tls"])
             .wait_with_output()
             .unwrap();
         assert!(p.status.success(), "{}", String::from_utf8_lossy(&p.stderr));
         sub.try_wait().unwrap().map(|_| ())
     });
-    let () = got;
     let out = sub.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("over tls"));
