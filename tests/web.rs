@@ -1257,6 +1257,11 @@ async fn bad_fields_are_named_and_nothing_half_written() {
             &[("publish", &"x".repeat(300))],
             &["not a valid channel name"],
         ),
+        (
+            "/authkeys",
+            &[("subscribe", "cowrie sessions!!, ../etc")],
+            &["not a valid channel name", "may not hold &#x27;!&#x27;"],
+        ),
         ("/groups", &[("name", "no spaces please")], &["use 1-64 letters"]),
         ("/groups/nogroup/invite", &[("user", "")], &["enter a user name"]),
     ];
@@ -1283,6 +1288,39 @@ async fn bad_fields_are_named_and_nothing_half_written() {
         "nothing was written"
     );
     assert!(site.store.authkeys().unwrap().is_empty());
+    // The API names a misspelled field, and holds channel names to the same rule.
+    let token = site.api_token("alice").await;
+    let (st, body) = a
+        .api(
+            &app,
+            Method::POST,
+            "/api/v1/shares",
+            &token,
+            Some(json!({"chanel": "dionaea.capture", "to_everyone": true})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert!(
+        body["error"].as_str().unwrap().contains("unknown field `chanel`"),
+        "{body}"
+    );
+    let (st, body) = a
+        .api(
+            &app,
+            Method::POST,
+            "/api/v1/shares",
+            &token,
+            Some(json!({"channel": "cowrie sessions", "to_everyone": true})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("may not hold white space"),
+        "{body}"
+    );
     // A field the form does not have, or a body that is not a form, is a clear 400.
     let big = "x".repeat(100_000);
     let p = a.post(&app, "/groups", &[("name", &big)]).await;

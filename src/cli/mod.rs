@@ -168,7 +168,7 @@ fn parse_ident(s: &str) -> Result<Ident, String> {
 }
 
 fn parse_channel(s: &str) -> Result<Channel, String> {
-    Channel::new(s).map_err(|e| e.to_string())
+    Channel::typed(s)
 }
 
 /// The settings given as flags: the top layer of the configuration.

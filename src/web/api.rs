@@ -110,7 +110,7 @@ async fn list_keys(state: State, u: ApiUser, q: web::Query<super::routes::PageQu
 }
 
 #[derive(Deserialize, Default)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 struct KeyBody {
     publish: Vec<String>,
     subscribe: Vec<String>,
@@ -194,7 +194,7 @@ async fn key_action(
                     "subscribe needs a body {\"channel\": NAME}".into(),
                 )));
             };
-            let c = Channel::new(b.channel.trim())
+            let c = Channel::typed(b.channel.trim())
                 .map_err(|e| ApiError(WebError::BadRequest(format!("channel: {e}"))))?;
             let (added, live) = state
                 .apply(move |s| receiving::subscribe_key(s, &me, &i, &c))
@@ -289,6 +289,7 @@ async fn list_shares(state: State, u: ApiUser, q: web::Query<SharesQuery>) -> Ap
 
 /// `{"list": "outgoing" | "incoming"}`: which of the caller's lists to clear.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ClearBody {
     list: String,
 }
@@ -310,7 +311,7 @@ async fn clear_ended(state: State, u: ApiUser, body: web::Json<ClearBody>) -> Ap
 }
 
 #[derive(Deserialize, Default)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 struct ShareBody {
     channel: String,
     to_user: Option<String>,
@@ -322,7 +323,7 @@ struct ShareBody {
 
 async fn offer_share(state: State, u: ApiUser, body: web::Json<ShareBody>) -> ApiResult {
     let b = body.into_inner();
-    let channel = Channel::new(b.channel.trim())
+    let channel = Channel::typed(b.channel.trim())
         .map_err(|e| ApiError(WebError::BadRequest(format!("channel: {e}"))))?;
     let to = match (b.to_user, b.to_group, b.to_everyone) {
         (Some(u), None, false) => GranteeName::User(u),
@@ -506,6 +507,7 @@ async fn list_requests(state: State, u: ApiUser, q: web::Query<RequestsQuery>) -
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RequestBody {
     channel: String,
     publisher: String,
@@ -515,7 +517,7 @@ struct RequestBody {
 
 async fn make_request(state: State, u: ApiUser, body: web::Json<RequestBody>) -> ApiResult {
     let b = body.into_inner();
-    let c = Channel::new(b.channel.trim())
+    let c = Channel::typed(b.channel.trim())
         .map_err(|e| ApiError(WebError::BadRequest(format!("channel: {e}"))))?;
     let me = u.0.clone();
     let (ch, note) = (c.clone(), b.note.clone());
@@ -609,7 +611,7 @@ async fn list_groups(state: State, u: ApiUser, q: web::Query<super::routes::Page
 }
 
 #[derive(Deserialize, Default)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 struct GroupBody {
     name: String,
     description: String,

@@ -219,7 +219,36 @@ impl NameCache {
 /// notices for `CHAN` (as the original hpfeeds broker did); nobody may publish on it.
 pub const PRESENCE_SUFFIX: &str = "..broker";
 
+/// Punctuation a channel name typed on the site, the API or the command line may hold
+/// besides letters and digits (any existing client's names, and URL-ish ones, fit).
+pub const TYPED_CHANNEL_PUNCTUATION: &str = "._-:/+#&?@=~";
+
 impl Channel {
+    /// A channel name as a person types it when making a key, a share or a request: one
+    /// word that begins with a letter or digit, of letters, digits and
+    /// [`TYPED_CHANNEL_PUNCTUATION`]. The wire keeps accepting whatever an old client sends
+    /// ([`Channel::new`]); what hpfriends itself creates is held to this, everywhere alike.
+    pub fn typed(s: &str) -> Result<Channel, String> {
+        let c = Channel::new(s).map_err(|e| e.to_string())?;
+        if !s.starts_with(char::is_alphanumeric) {
+            return Err(format!("{s:?} must begin with a letter or digit"));
+        }
+        if let Some(bad) = s
+            .chars()
+            .find(|c| !c.is_alphanumeric() && !TYPED_CHANNEL_PUNCTUATION.contains(*c))
+        {
+            let what = if bad.is_whitespace() {
+                "white space".to_owned()
+            } else {
+                format!("{bad:?}")
+            };
+            return Err(format!(
+                "{s:?} may not hold {what}: a channel is one word of letters, digits and {TYPED_CHANNEL_PUNCTUATION}"
+            ));
+        }
+        Ok(c)
+    }
+
     /// For a presence channel `CHAN..broker`, the channel `CHAN` it reports on.
     pub fn presence_of(&self) -> Option<&str> {
         self.as_str()
@@ -240,6 +269,32 @@ impl Channel {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn typed_channels_are_one_word_everywhere() {
+        for ok in [
+            "dionaea.capture",
+            "mwbinary.dionaea.sensorunique",
+            "a&b/c?d#e+f",
+            "ews:json",
+            "été.events",
+        ] {
+            assert!(Channel::typed(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "cowrie sessions",
+            "sessions!!",
+            "../etc",
+            ".hidden",
+            "a\"b",
+            "x;y",
+            "",
+        ] {
+            assert!(Channel::typed(bad).is_err(), "{bad}");
+        }
+        // The wire keeps what old clients send.
+        assert!(Channel::new("cowrie sessions").is_ok());
+    }
 
     #[test]
     fn names_are_checked() {

@@ -483,7 +483,7 @@ async fn act(
         }
         "subscribe" => {
             // The one click offered where a share was accepted with no key receiving it.
-            let channel = crate::wire::Channel::new(form.0.channel.trim())
+            let channel = crate::wire::Channel::typed(form.0.channel.trim())
                 .map_err(|e| WebError::BadRequest(format!("channel: {e}")))?;
             let (_, live) = state
                 .apply(move |s| crate::social::receiving::subscribe_key(s, &me, &i, &channel))

@@ -159,7 +159,7 @@ pub fn channel_list(text: &str) -> Result<Vec<Channel>, String> {
         .split(|c: char| c == ',' || c.is_whitespace())
         .filter(|s| !s.is_empty())
     {
-        let ch = Channel::new(name).map_err(|e| format!("{name:?} is not a valid channel name: {e}"))?;
+        let ch = Channel::typed(name).map_err(|e| format!("not a valid channel name: {e}"))?;
         if !out.contains(&ch) {
             out.push(ch);
         }

@@ -206,7 +206,7 @@ async fn shares_page(
 /// Parses the offer form; field errors name what is wrong.
 fn parse_offer(f: &OfferForm) -> Result<(Channel, GranteeName, ShareKind), FieldErrors> {
     let mut errors = FieldErrors::default();
-    let channel = Channel::new(f.channel.trim()).map_err(|e| e.to_string());
+    let channel = Channel::typed(f.channel.trim());
     if let Err(e) = &channel {
         errors.add("channel", format!("enter a channel name ({e})"));
     }
