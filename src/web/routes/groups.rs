@@ -121,7 +121,7 @@ async fn page(
         Value::Null
     } else {
         let group = q.joined.clone();
-        super::shares::receiving_json(&state, &v, move |s, me| receiving::of_group(s, me, &group)).await?
+        super::receiving::receiving_json(&state, &v, move |s, me| receiving::of_group(s, me, &group)).await?
     };
     render_page(
         &state,

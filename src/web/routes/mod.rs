@@ -4,10 +4,12 @@
 pub mod accounts;
 pub mod authkeys;
 pub mod channels;
+pub mod confirm;
 pub mod groups;
 pub mod metrics;
 pub mod pages;
 pub mod profiles;
+pub mod receiving;
 pub mod shares;
 
 use std::collections::BTreeMap;

@@ -357,82 +357,6 @@ struct ActForm {
     confirm: String,
 }
 
-/// The page that asks before a revoke or a leave (it works without scripts), or `None`
-/// when the share is not the viewer's to act on that way (the action itself then refuses).
-async fn confirm_page(
-    state: &WebState,
-    req: &HttpRequest,
-    v: &Viewer,
-    id: ShareId,
-    action: &str,
-    back: &str,
-) -> Result<Option<HttpResponse>, WebError> {
-    let me = v.user.clone();
-    let found = state
-        .db(move |s| -> Result<_, SocialError> {
-            let Some(share) = s.share(id)? else {
-                return Ok(None);
-            };
-            let from = s.user_by_id(share.from)?.map(|u| u.name).unwrap_or_default();
-            // Only the grantee leaves (a member, for a group's share).
-            let grantee = match share.to {
-                Grantee::User(u) => u == me.id,
-                Grantee::Group(g) => s.membership(g, me.id)?.is_some(),
-                Grantee::Everyone => false,
-            };
-            if share.from != me.id && !grantee {
-                return Ok(None);
-            }
-            let to = match share.to {
-                Grantee::User(u) if u == me.id => "you".to_owned(),
-                Grantee::User(u) => s.user_by_id(u)?.map(|u| u.name).unwrap_or_default(),
-                Grantee::Group(g) => format!(
-                    "every member of the group {}",
-                    s.group_name(g)?.unwrap_or_default()
-                ),
-                Grantee::Everyone => "everyone who took it up".to_owned(),
-            };
-            Ok(Some((share, from, to)))
-        })
-        .await?;
-    let Some((share, from, to)) = found else {
-        return Ok(None);
-    };
-    let channel = share.channel.as_str();
-    let (heading, text, button) = match action {
-        "revoke" if share.from == v.user.id => (
-            format!("Revoke your share of {channel}?"),
-            format!(
-                "It stops carrying data at once: {to} (and whoever receives it through them) no longer                  receives your {channel}. To share it again you offer it anew, and it must be accepted again."
-            ),
-            "Revoke share",
-        ),
-        "leave" if share.from != v.user.id => (
-            format!("Leave {from}'s share of {channel}?"),
-            format!(
-                "Your keys stop receiving {from}'s {channel} at once. Only {from} can offer it to you again."
-            ),
-            "Leave share",
-        ),
-        _ => return Ok(None),
-    };
-    let page = Page::new(
-        "confirm",
-        &heading,
-        "shares",
-        json!({
-            "heading": heading,
-            "text": text,
-            "action": format!("/shares/{}/{action}", id.0),
-            "button": button,
-            "cancel": back,
-            "hidden": {"back": if back == "/shares" { "shares" } else { "" }},
-        }),
-    )
-    .render(state, req, Some(v))?;
-    Ok(Some(page))
-}
-
 async fn act(
     state: State,
     req: HttpRequest,
@@ -454,7 +378,7 @@ async fn act(
     };
     if matches!(action.as_str(), "revoke" | "leave") && form.0.confirm != "yes" {
         let cancel = if form.0.back == "shares" { "/shares" } else { back };
-        if let Some(page) = confirm_page(&state, &req, &v, id, &action, cancel).await? {
+        if let Some(page) = super::confirm::share(&state, &req, &v, id, &action, cancel).await? {
             return Ok(page);
         }
     }
@@ -468,51 +392,6 @@ async fn act(
         back.to_owned()
     };
     Ok(see_other_live(&state, &back, Some(ok), &live))
-}
-
-/// What a page says after the viewer accepted something: per channel, which of their
-/// keys receive it, and (when none does) the keys one click could add it to. `Null` when
-/// `find` finds nothing the viewer may see.
-pub(crate) async fn receiving_json(
-    state: &WebState,
-    v: &Viewer,
-    find: impl FnOnce(
-        &crate::store::Store,
-        &crate::domain::listing::User,
-    ) -> Result<Vec<receiving::Receiving>, SocialError>
-    + Send
-    + 'static,
-) -> Result<Value, WebError> {
-    let me = v.user.clone();
-    let found = state
-        .db(move |s| -> Result<_, SocialError> {
-            let found = match find(s, &me) {
-                Ok(f) => f,
-                Err(SocialError::NotFound(_)) => return Ok(None),
-                Err(e) => return Err(e),
-            };
-            let keys: Vec<String> = s
-                .authkeys_of(me.id)?
-                .into_iter()
-                .filter(|k| k.enabled)
-                .map(|k| k.ident.as_str().to_owned())
-                .collect();
-            Ok(Some((found, keys)))
-        })
-        .await?;
-    let Some((found, keys)) = found else {
-        return Ok(Value::Null);
-    };
-    let channels: Vec<Value> = found
-        .iter()
-        .map(|r| {
-            let mut j = r.to_json();
-            j["none"] = json!(r.receiving_keys.is_empty());
-            j["many"] = json!(r.receiving_keys.len() > 1);
-            j
-        })
-        .collect();
-    Ok(json!({"channels": channels, "keys": keys, "empty": channels.is_empty()}))
 }
 
 /// The links to the previous and next page of a requests list on `path` (`#requests`):
@@ -622,7 +501,7 @@ async fn shared_page(
         .await?;
     let receiving = match page.share {
         Some(id) => {
-            receiving_json(&state, &v, move |s, me| {
+            super::receiving::receiving_json(&state, &v, move |s, me| {
                 Ok(vec![receiving::of_share(s, me, ShareId(id))?])
             })
             .await?
