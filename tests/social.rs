@@ -364,6 +364,12 @@ fn consent_blocks_and_onward_travel() {
         reach.contains(r#""through":["bob"]"#) && reach.contains(r#""user":"carol""#),
         "{reach}"
     );
+    assert!(reach.contains(r#""via":"your share to bob""#), "{reach}");
+    let reach = s.cli_ok(&["acl", "reach", "--as", "alice"]);
+    assert!(
+        reach.contains(&format!("through bob, from your share to bob (share {a2b})")),
+        "{reach}"
+    );
 
     // carol blocks alice: nothing of alice's reaches carol, by any path, from the moment
     // the command returns; bob still receives.

@@ -868,6 +868,9 @@ async fn reach_follows_redistribution_and_shows_a_change_made_elsewhere_at_once(
         "{}",
         page.body
     );
+    // In words, never a bare share id the Shares page does not show.
+    assert!(!page.body.contains("(share "), "{}", page.body);
+    assert!(page.body.contains("your share to"), "{}", page.body);
 }
 
 #[actix_web::test]

@@ -124,7 +124,7 @@ fn acl_reach(store: &Store, actor: &Actor, json: bool) -> anyhow::Result<()> {
         if json {
             for r in &reached {
                 let v = serde_json::json!({
-                    "channel": channel.as_str(), "user": r.user, "through": r.through, "share": r.share.0,
+                    "channel": channel.as_str(), "user": r.user, "through": r.through, "share": r.share.0, "via": r.via,
                 });
                 writeln!(out, "{v}")?;
             }
@@ -136,9 +136,14 @@ fn acl_reach(store: &Store, actor: &Actor, json: bool) -> anyhow::Result<()> {
         }
         for r in reached {
             let how = if r.through.is_empty() {
-                format!("directly (share {})", r.share.0)
+                format!("{} (share {})", r.via, r.share.0)
             } else {
-                format!("through {} (share {})", r.through.join(" -> "), r.share.0)
+                format!(
+                    "through {}, from {} (share {})",
+                    r.through.join(" -> "),
+                    r.via,
+                    r.share.0
+                )
             };
             writeln!(out, "    {:<20} {how}", r.user)?;
         }

@@ -20,8 +20,11 @@ pub struct Reached {
     pub user: String,
     /// The users who pass it on, in the order the data travels (empty: a direct share).
     pub through: Vec<String>,
-    /// The share of the actor's (or a redistributor's) that admits it.
+    /// The actor's share that starts its path.
     pub share: ShareId,
+    /// That share in words, for people: "your share to bob", "your share to group
+    /// trusted", "your public offer" (a share id is nothing a page shows).
+    pub via: String,
     /// How many receivers this line stands for (more than one only for members of a
     /// group the actor is not in, whose names it does not see).
     pub count: usize,
@@ -176,6 +179,7 @@ struct Line {
     receiver: usize,
     hidden: Option<GroupId>,
     share: ShareId,
+    to: Grantee,
     count: usize,
 }
 
@@ -220,6 +224,7 @@ pub fn named(store: &Store, paths: Paths, pick: &Pick) -> Result<Vec<ChannelReac
                 receiver: i,
                 hidden,
                 share,
+                to,
                 count: 1,
             });
         }
@@ -267,10 +272,17 @@ pub fn named(store: &Store, paths: Paths, pick: &Pick) -> Result<Vec<ChannelReac
                 (None, Some(g)) => format!("a member of group {}", label(g)?),
                 (None, None) => String::new(),
             };
+            let via = match l.to {
+                // The grantee is the far end of the path, so its name was read with it.
+                Grantee::User(u) => format!("your share to {}", name(u)),
+                Grantee::Group(g) => format!("your share to group {}", label(g)?),
+                Grantee::Everyone => "your public offer".to_owned(),
+            };
             receivers.push(Reached {
                 user,
                 through,
                 share: l.share,
+                via,
                 count: l.count,
             });
         }

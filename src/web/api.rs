@@ -567,7 +567,7 @@ async fn reach(state: State, u: ApiUser, q: web::Query<super::routes::shares::Re
             let receivers: Vec<_> = c
                 .receivers
                 .into_iter()
-                .map(|r| json!({"user": r.user, "through": r.through, "share": r.share.0, "count": r.count}))
+                .map(|r| json!({"user": r.user, "through": r.through, "share": r.share.0, "via": r.via, "count": r.count}))
                 .collect();
             json!({
                 "channel": c.channel.as_str(),

@@ -654,6 +654,7 @@ async fn reach_page(
                         "through": r.through.join(" → "),
                         "direct": r.through.is_empty(),
                         "share": r.share.0,
+                        "via": r.via,
                     })
                 })
                 .collect();
