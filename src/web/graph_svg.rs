@@ -70,7 +70,8 @@ impl Picture {
         }
         for s in incoming.iter().filter(live) {
             let from = format!("user {}", s.from_name);
-            let i = p.edge(from.clone(), p.me.clone(), s);
+            // The table names the grantee as the share does (a group, everyone), not "me".
+            let i = p.edge(from.clone(), s.to_name.clone(), s);
             if s.to_name.starts_with("user ") {
                 p.arrow(from, p.me.clone(), i);
             } else {
@@ -480,6 +481,17 @@ mod tests {
             svg.matches("<title>everyone</title>").count(),
             1,
             "one everyone node"
+        ); // The table names a share's grantee as it is: a group, everyone, not "user alice".
+        let rows = p.edge_list();
+        assert!(
+            rows.iter()
+                .any(|r| r["from"] == "user frank" && r["to"] == "group crew"),
+            "{rows:?}"
+        );
+        assert!(
+            rows.iter()
+                .any(|r| r["from"] == "user dave" && r["to"] == "everyone"),
+            "{rows:?}"
         );
     }
 
