@@ -2838,6 +2838,28 @@ async fn a_researcher_finds_a_channel_asks_its_publisher_and_is_granted_it() {
         )
         .await;
     assert!(link.contains("/shares#request-"), "{link}");
+    // Not only by mail: alice's menu counts it, and her dashboard says so.
+    let who = site.store.user_by_name("alice").unwrap().unwrap().id;
+    let a_page = {
+        let mut a = Browser::default();
+        a.login(&app, "alice").await;
+        a.get(&app, "/").await
+    };
+    assert_eq!(site.store.open_requests_to(who).unwrap(), 1);
+    assert!(
+        a_page
+            .body
+            .contains(r#"<a href="/shares#requests">Shares <span class="count""#),
+        "{}",
+        a_page.body
+    );
+    assert!(
+        a_page
+            .body
+            .contains("1 request(s) for access wait for your answer"),
+        "{}",
+        a_page.body
+    );
     let p = b.get(&app, "/channel?name=dionaea.capture").await;
     assert!(p.body.contains("requested"), "{}", p.body);
     // Asking again, asking someone who does not publish, or oneself: a clear refusal.

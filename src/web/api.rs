@@ -90,6 +90,7 @@ fn viewer(u: &ApiUser) -> Viewer {
     Viewer {
         user: u.0.clone(),
         session: String::new(),
+        waiting: 0,
     }
 }
 

@@ -255,9 +255,15 @@ impl<'a> Page<'a> {
                 .filter(|live| !live.is_live())
                 .map(|live| behind_note(state, &live))
         });
+        let waiting = viewer.map_or(0, |v| v.waiting);
         let nav: Vec<Value> = MENU
             .iter()
-            .map(|(key, href, label)| json!({"href": href, "label": label, "current": *key == self.nav}))
+            .map(|(key, href, label)| {
+                // Requests for access are answered on the Shares page: counted there.
+                let badge = (*key == "shares" && waiting > 0).then_some(waiting);
+                let href = if badge.is_some() { "/shares#requests" } else { href };
+                json!({"href": href, "label": label, "current": *key == self.nav, "badge": badge})
+            })
             .collect();
         let page = state
             .templates

@@ -157,6 +157,9 @@ pub struct Viewer {
     pub user: User,
     /// The raw session id (to keep this session when others are ended).
     pub session: String,
+    /// Requests for access waiting for this user's answer (counted in the menu, so that
+    /// nobody depends on a mail to learn of them).
+    pub waiting: usize,
 }
 
 /// The viewer when logged in.
@@ -171,8 +174,19 @@ pub(crate) async fn viewer_of(req: HttpRequest) -> Result<Option<Viewer>, WebErr
     };
     let store = state.store.clone();
     let lookup = raw.clone();
-    let user = super::on_db(move || store.session_user(&lookup)).await??;
-    Ok(user.map(|user| Viewer { user, session: raw }))
+    let found = super::on_db(move || -> Result<_, crate::store::StoreError> {
+        let Some(user) = store.session_user(&lookup)? else {
+            return Ok(None);
+        };
+        let waiting = store.open_requests_to(user.id)?;
+        Ok(Some((user, waiting)))
+    })
+    .await??;
+    Ok(found.map(|(user, waiting)| Viewer {
+        user,
+        session: raw,
+        waiting,
+    }))
 }
 
 fn state_of(req: &HttpRequest) -> Result<State, WebError> {

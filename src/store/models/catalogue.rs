@@ -190,6 +190,17 @@ impl Store {
         Ok(usize::try_from(n).unwrap_or(usize::MAX))
     }
 
+    /// How many requests for access wait for `to`'s answer (the menu's count).
+    pub fn open_requests_to(&self, to: UserId) -> Result<usize, StoreError> {
+        let mut conn = self.conn()?;
+        let n: i64 = access_requests::table
+            .filter(access_requests::to_user_id.eq(to.0))
+            .filter(access_requests::state.eq(RequestState::Open.as_str()))
+            .count()
+            .get_result(&mut conn)?;
+        Ok(usize::try_from(n).unwrap_or(usize::MAX))
+    }
+
     /// One request.
     pub fn access_request(&self, id: RequestId) -> Result<Option<AccessRequest>, StoreError> {
         let q = access_requests::table

@@ -84,6 +84,7 @@ async fn home(state: State, req: HttpRequest, v: MaybeViewer) -> Result<HttpResp
             "pending_in": counts.pending_in,
             "groups": groups.len(),
             "invitations": invitations,
+            "waiting": v.waiting,
             "log": log.iter().map(log_json).collect::<Vec<_>>(),
             "channels": receivable(&state, &v),
         }),
