@@ -63,10 +63,27 @@ async fn anonymous_visitors_see_public_pages_and_are_sent_to_login() {
         "/assets/style.css",
         "/assets/live.js",
         "/healthz",
+        "/api/docs",
     ] {
         let p = anon.get(&app, path).await;
         assert_eq!(p.status, StatusCode::OK, "{path}");
     }
+    // The API's documentation, readable: every operation, its body and answers, linked
+    // from every page's footer.
+    let docs = anon.get(&app, "/api/docs").await;
+    assert!(
+        docs.body.contains("<code>POST /api/v1/shares</code>"),
+        "{}",
+        docs.body
+    );
+    assert!(
+        docs.body
+            .contains(r##"<a href="#schema-ShareBody">ShareBody</a>"##),
+        "{}",
+        docs.body
+    );
+    assert!(docs.body.contains(r#"id="schema-Reach""#));
+    assert!(docs.body.contains(r#"<a href="/api/docs">API</a>"#));
     assert_eq!(
         anon.get(&app, "/assets/nope.css").await.status,
         StatusCode::NOT_FOUND

@@ -7,6 +7,7 @@
 //! store on blocking threads. Every page works without JavaScript.
 
 pub mod api;
+pub mod api_docs;
 pub mod charts;
 pub mod client_ip;
 pub mod error;

@@ -33,6 +33,7 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ("secret", include_str!("../../templates/secret.hbs")),
     ("snippets", include_str!("../../templates/snippets.hbs")),
     ("setup", include_str!("../../templates/setup.hbs")),
+    ("api_docs", include_str!("../../templates/api_docs.hbs")),
     ("groups", include_str!("../../templates/groups.hbs")),
     ("group_members", include_str!("../../templates/group_members.hbs")),
     ("pager", include_str!("../../templates/pager.hbs")),
