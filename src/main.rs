@@ -64,7 +64,7 @@ fn main() -> ExitCode {
             // An error may quote a file or a database (an import): no escape sequences.
             eprintln!(
                 "hpfriends: {}",
-                hpfriends::cli::output::terminal_safe(&format!("{e:#}"))
+                hpfriends::cli::output::terminal_safe(&hpfriends::cli::output::one_message(&e))
             );
             if e.downcast_ref::<hpfriends::cli::NotLive>().is_some() {
                 ExitCode::from(hpfriends::cli::NotLive::EXIT_CODE)

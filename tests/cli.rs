@@ -228,6 +228,10 @@ fn clear_errors_for_bad_databases_and_brokers() {
     ]);
     assert!(o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("creating a new database"));
+    fails_with(
+        &run(&["serve", "--listen", "localhost:10000"]),
+        "an IP address and a port, e.g. 127.0.0.1:10000",
+    );
     let cfg = dir.path().join("bad.toml");
     std::fs::write(&cfg, "max_payload = \"big\"\n").unwrap();
     fails_with(

@@ -64,6 +64,7 @@ async fn anonymous_visitors_see_public_pages_and_are_sent_to_login() {
         "/assets/live.js",
         "/healthz",
         "/api/docs",
+        "/favicon.ico",
     ] {
         let p = anon.get(&app, path).await;
         assert_eq!(p.status, StatusCode::OK, "{path}");
@@ -84,6 +85,13 @@ async fn anonymous_visitors_see_public_pages_and_are_sent_to_login() {
     );
     assert!(docs.body.contains(r#"id="schema-Reach""#));
     assert!(docs.body.contains(r#"<a href="/api/docs">API</a>"#));
+    assert!(docs.body.contains(r##"<a class="skip-link" href="#main">"##));
+    let home = anon.get(&app, "/").await;
+    assert!(
+        !home.body.contains("<title>hpfriends · hpfriends</title>"),
+        "{}",
+        home.body
+    );
     assert_eq!(
         anon.get(&app, "/assets/nope.css").await.status,
         StatusCode::NOT_FOUND

@@ -65,6 +65,24 @@ pub fn release() {
     }
 }
 
+/// An error and its causes in one line, each cause once: a message that already quotes its
+/// cause (`cannot listen on …: Address already in use (os error 98)`) is not followed by
+/// it again, as `{:#}` would.
+pub fn one_message(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
 /// `text` as it may be printed on a terminal: control characters (ESC, the C1 set, NUL,
 /// bare CR…) and bidirectional overrides written as `\u{..}` escapes, so that text from a
 /// file or a database cannot move the cursor, recolour or rewrite what the operator reads.
@@ -134,6 +152,26 @@ pub fn spinner(what: String) -> indicatif::ProgressBar {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_error_says_each_cause_once() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("cannot listen on 127.0.0.1:1: {source}")]
+        struct Bind {
+            source: std::io::Error,
+        }
+        let io = std::io::Error::new(
+            std::io::ErrorKind::AddrInUse,
+            "Address already in use (os error 98)",
+        );
+        let e = anyhow::Error::from(Bind { source: io });
+        assert_eq!(
+            one_message(&e),
+            "cannot listen on 127.0.0.1:1: Address already in use (os error 98)"
+        );
+        let e = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(one_message(&e), "outer: inner");
+    }
 
     #[test]
     fn terminal_output_carries_no_escape_sequences() {

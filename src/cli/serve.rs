@@ -19,11 +19,24 @@ const DEMO_USER: &str = "demo";
 const DEMO_IDENT: &str = "demo";
 const DEMO_CHANNEL: &str = "demo.events";
 
+/// A listen address, `IP:PORT`; a host name or a bare port is refused with an example.
+fn listen_addr(s: &str) -> Result<SocketAddr, String> {
+    s.parse().map_err(|_| {
+        let hint = match s.rsplit_once(':') {
+            Some(("localhost", port)) => format!("127.0.0.1:{port}"),
+            Some((_, port)) if port.parse::<u16>().is_ok() => format!("0.0.0.0:{port}"),
+            _ if s.parse::<u16>().is_ok() => format!("0.0.0.0:{s}"),
+            _ => "127.0.0.1:10000 (this machine only) or 0.0.0.0:10000 (every interface)".into(),
+        };
+        format!("an IP address and a port, e.g. {hint}")
+    })
+}
+
 /// Options of `serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// hpfeeds listen address [default: 0.0.0.0:10000; 127.0.0.1:10000 with --demo].
-    #[arg(long)]
+    #[arg(long, value_parser = listen_addr)]
     pub listen: Option<SocketAddr>,
     /// Plain hpfeeds mode: every subscriber of a channel receives every publisher.
     #[arg(long)]
@@ -38,7 +51,7 @@ pub struct ServeArgs {
     #[arg(long)]
     pub web_listen: Option<String>,
     /// hpfeeds TLS listen address [default: 0.0.0.0:10443; only with --tls-cert and --tls-key].
-    #[arg(long)]
+    #[arg(long, value_parser = listen_addr)]
     pub tls_listen: Option<SocketAddr>,
     /// PEM certificate chain for the TLS listener and the website's HTTPS.
     #[arg(long)]
@@ -163,12 +176,21 @@ async fn cancel_on_signal(token: CancellationToken) {
 fn print_demo(addr: SocketAddr, secret: &Secret) {
     let s = secret.expose();
     let port = addr.port();
+    // As it was started: `cargo run --release --` from a checkout, else this binary.
+    let me = if std::env::var_os("CARGO").is_some() {
+        "cargo run --release --".to_owned()
+    } else {
+        std::env::args()
+            .next()
+            .filter(|a| !a.contains(char::is_whitespace))
+            .unwrap_or_else(|| "hpfriends".into())
+    };
     println!(
         "\nDemo authkey: ident {DEMO_IDENT}, secret {s}, channel {DEMO_CHANNEL}\n\
          In another terminal, receive:\n  \
-         cargo run --release -- sub --port {port} --ident {DEMO_IDENT} --secret {s} --channel {DEMO_CHANNEL}\n\
+         {me} sub --port {port} --ident {DEMO_IDENT} --secret {s} --channel {DEMO_CHANNEL}\n\
          and publish:\n  \
-         cargo run --release -- pub --port {port} --ident {DEMO_IDENT} --secret {s} --channel {DEMO_CHANNEL} 'hello'\n\
+         {me} pub --port {port} --ident {DEMO_IDENT} --secret {s} --channel {DEMO_CHANNEL} 'hello'\n\
          or from Python (pip install hpfeeds):\n  \
          python3 -c \"import hpfeeds; c = hpfeeds.new('127.0.0.1', {port}, '{DEMO_IDENT}', '{s}'); c.publish('{DEMO_CHANNEL}', 'hi'); c.close()\"\n\
          Press Ctrl-C to stop.\n"

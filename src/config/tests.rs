@@ -222,3 +222,20 @@ fn a_missing_file_is_an_error_not_defaults() {
     let e = Config::load(Some(Path::new("/nonexistent/hpfriends.toml")), []).unwrap_err();
     assert!(e.to_string().contains("cannot read config file"), "{e}");
 }
+
+#[test]
+fn a_misspelled_setting_is_named_with_the_one_meant() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("typo.toml");
+    std::fs::write(&file, "max_paylod = 10\n").unwrap();
+    let e = Config::load(Some(&file), []).unwrap_err().to_string();
+    assert!(
+        e.contains("unknown setting `max_paylod`: did you mean `max_payload`?"),
+        "{e}"
+    );
+    assert!(!e.contains("nats_credentials_file"), "not every key: {e}");
+    std::fs::write(&file, "zzzz = 1\n").unwrap();
+    let e = Config::load(Some(&file), []).unwrap_err().to_string();
+    assert!(e.contains("unknown setting `zzzz` (hpfriends config show"), "{e}");
+    assert_eq!(edit_distance("kitten", "sitting"), 3);
+}

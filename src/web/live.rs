@@ -86,7 +86,7 @@ pub async fn index(state: State, req: HttpRequest, v: Viewer) -> Result<HttpResp
     Page::new(
         "live",
         "Live view",
-        "dashboard",
+        "live",
         json!({
             "channel": if asked.is_empty() { Value::Null } else { json!(asked.join(", ")) },
             "followed": asked,

@@ -90,6 +90,11 @@ pub const ASSETS: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("../../assets/live.js"),
     ),
+    (
+        "favicon.svg",
+        "image/svg+xml",
+        include_str!("../../assets/favicon.svg"),
+    ),
 ];
 
 /// Compiles every template once, at start: (pages, HTML-escaped; mails, plain text).
@@ -305,6 +310,7 @@ pub const MENU: &[(&str, &str, &str)] = &[
     ("logs", "/logs", "Logs"),
     ("search", "/search", "Search"),
     ("graph", "/graph", "Graph"),
+    ("live", "/live", "Live"),
     ("account", "/account", "Account"),
 ];
 

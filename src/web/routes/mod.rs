@@ -56,6 +56,11 @@ pub fn paged(mut ctx: serde_json::Value, at: usize, more: bool) -> serde_json::V
 /// Every page route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/assets/{name}", web::get().to(asset))
+        // Browsers ask for it whatever the page links: the same picture, not a 404.
+        .route(
+            "/favicon.ico",
+            web::get().to(|| asset(web::Path::from("favicon.svg".to_owned()))),
+        )
         .route("/healthz", web::get().to(healthz));
     accounts::configure(cfg);
     shares::configure(cfg);

@@ -43,7 +43,13 @@ fn log_json(e: &KeyLogEntry) -> Value {
 
 async fn home(state: State, req: HttpRequest, v: MaybeViewer) -> Result<HttpResponse, WebError> {
     let Some(v) = v.0 else {
-        return Page::new("home", "hpfriends", "", json!({})).render(&state, &req, None);
+        return Page::new(
+            "home",
+            "Share honeypot feeds with the people you trust",
+            "",
+            json!({}),
+        )
+        .render(&state, &req, None);
     };
     let me = v.user.clone();
     // Counted in SQL: a user with thousands of shares loads none of them here.
