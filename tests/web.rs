@@ -1059,7 +1059,7 @@ async fn the_story_through_the_handlers_changes_acls_at_once() {
     let link = site.mail_link("bob@example.org", "/shared-with-me").await;
     assert!(link.ends_with("/shared-with-me"));
     let p = b.get(&app, "/shared-with-me").await;
-    assert!(p.body.contains("1 invitation(s) wait for your answer"));
+    assert!(p.body.contains("Invitations waiting for your answer: 1."));
     let id = site.store.all_shares().unwrap()[0].id.0;
     let p = b.post(&app, &format!("/shares/{id}/accept"), &[]).await;
     assert_eq!(
@@ -2231,7 +2231,7 @@ async fn long_lists_come_a_page_at_a_time() {
     }
     let p = a.get(&app, "/groups").await;
     assert!(p.body.contains("All 60 members and invitees"), "{}", p.body);
-    assert!(p.body.contains("60 active member(s)"));
+    assert!(p.body.contains("60 active members"));
     let p = a.get(&app, "/groups/big/members").await;
     assert_eq!(p.body.matches("<tr><td>").count(), 50, "{}", p.body);
     assert!(p.body.contains("/groups/big/members?page=1"));
@@ -2881,7 +2881,7 @@ async fn a_researcher_finds_a_channel_asks_its_publisher_and_is_granted_it() {
     assert!(
         a_page
             .body
-            .contains("1 request(s) for access wait for your answer"),
+            .contains("Requests for access waiting for your answer: 1."),
         "{}",
         a_page.body
     );
@@ -2914,7 +2914,7 @@ async fn a_researcher_finds_a_channel_asks_its_publisher_and_is_granted_it() {
 
     // Only alice answers it; carol cannot, bob can only withdraw.
     let p = a.get(&app, "/shares").await;
-    assert!(p.body.contains("1 request(s) wait for your answer"), "{}", p.body);
+    assert!(p.body.contains("Requests waiting for your answer: 1."), "{}", p.body);
     assert!(p.body.contains("honeynet, Berlin"), "{}", p.body);
     let id = between(&p.body, "<tr id=\"request-", "\"");
     c.get(&app, "/shares").await;

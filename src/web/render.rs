@@ -111,6 +111,7 @@ pub fn templates() -> Result<(Handlebars<'static>, Handlebars<'static>), handleb
         h.register_template_string(name, *text)?;
     }
     pages.register_helper("url", Box::new(url_helper));
+    pages.register_helper("plural", Box::new(plural_helper));
     mails.register_helper("url", Box::new(url_helper));
     mails.register_helper("quote", Box::new(quote_helper));
     Ok((pages, mails))
@@ -148,6 +149,25 @@ fn url_helper(
     out: &mut dyn handlebars::Output,
 ) -> handlebars::HelperResult {
     out.write(&url_component(&param_text(h)))?;
+    Ok(())
+}
+
+/// `{{plural n "key"}}` → `1 key`, `2 keys`; `{{plural n "match" "matches"}}` for an
+/// irregular plural: a count and its noun, never "key(s)".
+fn plural_helper(
+    h: &handlebars::Helper<'_>,
+    _: &Handlebars<'_>,
+    _: &handlebars::Context,
+    _: &mut handlebars::RenderContext<'_, '_>,
+    out: &mut dyn handlebars::Output,
+) -> handlebars::HelperResult {
+    let n = h.param(0).and_then(|p| p.value().as_u64()).unwrap_or(0);
+    let one = h.param(1).and_then(|p| p.value().as_str()).unwrap_or_default();
+    let many = h
+        .param(2)
+        .and_then(|p| p.value().as_str())
+        .map_or_else(|| format!("{one}s"), str::to_owned);
+    out.write(&handlebars::html_escape(&format!("{n} {}", if n == 1 { one } else { &many })))?;
     Ok(())
 }
 
