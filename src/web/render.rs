@@ -167,7 +167,10 @@ fn plural_helper(
         .param(2)
         .and_then(|p| p.value().as_str())
         .map_or_else(|| format!("{one}s"), str::to_owned);
-    out.write(&handlebars::html_escape(&format!("{n} {}", if n == 1 { one } else { &many })))?;
+    out.write(&handlebars::html_escape(&format!(
+        "{n} {}",
+        if n == 1 { one } else { &many }
+    )))?;
     Ok(())
 }
 

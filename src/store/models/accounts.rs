@@ -336,6 +336,20 @@ impl Store {
         Ok(row.flatten().map(UserId))
     }
 
+    /// A one-time token that was used already, with its user and payload (a confirmation
+    /// link opened a second time, as mail scanners do, is answered as done, not expired).
+    pub fn used_token(&self, kind: TokenKind, raw: &str) -> Result<Option<(UserId, String)>, StoreError> {
+        let mut conn = self.conn()?;
+        let row: Option<(Option<i64>, String)> = tokens::table
+            .filter(tokens::token_hash.eq(token_hash(raw)))
+            .filter(tokens::kind.eq(kind.as_str()))
+            .filter(tokens::used_at.is_not_null())
+            .select((tokens::user_id, tokens::payload))
+            .first(&mut conn)
+            .optional()?;
+        Ok(row.and_then(|(u, p)| u.map(|u| (UserId(u), p))))
+    }
+
     /// Uses up a one-time token: its user and payload, or `None` when it is unknown,
     /// expired or already used.
     pub fn consume_token(&self, kind: TokenKind, raw: &str) -> Result<Option<(UserId, String)>, StoreError> {

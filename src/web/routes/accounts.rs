@@ -276,10 +276,25 @@ pub fn valid_email(email: &str) -> bool {
 
 async fn verify(state: State, req: HttpRequest, token: web::Path<String>) -> Result<HttpResponse, WebError> {
     let t = token.into_inner();
+    let again = t.clone();
     let Some((user, email)) = state
         .db(move |s| s.consume_token(TokenKind::VerifyEmail, &t))
         .await?
     else {
+        // Opened before (a mail scanner, a second click): done if that address is the
+        // account's and confirmed; anything else is a dead link.
+        let done = state
+            .db(move |s| -> Result<bool, crate::store::StoreError> {
+                let Some((user, email)) = s.used_token(TokenKind::VerifyEmail, &again)? else {
+                    return Ok(false);
+                };
+                Ok(s.account(user)?
+                    .is_some_and(|a| a.email_verified && a.user.email.eq_ignore_ascii_case(&email)))
+            })
+            .await?;
+        if done {
+            return Ok(see_other("/login", Some("verified")));
+        }
         return Page::new(
             "message",
             "Link expired",
