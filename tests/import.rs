@@ -258,6 +258,18 @@ fn backup_copies_a_live_database_and_never_overwrites() {
     let again = s.cli(&["backup", copy.to_str().unwrap()]);
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("never overwrites"));
+    // On PostgreSQL it says what to use instead, in one plain line.
+    let pg = Db::scratch();
+    if pg.is_postgres() {
+        ok(&pg, &["user", "add", "a", "--email", "a@x.example"]);
+        let o = cli_with_db(pg.url(), &["backup", dir.path().join("pg.db").to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success());
+        assert_eq!(
+            err.trim(),
+            "hpfriends: backup copies SQLite files; for PostgreSQL use pg_dump (see the README)"
+        );
+    }
 }
 
 #[test]

@@ -91,7 +91,7 @@ impl Store {
     /// a single point in time). `to` must not exist.
     pub fn backup_to(&self, to: &Path) -> Result<(), StoreError> {
         if !matches!(self.backend, Backend::Sqlite(_)) {
-            return Err(StoreError::Unsupported(
+            return Err(StoreError::NotOnThisBackend(
                 "backup copies SQLite files; for PostgreSQL use pg_dump (see the README)".into(),
             ));
         }
@@ -110,7 +110,9 @@ impl Store {
                     .execute(c)?;
                 Ok(())
             }
-            AnyConnection::Postgresql(_) => Err(StoreError::Unsupported("backup of PostgreSQL".into())),
+            AnyConnection::Postgresql(_) => Err(StoreError::NotOnThisBackend(
+                "backup copies SQLite files; for PostgreSQL use pg_dump (see the README)".into(),
+            )),
         }
     }
 }

@@ -122,6 +122,9 @@ pub enum StoreError {
         "unsupported database URL {0:?}: use a SQLite file (a path or sqlite://PATH) or postgres://USER@HOST:PORT/DATABASE"
     )]
     Unsupported(String),
+    /// The operation is not one this backend offers (a file backup of PostgreSQL).
+    #[error("{0}")]
+    NotOnThisBackend(String),
     /// The pool could not open or hand out a connection.
     #[error("cannot open database {url}: {message}")]
     Open {
