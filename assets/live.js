@@ -28,9 +28,12 @@
   // A key as people know it: its owner's name, with the ident it used.
   function who(m) { return m.owner ? m.owner + ' (key ' + m.ident + ')' : m.ident; }
 
+  // The site speaks UTC everywhere; so does the live view.
+  function utcTime() { return new Date().toISOString().slice(11, 19) + ' UTC'; }
+
   function show(m) {
     var li = el('li', 'message');
-    var head = el('header', '', new Date().toLocaleTimeString() + (several ? ' · ' + m.channel : '') + ' · from ' + who(m) + ' · ' + m.size + ' bytes · ' + m.encoding + (m.truncated ? ' (cut)' : ''));
+    var head = el('header', '', utcTime() + (several ? ' · ' + m.channel : '') + ' · from ' + who(m) + ' · ' + m.size + ' bytes · ' + m.encoding + (m.truncated ? ' (cut)' : ''));
     li.appendChild(head);
     if (m.encoding === 'binary') {
       li.appendChild(el('pre', '', 'hex    ' + m.hex + '\nbase64 ' + m.base64));
@@ -64,7 +67,7 @@
     if (before !== undefined) {
       var gone = before.filter(function (u) { return now.indexOf(u) < 0; });
       var added = now.filter(function (u) { return before.indexOf(u) < 0; });
-      var text = 'Access changed at ' + new Date().toLocaleTimeString() + (several ? ' on ' + d.channel : '') + ':' +
+      var text = 'Access changed at ' + utcTime() + (several ? ' on ' + d.channel : '') + ':' +
         (gone.length ? ' no longer from ' + gone.join(', ') + '.' : '') +
         (added.length ? ' now also from ' + added.join(', ') + '.' : '');
       list.insertBefore(el('li', 'message notice', text), list.firstChild);

@@ -103,6 +103,65 @@ fn not_receivable(channel: &str) -> WebError {
     ))
 }
 
+/// `text`, valid JSON, laid out two spaces an level with its keys in the order they came
+/// (a parsed map would sort them).
+fn indent_json(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() * 2);
+    let mut depth = 0usize;
+    let (mut in_string, mut escaped) = (false, false);
+    let mut chars = text.trim().chars().peekable();
+    let newline = |out: &mut String, depth: usize| {
+        out.push('\n');
+        out.push_str(&"  ".repeat(depth));
+    };
+    while let Some(c) = chars.next() {
+        if in_string {
+            out.push(c);
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' => {
+                in_string = true;
+                out.push(c);
+            }
+            '{' | '[' => {
+                out.push(c);
+                // An empty object or array stays on its line.
+                while chars.peek().is_some_and(|n| n.is_whitespace()) {
+                    chars.next();
+                }
+                if matches!(chars.peek(), Some('}' | ']')) {
+                    if let Some(close) = chars.next() {
+                        out.push(close);
+                    }
+                } else {
+                    depth += 1;
+                    newline(&mut out, depth);
+                }
+            }
+            '}' | ']' => {
+                depth = depth.saturating_sub(1);
+                newline(&mut out, depth);
+                out.push(c);
+            }
+            ',' => {
+                out.push(c);
+                newline(&mut out, depth);
+            }
+            ':' => out.push_str(": "),
+            c if c.is_whitespace() => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// The message as the page shows it: text, pretty JSON, or hex and base64 for binary.
 pub fn message_json(ident: &str, channel: &str, payload: &[u8]) -> Value {
     let shown = &payload[..payload.len().min(SHOWN)];
@@ -116,7 +175,8 @@ pub fn message_json(ident: &str, channel: &str, payload: &[u8]) -> Value {
         Ok(text) => match serde_json::from_str::<Value>(text) {
             Ok(v) if v.is_object() || v.is_array() => {
                 m["encoding"] = json!("json");
-                m["text"] = json!(serde_json::to_string_pretty(&v).unwrap_or_else(|_| text.to_owned()));
+                // Indented as sent: the publisher's key order (cowrie's `eventid` first) kept.
+                m["text"] = json!(indent_json(text));
             }
             _ => {
                 m["encoding"] = json!("text");
@@ -467,5 +527,25 @@ mod tests {
         assert_eq!(b["base64"], "/wAQ");
         let big = vec![b'a'; SHOWN + 1];
         assert_eq!(message_json("k", "c", &big)["truncated"], true);
+    }
+
+    #[test]
+    fn json_is_laid_out_in_the_order_it_came() {
+        let sent = r#"{"eventid":"cowrie.login.failed","src_ip":"203.0.113.7","a":{"x":[1, 2],"e":{},"q":"b\"r{,}"},"z":[]}"#;
+        let text = message_json("k", "c", sent.as_bytes())["text"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            text.starts_with("{\n  \"eventid\": \"cowrie.login.failed\",\n  \"src_ip\""),
+            "{text}"
+        );
+        assert!(text.contains("\"e\": {}") && text.contains("\"z\": []"), "{text}");
+        assert!(
+            text.contains(r#""q": "b\"r{,}""#),
+            "strings are left alone: {text}"
+        );
+        let back: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, serde_json::from_str::<Value>(sent).unwrap());
     }
 }
