@@ -1448,7 +1448,11 @@ async fn logs_search_graph_and_live_view() {
         .post(
             &app,
             "/authkeys",
-            &[("publish", "dionaea.capture"), ("subscribe", "dionaea.capture")],
+            &[
+                ("publish", "dionaea.capture"),
+                ("subscribe", "dionaea.capture"),
+                ("comment", "sensor in Frankfurt"),
+            ],
         )
         .await;
     let ident = between(&p.body, "<code id=\"ident\">", "<");
@@ -1464,6 +1468,10 @@ async fn logs_search_graph_and_live_view() {
         .unwrap();
     let p = a.get(&app, "/logs").await;
     assert!(p.body.contains("auth-failed") && p.body.contains("198.51.100.7"));
+    assert!(
+        p.body.contains("sensor in Frankfurt"),
+        "the key as its owner knows it"
+    );
     let p = a.get(&app, "/search?q=dionaea").await;
     assert!(p.body.contains("dionaea.capture"));
     let p = a.get(&app, "/search?q=198.51.100").await;

@@ -106,14 +106,33 @@ async fn logs(
     q: web::Query<PageQuery>,
 ) -> Result<HttpResponse, WebError> {
     let (id, at) = (v.user.id, q.page);
-    let (log, more) = state.db(move |s| s.key_log_page(id, None, at, PER_PAGE)).await?;
+    let (log, more, comments) = state
+        .db(move |s| -> Result<_, crate::store::StoreError> {
+            let (log, more) = s.key_log_page(id, None, at, PER_PAGE)?;
+            // Keys as their owner knows them: the comment beside the ident.
+            let comments: std::collections::HashMap<String, String> = s
+                .authkeys_of(id)?
+                .into_iter()
+                .map(|k| (k.ident.as_str().to_owned(), k.comment))
+                .collect();
+            Ok((log, more, comments))
+        })
+        .await?;
+    let entries: Vec<Value> = log
+        .iter()
+        .map(|e| {
+            let mut j = log_json(e);
+            j["comment"] = json!(comments.get(&e.ident).filter(|c| !c.is_empty()));
+            j
+        })
+        .collect();
     Page::new(
         "logs",
         "Logs",
         "logs",
         crate::web::routes::paged(
             json!({
-                "entries": log.iter().map(log_json).collect::<Vec<_>>(),
+                "entries": entries,
                 "per_page": PER_PAGE,
             }),
             at,
