@@ -56,6 +56,7 @@ fn every_command_has_help() {
         &["export", "--help"],
         &["bench", "graph", "--help"],
         &["config", "show", "--help"],
+        &["config", "test-mail", "--help"],
     ] {
         let o = run(args);
         assert!(o.status.success(), "{args:?}");
@@ -457,4 +458,32 @@ fn a_change_not_yet_live_everywhere_exits_3_and_names_the_server_behind() {
     // Caught up: the same kind of change answers 0.
     store.record_applied("slow-node", i64::MAX).unwrap();
     ok(&db, &["user", "add", "dave", "--email", "d@example.org"]);
+}
+
+/// `config test-mail` sends one mail through the configured transport and says where it
+/// went; a mail server that refuses is one line and a failure.
+#[test]
+fn a_test_mail_checks_the_mail_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let mail = dir.path().join("mail");
+    let o = Command::new(bin())
+        .args(["config", "test-mail", "ops@example.org"])
+        .env("HPFRIENDS_MAIL_DIR", &mail)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("test mail to ops@example.org written into"));
+    let files: Vec<_> = std::fs::read_dir(&mail).unwrap().flatten().collect();
+    let text = std::fs::read_to_string(files[0].path()).unwrap();
+    assert!(
+        text.contains("To: ops@example.org") && text.contains("a test mail"),
+        "{text}"
+    );
+    // Nothing listens on port 9.
+    let refused = Command::new(bin())
+        .args(["config", "test-mail", "ops@example.org"])
+        .env("HPFRIENDS_SMTP_URL", "smtp://127.0.0.1:9")
+        .output()
+        .unwrap();
+    fails_with(&refused, "mail not sent");
 }

@@ -15,6 +15,13 @@ pub enum ConfigCommand {
     /// environment variable, flag); secrets masked. Fails, naming the key, when the
     /// settings cannot work together.
     Show,
+    /// Send one mail to ADDRESS through the configured transport (smtp_url, else a file
+    /// in mail_dir) and say whether it was taken: a check of the mail settings before
+    /// users depend on them.
+    TestMail {
+        /// Who receives it.
+        address: String,
+    },
 }
 
 /// `secret-key` subcommands.
@@ -32,6 +39,25 @@ pub enum SecretKeyCommand {
 pub(super) fn config(cmd: ConfigCommand, loaded: &Loaded) -> anyhow::Result<()> {
     match cmd {
         ConfigCommand::Show => print!("{}", loaded.config.show(&loaded.origins)),
+        ConfigCommand::TestMail { address } => {
+            let c = &loaded.config;
+            let text = format!(
+                "This is a test mail from hpfriends at {}.\n\nIf you read it, the site's mail reaches {address}.\n\n-- hpfriends\n",
+                c.site_url()
+            );
+            super::client::runtime()?.block_on(crate::mail::deliver(
+                (&c.smtp_url, &c.mail_dir, &c.mail_from),
+                &address,
+                "hpfriends: a test mail",
+                &text,
+            ))?;
+            let via = if c.smtp_url.is_empty() {
+                format!("written into {}", c.mail_dir)
+            } else {
+                format!("accepted by {}", crate::store::redacted(&c.smtp_url))
+            };
+            println!("test mail to {} {via}", super::output::terminal_safe(&address));
+        }
     }
     Ok(())
 }
