@@ -38,20 +38,26 @@ pub enum TlsError {
     Config(String),
 }
 
-/// The server configuration for `cert` (PEM chain, leaf first) and `key` (PEM, PKCS#8,
-/// PKCS#1 or SEC1), offering `alpn` protocols (e.g. `h2`, `http/1.1`) when given.
-pub fn server_config(cert: &Path, key: &Path, alpn: &[&[u8]]) -> Result<Arc<ServerConfig>, TlsError> {
+/// Every certificate of a PEM file, at least one, or an error naming the file.
+fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let cert_err = |message: String| TlsError::Cert {
-        path: cert.display().to_string(),
+        path: path.display().to_string(),
         message,
     };
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
         .map_err(|e| cert_err(e.to_string()))?
         .collect::<Result<_, _>>()
         .map_err(|e| cert_err(e.to_string()))?;
-    if chain.is_empty() {
+    if certs.is_empty() {
         return Err(cert_err("no certificate in the file".into()));
     }
+    Ok(certs)
+}
+
+/// The server configuration for `cert` (PEM chain, leaf first) and `key` (PEM, PKCS#8,
+/// PKCS#1 or SEC1), offering `alpn` protocols (e.g. `h2`, `http/1.1`) when given.
+pub fn server_config(cert: &Path, key: &Path, alpn: &[&[u8]]) -> Result<Arc<ServerConfig>, TlsError> {
+    let chain = certificates(cert)?;
     let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| TlsError::Key {
         path: key.display().to_string(),
         message: e.to_string(),
@@ -74,19 +80,11 @@ pub fn client_config(ca: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, Tls
     let mut roots = rustls::RootCertStore::empty();
     match ca {
         Some(path) => {
-            let cert_err = |message: String| TlsError::Cert {
-                path: path.display().to_string(),
-                message,
-            };
-            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-                .map_err(|e| cert_err(e.to_string()))?
-                .collect::<Result<_, _>>()
-                .map_err(|e| cert_err(e.to_string()))?;
-            if certs.is_empty() {
-                return Err(cert_err("no certificate in the file".into()));
-            }
-            for c in certs {
-                roots.add(c).map_err(|e| cert_err(e.to_string()))?;
+            for c in certificates(path)? {
+                roots.add(c).map_err(|e| TlsError::Cert {
+                    path: path.display().to_string(),
+                    message: e.to_string(),
+                })?;
             }
         }
         None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),

@@ -114,7 +114,10 @@ impl ResponseError for WebError {
                     .finish();
             }
             Self::LoginThen(next) => {
-                let to = format!("/login?next={}", super::render::url_component(next));
+                let to = format!(
+                    "/login?{}",
+                    serde_urlencoded::to_string([("next", next)]).unwrap_or_default()
+                );
                 return HttpResponse::SeeOther()
                     .insert_header((header::LOCATION, to))
                     .finish();

@@ -250,6 +250,7 @@ pub fn configure(state: State) -> impl FnOnce(&mut web::ServiceConfig) {
                     }),
             )
             .service(api::scope())
+            .route("/api/docs", web::get().to(api_docs::page))
             .configure(routes::configure)
             .default_service(web::to(error_pages::not_found));
     }

@@ -17,7 +17,6 @@ use crate::web::{State, WebState};
 /// Page routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(home))
-        .route("/api/docs", web::get().to(crate::web::api_docs::page))
         .route("/logs", web::get().to(logs))
         .route("/search", web::get().to(search))
         .route("/graph", web::get().to(graph))
