@@ -21,6 +21,21 @@ fn fixture() -> Value {
     ])
 }
 
+/// The fixture as 3.1.0's JSON store (`auth.json` in `dir`), in the layout its json
+/// Authenticator documents and checks.
+fn json_store(dir: &std::path::Path) -> std::path::PathBuf {
+    let mut map = serde_json::Map::new();
+    for k in fixture().as_array().unwrap() {
+        map.insert(
+            k["ident"].as_str().unwrap().into(),
+            json!({"owner": k["owner"], "secret": k["secret"], "pubchans": k["publish"], "subchans": k["subscribe"]}),
+        );
+    }
+    let file = dir.join("auth.json");
+    std::fs::write(&file, Value::Object(map).to_string()).unwrap();
+    file
+}
+
 fn py_lines(args: &[&str], env: &[(String, String)]) -> Option<Vec<Value>> {
     let py = python()?;
     let out = Command::new(py)
@@ -191,16 +206,7 @@ fn an_mhn_mongoexport_imports_and_its_clients_connect_unchanged() {
 #[test]
 fn hpfeeds_json_and_env_stores_import() {
     let dir = tempfile::tempdir().unwrap();
-    // 3.1.0's JSON store, in the layout its json Authenticator documents and checks.
-    let mut map = serde_json::Map::new();
-    for k in fixture().as_array().unwrap() {
-        map.insert(
-            k["ident"].as_str().unwrap().into(),
-            json!({"owner": k["owner"], "secret": k["secret"], "pubchans": k["publish"], "subchans": k["subscribe"]}),
-        );
-    }
-    let file = dir.path().join("auth.json");
-    std::fs::write(&file, Value::Object(map).to_string()).unwrap();
+    let file = json_store(dir.path());
     let db = Db::scratch();
     let out = ok(&db, &["import", "--from", "hpfeeds-json", file.to_str().unwrap()]);
     assert!(
@@ -490,15 +496,7 @@ fn an_export_with_a_bad_row_imports_nothing_and_its_text_cannot_drive_the_termin
 #[test]
 fn a_migrated_user_is_invited_signs_in_and_shares() {
     let dir = tempfile::tempdir().unwrap();
-    let mut map = serde_json::Map::new();
-    for k in fixture().as_array().unwrap() {
-        map.insert(
-            k["ident"].as_str().unwrap().into(),
-            json!({"owner": k["owner"], "secret": k["secret"], "pubchans": k["publish"], "subchans": k["subscribe"]}),
-        );
-    }
-    let file = dir.path().join("auth.json");
-    std::fs::write(&file, Value::Object(map).to_string()).unwrap();
+    let file = json_store(dir.path());
     let emails = dir.path().join("emails.csv");
     std::fs::write(&emails, "# owner,address\nSensor Org,ops@sensor.example\n").unwrap();
     let db = Db::scratch();

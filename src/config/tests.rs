@@ -237,5 +237,5 @@ fn a_misspelled_setting_is_named_with_the_one_meant() {
     std::fs::write(&file, "zzzz = 1\n").unwrap();
     let e = Config::load(Some(&file), []).unwrap_err().to_string();
     assert!(e.contains("unknown setting `zzzz` (hpfriends config show"), "{e}");
-    assert_eq!(edit_distance("kitten", "sitting"), 3);
+    assert_eq!(suggest::edit_distance("kitten", "sitting"), 3);
 }
